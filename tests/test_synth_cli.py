@@ -1,0 +1,104 @@
+"""End-to-end tests of the synthetic corpus and the CLI, run as a user would (subprocesses)."""
+import hashlib, json, os, pickle, subprocess, sys, time
+from pathlib import Path
+import numpy as np, pytest
+
+from speechface.data.faceformer import FaceFormerDataset, DataError
+
+
+def run(*args, check=True):
+    r = subprocess.run(["speechface", *args],
+                       capture_output=True, text=True)
+    if check and r.returncode != 0: raise AssertionError(f"{args}: rc={r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def digest(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("c") / "tiny"
+    t0 = time.perf_counter(); run("synth", "--preset", "tiny", "--out", str(root), "--quiet")
+    return root, time.perf_counter() - t0
+
+
+def test_tiny_budget_and_layout(tiny):
+    root, dt = tiny
+    assert dt < 5 + 3, f"tiny corpus took {dt:.1f} s (budget 5 s plus interpreter start-up)"
+    for p in ("wav", "vertices_npy", "textgrids", "templates.pkl", "regions.pkl", "faces.npy", "metadata.json"):
+        assert (root / p).exists(), p
+    meta = json.loads((root / "metadata.json").read_text())
+    assert meta["seed"] == 0 and meta["version"] and meta["fps"] == 30
+    assert [len(meta["split"][k]["subjects"]) for k in ("train", "val", "test")] == [8, 2, 2]
+
+
+def test_deterministic_across_processes(tiny, tmp_path):
+    root, _ = tiny
+    run("synth", "--preset", "tiny", "--out", str(tmp_path / "again"), "--quiet")
+    run("synth", "--preset", "tiny", "--seed", "1", "--out", str(tmp_path / "other"), "--quiet")
+    a, b, c = digest(root), digest(tmp_path / "again"), digest(tmp_path / "other")
+    assert a == b
+    assert sum(a[k] != c.get(k) for k in a) > len(a) // 2
+
+
+def test_split_and_one_hot_rules(tiny):
+    root, _ = tiny
+    tr, va, te = (FaceFormerDataset(root, s, with_mel=False) for s in ("train", "val", "test"))
+    assert (len(tr), len(va), len(te)) == (16, 2, 2)
+    assert {it.subject for it in va.items} == {"synth_f5", "synth_m5"}
+    assert all(21 <= it.sentence <= 40 for it in va.items + te.items)
+    for x in tr:
+        i = tr.train_subjects.index(x["subject"])
+        assert x["one_hot"].shape == (8,) and x["one_hot"][i] == 1 and x["one_hot"].sum() == 1
+    assert np.array_equal(te[0]["one_hot"], np.eye(8))
+    ind = FaceFormerDataset(root, "test", style="independent", with_mel=False)[0]["one_hot"]
+    assert np.allclose(ind, 1 / 8)
+
+
+def test_check_data_ok_and_error_exit_codes(tiny, tmp_path):
+    root, _ = tiny
+    r = run("check-data", str(root)); assert "OK: no problems found" in r.stdout
+    import shutil; bad = tmp_path / "bad"; shutil.copytree(root, bad)
+    v = np.load(bad / "vertices_npy" / "synth_m1_sentence02.npy"); v[4] = np.inf
+    np.save(bad / "vertices_npy" / "synth_m1_sentence02.npy", v)
+    r = run("check-data", str(bad), check=False)
+    assert r.returncode == 1 and "synth_m1_sentence02.npy" in r.stdout and "NaN/inf" in r.stdout
+
+
+def test_check_data_missing_folder_is_an_error(tmp_path):
+    r = run("check-data", str(tmp_path / "nope"), check=False)
+    assert r.returncode == 1 and "does not exist" in r.stdout
+
+
+def test_malicious_templates_refused_by_dataset(tiny, tmp_path):
+    root, _ = tiny
+    import shutil; bad = tmp_path / "evil"; shutil.copytree(root, bad)
+    marker = tmp_path / "ran"
+    (bad / "templates.pkl").write_bytes(f"cos\nsystem\n(S'touch {marker}'\ntR.".encode())
+    with pytest.raises(DataError, match="templates.pkl.*refused to load 'os.system'"):
+        FaceFormerDataset(bad, "train")
+    r = run("check-data", str(bad), check=False)
+    assert r.returncode == 1 and "refused to load" in r.stdout
+    assert not marker.exists()
+
+
+def test_baselines_command(tiny):
+    root, _ = tiny
+    r = run("baselines", str(root))
+    assert "static template" in r.stdout and "oracle (generator)" in r.stdout and "LVE" in r.stdout
+
+
+def test_voca_preset_has_vocaset_dimensions(tmp_path):
+    from speechface.data.head import build_head
+    from speechface.data.synth import PRESETS
+    assert PRESETS["voca"].n_vertices == 5023
+    h = build_head(PRESETS["voca"].n_vertices)
+    assert h.vertices.reshape(-1).shape == (15069,)
+
+
+def test_unknown_preset_is_a_clear_error(tmp_path):
+    r = run("synth", "--preset", "huge", "--out", str(tmp_path / "x"), check=False)
+    assert r.returncode != 0 and "invalid choice" in r.stderr
