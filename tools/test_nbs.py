@@ -3,19 +3,26 @@
 Usage: python tools/test_nbs.py [--flags slow] [--workers 2] [NOTEBOOK ...]
 Writes `passed failed` counts to the file named by --counts (read by .ci/run).
 """
-import argparse, sys, time
-from concurrent.futures import ProcessPoolExecutor
+import argparse, os, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+_CHILD = """import sys
+from pathlib import Path
+from nbdev.test import test_nb
+ok, _ = test_nb(Path(sys.argv[1]), skip_flags=sys.argv[2].split(), force_flags=sys.argv[3].split(), basepath=Path(sys.argv[4]))
+sys.exit(0 if ok else 1)
+"""
 
 def _run(fn: str, skip: list, force: list):
-    import os
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    from nbdev.test import test_nb
+    "Run one notebook in a fresh interpreter (isolates state, memory and multiprocessing start methods)."
     t0 = time.time()
-    ok, _ = test_nb(Path(fn), skip_flags=skip, force_flags=force, basepath=ROOT)
-    return fn, ok, time.time() - t0
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    r = subprocess.run([sys.executable, "-c", _CHILD, fn, " ".join(skip), " ".join(force), str(ROOT)],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    if r.returncode: sys.stderr.write(f"--- {fn}\n{r.stdout[-3000:]}{r.stderr[-6000:]}\n")
+    return fn, r.returncode == 0, time.time() - t0
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
@@ -31,7 +38,7 @@ def main():
         str(f) for f in (ROOT / "nbs").rglob("*.ipynb")
         if not any(part.startswith(("_", ".")) for part in f.relative_to(ROOT / "nbs").parts))
     results = []
-    with ProcessPoolExecutor(a.workers) as ex:
+    with ThreadPoolExecutor(a.workers) as ex:
         for fn, ok, dt in ex.map(_run, nbs, [skip] * len(nbs), [force] * len(nbs)):
             results.append((fn, ok, dt))
             print(f"{'PASS' if ok else 'FAIL'}  {dt:7.1f}s  {Path(fn).relative_to(ROOT)}", flush=True)
