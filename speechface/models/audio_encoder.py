@@ -178,12 +178,12 @@ class AudioEncoder(nn.Module):
 
 # %% ../../nbs/02a_models.audio_encoder.ipynb #001765be
 def tiny_wav2vec2_config():
-    "A tiny random wav2vec2 for tests: hidden 64, 2 layers, 2 heads, CNN (32, 32, 32) with stride 320 (still 50 Hz)."
+    "A tiny random wav2vec2 for tests: hidden 64, 2 layers, 2 heads, CNN (32, 32, 32) with stride 320 (still 50 Hz), no LayerDrop."
     from transformers import Wav2Vec2Config
     return Wav2Vec2Config(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
                           conv_dim=(32, 32, 32), conv_stride=(5, 8, 8), conv_kernel=(10, 8, 8),
                           num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, vocab_size=32,
-                          mask_time_prob=0.0)
+                          mask_time_prob=0.0, layerdrop=0.0)   # no LayerDrop: a test must see every layer
 
 class Wav2Vec2AudioEncoder(AudioEncoder):
     "wav2vec2 (Baevski et al. 2020) as FaceFormer uses it: frozen CNN → align to frames → projection + transformer."
