@@ -78,17 +78,21 @@ def predict_conditions(model: FaceFormer, item: dict, device, conds: np.ndarray)
     return model.predict(audio, tpl, torch.as_tensor(conds).to(device), n_frames=len(item["vertice"]))
 
 @torch.no_grad()
-def validate(model: FaceFormer, ds: FaceFormerDataset, lips: np.ndarray, device, conditions: str = "all") -> dict:
-    "Validation LVE (lips, AR decoding, averaged over conditions) and MSE."
-    lve, mse, n = 0.0, 0.0, 0
+def validate(model: FaceFormer, ds: FaceFormerDataset, lips: np.ndarray, device, conditions: str = "all",
+             extra=None,   # optional (pred (C, T, 3V) tensor, item) -> {name: value}: more per-utterance metrics, averaged
+            ) -> dict:
+    "Validation LVE (lips, AR decoding, averaged over conditions) and MSE (+ `extra` metrics averaged over utterances)."
+    lve, mse, n, sums = 0.0, 0.0, 0, {}
     for i in range(len(ds)):
         it = ds[i]
         conds = style_conditions(model.cfg.n_subjects, None if conditions == "mean" else it["one_hot"], conditions == "mean")
-        pred = predict_conditions(model, it, device, conds).cpu().numpy()                  # (C, T, 3V)
+        pred_t = predict_conditions(model, it, device, conds)                             # (C, T, 3V)
+        pred = pred_t.cpu().numpy()
         gt = it["vertice"][None]                                                          # (1, T, 3V)
         err = ((pred - gt).reshape(*pred.shape[:2], -1, 3)[:, :, lips] ** 2).sum(-1)       # (C, T, K)
         lve += err.max(-1).mean() * pred.shape[1]; mse += ((pred - gt) ** 2).mean() * pred.shape[1]; n += pred.shape[1]
-    return {"val_lve": float(lve / n), "val_mse": float(mse / n)}
+        for k, v in (extra(pred_t, it) if extra else {}).items(): sums[k] = sums.get(k, 0.0) + float(v)
+    return {"val_lve": float(lve / n), "val_mse": float(mse / n), **{k: v / max(len(ds), 1) for k, v in sums.items()}}
 
 # %% ../../nbs/09_train.supervised.ipynb #529944b7
 class TrainingDiverged(RuntimeError):
