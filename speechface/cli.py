@@ -39,6 +39,11 @@ def _train(a) -> int:
     if cfg.trainer.name == "rl":                                   # speechface train trainer=rl run=<rl run> ...
         from speechface.train.rl import train_rl
         res = train_rl(cfg, progress=not a.quiet); res["epochs"] = len(res["history"]) - 1
+    elif cfg.trainer.name in ("reward_backbone", "reward_head"):  # the reward model's two stages
+        from speechface.train.reward import train_reward_from_config
+        res = train_reward_from_config(cfg, progress=not a.quiet)
+        print(f"{cfg.trainer.name}: {len(res['history'])} epochs, wrote {res['path']}")
+        return 0
     else: res = train(cfg, progress=not a.quiet)
     print(f"run {res['run_dir']}: {res['epochs']} epochs, best val LVE {res['best_val_lve']:.4e}")
     return 0
@@ -55,6 +60,13 @@ def _animate(a) -> int:
     from speechface.train.inference import animate
     m = animate(a.audio, a.ckpt, a.out, subject=a.subject, template=a.template, device=a.device, sample=a.sample)
     print(f"wrote {a.out}: {m.shape[0]} frames")
+    return 0
+
+def _demo(a) -> int:
+    from speechface.pipeline import run_demo
+    res = run_demo(a.out, quick=a.quick, seed=a.seed, threads=a.threads, video=not a.no_video, progress=not a.quiet)
+    print(f"wrote {Path(a.out) / 'results.md'}" + (f" and {res['video']}" if res.get("video") else "")
+          + f" in {sum(res['timings'].values()):.0f} s")
     return 0
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--template", default=None, help="face identity: a training subject (default: the style's)")
     n.add_argument("--device", default="auto"); n.add_argument("--sample", action="store_true", help="sample the stochastic policy")
     n.set_defaults(func=_animate)
+    d = sub.add_parser("demo", help="the whole pipeline on the built-in corpus: SFT, reward model, RL, table, video")
+    d.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    d.add_argument("--quick", action="store_true", help="tiny corpus and models: a few minutes on 2 CPU cores")
+    d.add_argument("--seed", type=int, default=0); d.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    d.add_argument("--no-video", action="store_true", help="skip the comparison video")
+    d.add_argument("--quiet", action="store_true"); d.set_defaults(func=_demo)
     from speechface.evaluation.evaluate import add_evaluate_parser
     add_evaluate_parser(sub)
     from speechface.models.bench import add_inference_arguments, run_inference_benchmark

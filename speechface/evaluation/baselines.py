@@ -4,7 +4,7 @@
 
 # %% ../../nbs/06_evaluation.baselines.ipynb #85ef6281
 from __future__ import annotations
-import json
+import copy, json
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from ..metrics.mesh import (lip_vertex_error, face_dynamics_deviation, mean_vert
                                      bilabial_closure_accuracy, mouth_opening_correlation, PAPER_UNITS)
 
 # %% auto #0
-__all__ = ['ground_truth', 'baseline_predictions', 'score_predictions', 'baseline_table']
+__all__ = ['ground_truth', 'baseline_predictions', 'score_predictions', 'expert_lip_sync', 'baseline_table']
 
 # %% ../../nbs/06_evaluation.baselines.ipynb #04f46fff
 def _alignments(root: Path, meta: dict | None, stem: str):
@@ -48,8 +48,9 @@ def score_predictions(ds: FaceFormerDataset,            # the split the predicti
                       preds: list[np.ndarray],          # (T', 3V) per item of `ds.items`
                       regions: dict | None = None,      # region name -> indices (default: the dataset's masks)
                       gts: list[np.ndarray] | None = None, # `ground_truth(ds)`, if already loaded
+                      sync_expert=None,                 # an evaluation sync expert (SpeechMeshTransformer or its path)
                      ) -> dict:
-    "LVE / FDD / MVE (+ closure and opening correlation when alignments exist) of predictions on a split."
+    "LVE / FDD / MVE (+ closure and opening correlation when alignments exist, + expert lip-sync when given) on a split."
     regions = regions if regions is not None else load_regions(ds.root / ds.spec.masks, ds.n_vertices)
     gts = gts if gts is not None else ground_truth(ds)
     tpls = [ds.templates[it.subject] for it in ds.items]
@@ -68,7 +69,32 @@ def score_predictions(ds: FaceFormerDataset,            # the split the predicti
             closed += int(res.closed.sum()); total += res.n_segments
             corr.append(mouth_opening_correlation(dp, dg).r)
         row["closure acc"] = closed / max(total, 1); row["opening corr"] = float(np.mean(corr))
+    if sync_expert is not None: row.update(expert_lip_sync(ds, preds, sync_expert))
     return row
+
+def expert_lip_sync(ds: FaceFormerDataset,      # the split the predictions are for
+                    preds: list[np.ndarray],    # (T', 3V) per item of `ds.items`
+                    sync_expert,                # a SpeechMeshTransformer or the path of one (`load_backbone`)
+                    max_offset: int = 15,       # offsets ±M searched (shorter for short clips)
+                   ) -> dict:                   # mean over utterances of the four sync numbers
+    "Lip-sync of predictions by a sync expert: distance at offset 0, LSE-D (min over offsets), LSE-C, |detected offset|."
+    from speechface.models.reward import load_backbone
+    from speechface.train.reward import SyncExpertScorer, mel_frames
+    from speechface.metrics.mesh import lip_sync_offset
+    bb = load_backbone(sync_expert) if isinstance(sync_expert, (str, Path)) else sync_expert
+    L = bb.cfg.clip_len
+    mel_view = copy.copy(ds); mel_view.with_mel = True                  # same items, with the reward model's mel clips
+    res = []
+    for i, p in enumerate(preds):
+        it = mel_view[i]
+        T = min(len(p), len(it["vertice"]))
+        M = min(max_offset, (T - L) // 2)
+        if M < 1: continue                                             # too short to search offsets
+        r = lip_sync_offset(SyncExpertScorer(bb, it["template"]), np.asarray(p)[:T], mel_frames(it["rep_audio_mel"], L)[:T], M, L)
+        res.append((r.dist_zero, r.dist_min, r.confidence, abs(r.offset)))
+    if not res: return {}
+    m = np.mean(res, 0)
+    return {"sync dist": float(m[0]), "LSE-D": float(m[1]), "LSE-C": float(m[2]), "|offset|": float(m[3])}
 
 def baseline_table(root: str | Path, dataset: str = "auto", splits=("val", "test")) -> pd.DataFrame:
     "The baseline table of a dataset folder: one row per (split, baseline)."

@@ -117,6 +117,7 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
                      split: str = "test",       # which split the predictions cover
                      dataset: str = "auto",     # 'vocaset', 'biwi', 'synthetic' or 'auto'
                      conditions: str | list = "all",  # 'all', 'styles', 'mean' or a list of condition names
+                     sync_expert=None,          # evaluation sync expert (path or model): adds lip-sync columns
                     ) -> tuple[pd.DataFrame, dict]:  # (table indexed by condition, report)
     "Score a results folder per style condition plus the average over styles; the report lists missing and unrecognised files."
     ds = FaceFormerDataset(dataset_root, split, dataset, with_mel=False)
@@ -130,7 +131,7 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
         items = [it for it in ds.items if c in files[it.stem]]
         if not items: continue
         preds = [load_prediction(files[it.stem][c], n_frames[it.stem], ds.n_vertices) for it in items]
-        rows[c] = {"utterances": len(items), **score_predictions(_subset(ds, items), preds)}
+        rows[c] = {"utterances": len(items), **score_predictions(_subset(ds, items), preds, sync_expert=sync_expert)}
         if c != STYLE_INDEPENDENT: covered |= {it.stem for it in items}
     if not rows:
         eg = result_name(ds.items[0].stem, wanted[0])
@@ -186,7 +187,10 @@ def write_evaluation(table: pd.DataFrame, # from `evaluate_results`
 def evaluate_command(args: argparse.Namespace) -> int:
     "Handler of `speechface evaluate`: print the table and missing summary, write metrics.csv/json; 1 if nothing was scored."
     cond = args.conditions[0] if len(args.conditions) == 1 and args.conditions[0] in ("all", "styles", "mean") else args.conditions
-    try: table, report = evaluate_results(args.results_dir, args.data, args.split, args.dataset, cond)
+    if args.sync_expert and not Path(args.sync_expert).is_file():
+        print(f"speechface evaluate: --sync-expert {args.sync_expert} not found; train one with "
+              f"`speechface train trainer=reward_backbone trainer.evaluation=true` or leave the option out", file=sys.stderr); return 1
+    try: table, report = evaluate_results(args.results_dir, args.data, args.split, args.dataset, cond, args.sync_expert)
     except NoPredictionsError as e:
         print(f"speechface evaluate: {e}", file=sys.stderr); return 1
     out = Path(args.out) if args.out else Path(args.results_dir).resolve().parent
@@ -207,5 +211,6 @@ def add_evaluate_parser(subparsers, # the object `ArgumentParser.add_subparsers(
     e.add_argument("--conditions", nargs="+", default=["all"], metavar="C",
                    help="'all' (default), 'styles', 'mean', or training-subject names")
     e.add_argument("--out", default=None, metavar="DIR", help="where metrics.csv/json go (default: the results folder's parent)")
+    e.add_argument("--sync-expert", default=None, metavar="PTH", help="evaluation sync expert checkpoint: adds sync dist, LSE-D, LSE-C, |offset|")
     e.set_defaults(func=evaluate_command)
     return e

@@ -26,6 +26,7 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
              split: str = "test",        # dataset split to predict
              ckpt: str | Path | None = None, # default checkpoints/<run>/best.pt
              progress: bool = True,
+             sync_expert=None,           # evaluation sync expert (path/model) for lip-sync columns; default cfg.sync_expert
             ) -> tuple:                   # (metrics table, report, results_dir)
     "Predict every utterance of a split under every style and the mean style, save, and evaluate."
     from speechface.evaluation.evaluate import evaluate_results, write_evaluation
@@ -48,7 +49,8 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
         it = ds[i]
         pred = predict_conditions(model, it, device, conds).cpu().numpy()                  # (N+1, T, 3V)
         for c, name in enumerate(names): np.save(out_dir / f"{it['name']}_condition_{name}.npy", pred[c].astype(np.float32))
-    table, report = evaluate_results(out_dir, cfg.dataset.root, split, cfg.dataset.kind)
+    table, report = evaluate_results(out_dir, cfg.dataset.root, split, cfg.dataset.kind,
+                                     sync_expert=sync_expert if sync_expert is not None else cfg.get("sync_expert"))
     report["predict_s"] = time.time() - t0
     write_evaluation(table, report, run_dir / "styledependant")
     return table, report, out_dir

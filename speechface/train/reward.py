@@ -5,6 +5,7 @@
 # %% ../../nbs/11a_train.reward.ipynb #24e0aa83
 from __future__ import annotations
 import math, time
+import dataclasses
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import NamedTuple
@@ -26,7 +27,7 @@ from ..models.reward import (SpeechMeshConfig, SpeechMeshTransformer, RewardHead
 __all__ = ['PERTURBATIONS', 'load_sync_data', 'sample_shifts', 'SyncTrainConfig', 'SyncCandidates', 'sync_candidates',
            'infonce_sync_loss', 'SyncExpertScorer', 'mel_frames', 'SyncEvaluation', 'sync_accuracy_by_offset',
            'train_sync_expert', 'train_eval_sync_expert', 'oversmooth', 'jitter', 'time_warp', 'perturb',
-           'HeadTrainConfig', 'head_accuracy', 'train_reward_head']
+           'HeadTrainConfig', 'head_accuracy', 'add_actor_predictions', 'train_reward_head', 'train_reward_from_config']
 
 # %% ../../nbs/11a_train.reward.ipynb #ae446b5a
 def load_sync_data(root: str | Path,        # a corpus in FaceFormer's layout
@@ -317,10 +318,14 @@ class HeadTrainConfig:
 
 @torch.no_grad()
 def _head_examples(bb, seqs, cfg: HeadTrainConfig, rng: np.random.Generator, gen: torch.Generator) -> dict:
-    "Frozen-backbone features and masked labels for lip (in/off sync) and real (GT/perturbed)."
+    "Frozen-backbone features and masked labels for lip (in/off sync) and real (GT vs perturbed and actor motion)."
     L = bb.cfg.clip_len; V, A, lip, real = [], [], [], []
     nan = float("nan")
     for q in seqs:
+        if "actor" in q:                                                                     # the SFT actor's own motion
+            tc = len(q["mel"])
+            V.append(bb.encode_mesh(clip_windows(q["actor"][None], L)[0], q["template"][None]))
+            A.append(bb.encode_audio(q["mel"])); lip += [nan] * tc; real += [0.0] * tc
         tc = len(q["mel"]); tpl = q["template"][None]
         af = bb.encode_audio(q["mel"])                                                       # (Tc, D)
         vf = bb.encode_mesh(clip_windows(q["verts"][None], L)[0], tpl)                      # (Tc, D)
@@ -347,6 +352,25 @@ def head_accuracy(head: RewardHead, ex: dict) -> dict:
         out[f"{k}_acc"] = float(np.mean([hit[ex[k] == c].float().mean() for c in (0.0, 1.0) if (ex[k] == c).any()]))
     return out
 
+@torch.no_grad()
+def add_actor_predictions(seqs: list[dict],        # `load_sync_data` sequences (a split)
+                          actor_ckpt: str | Path,  # an SFT checkpoint (`speechface train`)
+                          root: str | Path,        # the corpus (audio and styles)
+                          split: str,              # the split `seqs` came from
+                         ) -> list[dict]:          # the same sequences, each with 'actor' (T, 3V)
+    "Attach the actor's autoregressive prediction (its own style for training speakers, the mean style otherwise)."
+    from speechface.core import load_checkpoint
+    from speechface.train.supervised import load_actor
+    actor = load_actor(load_checkpoint(actor_ckpt)).eval()
+    ds = FaceFormerDataset(root, split, with_mel=False, style="auto" if split == "train" else "independent")
+    by_name = {it["name"]: it for it in (ds[i] for i in range(len(ds)))}
+    for q in seqs:
+        it = by_name[q["name"]]
+        oh = it["one_hot"] if it["one_hot"].ndim == 1 else it["one_hot"].mean(0)
+        q["actor"] = actor.predict(torch.from_numpy(it["audio"])[None], q["template"][None], torch.from_numpy(oh)[None],
+                                   n_frames=len(q["verts"]))[0]
+    return seqs
+
 def train_reward_head(root: str | Path,                                            # corpus
                       backbone_path: str | Path = "checkpoints/reward/model_loss.pth", # the frozen sync expert
                       out_path: str | Path = "checkpoints/reward/v4_best.pt",       # head checkpoint (seed's name)
@@ -356,6 +380,7 @@ def train_reward_head(root: str | Path,                                         
                       head_cfg: RewardHeadConfig | None = None,                     # head hyper-parameters
                       val_split: str | None = "val",                                # selection split (None: last epoch)
                       max_minutes: float | None = None,                             # overrides cfg.max_minutes
+                      actor: str | Path | None = None,                              # SFT checkpoint: its motion is 'not real' too
                       progress: bool = True,
                      ) -> dict:                                                     # summary: path, best, history, head
     "Pre-train head_v2's lip_score and real_score on a frozen sync-expert backbone (masked BCE)."
@@ -365,7 +390,12 @@ def train_reward_head(root: str | Path,                                         
     seed_everything(seed); rng = np.random.default_rng(seed); gen = torch.Generator().manual_seed(seed)
     bb = freeze(load_backbone(backbone_path))
     train = [q for q in load_sync_data(root, ("train",)) if len(q["mel"]) > cfg.min_shift]
-    val_ex = _head_examples(bb, load_sync_data(root, (val_split,)), cfg, np.random.default_rng(10_000 + seed),
+    val = load_sync_data(root, (val_split,)) if val_split else None
+    if actor:
+        if not Path(actor).is_file(): raise FileNotFoundError(f"{actor} not found: train the SFT actor first or leave actor unset")
+        train = add_actor_predictions(train, actor, root, "train")
+        if val: val = add_actor_predictions(val, actor, root, val_split)
+    val_ex = _head_examples(bb, val, cfg, np.random.default_rng(10_000 + seed),
                             torch.Generator().manual_seed(10_000 + seed)) if val_split else None
     head = RewardHead(head_cfg or RewardHeadConfig(embed_dim=bb.cfg.embed_dim))
     params = [p for n, p in head.named_parameters() if not n.startswith("value.")]  # the critic is trained in RL
@@ -387,6 +417,30 @@ def train_reward_head(root: str | Path,                                         
         if score > best:
             best = score
             save_checkpoint(out_path, head_state(head, epoch=epoch + 1, seed=seed, backbone=str(backbone_path),
-                                                 train_config=asdict(cfg), history=history))
+                                                 actor=str(actor or ""), train_config=asdict(cfg), history=history))
         if last: break
     return {"path": str(out_path), "best": best, "history": history, "head": load_reward_head(out_path)}
+
+# %% ../../nbs/11a_train.reward.ipynb #1f18ef58
+def train_reward_from_config(cfg, progress: bool = True) -> dict:
+    "Run `trainer=reward_backbone` (sync expert; evaluation expert with `trainer.evaluation`) or `trainer=reward_head`."
+    t = cfg.trainer
+    if cfg.get("threads"): torch.set_num_threads(int(cfg.threads))
+    if t.name == "reward_backbone":
+        keys = {f.name for f in dataclasses.fields(SyncTrainConfig)}
+        sc = SyncTrainConfig(**{k: t[k] for k in keys if k in t})
+        model = dict(t.model) if t.get("model") else None
+        if t.evaluation:
+            seed = cfg.seed + 1 if t.seed is None else t.seed
+            out = t.out or Path(cfg.out_dir) / "reward" / "eval_sync_expert.pth"
+            return train_eval_sync_expert(cfg.dataset.root, out, seed=seed, cfg=sc, model=model, progress=progress)
+        out = t.out or Path(cfg.out_dir) / "reward" / "model_loss.pth"
+        return train_sync_expert(cfg.dataset.root, out, seed=cfg.seed if t.seed is None else t.seed, cfg=sc, model=model,
+                                 progress=progress)
+    if t.name == "reward_head":
+        keys = {f.name for f in dataclasses.fields(HeadTrainConfig)}
+        hc = HeadTrainConfig(**{k: t[k] for k in keys if k in t})
+        if not Path(t.backbone).is_file():
+            raise FileNotFoundError(f"{t.backbone} not found: pre-train the backbone first (speechface train trainer=reward_backbone)")
+        return train_reward_head(cfg.dataset.root, t.backbone, t.out, seed=cfg.seed, cfg=hc, actor=t.actor, progress=progress)
+    raise ValueError(f"trainer.name={t.name!r} is not a reward trainer (reward_backbone, reward_head)")

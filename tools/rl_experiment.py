@@ -1,0 +1,74 @@
+"""The RL comparison of issue 6: static template, ground truth, SFT, the seed's RL loop and each variant, on the
+held-out test split, per seed; writes one CSV row per (seed, method) and the per-epoch curves.
+
+    python tools/rl_experiment.py --root data/synth_demo --sft 0=ckpt/sft0/best.pt 1=ckpt/sft1/best.pt \
+        --backbone checkpoints/reward/model_loss.pth --head checkpoints/reward/v4_best.pt \
+        --eval-expert checkpoints/reward/eval_sync_expert.pth --out runs/rl_compare --seeds 0
+
+Run one process per seed (`--seeds 0`, `--seeds 1`) to use two cores; `--merge` joins their CSVs.
+"""
+import argparse, json, time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+# name -> overrides; every variant but the seed's uses free rollouts and the KL anchor (see nbs/12_train.rl.ipynb)
+VARIANTS = {
+    "seed RL": ["trainer.variant=seed"],
+    "per-clip": ["trainer.variant=per_clip", "trainer.rollout=free", "trainer.kl_weight=30"],
+    "PPO": ["trainer.variant=ppo", "trainer.rollout=free", "trainer.kl_weight=30", "trainer.ppo_epochs=3"],
+    "GRPO": ["trainer.variant=grpo", "trainer.rollout=free", "trainer.kl_weight=30", "trainer.group_size=4", "trainer.batch_size=2"],
+    "reward backprop": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=30"],
+}
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", required=True); ap.add_argument("--out", required=True)
+    ap.add_argument("--sft", nargs="+", required=True, metavar="SEED=CKPT", help="SFT checkpoint per seed")
+    ap.add_argument("--backbone", required=True); ap.add_argument("--head", required=True)
+    ap.add_argument("--eval-expert", required=True); ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--epochs", type=int, default=4); ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS)); ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--merge", action="store_true", help="only merge the per-seed CSVs in --out")
+    a = ap.parse_args()
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    if a.merge:
+        pd.concat([pd.read_csv(p) for p in sorted(out.glob("table_seed*.csv"))]).to_csv(out / "table.csv", index=False)
+        pd.concat([pd.read_csv(p) for p in sorted(out.glob("curves_seed*.csv"))]).to_csv(out / "curves.csv", index=False)
+        return
+    torch.set_num_threads(a.threads)
+    from speechface.data.faceformer import FaceFormerDataset
+    from speechface.evaluation.baselines import ground_truth, baseline_predictions, score_predictions
+    from speechface.train.supervised import load_config
+    from speechface.train.inference import run_test
+    from speechface.train.rl import train_rl
+    sft = dict(s.split("=", 1) for s in a.sft)
+    ds = FaceFormerDataset(a.root, "test", with_mel=False)
+    gts = ground_truth(ds)
+    for seed in a.seeds:
+        rows, curves = [], []
+        if seed == a.seeds[0]:
+            for name, preds in (("ground truth", gts), ("static template", baseline_predictions(ds, gts)["static template"])):
+                rows.append({"seed": seed, "method": name, **score_predictions(ds, preds, gts=gts, sync_expert=a.eval_expert)})
+        base = [f"dataset.root={a.root}", f"out_dir={out / f'seed{seed}'}", f"seed={seed}", f"threads={a.threads}",
+                f"sync_expert={a.eval_expert}"]
+        tab, _, _ = run_test(load_config(base + ["run=sft"]), "test", ckpt=sft[str(seed)], progress=False)
+        rows.append({"seed": seed, "method": "SFT", **tab.loc["average over styles"].drop("utterances").to_dict()})
+        for name in a.variants:
+            run = name.replace(" ", "_")
+            cfg = load_config(base + ["trainer=rl", f"run={run}", f"trainer.init_actor={sft[str(seed)]}",
+                                      f"trainer.backbone={a.backbone}", f"trainer.head={a.head}", f"trainer.epochs={a.epochs}",
+                                      f"trainer.lr={a.lr}", "trainer.select=reward"] + VARIANTS[name])
+            t0 = time.time(); res = train_rl(cfg, progress=False); wall = time.time() - t0
+            tab, _, _ = run_test(cfg, "test", progress=False)
+            h = pd.DataFrame(res["history"]); h.insert(0, "method", name); h.insert(0, "seed", seed); curves.append(h)
+            rows.append({"seed": seed, "method": name, **tab.loc["average over styles"].drop("utterances").to_dict(),
+                         "best epoch": res["best_epoch"], "rl wall s": wall, "step s": h["step_s"].dropna().mean(),
+                         "clips/s": h["clips_per_s"].dropna().mean()})
+            pd.DataFrame(rows).to_csv(out / f"table_seed{seed}.csv", index=False)
+            pd.concat(curves).to_csv(out / f"curves_seed{seed}.csv", index=False)
+            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rows[-1].items()}), flush=True)
+
+if __name__ == "__main__":
+    main()
