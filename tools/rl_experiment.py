@@ -5,7 +5,8 @@ held-out test split, per seed; writes one CSV row per (seed, method) and the per
         --backbone checkpoints/reward/model_loss.pth --head checkpoints/reward/v4_best.pt \
         --eval-expert checkpoints/reward/eval_sync_expert.pth --out runs/rl_compare --seeds 0
 
-Run one process per seed (`--seeds 0`, `--seeds 1`) to use two cores; `--merge` joins their CSVs.
+Run one process per seed (`--seeds 0`, `--seeds 1`) to use two cores; `--merge` joins their CSVs. `--rescore`
+re-scores the saved predictions of a finished run with the current metrics (training columns are kept).
 """
 import argparse, json, time
 from pathlib import Path
@@ -31,26 +32,44 @@ def main():
     ap.add_argument("--epochs", type=int, default=4); ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS)); ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--merge", action="store_true", help="only merge the per-seed CSVs in --out")
+    ap.add_argument("--rescore", action="store_true", help="re-score saved predictions of --seeds with the current metrics")
     a = ap.parse_args()
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    if a.rescore:
+        torch.set_num_threads(a.threads)
+        from speechface.evaluation.evaluate import evaluate_results
+        from speechface.pipeline import reference_rows
+        for seed in a.seeds:
+            old = pd.read_csv(out / f"table_seed{seed}.csv")
+            keep = ["best epoch", "rl wall s", "step s", "clips/s"]
+            rows = []
+            if seed == a.seeds[0] and "ground truth" in set(old.method):
+                ref = reference_rows(a.root, a.eval_expert)
+                rows += [{"seed": seed, "method": m, **ref.loc[m].to_dict()} for m in ref.index]
+            for _, r in old[~old.method.isin(["ground truth", "static template"])].iterrows():
+                run = "sft" if r.method == "SFT" else r.method.replace(" ", "_")
+                tab, _ = evaluate_results(out / f"seed{seed}" / run / "styledependant" / "results", a.root, "test",
+                                          sync_expert=a.eval_expert)
+                rows.append({"seed": seed, "method": r.method, **tab.loc["average over styles"].drop("utterances").to_dict(),
+                             **{k: r[k] for k in keep if k in r}})
+                print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rows[-1].items()}), flush=True)
+            pd.DataFrame(rows).to_csv(out / f"table_seed{seed}.csv", index=False)
+        return
     if a.merge:
         pd.concat([pd.read_csv(p) for p in sorted(out.glob("table_seed*.csv"))]).to_csv(out / "table.csv", index=False)
         pd.concat([pd.read_csv(p) for p in sorted(out.glob("curves_seed*.csv"))]).to_csv(out / "curves.csv", index=False)
         return
     torch.set_num_threads(a.threads)
-    from speechface.data.faceformer import FaceFormerDataset
-    from speechface.evaluation.baselines import ground_truth, baseline_predictions, score_predictions
+    from speechface.pipeline import reference_rows
     from speechface.train.supervised import load_config
     from speechface.train.inference import run_test
     from speechface.train.rl import train_rl
     sft = dict(s.split("=", 1) for s in a.sft)
-    ds = FaceFormerDataset(a.root, "test", with_mel=False)
-    gts = ground_truth(ds)
     for seed in a.seeds:
         rows, curves = [], []
         if seed == a.seeds[0]:
-            for name, preds in (("ground truth", gts), ("static template", baseline_predictions(ds, gts)["static template"])):
-                rows.append({"seed": seed, "method": name, **score_predictions(ds, preds, gts=gts, sync_expert=a.eval_expert)})
+            ref = reference_rows(a.root, a.eval_expert)
+            rows += [{"seed": seed, "method": m, **ref.loc[m].to_dict()} for m in ref.index]
         base = [f"dataset.root={a.root}", f"out_dir={out / f'seed{seed}'}", f"seed={seed}", f"threads={a.threads}",
                 f"sync_expert={a.eval_expert}"]
         tab, _, _ = run_test(load_config(base + ["run=sft"]), "test", ckpt=sft[str(seed)], progress=False)

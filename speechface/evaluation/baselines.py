@@ -13,7 +13,7 @@ import pandas as pd
 from ..data.faceformer import FaceFormerDataset, resolve_spec
 from ..data.mesh import load_regions, upper_face_indices, inner_lip_distance
 from ..metrics.mesh import (lip_vertex_error, face_dynamics_deviation, mean_vertex_error,
-                                     bilabial_closure_accuracy, mouth_opening_correlation, PAPER_UNITS)
+                                     bilabial_closure_accuracy, mouth_opening_correlation, dynamics_stats, PAPER_UNITS)
 
 # %% auto #0
 __all__ = ['ground_truth', 'baseline_predictions', 'score_predictions', 'expert_lip_sync', 'baseline_table']
@@ -56,9 +56,12 @@ def score_predictions(ds: FaceFormerDataset,            # the split the predicti
     tpls = [ds.templates[it.subject] for it in ds.items]
     unit = PAPER_UNITS["vocaset"]
     fdd = face_dynamics_deviation(preds, gts, tpls, upper_face_indices(regions))
+    dyn = [dynamics_stats(p, g, ds.spec.fps, idx=regions["lips"]) for p, g in zip(preds, gts) if len(g) >= 3]
     row = {"LVE (×1e-5)": lip_vertex_error(preds, gts, regions["lips"]) / unit,
            "FDD (×1e-7)": fdd.fdd / 1e-7, "|FDD| (×1e-7)": fdd.fdd_abs / 1e-7,
-           "MVE (mm)": mean_vertex_error(preds, gts) * 1000}
+           "MVE (mm)": mean_vertex_error(preds, gts) * 1000,
+           "lip speed ratio": float(np.mean([d["speed_ratio"] for d in dyn])) if dyn else float("nan"),   # pred / GT
+           "lip acc ratio": float(np.mean([d["acc_ratio"] for d in dyn])) if dyn else float("nan")}
     meta = json.loads((ds.root / "metadata.json").read_text()) if (ds.root / "metadata.json").is_file() else None
     if meta and "inner_lip_upper" in regions:
         closed, total, corr = 0, 0, []

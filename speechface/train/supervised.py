@@ -114,6 +114,8 @@ def train(cfg,                         # composed config (`load_config`)
     "Supervised training of FaceFormer per `cfg`; writes checkpoints/<run>/{last.pt,best.pt,metrics.csv}."
     from omegaconf import OmegaConf
     t = cfg.trainer
+    if t.mode not in ("teacher", "scheduled", "rollout", "autoregressive"):
+        raise ValueError(f"trainer.mode={t.mode!r}; choose teacher, scheduled, rollout or autoregressive")
     if cfg.get("threads"): torch.set_num_threads(int(cfg.threads))
     seed_everything(cfg.seed)
     device = get_device(cfg.device)
@@ -152,13 +154,19 @@ def train(cfg,                         # composed config (`load_config`)
         dl = DataLoader(train_set, batch_size=t.batch_size, shuffle=True, generator=gen, collate_fn=collate_faceformer,
                         num_workers=cfg.dataset.num_workers)
         mix = 1.0
-        if t.mode == "scheduled":
+        if t.mode in ("scheduled", "rollout"):
             mix = t.teacher_mix_start + (t.teacher_mix_end - t.teacher_mix_start) * epoch / max(1, t.epochs - 1)
         tot, nb, t0 = 0.0, 0, time.time()
         for b in tqdm(dl, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not progress, leave=False):
             b = {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
             if t.mode == "autoregressive":                            # the reference's training: roll out, backprop through it
                 out = model(b["audio"], b["template"], b["one_hot"], n_frames=b["vertice"].shape[1], mode="autoregressive")
+            elif t.mode == "rollout":                                 # inputs: GT with prob. mix, else the model's own rollout
+                with torch.no_grad():
+                    own = model(b["audio"], b["template"], b["one_hot"], n_frames=b["vertice"].shape[1], mode="autoregressive")["mu"]
+                keep = (torch.rand(own.shape[:2], device=own.device) < mix)[..., None]
+                out = model(b["audio"], b["template"], b["one_hot"], vertice=torch.where(keep, b["vertice"], own), mode="teacher",
+                            input_noise=t.input_noise)
             else:
                 out = model(b["audio"], b["template"], b["one_hot"], vertice=b["vertice"], mode="teacher", teacher_mix=mix,
                             input_noise=t.input_noise)
