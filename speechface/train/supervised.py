@@ -21,7 +21,7 @@ from ..models.faceformer import FaceFormer, FaceFormerConfig
 
 # %% auto #0
 __all__ = ['load_config', 'motion_rms', 'model_config', 'masked_mse', 'style_conditions', 'predict_conditions', 'validate',
-           'TrainingDiverged', 'train', 'load_actor']
+           'TrainingDiverged', 'epoch_lr', 'train', 'load_actor']
 
 # %% ../../nbs/09_train.supervised.ipynb #9d1323a7
 def load_config(overrides: list[str] = (), # Hydra overrides, e.g. ['trainer.epochs=5', 'dataset.root=data/x']
@@ -108,6 +108,13 @@ def _set_rng_state(s: dict):
     np.random.set_state(("MT19937", s["numpy_keys"].numpy().astype(np.uint32), s["numpy_pos"], 0, 0.0))
     random.setstate((3, tuple(s["python"]), None))
 
+def epoch_lr(lr: float, u: float, schedule: str = "constant", min_ratio: float = 0.1) -> float:
+    "Learning rate at progress u ∈ [0, 1]: 'constant', or 'cosine' from lr down to min_ratio·lr at u = 1."
+    if schedule == "constant": return lr
+    if schedule == "cosine":
+        return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(max(u, 0.0), 1.0))))
+    raise ValueError(f"trainer.lr_schedule={schedule!r}; choose constant or cosine")
+
 def train(cfg,                         # composed config (`load_config`)
           progress: bool = True,       # progress bars
          ) -> dict:                     # summary: run_dir, best_val_lve, epochs, history
@@ -153,9 +160,13 @@ def train(cfg,                         # composed config (`load_config`)
         gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
         dl = DataLoader(train_set, batch_size=t.batch_size, shuffle=True, generator=gen, collate_fn=collate_faceformer,
                         num_workers=cfg.dataset.num_workers)
+        u = epoch / max(1, t.epochs - 1)                              # progress through the run, 0 → 1
+        if t.max_minutes: u = min(1.0, max(u, (time.time() - t_start) / 60 / t.max_minutes))  # … or through the time budget
+        lr = epoch_lr(t.lr, u, t.get("lr_schedule", "constant"), t.get("lr_min_ratio", 0.1))
+        for g in opt.param_groups: g["lr"] = lr
         mix = 1.0
         if t.mode in ("scheduled", "rollout"):
-            mix = t.teacher_mix_start + (t.teacher_mix_end - t.teacher_mix_start) * epoch / max(1, t.epochs - 1)
+            mix = t.teacher_mix_start + (t.teacher_mix_end - t.teacher_mix_start) * u
         tot, nb, t0 = 0.0, 0, time.time()
         for b in tqdm(dl, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not progress, leave=False):
             b = {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
@@ -178,7 +189,7 @@ def train(cfg,                         # composed config (`load_config`)
             opt.zero_grad(set_to_none=True); loss.backward()
             if t.grad_clip: torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             opt.step(); tot += loss.item(); nb += 1
-        row = {"epoch": epoch + 1, "train_loss": tot / max(nb, 1), "teacher_mix": mix, "epoch_s": time.time() - t0}
+        row = {"epoch": epoch + 1, "train_loss": tot / max(nb, 1), "teacher_mix": mix, "lr": lr, "epoch_s": time.time() - t0}
         if (epoch + 1) % t.val_every == 0 or epoch + 1 == t.epochs:
             model.eval(); row.update(validate(model, ds_va, lips, device, t.val_conditions))
         history.append(row)
