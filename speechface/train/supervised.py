@@ -190,7 +190,8 @@ def train(cfg,                         # composed config (`load_config`)
             if t.grad_clip: torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             opt.step(); tot += loss.item(); nb += 1
         row = {"epoch": epoch + 1, "train_loss": tot / max(nb, 1), "teacher_mix": mix, "lr": lr, "epoch_s": time.time() - t0}
-        if (epoch + 1) % t.val_every == 0 or epoch + 1 == t.epochs:
+        out_of_time = bool(t.max_minutes) and (time.time() - t_start) / 60 > t.max_minutes
+        if (epoch + 1) % t.val_every == 0 or epoch + 1 == t.epochs or out_of_time:   # the last epoch is always validated
             model.eval(); row.update(validate(model, ds_va, lips, device, t.val_conditions))
         history.append(row)
         improved = row.get("val_lve", math.inf) < best
@@ -204,7 +205,7 @@ def train(cfg,                         # composed config (`load_config`)
             for k, v in row.items():
                 if k != "epoch": tb.add_scalar(k, v, epoch + 1)
         if progress: print(" | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        if t.max_minutes and (time.time() - t_start) / 60 > t.max_minutes:
+        if out_of_time:
             if progress: print(f"stopping after {t.max_minutes} min (trainer.max_minutes)")
             break
     return {"run_dir": str(run_dir), "best_val_lve": best, "epochs": len(history), "history": history}
