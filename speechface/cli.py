@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the whole pipeline on the built-in corpus: SFT, reward model, RL, table, video")
     d.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     d.add_argument("--quick", action="store_true", help="tiny corpus and models: a few minutes on 2 CPU cores")
-    d.add_argument("--seed", type=int, default=0); d.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: on small CPUs more threads stall "
+                                                          "under any other load, and the SFT step has a time budget)")
     d.add_argument("--no-video", action="store_true", help="skip the comparison video")
     d.add_argument("--quiet", action="store_true"); d.set_defaults(func=_demo)
     from speechface.evaluation.evaluate import add_evaluate_parser
