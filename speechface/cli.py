@@ -64,7 +64,7 @@ def _animate(a) -> int:
 
 def _demo(a) -> int:
     from speechface.pipeline import run_demo
-    res = run_demo(a.out, quick=a.quick, seed=a.seed, threads=a.threads, video=not a.no_video, progress=not a.quiet)
+    res = run_demo(a.out, quick=a.quick, seed=a.seed, threads=a.threads, video=not a.no_video, reuse=a.reuse, progress=not a.quiet)
     print(f"wrote {Path(a.out) / 'results.md'}" + (f" and {res['video']}" if res.get("video") else "")
           + f" in {sum(res['timings'].values()):.0f} s")
     return 0
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: on small CPUs more threads stall "
                                                           "under any other load, and the SFT step has a time budget)")
     d.add_argument("--no-video", action="store_true", help="skip the comparison video")
+    d.add_argument("--reuse", action="store_true", help="keep SFT / expert / head checkpoints already in --out; rerun RL onwards")
     d.add_argument("--quiet", action="store_true"); d.set_defaults(func=_demo)
     from speechface.evaluation.evaluate import add_evaluate_parser
     add_evaluate_parser(sub)

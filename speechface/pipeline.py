@@ -35,7 +35,7 @@ class DemoPlan:
 
 PLANS = {
     "full": DemoPlan("demo", sft=["trainer=demo"],
-                     rl=["trainer.epochs=4", "trainer.lr=3e-5"]),
+                     rl=["trainer.epochs=6", "trainer.lr=2e-5"]),
     "quick": DemoPlan("tiny", sft=["trainer=demo", "trainer.epochs=4", "trainer.val_every=2", "model.feature_dim=32",
                                    "model.audio.mel_dim=32"],
                       sync_epochs=3, sync_minutes=None, sync_model={"d_model": 32, "n_layers": 1}, head_epochs=3,
@@ -84,6 +84,7 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
              seed: int = 0,                  # seeds corpus, SFT, reward model and RL
              threads: int | None = None,     # torch CPU threads (None: torch's default)
              video: bool = True,             # render the GT | SFT | RL comparison video
+             reuse: bool = False,            # keep SFT / experts / head checkpoints already in `out` (RL always reruns)
              progress: bool = True,
             ) -> dict:                       # paths, the results table and the step timings
     "Corpus → SFT → reward model → RL → evaluation table → comparison video."
@@ -99,18 +100,19 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
     base = [f"dataset.root={data}", f"out_dir={ck}", f"seed={seed}"] + ([f"threads={threads}"] if threads else [])
     with _timed(tm, "corpus", progress):
         if not (data / "metadata.json").is_file(): generate_corpus(data, plan.preset, seed=seed, progress=progress)
+    sft_cfg, sft_ckpt = load_config(base + ["run=sft"] + plan.sft), ck / "sft" / "best.pt"
+    todo = lambda p: not (reuse and Path(p).is_file())
     with _timed(tm, "sft", progress):
-        sft_cfg = load_config(base + ["run=sft"] + plan.sft); train(sft_cfg, progress=progress)
-    sft_ckpt = ck / "sft" / "best.pt"
+        if todo(sft_ckpt): train(sft_cfg, progress=progress)
     with _timed(tm, "sync expert", progress):
-        train_sync_expert(data, rw / "model_loss.pth", seed=seed, cfg=SyncTrainConfig(epochs=plan.sync_epochs, max_minutes=plan.sync_minutes),
+        if todo(rw / "model_loss.pth"): train_sync_expert(data, rw / "model_loss.pth", seed=seed, cfg=SyncTrainConfig(epochs=plan.sync_epochs, max_minutes=plan.sync_minutes),
                           model=plan.sync_model or None, progress=progress)
     with _timed(tm, "evaluation expert", progress):
-        train_eval_sync_expert(data, rw / "eval_sync_expert.pth", seed=seed + 1,
+        if todo(rw / "eval_sync_expert.pth"): train_eval_sync_expert(data, rw / "eval_sync_expert.pth", seed=seed + 1,
                                cfg=SyncTrainConfig(epochs=plan.sync_epochs, max_minutes=plan.sync_minutes),
                                model=plan.sync_model or None, progress=progress)
     with _timed(tm, "score head", progress):
-        train_reward_head(data, rw / "model_loss.pth", rw / "v4_best.pt", seed=seed,
+        if todo(rw / "v4_best.pt"): train_reward_head(data, rw / "model_loss.pth", rw / "v4_best.pt", seed=seed,
                           cfg=HeadTrainConfig(epochs=plan.head_epochs, max_minutes=plan.head_minutes), actor=sft_ckpt, progress=progress)
     with _timed(tm, "rl", progress):
         rl_cfg = load_config(base + ["run=rl", f"trainer.init_actor={sft_ckpt}"] + RL_RECIPE + plan.rl)
