@@ -61,10 +61,11 @@ def comparison_table(root,                      # the corpus
                     ) -> pd.DataFrame:          # one row per method
     "Test every run under every training style (`run_test`), average over styles, and stack the rows."
     from speechface.train.inference import run_test
+    from speechface.evaluation.evaluate import style_average
     rows = {}
     for name, (cfg, ckpt) in runs.items():
         tab, _, _ = run_test(cfg, split, ckpt=ckpt, progress=progress, sync_expert=eval_expert)
-        rows[name] = tab.loc["average over styles"].drop("utterances")
+        rows[name] = style_average(tab)
     out = pd.DataFrame.from_dict(rows, orient="index")
     if references: out = pd.concat([reference_rows(root, eval_expert, split), out])
     out.index.name = "method"

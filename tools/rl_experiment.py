@@ -46,7 +46,7 @@ def main():
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     if a.rescore:
         torch.set_num_threads(a.threads)
-        from speechface.evaluation.evaluate import evaluate_results
+        from speechface.evaluation.evaluate import evaluate_results, style_average
         from speechface.pipeline import reference_rows
         for seed in a.seeds:
             old = pd.read_csv(out / f"table_seed{seed}{a.tag}.csv")
@@ -59,7 +59,7 @@ def main():
                 run = run_name(r.method.replace(" (last epoch)", "")) + ("_last" if r.method.endswith("(last epoch)") else "")
                 tab, _ = evaluate_results(out / f"seed{seed}" / run / "styledependant" / "results", a.root, "test",
                                           sync_expert=a.eval_expert)
-                rows.append({"seed": seed, "method": r.method, **tab.loc["average over styles"].drop("utterances").to_dict(),
+                rows.append({"seed": seed, "method": r.method, **style_average(tab).to_dict(),
                              **{k: r[k] for k in keep if k in r}})
                 print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rows[-1].items()}), flush=True)
             pd.DataFrame(rows).to_csv(out / f"table_seed{seed}{a.tag}.csv", index=False)
@@ -74,6 +74,7 @@ def main():
         return
     torch.set_num_threads(a.threads)
     from speechface.pipeline import reference_rows
+    from speechface.evaluation.evaluate import style_average
     from speechface.train.supervised import load_config
     from speechface.train.inference import run_test
     from speechface.train.rl import train_rl
@@ -87,7 +88,7 @@ def main():
                 f"sync_expert={a.eval_expert}"]
         if not a.no_sft:
             tab, _, _ = run_test(load_config(base + ["run=sft"]), "test", ckpt=sft[str(seed)], progress=False)
-            rows.append({"seed": seed, "method": "SFT", **tab.loc["average over styles"].drop("utterances").to_dict()})
+            rows.append({"seed": seed, "method": "SFT", **style_average(tab).to_dict()})
         for name in a.variants:
             run = run_name(name)
             lr = [] if any(o.startswith("trainer.lr=") for o in VARIANTS[name]) else [f"trainer.lr={a.lr}"]
@@ -97,13 +98,13 @@ def main():
             t0 = time.time(); res = train_rl(cfg, progress=False); wall = time.time() - t0
             tab, _, _ = run_test(cfg, "test", progress=False)
             h = pd.DataFrame(res["history"]); h.insert(0, "method", name); h.insert(0, "seed", seed); curves.append(h)
-            rows.append({"seed": seed, "method": name, **tab.loc["average over styles"].drop("utterances").to_dict(),
+            rows.append({"seed": seed, "method": name, **style_average(tab).to_dict(),
                          "best epoch": res["best_epoch"], "rl wall s": wall, "step s": h["step_s"].dropna().mean(),
                          "clips/s": h["clips_per_s"].dropna().mean()})
             if a.eval_last:
                 last_cfg = load_config(base + [f"run={run}_last"])
                 tab, _, _ = run_test(last_cfg, "test", ckpt=out / f"seed{seed}" / run / "last.pt", progress=False)
-                rows.append({"seed": seed, "method": f"{name} (last epoch)", **tab.loc["average over styles"].drop("utterances").to_dict(),
+                rows.append({"seed": seed, "method": f"{name} (last epoch)", **style_average(tab).to_dict(),
                              "best epoch": a.epochs})
             pd.DataFrame(rows).to_csv(out / f"table_seed{seed}{a.tag}.csv", index=False)
             pd.concat(curves).to_csv(out / f"curves_seed{seed}{a.tag}.csv", index=False)

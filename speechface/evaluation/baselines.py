@@ -49,6 +49,7 @@ def score_predictions(ds: FaceFormerDataset,            # the split the predicti
                       regions: dict | None = None,      # region name -> indices (default: the dataset's masks)
                       gts: list[np.ndarray] | None = None, # `ground_truth(ds)`, if already loaded
                       sync_expert=None,                 # an evaluation sync expert (SpeechMeshTransformer or its path)
+                      mel_cache: dict | None = None,    # stem -> reward mel clips, shared across calls (see `expert_lip_sync`)
                      ) -> dict:
     "LVE / FDD / MVE (+ closure and opening correlation when alignments exist, + expert lip-sync when given) on a split."
     regions = regions if regions is not None else load_regions(ds.root / ds.spec.masks, ds.n_vertices)
@@ -72,13 +73,15 @@ def score_predictions(ds: FaceFormerDataset,            # the split the predicti
             closed += int(res.closed.sum()); total += res.n_segments
             corr.append(mouth_opening_correlation(dp, dg).r)
         row["closure acc"] = closed / max(total, 1); row["opening corr"] = float(np.mean(corr))
-    if sync_expert is not None: row.update(expert_lip_sync(ds, preds, sync_expert))
+    if sync_expert is not None: row.update(expert_lip_sync(ds, preds, sync_expert, mel_cache=mel_cache))
     return row
 
 def expert_lip_sync(ds: FaceFormerDataset,      # the split the predictions are for
                     preds: list[np.ndarray],    # (T', 3V) per item of `ds.items`
                     sync_expert,                # a SpeechMeshTransformer or the path of one (`load_backbone`)
                     max_offset: int = 15,       # offsets ±M searched (shorter for short clips)
+                    mel_cache: dict | None = None, # stem -> `rep_audio_mel`; filled here, so scoring several style
+                                                   # conditions of one split reads and transforms each wav once
                    ) -> dict:                   # mean over utterances of the four sync numbers
     "Lip-sync of predictions by a sync expert: distance at offset 0, LSE-D (min over offsets), LSE-C, |detected offset|."
     from speechface.models.reward import load_backbone
@@ -87,13 +90,16 @@ def expert_lip_sync(ds: FaceFormerDataset,      # the split the predictions are 
     bb = load_backbone(sync_expert) if isinstance(sync_expert, (str, Path)) else sync_expert
     L = bb.cfg.clip_len
     mel_view = copy.copy(ds); mel_view.with_mel = True                  # same items, with the reward model's mel clips
+    mel_cache = {} if mel_cache is None else mel_cache
     res = []
     for i, p in enumerate(preds):
-        it = mel_view[i]
-        T = min(len(p), len(it["vertice"]))
+        stem = ds.items[i].stem
+        if stem not in mel_cache: mel_cache[stem] = mel_view[i]["rep_audio_mel"]
+        mel = mel_cache[stem]
+        T = min(len(p), len(mel) + L - 1)                              # mel clips cover T - L + 1 windows of the GT
         M = min(max_offset, (T - L) // 2)
         if M < 1: continue                                             # too short to search offsets
-        r = lip_sync_offset(SyncExpertScorer(bb, it["template"]), np.asarray(p)[:T], mel_frames(it["rep_audio_mel"], L)[:T], M, L)
+        r = lip_sync_offset(SyncExpertScorer(bb, ds.templates[ds.items[i].subject]), np.asarray(p)[:T], mel_frames(mel, L)[:T], M, L)
         res.append((r.dist_zero, r.dist_min, r.confidence, abs(r.offset)))
     if not res: return {}
     m = np.mean(res, 0)

@@ -16,7 +16,8 @@ from .baselines import score_predictions
 # %% auto #0
 __all__ = ['RESULT_PATTERN', 'STYLE_INDEPENDENT', 'AVERAGE_ROW', 'NoPredictionsError', 'PredictionFileError', 'ResultFiles',
            'result_name', 'scan_results', 'gt_frames', 'load_prediction', 'resolve_conditions', 'expected_conditions',
-           'evaluate_results', 'format_missing', 'write_evaluation', 'evaluate_command', 'add_evaluate_parser']
+           'style_average', 'evaluate_results', 'format_missing', 'write_evaluation', 'evaluate_command',
+           'add_evaluate_parser']
 
 # %% ../../nbs/06a_evaluation.evaluate.ipynb #01087bb9
 RESULT_PATTERN = "<stem>_condition_<condition>.npy"  # FaceFormer's test output name
@@ -112,6 +113,10 @@ def _subset(ds: FaceFormerDataset, items: list) -> FaceFormerDataset:
 
 AVERAGE_ROW = "average over styles"  # label of the style-dependent number papers report
 
+def style_average(table: pd.DataFrame) -> pd.Series:
+    "The metrics of `evaluate_results`' average-over-styles row (the number papers report), without the count."
+    return table.loc[AVERAGE_ROW].drop("utterances")
+
 def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<condition>.npy` predictions
                      dataset_root: str | Path,  # the FaceFormer-layout dataset folder they were predicted for
                      split: str = "test",       # which split the predictions cover
@@ -127,11 +132,15 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
                for c in expected_conditions(ds, it.subject, wanted) if c not in files[it.stem]]
     n_frames = {it.stem: gt_frames(ds, it) for it in ds.items}
     rows, covered = {}, set()
+    if isinstance(sync_expert, (str, Path)):
+        from speechface.models.reward import load_backbone
+        sync_expert = load_backbone(sync_expert)                                          # once, not once per condition
+    mel_cache = {}                                                                        # each wav's mel clips, once
     for c in wanted:
         items = [it for it in ds.items if c in files[it.stem]]
         if not items: continue
         preds = [load_prediction(files[it.stem][c], n_frames[it.stem], ds.n_vertices) for it in items]
-        rows[c] = {"utterances": len(items), **score_predictions(_subset(ds, items), preds, sync_expert=sync_expert)}
+        rows[c] = {"utterances": len(items), **score_predictions(_subset(ds, items), preds, sync_expert=sync_expert, mel_cache=mel_cache)}
         if c != STYLE_INDEPENDENT: covered |= {it.stem for it in items}
     if not rows:
         eg = result_name(ds.items[0].stem, wanted[0])

@@ -69,15 +69,12 @@ def group_advantage(r: torch.Tensor,       # (B·K, Tc) per-clip rewards, K samp
                     eps: float = 1e-4,
                    ) -> torch.Tensor:      # (B·K, Tc) group-normalised advantages, 0 on invalid clips
     "GRPO: per clip position, the reward relative to the other samples of the same utterance, in units of their std."
-    out = torch.zeros_like(r)
-    for g in group.unique():
-        rows = group == g
-        rg, mg = r[rows], cmask[rows].to(r.dtype)                      # (K, Tc)
-        n = mg.sum(0).clamp(min=1)
-        mean = (rg * mg).sum(0) / n
-        std = (((rg - mean) ** 2 * mg).sum(0) / n).sqrt()
-        out[rows] = (rg - mean) / (std + eps) * mg
-    return out
+    G = torch.nn.functional.one_hot(torch.unique(group, return_inverse=True)[1]).to(r.dtype)   # (B·K, n_groups)
+    m = cmask.to(r.dtype)
+    n = (G.T @ m).clamp(min=1)                                                  # (n_groups, Tc) valid samples
+    mean = G @ ((G.T @ (r * m)) / n)                                            # (B·K, Tc) each row's group mean
+    std = (G @ ((G.T @ ((r - mean) ** 2 * m)) / n)).sqrt()
+    return (r - mean) / (std + eps) * m
 
 def rl_losses(variant: str,                # one of RL_VARIANTS
               mu: torch.Tensor,            # (B, T, D) actor mean (with the template), with gradient
@@ -170,10 +167,10 @@ def policy_pass(actor, batch: dict, rollout: str = "teacher", stochastic: bool =
 
 def repeat_batch(batch: dict, k: int) -> dict:
     "Each utterance k times in a row (GRPO groups); adds `group` (B·k,)."
-    if k <= 1: return {**batch, "group": torch.arange(len(batch["name"]))}
+    group = torch.arange(len(batch["name"]), device=batch["audio"].device)
+    if k <= 1: return {**batch, "group": group}
     out = {n: v.repeat_interleave(k, 0) if torch.is_tensor(v) else [x for x in v for _ in range(k)] for n, v in batch.items()}
-    out["group"] = torch.arange(len(batch["name"])).repeat_interleave(k)
-    return out
+    return {**out, "group": group.repeat_interleave(k)}
 
 # %% ../../nbs/12_train.rl.ipynb #663e5d13
 def _val_scorer(backbone, head):
@@ -229,7 +226,7 @@ def train_rl(cfg, progress: bool = True) -> dict:
     actor.eval(); row0 = {"epoch": 0, **validate(actor, ds_va, lips, device, t.val_conditions, val_extra)}
     row0["val_reward"] = (row0["val_lip"] + row0["val_real"]) * t.reward_scale; history = [row0]
     lve_cap = row0["val_lve"] * (1 + t.lve_tolerance)
-    best, step = selection_score(row0), 0                                                # the SFT actor is a candidate
+    best, best_epoch, step = selection_score(row0), 0, 0                                 # the SFT actor is a candidate
     save_checkpoint(run_dir / "best.pt", state(0)); save_checkpoint(run_dir / "best_head.pt", head_state(head, epoch=0))
     params = [p for g in opt.param_groups for p in g["params"]]
     t_start = time.time()
@@ -241,7 +238,6 @@ def train_rl(cfg, progress: bool = True) -> dict:
         sums, nb, n_clips, t_score, t0 = {}, 0, 0, 0.0, time.time()
         for b in tqdm(dl, desc=f"rl {epoch + 1}/{t.epochs}", disable=not progress, leave=False):
             b = repeat_batch({k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}, K)
-            b["group"] = b["group"].to(device)
             warm = step < t.critic_warmup_steps
             P = policy_pass(actor, b, t.rollout, stochastic, ref)
             scored = P["mu"] if t.variant == "backprop" else P["action"]
@@ -282,9 +278,8 @@ def train_rl(cfg, progress: bool = True) -> dict:
         st = state(epoch + 1); save_checkpoint(run_dir / "last.pt", st)
         save_checkpoint(run_dir / "last_head.pt", head_state(head, epoch=epoch + 1))
         if selection_score(row) > best:
-            best = selection_score(row); save_checkpoint(run_dir / "best.pt", st)
+            best, best_epoch = selection_score(row), epoch + 1; save_checkpoint(run_dir / "best.pt", st)
             save_checkpoint(run_dir / "best_head.pt", head_state(head, epoch=epoch + 1))
         _write_csv(run_dir / "metrics.csv", history)
         if progress: print(" | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-    best_epoch = load_checkpoint(run_dir / "best.pt")["epoch"]
     return {"run_dir": str(run_dir), "best_epoch": best_epoch, "best_val_lve": history[best_epoch]["val_lve"], "history": history}
