@@ -18,7 +18,8 @@ from .audio import load_wav, normalize_audio, mel_clips, AudioFileError
 
 # %% auto #0
 __all__ = ['VOCASET_TRAIN', 'VOCASET', 'BIWI', 'DatasetSpec', 'synthetic_spec', 'resolve_spec', 'DataError', 'Item', 'parse_stem',
-           'check_item', 'FaceFormerDataset', 'collate_faceformer']
+           'check_item', 'phone_label', 'textgrid_folder', 'read_phone_tier', 'phone_inventory', 'frame_phones',
+           'FaceFormerDataset', 'collate_faceformer']
 
 # %% ../../nbs/04_data.faceformer.ipynb #eb68ea6c
 VOCASET_TRAIN = ["FaceTalk_170728_03272_TA", "FaceTalk_170904_00128_TA", "FaceTalk_170725_00137_TA",
@@ -103,6 +104,44 @@ def check_item(item: Item, spec: DatasetSpec, n_vertices: int | None,
     return v, audio
 
 # %% ../../nbs/04_data.faceformer.ipynb #5e21aa5a
+def phone_label(label: str) -> str:
+    "Normalise one aligner label: drop length marks, trailing stress digits and `#` variants ('' = silence)."
+    return label.strip().replace(":", "").rstrip("0123456789#")
+
+def textgrid_folder(root: str | Path) -> Path:
+    "The TextGrid folder of a corpus: the one named in `metadata.json` (synthetic corpus) or `<root>/textgrids`."
+    root = Path(root); meta = root / "metadata.json"
+    name = json.loads(meta.read_text()).get("textgrids", "textgrids") if meta.is_file() else "textgrids"
+    return root / name
+
+def read_phone_tier(path: str | Path) -> list:
+    "The `phones` tier of a TextGrid as [(start_s, end_s, normalised label)], silences included as ''."
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no TextGrid for this utterance. Phone targets need one forced alignment per utterance "
+                        f"(a 'phones' tier, e.g. from the Montreal Forced Aligner), or set trainer.phone_weight=0")
+    from speechface.data.synth import read_textgrid
+    try: tiers = read_textgrid(path)
+    except Exception as e: raise DataError(f"{path}: unreadable TextGrid ({type(e).__name__}: {e})") from None
+    if "phones" not in tiers: raise DataError(f"{path}: no 'phones' tier (tiers: {sorted(tiers)}); name the phone tier 'phones'")
+    return [(s, e, phone_label(l)) for s, e, l in tiers["phones"]]
+
+def phone_inventory(root: str | Path) -> list[str]:
+    "Sorted normalised phone labels over every TextGrid of a corpus ('' = silence comes first)."
+    folder = textgrid_folder(root); files = sorted(folder.glob("*.TextGrid"))
+    if not files: raise DataError(f"{folder}: no TextGrid files; phone targets need forced alignments (or trainer.phone_weight=0)")
+    return sorted({l for f in files for _, _, l in read_phone_tier(f)} | {""})
+
+def frame_phones(tier: list, n_frames: int, fps: float, classes: list[str], where: str = "") -> np.ndarray:
+    "Class index (n_frames,) of the phone sounding at each frame time i / fps (silence where the tier has no interval)."
+    idx = {l: i for i, l in enumerate(classes)}
+    out = np.full(n_frames, idx.get("", 0), np.int64); t = np.arange(n_frames) / fps
+    for s, e, l in tier:
+        if l not in idx: raise DataError(f"{where}: phone {l!r} is not in the model's {len(classes)} phone classes")
+        out[(t >= s) & (t < e)] = idx[l]
+    return out
+
+# %% ../../nbs/04_data.faceformer.ipynb #6ace0f1f
 class FaceFormerDataset(Dataset):
     "Lazy dataset over FaceFormer's processed layout (`wav/`, `vertices_npy/`, `templates.pkl`)."
     def __init__(self, root: str | Path,                  # dataset folder
@@ -111,6 +150,8 @@ class FaceFormerDataset(Dataset):
                  style: str = "auto",                     # 'auto' (rules above) or 'independent' (mean one-hot)
                  with_mel: bool = True,                   # compute `rep_audio_mel` for the reward model
                  duration_tol: float = 0.5,               # allowed audio/motion duration mismatch (s)
+                 phones: bool | list = False,             # add frame phone labels `phones` (T,): True = the corpus inventory,
+                                                          # or a list of classes (a trained model's `phone_classes`)
                 ):
         self.root = Path(root); self.spec = resolve_spec(root, dataset)
         if split not in self.spec.splits: raise ValueError(f"unknown split {split!r}; {self.spec.name} has {sorted(self.spec.splits)}")
@@ -132,6 +173,8 @@ class FaceFormerDataset(Dataset):
                 if subj not in self.templates: raise DataError(f"{npy}: subject {subj!r} has no template in {self.root / 'templates.pkl'}")
                 self.items.append(Item(npy.stem, subj, sent, wav, npy))
         if not self.items: raise DataError(f"{self.root}: no utterances for split {split!r} (subjects {subjects}, sentences {lo}-{hi})")
+        self.phone_classes = None if phones is False else (phone_inventory(self.root) if phones is True else list(phones))
+        self._phones = {}                                         # stem -> frame labels, read once
 
     def __len__(self): return len(self.items)
 
@@ -149,6 +192,11 @@ class FaceFormerDataset(Dataset):
                "template": self.templates[it.subject].reshape(-1), "one_hot": self.one_hot(it.subject),
                "name": it.stem, "subject": it.subject}
         if self.with_mel: out["rep_audio_mel"] = mel_clips(audio, len(v), self.spec.fps).astype(np.float32)
+        if self.phone_classes is not None:
+            if it.stem not in self._phones:
+                tg = textgrid_folder(self.root) / f"{it.stem}.TextGrid"
+                self._phones[it.stem] = frame_phones(read_phone_tier(tg), len(v), self.spec.fps, self.phone_classes, str(tg))
+            out["phones"] = self._phones[it.stem]
         return out
 
 # %% ../../nbs/04_data.faceformer.ipynb #f6a0fd93
@@ -171,4 +219,7 @@ def collate_faceformer(batch: list[dict]) -> dict:
     out["one_hot"] = torch.as_tensor(np.stack([b["one_hot"] for b in batch]))                # (B, N) or (B, N, N)
     if "rep_audio_mel" in batch[0]:
         out["rep_audio_mel"], out["mel_mask"] = _pad([b["rep_audio_mel"] for b in batch])     # (B, T_clip_max, 1, 20, 128)
+    if "phones" in batch[0]:
+        out["phones"] = torch.full(out["vertice"].shape[:2], -100, dtype=torch.long)        # (B, T_max), -100 = padding
+        for i, b in enumerate(batch): out["phones"][i, :len(b["phones"])] = torch.as_tensor(b["phones"])
     return out

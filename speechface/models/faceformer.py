@@ -37,6 +37,7 @@ class FaceFormerConfig:
     learn_sigma: bool = True      # learn the per-dimension log-sigma (state-independent)
     min_sigma: float = 1e-5       # clamp of sigma, keeps log_prob finite
     motion_scale: float = 1.0     # displacements are divided by this inside the network (data RMS; 1 = reference)
+    phone_classes: tuple = ()     # labels of the auxiliary phone head on the audio tokens (empty: no head, as the reference)
 
     @classmethod
     def vocaset(cls, **kw): return cls(**{"motion_dim": 15069, "feature_dim": 64, "fps": 30, "period": 30, **kw})
@@ -142,12 +143,18 @@ class FaceFormer(nn.Module):
         self.obj_vector = nn.Linear(cfg.n_subjects, d, bias=False)
         self.log_sigma = nn.Parameter(torch.full((cfg.motion_dim,), math.log(cfg.init_sigma)), requires_grad=cfg.learn_sigma)
         self.register_buffer("slopes", alibi_slopes(cfg.n_heads), persistent=False)
+        self.phone_head = nn.Linear(d, len(cfg.phone_classes)) if cfg.phone_classes else None
 
     # --- pieces -----------------------------------------------------------------------------------------------
     def encode_audio(self, audio: torch.Tensor, n_frames: int) -> torch.Tensor:
         "(B, N) normalised 16 kHz audio → aligned tokens (B, T, k, d)."
         h = self.audio_feature_map(self.audio_encoder(audio, n_frames, self.cfg.fps))   # (B, T·k, d)
         return h.view(h.shape[0], n_frames, self.k, -1)                                 # (B, T, k, d)
+
+    def phone_logits(self, mem: torch.Tensor) -> torch.Tensor:
+        "Auxiliary phone logits (B, T, P) of aligned audio tokens (B, T, k, d) (needs `phone_classes`)."
+        if self.phone_head is None: raise ValueError("this model has no phone head: build it with FaceFormerConfig(phone_classes=...)")
+        return self.phone_head(mem.mean(2))
 
     def sigma(self) -> torch.Tensor:
         "Policy std per motion dimension (motion_dim,)."
@@ -182,12 +189,15 @@ class FaceFormer(nn.Module):
                 sample: bool = False,               # also return a sample (AR: feed samples back instead of mu)
                 teacher_mix: float = 1.0,           # scheduled sampling: probability of feeding GT per frame ('teacher')
                 input_noise: float = 0.0,           # std of Gaussian noise on teacher-forced inputs, in motion_scale units
+                mem: torch.Tensor | None = None,    # (B, T, k, d) `encode_audio` output computed by the caller (shared passes)
                ) -> dict:
         "Predict motion. Returns `mu` (B, T, D) with the template added, `sample` (if stochastic), `sigma`."
         if mode == "auto": mode = "teacher" if vertice is not None else "autoregressive"
         if vertice is not None: n_frames = vertice.shape[1]
         if n_frames is None: n_frames = max(1, int(audio.shape[1] / 16000 * self.cfg.fps))
-        mem = self.encode_audio(audio, n_frames)                                           # (B, T, k, d)
+        if mem is None: mem = self.encode_audio(audio, n_frames)                           # (B, T, k, d)
+        elif mem.shape[:2] != (audio.shape[0], n_frames):
+            raise ValueError(f"mem has shape {tuple(mem.shape)}; expected (B={audio.shape[0]}, T={n_frames}, k, d)")
         tpl = template[:, None]                                                            # (B, 1, D)
         style = self._style(one_hot)                                                       # (B, 1, d)
         if mode == "teacher":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
@@ -48,14 +49,15 @@ def motion_rms(ds: FaceFormerDataset, max_items: int = 64) -> float:
     return float(np.sqrt(sq / max(n, 1))) or 1.0
 
 def model_config(cfg, ds: FaceFormerDataset) -> FaceFormerConfig:
-    "FaceFormerConfig for the Hydra `cfg.model` and a dataset."
+    "FaceFormerConfig for the Hydra `cfg.model` and a dataset (its `phone_classes` give the model a phone head)."
     m = cfg.model
     scale = m.motion_scale if m.motion_scale is not None else motion_rms(ds)
     audio = AudioEncoderConfig(**{k: v for k, v in dict(m.audio).items()})
     return FaceFormerConfig(motion_dim=3 * ds.n_vertices, feature_dim=m.feature_dim, n_subjects=len(ds.train_subjects),
                             fps=ds.spec.fps, period=m.period or int(round(ds.spec.fps)), n_heads=m.n_heads,
                             n_layers=m.n_layers, ff_mult=m.ff_mult, dropout=m.dropout, audio=audio,
-                            stochastic=m.stochastic, init_sigma=m.init_sigma, motion_scale=scale)
+                            stochastic=m.stochastic, init_sigma=m.init_sigma, motion_scale=scale,
+                            phone_classes=tuple(getattr(ds, "phone_classes", None) or ()))
 
 def masked_mse(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     "MSE over real frames only: pred/gt (B, T, D), mask (B, T) True on real frames."
@@ -127,7 +129,8 @@ def train(cfg,                         # composed config (`load_config`)
     seed_everything(cfg.seed)
     device = get_device(cfg.device)
     run_dir = Path(cfg.out_dir) / cfg.run; run_dir.mkdir(parents=True, exist_ok=True)
-    ds_tr = FaceFormerDataset(cfg.dataset.root, "train", cfg.dataset.kind, with_mel=False)
+    phone_weight = float(t.get("phone_weight", 0.0) or 0.0)
+    ds_tr = FaceFormerDataset(cfg.dataset.root, "train", cfg.dataset.kind, with_mel=False, phones=phone_weight > 0)
     ds_va = FaceFormerDataset(cfg.dataset.root, "val", cfg.dataset.kind, with_mel=False,
                               style="independent" if t.val_conditions == "mean" else "auto")
     lips = load_regions(ds_tr.root / ds_tr.spec.masks, ds_tr.n_vertices)["lips"] if ds_tr.spec.masks else np.arange(ds_tr.n_vertices)
@@ -167,29 +170,39 @@ def train(cfg,                         # composed config (`load_config`)
         mix = 1.0
         if t.mode in ("scheduled", "rollout"):
             mix = t.teacher_mix_start + (t.teacher_mix_end - t.teacher_mix_start) * u
-        tot, nb, t0 = 0.0, 0, time.time()
+        tot, nb, t0, ph_ce, ph_acc = 0.0, 0, time.time(), 0.0, 0.0
         for b in tqdm(dl, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not progress, leave=False):
             b = {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
+            T = b["vertice"].shape[1]
+            mem = model.encode_audio(b["audio"], T)                   # one encoder pass serves every pass below
             if t.mode == "autoregressive":                            # the reference's training: roll out, backprop through it
-                out = model(b["audio"], b["template"], b["one_hot"], n_frames=b["vertice"].shape[1], mode="autoregressive")
+                out = model(b["audio"], b["template"], b["one_hot"], n_frames=T, mode="autoregressive", mem=mem)
             elif t.mode == "rollout":                                 # inputs: GT with prob. mix, else the model's own rollout
                 with torch.no_grad():
-                    own = model(b["audio"], b["template"], b["one_hot"], n_frames=b["vertice"].shape[1], mode="autoregressive")["mu"]
+                    own = model(b["audio"], b["template"], b["one_hot"], n_frames=T, mode="autoregressive", mem=mem.detach())["mu"]
                 keep = (torch.rand(own.shape[:2], device=own.device) < mix)[..., None]
                 out = model(b["audio"], b["template"], b["one_hot"], vertice=torch.where(keep, b["vertice"], own), mode="teacher",
-                            input_noise=t.input_noise)
+                            input_noise=t.input_noise, mem=mem)
             else:
                 out = model(b["audio"], b["template"], b["one_hot"], vertice=b["vertice"], mode="teacher", teacher_mix=mix,
-                            input_noise=t.input_noise)
+                            input_noise=t.input_noise, mem=mem)
             loss = masked_mse(out["mu"], b["vertice"], b["vertice_mask"])
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, batch {nb + 1} "
+            total = loss
+            if phone_weight > 0:                                      # auxiliary phone targets for the audio encoder
+                logits = model.phone_logits(mem)                      # (B, T, P)
+                ce = F.cross_entropy(logits.flatten(0, 1), b["phones"].flatten(), ignore_index=-100)
+                total = loss + phone_weight * model.cfg.motion_scale ** 2 * ce   # CE in the MSE's units (motion_scale²)
+                real = b["phones"] >= 0
+                ph_ce += ce.item(); ph_acc += ((logits.argmax(-1) == b["phones"]) & real).sum().item() / max(real.sum().item(), 1)
+            if not torch.isfinite(total):
+                raise TrainingDiverged(f"non-finite loss ({total.item()}) at epoch {epoch + 1}, batch {nb + 1} "
                                        f"({b['name']}); stopped. The last good checkpoint is {last if last.exists() else 'none (first epoch)'}; "
                                        f"lower trainer.lr, check the data with `speechface check-data`, or set trainer.grad_clip.")
-            opt.zero_grad(set_to_none=True); loss.backward()
+            opt.zero_grad(set_to_none=True); total.backward()
             if t.grad_clip: torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             opt.step(); tot += loss.item(); nb += 1
         row = {"epoch": epoch + 1, "train_loss": tot / max(nb, 1), "teacher_mix": mix, "lr": lr, "epoch_s": time.time() - t0}
+        if phone_weight > 0: row.update(train_phone_ce=ph_ce / max(nb, 1), train_phone_acc=ph_acc / max(nb, 1))
         out_of_time = bool(t.max_minutes) and (time.time() - t_start) / 60 > t.max_minutes
         if (epoch + 1) % t.val_every == 0 or epoch + 1 == t.epochs or out_of_time:   # the last epoch is always validated
             model.eval(); row.update(validate(model, ds_va, lips, device, t.val_conditions))
@@ -220,5 +233,6 @@ def load_actor(ckpt: str | Path | dict, # a best.pt / last.pt path, or that chec
     "Rebuild a FaceFormer from a checkpoint written by `train` (best.pt or last.pt)."
     ck = ckpt if isinstance(ckpt, dict) else load_checkpoint(ckpt, device)
     mc = dict(ck["model_config"]); mc["audio"] = AudioEncoderConfig(**mc["audio"])
+    mc["phone_classes"] = tuple(mc.get("phone_classes", ()))                 # JSON/pickle turned the tuple into a list
     model = FaceFormer(FaceFormerConfig(**mc), start_token=ck["config"]["model"].get("start_token", "consistent"))
     model.load_state_dict(ck["model"]); return model.to(device).eval()
