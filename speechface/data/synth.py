@@ -173,14 +173,19 @@ def generate_corpus(out: str | Path,           # output folder (created; existin
     return meta
 
 # %% ../../nbs/03c_data.synth.ipynb #70333cd6
-def oracle_motion(root: str | Path, stem: str) -> np.ndarray:
+def oracle_motion(root: str | Path, stem: str,
+                  style_of: str | None = None, # speak in this subject's style (SpeakingStyle) instead of the speaker's own
+                 ) -> np.ndarray:
     "The generator's motion for `stem` driven by its TextGrid alignment: (T, 3V) float32."
     root = Path(root)
     meta = json.loads((root / "metadata.json").read_text())
     name = stem.rsplit("_", 1)[0]; k = int(stem[-2:])
     p = meta["subjects"][name]
+    if style_of is not None and style_of not in meta["subjects"]:
+        raise ValueError(f"{root / 'metadata.json'}: no subject {style_of!r} to borrow a style from; subjects: {sorted(meta['subjects'])}")
+    style = meta["subjects"][style_of or name]["style"]
     subj = SyntheticSubject(name, p["split"], p["index"], p["voice"], p["pitch"], p["rate"],
-                            HeadShape(**{**p["shape"], "radii": tuple(p["shape"]["radii"])}), SpeakingStyle(**p["style"]))
+                            HeadShape(**{**p["shape"], "radii": tuple(p["shape"]["radii"])}), SpeakingStyle(**style))
     tg = read_textgrid(root / meta["textgrids"] / f"{stem}.TextGrid")
     phones = tg["phones"]
     prim = {(round(s, 6), round(e, 6)): (2 if l == "primary" else 1) for s, e, l in tg["stress"] if l}

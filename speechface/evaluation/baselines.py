@@ -16,7 +16,8 @@ from ..metrics.mesh import (lip_vertex_error, face_dynamics_deviation, mean_vert
                                      bilabial_closure_accuracy, mouth_opening_correlation, dynamics_stats, PAPER_UNITS)
 
 # %% auto #0
-__all__ = ['ground_truth', 'baseline_predictions', 'score_predictions', 'expert_lip_sync', 'baseline_table']
+__all__ = ['STYLE_ORACLE', 'ground_truth', 'baseline_predictions', 'score_predictions', 'expert_lip_sync', 'style_oracle_scores',
+           'baseline_table']
 
 # %% ../../nbs/06_evaluation.baselines.ipynb #04f46fff
 def _alignments(root: Path, meta: dict | None, stem: str):
@@ -105,7 +106,19 @@ def expert_lip_sync(ds: FaceFormerDataset,      # the split the predictions are 
     m = np.mean(res, 0)
     return {"sync dist": float(m[0]), "LSE-D": float(m[1]), "LSE-C": float(m[2]), "|offset|": float(m[3])}
 
-def baseline_table(root: str | Path, dataset: str = "auto", splits=("val", "test")) -> pd.DataFrame:
+STYLE_ORACLE = "oracle (training styles)"
+
+def style_oracle_scores(ds: FaceFormerDataset, gts: list[np.ndarray] | None = None) -> dict:
+    "Scores of the generator re-driven in each training subject's style, averaged over styles (unseen speakers only)."
+    from speechface.data.synth import oracle_motion
+    gts = gts if gts is not None else ground_truth(ds)
+    per_style = [score_predictions(ds, [oracle_motion(ds.root, it.stem, style_of=s) for it in ds.items], gts=gts)
+                 for s in ds.train_subjects]
+    return {k: float(np.mean([r[k] for r in per_style])) for k in per_style[0]}
+
+def baseline_table(root: str | Path, dataset: str = "auto", splits=("val", "test"),
+                   style_oracle: bool = True,  # add the training-styles oracle on splits of unseen speakers (synthetic only)
+                  ) -> pd.DataFrame:
     "The baseline table of a dataset folder: one row per (split, baseline)."
     rows = []
     for split in splits:
@@ -113,4 +126,7 @@ def baseline_table(root: str | Path, dataset: str = "auto", splits=("val", "test
         gts = ground_truth(ds)                                                        # read once per split
         for name, preds in baseline_predictions(ds, gts).items():
             rows.append({"split": split, "baseline": name, "utterances": len(ds), **score_predictions(ds, preds, gts=gts)})
+        unseen = not {it.subject for it in ds.items} & set(ds.train_subjects)
+        if style_oracle and unseen and (ds.root / "metadata.json").is_file():
+            rows.append({"split": split, "baseline": STYLE_ORACLE, "utterances": len(ds), **style_oracle_scores(ds, gts)})
     return pd.DataFrame(rows).set_index(["split", "baseline"])
