@@ -29,7 +29,7 @@ def main():
     rows, curves = [], []
     for spec in a.run:
         if "=" not in spec: raise SystemExit(f"--run {spec!r}: expected label=run_name")
-        label, run = spec.split("=", 1)
+        label, run = spec.rsplit("=", 1)      # the label may contain "=", the run name not
         run_dir = Path(a.out_dir) / run
         for f in ("config.json", "metrics.csv", "best.pt"):
             if not (run_dir / f).is_file(): raise SystemExit(f"{run_dir / f} missing: train the run first")
