@@ -35,7 +35,7 @@ class DemoPlan:
 
 PLANS = {
     "full": DemoPlan("demo", sft=["trainer=demo"],
-                     rl=["trainer.epochs=6", "trainer.lr=2e-5"]),
+                     rl=["trainer.epochs=6", "trainer.lr=2e-5", "trainer.kl_weight=1000"]),
     "quick": DemoPlan("tiny", sft=["trainer=demo", "trainer.epochs=4", "trainer.val_every=2", "model.feature_dim=32",
                                    "model.audio.mel_dim=32"],
                       sync_epochs=3, sync_minutes=None, sync_model={"d_model": 32, "n_layers": 1}, head_epochs=3,
