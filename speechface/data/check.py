@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .mesh import load_templates, load_regions, MeshDataError
-from .faceformer import DatasetSpec, DataError, Item, check_item, parse_stem, resolve_spec
+from .faceformer import (DatasetSpec, DataError, Item, check_item, parse_stem, resolve_spec, textgrid_folder,
+                                        read_phone_tier)
 
 # %% auto #0
 __all__ = ['Problem', 'check_dataset', 'format_report']
@@ -23,6 +24,20 @@ class Problem:
     level: str    # 'error' or 'warning'
     path: str     # the file (or folder) concerned
     message: str  # what is wrong and what to do
+
+def _check_alignment(tg: Path, wav: Path, tol: float, probs: list) -> int:
+    "1 if the utterance's TextGrid is usable for phone targets; else 0 and a problem (the folder exists, so it is expected)."
+    import soundfile as sf
+    try: tier = read_phone_tier(tg)
+    except DataError as e:
+        probs.append(Problem("warning" if not tg.is_file() else "error", str(tg), str(e))); return 0
+    if not tier:
+        probs.append(Problem("error", str(tg), "the 'phones' tier is empty")); return 0
+    dur = sf.info(str(wav)).duration
+    if abs(tier[-1][1] - dur) > tol:
+        probs.append(Problem("error", str(tg), f"the alignment ends at {tier[-1][1]:.2f} s but {wav.name} lasts {dur:.2f} s "
+                                               f"(tolerance {tol} s): aligned to a different recording?")); return 0
+    return 1
 
 def check_dataset(root: str | Path,                    # dataset folder
                   dataset: str | DatasetSpec = "auto", # 'vocaset', 'biwi', 'synthetic'/'auto' or a spec
@@ -51,7 +66,7 @@ def check_dataset(root: str | Path,                    # dataset folder
     npys = {p.stem: p for p in (root / "vertices_npy").glob("*.npy")}
     for s in sorted(wavs.keys() - npys.keys()): err(wavs[s], f"no vertices: expected {root / 'vertices_npy' / (s + '.npy')}")
     for s in sorted(npys.keys() - wavs.keys()): err(npys[s], f"no audio: expected {root / 'wav' / (s + '.wav')}")
-    n_ok, per_split = 0, {k: 0 for k in spec.splits}
+    n_ok, per_split, n_aligned, tg_dir = 0, {k: 0 for k in spec.splits}, 0, textgrid_folder(root)
     for s in sorted(wavs.keys() & npys.keys()):
         try: subj, sent = parse_stem(s)
         except DataError as e: err(npys[s], str(e)); continue
@@ -61,10 +76,12 @@ def check_dataset(root: str | Path,                    # dataset folder
         except DataError as e: err(npys[s] if str(npys[s]) in str(e) else wavs[s], str(e)); continue
         n_ok += 1
         for k, (subs, (lo, hi)) in spec.splits.items(): per_split[k] += subj in subs and lo <= sent <= hi
+        if tg_dir.is_dir(): n_aligned += _check_alignment(tg_dir / f"{s}.TextGrid", wavs[s], duration_tol, probs)
     for k, n in per_split.items():
         if n == 0: probs.append(Problem("warning", str(root), f"split {k!r} has no valid utterances"))
     stats = {"dataset": spec.name, "utterances": len(wavs.keys() | npys.keys()), "valid": n_ok,
-             "subjects": len(templates), "V": n_vertices, **{f"split {k}": n for k, n in per_split.items()}}
+             "subjects": len(templates), "V": n_vertices, **{f"split {k}": n for k, n in per_split.items()},
+             "aligned": n_aligned}
     for p in probs:  # the message must name the file even where the path column is dropped
         if p.path not in p.message: p.message = f"{p.path}: {p.message}"
     return probs, stats
