@@ -123,8 +123,9 @@ def read_phone_tier(path: str | Path) -> list:
     from speechface.data.synth import read_textgrid
     try: tiers = read_textgrid(path)
     except Exception as e: raise DataError(f"{path}: unreadable TextGrid ({type(e).__name__}: {e})") from None
-    if "phones" not in tiers: raise DataError(f"{path}: no 'phones' tier (tiers: {sorted(tiers)}); name the phone tier 'phones'")
-    return [(s, e, phone_label(l)) for s, e, l in tiers["phones"]]
+    name = "phones" if "phones" in tiers else next((t for t in tiers if t.endswith(" - phones")), None)  # MFA: '<speaker> - phones'
+    if name is None: raise DataError(f"{path}: no 'phones' tier (tiers: {sorted(tiers)}); name the phone tier 'phones'")
+    return [(s, e, phone_label(l)) for s, e, l in tiers[name]]
 
 def phone_inventory(root: str | Path) -> list[str]:
     "Sorted normalised phone labels over every TextGrid of a corpus ('' = silence comes first)."
