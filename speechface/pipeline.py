@@ -5,6 +5,7 @@
 # %% ../nbs/13_pipeline.ipynb #3f2b660c
 from __future__ import annotations
 import json, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 from .core import load_checkpoint
 from .data.faceformer import FaceFormerDataset
 from .evaluation.baselines import ground_truth, baseline_predictions, score_predictions
+from .models.reward import load_backbone
 
 # %% auto #0
 __all__ = ['PLANS', 'RL_RECIPE', 'DemoPlan', 'reference_rows', 'comparison_table', 'run_demo', 'comparison_video']
@@ -47,14 +49,15 @@ RL_RECIPE = ["trainer=rl", "trainer.variant=backprop", "trainer.rollout=free", "
 def reference_rows(root, eval_expert, split: str = "test") -> pd.DataFrame:
     "Ground truth and static template on a split, scored like any prediction (the expert's own ceiling and floor)."
     ds = FaceFormerDataset(root, split, with_mel=False)
-    gts = ground_truth(ds)
-    rows = {name: score_predictions(ds, preds, gts=gts, sync_expert=eval_expert)
+    gts, mel_cache = ground_truth(ds), {}                                  # each wav's mel clips computed once
+    if isinstance(eval_expert, (str, Path)): eval_expert = load_backbone(eval_expert)
+    rows = {name: score_predictions(ds, preds, gts=gts, sync_expert=eval_expert, mel_cache=mel_cache)
             for name, preds in (("ground truth", gts), ("static template", baseline_predictions(ds, gts)["static template"]))}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 def comparison_table(root,                      # the corpus
                      runs: dict,                # method name -> (composed config, checkpoint path)
-                     eval_expert,               # evaluation sync expert checkpoint
+                     eval_expert,               # evaluation sync expert: checkpoint path or loaded model
                      split: str = "test",
                      references: bool = True,   # add ground truth and static template rows
                      progress: bool = False,
@@ -62,6 +65,7 @@ def comparison_table(root,                      # the corpus
     "Test every run under every training style (`run_test`), average over styles, and stack the rows."
     from speechface.train.inference import run_test
     from speechface.evaluation.evaluate import style_average
+    if isinstance(eval_expert, (str, Path)): eval_expert = load_backbone(eval_expert)   # loaded once for every row
     rows = {}
     for name, (cfg, ckpt) in runs.items():
         tab, _, _ = run_test(cfg, split, ckpt=ckpt, progress=progress, sync_expert=eval_expert)
@@ -72,13 +76,14 @@ def comparison_table(root,                      # the corpus
     return out
 
 # %% ../nbs/13_pipeline.ipynb #6c1a61b9
+@contextmanager
 def _timed(timings: dict, name: str, progress: bool):
-    class _T:
-        def __enter__(s): s.t0 = time.time(); print(f"[demo] {name} ...", flush=True) if progress else None
-        def __exit__(s, *exc):
-            timings[name] = round(time.time() - s.t0, 1)
-            if progress and not exc[0]: print(f"[demo] {name}: {timings[name]} s", flush=True)
-    return _T()
+    "Record the wall time of one demo step in `timings[name]` (also when the step fails)."
+    t0 = time.time()
+    if progress: print(f"[demo] {name} ...", flush=True)
+    try: yield
+    finally: timings[name] = round(time.time() - t0, 1)
+    if progress: print(f"[demo] {name}: {timings[name]} s", flush=True)
 
 def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, checkpoints/, results.md, comparison.mp4
              quick: bool = False,            # the tiny plan (minutes) instead of the full one

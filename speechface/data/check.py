@@ -25,15 +25,13 @@ class Problem:
     path: str     # the file (or folder) concerned
     message: str  # what is wrong and what to do
 
-def _check_alignment(tg: Path, wav: Path, tol: float, probs: list) -> int:
-    "1 if the utterance's TextGrid is usable for phone targets; else 0 and a problem (the folder exists, so it is expected)."
-    import soundfile as sf
+def _check_alignment(tg: Path, wav: Path, dur: float, tol: float, probs: list) -> int:
+    "1 if the utterance's TextGrid is usable for phone targets (audio of `dur` s); else 0 and a problem (the folder exists, so it is expected)."
     try: tier = read_phone_tier(tg)
     except DataError as e:
         probs.append(Problem("warning" if not tg.is_file() else "error", str(tg), str(e))); return 0
     if not tier:
         probs.append(Problem("error", str(tg), "the 'phones' tier is empty")); return 0
-    dur = sf.info(str(wav)).duration
     if abs(tier[-1][1] - dur) > tol:
         probs.append(Problem("error", str(tg), f"the alignment ends at {tier[-1][1]:.2f} s but {wav.name} lasts {dur:.2f} s "
                                                f"(tolerance {tol} s): aligned to a different recording?")); return 0
@@ -72,11 +70,11 @@ def check_dataset(root: str | Path,                    # dataset folder
         except DataError as e: err(npys[s], str(e)); continue
         if templates and subj not in templates:
             err(npys[s], f"subject {subj!r} has no template in templates.pkl"); continue
-        try: check_item(Item(s, subj, sent, wavs[s], npys[s]), spec, n_vertices, duration_tol)
+        try: _, audio = check_item(Item(s, subj, sent, wavs[s], npys[s]), spec, n_vertices, duration_tol)
         except DataError as e: err(npys[s] if str(npys[s]) in str(e) else wavs[s], str(e)); continue
         n_ok += 1
         for k, (subs, (lo, hi)) in spec.splits.items(): per_split[k] += subj in subs and lo <= sent <= hi
-        if tg_dir.is_dir(): n_aligned += _check_alignment(tg_dir / f"{s}.TextGrid", wavs[s], duration_tol, probs)
+        if tg_dir.is_dir(): n_aligned += _check_alignment(tg_dir / f"{s}.TextGrid", wavs[s], len(audio) / 16000, duration_tol, probs)
     for k, n in per_split.items():
         if n == 0: probs.append(Problem("warning", str(root), f"split {k!r} has no valid utterances"))
     stats = {"dataset": spec.name, "utterances": len(wavs.keys() | npys.keys()), "valid": n_ok,

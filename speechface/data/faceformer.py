@@ -175,7 +175,7 @@ class FaceFormerDataset(Dataset):
                 self.items.append(Item(npy.stem, subj, sent, wav, npy))
         if not self.items: raise DataError(f"{self.root}: no utterances for split {split!r} (subjects {subjects}, sentences {lo}-{hi})")
         self.phone_classes = None if phones is False else (phone_inventory(self.root) if phones is True else list(phones))
-        self._phones = {}                                         # stem -> frame labels, read once
+        self._phones, self._tg_dir = {}, textgrid_folder(self.root) if phones is not False else None  # stem -> frame labels, read once
 
     def __len__(self): return len(self.items)
 
@@ -195,7 +195,7 @@ class FaceFormerDataset(Dataset):
         if self.with_mel: out["rep_audio_mel"] = mel_clips(audio, len(v), self.spec.fps).astype(np.float32)
         if self.phone_classes is not None:
             if it.stem not in self._phones:
-                tg = textgrid_folder(self.root) / f"{it.stem}.TextGrid"
+                tg = self._tg_dir / f"{it.stem}.TextGrid"
                 self._phones[it.stem] = frame_phones(read_phone_tier(tg), len(v), self.spec.fps, self.phone_classes, str(tg))
             out["phones"] = self._phones[it.stem]
         return out

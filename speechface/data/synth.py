@@ -20,7 +20,7 @@ from .articulation import FaceRig, SpeakingStyle, mouth_curves, upper_face_curve
 # %% auto #0
 __all__ = ['SENTENCES', 'GENERATOR_VERSION', 'PRESETS', 'SPLIT_SUBJECTS', 'SPLIT_SENTENCES', 'CorpusPreset', 'SyntheticSubject',
            'make_subjects', 'sentence_text', 'utterance_motion', 'write_textgrid', 'read_textgrid', 'generate_corpus',
-           'oracle_motion']
+           'oracle_motions', 'oracle_motion']
 
 # %% ../../nbs/03c_data.synth.ipynb #58a6b841
 SENTENCES = [
@@ -173,24 +173,34 @@ def generate_corpus(out: str | Path,           # output folder (created; existin
     return meta
 
 # %% ../../nbs/03c_data.synth.ipynb #70333cd6
-def oracle_motion(root: str | Path, stem: str,
-                  style_of: str | None = None, # speak in this subject's style (SpeakingStyle) instead of the speaker's own
-                 ) -> np.ndarray:
-    "The generator's motion for `stem` driven by its TextGrid alignment: (T, 3V) float32."
+def oracle_motions(root: str | Path, stem: str,
+                   styles: list,                # subject names whose SpeakingStyle drives the motion (None: the speaker's own)
+                  ) -> list[np.ndarray]:         # one (T, 3V) float32 sequence per style
+    "The generator's motion for `stem` driven by its TextGrid alignment, once per style; files and rig are read once."
     root = Path(root)
     meta = json.loads((root / "metadata.json").read_text())
     name = stem.rsplit("_", 1)[0]; k = int(stem[-2:])
     p = meta["subjects"][name]
-    if style_of is not None and style_of not in meta["subjects"]:
-        raise ValueError(f"{root / 'metadata.json'}: no subject {style_of!r} to borrow a style from; subjects: {sorted(meta['subjects'])}")
-    style = meta["subjects"][style_of or name]["style"]
-    subj = SyntheticSubject(name, p["split"], p["index"], p["voice"], p["pitch"], p["rate"],
-                            HeadShape(**{**p["shape"], "radii": tuple(p["shape"]["radii"])}), SpeakingStyle(**style))
+    for s in styles:
+        if s is not None and s not in meta["subjects"]:
+            raise ValueError(f"{root / 'metadata.json'}: no subject {s!r} to borrow a style from; subjects: {sorted(meta['subjects'])}")
+    shape = HeadShape(**{**p["shape"], "radii": tuple(p["shape"]["radii"])})
     tg = read_textgrid(root / meta["textgrids"] / f"{stem}.TextGrid")
     phones = tg["phones"]
     prim = {(round(s, 6), round(e, 6)): (2 if l == "primary" else 1) for s, e, l in tg["stress"] if l}
     stress = [prim.get((round(s, 6), round(e, 6)), 0) for s, e, _ in phones]
     audio, sr = sf.read(str(root / "wav" / f"{stem}.wav"), dtype="int16")
-    rig = FaceRig(build_head(meta["n_vertices"], subj.shape))
-    verts, _ = utterance_motion(rig, subj, phones, stress, audio, sr, meta["fps"], np.random.default_rng([meta["seed"], subj.index, k]))
-    return verts.reshape(len(verts), -1)
+    rig = FaceRig(build_head(meta["n_vertices"], shape))
+    out = []
+    for s in styles:
+        subj = SyntheticSubject(name, p["split"], p["index"], p["voice"], p["pitch"], p["rate"], shape,
+                                SpeakingStyle(**meta["subjects"][s or name]["style"]))
+        verts, _ = utterance_motion(rig, subj, phones, stress, audio, sr, meta["fps"], np.random.default_rng([meta["seed"], subj.index, k]))
+        out.append(verts.reshape(len(verts), -1))
+    return out
+
+def oracle_motion(root: str | Path, stem: str,
+                  style_of: str | None = None, # speak in this subject's style (SpeakingStyle) instead of the speaker's own
+                 ) -> np.ndarray:
+    "The generator's motion for `stem` driven by its TextGrid alignment: (T, 3V) float32."
+    return oracle_motions(root, stem, [style_of])[0]

@@ -110,10 +110,10 @@ STYLE_ORACLE = "oracle (training styles)"
 
 def style_oracle_scores(ds: FaceFormerDataset, gts: list[np.ndarray] | None = None) -> dict:
     "Scores of the generator re-driven in each training subject's style, averaged over styles (unseen speakers only)."
-    from speechface.data.synth import oracle_motion
+    from speechface.data.synth import oracle_motions
     gts = gts if gts is not None else ground_truth(ds)
-    per_style = [score_predictions(ds, [oracle_motion(ds.root, it.stem, style_of=s) for it in ds.items], gts=gts)
-                 for s in ds.train_subjects]
+    motions = [oracle_motions(ds.root, it.stem, ds.train_subjects) for it in ds.items]   # (items, styles), each read once
+    per_style = [score_predictions(ds, [m[j] for m in motions], gts=gts) for j in range(len(ds.train_subjects))]
     return {k: float(np.mean([r[k] for r in per_style])) for k in per_style[0]}
 
 def baseline_table(root: str | Path, dataset: str = "auto", splits=("val", "test"),

@@ -322,12 +322,11 @@ def _head_examples(bb, seqs, cfg: HeadTrainConfig, rng: np.random.Generator, gen
     L = bb.cfg.clip_len; V, A, lip, real = [], [], [], []
     nan = float("nan")
     for q in seqs:
-        if "actor" in q:                                                                     # the SFT actor's own motion
-            tc = len(q["mel"])
-            V.append(bb.encode_mesh(clip_windows(q["actor"][None], L)[0], q["template"][None]))
-            A.append(bb.encode_audio(q["mel"])); lip += [nan] * tc; real += [0.0] * tc
         tc = len(q["mel"]); tpl = q["template"][None]
-        af = bb.encode_audio(q["mel"])                                                       # (Tc, D)
+        af = bb.encode_audio(q["mel"])                                                       # (Tc, D), shared by every example
+        if "actor" in q:                                                                     # the SFT actor's own motion
+            V.append(bb.encode_mesh(clip_windows(q["actor"][None], L)[0], tpl))
+            A.append(af); lip += [nan] * tc; real += [0.0] * tc
         vf = bb.encode_mesh(clip_windows(q["verts"][None], L)[0], tpl)                      # (Tc, D)
         t = np.arange(tc)
         sh = t + sample_shifts(t, np.full(tc, tc), 1, cfg.min_shift, cfg.max_shift, rng)[:, 0]
