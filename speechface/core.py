@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['seed_everything', 'get_device', 'atomic_write', 'CheckpointError', 'save_checkpoint', 'load_checkpoint',
-           'UnsafePickleError', 'SafeUnpickler', 'safe_load_pickle']
+__all__ = ['seed_everything', 'get_device', 'atomic_write', 'UserError', 'UsageError', 'CheckpointError', 'save_checkpoint',
+           'load_checkpoint', 'UnsafePickleError', 'SafeUnpickler', 'safe_load_pickle']
 
 # %% ../nbs/00_core.ipynb #ce5c06ae
 def seed_everything(seed: int,              # the seed for `random`, NumPy and torch (CPU and all GPUs)
@@ -72,8 +72,15 @@ def atomic_write(path: str | Path, # the file to (re)write
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
 
+# %% ../nbs/00_core.ipynb #c99a276d
+class UserError(Exception):
+    "An error caused by the user's input (a file, a setting, an argument): its message says what, where and what to do."
+
+class UsageError(UserError, ValueError):
+    "A wrong argument or option value (an unknown style name, an unsupported output suffix, ...)."
+
 # %% ../nbs/00_core.ipynb #ee7c37c1
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     "A checkpoint could not be read safely."
 
 def save_checkpoint(path: str | Path, # destination, e.g. `checkpoints/<run>/best.pt`
@@ -102,36 +109,54 @@ def load_checkpoint(path: str | Path,             # a file written by `save_chec
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({e}); the file may be truncated") from None
 
 # %% ../nbs/00_core.ipynb #180b723b
-_SAFE_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("_codecs", "encode"),  # protocol-2 pickles store array bytes as latin1 text re-encoded by this
-    ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "set"),
-    ("builtins", "frozenset"), ("builtins", "int"), ("builtins", "float"), ("builtins", "complex"),
-    ("builtins", "str"), ("builtins", "bytes"), ("builtins", "bool"), ("builtins", "slice"),
-    ("__builtin__", "set"), ("__builtin__", "frozenset"), ("copy_reg", "_reconstructor"),
-    ("collections", "OrderedDict"),
-}
-_SAFE_DTYPE_PREFIX = ("numpy.dtypes",)  # numpy>=2 dtype classes, e.g. numpy.dtypes.Float64DType
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    "`_codecs.encode` as protocol-2 pickles use it (array bytes stored as latin-1 text), refusing every other codec."
+    if encoding.lower().replace("-", "").replace("_", "") not in ("latin1", "iso88591", "l1"):
+        raise UnsafePickleError(f"refused _codecs.encode(..., {encoding!r}): data pickles only re-encode latin-1 text")
+    return text.encode("latin1")
 
-class UnsafePickleError(pickle.UnpicklingError):
+def _safe_globals() -> dict:
+    "The allow-list: exact (module, name) as written in a pickle -> the object it resolves to."
+    import builtins, collections
+    try: from numpy._core import multiarray as ma, numeric as nm          # NumPy 2
+    except ImportError: from numpy.core import multiarray as ma, numeric as nm   # NumPy 1
+    numpy_core = {"_reconstruct": ma._reconstruct, "scalar": ma.scalar}
+    table = {}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"): table.update({(mod, k): v for k, v in numpy_core.items()})
+    if hasattr(nm, "_frombuffer"):
+        for mod in ("numpy.core.numeric", "numpy._core.numeric"): table[(mod, "_frombuffer")] = nm._frombuffer
+    table[("numpy", "ndarray")], table[("numpy", "dtype")] = np.ndarray, np.dtype
+    table[("_codecs", "encode")] = _latin1_encode
+    for name in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes", "bytearray",
+                 "bool", "slice"):
+        for mod in ("builtins", "__builtin__"): table[(mod, name)] = getattr(builtins, name)
+    table[("__builtin__", "unicode")], table[("__builtin__", "long")] = str, int       # Python 2 spellings
+    table[("collections", "OrderedDict")] = collections.OrderedDict
+    dtypes = getattr(np, "dtypes", None)                                             # NumPy >= 1.25
+    for name in ("BoolDType", "Int8DType", "Int16DType", "Int32DType", "Int64DType", "UInt8DType", "UInt16DType",
+                 "UInt32DType", "UInt64DType", "Float16DType", "Float32DType", "Float64DType", "Complex64DType",
+                 "Complex128DType"):
+        if dtypes is not None and hasattr(dtypes, name): table[("numpy.dtypes", name)] = getattr(dtypes, name)
+    return table
+
+_SAFE_GLOBALS = _safe_globals()
+
+class UnsafePickleError(UserError, pickle.UnpicklingError):
     "A pickle asked for an object outside the allow-list."
 
 class SafeUnpickler(pickle.Unpickler):
-    "Unpickler that resolves only NumPy array/dtype/scalar globals and builtin containers."
+    "Unpickler that resolves only the exact (module, name) pairs of `_SAFE_GLOBALS`: NumPy arrays/dtypes/scalars and builtin containers."
     def __init__(self, file, source: str = "<stream>", **kw):
         super().__init__(file, **kw); self.source = source
     def find_class(self, module: str, name: str):
-        if (module, name) in _SAFE_GLOBALS or module.startswith(_SAFE_DTYPE_PREFIX):
-            if (module, name) == ("copy_reg", "_reconstructor"): module = "copyreg"
-            if module == "__builtin__": module = "builtins"
-            return super().find_class(module, name)
+        obj = _SAFE_GLOBALS.get((module, name))     # exact pairs only: no prefixes, no dotted attribute walks
+        if obj is not None: return obj
         raise UnsafePickleError(
             f"{self.source}: refused to load '{module}.{name}' — only NumPy arrays/dtypes and builtin containers are "
             f"allowed in data pickles. If you trust this file, convert it to .npz in a trusted environment; "
             f"otherwise re-download it from the dataset's official source.")
+    def persistent_load(self, pid):
+        raise UnsafePickleError(f"{self.source}: refused a persistent id ({pid!r}); data pickles have none")
 
 def safe_load_pickle(path: str | Path,       # e.g. `templates.pkl`, `FLAME_masks.pkl`
                      encoding: str = "latin1", # Python-2 pickles need latin1 to decode NumPy buffers
@@ -143,7 +168,9 @@ def safe_load_pickle(path: str | Path,       # e.g. `templates.pkl`, `FLAME_mask
     if not data: raise pickle.UnpicklingError(f"{path}: file is empty (expected a pickle); re-create or re-download it")
     try:
         return SafeUnpickler(io.BytesIO(data), source=str(path), encoding=encoding).load()
-    except UnsafePickleError: raise
+    except UnsafePickleError as e:
+        if str(path) in str(e): raise
+        raise UnsafePickleError(f"{path}: {e}") from None
     except Exception as e:
         raise pickle.UnpicklingError(f"{path}: not a readable pickle ({type(e).__name__}: {e}); "
                                      f"the file may be truncated or of another format") from None
