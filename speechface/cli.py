@@ -4,11 +4,13 @@
 
 # %% ../nbs/10_cli.ipynb #abfe29de
 from __future__ import annotations
-import argparse, sys, time
+import argparse, os, sys, time
 from pathlib import Path
 
+from .core import UserError
+
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['USER_ERRORS', 'build_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #93df0613
 def _synth(a) -> int:
@@ -34,8 +36,12 @@ def _baselines(a) -> int:
     return 0
 
 def _train(a) -> int:
-    from speechface.train.supervised import train, load_config
+    from speechface.train.supervised import train, load_config, check_paths
     cfg = load_config(a.overrides)
+    if a.show_config:
+        from omegaconf import OmegaConf
+        print(OmegaConf.to_yaml(cfg)); return 0
+    check_paths(cfg)
     if cfg.trainer.name == "rl":                                   # speechface train trainer=rl run=<rl run> ...
         from speechface.train.rl import train_rl
         res = train_rl(cfg, progress=not a.quiet); res["epochs"] = len(res["history"]) - 1
@@ -50,9 +56,10 @@ def _train(a) -> int:
 
 def _test(a) -> int:
     from speechface.train.inference import run_test
-    from speechface.train.supervised import load_config
+    from speechface.train.supervised import load_config, check_paths
     from speechface.evaluation.evaluate import format_missing
-    table, report, out = run_test(load_config(a.overrides), split=a.split, ckpt=a.ckpt, progress=not a.quiet)
+    cfg = load_config(a.overrides); check_paths(cfg)
+    table, report, out = run_test(cfg, split=a.split, ckpt=a.ckpt, progress=not a.quiet)
     print(table.round(3).to_markdown()); print(format_missing(report)); print(f"predictions in {out}")
     return 0
 
@@ -71,7 +78,10 @@ def _demo(a) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     "The argument parser of the `speechface` command."
-    p = argparse.ArgumentParser(prog="speechface", description="Speech-driven 3D facial animation workbook.")
+    p = argparse.ArgumentParser(prog="speechface", description="Speech-driven 3D facial animation workbook.",
+                                epilog="Errors in your input print one line; --debug (anywhere on the line) or "
+                                       "SPEECHFACE_DEBUG=1 shows the traceback.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of user errors (also SPEECHFACE_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     s = sub.add_parser("synth", help="generate the built-in synthetic talking-face corpus (FaceFormer layout)")
     s.add_argument("--preset", default="demo", choices=["tiny", "demo", "voca"], help="corpus size (default: demo)")
@@ -91,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_baselines)
     t = sub.add_parser("train", help="train the FaceFormer actor; Hydra overrides, e.g. dataset.root=data/synth_demo trainer.epochs=30")
     t.add_argument("overrides", nargs="*", help="Hydra overrides key=value (see speechface/configs/)")
+    t.add_argument("--show-config", action="store_true", help="print the composed configuration (every key) and exit")
     t.add_argument("--quiet", action="store_true"); t.set_defaults(func=_train)
     e = sub.add_parser("test", help="predict the test split under every style (FaceFormer's layout) and score it")
     e.add_argument("overrides", nargs="*", help="the same overrides as for training (run, out_dir, dataset.root, ...)")
@@ -120,10 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_inference_arguments(inf); inf.set_defaults(func=run_inference_benchmark)
     return p
 
+USER_ERRORS = (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `speechface` console script."
-    a = build_parser().parse_args(argv)
+    "Entry point of the `speechface` console script: user errors print one line and exit 2; bugs keep their traceback."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("SPEECHFACE_DEBUG", "").strip() not in ("", "0")
+    a = build_parser().parse_args([x for x in argv if x != "--debug"])
+    if debug: return a.func(a)
     try: return a.func(a)
-    except (ValueError, FileNotFoundError, OSError) as e:   # user errors: one clear line, no traceback
+    except USER_ERRORS as e:      # the user's to fix: what, which file or setting, what to do — one line, no traceback
         print(f"speechface {a.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"speechface {a.command}: interrupted", file=sys.stderr); return 130
+

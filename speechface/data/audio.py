@@ -13,6 +13,8 @@ import soundfile as sf
 import soxr
 import torch
 
+from ..core import UserError
+
 # %% auto #0
 __all__ = ['AUDIO_EXPECTED', 'LOG_FLOOR', 'MEL_SR', 'MEL_BINS', 'MEL_N_FFT', 'MELS_PER_FRAME', 'AudioFileError', 'load_wav',
            'normalize_audio', 'mel_filterbank', 'log_mel_spectrogram', 'mel_hop', 'log_mel', 'mel_clips']
@@ -20,7 +22,7 @@ __all__ = ['AUDIO_EXPECTED', 'LOG_FLOOR', 'MEL_SR', 'MEL_BINS', 'MEL_N_FFT', 'ME
 # %% ../../nbs/02_data.audio.ipynb #a25734d7
 AUDIO_EXPECTED = "a WAV, FLAC or OGG file with at least one sample, all of them finite"
 
-class AudioFileError(ValueError):
+class AudioFileError(UserError, ValueError):
     "An audio file could not be read as a waveform; the message names the file, the problem, what was expected and the fix."
     def __init__(self,
                  path: str | Path, # the offending file

@@ -13,13 +13,14 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
+from ..core import UserError
 from .mesh import load_templates, load_regions, MeshDataError
 from .audio import load_wav, normalize_audio, mel_clips, AudioFileError
 
 # %% auto #0
 __all__ = ['VOCASET_TRAIN', 'VOCASET', 'BIWI', 'DatasetSpec', 'synthetic_spec', 'resolve_spec', 'DataError', 'Item', 'parse_stem',
-           'check_item', 'phone_label', 'textgrid_folder', 'read_phone_tier', 'phone_inventory', 'frame_phones',
-           'FaceFormerDataset', 'collate_faceformer']
+           'check_vertices', 'check_item', 'phone_label', 'textgrid_folder', 'read_phone_tier', 'phone_inventory',
+           'frame_phones', 'FaceFormerDataset', 'collate_faceformer']
 
 # %% ../../nbs/04_data.faceformer.ipynb #eb68ea6c
 VOCASET_TRAIN = ["FaceTalk_170728_03272_TA", "FaceTalk_170904_00128_TA", "FaceTalk_170725_00137_TA",
@@ -45,7 +46,7 @@ VOCASET = DatasetSpec("vocaset", fps=30, subsample=2, n_vertices=5023, masks="FL
     "val": (["FaceTalk_170811_03275_TA", "FaceTalk_170908_03277_TA"], (21, 40)),
     "test": (["FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA"], (21, 40))})
 _BIWI_SEEN = ["F2", "F3", "F4", "M3", "M4", "M5"]
-BIWI = DatasetSpec("biwi", fps=25, subsample=1, n_vertices=23370, splits={
+BIWI = DatasetSpec("biwi", fps=25, subsample=1, n_vertices=23370, masks="regions", splits={   # regions/{lve,fdd}.txt
     "train": (_BIWI_SEEN, (1, 32)), "val": (_BIWI_SEEN, (33, 36)), "test": (_BIWI_SEEN, (37, 40)),
     "test_b": (["F1", "F5", "F6", "F7", "F8", "M1", "M2", "M6"], (1, 40))})
 
@@ -57,15 +58,21 @@ def synthetic_spec(root: str | Path) -> DatasetSpec:
 
 def resolve_spec(root: str | Path, dataset: str | DatasetSpec = "auto") -> DatasetSpec:
     "A spec by name ('vocaset', 'biwi', 'synthetic') or 'auto' (the synthetic corpus' metadata)."
+    if not Path(root).is_dir():
+        raise DataError(f"{root}: dataset folder does not exist; generate the built-in corpus with `speechface synth "
+                        f"--out {root}` or point at a VOCASET/BIWI folder in FaceFormer's layout")
     if isinstance(dataset, DatasetSpec): return dataset
     if dataset == "vocaset": return VOCASET
     if dataset == "biwi": return BIWI
     meta = Path(root) / "metadata.json"
     if dataset in ("synthetic", "auto") and meta.is_file(): return synthetic_spec(root)
-    raise ValueError(f"{root}: cannot tell which dataset this is (no metadata.json); pass dataset='vocaset' or 'biwi'")
+    if dataset not in ("synthetic", "auto"):
+        raise DataError(f"unknown dataset {dataset!r}; choose auto, synthetic, vocaset or biwi")
+    raise DataError(f"{root}: cannot tell which dataset this is (no metadata.json, which only the synthetic corpus has); "
+                    f"pass dataset='vocaset' or 'biwi' (CLI: --dataset biwi, config: dataset=biwi)")
 
 # %% ../../nbs/04_data.faceformer.ipynb #a2afea55
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     "A dataset file is missing, unreadable or inconsistent; the message names the file."
 
 @dataclass
@@ -81,20 +88,29 @@ def parse_stem(stem: str) -> tuple[str, int]:
     except ValueError: raise DataError(f"{stem}: file stem must end in a two-digit sentence number "
                                        f"(e.g. FaceTalk_170725_00137_TA_sentence01, F2_e01)") from None
 
-def check_item(item: Item, spec: DatasetSpec, n_vertices: int | None,
-               duration_tol: float = 0.5,   # seconds audio and motion may differ
-              ) -> tuple[np.ndarray, np.ndarray]:
-    "Validate one utterance; return (vertices (T, 3V) memory-mapped, audio (N,) 16 kHz) or raise `DataError`."
+def check_vertices(item: Item, spec: DatasetSpec, n_vertices: int | None,
+                   full: bool = True,   # also read every frame and check it is finite (False: shape only, from the header)
+                  ) -> np.ndarray:       # (T, 3V) memory-mapped, subsampled
+    "Validate one utterance's vertex file; return its (T, 3V) frames after subsampling or raise `DataError` naming it."
     try: v = np.load(item.npy, mmap_mode="r", allow_pickle=False)
     except Exception as e: raise DataError(f"{item.npy}: unreadable .npy ({type(e).__name__}: {e}); re-export it as float32 (T, 3V)") from None
     if v.ndim != 2: raise DataError(f"{item.npy}: expected a (T, 3V) array, got shape {v.shape}")
     if n_vertices is not None and v.shape[1] != 3 * n_vertices:
-        raise DataError(f"{item.npy}: vertex dimension {v.shape[1]} != 3V = {3 * n_vertices} (V from the templates)")
+        raise DataError(f"{item.npy}: vertex dimension {v.shape[1]} != 3V = {3 * n_vertices} (V from the templates); "
+                        f"was it exported for another mesh?")
     v = v[::spec.subsample]
     if len(v) < spec.min_frames:
         raise DataError(f"{item.npy}: {len(v)} frames after subsampling, shorter than one {spec.min_frames}-frame clip")
-    bad = ~np.isfinite(v).all(1)
-    if bad.any(): raise DataError(f"{item.npy}: {bad.sum()} frame(s) contain NaN/inf (first: frame {np.flatnonzero(bad)[0]})")
+    if full:
+        bad = ~np.isfinite(v).all(1)
+        if bad.any(): raise DataError(f"{item.npy}: {bad.sum()} frame(s) contain NaN/inf (first: frame {np.flatnonzero(bad)[0]})")
+    return v
+
+def check_item(item: Item, spec: DatasetSpec, n_vertices: int | None,
+               duration_tol: float = 0.5,   # seconds audio and motion may differ
+              ) -> tuple[np.ndarray, np.ndarray]:
+    "Validate one utterance; return (vertices (T, 3V) memory-mapped, audio (N,) 16 kHz) or raise `DataError`."
+    v = check_vertices(item, spec, n_vertices)
     try: audio = load_wav(item.wav)
     except AudioFileError as e: raise DataError(str(e)) from None
     da, dv = len(audio) / 16000, len(v) / spec.fps
@@ -102,6 +118,7 @@ def check_item(item: Item, spec: DatasetSpec, n_vertices: int | None,
         raise DataError(f"{item.wav}: audio lasts {da:.2f} s but {item.npy.name} has {len(v)} frames = {dv:.2f} s at "
                         f"{spec.fps} fps (tolerance {duration_tol} s); wrong fps/subsample or mismatched files")
     return v, audio
+
 
 # %% ../../nbs/04_data.faceformer.ipynb #5e21aa5a
 def phone_label(label: str) -> str:
@@ -173,6 +190,7 @@ class FaceFormerDataset(Dataset):
                 if not wav.is_file(): raise DataError(f"{npy}: no matching audio {wav}")
                 if subj not in self.templates: raise DataError(f"{npy}: subject {subj!r} has no template in {self.root / 'templates.pkl'}")
                 self.items.append(Item(npy.stem, subj, sent, wav, npy))
+        for it in self.items: check_vertices(it, self.spec, self.n_vertices, full=False)   # shapes, from the headers
         if not self.items: raise DataError(f"{self.root}: no utterances for split {split!r} (subjects {subjects}, sentences {lo}-{hi})")
         self.phone_classes = None if phones is False else (phone_inventory(self.root) if phones is True else list(phones))
         self._phones, self._tg_dir = {}, textgrid_folder(self.root) if phones is not False else None  # stem -> frame labels, read once

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import safe_load_pickle
+from ..core import safe_load_pickle, UserError
 
 # %% auto #0
-__all__ = ['as_vertices', 'as_flat', 'MeshDataError', 'load_templates', 'load_regions', 'upper_face_indices', 'face_normals',
-           'vertex_normals', 'inner_lip_distance', 'export_sequence']
+__all__ = ['REGION_FILE_NAMES', 'as_vertices', 'as_flat', 'MeshDataError', 'load_templates', 'load_regions', 'upper_face_indices',
+           'face_normals', 'vertex_normals', 'inner_lip_distance', 'export_sequence']
 
 # %% ../../nbs/01_data.mesh.ipynb #27b6ada2
 def as_vertices(x: np.ndarray, # (..., 3V) flat or (..., V, 3)
@@ -30,7 +30,7 @@ def as_flat(x: np.ndarray, # (..., V, 3) or already flat (..., 3V)
     return x
 
 # %% ../../nbs/01_data.mesh.ipynb #64001058
-class MeshDataError(ValueError):
+class MeshDataError(UserError, ValueError):
     "A template or region file does not hold what it should."
 
 def _load_dict(path, what: str) -> dict:
@@ -60,11 +60,30 @@ def load_templates(path: str | Path,           # `templates.pkl`: dict subject -
                             f"{sorted({v.shape[0] for v in out.values()})}")
     return out
 
-def load_regions(path: str | Path,            # `FLAME_masks.pkl` or the synthetic corpus' `regions.pkl`
+REGION_FILE_NAMES = {"lve": "lips", "fdd": "upper_face"}  # CodeTalker's BIWI/regions/{lve,fdd}.txt -> our region names
+
+def _read_index_text(path: Path) -> np.ndarray:
+    "A text file of vertex indices separated by commas and/or whitespace (CodeTalker writes '2, 6, 21, ...')."
+    tokens = [t for t in path.read_text().replace(",", " ").split()]
+    try: return np.array([int(t) for t in tokens], dtype=np.int64)
+    except ValueError:
+        bad = next(i for i, t in enumerate(tokens) if not t.lstrip("-").isdigit())
+        raise MeshDataError(f"{path}: token {bad + 1} is {tokens[bad]!r}, expected integer vertex indices separated by "
+                            f"commas (as CodeTalker's BIWI/regions/lve.txt)") from None
+
+def load_regions(path: str | Path,            # `FLAME_masks.pkl`, the synthetic corpus' `regions.pkl`, or a folder of
+                                              # `<region>.txt` index files (BIWI: regions/lve.txt, regions/fdd.txt)
                  n_vertices: int | None = None, # V, to range-check the indices
                 ) -> dict[str, np.ndarray]:
     "Load named vertex regions as sorted int64 index arrays."
-    raw = _load_dict(path, "region -> vertex indices")
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.txt"))
+        if not files: raise FileNotFoundError(f"{path}: no <region>.txt files (BIWI needs lve.txt and fdd.txt, as in "
+                                              f"CodeTalker's BIWI/regions/)")
+        raw = {REGION_FILE_NAMES.get(f.stem, f.stem): _read_index_text(f) for f in files}
+    elif path.suffix == ".txt": raw = {REGION_FILE_NAMES.get(path.stem, path.stem): _read_index_text(path)}
+    else: raw = _load_dict(path, "region -> vertex indices")
     out = {}
     for name, idx in raw.items():
         idx = np.asarray(idx)
@@ -78,7 +97,8 @@ def load_regions(path: str | Path,            # `FLAME_masks.pkl` or the synthet
 
 def upper_face_indices(regions: dict[str, np.ndarray], # region name -> indices
                       ) -> np.ndarray:
-    "Upper-face vertices for FDD: FLAME `forehead ∪ eye_region` (the VOCASET convention)."
+    "Upper-face vertices for FDD: `upper_face` where the dataset defines it (BIWI's fdd.txt), else FLAME `forehead ∪ eye_region` (VOCASET)."
+    if "upper_face" in regions: return regions["upper_face"]
     missing = [k for k in ("forehead", "eye_region") if k not in regions]
     if missing: raise KeyError(f"regions lack {missing}; FDD's upper face is forehead ∪ eye_region "
                                f"(available: {sorted(regions)})")

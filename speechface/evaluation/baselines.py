@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.faceformer import FaceFormerDataset, resolve_spec
+from ..data.faceformer import FaceFormerDataset, resolve_spec, check_vertices
 from ..data.mesh import load_regions, upper_face_indices, inner_lip_distance
 from ..metrics.mesh import (lip_vertex_error, face_dynamics_deviation, mean_vertex_error,
                                      bilabial_closure_accuracy, mouth_opening_correlation, dynamics_stats, PAPER_UNITS)
 
 # %% auto #0
-__all__ = ['STYLE_ORACLE', 'ground_truth', 'baseline_predictions', 'score_predictions', 'expert_lip_sync', 'style_oracle_scores',
-           'baseline_table']
+__all__ = ['FDD_UNITS', 'STYLE_ORACLE', 'ground_truth', 'baseline_predictions', 'unit_label', 'score_predictions',
+           'expert_lip_sync', 'style_oracle_scores', 'baseline_table']
 
 # %% ../../nbs/06_evaluation.baselines.ipynb #04f46fff
 def _alignments(root: Path, meta: dict | None, stem: str):
@@ -28,7 +28,7 @@ def _alignments(root: Path, meta: dict | None, stem: str):
 
 def ground_truth(ds: FaceFormerDataset) -> list[np.ndarray]:
     "The (T, 3V) float64 ground truth of every item of `ds`, subsampled as the dataset specifies."
-    return [np.asarray(np.load(it.npy, mmap_mode="r")[::ds.spec.subsample], np.float64) for it in ds.items]
+    return [np.asarray(check_vertices(it, ds.spec, ds.n_vertices), np.float64) for it in ds.items]
 
 def baseline_predictions(ds: FaceFormerDataset,
                          gts: list[np.ndarray] | None = None, # `ground_truth(ds)`, if already loaded
@@ -45,6 +45,12 @@ def baseline_predictions(ds: FaceFormerDataset,
         preds["oracle (generator)"] = [oracle_motion(ds.root, it.stem) for it in ds.items]
     return preds
 
+FDD_UNITS = {"vocaset": 1e-7, "biwi": 1e-5}  # the unit FDD tables print in (CodeTalker: VOCASET ×1e-7, BIWI ×1e-5)
+
+def unit_label(unit: float) -> str:
+    "'×1e-5' for 1e-5: the column suffix of a metric printed in that unit."
+    return f"×1e{int(round(np.log10(unit)))}"
+
 def score_predictions(ds: FaceFormerDataset,            # the split the predictions are for
                       preds: list[np.ndarray],          # (T', 3V) per item of `ds.items`
                       regions: dict | None = None,      # region name -> indices (default: the dataset's masks)
@@ -56,11 +62,12 @@ def score_predictions(ds: FaceFormerDataset,            # the split the predicti
     regions = regions if regions is not None else load_regions(ds.root / ds.spec.masks, ds.n_vertices)
     gts = gts if gts is not None else ground_truth(ds)
     tpls = [ds.templates[it.subject] for it in ds.items]
-    unit = PAPER_UNITS["vocaset"]
+    lve_u = PAPER_UNITS.get(ds.spec.name, PAPER_UNITS["vocaset"])                   # LVE ×1e-5 (VOCASET, synthetic), ×1e-4 (BIWI)
+    fdd_u = FDD_UNITS.get(ds.spec.name, FDD_UNITS["vocaset"])                       # FDD ×1e-7 (VOCASET), ×1e-5 (BIWI)
     fdd = face_dynamics_deviation(preds, gts, tpls, upper_face_indices(regions))
     dyn = [dynamics_stats(p, g, ds.spec.fps, idx=regions["lips"]) for p, g in zip(preds, gts) if len(g) >= 3]
-    row = {"LVE (×1e-5)": lip_vertex_error(preds, gts, regions["lips"]) / unit,
-           "FDD (×1e-7)": fdd.fdd / 1e-7, "|FDD| (×1e-7)": fdd.fdd_abs / 1e-7,
+    row = {f"LVE ({unit_label(lve_u)})": lip_vertex_error(preds, gts, regions["lips"]) / lve_u,
+           f"FDD ({unit_label(fdd_u)})": fdd.fdd / fdd_u, f"|FDD| ({unit_label(fdd_u)})": fdd.fdd_abs / fdd_u,
            "MVE (mm)": mean_vertex_error(preds, gts) * 1000,
            "lip speed ratio": float(np.mean([d["speed_ratio"] for d in dyn])) if dyn else float("nan"),   # pred / GT
            "lip acc ratio": float(np.mean([d["acc_ratio"] for d in dyn])) if dyn else float("nan")}

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core import UserError
 from ..data.faceformer import FaceFormerDataset
 from .baselines import score_predictions
 
@@ -23,10 +24,10 @@ __all__ = ['RESULT_PATTERN', 'STYLE_INDEPENDENT', 'AVERAGE_ROW', 'NoPredictionsE
 RESULT_PATTERN = "<stem>_condition_<condition>.npy"  # FaceFormer's test output name
 STYLE_INDEPENDENT = "mean"                           # the condition name of predictions made with the mean one-hot
 
-class NoPredictionsError(FileNotFoundError):
+class NoPredictionsError(UserError, FileNotFoundError):
     "A results folder holds no usable prediction for the split; the message names the folder and the file pattern."
 
-class PredictionFileError(ValueError):
+class PredictionFileError(UserError, ValueError):
     "A prediction file is unreadable or does not fit its ground truth; the message names the file."
 
 class ResultFiles(dict):

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..core import UserError
 from ..data.audio import log_mel_spectrogram
 
 # %% auto #0
@@ -92,7 +93,7 @@ class AudioEncoderConfig:
         return self.name_or_path or DEFAULT_MODELS[self.backend]
 
 # %% ../../nbs/02a_models.audio_encoder.ipynb #223f3949
-class AudioEncoderUnavailable(RuntimeError):
+class AudioEncoderUnavailable(UserError, RuntimeError):
     "Pretrained audio-encoder weights are not available locally and may not be downloaded."
 
 def _hub_offline() -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..core import load_checkpoint
+from ..core import load_checkpoint, UserError
 from .audio_encoder import AudioEncoderConfig
 from .faceformer import FaceFormer, FaceFormerConfig
 
@@ -21,7 +21,7 @@ __all__ = ['KNOWN_MOTION_DIMS', 'KNOWN_PERIODS', 'ReferenceImportError', 'ppe_pe
            'from_reference_checkpoint', 'reference_frame_count']
 
 # %% ../../nbs/08a_models.reference_import.ipynb #8a8a8ea3
-class ReferenceImportError(ValueError):
+class ReferenceImportError(UserError, ValueError):
     "A reference checkpoint does not fit the model it is loaded into."
 
 KNOWN_MOTION_DIMS = {15069: "VOCASET (5023 vertices)", 70110: "BIWI (23370 vertices)"}  # 3V of the two datasets

@@ -5,7 +5,7 @@
 # %% ../../nbs/09_train.supervised.ipynb #f14ef901
 from __future__ import annotations
 import csv, json, math, random, time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,21 +14,139 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from ..core import seed_everything, get_device, save_checkpoint, load_checkpoint, atomic_write
-from ..data.faceformer import FaceFormerDataset, collate_faceformer
+from ..core import seed_everything, get_device, save_checkpoint, load_checkpoint, atomic_write, UserError, UsageError
+from ..data.faceformer import FaceFormerDataset, collate_faceformer, check_vertices
 from ..data.mesh import load_regions
 from ..models.audio_encoder import AudioEncoderConfig
 from ..models.faceformer import FaceFormer, FaceFormerConfig
 
 # %% auto #0
-__all__ = ['load_config', 'motion_rms', 'model_config', 'masked_mse', 'style_conditions', 'predict_conditions', 'validate',
-           'TrainingDiverged', 'epoch_lr', 'train', 'load_actor']
+__all__ = ['CONFIG_RULES', 'Rule', 'validate_config', 'check_paths', 'ConfigError', 'load_config', 'motion_rms', 'model_config',
+           'masked_mse', 'style_conditions', 'predict_conditions', 'validate', 'TrainingDiverged', 'epoch_lr', 'train',
+           'load_actor']
+
+# %% ../../nbs/09_train.supervised.ipynb #982c8e54
+@dataclass(frozen=True)
+class Rule:
+    "What one config value must be."
+    kind: str                     # 'int', 'float', 'bool', 'str' or 'choice'
+    lo: float | None = None       # lower bound (inclusive unless `lo_open`)
+    hi: float | None = None       # upper bound (inclusive)
+    lo_open: bool = False         # the lower bound itself is not allowed (> rather than ≥)
+    nullable: bool = False        # null is allowed
+    choices: tuple = ()           # for kind 'choice'
+
+    def ok(self, v) -> bool:
+        if v is None: return self.nullable
+        if self.kind == "choice": return v in self.choices
+        if self.kind == "bool": return isinstance(v, bool)
+        if self.kind == "str": return isinstance(v, str)
+        if isinstance(v, bool) or not isinstance(v, int if self.kind == "int" else (int, float)): return False
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo): return False
+        return self.hi is None or v <= self.hi
+
+    def describe(self) -> str:
+        if self.kind == "choice": s = "one of " + " | ".join(map(str, self.choices))
+        elif self.kind in ("bool", "str"): s = {"bool": "true or false", "str": "a string"}[self.kind]
+        else:
+            s = "an integer" if self.kind == "int" else "a number"
+            if self.lo is not None: s += f" {'>' if self.lo_open else '≥'} {self.lo:g}"
+            if self.hi is not None: s += f"{' and' if self.lo is not None else ''} ≤ {self.hi:g}"
+        return s + (" (or null)" if self.nullable else "")
+
+_pos, _nonneg, _frac = Rule("float", 0, lo_open=True), Rule("float", 0), Rule("float", 0, 1)
+_count, _count0 = Rule("int", 1), Rule("int", 0)
+CONFIG_RULES = {                                   # dotted key -> Rule; keys a config lacks are skipped
+    "seed": _count0, "threads": Rule("int", 1, nullable=True), "device": Rule("str"),
+    "dataset.kind": Rule("choice", choices=("auto", "synthetic", "vocaset", "biwi")), "dataset.num_workers": _count0,
+    "dataset.root": Rule("str"),
+    "model.feature_dim": _count, "model.n_heads": _count, "model.n_layers": _count, "model.ff_mult": _count,
+    "model.period": Rule("int", 1, nullable=True), "model.dropout": Rule("float", 0, 0.99), "model.stochastic": Rule("bool"),
+    "model.init_sigma": _pos, "model.motion_scale": Rule("float", 0, lo_open=True, nullable=True),
+    "model.start_token": Rule("choice", choices=("consistent", "reference")),
+    "model.audio.backend": Rule("choice", choices=("mel", "wav2vec2", "whisper")), "model.audio.mel_dim": _count,
+    "model.audio.mel_vtlp": Rule("float", 0, 0.5), "model.audio.mel_freq_mask": _count0,
+    "trainer.epochs": _count, "trainer.batch_size": _count, "trainer.lr": _pos, "trainer.head_lr": _pos,
+    "trainer.weight_decay": _nonneg, "trainer.grad_clip": Rule("float", 0, lo_open=True, nullable=True),
+    "trainer.lr_schedule": Rule("choice", choices=("constant", "cosine")), "trainer.lr_min_ratio": _frac,
+    "trainer.mode": Rule("choice", choices=("teacher", "scheduled", "rollout", "autoregressive")),
+    "trainer.teacher_mix_start": _frac, "trainer.teacher_mix_end": _frac, "trainer.input_noise": _nonneg,
+    "trainer.phone_weight": _nonneg, "trainer.val_every": _count,
+    "trainer.val_conditions": Rule("choice", choices=("all", "mean")),
+    "trainer.max_minutes": Rule("float", 0, lo_open=True, nullable=True), "trainer.max_train_items": Rule("int", 1, nullable=True),
+    "trainer.resume": Rule("bool"), "trainer.tensorboard": Rule("bool"),
+    # RL (trainer=rl)
+    "trainer.variant": Rule("choice", choices=("seed", "per_clip", "ppo", "grpo", "backprop")),
+    "trainer.rollout": Rule("choice", choices=("teacher", "free")), "trainer.reward_scale": _pos,
+    "trainer.actor_weight": _nonneg, "trainer.critic_weight": _nonneg, "trainer.sup_weight": _nonneg,
+    "trainer.kl_weight": _nonneg, "trainer.critic_warmup_steps": _count0, "trainer.group_size": _count,
+    "trainer.ppo_epochs": _count, "trainer.clip_eps": _pos, "trainer.select": Rule("choice", choices=("lve", "reward", "last")),
+    "trainer.lve_tolerance": _nonneg, "trainer.train_heads": Rule("bool"), "trainer.dropout": Rule("bool"),
+    # reward model (trainer=reward_backbone / reward_head)
+    "trainer.seqs_per_batch": _count, "trainer.clips_per_seq": _count, "trainer.shifts_per_clip": _count,
+    "trainer.min_shift": _count, "trainer.max_shift": _count, "trainer.temperature": _pos,
+    "trainer.evaluation": Rule("bool"),
+}
+
+def validate_config(cfg, rules: dict = CONFIG_RULES) -> None:
+    "Check every known key of `cfg` against its `Rule`; raise `ConfigError` naming each bad key, its value and the rule."
+    from omegaconf import OmegaConf
+    bad = []
+    for key, rule in rules.items():
+        try: v = OmegaConf.select(cfg, key, default="__absent__", throw_on_missing=True)
+        except Exception as e: bad.append(f"{key}: {e}"); continue
+        if isinstance(v, str) and v == "__absent__": continue
+        if not rule.ok(v): bad.append(f"{key}={v!r} ({type(v).__name__}) must be {rule.describe()}")
+    ms = OmegaConf.select(cfg, "trainer.min_shift"); xs = OmegaConf.select(cfg, "trainer.max_shift")
+    if isinstance(ms, int) and isinstance(xs, int) and xs < ms: bad.append(f"trainer.max_shift={xs} must be ≥ trainer.min_shift={ms}")
+    if bad: raise ConfigError("invalid configuration: " + "; ".join(bad))
+
+def check_paths(cfg) -> None:
+    "The paths a data-reading command needs exist: `dataset.root` must be a folder."
+    root = Path(str(cfg.dataset.root))
+    if not root.is_dir():
+        raise ConfigError(f"dataset.root={str(root)!r}: folder does not exist; generate the built-in corpus with "
+                          f"`speechface synth --out {root}` or point dataset.root at a VOCASET/BIWI folder in FaceFormer's layout")
 
 # %% ../../nbs/09_train.supervised.ipynb #9d1323a7
-def load_config(overrides: list[str] = (), # Hydra overrides, e.g. ['trainer.epochs=5', 'dataset.root=data/x']
-                config_name: str = "config",
-               ):
-    "Compose the training configuration (an OmegaConf DictConfig)."
+class ConfigError(UsageError):
+    "A configuration key is unknown, or its value has the wrong type or range; the message names the key and the value."
+
+def _hydra_message(e: Exception, overrides: list[str]) -> str:
+    "One line for a Hydra composition error: which override, what is wrong, what to do."
+    import difflib
+    msg = str(e).strip().splitlines()
+    if "Could not override" in msg[0]:                                     # a key that does not exist
+        key = msg[0].split("'")[1]
+        known = _config_keys(); close = difflib.get_close_matches(key, known, n=2, cutoff=0.75)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        return (f"unknown config key '{key}'{hint}; `speechface train --show-config` lists every key, and +{key}=... "
+                f"adds a new one on purpose")
+    if "Could not find" in msg[0]:                                         # trainer=foo
+        options = []
+        for line in msg[1:]:
+            if "Config search path" in line: break
+            if line.startswith("\t"): options.append(line.strip())
+        return msg[0].replace("In 'config': ", "") + (f"; available: {', '.join(options)}" if options else "")
+    if "Error parsing override" in msg[0] or "no viable alternative" in msg[0] or "mismatched input" in msg[0]:
+        return f"cannot parse override(s) {overrides}: {msg[0]} ({msg[1] if len(msg) > 1 else ''}); write key=value, e.g. trainer.lr=1e-4"
+    return msg[0]
+
+def _config_keys() -> list[str]:
+    "Every dotted key of the default configuration and of each trainer config (for suggestions)."
+    from omegaconf import OmegaConf
+    keys = set()
+    def walk(node, prefix):
+        for k, v in node.items():
+            full = f"{prefix}{k}"
+            if OmegaConf.is_dict(v): walk(v, full + ".")
+            else: keys.add(full)
+    import speechface
+    for trainer in sorted(p.stem for p in (Path(speechface.__file__).parent / "configs" / "trainer").glob("*.yaml")):
+        walk(_compose([f"trainer={trainer}"]), "")
+    return sorted(keys)
+
+def _compose(overrides: list[str], config_name: str = "config"):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     import speechface
@@ -37,6 +155,17 @@ def load_config(overrides: list[str] = (), # Hydra overrides, e.g. ['trainer.epo
     with initialize_config_dir(config_dir=str(cdir), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides))
 
+def load_config(overrides: list[str] = (), # Hydra overrides, e.g. ['trainer.epochs=5', 'dataset.root=data/x']
+                config_name: str = "config",
+                validate: bool = True,     # check every value's type and range (`validate_config`)
+               ):
+    "Compose the training configuration (an OmegaConf DictConfig); unknown keys and bad values raise `ConfigError`."
+    from hydra.errors import HydraException
+    try: cfg = _compose(list(overrides), config_name)
+    except HydraException as e: raise ConfigError(_hydra_message(e, list(overrides))) from None
+    if validate: validate_config(cfg)
+    return cfg
+
 # %% ../../nbs/09_train.supervised.ipynb #93d2ae96
 def motion_rms(ds: FaceFormerDataset, max_items: int = 64) -> float:
     "RMS displacement from the template over (up to `max_items` evenly spaced) training utterances."
@@ -44,7 +173,7 @@ def motion_rms(ds: FaceFormerDataset, max_items: int = 64) -> float:
     sq, n = 0.0, 0
     for i in idx:
         it = ds.items[i]
-        v = np.load(it.npy, mmap_mode="r")[::ds.spec.subsample] - ds.templates[it.subject].reshape(1, -1)
+        v = check_vertices(it, ds.spec, ds.n_vertices) - ds.templates[it.subject].reshape(1, -1)   # names a bad file
         sq += float((v.astype(np.float64) ** 2).sum()); n += v.size
     return float(np.sqrt(sq / max(n, 1))) or 1.0
 
@@ -97,7 +226,7 @@ def validate(model: FaceFormer, ds: FaceFormerDataset, lips: np.ndarray, device,
     return {"val_lve": float(lve / n), "val_mse": float(mse / n), **{k: v / max(len(ds), 1) for k, v in sums.items()}}
 
 # %% ../../nbs/09_train.supervised.ipynb #529944b7
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     "The loss became NaN or infinite."
 
 def _rng_state() -> dict:

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse
 import matplotlib
 
+from ..core import UserError
 from ..data.mesh import as_vertices
 from .meshplot import frame_bounds, view_rotation, render_image
 
@@ -30,7 +31,7 @@ OPENGL_FIX = (
     "binding is broken; pip's warning that pyrender pins 3.1.0 is expected); (3) no OpenGL at all: pass "
     "backend='matplotlib' to use the software renderer (same framing, no GPU or driver needed).")
 
-class OpenGLUnavailableError(RuntimeError):
+class OpenGLUnavailableError(UserError, RuntimeError):
     "No offscreen OpenGL platform renders on this machine; the message lists what was tried and the fixes."
 
 _PROBE = r"""
@@ -92,7 +93,7 @@ def opengl_platform(refresh: bool = False, # probe again instead of using the ca
     raise OpenGLUnavailableError(_GL["error"])
 
 # %% ../../nbs/07_viz.render.ipynb #f00718e8
-class RenderInputError(ValueError):
+class RenderInputError(UserError, ValueError):
     "Vertices or faces that cannot produce a picture (NaN/inf, out-of-range faces, a sequence collapsed to a point)."
 
 class BlankFrameError(RuntimeError):

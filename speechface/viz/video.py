@@ -13,6 +13,7 @@ import numpy as np
 import imageio_ffmpeg
 import soxr
 
+from ..core import UserError
 from ..data.audio import load_wav
 from .meshplot import frame_bounds
 from .render import check_vertices, frame_renderer, render_frames, RenderInputError
@@ -50,7 +51,7 @@ def prepare_audio(audio,                     # a path to an audio file, or (samp
     return np.pad(x[:n], (0, max(0, n - len(x))))                                        # trim / pad to the video
 
 # %% ../../nbs/07a_viz.video.ipynb #88913e33
-class VideoWriteError(RuntimeError):
+class VideoWriteError(UserError, RuntimeError):
     "ffmpeg could not write the video; the message carries ffmpeg's own."
 
 def ffmpeg_exe() -> str:
