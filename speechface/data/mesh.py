@@ -81,17 +81,20 @@ def load_regions(path: str | Path,            # `FLAME_masks.pkl`, the synthetic
         files = sorted(path.glob("*.txt"))
         if not files: raise FileNotFoundError(f"{path}: no <region>.txt files (BIWI needs lve.txt and fdd.txt, as in "
                                               f"CodeTalker's BIWI/regions/)")
-        raw = {REGION_FILE_NAMES.get(f.stem, f.stem): _read_index_text(f) for f in files}
-    elif path.suffix == ".txt": raw = {REGION_FILE_NAMES.get(path.stem, path.stem): _read_index_text(path)}
-    else: raw = _load_dict(path, "region -> vertex indices")
+    else: files = [path]
+    raw, source = {}, {}                                                 # region -> indices, region -> its file
+    for f in files:
+        if f.suffix == ".txt": named = {REGION_FILE_NAMES.get(f.stem, f.stem): _read_index_text(f)}
+        else: named = _load_dict(f, "region -> vertex indices")
+        raw.update(named); source.update({k: f for k in named})
     out = {}
     for name, idx in raw.items():
         idx = np.asarray(idx)
         if idx.dtype == bool: idx = np.flatnonzero(idx)
         if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
-            raise MeshDataError(f"{path}: region {name!r} is not a 1-D integer index array (got {idx.dtype}, {idx.shape})")
+            raise MeshDataError(f"{source[name]}: region {name!r} is not a 1-D integer index array (got {idx.dtype}, {idx.shape})")
         if n_vertices is not None and idx.size and (idx.min() < 0 or idx.max() >= n_vertices):
-            raise MeshDataError(f"{path}: region {name!r} has indices outside [0, {n_vertices})")
+            raise MeshDataError(f"{source[name]}: region {name!r} has indices outside [0, {n_vertices})")
         out[str(name)] = idx.astype(np.int64)
     return out
 

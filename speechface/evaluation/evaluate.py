@@ -138,11 +138,16 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
         sync_expert = load_backbone(sync_expert)                                          # once, not once per condition
     mel_cache = {}                                                                        # each wav's mel clips, once
     for c in wanted:
-        items = [it for it in ds.items if c in files[it.stem]]
+        items = [it for it in ds.items if c in files[it.stem] and c in expected_conditions(ds, it.subject, [c])]
         if not items: continue
         preds = [load_prediction(files[it.stem][c], n_frames[it.stem], ds.n_vertices) for it in items]
         rows[c] = {"utterances": len(items), **score_predictions(_subset(ds, items), preds, sync_expert=sync_expert, mel_cache=mel_cache)}
         if c != STYLE_INDEPENDENT: covered |= {it.stem for it in items}
+    for it in ds.items:   # a seen subject's prediction under another subject's style is not part of FaceFormer's protocol
+        for c in files[it.stem]:
+            if c in wanted and c not in expected_conditions(ds, it.subject, [c]):
+                files.unknown.append((files[it.stem][c], f"{it.subject} is a training subject: it is scored under its own "
+                                                          f"style (and 'mean') only, as FaceFormer's test does"))
     if not rows:
         eg = result_name(ds.items[0].stem, wanted[0])
         hint = f"; {len(files.unknown)} file(s) there were not recognised, e.g. {files.unknown[0][0].name}: {files.unknown[0][1]}" if files.unknown else ""

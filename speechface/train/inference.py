@@ -28,8 +28,8 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
              progress: bool = True,
              sync_expert=None,           # evaluation sync expert (path/model) for lip-sync columns; default cfg.sync_expert
             ) -> tuple:                   # (metrics table, report, results_dir)
-    "Predict every utterance of a split under every style and the mean style, save, and evaluate."
-    from speechface.evaluation.evaluate import evaluate_results, write_evaluation
+    "Predict each utterance of a split under FaceFormer's conditions (a seen subject's own style, an unseen one's every style; plus the mean style), save, and evaluate."
+    from speechface.evaluation.evaluate import evaluate_results, write_evaluation, expected_conditions
     device = get_device(cfg.device)
     run_dir = Path(cfg.out_dir) / cfg.run
     ckpt = Path(ckpt) if ckpt else run_dir / "best.pt"
@@ -42,12 +42,14 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
         raise ValueError(f"{ckpt} was trained with subjects {ck['train_subjects']} but the dataset's "
                          f"training subjects are {ds.train_subjects}: the one-hot conditions would not match")
     out_dir = run_dir / "styledependant" / "results"; out_dir.mkdir(parents=True, exist_ok=True)
-    conds = style_conditions(n, np.eye(n, dtype=np.float32), mean=True)                  # (N+1, N): every style + mean
-    names = list(ds.train_subjects) + ["mean"]
+    all_names = list(ds.train_subjects) + ["mean"]
+    all_conds = style_conditions(n, np.eye(n, dtype=np.float32), mean=True)              # (N+1, N): every style + mean
     t0 = time.time()
     for i in tqdm(range(len(ds)), desc=f"test {split}", disable=not progress):
         it = ds[i]
-        pred = predict_conditions(model, it, device, conds).cpu().numpy()                  # (N+1, T, 3V)
+        names = expected_conditions(ds, it["subject"], all_names)     # FaceFormer: a seen subject in its own style, others in all
+        conds = all_conds[[all_names.index(c) for c in names]]
+        pred = predict_conditions(model, it, device, conds).cpu().numpy()                  # (C, T, 3V)
         for c, name in enumerate(names): np.save(out_dir / f"{it['name']}_condition_{name}.npy", pred[c].astype(np.float32))
     table, report = evaluate_results(out_dir, cfg.dataset.root, split, cfg.dataset.kind,
                                      sync_expert=sync_expert if sync_expert is not None else cfg.get("sync_expert"))
