@@ -24,7 +24,7 @@ setuptools.setup(
                 ['Programming Language :: Python :: ' + o for o in py_versions[py_versions.index(min_python):]],
     url=cfg['git_url'], packages=setuptools.find_packages(include=['speechface', 'speechface.*']),
     include_package_data=True, install_requires=requirements,
-    package_data={'speechface': ['configs/*.yaml', 'configs/*/*.yaml']},
+    package_data={'speechface': ['configs/*.yaml', 'configs/*/*.yaml', 'assets/*.json']},
     extras_require={'dev': dev_requirements}, python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(), long_description_content_type='text/markdown',
     zip_safe=False,

@@ -65,7 +65,9 @@ def _test(a) -> int:
 
 def _animate(a) -> int:
     from speechface.train.inference import animate
-    m = animate(a.audio, a.ckpt, a.out, subject=a.subject, template=a.template, device=a.device, sample=a.sample)
+    m = animate(a.audio, a.ckpt, a.out, subject=a.subject, template=a.template, device=a.device, sample=a.sample,
+                templates=a.templates, faces=a.faces, dataset=a.dataset, subjects=a.subjects,
+                wav2vec2_config=a.wav2vec2_config, like_reference=a.like_reference)
     print(f"wrote {a.out}: {m.shape[0]} frames")
     return 0
 
@@ -111,6 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("audio"); n.add_argument("--ckpt", required=True); n.add_argument("--out", required=True)
     n.add_argument("--subject", default=None, help="speaking style: a training subject or 'mean'")
     n.add_argument("--template", default=None, help="face identity: a training subject (default: the style's)")
+    n.add_argument("--templates", default=None, metavar="PKL", help="templates.pkl to take the face from (required for "
+                                                                      "released vocaset.pth / biwi.pth, which carry none)")
+    n.add_argument("--faces", default=None, metavar="MESH", help="topology for .obj/.ply/.mp4 output: a mesh file or (F, 3) .npy")
+    n.add_argument("--dataset", default=None, choices=["vocaset", "biwi"], help="released checkpoints: which dataset "
+                                                                                "(default: from the checkpoint's sizes)")
+    n.add_argument("--subjects", nargs="+", default=None, metavar="S", help="released checkpoints: training subjects in "
+                                                                           "one-hot order (default: FaceFormer's list)")
+    n.add_argument("--wav2vec2-config", default=None, metavar="JSON", help="released checkpoints: wav2vec2 config.json "
+                                                                          "(default: the packaged wav2vec2-base-960h)")
+    n.add_argument("--like-reference", action="store_true", help="FaceFormer's demo.py audio handling (librosa) and "
+                                                                 "frame count instead of speechface's")
     n.add_argument("--device", default="auto"); n.add_argument("--sample", action="store_true", help="sample the stochastic policy")
     n.set_defaults(func=_animate)
     d = sub.add_parser("demo", help="the whole pipeline on the built-in corpus: SFT, reward model, RL, table, video")

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08a_models.reference_import.ipynb #d6d59160
 from __future__ import annotations
-import re
+import json, re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,8 +17,9 @@ from .faceformer import FaceFormer, FaceFormerConfig
 
 # %% auto #0
 __all__ = ['KNOWN_MOTION_DIMS', 'KNOWN_PERIODS', 'ReferenceImportError', 'ppe_period', 'reference_dims', 'map_reference_key',
-           'ReferenceImportReport', 'load_reference_state_dict', 'reference_config', 'build_reference_model',
-           'from_reference_checkpoint', 'reference_frame_count']
+           'ReferenceImportReport', 'load_reference_state_dict', 'reference_config', 'wav2vec2_architecture',
+           'build_reference_model', 'is_reference_state_dict', 'reference_dataset', 'from_reference_checkpoint',
+           'reference_frame_count']
 
 # %% ../../nbs/08a_models.reference_import.ipynb #8a8a8ea3
 class ReferenceImportError(UserError, ValueError):
@@ -202,22 +203,46 @@ def reference_config(state_dict: dict,          # a reference FaceFormer state_d
     if dims["ff_dim"]: kw["ff_mult"] = dims["ff_dim"] // dims["feature_dim"]
     return presets[dataset.lower()](**{**kw, **overrides})
 
+def wav2vec2_architecture(config=None, # None: the packaged facebook/wav2vec2-base-960h config; or a config.json, a
+                                       # folder holding one, a dict, or a transformers Wav2Vec2Config
+                         ):
+    "The wav2vec2 architecture to rebuild a reference checkpoint's audio encoder from: a config only, no weights, no hub."
+    from transformers import Wav2Vec2Config
+    if isinstance(config, Wav2Vec2Config): return config
+    if isinstance(config, dict): return Wav2Vec2Config.from_dict(config)
+    if config is None:
+        import speechface
+        path = Path(speechface.__file__).parent / "assets" / "wav2vec2-base-960h.json"
+    else:
+        path = Path(config)
+        if path.is_dir(): path = path / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no wav2vec2 config; pass the config.json of the wav2vec2 the checkpoint was "
+                                f"trained with (or nothing, for FaceFormer's facebook/wav2vec2-base-960h)")
+    try: d = json.loads(path.read_text())
+    except json.JSONDecodeError as e: raise ReferenceImportError(f"{path}: not a JSON wav2vec2 config ({e})") from None
+    return Wav2Vec2Config.from_dict({k: v for k, v in d.items() if not k.startswith("_")})
+
 def build_reference_model(cfg: FaceFormerConfig,            # e.g. from `reference_config`; its audio backend becomes wav2vec2
-                          wav2vec2_path: str | None = None, # a local wav2vec2 directory to build the encoder from
+                          wav2vec2_path: str | None = None, # a local wav2vec2 directory with weights (not needed: the
+                                                            # released checkpoints carry every wav2vec2 weight)
                           tiny_audio: bool = False,         # the tiny random wav2vec2 (files made with it, tests)
-                          seed: int = 0,                    # seed of the random wav2vec2-base weights
+                          seed: int = 0,                    # seed of the random initial wav2vec2 weights
+                          wav2vec2_config=None,             # the wav2vec2 architecture (`wav2vec2_architecture`);
+                                                            # default: the packaged wav2vec2-base-960h config
                          ) -> FaceFormer:
-    "A FaceFormer shaped like the reference (start_token='reference'); wav2vec2-base with random weights unless a path is given."
+    "A FaceFormer shaped like the reference (start_token='reference'); its wav2vec2 built from a config, random weights unless a path is given."
     base = cfg.audio if cfg.audio.backend == "wav2vec2" else AudioEncoderConfig(backend="wav2vec2")
     if tiny_audio or wav2vec2_path is not None:
         audio = replace(base, tiny=tiny_audio, name_or_path=None if tiny_audio else str(wav2vec2_path))
         return FaceFormer(replace(cfg, audio=audio), start_token="reference")
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
+    from transformers import Wav2Vec2Model
+    conf = wav2vec2_architecture(wav2vec2_config)
     audio = replace(base, tiny=False, name_or_path=None)                    # describes facebook/wav2vec2-base-960h
     model = FaceFormer(replace(cfg, audio=replace(audio, tiny=True)), start_token="reference")  # no download
     enc = model.audio_encoder
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed); enc.model = Wav2Vec2Model(Wav2Vec2Config())  # the base architecture, 768-d
+        torch.manual_seed(seed); enc.model = Wav2Vec2Model(conf)            # the architecture only
     if audio.freeze_feature_encoder: enc.model.feature_extractor._freeze_parameters()
     if not audio.trainable: enc.model.requires_grad_(False)
     enc.cfg, enc.out_dim = audio, enc.model.config.hidden_size
@@ -225,17 +250,34 @@ def build_reference_model(cfg: FaceFormerConfig,            # e.g. from `referen
     model.cfg = replace(cfg, audio=audio)
     return model
 
-def from_reference_checkpoint(path: str | Path,               # vocaset.pth / biwi.pth (plain state_dicts)
-                              dataset: str = "vocaset",       # 'vocaset' or 'biwi'
+def is_reference_state_dict(ck: dict) -> bool:
+    "True for a released FaceFormer state_dict (vocaset.pth / biwi.pth): the reference's keys, no speechface metadata."
+    return isinstance(ck, dict) and "vertice_map.weight" in ck and "model_config" not in ck
+
+def reference_dataset(state_dict: dict) -> str:
+    "'vocaset' or 'biwi' for a reference state_dict, from its 3V (15069 / 70110) or else its PPE period (30 / 25)."
+    dims = reference_dims(state_dict)
+    name = _dataset_of(dims)
+    if name is None:
+        raise ReferenceImportError(f"cannot tell the dataset of this checkpoint (3V = {dims['motion_dim']}, PPE period "
+                                   f"{dims['period']}); pass dataset='vocaset' or 'biwi' (CLI: --dataset)")
+    return name.lower()
+
+def from_reference_checkpoint(path: str | Path | dict,        # vocaset.pth / biwi.pth (plain state_dicts), or one loaded
+                              dataset: str | None = None,     # 'vocaset' or 'biwi'; None: from the checkpoint's sizes
                               wav2vec2_path: str | None = None, # optional local wav2vec2 directory (its weights are replaced)
                               tiny_audio: bool = False,       # the file was made with the tiny test wav2vec2
                               strict: bool = True,            # refuse missing / unexpected keys
+                              wav2vec2_config=None,           # the wav2vec2 architecture; default wav2vec2-base-960h
                              ) -> FaceFormer:
     "Our FaceFormer with a released reference checkpoint's weights, in eval mode; the report is at `.reference_import_report`."
-    state_dict = load_checkpoint(path)                                       # torch.load(weights_only=True)
-    model = build_reference_model(reference_config(state_dict, dataset), wav2vec2_path, tiny_audio)
+    state_dict = path if isinstance(path, dict) else load_checkpoint(path)   # torch.load(weights_only=True)
+    dataset = dataset or reference_dataset(state_dict)
+    model = build_reference_model(reference_config(state_dict, dataset), wav2vec2_path, tiny_audio,
+                                  wav2vec2_config=wav2vec2_config)
     model.reference_import_report = load_reference_state_dict(model, state_dict, strict=strict)
     return model.eval()
+
 
 # %% ../../nbs/08a_models.reference_import.ipynb #a93d7318
 def reference_frame_count(model: FaceFormer,  # a model with a wav2vec2 audio encoder

@@ -11,14 +11,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..core import get_device, load_checkpoint
-from ..data.audio import load_wav, normalize_audio
+from ..core import get_device, load_checkpoint, UsageError
+from ..data.audio import load_wav, normalize_audio, AudioFileError
 from ..data.faceformer import FaceFormerDataset
-from ..data.mesh import export_sequence
+from ..data.mesh import export_sequence, load_templates
 from .supervised import load_actor, load_config, predict_conditions, style_conditions
 
 # %% auto #0
-__all__ = ['run_test', 'animate']
+__all__ = ['run_test', 'load_reference_audio', 'animate']
 
 # %% ../../nbs/09a_train.inference.ipynb #ff157e01
 @torch.no_grad()
@@ -58,42 +58,100 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
     return table, report, out_dir
 
 # %% ../../nbs/09a_train.inference.ipynb #1d370629
+def load_reference_audio(path: str | Path) -> np.ndarray:
+    "FaceFormer's demo audio handling: `librosa.load(path, sr=16000)` (mono, librosa's resampler), normalised as `Wav2Vec2Processor` does."
+    import librosa
+    try: wav, _ = librosa.load(str(path), sr=16000)
+    except Exception as e: raise AudioFileError(f"{path}: unreadable audio ({type(e).__name__}: {e})") from None
+    if len(wav) == 0: raise AudioFileError(f"{path}: the audio has no samples")
+    return normalize_audio(wav.astype(np.float32))
+
+def _reference_actor(ck: dict, ckpt, dataset, subjects, templates, wav2vec2_config, device):
+    "A released FaceFormer state_dict as (model, subjects, templates, fps); subjects and templates come from the dataset."
+    from speechface.models.reference_import import from_reference_checkpoint, reference_dataset
+    from speechface.data.faceformer import VOCASET, BIWI
+    from speechface.data.mesh import load_templates
+    dataset = dataset or reference_dataset(ck)
+    model = from_reference_checkpoint(ck, dataset, wav2vec2_config=wav2vec2_config).to(device)
+    subjects = list(subjects) if subjects else {"vocaset": VOCASET, "biwi": BIWI}[dataset].train_subjects
+    if len(subjects) != model.cfg.n_subjects:
+        raise UsageError(f"{ckpt} was trained with {model.cfg.n_subjects} subjects but {len(subjects)} subject names are "
+                         f"known for {dataset}; pass the training subjects in one-hot order (--subjects A B ...)")
+    if templates is None:
+        raise UsageError(f"{ckpt} is a released FaceFormer checkpoint: it carries no face templates; pass the dataset's "
+                         f"templates.pkl (--templates path/to/templates.pkl) and the face to animate (--template NAME)")
+    tpls = {s: torch.from_numpy(v.reshape(-1)) for s, v in load_templates(templates, model.cfg.motion_dim // 3).items()}
+    return model, subjects, tpls, model.cfg.fps
+
 @torch.no_grad()
 def animate(audio_path: str | Path,      # any audio file
-            ckpt: str | Path,            # a best.pt / last.pt written by `speechface train`
+            ckpt: str | Path,            # a best.pt / last.pt written by `speechface train`, or a released vocaset.pth / biwi.pth
             out: str | Path,             # .npy, .obj, .ply or .mp4
             subject: str | None = None,  # style: a training subject or 'mean' (default: the first training subject)
-            template: str | None = None, # face identity: a training subject (default: the style's)
+            template: str | None = None, # face identity: a subject of the templates (default: the style's)
             device: str = "auto",
             sample: bool = False,        # draw from the stochastic policy instead of its mean
+            templates: str | Path | None = None, # a templates.pkl (needed for released checkpoints, which carry none)
+            faces: str | Path | None = None,     # a mesh file or (F, 3) .npy with the topology, for .obj/.ply/.mp4 output
+            dataset: str | None = None,  # released checkpoints: 'vocaset' or 'biwi' (default: from the checkpoint's sizes)
+            subjects: list[str] | None = None,   # released checkpoints: training subjects in one-hot order (default: the dataset's)
+            wav2vec2_config=None,        # released checkpoints: the wav2vec2 architecture (default: the packaged base-960h)
+            like_reference: bool = False, # FaceFormer's demo: librosa resampling and the reference's frame count
            ) -> np.ndarray:               # (T, 3V) the motion written
-    "Animate a face from speech with a trained actor and write it to `out`."
+    "Animate a face from speech with a trained actor or a released FaceFormer checkpoint and write it to `out`."
     device = get_device(device)
     ck = load_checkpoint(ckpt)
-    subjects = ck.get("train_subjects")
-    if subjects is None: raise ValueError(f"{ckpt} has no training-subject list: use a checkpoint written by `speechface train`")
-    model = load_actor(ck, device)
+    from speechface.models.reference_import import is_reference_state_dict, reference_frame_count
+    if is_reference_state_dict(ck):
+        model, subjects, tpls, fps = _reference_actor(ck, ckpt, dataset, subjects, templates, wav2vec2_config, device)
+    else:
+        subjects = ck.get("train_subjects")
+        if subjects is None: raise UsageError(f"{ckpt} has no training-subject list: use a checkpoint written by `speechface train` "
+                                              f"or a released FaceFormer state_dict")
+        model, fps = load_actor(ck, device), ck["fps"]
+        tpls = ck["templates"] if templates is None else {s: torch.from_numpy(v.reshape(-1)) for s, v in
+                                                          load_templates(templates, model.cfg.motion_dim // 3).items()}
     subject = subject or subjects[0]
     n = len(subjects)
     if subject == "mean": oh = torch.full((1, n), 1 / n)
     elif subject in subjects: oh = torch.eye(n)[subjects.index(subject)][None]
-    else: raise ValueError(f"unknown style {subject!r}; choose one of {subjects} or 'mean'")
+    else: raise UsageError(f"unknown style {subject!r}; choose one of {subjects} or 'mean'")
     tpl_name = template or (subject if subject != "mean" else subjects[0])
-    if tpl_name not in ck["templates"]: raise ValueError(f"unknown template {tpl_name!r}; choose one of {sorted(ck['templates'])}")
-    tpl = ck["templates"][tpl_name].reshape(1, -1).float()
-    wav = load_wav(audio_path)
-    audio = torch.from_numpy(normalize_audio(wav).astype(np.float32))[None]
-    n_frames = max(1, int(round(len(wav) / 16000 * ck["fps"])))
+    if tpl_name not in tpls: raise UsageError(f"unknown template {tpl_name!r}; choose one of {sorted(tpls)}")
+    tpl = tpls[tpl_name].reshape(1, -1).float()
+    if like_reference:
+        if model.cfg.audio.backend != "wav2vec2":
+            raise UsageError(f"--like-reference reproduces FaceFormer's wav2vec2 front end; {ckpt} uses the "
+                             f"{model.cfg.audio.backend!r} audio encoder")
+        audio_np = load_reference_audio(audio_path)
+        n_frames = reference_frame_count(model, len(audio_np))                       # int(N50/50·30) or N50 // 2
+    else:
+        wav = load_wav(audio_path); audio_np = normalize_audio(wav)
+        n_frames = max(1, int(round(len(wav) / 16000 * fps)))                         # the audio's duration at fps
+    audio = torch.from_numpy(np.asarray(audio_np, np.float32))[None]
     motion = model.predict(audio.to(device), tpl.to(device), oh.to(device), n_frames=n_frames, sample=sample)[0].cpu().numpy()
-    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
-    faces = ck.get("faces")
+    out = Path(out)
+    if out.suffix not in (".npy", ".obj", ".ply", ".mp4"): raise UsageError(f"unsupported output {out.name!r}: use .npy, .obj, .ply or .mp4")
+    tri = _faces(faces, ck.get("faces") if not is_reference_state_dict(ck) else None, ckpt, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy": np.save(out, motion.astype(np.float32))
-    elif out.suffix in (".obj", ".ply"):
-        if faces is None: raise ValueError(f"{ckpt} carries no mesh faces; write .npy and combine with your dataset's topology")
-        export_sequence(motion, faces.numpy(), out.with_suffix(""), fmt=out.suffix[1:])
-    elif out.suffix == ".mp4":
-        if faces is None: raise ValueError(f"{ckpt} carries no mesh faces to render; write .npy instead")
+    elif out.suffix in (".obj", ".ply"): export_sequence(motion, tri, out.with_suffix(""), fmt=out.suffix[1:])
+    else:
         from speechface.viz.video import animate_to_video
-        animate_to_video(motion, faces.numpy(), out, audio=str(audio_path), fps=ck["fps"])
-    else: raise ValueError(f"unsupported output {out.name!r}: use .npy, .obj, .ply or .mp4")
+        animate_to_video(motion, tri, out, audio=str(audio_path), fps=fps)
     return motion
+
+def _faces(faces, stored, ckpt, out: Path):
+    "The (F, 3) triangles for mesh or video output: `--faces` (mesh file or .npy), else the checkpoint's; None for .npy."
+    if out.suffix == ".npy": return None
+    if faces is not None:
+        p = Path(faces)
+        if not p.is_file(): raise FileNotFoundError(f"{p}: faces file does not exist")
+        if p.suffix == ".npy": return np.load(p, allow_pickle=False).astype(np.int64)
+        import trimesh
+        try: return np.asarray(trimesh.load(p, process=False, force="mesh").faces, np.int64)
+        except Exception as e: raise UsageError(f"{p}: cannot read mesh faces ({type(e).__name__}: {e}); pass an .obj/.ply or (F, 3) .npy") from None
+    if stored is None:
+        raise UsageError(f"{ckpt} carries no mesh faces for {out.suffix} output; pass the topology (--faces "
+                         f"head_template.obj, BIWI.ply or an (F, 3) .npy) or write .npy")
+    return stored.numpy()
