@@ -98,6 +98,7 @@ def load_checkpoint(path: str | Path,             # a file written by `save_chec
     "Read a checkpoint with `torch.load(weights_only=True)`; refuse anything that is not plain data."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0: raise CheckpointError(f"{path}: the file is empty (0 bytes); an interrupted copy or download?")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -106,7 +107,7 @@ def load_checkpoint(path: str | Path,             # a file written by `save_chec
                               f"numbers, strings and containers ({why}). Re-save it as a plain state_dict from a "
                               f"trusted environment.") from None
     except (RuntimeError, EOFError) as e:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({e}); the file may be truncated") from None
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e}); the file may be truncated") from None
 
 # %% ../nbs/00_core.ipynb #180b723b
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:

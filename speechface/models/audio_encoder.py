@@ -113,8 +113,9 @@ def load_pretrained(model_cls,              # a transformers class with `from_pr
                    ):
     "Load a pretrained model from a local directory or the local Hub cache; download only when allowed and online."
     alternatives = (f"Offline alternatives: (1) pass a local directory holding the model (config.json + weights) as "
-                    f"name_or_path='/path/to/model'; (2) use backend='mel', a log-mel conv encoder trained from scratch "
-                    f"that needs no pretrained weights; (3) on a machine with internet, set allow_download=True "
+                    f"name_or_path='/path/to/model' (config: model.audio.name_or_path=...); (2) use backend='mel' "
+                    f"(model.audio.backend=mel), a log-mel conv encoder trained from scratch "
+                    f"that needs no pretrained weights; (3) on a machine with internet, set allow_download=True (model.audio.allow_download=true) "
                     f"(and unset HF_HUB_OFFLINE) once to fill the cache.")
     p = Path(name_or_path).expanduser()
     if p.is_dir():

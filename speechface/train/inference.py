@@ -71,15 +71,15 @@ def _reference_actor(ck: dict, ckpt, dataset, subjects, templates, wav2vec2_conf
     from speechface.models.reference_import import from_reference_checkpoint, reference_dataset
     from speechface.data.faceformer import VOCASET, BIWI
     from speechface.data.mesh import load_templates
+    if templates is None:                                                       # before the (slow) model build
+        raise UsageError(f"{ckpt} is a released FaceFormer checkpoint: it carries no face templates; pass the dataset's "
+                         f"templates.pkl (--templates path/to/templates.pkl) and the face to animate (--template NAME)")
     dataset = dataset or reference_dataset(ck)
     model = from_reference_checkpoint(ck, dataset, wav2vec2_config=wav2vec2_config).to(device)
     subjects = list(subjects) if subjects else {"vocaset": VOCASET, "biwi": BIWI}[dataset].train_subjects
     if len(subjects) != model.cfg.n_subjects:
         raise UsageError(f"{ckpt} was trained with {model.cfg.n_subjects} subjects but {len(subjects)} subject names are "
                          f"known for {dataset}; pass the training subjects in one-hot order (--subjects A B ...)")
-    if templates is None:
-        raise UsageError(f"{ckpt} is a released FaceFormer checkpoint: it carries no face templates; pass the dataset's "
-                         f"templates.pkl (--templates path/to/templates.pkl) and the face to animate (--template NAME)")
     tpls = {s: torch.from_numpy(v.reshape(-1)) for s, v in load_templates(templates, model.cfg.motion_dim // 3).items()}
     return model, subjects, tpls, model.cfg.fps
 
@@ -100,8 +100,11 @@ def animate(audio_path: str | Path,      # any audio file
            ) -> np.ndarray:               # (T, 3V) the motion written
     "Animate a face from speech with a trained actor or a released FaceFormer checkpoint and write it to `out`."
     device = get_device(device)
+    out = Path(out)
+    if out.suffix not in (".npy", ".obj", ".ply", ".mp4"): raise UsageError(f"unsupported output {out.name!r}: use .npy, .obj, .ply or .mp4")
     ck = load_checkpoint(ckpt)
     from speechface.models.reference_import import is_reference_state_dict, reference_frame_count
+    tri = _faces(faces, ck.get("faces") if not is_reference_state_dict(ck) else None, ckpt, out)   # before the work
     if is_reference_state_dict(ck):
         model, subjects, tpls, fps = _reference_actor(ck, ckpt, dataset, subjects, templates, wav2vec2_config, device)
     else:
@@ -130,9 +133,6 @@ def animate(audio_path: str | Path,      # any audio file
         n_frames = max(1, int(round(len(wav) / 16000 * fps)))                         # the audio's duration at fps
     audio = torch.from_numpy(np.asarray(audio_np, np.float32))[None]
     motion = model.predict(audio.to(device), tpl.to(device), oh.to(device), n_frames=n_frames, sample=sample)[0].cpu().numpy()
-    out = Path(out)
-    if out.suffix not in (".npy", ".obj", ".ply", ".mp4"): raise UsageError(f"unsupported output {out.name!r}: use .npy, .obj, .ply or .mp4")
-    tri = _faces(faces, ck.get("faces") if not is_reference_state_dict(ck) else None, ckpt, out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy": np.save(out, motion.astype(np.float32))
     elif out.suffix in (".obj", ".ply"): export_sequence(motion, tri, out.with_suffix(""), fmt=out.suffix[1:])

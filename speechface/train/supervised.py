@@ -128,8 +128,10 @@ def _hydra_message(e: Exception, overrides: list[str]) -> str:
             if "Config search path" in line: break
             if line.startswith("\t"): options.append(line.strip())
         return msg[0].replace("In 'config': ", "") + (f"; available: {', '.join(options)}" if options else "")
-    if "Error parsing override" in msg[0] or "no viable alternative" in msg[0] or "mismatched input" in msg[0]:
-        return f"cannot parse override(s) {overrides}: {msg[0]} ({msg[1] if len(msg) > 1 else ''}); write key=value, e.g. trainer.lr=1e-4"
+    if "Error parsing override" in msg[0]:                                 # names the override itself
+        return f"{msg[0].replace('Error parsing', 'cannot parse')} ({msg[1] if len(msg) > 1 else 'syntax'}); write key=value, e.g. trainer.lr=1e-4"
+    if "no viable alternative" in msg[0] or "mismatched input" in msg[0]:
+        return f"cannot parse the overrides {overrides} ({msg[0]}); write key=value, e.g. trainer.lr=1e-4"
     return msg[0]
 
 def _config_keys() -> list[str]:
