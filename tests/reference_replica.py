@@ -1,6 +1,6 @@
 """An independent re-statement of the reference FaceFormer (EvelynFan/FaceFormer, Fan et al. CVPR 2022) for tests.
 
-Written from the facts in SPEC §5 (module names, shapes, masks, the audio path and how `predict` counts frames),
+Written from the facts of EvelynFan/FaceFormer's faceformer.py (module names, shapes, masks, the audio path and how `predict` counts frames),
 not from the reference's code. Its `state_dict()` has the reference's key names and shapes, so it stands in for
 the released `vocaset.pth` / `biwi.pth`; its forward and predict implement the reference algorithm the plain,
 slow way (full attention with explicit masks, the whole prefix re-run every frame), so our cached decoder can be

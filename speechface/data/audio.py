@@ -153,7 +153,7 @@ def log_mel_spectrogram(x: torch.Tensor,   # (..., N) waveform(s) at `sr`
 
 # %% ../../nbs/02_data.audio.ipynb #37eb113b
 MEL_SR = 24_000        # the reward mel is computed at 24 kHz: 24000 / (4·fps) is an integer hop at 25 and 30 fps
-MEL_BINS = 128         # mel bands per frame (SPEC §6)
+MEL_BINS = 128         # mel bands per frame (the seed project's reward model)
 MEL_N_FFT = 1024       # 42.7 ms Hann window at 24 kHz: the smallest power of two giving every one of 128 bands ≥ 2 FFT bins
 MELS_PER_FRAME = 4     # mel frames per mesh frame: 120 Hz at 30 fps, 100 Hz at 25 fps
 
@@ -187,7 +187,7 @@ def log_mel(audio: np.ndarray | torch.Tensor, # (N,) or (B, N) waveform(s) at `s
 def mel_clips(audio: np.ndarray | torch.Tensor, # (N,) or (B, N) waveform(s) at `sr` (B: a padded batch)
               n_frames: int,                    # mesh frames of the utterance
               fps: float,                       # mesh frame rate (30 VOCASET, 25 BIWI)
-              clip_len: int = 5,                # mesh frames per clip (SPEC §6: 5)
+              clip_len: int = 5,                # mesh frames per clip (the seed project's reward model: 5)
               stride: int = 1,                  # mesh frames between clip starts
               sr: int = 16000,                  # input sample rate
               max_pad_s: float = 0.5,           # how much shorter than n_frames/fps the audio may be (padded with silence)

@@ -58,11 +58,11 @@ def align_to_frames(feats: torch.Tensor,     # (B, N, C) audio features at `feat
 # %% ../../nbs/02a_models.audio_encoder.ipynb #c3b0b7be
 BACKENDS = ("wav2vec2", "whisper", "mel")
 DEFAULT_MODELS = {"wav2vec2": "facebook/wav2vec2-base-960h",  # FaceFormer's encoder: 768-d, 50 Hz
-                  "whisper": "openai/whisper-tiny"}           # the reaction VAE's audio: 384-d, 50 Hz (SPEC §3.5)
+                  "whisper": "openai/whisper-tiny"}           # the reaction VAE's audio: 384-d, 50 Hz (the REACT2024 baseline)
 
 @dataclass
 class AudioEncoderConfig:
-    "Which audio encoder to build and where its weights come from (SPEC §4)."
+    "Which audio encoder to build and where its weights come from (the audio-encoder choices)."
     backend: str = "mel"                 # 'wav2vec2' | 'whisper' | 'mel'; 'mel' needs no pretrained weights (the offline default)
     name_or_path: str | None = None      # hub id or local directory; None: DEFAULT_MODELS[backend] (FaceFormer: facebook/wav2vec2-base-960h)
     tiny: bool = False                   # build a tiny random wav2vec2/whisper from a config (tests; no weights, no download)
@@ -300,7 +300,7 @@ _ENCODERS = {"wav2vec2": Wav2Vec2AudioEncoder, "whisper": WhisperAudioEncoder, "
 def build_audio_encoder(cfg: AudioEncoderConfig | None = None, # the configuration; None: AudioEncoderConfig(**kwargs)
                         **kwargs,                               # fields of AudioEncoderConfig when cfg is None
                        ) -> AudioEncoder:
-    "Build the audio encoder a config describes (SPEC §4): wav2vec2, whisper or mel."
+    "Build the audio encoder a config describes (the audio-encoder choices): wav2vec2, whisper or mel."
     if cfg is None: cfg = AudioEncoderConfig(**kwargs)
     elif kwargs: raise TypeError("pass either a config or keyword fields, not both")
     return _ENCODERS[cfg.backend](cfg)

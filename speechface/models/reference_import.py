@@ -57,7 +57,7 @@ def reference_dims(state_dict: dict, # a reference FaceFormer state_dict (or our
             "period": ppe_period(pe) if pe is not None else None}
 
 # %% ../../nbs/08a_models.reference_import.ipynb #722b568c
-_KEPT_AT_INIT = {"log_sigma": "the Gaussian policy's log-std (ours, SPEC §5); the reference is deterministic — kept at init"}
+_KEPT_AT_INIT = {"log_sigma": "the Gaussian policy's log-std (ours); the reference is deterministic — kept at init"}
 _WEIGHT_NORM = (("weight_g", "parametrizations.weight.original0"),   # transformers < 4.3x ↔ torch parametrizations
                 ("weight_v", "parametrizations.weight.original1"))
 

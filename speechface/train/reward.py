@@ -259,7 +259,7 @@ def train_eval_sync_expert(root: str | Path,                                    
                            out_path: str | Path = "checkpoints/reward/eval_sync_expert.pth", # never used as a reward
                            seed: int = 1,                                            # must differ from the reward expert's
                            **kw) -> dict:
-    "The evaluation sync expert: the same recipe, another seed, training split only, last epoch kept (SPEC §6)."
+    "The evaluation sync expert: the same recipe, another seed, training split only, last epoch kept (the seed project's reward model)."
     if seed == 0: raise ValueError("the evaluation expert must not share the reward expert's default seed 0")
     return train_sync_expert(root, out_path, seed=seed, splits=("train",), val_split=None, **kw)
 

@@ -31,7 +31,7 @@ def seed_losses(mu: torch.Tensor,          # (B, T, D) actor mean (with the temp
                 lip: torch.Tensor, real: torch.Tensor, value: torch.Tensor, # (B,) per-sequence mean scores
                 reward_scale: float = 1.0, actor_weight: float = 1.0, critic_weight: float = 1.0, sup_weight: float = 1.0,
                ) -> dict:
-    "The seed's actor-critic loss terms (SPEC §7)."
+    "The seed's actor-critic loss terms (the seed project's RL loop)."
     sup = masked_mse(mu, gt, mask)
     reward = ((lip + real) * reward_scale).detach()                                   # (B,) the reward is a signal
     advantage = (reward - value).detach()                                             # (B,)
