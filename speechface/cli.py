@@ -7,10 +7,8 @@ from __future__ import annotations
 import argparse, os, sys, time
 from pathlib import Path
 
-from .core import UserError
-
 # %% auto #0
-__all__ = ['USER_ERRORS', 'build_parser', 'main']
+__all__ = ['build_parser', 'user_errors', 'main']
 
 # %% ../nbs/10_cli.ipynb #93df0613
 def _synth(a) -> int:
@@ -144,7 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_inference_arguments(inf); inf.set_defaults(func=run_inference_benchmark)
     return p
 
-USER_ERRORS = (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+def user_errors() -> tuple:
+    "The exception types that are the user's to fix: `UserError` (every domain error derives from it) and missing or unreadable paths."
+    from speechface.core import UserError   # here, not at module level: this module must import without torch (below)
+    return (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `speechface` console script: user errors print one line and exit 2; bugs keep their traceback."
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args([x for x in argv if x != "--debug"])
     if debug: return a.func(a)
     try: return a.func(a)
-    except USER_ERRORS as e:      # the user's to fix: what, which file or setting, what to do — one line, no traceback
+    except user_errors() as e:      # the user's to fix: what, which file or setting, what to do — one line, no traceback
         print(f"speechface {a.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -39,7 +39,7 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
     ds = FaceFormerDataset(cfg.dataset.root, split, cfg.dataset.kind, with_mel=False)
     n = model.cfg.n_subjects
     if ds.train_subjects != ck["train_subjects"]:
-        raise ValueError(f"{ckpt} was trained with subjects {ck['train_subjects']} but the dataset's "
+        raise UsageError(f"{ckpt} was trained with subjects {ck['train_subjects']} but the dataset's "
                          f"training subjects are {ds.train_subjects}: the one-hot conditions would not match")
     out_dir = run_dir / "styledependant" / "results"; out_dir.mkdir(parents=True, exist_ok=True)
     all_names = list(ds.train_subjects) + ["mean"]
@@ -70,7 +70,6 @@ def _reference_actor(ck: dict, ckpt, dataset, subjects, templates, wav2vec2_conf
     "A released FaceFormer state_dict as (model, subjects, templates, fps); subjects and templates come from the dataset."
     from speechface.models.reference_import import from_reference_checkpoint, reference_dataset
     from speechface.data.faceformer import VOCASET, BIWI
-    from speechface.data.mesh import load_templates
     if templates is None:                                                       # before the (slow) model build
         raise UsageError(f"{ckpt} is a released FaceFormer checkpoint: it carries no face templates; pass the dataset's "
                          f"templates.pkl (--templates path/to/templates.pkl) and the face to animate (--template NAME)")
@@ -80,8 +79,11 @@ def _reference_actor(ck: dict, ckpt, dataset, subjects, templates, wav2vec2_conf
     if len(subjects) != model.cfg.n_subjects:
         raise UsageError(f"{ckpt} was trained with {model.cfg.n_subjects} subjects but {len(subjects)} subject names are "
                          f"known for {dataset}; pass the training subjects in one-hot order (--subjects A B ...)")
-    tpls = {s: torch.from_numpy(v.reshape(-1)) for s, v in load_templates(templates, model.cfg.motion_dim // 3).items()}
-    return model, subjects, tpls, model.cfg.fps
+    return model, subjects, _template_tensors(templates, model), model.cfg.fps
+
+def _template_tensors(path, model) -> dict:
+    "subject -> flat (3V,) template tensor from a templates.pkl, checked against the model's V."
+    return {s: torch.from_numpy(v.reshape(-1)) for s, v in load_templates(path, model.cfg.motion_dim // 3).items()}
 
 @torch.no_grad()
 def animate(audio_path: str | Path,      # any audio file
@@ -112,8 +114,7 @@ def animate(audio_path: str | Path,      # any audio file
         if subjects is None: raise UsageError(f"{ckpt} has no training-subject list: use a checkpoint written by `speechface train` "
                                               f"or a released FaceFormer state_dict")
         model, fps = load_actor(ck, device), ck["fps"]
-        tpls = ck["templates"] if templates is None else {s: torch.from_numpy(v.reshape(-1)) for s, v in
-                                                          load_templates(templates, model.cfg.motion_dim // 3).items()}
+        tpls = ck["templates"] if templates is None else _template_tensors(templates, model)
     subject = subject or subjects[0]
     n = len(subjects)
     if subject == "mean": oh = torch.full((1, n), 1 / n)
