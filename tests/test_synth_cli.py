@@ -102,3 +102,15 @@ def test_voca_preset_has_vocaset_dimensions(tmp_path):
 def test_unknown_preset_is_a_clear_error(tmp_path):
     r = run("synth", "--preset", "huge", "--out", str(tmp_path / "x"), check=False)
     assert r.returncode != 0 and "invalid choice" in r.stderr
+
+
+def test_workers_do_not_rerun_the_callers_script(tmp_path):
+    "Each utterance's worker must not re-run __main__ (a script importing torch at the top made that 1 s per utterance)."
+    log, script = tmp_path / "imports.log", tmp_path / "user_script.py"
+    script.write_text(f"import os\nopen({str(log)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+                      "from speechface.data.synth import generate_corpus\n"
+                      f"if __name__ == '__main__': generate_corpus({str(tmp_path / 'c')!r}, 'tiny', progress=False)\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert len(log.read_text().splitlines()) == 1            # the script ran once: in the parent only
+    assert len(list((tmp_path / "c" / "wav").glob("*.wav"))) == 20

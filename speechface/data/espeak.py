@@ -4,7 +4,7 @@
 
 # %% ../../nbs/03_data.espeak.ipynb #89762cb8
 from __future__ import annotations
-import ctypes, multiprocessing, threading
+import contextlib, ctypes, importlib.machinery, multiprocessing, sys, threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -140,11 +140,21 @@ def _intervals(audio, sr, text, events) -> Utterance:
 def _synth_one(job: dict) -> Utterance:
     return Espeak().synthesize(**job)
 
+@contextlib.contextmanager
+def _workers_skip_main():
+    "While open, new multiprocessing workers do not re-run the caller's `__main__` (they need nothing from it)."
+    main = sys.modules.get("__main__")
+    if main is None: yield; return
+    saved = getattr(main, "__spec__", None)
+    main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)   # workers skip a main module named '__main__'
+    try: yield
+    finally: main.__spec__ = saved
+
 def synthesize_many(jobs: list[dict],   # keyword arguments of `Espeak.synthesize`, each with a `seed`
                     workers: int = 2,    # parallel worker processes
                    ):
     "Synthesise utterances deterministically (fresh engine per utterance); yields `Utterance`s in order."
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["speechface.data.espeak"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as ex:
+    with _workers_skip_main(), ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as ex:
         yield from ex.map(_synth_one, jobs)

@@ -1,0 +1,143 @@
+"""Issue 12's experiment: does RL against the learned reward make faces that score better on measures the reward
+cannot game (closure F1, lip-reading, lip-event timing, opening), paired against the same seed's SFT actor?
+
+Stages (each reuses what an earlier stage left in --out):
+
+    python tools/perceptual_rl.py --out runs/perceptual prepare            # demo corpus, reward model, lip-reader
+    python tools/perceptual_rl.py --out runs/perceptual sft --seed 0        # one SFT actor (trainer=demo, 120 epochs)
+    python tools/perceptual_rl.py --out runs/perceptual val --seed 0 --candidates A B C   # RL candidates on val
+    python tools/perceptual_rl.py --out runs/perceptual test --config docs/results/perceptual_rl_prereg.yaml --seed 0
+    python tools/perceptual_rl.py --out runs/perceptual report              # the test table with CIs, all seeds
+
+Predictions are scored in the style-independent condition (the mean of the training speakers' one-hots): one
+prediction per utterance, the unit the bootstrap resamples. Validation speakers choose every hyper-parameter; the
+chosen configuration is committed before `test` runs (the git history is the pre-registration).
+"""
+import argparse, json, sys, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+# RL candidates tried on the validation speakers (name -> overrides on top of trainer=rl)
+CANDIDATES = {
+    "A": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=1000", "trainer.lr=2e-5", "trainer.epochs=6",
+          "trainer.select=reward"],                                              # the current `speechface demo` recipe
+    "B": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=6",
+          "trainer.select=reward"],
+    "C": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=1000", "trainer.lr=5e-5", "trainer.epochs=6",
+          "trainer.select=reward"],
+    "D": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=1000", "trainer.lr=2e-5", "trainer.epochs=6",
+          "trainer.select=last"],
+}
+
+
+def cfg_for(out: Path, run: str, seed: int, extra: list):
+    from speechface.train.supervised import load_config
+    return load_config([f"dataset.root={out / 'data'}", f"out_dir={out / 'ck'}", f"seed={seed}", "threads=1", f"run={run}", *extra])
+
+
+@torch.no_grad()
+def predict_mean_style(ckpt: Path, root: Path, split: str) -> list:
+    "Each utterance of a split predicted once, in the style-independent condition (mean one-hot)."
+    from speechface.data.faceformer import FaceFormerDataset
+    from speechface.train.supervised import load_actor, predict_conditions, style_conditions
+    model = load_actor(ckpt, "cpu")
+    ds = FaceFormerDataset(root, split, with_mel=False, style="independent")
+    conds = style_conditions(model.cfg.n_subjects, None, mean=True)
+    return [predict_conditions(model, ds[i], "cpu", conds)[0].numpy() for i in range(len(ds))]
+
+
+def score(out: Path, split: str, methods: dict, n_boot: int = 1000) -> tuple:
+    "Perceptual table (with CIs) and LVE per method on a split; returns (table, units)."
+    from speechface.data.faceformer import FaceFormerDataset
+    from speechface.evaluation.perceptual import perceptual_table
+    from speechface.evaluation.baselines import score_predictions, ground_truth
+    from speechface.core import load_checkpoint
+    ds = FaceFormerDataset(out / "data", split, with_mel=False)
+    reader = load_checkpoint(out / "lipreader.pt")
+    tab, units = perceptual_table(ds, methods, reader, n_boot=n_boot)
+    gts = ground_truth(ds)
+    for name, preds in methods.items():
+        row = score_predictions(ds, preds, gts=gts)
+        for k in ("LVE (×1e-5)", "lip speed ratio", "closure acc"): tab.loc[name, k] = row[k]
+    return tab, units
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stage", choices=["prepare", "sft", "val", "test", "report"])
+    ap.add_argument("--out", required=True); ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES)); ap.add_argument("--config", default=None)
+    ap.add_argument("--n-boot", type=int, default=1000)
+    a = ap.parse_args()
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True); torch.set_num_threads(1)
+    t0 = time.time()
+    if a.stage == "prepare":
+        from speechface.data.synth import generate_corpus
+        from speechface.train.reward import train_sync_expert, train_eval_sync_expert, SyncTrainConfig
+        from speechface.evaluation.perceptual import train_lip_reader
+        from speechface.core import save_checkpoint
+        if not (out / "data" / "metadata.json").is_file(): generate_corpus(out / "data", "demo", seed=0)
+        rw = out / "ck" / "reward"
+        if not (rw / "model_loss.pth").is_file():
+            train_sync_expert(out / "data", rw / "model_loss.pth", seed=0, cfg=SyncTrainConfig(max_minutes=4))
+        if not (rw / "eval_sync_expert.pth").is_file():
+            train_eval_sync_expert(out / "data", rw / "eval_sync_expert.pth", seed=1, cfg=SyncTrainConfig(max_minutes=4))
+        if not (out / "lipreader.pt").is_file():
+            r = train_lip_reader(out / "data", epochs=40)
+            save_checkpoint(out / "lipreader.pt", {k: v for k, v in r.items()})
+            print({k: r[k] for k in ("train_acc", "val_gt_acc", "seconds")})
+    elif a.stage == "sft":
+        from speechface.train.supervised import train
+        from speechface.train.reward import train_reward_head, HeadTrainConfig
+        run = f"sft{a.seed}"
+        if not (out / "ck" / run / "best.pt").is_file():
+            train(cfg_for(out, run, a.seed, ["trainer=demo", "trainer.max_minutes=null"]), progress=False)
+        rw = out / "ck" / "reward"
+        if a.seed == 0 and not (rw / "v4_best.pt").is_file():     # the score head's actor negatives: seed 0's SFT
+            train_reward_head(out / "data", rw / "model_loss.pth", rw / "v4_best.pt", seed=0,
+                              cfg=HeadTrainConfig(max_minutes=2), actor=out / "ck" / "sft0" / "best.pt", progress=False)
+    elif a.stage in ("val", "test"):
+        from speechface.train.rl import train_rl
+        split = a.stage
+        if split == "val":
+            runs = {c: CANDIDATES[c] for c in a.candidates}
+        else:
+            import yaml
+            if not a.config: sys.exit("test needs --config: the committed, pre-registered configuration")
+            spec = yaml.safe_load(Path(a.config).read_text()); runs = {spec["name"]: spec["overrides"]}
+        sft = out / "ck" / f"sft{a.seed}" / "best.pt"
+        methods = {"ground truth": None, "static template": None, "SFT": predict_mean_style(sft, out / "data", split)}
+        for name, ov in runs.items():
+            run = f"rl_{name}_s{a.seed}"
+            if not (out / "ck" / run / "best.pt").is_file():
+                rw = out / "ck" / "reward"
+                train_rl(cfg_for(out, run, a.seed, ["trainer=rl", f"trainer.init_actor={sft}", f"trainer.backbone={rw / 'model_loss.pth'}",
+                                                    f"trainer.head={rw / 'v4_best.pt'}", *ov]), progress=False)
+            methods[f"RL {name}"] = predict_mean_style(out / "ck" / run / "best.pt", out / "data", split)
+        from speechface.data.faceformer import FaceFormerDataset
+        from speechface.evaluation.baselines import ground_truth, baseline_predictions
+        ds = FaceFormerDataset(out / "data", split, with_mel=False)
+        gts = ground_truth(ds); methods["ground truth"] = gts
+        methods["static template"] = baseline_predictions(ds, gts)["static template"]
+        tab, units = score(out, split, methods, a.n_boot)
+        from speechface.evaluation.perceptual import paired_differences
+        diffs = {n: paired_differences(units["SFT"], units[n], a.n_boot) for n in methods if n.startswith("RL ")}
+        tag = f"{split}_s{a.seed}"
+        tab.to_csv(out / f"{tag}_table.csv")
+        pd.concat(diffs, names=["method", "metric"]).to_csv(out / f"{tag}_paired.csv")
+        cols = [c for c in tab.columns if not c.endswith(" CI")]
+        print(tab[cols].round(3).to_markdown())
+        for n, d in diffs.items(): print(n, "- SFT\n", d.round(4).to_markdown())
+    elif a.stage == "report":
+        rows = []
+        for f in sorted(out.glob("test_s*_paired.csv")):
+            d = pd.read_csv(f); d["seed"] = int(f.stem.split("_s")[1].split("_")[0]); rows.append(d)
+        print(pd.concat(rows).round(4).to_markdown(index=False))
+    print(f"{a.stage}: {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
