@@ -69,6 +69,15 @@ def _animate(a) -> int:
     print(f"wrote {a.out}: {m.shape[0]} frames")
     return 0
 
+def _lipreader(a) -> int:
+    from speechface.evaluation.perceptual import train_lip_reader
+    from speechface.core import save_checkpoint
+    r = train_lip_reader(a.root, a.dataset, epochs=a.epochs, seed=a.seed, progress=not a.quiet)
+    save_checkpoint(a.out, r)
+    print(f"wrote {a.out}: viseme accuracy {r['train_acc']:.3f} on training GT, {r['val_gt_acc']:.3f} on validation GT "
+          f"(unseen speakers), {r['seconds']:.0f} s")
+    return 0
+
 def _demo(a) -> int:
     from speechface.pipeline import run_demo
     res = run_demo(a.out, quick=a.quick, seed=a.seed, threads=a.threads, video=not a.no_video, reuse=a.reuse, progress=not a.quiet)
@@ -124,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                                  "frame count instead of speechface's")
     n.add_argument("--device", default="auto"); n.add_argument("--sample", action="store_true", help="sample the stochastic policy")
     n.set_defaults(func=_animate)
+    l = sub.add_parser("lipreader", help="train the mesh lip-reader of the perceptual evaluation on a corpus' training GT")
+    l.add_argument("root"); l.add_argument("--out", required=True, help="checkpoint to write, e.g. checkpoints/lipreader.pt")
+    l.add_argument("--dataset", default="auto", choices=["auto", "vocaset", "biwi", "synthetic"])
+    l.add_argument("--epochs", type=int, default=40); l.add_argument("--seed", type=int, default=0)
+    l.add_argument("--quiet", action="store_true"); l.set_defaults(func=_lipreader)
     d = sub.add_parser("demo", help="the whole pipeline on the built-in corpus: SFT, reward model, RL, table, video")
     d.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     d.add_argument("--quick", action="store_true", help="tiny corpus and models: a few minutes on 2 CPU cores")

@@ -33,6 +33,7 @@ class DemoPlan:
     head_epochs: int = 30                         # score-head epochs
     head_minutes: float | None = 1.5
     rl: list = field(default_factory=list)        # Hydra overrides of the RL run
+    reader_epochs: int = 40                       # lip-reader epochs (perceptual evaluation)
     video_size: int = 256                         # pixels per panel
 
 PLANS = {
@@ -41,18 +42,25 @@ PLANS = {
     "quick": DemoPlan("tiny", sft=["trainer=demo", "trainer.epochs=4", "trainer.val_every=2", "model.feature_dim=32",
                                    "model.audio.mel_dim=32"],
                       sync_epochs=3, sync_minutes=None, sync_model={"d_model": 32, "n_layers": 1}, head_epochs=3,
-                      head_minutes=None, rl=["trainer.epochs=1", "trainer.lr=1e-4"], video_size=128),
+                      head_minutes=None, rl=["trainer.epochs=1", "trainer.lr=1e-4"], reader_epochs=5, video_size=128),
 }
 RL_RECIPE = ["trainer=rl", "trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=30", "trainer.select=reward"]
 
 # %% ../nbs/13_pipeline.ipynb #5b0708cb
-def reference_rows(root, eval_expert, split: str = "test") -> pd.DataFrame:
+def reference_rows(root, eval_expert, split: str = "test", lip_reader=None) -> pd.DataFrame:
     "Ground truth and static template on a split, scored like any prediction (the expert's own ceiling and floor)."
+    from speechface.evaluation.perceptual import perceptual_units, perceptual_summary
+    from speechface.evaluation.evaluate import PERCEPTUAL_HEADLINE, _add_perceptual_cis
     ds = FaceFormerDataset(root, split, with_mel=False)
     gts, mel_cache = ground_truth(ds), {}                                  # each wav's mel clips computed once
     if isinstance(eval_expert, (str, Path)): eval_expert = load_backbone(eval_expert)
-    rows = {name: score_predictions(ds, preds, gts=gts, sync_expert=eval_expert, mel_cache=mel_cache)
-            for name, preds in (("ground truth", gts), ("static template", baseline_predictions(ds, gts)["static template"]))}
+    if isinstance(lip_reader, (str, Path)): lip_reader = load_checkpoint(lip_reader)
+    rows, units = {}, {}
+    for name, preds in (("ground truth", gts), ("static template", baseline_predictions(ds, gts)["static template"])):
+        rows[name] = score_predictions(ds, preds, gts=gts, sync_expert=eval_expert, mel_cache=mel_cache)
+        if lip_reader is not None:
+            units[name] = perceptual_units(ds, preds, lip_reader); rows[name].update(perceptual_summary(units[name]))
+    if units: _add_perceptual_cis(rows, units, [], 1000)
     return pd.DataFrame.from_dict(rows, orient="index")
 
 def comparison_table(root,                      # the corpus
@@ -61,17 +69,19 @@ def comparison_table(root,                      # the corpus
                      split: str = "test",
                      references: bool = True,   # add ground truth and static template rows
                      progress: bool = False,
+                     lip_reader=None,           # a trained lip-reader (dict or path): adds the perceptual measures with CIs
                     ) -> pd.DataFrame:          # one row per method
     "Test every run under every training style (`run_test`), average over styles, and stack the rows."
     from speechface.train.inference import run_test
     from speechface.evaluation.evaluate import style_average
     if isinstance(eval_expert, (str, Path)): eval_expert = load_backbone(eval_expert)   # loaded once for every row
+    if isinstance(lip_reader, (str, Path)): lip_reader = load_checkpoint(lip_reader)
     rows = {}
     for name, (cfg, ckpt) in runs.items():
-        tab, _, _ = run_test(cfg, split, ckpt=ckpt, progress=progress, sync_expert=eval_expert)
+        tab, _, _ = run_test(cfg, split, ckpt=ckpt, progress=progress, sync_expert=eval_expert, lip_reader=lip_reader)
         rows[name] = style_average(tab)
     out = pd.DataFrame.from_dict(rows, orient="index")
-    if references: out = pd.concat([reference_rows(root, eval_expert, split), out])
+    if references: out = pd.concat([reference_rows(root, eval_expert, split, lip_reader), out])
     out.index.name = "method"
     return out
 
@@ -98,6 +108,8 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
     from speechface.train.supervised import train, load_config
     from speechface.train.reward import train_sync_expert, train_eval_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig
     from speechface.train.rl import train_rl
+    from speechface.evaluation.perceptual import train_lip_reader
+    from speechface.core import save_checkpoint
     plan = PLANS["quick" if quick else "full"]
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     if threads: torch.set_num_threads(threads)
@@ -120,12 +132,15 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
     with _timed(tm, "score head", progress):
         if todo(rw / "v4_best.pt"): train_reward_head(data, rw / "model_loss.pth", rw / "v4_best.pt", seed=seed,
                           cfg=HeadTrainConfig(epochs=plan.head_epochs, max_minutes=plan.head_minutes), actor=sft_ckpt, progress=progress)
+    with _timed(tm, "lip-reader", progress):                      # the perceptual evaluation's reader: training-speaker GT only
+        if todo(ck / "lipreader.pt"): save_checkpoint(ck / "lipreader.pt", train_lip_reader(data, epochs=plan.reader_epochs, seed=seed, progress=progress))
+    reader = load_checkpoint(ck / "lipreader.pt")
     with _timed(tm, "rl", progress):
         rl_cfg = load_config(base + ["run=rl", f"trainer.init_actor={sft_ckpt}"] + RL_RECIPE + plan.rl)
         rl = train_rl(rl_cfg, progress=progress)
     with _timed(tm, "evaluation", progress):
         table = comparison_table(data, {"SFT": (sft_cfg, sft_ckpt), "RL (reward backprop)": (rl_cfg, ck / "rl" / "best.pt")},
-                                 rw / "eval_sync_expert.pth")
+                                 rw / "eval_sync_expert.pth", lip_reader=reader)
     table.to_csv(out / "results.csv")
     md = table.round(4).to_markdown()
     (out / "results.md").write_text(f"# speechface demo ({'quick' if quick else 'full'}), test split\n\n{md}\n\n"

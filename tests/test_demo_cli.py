@@ -14,8 +14,14 @@ def test_demo_quick(tmp_path):
     assert list(tab.index) == ["ground truth", "static template", "SFT", "RL (reward backprop)"]
     assert np.isfinite(tab[["LVE (×1e-5)", "closure acc", "LSE-D", "LSE-C"]].to_numpy()).all()
     assert tab.loc["SFT", "LVE (×1e-5)"] > 0 and tab.loc["ground truth", "LVE (×1e-5)"] == 0
+    # the perceptual measures, with intervals; ground truth is their ceiling
+    assert tab.loc["ground truth", "closure F1"] == 1 and tab.loc["ground truth", "MTM (ms)"] == 0
+    assert tab.loc["static template", "events detected"] == 0
+    for m in ("SFT", "RL (reward backprop)"):
+        lo, hi = map(float, tab.loc[m, "closure F1 CI"].split("–"))
+        assert lo <= tab.loc[m, "closure F1"] <= hi and 0 <= tab.loc[m, "lip-read acc"] <= 1
     steps = json.loads((out / "timings.json").read_text())
-    assert set(steps) >= {"corpus", "sft", "sync expert", "evaluation expert", "score head", "rl", "evaluation", "video", "total"}
+    assert set(steps) >= {"corpus", "sft", "sync expert", "evaluation expert", "score head", "lip-reader", "rl", "evaluation", "video", "total"}
     from speechface.viz.video import video_info
     info = video_info(out / "comparison.mp4")
     assert info["audio_codec"] and info["width"] == 3 * 128 and info["n_frames"] > 10

@@ -13,12 +13,13 @@ import pandas as pd
 from ..core import UserError
 from ..data.faceformer import FaceFormerDataset
 from .baselines import score_predictions
+from .perceptual import perceptual_units, perceptual_summary, resample_summaries
 
 # %% auto #0
-__all__ = ['RESULT_PATTERN', 'STYLE_INDEPENDENT', 'AVERAGE_ROW', 'NoPredictionsError', 'PredictionFileError', 'ResultFiles',
-           'result_name', 'scan_results', 'gt_frames', 'load_prediction', 'resolve_conditions', 'expected_conditions',
-           'style_average', 'evaluate_results', 'format_missing', 'write_evaluation', 'evaluate_command',
-           'add_evaluate_parser']
+__all__ = ['RESULT_PATTERN', 'STYLE_INDEPENDENT', 'AVERAGE_ROW', 'PERCEPTUAL_HEADLINE', 'NoPredictionsError',
+           'PredictionFileError', 'ResultFiles', 'result_name', 'scan_results', 'gt_frames', 'load_prediction',
+           'resolve_conditions', 'expected_conditions', 'style_average', 'evaluate_results', 'format_missing',
+           'write_evaluation', 'evaluate_command', 'add_evaluate_parser']
 
 # %% ../../nbs/06a_evaluation.evaluate.ipynb #01087bb9
 RESULT_PATTERN = "<stem>_condition_<condition>.npy"  # FaceFormer's test output name
@@ -118,12 +119,33 @@ def style_average(table: pd.DataFrame) -> pd.Series:
     "The metrics of `evaluate_results`' average-over-styles row (the number papers report), without the count."
     return table.loc[AVERAGE_ROW].drop("utterances")
 
+PERCEPTUAL_HEADLINE = ("closure F1", "false closures", "lip-read acc", "MTM (ms)")   # reported with a 95 % CI
+
+def _add_perceptual_cis(rows: dict, units: dict, styles: list, n_boot: int, alpha: float = 0.05):
+    "A '<metric> CI' column ('low–high') per headline perceptual number; the average row resamples the same utterances in every style."
+    def ci(boot: pd.DataFrame, k: str) -> str:
+        b = boot[k].dropna()
+        return f"{b.quantile(alpha / 2):.3f}–{b.quantile(1 - alpha / 2):.3f}" if len(b) else ""
+    for c, u in units.items():
+        boot = resample_summaries([u], n_boot, seed=0)[0]
+        for k in PERCEPTUAL_HEADLINE:
+            if k in rows[c]: rows[c][f"{k} CI"] = ci(boot, k)
+    aligned = styles and all([x["stem"] for x in units[s]] == [x["stem"] for x in units[styles[0]]] for s in styles)
+    if aligned and AVERAGE_ROW in rows:
+        boots = resample_summaries([units[s] for s in styles], n_boot, seed=0)    # the same resamples for every style
+        avg = sum(boots) / len(boots)
+        for k in PERCEPTUAL_HEADLINE:
+            if k in rows[AVERAGE_ROW]: rows[AVERAGE_ROW][f"{k} CI"] = ci(avg, k)
+
 def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<condition>.npy` predictions
                      dataset_root: str | Path,  # the FaceFormer-layout dataset folder they were predicted for
                      split: str = "test",       # which split the predictions cover
                      dataset: str = "auto",     # 'vocaset', 'biwi', 'synthetic' or 'auto'
                      conditions: str | list = "all",  # 'all', 'styles', 'mean' or a list of condition names
                      sync_expert=None,          # evaluation sync expert (path or model): adds lip-sync columns
+                     perceptual: bool = False,  # add the perceptual measures (closure F1, timing, opening) with CIs
+                     lip_reader=None,           # a trained lip-reader (path or dict, `speechface lipreader`): adds lip-reading
+                     n_boot: int = 1000,        # bootstrap resamples for the perceptual CIs
                     ) -> tuple[pd.DataFrame, dict]:  # (table indexed by condition, report)
     "Score a results folder per style condition plus the average over styles; the report lists missing and unrecognised files."
     ds = FaceFormerDataset(dataset_root, split, dataset, with_mel=False)
@@ -137,11 +159,18 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
         from speechface.models.reward import load_backbone
         sync_expert = load_backbone(sync_expert)                                          # once, not once per condition
     mel_cache = {}                                                                        # each wav's mel clips, once
+    units, reader = {}, None
+    if perceptual and lip_reader is not None:
+        from speechface.core import load_checkpoint
+        reader = load_checkpoint(lip_reader) if isinstance(lip_reader, (str, Path)) else lip_reader
     for c in wanted:
         items = [it for it in ds.items if c in files[it.stem] and c in expected_conditions(ds, it.subject, [c])]
         if not items: continue
         preds = [load_prediction(files[it.stem][c], n_frames[it.stem], ds.n_vertices) for it in items]
         rows[c] = {"utterances": len(items), **score_predictions(_subset(ds, items), preds, sync_expert=sync_expert, mel_cache=mel_cache)}
+        if perceptual:
+            units[c] = perceptual_units(_subset(ds, items), preds, reader)
+            rows[c].update(perceptual_summary(units[c]))
         if c != STYLE_INDEPENDENT: covered |= {it.stem for it in items}
     for it in ds.items:   # a seen subject's prediction under another subject's style is not part of FaceFormer's protocol
         for c in files[it.stem]:
@@ -157,6 +186,7 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
     styles = [c for c in rows if c != STYLE_INDEPENDENT]
     order = styles + ([AVERAGE_ROW] if styles else []) + ([STYLE_INDEPENDENT] if STYLE_INDEPENDENT in rows else [])
     if styles: rows[AVERAGE_ROW] = {**pd.DataFrame([rows[c] for c in styles]).mean().to_dict(), "utterances": len(covered)}
+    if perceptual: _add_perceptual_cis(rows, units, styles, n_boot)
     table = pd.DataFrame.from_dict(rows, orient="index").loc[order]
     table["utterances"] = table["utterances"].astype(int); table.index.name = "condition"
     report = {"results_dir": str(Path(results_dir).resolve()), "dataset_root": str(ds.root.resolve()), "dataset": ds.spec.name,
@@ -205,7 +235,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if args.sync_expert and not Path(args.sync_expert).is_file():
         print(f"speechface evaluate: --sync-expert {args.sync_expert} not found; train one with "
               f"`speechface train trainer=reward_backbone trainer.evaluation=true` or leave the option out", file=sys.stderr); return 1
-    try: table, report = evaluate_results(args.results_dir, args.data, args.split, args.dataset, cond, args.sync_expert)
+    try: table, report = evaluate_results(args.results_dir, args.data, args.split, args.dataset, cond, args.sync_expert,
+                                          perceptual=args.perceptual or bool(args.lip_reader), lip_reader=args.lip_reader)
     except NoPredictionsError as e:
         print(f"speechface evaluate: {e}", file=sys.stderr); return 1
     out = Path(args.out) if args.out else Path(args.results_dir).resolve().parent
@@ -227,5 +258,9 @@ def add_evaluate_parser(subparsers, # the object `ArgumentParser.add_subparsers(
                    help="'all' (default), 'styles', 'mean', or training-subject names")
     e.add_argument("--out", default=None, metavar="DIR", help="where metrics.csv/json go (default: the results folder's parent)")
     e.add_argument("--sync-expert", default=None, metavar="PTH", help="evaluation sync expert checkpoint: adds sync dist, LSE-D, LSE-C, |offset|")
+    e.add_argument("--perceptual", action="store_true", help="add closure F1, lip-event timing (MTM) and opening measures "
+                                                              "with 95 %% CIs (needs the utterances' TextGrids)")
+    e.add_argument("--lip-reader", default=None, metavar="PT", help="a lip-reader from `speechface lipreader`: adds lip-read "
+                                                                    "accuracy (implies --perceptual)")
     e.set_defaults(func=evaluate_command)
     return e

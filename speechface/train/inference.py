@@ -27,6 +27,8 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
              ckpt: str | Path | None = None, # default checkpoints/<run>/best.pt
              progress: bool = True,
              sync_expert=None,           # evaluation sync expert (path/model) for lip-sync columns; default cfg.sync_expert
+             perceptual: bool = False,   # add the perceptual measures with CIs (`evaluate_results`)
+             lip_reader=None,            # a trained lip-reader (path or dict): adds lip-reading accuracy
             ) -> tuple:                   # (metrics table, report, results_dir)
     "Predict each utterance of a split under FaceFormer's conditions (a seen subject's own style, an unseen one's every style; plus the mean style), save, and evaluate."
     from speechface.evaluation.evaluate import evaluate_results, write_evaluation, expected_conditions
@@ -52,7 +54,8 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
         pred = predict_conditions(model, it, device, conds).cpu().numpy()                  # (C, T, 3V)
         for c, name in enumerate(names): np.save(out_dir / f"{it['name']}_condition_{name}.npy", pred[c].astype(np.float32))
     table, report = evaluate_results(out_dir, cfg.dataset.root, split, cfg.dataset.kind,
-                                     sync_expert=sync_expert if sync_expert is not None else cfg.get("sync_expert"))
+                                     sync_expert=sync_expert if sync_expert is not None else cfg.get("sync_expert"),
+                                     perceptual=perceptual or lip_reader is not None, lip_reader=lip_reader)
     report["predict_s"] = time.time() - t0
     write_evaluation(table, report, run_dir / "styledependant")
     return table, report, out_dir
