@@ -30,6 +30,11 @@ CANDIDATES = {
           "trainer.select=reward"],
     "D": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=1000", "trainer.lr=2e-5", "trainer.epochs=6",
           "trainer.select=last"],
+    # the second attempt: the reward's score head retrained with closure-aware negatives (stage head2)
+    "E": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=6",
+          "trainer.select=reward", "trainer.head={reward}/v4_closure.pt"],
+    "F": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=100", "trainer.lr=2e-5", "trainer.epochs=6",
+          "trainer.select=reward", "trainer.head={reward}/v4_closure.pt"],
 }
 
 
@@ -67,7 +72,7 @@ def score(out: Path, split: str, methods: dict, n_boot: int = 1000) -> tuple:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["prepare", "sft", "val", "test", "report"])
+    ap.add_argument("stage", choices=["prepare", "sft", "head2", "val", "test", "report"])
     ap.add_argument("--out", required=True); ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES)); ap.add_argument("--config", default=None)
     ap.add_argument("--n-boot", type=int, default=1000)
@@ -99,6 +104,11 @@ def main():
         if a.seed == 0 and not (rw / "v4_best.pt").is_file():     # the score head's actor negatives: seed 0's SFT
             train_reward_head(out / "data", rw / "model_loss.pth", rw / "v4_best.pt", seed=0,
                               cfg=HeadTrainConfig(max_minutes=2), actor=out / "ck" / "sft0" / "best.pt", progress=False)
+    elif a.stage == "head2":          # closure-aware negatives for the score head (the reward-hacking probe's fix)
+        from speechface.train.reward import train_reward_head, HeadTrainConfig, PERTURBATIONS, CLOSURE_PERTURBATIONS
+        rw = out / "ck" / "reward"
+        train_reward_head(out / "data", rw / "model_loss.pth", rw / "v4_closure.pt", seed=0, actor=out / "ck" / "sft0" / "best.pt",
+                          cfg=HeadTrainConfig(max_minutes=2, perturbations=PERTURBATIONS + CLOSURE_PERTURBATIONS), progress=False)
     elif a.stage in ("val", "test"):
         from speechface.train.rl import train_rl
         split = a.stage
@@ -114,8 +124,10 @@ def main():
             run = f"rl_{name}_s{a.seed}"
             if not (out / "ck" / run / "best.pt").is_file():
                 rw = out / "ck" / "reward"
+                ov = [o.replace("{reward}", str(rw)) for o in ov]
+                head = [] if any(o.startswith("trainer.head=") for o in ov) else [f"trainer.head={rw / 'v4_best.pt'}"]
                 train_rl(cfg_for(out, run, a.seed, ["trainer=rl", f"trainer.init_actor={sft}", f"trainer.backbone={rw / 'model_loss.pth'}",
-                                                    f"trainer.head={rw / 'v4_best.pt'}", *ov]), progress=False)
+                                                    *head, *ov]), progress=False)
             methods[f"RL {name}"] = predict_mean_style(out / "ck" / run / "best.pt", out / "data", split)
         from speechface.data.faceformer import FaceFormerDataset
         from speechface.evaluation.baselines import ground_truth, baseline_predictions

@@ -24,10 +24,11 @@ from ..models.reward import (SpeechMeshConfig, SpeechMeshTransformer, RewardHead
                                       load_backbone, load_reward_head)
 
 # %% auto #0
-__all__ = ['PERTURBATIONS', 'load_sync_data', 'sample_shifts', 'SyncTrainConfig', 'SyncCandidates', 'sync_candidates',
-           'infonce_sync_loss', 'SyncExpertScorer', 'mel_frames', 'SyncEvaluation', 'sync_accuracy_by_offset',
-           'train_sync_expert', 'train_eval_sync_expert', 'oversmooth', 'jitter', 'time_warp', 'perturb',
-           'HeadTrainConfig', 'head_accuracy', 'add_actor_predictions', 'train_reward_head', 'train_reward_from_config']
+__all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'load_sync_data', 'sample_shifts', 'SyncTrainConfig', 'SyncCandidates',
+           'sync_candidates', 'infonce_sync_loss', 'SyncExpertScorer', 'mel_frames', 'SyncEvaluation',
+           'sync_accuracy_by_offset', 'train_sync_expert', 'train_eval_sync_expert', 'oversmooth', 'jitter',
+           'time_warp', 'open_closures', 'perturb', 'HeadTrainConfig', 'head_accuracy', 'add_actor_predictions',
+           'train_reward_head', 'train_reward_from_config']
 
 # %% ../../nbs/11a_train.reward.ipynb #ae446b5a
 def load_sync_data(root: str | Path,        # a corpus in FaceFormer's layout
@@ -294,11 +295,34 @@ def time_warp(verts: torch.Tensor,     # (T, 3V)
     i0 = s.floor().long().clamp(max=T - 2); w = (s - i0)[:, None]
     return verts[i0] * (1 - w) + verts[i0 + 1] * w
 
-PERTURBATIONS = ("oversmooth", "jitter", "time_warp")
+def open_closures(verts: torch.Tensor,  # (T, 3V)
+                  regions: dict,         # the corpus' regions: inner_lip_upper / inner_lip_lower (+ lower_lip)
+                  strength: float = 0.3, # gap opened at closed frames, as a fraction of the mean inner-lip opening
+                  rel: float = 0.2,      # a frame is closed below this fraction of the mean opening
+                 ) -> torch.Tensor:      # (T, 3V)
+    "Lips that fail to close: the lower lip moved down by `strength` × mean opening wherever the lips are closed."
+    v = verts.reshape(len(verts), -1, 3)
+    up, lo = (torch.as_tensor(regions[k]) for k in ("inner_lip_upper", "inner_lip_lower"))
+    gap = v[:, up].mean(1) - v[:, lo].mean(1)                                         # (T, 3) upper minus lower
+    dist = (v[:, up] - v[:, lo]).norm(dim=-1).mean(1)                                  # (T,)
+    if dist.max() <= 0: return verts
+    down = -gap[dist.argmax()] / gap[dist.argmax()].norm()                             # opening direction (3,)
+    closed = (dist < rel * dist.mean()).to(verts.dtype)                                # (T,)
+    w = oversmooth(closed[:, None], 1.0)[:, 0].clamp(0, 1)                             # ramps in and out
+    moving = torch.unique(torch.cat([lo, torch.as_tensor(regions.get("lower_lip", lo))]))
+    out = v.clone()
+    out[:, moving] += (w * strength * dist.mean())[:, None, None] * down               # (T, K, 3)
+    return out.reshape(verts.shape)
 
-def perturb(verts, template, kind: str, generator=None):
-    "Apply one named perturbation (`PERTURBATIONS`) with random strength."
+PERTURBATIONS = ("oversmooth", "jitter", "time_warp")   # the default 'not real' motions of the score head
+CLOSURE_PERTURBATIONS = ("open_closures",)              # optional: closure-aware negatives (need the corpus' regions)
+
+def perturb(verts, template, kind: str, generator=None, regions: dict | None = None):
+    "Apply one named perturbation (`PERTURBATIONS`, `CLOSURE_PERTURBATIONS`) with random strength."
     g = torch.rand(1, generator=generator).item()
+    if kind == "open_closures":
+        if regions is None: raise ValueError("open_closures needs the corpus' regions (inner-lip landmarks)")
+        return open_closures(verts, regions, 0.2 + 0.4 * g)
     if kind == "oversmooth": return oversmooth(verts, 1.5 + 2 * g)
     if kind == "jitter": return jitter(verts, template, 0.2 + 0.4 * g, generator)
     if kind == "time_warp": return time_warp(verts, 0.4 + 0.4 * g, generator)
@@ -315,9 +339,10 @@ class HeadTrainConfig:
     min_shift: int = 3           # off-sync examples are shifted by ≥ this many frames
     max_shift: int = 15          # … and at most this many
     max_minutes: float | None = None  # wall-clock budget
+    perturbations: tuple = PERTURBATIONS  # 'not real' motions; + CLOSURE_PERTURBATIONS for closure-aware negatives
 
 @torch.no_grad()
-def _head_examples(bb, seqs, cfg: HeadTrainConfig, rng: np.random.Generator, gen: torch.Generator) -> dict:
+def _head_examples(bb, seqs, cfg: HeadTrainConfig, rng: np.random.Generator, gen: torch.Generator, regions: dict | None = None) -> dict:
     "Frozen-backbone features and masked labels for lip (in/off sync) and real (GT vs perturbed and actor motion)."
     L = bb.cfg.clip_len; V, A, lip, real = [], [], [], []
     nan = float("nan")
@@ -331,8 +356,8 @@ def _head_examples(bb, seqs, cfg: HeadTrainConfig, rng: np.random.Generator, gen
         t = np.arange(tc)
         sh = t + sample_shifts(t, np.full(tc, tc), 1, cfg.min_shift, cfg.max_shift, rng)[:, 0]
         V += [vf, vf]; A += [af, af[sh]]; lip += [1.0] * tc + [0.0] * tc; real += [1.0] * tc + [nan] * tc
-        for k in PERTURBATIONS:
-            pv = bb.encode_mesh(clip_windows(perturb(q["verts"], q["template"], k, gen)[None], L)[0], tpl)
+        for k in cfg.perturbations:
+            pv = bb.encode_mesh(clip_windows(perturb(q["verts"], q["template"], k, gen, regions)[None], L)[0], tpl)
             V.append(pv); A.append(af); lip += [nan] * tc; real += [0.0] * tc
     return {"v": torch.cat(V), "a": torch.cat(A), "lip": torch.tensor(lip), "real": torch.tensor(real)}
 
@@ -394,14 +419,18 @@ def train_reward_head(root: str | Path,                                         
         if not Path(actor).is_file(): raise FileNotFoundError(f"{actor} not found: train the SFT actor first or leave actor unset")
         train = add_actor_predictions(train, actor, root, "train")
         if val: val = add_actor_predictions(val, actor, root, val_split)
+    regions = None
+    if set(cfg.perturbations) & set(CLOSURE_PERTURBATIONS):
+        spec = FaceFormerDataset(root, "train", with_mel=False)
+        regions = load_regions(spec.root / spec.spec.masks, spec.n_vertices)
     val_ex = _head_examples(bb, val, cfg, np.random.default_rng(10_000 + seed),
-                            torch.Generator().manual_seed(10_000 + seed)) if val_split else None
+                            torch.Generator().manual_seed(10_000 + seed), regions) if val_split else None
     head = RewardHead(head_cfg or RewardHeadConfig(embed_dim=bb.cfg.embed_dim))
     params = [p for n, p in head.named_parameters() if not n.startswith("value.")]  # the critic is trained in RL
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     best, history, t0 = -math.inf, [], time.time()
     for epoch in range(cfg.epochs):
-        ex = _head_examples(bb, train, cfg, rng, gen)
+        ex = _head_examples(bb, train, cfg, rng, gen, regions)
         head.train(); perm = torch.randperm(len(ex["lip"])); tot = 0.0; nb = 0
         for s in range(0, len(perm), cfg.batch_size):
             i = perm[s:s + cfg.batch_size]
