@@ -20,6 +20,7 @@ def test_demo_quick(tmp_path):
     for m in ("SFT", "RL (reward backprop)"):
         lo, hi = map(float, tab.loc[m, "closure F1 CI"].split("–"))
         assert lo <= tab.loc[m, "closure F1"] <= hi and 0 <= tab.loc[m, "lip-read acc"] <= 1
+    assert "the reward family's" in (out / "results.md").read_text()     # the expert columns are labelled as such
     steps = json.loads((out / "timings.json").read_text())
     assert set(steps) >= {"corpus", "sft", "sync expert", "evaluation expert", "score head", "lip-reader", "rl", "evaluation", "video", "total"}
     from speechface.viz.video import video_info
