@@ -59,11 +59,11 @@ def reference_rows(root, eval_expert, split: str = "test", lip_reader=None) -> p
     gts, mel_cache = ground_truth(ds), {}                                  # each wav's mel clips computed once
     if isinstance(eval_expert, (str, Path)): eval_expert = load_backbone(eval_expert)
     if isinstance(lip_reader, (str, Path)): lip_reader = load_checkpoint(lip_reader)
-    rows, units = {}, {}
+    rows, units, p_cache = {}, {}, {}
     for name, preds in (("ground truth", gts), ("static template", baseline_predictions(ds, gts)["static template"])):
         rows[name] = score_predictions(ds, preds, gts=gts, sync_expert=eval_expert, mel_cache=mel_cache)
         if lip_reader is not None:
-            units[name] = perceptual_units(ds, preds, lip_reader); rows[name].update(perceptual_summary(units[name]))
+            units[name] = perceptual_units(ds, preds, lip_reader, cache=p_cache); rows[name].update(perceptual_summary(units[name]))
     if units: _add_perceptual_cis(rows, units, [], 1000)
     return pd.DataFrame.from_dict(rows, orient="index")
 

@@ -159,7 +159,7 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
         from speechface.models.reward import load_backbone
         sync_expert = load_backbone(sync_expert)                                          # once, not once per condition
     mel_cache = {}                                                                        # each wav's mel clips, once
-    units, reader = {}, None
+    units, reader, p_cache = {}, None, {}
     if perceptual and lip_reader is not None:
         from speechface.core import load_checkpoint
         reader = load_checkpoint(lip_reader) if isinstance(lip_reader, (str, Path)) else lip_reader
@@ -169,7 +169,7 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
         preds = [load_prediction(files[it.stem][c], n_frames[it.stem], ds.n_vertices) for it in items]
         rows[c] = {"utterances": len(items), **score_predictions(_subset(ds, items), preds, sync_expert=sync_expert, mel_cache=mel_cache)}
         if perceptual:
-            units[c] = perceptual_units(_subset(ds, items), preds, reader)
+            units[c] = perceptual_units(_subset(ds, items), preds, reader, cache=p_cache)   # each utterance's files read once
             rows[c].update(perceptual_summary(units[c]))
         if c != STYLE_INDEPENDENT: covered |= {it.stem for it in items}
     for it in ds.items:   # a seen subject's prediction under another subject's style is not part of FaceFormer's protocol
