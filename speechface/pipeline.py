@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import load_checkpoint
+from .core import load_checkpoint, save_checkpoint
 from .data.faceformer import FaceFormerDataset
 from .evaluation.baselines import ground_truth, baseline_predictions, score_predictions
 from .models.reward import load_backbone
+from .evaluation.perceptual import perceptual_units, perceptual_summary, train_lip_reader
+from .evaluation.evaluate import add_perceptual_cis
 
 # %% auto #0
 __all__ = ['PLANS', 'RL_RECIPE', 'READING_NOTE', 'DemoPlan', 'reference_rows', 'comparison_table', 'run_demo', 'comparison_video']
@@ -53,8 +55,6 @@ READING_NOTE = ("How to read the columns: sync dist, LSE-D, LSE-C and |offset| c
 # %% ../nbs/13_pipeline.ipynb #5b0708cb
 def reference_rows(root, eval_expert, split: str = "test", lip_reader=None) -> pd.DataFrame:
     "Ground truth and static template on a split, scored like any prediction (the expert's own ceiling and floor)."
-    from speechface.evaluation.perceptual import perceptual_units, perceptual_summary
-    from speechface.evaluation.evaluate import PERCEPTUAL_HEADLINE, _add_perceptual_cis
     ds = FaceFormerDataset(root, split, with_mel=False)
     gts, mel_cache = ground_truth(ds), {}                                  # each wav's mel clips computed once
     if isinstance(eval_expert, (str, Path)): eval_expert = load_backbone(eval_expert)
@@ -64,7 +64,7 @@ def reference_rows(root, eval_expert, split: str = "test", lip_reader=None) -> p
         rows[name] = score_predictions(ds, preds, gts=gts, sync_expert=eval_expert, mel_cache=mel_cache)
         if lip_reader is not None:
             units[name] = perceptual_units(ds, preds, lip_reader, cache=p_cache); rows[name].update(perceptual_summary(units[name]))
-    if units: _add_perceptual_cis(rows, units, [], 1000)
+    if units: add_perceptual_cis(rows, units, [], 1000)
     return pd.DataFrame.from_dict(rows, orient="index")
 
 def comparison_table(root,                      # the corpus
@@ -112,8 +112,6 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
     from speechface.train.supervised import train, load_config
     from speechface.train.reward import train_sync_expert, train_eval_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig
     from speechface.train.rl import train_rl
-    from speechface.evaluation.perceptual import train_lip_reader
-    from speechface.core import save_checkpoint
     plan = PLANS["quick" if quick else "full"]
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     if threads: torch.set_num_threads(threads)

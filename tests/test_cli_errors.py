@@ -48,7 +48,7 @@ def test_bugs_keep_their_traceback(monkeypatch):
 
 def test_show_config_lists_every_key():
     r = run("train", "trainer=rl", "--show-config")
-    assert r.returncode == 0 and "variant: seed" in r.stdout and "lr: 1.0e-05" in r.stdout.replace("1e-05", "1.0e-05")
+    assert r.returncode == 0 and "variant: seed" in r.stdout and "kl_weight:" in r.stdout and "root:" in r.stdout
 
 
 def test_cli_module_imports_without_torch():

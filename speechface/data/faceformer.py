@@ -131,8 +131,10 @@ def textgrid_folder(root: str | Path) -> Path:
     name = json.loads(meta.read_text()).get("textgrids", "textgrids") if meta.is_file() else "textgrids"
     return root / name
 
-def read_phone_tier(path: str | Path) -> list:
-    "The `phones` tier of a TextGrid as [(start_s, end_s, normalised label)], silences included as ''."
+def read_phone_tier(path: str | Path,
+                    normalize: bool = True,   # labels through `phone_label` (phone targets); False: as the aligner wrote them
+                   ) -> list:
+    "The `phones` tier of a TextGrid as [(start_s, end_s, label)], silences included as ''."
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no TextGrid for this utterance. Phone targets need one forced alignment per utterance "
@@ -142,7 +144,7 @@ def read_phone_tier(path: str | Path) -> list:
     except Exception as e: raise DataError(f"{path}: unreadable TextGrid ({type(e).__name__}: {e})") from None
     name = "phones" if "phones" in tiers else next((t for t in tiers if t.endswith(" - phones")), None)  # MFA: '<speaker> - phones'
     if name is None: raise DataError(f"{path}: no 'phones' tier (tiers: {sorted(tiers)}); name the phone tier 'phones'")
-    return [(s, e, phone_label(l)) for s, e, l in tiers[name]]
+    return [(s, e, phone_label(l) if normalize else l) for s, e, l in tiers[name]]
 
 def phone_inventory(root: str | Path) -> list[str]:
     "Sorted normalised phone labels over every TextGrid of a corpus ('' = silence comes first)."

@@ -13,13 +13,14 @@ import pandas as pd
 from ..core import UserError
 from ..data.faceformer import FaceFormerDataset
 from .baselines import score_predictions
+from ..core import load_checkpoint
 from .perceptual import perceptual_units, perceptual_summary, resample_summaries
 
 # %% auto #0
 __all__ = ['RESULT_PATTERN', 'STYLE_INDEPENDENT', 'AVERAGE_ROW', 'PERCEPTUAL_HEADLINE', 'NoPredictionsError',
            'PredictionFileError', 'ResultFiles', 'result_name', 'scan_results', 'gt_frames', 'load_prediction',
-           'resolve_conditions', 'expected_conditions', 'style_average', 'evaluate_results', 'format_missing',
-           'write_evaluation', 'evaluate_command', 'add_evaluate_parser']
+           'resolve_conditions', 'expected_conditions', 'style_average', 'add_perceptual_cis', 'evaluate_results',
+           'format_missing', 'write_evaluation', 'evaluate_command', 'add_evaluate_parser']
 
 # %% ../../nbs/06a_evaluation.evaluate.ipynb #01087bb9
 RESULT_PATTERN = "<stem>_condition_<condition>.npy"  # FaceFormer's test output name
@@ -121,7 +122,10 @@ def style_average(table: pd.DataFrame) -> pd.Series:
 
 PERCEPTUAL_HEADLINE = ("closure F1", "false closures", "lip-read acc", "MTM (ms)")   # reported with a 95 % CI
 
-def _add_perceptual_cis(rows: dict, units: dict, styles: list, n_boot: int, alpha: float = 0.05):
+def add_perceptual_cis(rows: dict,   # condition -> table row (updated in place)
+                       units: dict,  # condition -> `perceptual_units`
+                       styles: list, # the style conditions averaged into AVERAGE_ROW
+                       n_boot: int, alpha: float = 0.05):
     "A '<metric> CI' column ('low–high') per headline perceptual number; the average row resamples the same utterances in every style."
     def ci(boot: pd.DataFrame, k: str) -> str:
         b = boot[k].dropna()
@@ -161,7 +165,6 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
     mel_cache = {}                                                                        # each wav's mel clips, once
     units, reader, p_cache = {}, None, {}
     if perceptual and lip_reader is not None:
-        from speechface.core import load_checkpoint
         reader = load_checkpoint(lip_reader) if isinstance(lip_reader, (str, Path)) else lip_reader
     for c in wanted:
         items = [it for it in ds.items if c in files[it.stem] and c in expected_conditions(ds, it.subject, [c])]
@@ -186,7 +189,7 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
     styles = [c for c in rows if c != STYLE_INDEPENDENT]
     order = styles + ([AVERAGE_ROW] if styles else []) + ([STYLE_INDEPENDENT] if STYLE_INDEPENDENT in rows else [])
     if styles: rows[AVERAGE_ROW] = {**pd.DataFrame([rows[c] for c in styles]).mean().to_dict(), "utterances": len(covered)}
-    if perceptual: _add_perceptual_cis(rows, units, styles, n_boot)
+    if perceptual: add_perceptual_cis(rows, units, styles, n_boot)
     table = pd.DataFrame.from_dict(rows, orient="index").loc[order]
     table["utterances"] = table["utterances"].astype(int); table.index.name = "condition"
     report = {"results_dir": str(Path(results_dir).resolve()), "dataset_root": str(ds.root.resolve()), "dataset": ds.spec.name,

@@ -13,8 +13,10 @@ from tqdm.auto import tqdm
 
 from ..core import get_device, load_checkpoint, UsageError
 from ..data.audio import load_wav, normalize_audio, AudioFileError
-from ..data.faceformer import FaceFormerDataset
+from ..data.faceformer import FaceFormerDataset, VOCASET, BIWI
 from ..data.mesh import export_sequence, load_templates
+from ..models.reference_import import (from_reference_checkpoint, reference_dataset, is_reference_state_dict,
+                                                 reference_frame_count)
 from .supervised import load_actor, load_config, predict_conditions, style_conditions
 
 # %% auto #0
@@ -71,8 +73,6 @@ def load_reference_audio(path: str | Path) -> np.ndarray:
 
 def _reference_actor(ck: dict, ckpt, dataset, subjects, templates, wav2vec2_config, device):
     "A released FaceFormer state_dict as (model, subjects, templates, fps); subjects and templates come from the dataset."
-    from speechface.models.reference_import import from_reference_checkpoint, reference_dataset
-    from speechface.data.faceformer import VOCASET, BIWI
     if templates is None:                                                       # before the (slow) model build
         raise UsageError(f"{ckpt} is a released FaceFormer checkpoint: it carries no face templates; pass the dataset's "
                          f"templates.pkl (--templates path/to/templates.pkl) and the face to animate (--template NAME)")
@@ -108,7 +108,6 @@ def animate(audio_path: str | Path,      # any audio file
     out = Path(out)
     if out.suffix not in (".npy", ".obj", ".ply", ".mp4"): raise UsageError(f"unsupported output {out.name!r}: use .npy, .obj, .ply or .mp4")
     ck = load_checkpoint(ckpt)
-    from speechface.models.reference_import import is_reference_state_dict, reference_frame_count
     tri = _faces(faces, ck.get("faces") if not is_reference_state_dict(ck) else None, ckpt, out)   # before the work
     if is_reference_state_dict(ck):
         model, subjects, tpls, fps = _reference_actor(ck, ckpt, dataset, subjects, templates, wav2vec2_config, device)
