@@ -25,7 +25,7 @@ def main():
     p.add_argument("root", nargs="?"); p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--workers", type=int, default=0); p.add_argument("--split", default="train")
     a = p.parse_args()
-    from speechface.data.faceformer import FaceFormerDataset, collate_faceformer
+    from speechface.data.dataset import FaceFormerDataset, collate_faceformer
     root = a.root
     if root is None:
         from speechface.data.synth import generate_corpus

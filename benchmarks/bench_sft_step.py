@@ -21,7 +21,7 @@ def main():
     p.add_argument("--threads", type=int, default=1); p.add_argument("--batch-size", type=int, default=4)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    from speechface.data.faceformer import FaceFormerDataset, collate_faceformer
+    from speechface.data.dataset import FaceFormerDataset, collate_faceformer
     from speechface.models.faceformer import FaceFormer
     from speechface.train.supervised import load_config, model_config, masked_mse
     root = a.root

@@ -4,7 +4,7 @@ names and sentence split, CodeTalker's regions/lve.txt and fdd.txt, 44.1 kHz aud
 import json, pickle, subprocess
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, soundfile as sf, soxr
-from speechface.data.faceformer import BIWI
+from speechface.data.dataset import BIWI
 from speechface.data.mesh import load_templates, load_regions
 
 V, FPS, SECONDS = BIWI.n_vertices, BIWI.fps, 0.6

@@ -1,5 +1,5 @@
 """The `speechface` console script on user errors (one line on stderr, exit 2, no traceback) versus --debug,
-SPEECHFACE_DEBUG=1 and genuine bugs (tracebacks). The full table of bad inputs is in nbs/10_cli.ipynb."""
+SPEECHFACE_DEBUG=1 and genuine bugs (tracebacks). The full table of bad inputs is in nbs/52_cli.ipynb."""
 import os, subprocess, sys
 import pytest
 from speechface import cli

@@ -1,4 +1,4 @@
-"""The widget demo (nbs/95_demo.ipynb) in a real browser: JupyterLab + Debian's Chromium driven by Playwright.
+"""The widget demo (nbs/95_interactive.ipynb) in a real browser: JupyterLab + Debian's Chromium driven by Playwright.
 
 A tiny corpus and a one-epoch model are made in a fixture; JupyterLab serves a copy of the notebook with the
 demo's environment variables pointing at them; Chromium runs all cells, picks another sentence, presses Animate and
@@ -119,9 +119,9 @@ def test_demo_animates_in_jupyterlab(tiny_model, tmp_path):
     t0 = time.time()
     data, ckpts = tiny_model
     workspace = tmp_path / "workspace"; workspace.mkdir()
-    nb = json.loads((ROOT / "nbs" / "95_demo.ipynb").read_text())
+    nb = json.loads((ROOT / "nbs" / "95_interactive.ipynb").read_text())
     nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    (workspace / "95_demo.ipynb").write_text(json.dumps(nb))
+    (workspace / "95_interactive.ipynb").write_text(json.dumps(nb))
     env = {**os.environ, "SPEECHFACE_DEMO_DATA": str(data), "SPEECHFACE_DEMO_CKPTS": str(ckpts),
            "SPEECHFACE_DEMO_OUT": str(tmp_path / "out")}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ def test_demo_animates_in_jupyterlab(tiny_model, tmp_path):
             page = ctx.pages[0] if ctx.pages else ctx.new_page()
             try:
                 page.set_default_timeout(60_000)
-                page.goto(f"{url}/lab/tree/95_demo.ipynb", wait_until="domcontentloaded")
+                page.goto(f"{url}/lab/tree/95_interactive.ipynb", wait_until="domcontentloaded")
                 page.wait_for_selector(".jp-Notebook .jp-CodeCell")
                 page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"ipykernel.*Idle")).first.wait_for()  # kernel up
                 # Run → Run All Cells, from the menu bar as a user would

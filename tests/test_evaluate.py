@@ -4,7 +4,7 @@ import argparse, json
 import numpy as np
 import pytest
 
-from speechface.data.faceformer import FaceFormerDataset
+from speechface.data.dataset import FaceFormerDataset
 from speechface.data.synth import generate_corpus
 from speechface.evaluation.evaluate import (AVERAGE_ROW, RESULT_PATTERN, NoPredictionsError, PredictionFileError,
                                             add_evaluate_parser, evaluate_results, result_name, scan_results)

@@ -5,7 +5,7 @@ import pickle, subprocess
 import librosa, numpy as np, pytest, soundfile as sf, torch
 
 from reference_replica import ReferenceReplica, legacy_weight_norm_keys
-from speechface.data.faceformer import VOCASET
+from speechface.data.dataset import VOCASET
 from speechface.models.audio_encoder import tiny_wav2vec2_config
 
 V = 300

@@ -3,7 +3,7 @@ import hashlib, json, os, pickle, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pytest
 
-from speechface.data.faceformer import FaceFormerDataset, DataError
+from speechface.data.dataset import FaceFormerDataset, DataError
 
 
 def run(*args, check=True):

@@ -46,7 +46,7 @@ def cfg_for(out: Path, run: str, seed: int, extra: list):
 @torch.no_grad()
 def predict_mean_style(ckpt: Path, root: Path, split: str) -> list:
     "Each utterance of a split predicted once, in the style-independent condition (mean one-hot)."
-    from speechface.data.faceformer import FaceFormerDataset
+    from speechface.data.dataset import FaceFormerDataset
     from speechface.train.supervised import load_actor, predict_conditions, style_conditions
     model = load_actor(ckpt, "cpu")
     ds = FaceFormerDataset(root, split, with_mel=False, style="independent")
@@ -56,7 +56,7 @@ def predict_mean_style(ckpt: Path, root: Path, split: str) -> list:
 
 def score(out: Path, split: str, methods: dict, n_boot: int = 1000) -> tuple:
     "Perceptual table (with CIs) and LVE per method on a split; returns (table, units)."
-    from speechface.data.faceformer import FaceFormerDataset
+    from speechface.data.dataset import FaceFormerDataset
     from speechface.evaluation.perceptual import perceptual_table
     from speechface.evaluation.baselines import score_predictions, ground_truth
     from speechface.core import load_checkpoint
@@ -129,7 +129,7 @@ def main():
                 train_rl(cfg_for(out, run, a.seed, ["trainer=rl", f"trainer.init_actor={sft}", f"trainer.backbone={rw / 'model_loss.pth'}",
                                                     *head, *ov]), progress=False)
             methods[f"RL {name}"] = predict_mean_style(out / "ck" / run / "best.pt", out / "data", split)
-        from speechface.data.faceformer import FaceFormerDataset
+        from speechface.data.dataset import FaceFormerDataset
         from speechface.evaluation.baselines import ground_truth, baseline_predictions
         ds = FaceFormerDataset(out / "data", split, with_mel=False)
         gts = ground_truth(ds); methods["ground truth"] = gts

@@ -25,7 +25,7 @@ def main():
     ap.add_argument("--csv", default=None); ap.add_argument("--n-boot", type=int, default=300)
     a = ap.parse_args(); torch.set_num_threads(1); torch.manual_seed(0)
     from speechface.core import load_checkpoint
-    from speechface.data.faceformer import FaceFormerDataset
+    from speechface.data.dataset import FaceFormerDataset
     from speechface.data.mesh import load_regions
     from speechface.evaluation.baselines import ground_truth, baseline_predictions, expert_lip_sync, score_predictions
     from speechface.evaluation.perceptual import perceptual_units, perceptual_summary

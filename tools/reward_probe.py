@@ -19,7 +19,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from speechface.core import load_checkpoint
-    from speechface.data.faceformer import FaceFormerDataset
+    from speechface.data.dataset import FaceFormerDataset
     from speechface.evaluation.baselines import _alignments
     from speechface.metrics.mesh import segment_frames
     from speechface.models.reward import load_backbone, load_reward_head, score_sequence, freeze, clip_windows
