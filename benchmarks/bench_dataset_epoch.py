@@ -29,7 +29,7 @@ def main():
     root = a.root
     if root is None:
         from speechface.data.synth import generate_corpus
-        root = Path(tempfile.mkdtemp()) / "demo"; generate_corpus(root, "demo", progress=False)
+        root = Path(tempfile.mkdtemp()) / "small"; generate_corpus(root, "small", progress=False)
     corpus_mb = sum(f.stat().st_size for f in Path(root).rglob("*") if f.is_file()) / 1e6
     ds = FaceFormerDataset(root, a.split)
     dl = DataLoader(ds, batch_size=a.batch_size, shuffle=True, num_workers=a.workers, collate_fn=collate_faceformer,

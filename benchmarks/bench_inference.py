@@ -9,13 +9,13 @@ Usage: python benchmarks/bench_inference.py [--device cpu|cuda|auto] [--frames 1
     prefix and extrapolated (labelled in the table and in the JSON).
 (b) End-to-end `predict` with the wav2vec2-base architecture (random weights, no download) at VOCASET and BIWI
     output sizes for 2, 8 and 16 s of audio, split into encoder and decoder time.
-Same as `speechface bench inference`; the code lives in speechface/bench.py (nbs/50_bench.ipynb).
+Same as `speechface bench inference` (options parsed by the CLI); the code lives in speechface/bench.py (nbs/50_bench.ipynb).
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from speechface.bench import main  # noqa: E402
+from speechface.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["bench", "inference", *sys.argv[1:]]))

@@ -27,8 +27,8 @@ def main():
     root = a.root
     if root is None:
         from speechface.data.synth import generate_corpus
-        root = Path(tempfile.mkdtemp()) / "demo"; generate_corpus(root, "demo", progress=False)
-    cfg = load_config([f"dataset.root={root}", "trainer=demo"])
+        root = Path(tempfile.mkdtemp()) / "small"; generate_corpus(root, "small", progress=False)
+    cfg = load_config([f"dataset.root={root}", "trainer=cpu"])
     ds = FaceFormerDataset(root, "train", with_mel=False, phones=True)
     torch.manual_seed(0)
     model = FaceFormer(model_config(cfg, ds)).train()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/50_bench.ipynb #a6f9dec9
 from __future__ import annotations
-import argparse, contextlib, ctypes, gc, json, os, re, statistics, time
+import contextlib, ctypes, gc, json, os, re, statistics, time
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from .models.reference_import import build_reference_model
 
 # %% auto #0
 __all__ = ['timed', 'PeakMemory', 'precomputed_audio', 'benchmark_decoding', 'benchmark_animate', 'markdown_table',
-           'add_inference_arguments', 'run_inference_benchmark', 'main']
+           'run_inference_benchmark']
 
 # %% ../nbs/50_bench.ipynb #31042b41
 def _sync(device: torch.device):
@@ -200,24 +200,18 @@ def _note(r): return (f"extrapolated from {r['recompute_steps_timed']} steps (pe
                       if r["recompute_extrapolated"] else "measured")
 
 # %% ../nbs/50_bench.ipynb #b03c8aec
-def add_inference_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    "The options of `speechface bench inference` (shared with benchmarks/bench_inference.py)."
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
-    p.add_argument("--frames", type=int, nargs="+", default=[150, 300, 600, 1800], help="decoding lengths T")
-    p.add_argument("--seconds", type=float, nargs="+", default=[2, 8, 16], help="audio durations for predict")
-    p.add_argument("--max-recompute-s", type=float, default=60.,
-                   help="time budget of one full-recompute run; longer runs are timed on a prefix and extrapolated")
-    p.add_argument("--repeats", type=int, default=3,
-                   help="median over this many runs of the cheap timings: cached decoding and end-to-end (recompute runs once)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--only", choices=["decoding", "animate"], default=None, help="run one part only")
-    p.add_argument("--tiny", action="store_true", help="toy sizes (seconds to run; for smoke tests)")
-    return p
-
-def run_inference_benchmark(args: argparse.Namespace) -> int:
-    "Run the inference benchmarks from parsed arguments; print markdown tables and JSON lines. Returns 0."
-    if args.threads: torch.set_num_threads(args.threads)
-    dev = get_device(args.device)
+def run_inference_benchmark(device: str = "cpu",                 # cpu, cuda, cuda:N or auto
+                            frames=(150, 300, 600, 1800),        # decoding lengths T
+                            seconds=(2, 8, 16),                  # audio durations for end-to-end predict
+                            max_recompute_s: float = 60.,        # budget of one full-recompute run (longer: prefix, extrapolated)
+                            repeats: int = 3,                    # median over this many runs of the cheap timings
+                            threads: int | None = None,          # torch CPU threads (None: torch's choice)
+                            only: str | None = None,             # 'decoding' or 'animate': run one part only
+                            tiny: bool = False,                  # toy sizes (seconds to run; smoke tests)
+                           ) -> int:
+    "What `speechface bench inference` does: print markdown tables and one JSON line per row. Returns 0."
+    if threads: torch.set_num_threads(threads)
+    dev = get_device(device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {os.cpu_count()} cores"
     print(f"# speechface inference benchmark\n\ndevice: {dev} ({name}); torch {torch.__version__}; "
@@ -225,23 +219,19 @@ def run_inference_benchmark(args: argparse.Namespace) -> int:
     if dev.type == "cpu" and torch.get_num_threads() > 1 and load >= (os.cpu_count() or 1):
         print(f"note: the load average ({load:.1f}) reaches the core count: with other processes on the cores, OpenMP "
               f"threads stall on small kernels; --threads 1 gives steadier numbers\n", flush=True)
-    if args.only in (None, "decoding"):
-        sizes = dict(feature_dim=16, motion_dim=60, n_subjects=2) if args.tiny else {}
-        rows = benchmark_decoding(args.frames, dev, max_recompute_s=args.max_recompute_s, repeats=args.repeats, **sizes)
+    if only in (None, "decoding"):
+        sizes = dict(feature_dim=16, motion_dim=60, n_subjects=2) if tiny else {}
+        rows = benchmark_decoding(frames, dev, max_recompute_s=max_recompute_s, repeats=repeats, **sizes)
         for r in rows: r["recompute_note"] = _note(r)
-        what = "toy sizes" if args.tiny else "VOCASET decoder: d 64, 3V 15069, 8 subjects"
+        what = "toy sizes" if tiny else "VOCASET decoder: d 64, 3V 15069, 8 subjects"
         print(f"## Decoding only ({what}; audio tokens precomputed)\n\n" + markdown_table(rows, _DECODING_COLUMNS))
         print(f"\nmemory: {rows[0]['memory']}\n")
         for r in rows: print(json.dumps({"bench": "decoding", **r}))
         print(flush=True)
-    if args.only in (None, "animate"):
-        rows = benchmark_animate(args.seconds, device=dev, tiny=args.tiny, repeats=args.repeats)
+    if only in (None, "animate"):
+        rows = benchmark_animate(seconds, device=dev, tiny=tiny, repeats=repeats)
         print(f"## End-to-end predict ({rows[0]['audio_encoder']})\n\n" + markdown_table(rows, _ANIMATE_COLUMNS))
         print(f"\nmemory: {rows[0]['memory']}\n")
         for r in rows: print(json.dumps({"bench": "animate", **r}))
     return 0
 
-def main(argv: list | None = None) -> int:
-    "Entry point of benchmarks/bench_inference.py."
-    p = argparse.ArgumentParser(description="Time FaceFormer inference: cached vs full-recompute decoding, end-to-end predict.")
-    return run_inference_benchmark(add_inference_arguments(p).parse_args(argv))

@@ -78,6 +78,15 @@ def _lipreader(a) -> int:
           f"(unseen speakers), {r['seconds']:.0f} s")
     return 0
 
+def _evaluate(a) -> int:
+    from speechface.evaluation.evaluate import evaluate_command
+    return evaluate_command(a.results_dir, a.data, a.split, a.dataset, a.conditions, a.sync_expert, a.perceptual,
+                            a.lip_reader, a.out)
+
+def _bench_inference(a) -> int:
+    from speechface.bench import run_inference_benchmark
+    return run_inference_benchmark(a.device, a.frames, a.seconds, a.max_recompute_s, a.repeats, a.threads, a.only, a.tiny)
+
 def _demo(a) -> int:
     from speechface.pipeline import run_demo
     res = run_demo(a.out, quick=a.quick, seed=a.seed, threads=a.threads, video=not a.no_video, reuse=a.reuse, progress=not a.quiet)
@@ -93,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks of user errors (also SPEECHFACE_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     s = sub.add_parser("synth", help="generate the built-in synthetic talking-face corpus (FaceFormer layout)")
-    s.add_argument("--preset", default="demo", choices=["tiny", "demo", "voca"], help="corpus size (default: demo)")
+    s.add_argument("--preset", default="small", choices=["tiny", "small", "voca"], help="corpus size (default: small)")
     s.add_argument("--seed", type=int, default=0, help="the corpus is a deterministic function of preset and seed")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--workers", type=int, default=2, help="parallel speech-synthesis processes")
@@ -108,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("root"); b.add_argument("--dataset", default="auto", choices=["auto", "vocaset", "biwi", "synthetic"])
     b.add_argument("--splits", nargs="+", default=["val", "test"]); b.add_argument("--csv", default=None, help="also write CSV")
     b.set_defaults(func=_baselines)
-    t = sub.add_parser("train", help="train the FaceFormer actor; Hydra overrides, e.g. dataset.root=data/synth_demo trainer.epochs=30")
+    t = sub.add_parser("train", help="train the FaceFormer actor; Hydra overrides, e.g. dataset.root=data/synth_small trainer.epochs=30")
     t.add_argument("overrides", nargs="*", help="Hydra overrides key=value (see speechface/configs/)")
     t.add_argument("--show-config", action="store_true", help="print the composed configuration (every key) and exit")
     t.add_argument("--quiet", action="store_true"); t.set_defaults(func=_train)
@@ -147,13 +156,37 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-video", action="store_true", help="skip the comparison video")
     d.add_argument("--reuse", action="store_true", help="keep SFT / expert / head checkpoints already in --out; rerun RL onwards")
     d.add_argument("--quiet", action="store_true"); d.set_defaults(func=_demo)
-    from speechface.evaluation.evaluate import add_evaluate_parser
-    add_evaluate_parser(sub)
-    from speechface.bench import add_inference_arguments, run_inference_benchmark
+    e = sub.add_parser("evaluate", help="score a results folder of <stem>_condition_<condition>.npy files per style condition",
+                       description="Score FaceFormer-layout predictions per style condition, average over styles, "
+                                   "list missing files; writes metrics.csv and metrics.json.")
+    e.add_argument("results_dir", help="folder of predictions, e.g. checkpoints/<run>/styledependant/results")
+    e.add_argument("--data", required=True, metavar="ROOT", help="the dataset folder the predictions were made for")
+    e.add_argument("--split", default="test", help="split the predictions cover (default: test)")
+    e.add_argument("--dataset", default="auto", choices=["auto", "vocaset", "biwi", "synthetic"])
+    e.add_argument("--conditions", nargs="+", default=["all"], metavar="C",
+                   help="'all' (default), 'styles', 'mean', or training-subject names")
+    e.add_argument("--out", default=None, metavar="DIR", help="where metrics.csv/json go (default: the results folder's parent)")
+    e.add_argument("--sync-expert", default=None, metavar="PTH", help="evaluation sync expert checkpoint: adds sync dist, LSE-D, LSE-C, |offset|")
+    e.add_argument("--perceptual", action="store_true", help="add closure F1, lip-event timing (MTM) and opening measures "
+                                                              "with 95 %% CIs (needs the utterances' TextGrids)")
+    e.add_argument("--lip-reader", default=None, metavar="PT", help="a lip-reader from `speechface lipreader`: adds lip-read "
+                                                                    "accuracy (implies --perceptual)")
+    e.set_defaults(func=_evaluate)
     bench = sub.add_parser("bench", help="benchmarks (inference: cached vs full-recompute decoding, end-to-end predict)")
     bsub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
-    inf = bsub.add_parser("inference", help="decoder speed-up of the KV cache and end-to-end animate time")
-    add_inference_arguments(inf); inf.set_defaults(func=run_inference_benchmark)
+    inf = bsub.add_parser("inference", help="decoder speed-up of the KV cache and end-to-end animate time",
+                          description="Time FaceFormer inference: cached vs full-recompute decoding, end-to-end predict.")
+    inf.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    inf.add_argument("--frames", type=int, nargs="+", default=[150, 300, 600, 1800], help="decoding lengths T")
+    inf.add_argument("--seconds", type=float, nargs="+", default=[2, 8, 16], help="audio durations for predict")
+    inf.add_argument("--max-recompute-s", type=float, default=60.,
+                     help="time budget of one full-recompute run; longer runs are timed on a prefix and extrapolated")
+    inf.add_argument("--repeats", type=int, default=3,
+                     help="median over this many runs of the cheap timings: cached decoding and end-to-end (recompute runs once)")
+    inf.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    inf.add_argument("--only", choices=["decoding", "animate"], default=None, help="run one part only")
+    inf.add_argument("--tiny", action="store_true", help="toy sizes (seconds to run; for smoke tests)")
+    inf.set_defaults(func=_bench_inference)
     return p
 
 def user_errors() -> tuple:

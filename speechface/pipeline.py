@@ -15,10 +15,16 @@ import torch
 
 from .core import load_checkpoint, save_checkpoint
 from .data.dataset import FaceFormerDataset
-from .evaluation.baselines import ground_truth, baseline_predictions, score_predictions
+from .data.synth import generate_corpus
 from .models.reward import load_backbone
+from .viz.video import animate_to_video
+from .evaluation.baselines import ground_truth, baseline_predictions, score_predictions
 from .evaluation.perceptual import perceptual_units, perceptual_summary, train_lip_reader
-from .evaluation.evaluate import add_perceptual_cis
+from .evaluation.evaluate import add_perceptual_cis, style_average
+from .train.supervised import train, load_config, load_actor, style_conditions, predict_conditions
+from .train.inference import run_test
+from .train.reward import train_sync_expert, train_eval_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig
+from .train.rl import train_rl
 
 # %% auto #0
 __all__ = ['PLANS', 'RL_RECIPE', 'READING_NOTE', 'DemoPlan', 'reference_rows', 'comparison_table', 'run_demo', 'comparison_video']
@@ -39,9 +45,9 @@ class DemoPlan:
     video_size: int = 256                         # pixels per panel
 
 PLANS = {
-    "full": DemoPlan("demo", sft=["trainer=demo"],
+    "full": DemoPlan("small", sft=["trainer=cpu"],
                      rl=["trainer.epochs=6", "trainer.lr=2e-5", "trainer.kl_weight=1000"]),
-    "quick": DemoPlan("tiny", sft=["trainer=demo", "trainer.epochs=4", "trainer.val_every=2", "model.feature_dim=32",
+    "quick": DemoPlan("tiny", sft=["trainer=cpu", "trainer.epochs=4", "trainer.val_every=2", "model.feature_dim=32",
                                    "model.audio.mel_dim=32"],
                       sync_epochs=3, sync_minutes=None, sync_model={"d_model": 32, "n_layers": 1}, head_epochs=3,
                       head_minutes=None, rl=["trainer.epochs=1", "trainer.lr=1e-4"], reader_epochs=5, video_size=128),
@@ -76,8 +82,6 @@ def comparison_table(root,                      # the corpus
                      lip_reader=None,           # a trained lip-reader (dict or path): adds the perceptual measures with CIs
                     ) -> pd.DataFrame:          # one row per method
     "Test every run under every training style (`run_test`), average over styles, and stack the rows."
-    from speechface.train.inference import run_test
-    from speechface.evaluation.evaluate import style_average
     if isinstance(eval_expert, (str, Path)): eval_expert = load_backbone(eval_expert)   # loaded once for every row
     if isinstance(lip_reader, (str, Path)): lip_reader = load_checkpoint(lip_reader)
     rows = {}
@@ -108,10 +112,6 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
              progress: bool = True,
             ) -> dict:                       # paths, the results table and the step timings
     "Corpus → SFT → reward model → RL → evaluation table → comparison video."
-    from speechface.data.synth import generate_corpus
-    from speechface.train.supervised import train, load_config
-    from speechface.train.reward import train_sync_expert, train_eval_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig
-    from speechface.train.rl import train_rl
     plan = PLANS["quick" if quick else "full"]
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     if threads: torch.set_num_threads(threads)
@@ -158,8 +158,6 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
 @torch.no_grad()
 def comparison_video(root, sft_ckpt, rl_ckpt, out, item: int = 0, split: str = "test", size: int = 256) -> Path:
     "GT | SFT | RL side by side with the utterance's speech (first test utterance, the mean style)."
-    from speechface.train.supervised import load_actor, style_conditions, predict_conditions
-    from speechface.viz.video import animate_to_video
     ds = FaceFormerDataset(root, split, with_mel=False, style="independent")
     it = ds[item]
     seqs = {"ground truth": it["vertice"]}

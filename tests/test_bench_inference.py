@@ -24,6 +24,6 @@ def test_bench_inference_script_tiny():
 def test_cuda_device_refused_clearly_without_gpu():
     import pytest, torch
     if torch.cuda.is_available(): pytest.skip("a GPU is present")
-    from speechface.bench import main
+    from speechface.bench import run_inference_benchmark
     with pytest.raises(RuntimeError, match="CUDA is not available"):
-        main(["--tiny", "--device", "cuda", "--only", "decoding"])
+        run_inference_benchmark(device="cuda", only="decoding", tiny=True)

@@ -48,9 +48,9 @@ def make_biwi_fixture(root: Path, tiny: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def biwi(tmp_path_factory):
+def biwi(tmp_path_factory, tiny_corpus):
     tmp = tmp_path_factory.mktemp("biwi")
-    run("synth", "--preset", "tiny", "--out", tmp / "tiny", "--quiet")
+    (tmp / "tiny").symlink_to(tiny_corpus)                       # the shared corpus (tests/conftest.py)
     regions = make_biwi_fixture(tmp / "BIWI", tmp / "tiny")
     ov = ["dataset=biwi", f"dataset.root={tmp / 'BIWI'}", "dataset.num_workers=0", f"out_dir={tmp / 'ck'}", "threads=1",
           "model.feature_dim=16", "model.audio.mel_dim=32", "trainer.lr=1e-3", "trainer.batch_size=3"]

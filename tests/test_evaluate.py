@@ -1,20 +1,18 @@
 """Scoring a results folder (`speechface.evaluation.evaluate`): exact scores, missing and stray files, bad inputs, the CLI handler."""
-import argparse, json
+import json
 
 import numpy as np
 import pytest
 
 from speechface.data.dataset import FaceFormerDataset
-from speechface.data.synth import generate_corpus
 from speechface.evaluation.evaluate import (AVERAGE_ROW, RESULT_PATTERN, NoPredictionsError, PredictionFileError,
-                                            add_evaluate_parser, evaluate_results, result_name, scan_results)
+                                            evaluate_results, result_name, scan_results)
+from speechface.cli import build_parser
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus") / "tiny"
-    generate_corpus(root, "tiny", progress=False)
-    return root
+def corpus(tiny_corpus):
+    return tiny_corpus
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +99,7 @@ def test_wrong_split_has_nothing_to_score(perfect, corpus):
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="speechface"); add_evaluate_parser(p.add_subparsers(dest="command", required=True))
-    return p
+    return build_parser()                                    # the CLI owns the argument parser
 
 
 def test_cli_handler_writes_csv_and_json(perfect, corpus, capsys):

@@ -4,7 +4,6 @@ import subprocess, sys, warnings
 import numpy as np
 import pytest
 
-from speechface.data.synth import generate_corpus
 from speechface.viz import render
 from speechface.viz.render import (BlankFrameError, OpenGLUnavailableError, RenderInputError, check_frame,
                                    render_frames, render_sequence, resolve_backend)
@@ -15,9 +14,8 @@ BACKENDS = ["pyrender", "matplotlib"]
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny") / "tiny"
-    generate_corpus(root, "tiny", progress=False)
+def corpus(tiny_corpus):
+    root = tiny_corpus
     stem = "synth_f1_sentence01"
     return {"root": root, "faces": np.load(root / "faces.npy"), "seq": np.load(root / f"vertices_npy/{stem}.npy"),
             "wav": root / f"wav/{stem}.wav"}

@@ -5,8 +5,10 @@ import torch
 
 from speechface.core import save_checkpoint, load_checkpoint
 from speechface.models.reward import (SpeechMeshConfig, SpeechMeshTransformer, RewardHead, RewardHeadConfig, score_sequence,
-                                      freeze, backbone_state, head_state, load_backbone, load_reward_head, clip_windows)
-from speechface.train.reward import (SyncTrainConfig, sample_shifts, sync_candidates, SyncExpertScorer, mel_frames,
+                                      freeze, backbone_state, head_state, load_backbone, load_reward_head, clip_windows,
+                                      SyncExpertScorer)
+from speechface.data.audio import mel_frames
+from speechface.train.reward import (SyncTrainConfig, sample_shifts, sync_candidates,
                                      train_sync_expert, load_sync_data)
 from speechface.metrics.mesh import lip_sync_offset
 
@@ -115,9 +117,8 @@ def test_shifted_negatives_respect_min_shift():
         same = c.c_sid[j] == c.sid[i]
         assert (np.abs(c.c_pos[j][same] - c.pos[i]) >= 3).all()
 
-def test_mel_frames_and_scorer_plug_into_lip_sync_offset(tmp_path):
-    from speechface.data.synth import generate_corpus
-    generate_corpus(tmp_path / "tiny", "tiny", progress=False)
+def test_mel_frames_and_scorer_plug_into_lip_sync_offset(tmp_path, tiny_corpus):
+    (tmp_path / "tiny").symlink_to(tiny_corpus)
     res = train_sync_expert(tmp_path / "tiny", tmp_path / "ck" / "model_loss.pth", seed=0, epochs=1, progress=False,
                             model={"d_model": 32, "n_layers": 1, "conv_channels": 4})
     ck = load_checkpoint(tmp_path / "ck" / "model_loss.pth")        # weights-only loadable

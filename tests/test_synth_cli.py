@@ -21,13 +21,12 @@ def digest(root):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("c") / "tiny"
-    t0 = time.perf_counter(); run("synth", "--preset", "tiny", "--out", str(root), "--quiet")
-    return root, time.perf_counter() - t0
+    run("synth", "--preset", "tiny", "--out", str(root), "--quiet")
+    return root
 
 
-def test_tiny_budget_and_layout(tiny):
-    root, dt = tiny
-    assert dt < 5 + 3, f"tiny corpus took {dt:.1f} s (budget 5 s plus interpreter start-up)"
+def test_tiny_layout(tiny):
+    root = tiny                              # its speed: benchmarks/bench_first_calls.py
     for p in ("wav", "vertices_npy", "textgrids", "templates.pkl", "regions.pkl", "faces.npy", "metadata.json"):
         assert (root / p).exists(), p
     meta = json.loads((root / "metadata.json").read_text())
@@ -36,7 +35,7 @@ def test_tiny_budget_and_layout(tiny):
 
 
 def test_deterministic_across_processes(tiny, tmp_path):
-    root, _ = tiny
+    root = tiny
     run("synth", "--preset", "tiny", "--out", str(tmp_path / "again"), "--quiet")
     run("synth", "--preset", "tiny", "--seed", "1", "--out", str(tmp_path / "other"), "--quiet")
     a, b, c = digest(root), digest(tmp_path / "again"), digest(tmp_path / "other")
@@ -45,7 +44,7 @@ def test_deterministic_across_processes(tiny, tmp_path):
 
 
 def test_split_and_one_hot_rules(tiny):
-    root, _ = tiny
+    root = tiny
     tr, va, te = (FaceFormerDataset(root, s, with_mel=False) for s in ("train", "val", "test"))
     assert (len(tr), len(va), len(te)) == (16, 2, 2)
     assert {it.subject for it in va.items} == {"synth_f5", "synth_m5"}
@@ -59,7 +58,7 @@ def test_split_and_one_hot_rules(tiny):
 
 
 def test_check_data_ok_and_error_exit_codes(tiny, tmp_path):
-    root, _ = tiny
+    root = tiny
     r = run("check-data", str(root)); assert "OK: no problems found" in r.stdout
     import shutil; bad = tmp_path / "bad"; shutil.copytree(root, bad)
     v = np.load(bad / "vertices_npy" / "synth_m1_sentence02.npy"); v[4] = np.inf
@@ -74,7 +73,7 @@ def test_check_data_missing_folder_is_an_error(tmp_path):
 
 
 def test_malicious_templates_refused_by_dataset(tiny, tmp_path):
-    root, _ = tiny
+    root = tiny
     import shutil; bad = tmp_path / "evil"; shutil.copytree(root, bad)
     marker = tmp_path / "ran"
     (bad / "templates.pkl").write_bytes(f"cos\nsystem\n(S'touch {marker}'\ntR.".encode())
@@ -86,7 +85,7 @@ def test_malicious_templates_refused_by_dataset(tiny, tmp_path):
 
 
 def test_baselines_command(tiny):
-    root, _ = tiny
+    root = tiny
     r = run("baselines", str(root))
     assert "static template" in r.stdout and "oracle (generator)" in r.stdout and "LVE" in r.stdout
 

@@ -13,9 +13,9 @@ def run(*args, check=True):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_corpus):
     tmp = tmp_path_factory.mktemp("t")
-    run("synth", "--preset", "tiny", "--out", tmp / "tiny", "--quiet")
+    (tmp / "tiny").symlink_to(tiny_corpus)                       # the shared corpus (tests/conftest.py)
     ov = [f"dataset.root={tmp / 'tiny'}", f"out_dir={tmp / 'ck'}", *TINY]
     r = run("train", *ov, "trainer.epochs=2", "--quiet")
     assert "best val LVE" in r.stdout

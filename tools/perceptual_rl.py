@@ -3,8 +3,8 @@ cannot game (closure F1, lip-reading, lip-event timing, opening), paired against
 
 Stages (each reuses what an earlier stage left in --out):
 
-    python tools/perceptual_rl.py --out runs/perceptual prepare            # demo corpus, reward model, lip-reader
-    python tools/perceptual_rl.py --out runs/perceptual sft --seed 0        # one SFT actor (trainer=demo, 120 epochs)
+    python tools/perceptual_rl.py --out runs/perceptual prepare            # small corpus, reward model, lip-reader
+    python tools/perceptual_rl.py --out runs/perceptual sft --seed 0        # one SFT actor (trainer=cpu, 120 epochs)
     python tools/perceptual_rl.py --out runs/perceptual val --seed 0 --candidates A B C   # RL candidates on val
     python tools/perceptual_rl.py --out runs/perceptual test --config docs/results/perceptual_rl_prereg.yaml --seed 0
     python tools/perceptual_rl.py --out runs/perceptual report              # the test table with CIs, all seeds
@@ -84,7 +84,7 @@ def main():
         from speechface.train.reward import train_sync_expert, train_eval_sync_expert, SyncTrainConfig
         from speechface.evaluation.perceptual import train_lip_reader
         from speechface.core import save_checkpoint
-        if not (out / "data" / "metadata.json").is_file(): generate_corpus(out / "data", "demo", seed=0)
+        if not (out / "data" / "metadata.json").is_file(): generate_corpus(out / "data", "small", seed=0)
         rw = out / "ck" / "reward"
         if not (rw / "model_loss.pth").is_file():
             train_sync_expert(out / "data", rw / "model_loss.pth", seed=0, cfg=SyncTrainConfig(max_minutes=4))
@@ -99,7 +99,7 @@ def main():
         from speechface.train.reward import train_reward_head, HeadTrainConfig
         run = f"sft{a.seed}"
         if not (out / "ck" / run / "best.pt").is_file():
-            train(cfg_for(out, run, a.seed, ["trainer=demo", "trainer.max_minutes=null"]), progress=False)
+            train(cfg_for(out, run, a.seed, ["trainer=cpu", "trainer.max_minutes=null"]), progress=False)
         rw = out / "ck" / "reward"
         if a.seed == 0 and not (rw / "v4_best.pt").is_file():     # the score head's actor negatives: seed 0's SFT
             train_reward_head(out / "data", rw / "model_loss.pth", rw / "v4_best.pt", seed=0,

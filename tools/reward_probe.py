@@ -2,7 +2,7 @@
 segments (closures restored, everything else the actor's) and score both with the reward model and the evaluation
 expert: a reward that is blind to closure cannot teach RL to close the lips.
 
-    python tools/reward_probe.py --root data/synth_demo --actor checkpoints/faceformer_synthetic/best.pt \
+    python tools/reward_probe.py --root data/synth_small --actor checkpoints/faceformer_synthetic/best.pt \
         --backbone checkpoints/reward/model_loss.pth --head checkpoints/reward/v4_best.pt --split val
 """
 import argparse, json

@@ -1,7 +1,7 @@
 """The RL comparison of issue 6: static template, ground truth, SFT, the seed's RL loop and each variant, on the
 held-out test split, per seed; writes one CSV row per (seed, method) and the per-epoch curves.
 
-    python tools/rl_experiment.py --root data/synth_demo --sft 0=ckpt/sft0/best.pt 1=ckpt/sft1/best.pt \
+    python tools/rl_experiment.py --root data/synth_small --sft 0=ckpt/sft0/best.pt 1=ckpt/sft1/best.pt \
         --backbone checkpoints/reward/model_loss.pth --head checkpoints/reward/v4_best.pt \
         --eval-expert checkpoints/reward/eval_sync_expert.pth --out runs/rl_compare --seeds 0
 

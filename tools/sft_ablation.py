@@ -1,8 +1,8 @@
-"""The SFT recipe ablation of the tutorial (docs/results/demo_sft_ablation.csv): several trained runs on one corpus,
+"""The SFT recipe ablation of the tutorial (docs/results/small_sft_ablation.csv): several trained runs on one corpus,
 each scored on val and test (average over the 8 training styles, FaceFormer's protocol), next to the static template.
 
-    python tools/sft_ablation.py --root data/synth_demo --out-dir checkpoints \
-        --run "lr 1e-3=abl_a" --run "lr 4e-3=abl_d" --csv docs/results/demo_sft_ablation.csv
+    python tools/sft_ablation.py --root data/synth_small --out-dir checkpoints \
+        --run "lr 1e-3=abl_a" --run "lr 4e-3=abl_d" --csv docs/results/small_sft_ablation.csv
 
 A run is `label=run_name` (a folder of --out-dir written by `speechface train`). The recipe of each run is read back
 from its config.json (lr, phone_weight, epochs, max_minutes), the training time from its metrics.csv.

@@ -1,6 +1,6 @@
-"""The SFT table of the tutorial (docs/results/demo_sft_table.csv): baselines and a trained actor on val and test.
+"""The SFT table of the tutorial (docs/results/small_sft_table.csv): baselines and a trained actor on val and test.
 
-    python tools/sft_table.py --root data/synth_demo --out-dir checkpoints --run demo_sft --csv docs/results/demo_sft_table.csv
+    python tools/sft_table.py --root data/synth_small --out-dir checkpoints --run sft_small --csv docs/results/small_sft_table.csv
 """
 import argparse
 import pandas as pd

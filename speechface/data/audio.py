@@ -17,7 +17,7 @@ from ..core import UserError
 
 # %% auto #0
 __all__ = ['AUDIO_EXPECTED', 'LOG_FLOOR', 'MEL_SR', 'MEL_BINS', 'MEL_N_FFT', 'MELS_PER_FRAME', 'AudioFileError', 'load_wav',
-           'normalize_audio', 'mel_filterbank', 'log_mel_spectrogram', 'mel_hop', 'log_mel', 'mel_clips']
+           'normalize_audio', 'mel_filterbank', 'log_mel_spectrogram', 'mel_hop', 'log_mel', 'mel_clips', 'mel_frames']
 
 # %% ../../nbs/02_data.audio.ipynb #a25734d7
 AUDIO_EXPECTED = "a WAV, FLAC or OGG file with at least one sample, all of them finite"
@@ -214,3 +214,15 @@ def mel_clips(audio: np.ndarray | torch.Tensor, # (N,) or (B, N) waveform(s) at 
     clips = mel.unfold(-2, MELS_PER_FRAME * clip_len, MELS_PER_FRAME * stride)        # (..., T_clip, 128, 20)
     clips = clips.transpose(-1, -2).unsqueeze(-3).contiguous()                        # (..., T_clip, 1, 20, 128)
     return clips if is_torch else clips.numpy()
+
+# %% ../../nbs/02_data.audio.ipynb #633e9c7c
+def mel_frames(mel_clips: torch.Tensor | np.ndarray, # (T-4, 1, 20, 128) `rep_audio_mel` at stride 1
+               clip_len: int = 5,                    # mesh frames per clip
+              ) -> np.ndarray:                       # (T, 4, 128) the mel frames of each mesh frame
+    "Per-mesh-frame log-mel (4 frames each) recovered from stride-1 clips, the audio features `lip_sync_offset` slides over."
+    m = np.asarray(mel_clips)[:, 0]                                                  # (Tc, 20, 128)
+    k = m.shape[1] // clip_len
+    head = m[:, :k].reshape(len(m), k, -1)                                           # frame i = clip i's first rows
+    tail = m[-1, k:].reshape(clip_len - 1, k, -1)                                    # the last clip's other frames
+    return np.concatenate([head, tail])                                              # (T, 4, 128)
+

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .mesh import load_templates, load_regions, MeshDataError
-from .dataset import (DatasetSpec, DataError, Item, check_item, parse_stem, resolve_spec, textgrid_folder,
-                                        read_phone_tier)
+from .textgrid import AlignmentError, textgrid_folder, read_phone_tier
+from .dataset import DatasetSpec, DataError, Item, check_item, parse_stem, resolve_spec
 
 # %% auto #0
 __all__ = ['Problem', 'check_dataset', 'format_report']
@@ -28,7 +28,7 @@ class Problem:
 def _check_alignment(tg: Path, wav: Path, dur: float, tol: float, probs: list) -> int:
     "1 if the utterance's TextGrid is usable for phone targets (audio of `dur` s); else 0 and a problem (the folder exists, so it is expected)."
     try: tier = read_phone_tier(tg)
-    except DataError as e:
+    except AlignmentError as e:
         probs.append(Problem("warning" if not tg.is_file() else "error", str(tg), str(e))); return 0
     if not tier:
         probs.append(Problem("error", str(tg), "the 'phones' tier is empty")); return 0

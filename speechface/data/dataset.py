@@ -16,11 +16,11 @@ from torch.utils.data import Dataset
 from ..core import UserError
 from .mesh import load_templates, load_regions, MeshDataError
 from .audio import load_wav, normalize_audio, mel_clips, AudioFileError
+from .textgrid import AlignmentError, textgrid_folder, read_phone_tier, phone_inventory, frame_phones
 
 # %% auto #0
 __all__ = ['VOCASET_TRAIN', 'VOCASET', 'BIWI', 'DatasetSpec', 'synthetic_spec', 'resolve_spec', 'DataError', 'Item', 'parse_stem',
-           'check_vertices', 'check_item', 'phone_label', 'textgrid_folder', 'read_phone_tier', 'phone_inventory',
-           'frame_phones', 'FaceFormerDataset', 'collate_faceformer']
+           'check_vertices', 'check_item', 'FaceFormerDataset', 'collate_faceformer']
 
 # %% ../../nbs/08_data.dataset.ipynb #eb68ea6c
 VOCASET_TRAIN = ["FaceTalk_170728_03272_TA", "FaceTalk_170904_00128_TA", "FaceTalk_170725_00137_TA",
@@ -119,47 +119,6 @@ def check_item(item: Item, spec: DatasetSpec, n_vertices: int | None,
                         f"{spec.fps} fps (tolerance {duration_tol} s); wrong fps/subsample or mismatched files")
     return v, audio
 
-
-# %% ../../nbs/08_data.dataset.ipynb #5e21aa5a
-def phone_label(label: str) -> str:
-    "Normalise one aligner label: drop length marks, trailing stress digits and `#` variants ('' = silence)."
-    return label.strip().replace(":", "").rstrip("0123456789#")
-
-def textgrid_folder(root: str | Path) -> Path:
-    "The TextGrid folder of a corpus: the one named in `metadata.json` (synthetic corpus) or `<root>/textgrids`."
-    root = Path(root); meta = root / "metadata.json"
-    name = json.loads(meta.read_text()).get("textgrids", "textgrids") if meta.is_file() else "textgrids"
-    return root / name
-
-def read_phone_tier(path: str | Path,
-                    normalize: bool = True,   # labels through `phone_label` (phone targets); False: as the aligner wrote them
-                   ) -> list:
-    "The `phones` tier of a TextGrid as [(start_s, end_s, label)], silences included as ''."
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no TextGrid for this utterance. Phone targets need one forced alignment per utterance "
-                        f"(a 'phones' tier, e.g. from the Montreal Forced Aligner), or set trainer.phone_weight=0")
-    from speechface.data.synth import read_textgrid
-    try: tiers = read_textgrid(path)
-    except Exception as e: raise DataError(f"{path}: unreadable TextGrid ({type(e).__name__}: {e})") from None
-    name = "phones" if "phones" in tiers else next((t for t in tiers if t.endswith(" - phones")), None)  # MFA: '<speaker> - phones'
-    if name is None: raise DataError(f"{path}: no 'phones' tier (tiers: {sorted(tiers)}); name the phone tier 'phones'")
-    return [(s, e, phone_label(l) if normalize else l) for s, e, l in tiers[name]]
-
-def phone_inventory(root: str | Path) -> list[str]:
-    "Sorted normalised phone labels over every TextGrid of a corpus ('' = silence comes first)."
-    folder = textgrid_folder(root); files = sorted(folder.glob("*.TextGrid"))
-    if not files: raise DataError(f"{folder}: no TextGrid files; phone targets need forced alignments (or trainer.phone_weight=0)")
-    return sorted({l for f in files for _, _, l in read_phone_tier(f)} | {""})
-
-def frame_phones(tier: list, n_frames: int, fps: float, classes: list[str], where: str = "") -> np.ndarray:
-    "Class index (n_frames,) of the phone sounding at each frame time i / fps (silence where the tier has no interval)."
-    idx = {l: i for i, l in enumerate(classes)}
-    out = np.full(n_frames, idx.get("", 0), np.int64); t = np.arange(n_frames) / fps
-    for s, e, l in tier:
-        if l not in idx: raise DataError(f"{where}: phone {l!r} is not in the model's {len(classes)} phone classes")
-        out[(t >= s) & (t < e)] = idx[l]
-    return out
 
 # %% ../../nbs/08_data.dataset.ipynb #6ace0f1f
 class FaceFormerDataset(Dataset):

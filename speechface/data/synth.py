@@ -4,7 +4,7 @@
 
 # %% ../../nbs/07_data.synth.ipynb #6884b0ef
 from __future__ import annotations
-import json, pickle
+import hashlib, importlib.metadata, importlib.util, json, os, pickle, shutil, tempfile
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
@@ -13,14 +13,15 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from ..core import atomic_write
+from .textgrid import write_textgrid, read_textgrid
 from .espeak import Espeak, synthesize_many
 from .head import HeadShape, build_head
 from .articulation import FaceRig, SpeakingStyle, mouth_curves, upper_face_curves, BILABIALS
 
 # %% auto #0
-__all__ = ['SENTENCES', 'GENERATOR_VERSION', 'PRESETS', 'SPLIT_SUBJECTS', 'SPLIT_SENTENCES', 'CorpusPreset', 'SyntheticSubject',
-           'make_subjects', 'sentence_text', 'utterance_motion', 'write_textgrid', 'read_textgrid', 'generate_corpus',
-           'oracle_motions', 'oracle_motion']
+__all__ = ['SENTENCES', 'GENERATOR_VERSION', 'PRESETS', 'RENAMED_PRESETS', 'SPLIT_SUBJECTS', 'SPLIT_SENTENCES', 'CorpusPreset',
+           'SyntheticSubject', 'make_subjects', 'sentence_text', 'utterance_motion', 'generate_corpus',
+           'corpus_fingerprint', 'cached_corpus', 'oracle_motions', 'oracle_motion']
 
 # %% ../../nbs/07_data.synth.ipynb #58a6b841
 SENTENCES = [
@@ -63,9 +64,10 @@ class CorpusPreset:
 
 PRESETS = {
     "tiny": CorpusPreset(300, (1, 2), (21,)),
-    "demo": CorpusPreset(800, tuple(range(1, 21)), tuple(range(21, 31))),
+    "small": CorpusPreset(800, tuple(range(1, 21)), tuple(range(21, 31))),
     "voca": CorpusPreset(5023, (1, 2, 3), (21, 22)),
 }
+RENAMED_PRESETS = {"demo": "small"}   # old name -> new name (renamed so that "demo" names only `speechface demo`)
 SPLIT_SUBJECTS = {
     "train": [("synth_f1", "en-us+f1"), ("synth_m1", "en-us+m1"), ("synth_f2", "en-us+f2"), ("synth_m2", "en-us+m2"),
               ("synth_f3", "en-us+f3"), ("synth_m3", "en-us+m3"), ("synth_f4", "en-us+f4"), ("synth_m4", "en-us+m4")],
@@ -111,33 +113,16 @@ def utterance_motion(rig: FaceRig, subject: SyntheticSubject,
                              upper_face_curves(phones, stress, audio, sr, times, subject.style, rng)], 1)
     return rig(curves, subject.style.asymmetry), curves
 
-# %% ../../nbs/07_data.synth.ipynb #53457a02
-def write_textgrid(path: Path, duration: float, phones: list, stress: list, words: list):
-    "Write phone, word and stress tiers with praatio (silences as empty intervals)."
-    from praatio import textgrid
-    tg = textgrid.Textgrid()
-    r = lambda x: min(round(float(x), 6), round(duration, 6))
-    def tier(name, ivs):
-        ivs = [(r(s), r(e), l) for s, e, l in ivs if l and r(e) > r(s)]
-        tg.addTier(textgrid.IntervalTier(name, ivs, 0, round(duration, 6)))
-    tier("words", words); tier("phones", phones)
-    tier("stress", [(s, e, {2: "primary", 1: "secondary"}[st]) for (s, e, _), st in zip(phones, stress) if st])
-    tg.save(str(path), format="long_textgrid", includeBlankSpaces=True)
-
-def read_textgrid(path: str | Path) -> dict:
-    "Read tiers written by `write_textgrid` as lists of (start, end, label), silences included as ''."
-    from praatio import textgrid
-    tg = textgrid.openTextgrid(str(path), includeEmptyIntervals=True)
-    return {name: [(e.start, e.end, e.label) for e in tg.getTier(name).entries] for name in tg.tierNames}
-
 # %% ../../nbs/07_data.synth.ipynb #140b1072
 def generate_corpus(out: str | Path,           # output folder (created; existing files are overwritten)
-                    preset: str = "tiny",      # 'tiny', 'demo' or 'voca' (see `PRESETS`)
+                    preset: str = "tiny",      # 'tiny', 'small' or 'voca' (see `PRESETS`)
                     seed: int = 0,             # everything is a deterministic function of (preset, seed)
                     progress: bool = True,     # show a progress bar
                     workers: int = 2,          # parallel speech-synthesis processes
                    ) -> dict:                   # the metadata written to metadata.json
     "Generate the synthetic talking-face corpus in FaceFormer's layout."
+    if preset in RENAMED_PRESETS:
+        raise ValueError(f"preset {preset!r} is now called {RENAMED_PRESETS[preset]!r} (the same corpus); use that name")
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     cfg = PRESETS[preset]; out = Path(out)
     for d in ("wav", "vertices_npy", "textgrids"): (out / d).mkdir(parents=True, exist_ok=True)
@@ -171,6 +156,47 @@ def generate_corpus(out: str | Path,           # output folder (created; existin
             "texts": texts}
     with atomic_write(out / "metadata.json", "w") as f: json.dump(meta, f, indent=1, sort_keys=True)
     return meta
+
+# %% ../../nbs/07_data.synth.ipynb #65e33272
+_GENERATOR_MODULES = ("speechface.data.synth", "speechface.data.head", "speechface.data.articulation",
+                      "speechface.data.espeak", "speechface.data.textgrid", "speechface.core")
+
+def corpus_fingerprint(preset: str, seed: int) -> str:
+    "12 hex digits naming what a corpus is a function of: preset, seed, generator source, eSpeak NG data version."
+    h = hashlib.sha256(f"{GENERATOR_VERSION}|{preset}|{seed}".encode())
+    for m in _GENERATOR_MODULES: h.update(Path(importlib.util.find_spec(m).origin).read_bytes())
+    try: h.update(importlib.metadata.version("espeakng-loader").encode())
+    except importlib.metadata.PackageNotFoundError: pass
+    return h.hexdigest()[:12]
+
+def _manifest(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".manifest.json"}
+
+def cached_corpus(preset: str = "tiny",              # a key of `PRESETS`
+                  seed: int = 0,                     # the corpus seed
+                  cache_dir: str | Path | None = None, # default $SPEECHFACE_CACHE or ~/.cache/speechface
+                 ) -> Path:                          # the corpus folder: read it, copy it before changing anything
+    "A corpus generated once per fingerprint and shared by every caller (tests, lessons); checked unchanged on each call."
+    base = Path(cache_dir or os.environ.get("SPEECHFACE_CACHE") or Path.home() / ".cache" / "speechface") / "corpora"
+    root = base / f"{preset}-seed{seed}-{corpus_fingerprint(preset, seed)}"
+    if not (root / ".manifest.json").is_file():
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{root.name}."))
+        try:
+            generate_corpus(tmp, preset, seed, progress=False)
+            (tmp / ".manifest.json").write_text(json.dumps(_manifest(tmp)))
+            tmp.rename(root)
+        except OSError:
+            if not (root / ".manifest.json").is_file(): raise       # not "another process finished first"
+        finally: shutil.rmtree(tmp, ignore_errors=True)
+    want, have = json.loads((root / ".manifest.json").read_text()), _manifest(root)
+    if want != have:
+        bad = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+        raise RuntimeError(f"{root}: the cached corpus was changed after it was written ({', '.join(bad[:3])}"
+                           f"{' ...' if len(bad) > 3 else ''}); callers must copy it before changing files. "
+                           f"Delete {root} to regenerate it.")
+    return root
 
 # %% ../../nbs/07_data.synth.ipynb #70333cd6
 def oracle_motions(root: str | Path, stem: str,

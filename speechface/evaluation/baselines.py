@@ -10,10 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.audio import mel_frames
 from ..data.dataset import FaceFormerDataset, resolve_spec, check_vertices
+from ..data.synth import oracle_motion, oracle_motions
+from ..data.textgrid import read_textgrid
 from ..data.mesh import load_regions, upper_face_indices, inner_lip_distance
 from ..metrics.mesh import (lip_vertex_error, face_dynamics_deviation, mean_vertex_error,
-                                     bilabial_closure_accuracy, mouth_opening_correlation, dynamics_stats, PAPER_UNITS)
+                                     bilabial_closure_accuracy, mouth_opening_correlation, dynamics_stats, PAPER_UNITS, lip_sync_offset)
+from ..models.reward import load_backbone, SyncExpertScorer
 
 # %% auto #0
 __all__ = ['FDD_UNITS', 'STYLE_ORACLE', 'ground_truth', 'baseline_predictions', 'unit_label', 'score_predictions',
@@ -22,7 +26,6 @@ __all__ = ['FDD_UNITS', 'STYLE_ORACLE', 'ground_truth', 'baseline_predictions', 
 # %% ../../nbs/30_evaluation.baselines.ipynb #04f46fff
 def _alignments(root: Path, meta: dict | None, stem: str):
     if not meta: return None
-    from speechface.data.synth import read_textgrid
     tg = read_textgrid(root / meta["textgrids"] / f"{stem}.TextGrid")
     return [(s, e) for s, e, l in tg["phones"] if l in ("p", "b", "m")]
 
@@ -41,7 +44,6 @@ def baseline_predictions(ds: FaceFormerDataset,
     preds = {"static template": [np.broadcast_to(ds.templates[it.subject].reshape(1, -1), g.shape) for it, g in zip(ds.items, gts)],
              "mean pose": [np.broadcast_to(means[it.subject][None], g.shape) for it, g in zip(ds.items, gts)]}
     if (ds.root / "metadata.json").is_file():
-        from speechface.data.synth import oracle_motion
         preds["oracle (generator)"] = [oracle_motion(ds.root, it.stem) for it in ds.items]
     return preds
 
@@ -92,9 +94,6 @@ def expert_lip_sync(ds: FaceFormerDataset,      # the split the predictions are 
                                                    # conditions of one split reads and transforms each wav once
                    ) -> dict:                   # mean over utterances of the four sync numbers
     "Lip-sync of predictions by a sync expert: distance at offset 0, LSE-D (min over offsets), LSE-C, |detected offset|."
-    from speechface.models.reward import load_backbone
-    from speechface.train.reward import SyncExpertScorer, mel_frames
-    from speechface.metrics.mesh import lip_sync_offset
     bb = load_backbone(sync_expert) if isinstance(sync_expert, (str, Path)) else sync_expert
     L = bb.cfg.clip_len
     mel_view = copy.copy(ds); mel_view.with_mel = True                  # same items, with the reward model's mel clips
@@ -117,7 +116,6 @@ STYLE_ORACLE = "oracle (training styles)"
 
 def style_oracle_scores(ds: FaceFormerDataset, gts: list[np.ndarray] | None = None) -> dict:
     "Scores of the generator re-driven in each training subject's style, averaged over styles (unseen speakers only)."
-    from speechface.data.synth import oracle_motions
     gts = gts if gts is not None else ground_truth(ds)
     motions = [oracle_motions(ds.root, it.stem, ds.train_subjects) for it in ds.items]   # (items, styles), each read once
     per_style = [score_predictions(ds, [m[j] for m in motions], gts=gts) for j in range(len(ds.train_subjects))]

@@ -4,23 +4,23 @@
 
 # %% ../../nbs/32_evaluation.evaluate.ipynb #cb5ce9a3
 from __future__ import annotations
-import argparse, copy, json, math, sys
+import copy, json, math, sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..core import UserError
+from ..core import UserError, load_checkpoint
 from ..data.dataset import FaceFormerDataset
+from ..models.reward import load_backbone
 from .baselines import score_predictions
-from ..core import load_checkpoint
 from .perceptual import perceptual_units, perceptual_summary, resample_summaries
 
 # %% auto #0
 __all__ = ['RESULT_PATTERN', 'STYLE_INDEPENDENT', 'AVERAGE_ROW', 'PERCEPTUAL_HEADLINE', 'NoPredictionsError',
            'PredictionFileError', 'ResultFiles', 'result_name', 'scan_results', 'gt_frames', 'load_prediction',
            'resolve_conditions', 'expected_conditions', 'style_average', 'add_perceptual_cis', 'evaluate_results',
-           'format_missing', 'write_evaluation', 'evaluate_command', 'add_evaluate_parser']
+           'format_missing', 'write_evaluation', 'evaluate_command']
 
 # %% ../../nbs/32_evaluation.evaluate.ipynb #01087bb9
 RESULT_PATTERN = "<stem>_condition_<condition>.npy"  # FaceFormer's test output name
@@ -160,7 +160,6 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
     n_frames = {it.stem: gt_frames(ds, it) for it in ds.items}
     rows, covered = {}, set()
     if isinstance(sync_expert, (str, Path)):
-        from speechface.models.reward import load_backbone
         sync_expert = load_backbone(sync_expert)                                          # once, not once per condition
     mel_cache = {}                                                                        # each wav's mel clips, once
     units, reader, p_cache = {}, None, {}
@@ -232,38 +231,28 @@ def write_evaluation(table: pd.DataFrame, # from `evaluate_results`
     return table.round(3).to_markdown()
 
 # %% ../../nbs/32_evaluation.evaluate.ipynb #847a19f4
-def evaluate_command(args: argparse.Namespace) -> int:
-    "Handler of `speechface evaluate`: print the table and missing summary, write metrics.csv/json; 1 if nothing was scored."
-    cond = args.conditions[0] if len(args.conditions) == 1 and args.conditions[0] in ("all", "styles", "mean") else args.conditions
-    if args.sync_expert and not Path(args.sync_expert).is_file():
-        print(f"speechface evaluate: --sync-expert {args.sync_expert} not found; train one with "
+def evaluate_command(results_dir: str | Path,       # folder of predictions (RESULT_PATTERN files)
+                     data: str | Path,              # the dataset folder the predictions were made for
+                     split: str = "test",           # split the predictions cover
+                     dataset: str = "auto",         # 'auto', 'vocaset', 'biwi' or 'synthetic'
+                     conditions=("all",),           # 'all', 'styles', 'mean', or training-subject names
+                     sync_expert: str | None = None,  # evaluation sync expert checkpoint (adds the expert's columns)
+                     perceptual: bool = False,      # add the perceptual measures with 95 % CIs
+                     lip_reader: str | None = None, # a lip-reader checkpoint (adds lip-read accuracy; implies perceptual)
+                     out: str | Path | None = None, # where metrics.csv/json go (default: the results folder's parent)
+                    ) -> int:
+    "What `speechface evaluate` does: print the table and missing summary, write metrics.csv/json; 1 if nothing was scored."
+    conditions = list(conditions)
+    cond = conditions[0] if len(conditions) == 1 and conditions[0] in ("all", "styles", "mean") else conditions
+    if sync_expert and not Path(sync_expert).is_file():
+        print(f"speechface evaluate: --sync-expert {sync_expert} not found; train one with "
               f"`speechface train trainer=reward_backbone trainer.evaluation=true` or leave the option out", file=sys.stderr); return 1
-    try: table, report = evaluate_results(args.results_dir, args.data, args.split, args.dataset, cond, args.sync_expert,
-                                          perceptual=args.perceptual or bool(args.lip_reader), lip_reader=args.lip_reader)
+    try: table, report = evaluate_results(results_dir, data, split, dataset, cond, sync_expert,
+                                          perceptual=perceptual or bool(lip_reader), lip_reader=lip_reader)
     except NoPredictionsError as e:
         print(f"speechface evaluate: {e}", file=sys.stderr); return 1
-    out = Path(args.out) if args.out else Path(args.results_dir).resolve().parent
+    out = Path(out) if out else Path(results_dir).resolve().parent
     print(write_evaluation(table, report, out)); print(format_missing(report))
     print(f"wrote {out / 'metrics.csv'} and {out / 'metrics.json'}")
     return 0
 
-def add_evaluate_parser(subparsers, # the object `ArgumentParser.add_subparsers()` returned
-                       ) -> argparse.ArgumentParser:
-    "Register the `evaluate` subcommand (handler in `func`) on an argparse subparsers object."
-    e = subparsers.add_parser("evaluate", help=f"score a results folder of {RESULT_PATTERN} files per style condition",
-                              description="Score FaceFormer-layout predictions per style condition, average over styles, "
-                                          "list missing files; writes metrics.csv and metrics.json.")
-    e.add_argument("results_dir", help="folder of predictions, e.g. checkpoints/<run>/styledependant/results")
-    e.add_argument("--data", required=True, metavar="ROOT", help="the dataset folder the predictions were made for")
-    e.add_argument("--split", default="test", help="split the predictions cover (default: test)")
-    e.add_argument("--dataset", default="auto", choices=["auto", "vocaset", "biwi", "synthetic"])
-    e.add_argument("--conditions", nargs="+", default=["all"], metavar="C",
-                   help="'all' (default), 'styles', 'mean', or training-subject names")
-    e.add_argument("--out", default=None, metavar="DIR", help="where metrics.csv/json go (default: the results folder's parent)")
-    e.add_argument("--sync-expert", default=None, metavar="PTH", help="evaluation sync expert checkpoint: adds sync dist, LSE-D, LSE-C, |offset|")
-    e.add_argument("--perceptual", action="store_true", help="add closure F1, lip-event timing (MTM) and opening measures "
-                                                              "with 95 %% CIs (needs the utterances' TextGrids)")
-    e.add_argument("--lip-reader", default=None, metavar="PT", help="a lip-reader from `speechface lipreader`: adds lip-read "
-                                                                    "accuracy (implies --perceptual)")
-    e.set_defaults(func=evaluate_command)
-    return e

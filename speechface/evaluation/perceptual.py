@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 
 from ..core import seed_everything
 from ..data.audio import load_wav
-from ..data.dataset import FaceFormerDataset, textgrid_folder, check_vertices, read_phone_tier
+from ..data.dataset import FaceFormerDataset, check_vertices
+from ..data.textgrid import textgrid_folder, read_phone_tier
 from ..data.mesh import load_regions, inner_lip_distance
 from ..metrics.perceptual import (closure_segments, closure_f1, lip_event_offsets, gt_event_offsets, offset_stats,
                                            vowel_loudness, opening_loudness, bootstrap_indices)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, re
 from dataclasses import dataclass, field, replace
+from importlib.resources import files
 from pathlib import Path
 
 import torch
@@ -211,8 +212,7 @@ def wav2vec2_architecture(config=None, # None: the packaged facebook/wav2vec2-ba
     if isinstance(config, Wav2Vec2Config): return config
     if isinstance(config, dict): return Wav2Vec2Config.from_dict(config)
     if config is None:
-        import speechface
-        path = Path(speechface.__file__).parent / "assets" / "wav2vec2-base-960h.json"
+        path = Path(str(files("speechface") / "assets" / "wav2vec2-base-960h.json"))
     else:
         path = Path(config)
         if path.is_dir(): path = path / "config.json"

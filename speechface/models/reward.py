@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -15,7 +16,8 @@ from ..core import load_checkpoint
 
 # %% auto #0
 __all__ = ['SpeechMeshConfig', 'SpeechMeshTransformer', 'sync_distance', 'RewardHeadConfig', 'RewardHead', 'clip_windows',
-           'score_sequence', 'freeze', 'backbone_state', 'head_state', 'load_backbone', 'load_reward_head']
+           'score_sequence', 'freeze', 'SyncExpertScorer', 'backbone_state', 'head_state', 'load_backbone',
+           'load_reward_head']
 
 # %% ../../nbs/13_models.reward.ipynb #83ec5b96
 @dataclass
@@ -200,6 +202,24 @@ def freeze(module: nn.Module) -> nn.Module:
     "Freeze a module in place for RL (requires_grad False, eval mode: no dropout) and return it."
     for p in module.parameters(): p.requires_grad_(False)
     return module.eval()
+
+# %% ../../nbs/13_models.reward.ipynb #071cbd50
+class SyncExpertScorer:
+    "A sync expert as a `lip_sync_offset` score_fn: (mesh_windows, audio_windows) → (N,) distances 1 - cos."
+    def __init__(self, backbone: SpeechMeshTransformer,      # a trained backbone (e.g. the evaluation expert)
+                 template: torch.Tensor | np.ndarray | None = None, # (3V,) subject template when the backbone needs one
+                ):
+        self.backbone = backbone.eval()
+        self.template = None if template is None else torch.as_tensor(np.asarray(template), dtype=torch.float32).reshape(1, -1)
+
+    @torch.no_grad()
+    def __call__(self, mesh_windows, audio_windows) -> np.ndarray:
+        c = self.backbone.cfg
+        m = torch.as_tensor(np.asarray(mesh_windows), dtype=torch.float32).reshape(len(mesh_windows), c.clip_len, -1)  # (N, 5, 3V)
+        a = torch.as_tensor(np.asarray(audio_windows), dtype=torch.float32).reshape(len(audio_windows), 1, -1, c.n_mels)  # (N, 1, 20, 128)
+        tpl = None if self.template is None else self.template.expand(len(m), -1)
+        return sync_distance(*self.backbone(m, a, tpl)).numpy()
+
 
 # %% ../../nbs/13_models.reward.ipynb #64ad3f89
 def backbone_state(backbone: SpeechMeshTransformer, **extras) -> dict:

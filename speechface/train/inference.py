@@ -17,6 +17,8 @@ from ..data.dataset import FaceFormerDataset, VOCASET, BIWI
 from ..data.mesh import export_sequence, load_templates
 from ..models.reference_import import (from_reference_checkpoint, reference_dataset, is_reference_state_dict,
                                                  reference_frame_count)
+from ..viz.video import animate_to_video
+from ..evaluation.evaluate import evaluate_results, write_evaluation, expected_conditions
 from .supervised import load_actor, load_config, predict_conditions, style_conditions
 
 # %% auto #0
@@ -33,7 +35,6 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
              lip_reader=None,            # a trained lip-reader (path or dict): adds lip-reading accuracy
             ) -> tuple:                   # (metrics table, report, results_dir)
     "Predict each utterance of a split under FaceFormer's conditions (a seen subject's own style, an unseen one's every style; plus the mean style), save, and evaluate."
-    from speechface.evaluation.evaluate import evaluate_results, write_evaluation, expected_conditions
     device = get_device(cfg.device)
     run_dir = Path(cfg.out_dir) / cfg.run
     ckpt = Path(ckpt) if ckpt else run_dir / "best.pt"
@@ -140,7 +141,6 @@ def animate(audio_path: str | Path,      # any audio file
     if out.suffix == ".npy": np.save(out, motion.astype(np.float32))
     elif out.suffix in (".obj", ".ply"): export_sequence(motion, tri, out.with_suffix(""), fmt=out.suffix[1:])
     else:
-        from speechface.viz.video import animate_to_video
         animate_to_video(motion, tri, out, audio=str(audio_path), fps=fps)
     return motion
 

@@ -15,20 +15,21 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..core import seed_everything, save_checkpoint
+from ..core import seed_everything, save_checkpoint, load_checkpoint
 from ..data.dataset import FaceFormerDataset
 from ..data.mesh import load_regions
+from ..data.audio import mel_frames
 from ..metrics.mesh import lip_sync_offset
 from ..models.reward import (SpeechMeshConfig, SpeechMeshTransformer, RewardHead, RewardHeadConfig,
                                       backbone_state, head_state, sync_distance, clip_windows, freeze,
-                                      load_backbone, load_reward_head)
+                                      load_backbone, load_reward_head, SyncExpertScorer)
+from .supervised import load_actor
 
 # %% auto #0
 __all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'load_sync_data', 'sample_shifts', 'SyncTrainConfig', 'SyncCandidates',
-           'sync_candidates', 'infonce_sync_loss', 'SyncExpertScorer', 'mel_frames', 'SyncEvaluation',
-           'sync_accuracy_by_offset', 'train_sync_expert', 'train_eval_sync_expert', 'oversmooth', 'jitter',
-           'time_warp', 'open_closures', 'perturb', 'HeadTrainConfig', 'head_accuracy', 'add_actor_predictions',
-           'train_reward_head', 'train_reward_from_config']
+           'sync_candidates', 'infonce_sync_loss', 'SyncEvaluation', 'sync_accuracy_by_offset', 'train_sync_expert',
+           'train_eval_sync_expert', 'oversmooth', 'jitter', 'time_warp', 'open_closures', 'perturb', 'HeadTrainConfig',
+           'head_accuracy', 'add_actor_predictions', 'train_reward_head', 'train_reward_from_config']
 
 # %% ../../nbs/42_train.reward.ipynb #ae446b5a
 def load_sync_data(root: str | Path,        # a corpus in FaceFormer's layout
@@ -118,32 +119,6 @@ def infonce_sync_loss(backbone: SpeechMeshTransformer, seqs: list[dict], cfg: Sy
     return F.cross_entropy(logits, target), float((logits.argmax(1) == target).float().mean())
 
 # %% ../../nbs/42_train.reward.ipynb #a8410fb1
-class SyncExpertScorer:
-    "A sync expert as a `lip_sync_offset` score_fn: (mesh_windows, audio_windows) → (N,) distances 1 - cos."
-    def __init__(self, backbone: SpeechMeshTransformer,      # a trained backbone (e.g. the evaluation expert)
-                 template: torch.Tensor | np.ndarray | None = None, # (3V,) subject template when the backbone needs one
-                ):
-        self.backbone = backbone.eval()
-        self.template = None if template is None else torch.as_tensor(np.asarray(template), dtype=torch.float32).reshape(1, -1)
-
-    @torch.no_grad()
-    def __call__(self, mesh_windows, audio_windows) -> np.ndarray:
-        c = self.backbone.cfg
-        m = torch.as_tensor(np.asarray(mesh_windows), dtype=torch.float32).reshape(len(mesh_windows), c.clip_len, -1)  # (N, 5, 3V)
-        a = torch.as_tensor(np.asarray(audio_windows), dtype=torch.float32).reshape(len(audio_windows), 1, -1, c.n_mels)  # (N, 1, 20, 128)
-        tpl = None if self.template is None else self.template.expand(len(m), -1)
-        return sync_distance(*self.backbone(m, a, tpl)).numpy()
-
-def mel_frames(mel_clips: torch.Tensor | np.ndarray, # (T-4, 1, 20, 128) `rep_audio_mel` at stride 1
-               clip_len: int = 5,                    # mesh frames per clip
-              ) -> np.ndarray:                       # (T, 4, 128) the mel frames of each mesh frame
-    "Per-mesh-frame log-mel (4 frames each) recovered from stride-1 clips, the audio features `lip_sync_offset` slides over."
-    m = np.asarray(mel_clips)[:, 0]                                                  # (Tc, 20, 128)
-    k = m.shape[1] // clip_len
-    head = m[:, :k].reshape(len(m), k, -1)                                           # frame i = clip i's first rows
-    tail = m[-1, k:].reshape(clip_len - 1, k, -1)                                    # the last clip's other frames
-    return np.concatenate([head, tail])                                              # (T, 4, 128)
-
 class SyncEvaluation(NamedTuple):
     "Result of `sync_accuracy_by_offset`."
     table: pd.DataFrame          # per offset: accuracy (aligned beats shifted), mean distance, pairs
@@ -383,8 +358,6 @@ def add_actor_predictions(seqs: list[dict],        # `load_sync_data` sequences 
                           split: str,              # the split `seqs` came from
                          ) -> list[dict]:          # the same sequences, each with 'actor' (T, 3V)
     "Attach the actor's autoregressive prediction (its own style for training speakers, the mean style otherwise)."
-    from speechface.core import load_checkpoint
-    from speechface.train.supervised import load_actor
     actor = load_actor(load_checkpoint(actor_ckpt)).eval()
     ds = FaceFormerDataset(root, split, with_mel=False, style="auto" if split == "train" else "independent")
     by_name = {it["name"]: it for it in (ds[i] for i in range(len(ds)))}

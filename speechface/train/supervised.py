@@ -6,6 +6,7 @@
 from __future__ import annotations
 import csv, json, math, random, time
 from dataclasses import asdict, dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -143,16 +144,14 @@ def _config_keys() -> list[str]:
             full = f"{prefix}{k}"
             if OmegaConf.is_dict(v): walk(v, full + ".")
             else: keys.add(full)
-    import speechface
-    for trainer in sorted(p.stem for p in (Path(speechface.__file__).parent / "configs" / "trainer").glob("*.yaml")):
+    for trainer in sorted(p.stem for p in (Path(str(files("speechface") / "configs")) / "trainer").glob("*.yaml")):
         walk(_compose([f"trainer={trainer}"]), "")
     return sorted(keys)
 
 def _compose(overrides: list[str], config_name: str = "config"):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    import speechface
-    cdir = Path(speechface.__file__).parent / "configs"
+    cdir = Path(str(files("speechface") / "configs"))
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(cdir), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides))
