@@ -55,7 +55,7 @@ def read_phone_tier(path: str | Path,
     path = Path(path)
     if not path.is_file():
         raise AlignmentError(f"{path}: no TextGrid for this utterance. Phone targets need one forced alignment per utterance "
-                        f"(a 'phones' tier, e.g. from the Montreal Forced Aligner), or set trainer.phone_weight=0")
+                             f"(a 'phones' tier, e.g. from the Montreal Forced Aligner), or set trainer.phone_weight=0")
     try: tiers = read_textgrid(path)
     except Exception as e: raise AlignmentError(f"{path}: unreadable TextGrid ({type(e).__name__}: {e})") from None
     name = "phones" if "phones" in tiers else next((t for t in tiers if t.endswith(" - phones")), None)  # MFA: '<speaker> - phones'
