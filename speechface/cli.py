@@ -207,3 +207,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"speechface {a.command}: interrupted", file=sys.stderr); return 130
 
+# %% ../nbs/52_cli.ipynb #7b7cc451
+#| eval: false
+if __name__ == "__main__": sys.exit(main())   # `python -m speechface.cli`, e.g. under torchrun (not run in the notebook)

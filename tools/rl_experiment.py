@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-# name -> overrides; every variant but the seed's uses free rollouts and the KL anchor (see nbs/43_train.rl.ipynb)
+# name -> overrides; every variant but the seed's uses free rollouts and the KL anchor (see nbs/44_train.rl.ipynb)
 VARIANTS = {
     "seed RL": ["trainer.variant=seed"],
     "per-clip": ["trainer.variant=per_clip", "trainer.rollout=free", "trainer.kl_weight=30"],
