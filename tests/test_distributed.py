@@ -78,3 +78,54 @@ def test_supervised_resume_from_two_processes_on_one(runs):
     assert res["processes"] == 1 and res["epoch"] == 2
     assert abs(one["history"][-1]["train_loss"] - res["history"][-1]["train_loss"]) <= 1e-4 * one["history"][-1]["train_loss"]
     assert _worst(one["model"], res["model"])[0] < 0.02, _worst(one["model"], res["model"])
+
+
+@pytest.fixture(scope="module")
+def rl_runs(tmp_path_factory, tiny_corpus):
+    "An SFT actor, a sync expert and a score head on the tiny corpus, then one RL epoch on 1 and on 2 processes."
+    tmp = tmp_path_factory.mktemp("rl")
+    # without the mel encoder's per-utterance normalisation, whose statistics include a batch's padding (and a batch
+    # split across processes is padded differently): then the only difference left is the summation order
+    base = [f"dataset.root={tiny_corpus}", f"out_dir={tmp / 'ck'}", "model.feature_dim=32", "model.audio.mel_dim=32", "threads=1",
+            "+model.audio.mel_utterance_norm=false"]
+    prep = tmp / "prep.py"
+    prep.write_text(textwrap.dedent(f"""
+        import torch
+        from speechface.train.supervised import train, load_config
+        from speechface.train.reward import train_sync_expert, train_reward_head
+        torch.set_num_threads(1)
+        train(load_config({base!r} + ["trainer.lr=1e-3", "trainer.batch_size=4", "trainer.epochs=1"]), progress=False)
+        ck = {str(tmp / 'ck')!r}
+        train_sync_expert({str(tiny_corpus)!r}, ck + "/reward/model_loss.pth", epochs=1, model=dict(d_model=32, n_layers=1), progress=False)
+        train_reward_head({str(tiny_corpus)!r}, ck + "/reward/model_loss.pth", ck + "/reward/v4_best.pt", epochs=1, progress=False)
+        from speechface.core import load_checkpoint, save_checkpoint      # the head's dropout off: random masks differ per process
+        h = load_checkpoint(ck + "/reward/v4_best.pt"); h["config"]["dropout"] = 0.0; save_checkpoint(ck + "/reward/v4_best.pt", h)
+    """))
+    r = subprocess.run([sys.executable, str(prep)], capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rl = ["-m", "speechface.cli", "train", "--quiet", *base, "trainer=rl", "trainer.variant=backprop", "trainer.rollout=free",
+          "trainer.kl_weight=0.1", "trainer.epochs=1", "trainer.lr=1e-4", "trainer.batch_size=4", "trainer.max_train_items=8"]
+    torchrun(1, *rl, "run=rl1")
+    torchrun(2, *rl, "run=rl2")
+    return {**{k: load_checkpoint(tmp / "ck" / k / "last.pt") for k in ("rl1", "rl2")},
+            "init": tmp / "ck" / "faceformer_synthetic" / "best.pt"}
+
+
+def test_rl_two_processes_equal_one(rl_runs, tmp_path):
+    """Reward back-propagation on free rollouts, 1 vs 2 processes: every RL loss term is a local sum over a global count,
+    so the losses agree to float precision; the weights agree in the update's direction (Adam's first steps are
+    ~lr·sign(g), which turns float-level differences in near-zero gradients into full-size steps)."""
+    one, two = rl_runs["rl1"], rl_runs["rl2"]
+    assert two["processes"] == 2 and one["epoch"] == two["epoch"] == 1
+    h1, h2 = one["history"][-1], two["history"][-1]
+    print(f"RL 1 vs 2 processes: train loss {h1['train_loss']:.8f} / {h2['train_loss']:.8f}, reward {h1['reward']:.6f} / "
+          f"{h2['reward']:.6f}, val LVE {h1['val_lve']:.6e} / {h2['val_lve']:.6e}")
+    assert abs(h1["train_loss"] - h2["train_loss"]) <= 1e-5 * abs(h1["train_loss"])
+    assert abs(h1["reward"] - h2["reward"]) <= 1e-5 * abs(h1["reward"]) and abs(h1["critic"] - h2["critic"]) <= 1e-4 * h1["critic"]
+    assert abs(h1["val_lve"] - h2["val_lve"]) <= 1e-4 * h1["val_lve"]
+    init = load_checkpoint(rl_runs["init"])["model"]
+    keys = [k for k in init if init[k].is_floating_point()]
+    d1 = torch.cat([(one["model"][k] - init[k]).flatten() for k in keys]); d2 = torch.cat([(two["model"][k] - init[k]).flatten() for k in keys])
+    cos = float(torch.nn.functional.cosine_similarity(d1, d2, 0))
+    print(f"update norms {float(d1.norm()):.4g} / {float(d2.norm()):.4g}, cosine {cos:.4f}")
+    assert d1.norm() > 0 and cos > 0.99 and abs(float(d1.norm() / d2.norm()) - 1) < 0.05

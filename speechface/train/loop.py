@@ -88,8 +88,11 @@ class Task:
         "Set per-epoch state (learning rate, schedules) at progress u ∈ [0, 1]; return fields for the log row."
         for m in self.modules.values(): m.train()
         return {}
+    count = staticmethod(lambda x: x)   # set by `fit`: a local count summed over all processes (for losses normalised in `step`)
     def step(self, batch: dict, epoch: int) -> tuple:
-        "(numerator, denominator, {metric: sum}) of this process's share of a batch; the loss is numerator / Σ denominator."
+        """(numerator, denominator, {metric: value}) of this process's share of a batch; the loss is numerator / Σ denominator.
+        A denominator of None means the numerator is already this process's part of a mean over the global batch
+        (local sums divided by `self.count(local count)`)."""
         raise NotImplementedError
     def validate(self, epoch: int) -> dict:
         "Validation metrics (main process only; modules are in eval mode)."
@@ -97,6 +100,20 @@ class Task:
     def score(self, row: dict) -> float:
         "Selection score of an epoch's row (lower is better; inf: not a candidate)."
         return row.get(self.score_name, math.inf)
+    def to(self, device):
+        "Put everything the task computes with on `device` (default: its modules)."
+        for m in self.modules.values(): m.to(device)
+    def before_training(self) -> dict | None:
+        "A row for epoch 0, scored like any other (e.g. RL's starting actor is a candidate); None: no epoch 0."
+        return None
+    def passes(self, batch: dict) -> int:
+        "Optimiser steps on this batch (PPO: several); each pass calls `step` again."
+        return 1
+    def end_epoch(self, row: dict) -> dict:
+        "Extra log fields once the epoch's row is complete (timing ratios, ...)."
+        return {}
+    def save_extra(self, run_dir: Path, epoch: int, improved: bool):
+        "Write extra files next to last.pt / best.pt (main process)."
     def state_dict(self) -> dict: return {}                  # extra state to resume exactly
     def load_state_dict(self, state: dict): pass
     def best_extras(self) -> dict: return {}                 # extra entries of best.pt (config, templates, ...)
@@ -154,7 +171,8 @@ def fit(task: Task,               # what to train (modules, optimisers, data, st
     dev = torch.device("cpu") if acc.device.type == "cpu" else acc.device     # gloo ranks report cpu:0, which torch.load cannot map back
     run_dir = Path(run_dir); last = run_dir / "last.pt"
     if main: run_dir.mkdir(parents=True, exist_ok=True)
-    for m in task.modules.values(): m.to(dev)
+    task.to(dev)
+    task.count = (lambda x: acc.reduce(x.detach().float().reshape(1), "sum")[0]) if world > 1 else (lambda x: x)
     params = {k: [p for g in o.param_groups for p in g["params"] if p.requires_grad] for k, o in task.optimizers.items()}
     start, best, history = 0, math.inf, []
     if cfg.resume and last.is_file():
@@ -164,6 +182,13 @@ def fit(task: Task,               # what to train (modules, optimisers, data, st
         start, best, history = ck["epoch"], ck["best"], ck["history"]
         task.load_state_dict(ck.get("task", {}))
         if main and progress: print(f"resumed {run_dir} at epoch {start} (written by {ck.get('processes', 1)} process(es), now {world})")
+    if start == 0 and main:
+        row0 = task.before_training()                                     # epoch 0: e.g. the starting actor as a candidate
+        if row0 is not None:
+            history, best = [row0], task.score(row0)
+            save_checkpoint(run_dir / "best.pt", {"model": task.modules["model"].state_dict(), "epoch": 0,
+                                                  f"best_{task.score_name}": best, **task.best_extras()})
+            task.save_extra(run_dir, 0, True)
     tb = None
     if cfg.tensorboard and main:
         try: from torch.utils.tensorboard import SummaryWriter
@@ -182,26 +207,30 @@ def fit(task: Task,               # what to train (modules, optimisers, data, st
         for i, (batch, (_, w)) in enumerate(tqdm(zip(dl, local), total=len(local), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                                                  disable=not (progress and main), leave=False)):
             batch = _to(batch, dev)
-            with acc.autocast():
-                num, den, metrics = task.step(batch, epoch)
-            tot = acc.reduce(torch.stack([num.detach().float() * w, torch.as_tensor(den, dtype=torch.float32, device=dev) * w]), "sum")
-            if not torch.isfinite(tot).all():
-                raise TrainingDiverged(f"non-finite loss ({float(tot[0] / tot[1])}) at epoch {epoch + 1}, batch {i + 1} "
-                                       f"({batch.get('name')}); stopped. The last good checkpoint is {last if last.exists() else 'none (first epoch)'}; "
-                                       f"lower trainer.lr, check the data with `speechface check-data`, or set trainer.grad_clip.")
-            loss = num.float() * w / tot[1].clamp(min=1e-12) / cfg.grad_accum
-            acc.backward(loss)
-            num_sum += float(tot[0]); den_sum += float(tot[1])
+            n_pass = task.passes(batch)
+            for inner in range(n_pass):                                   # PPO: several steps on one batch
+                with acc.autocast():
+                    num, den, metrics = task.step(batch, epoch)
+                den_w = (torch.as_tensor(den, dtype=torch.float32, device=dev) * w if den is not None
+                         else torch.tensor(1.0 / world, device=dev))       # None: num is already this process's part of the global mean
+                tot = acc.reduce(torch.stack([num.detach().float() * w, den_w]), "sum")
+                if not torch.isfinite(tot).all():
+                    raise TrainingDiverged(f"non-finite loss ({float(tot[0] / tot[1])}) at epoch {epoch + 1}, batch {i + 1} "
+                                           f"({batch.get('name')}); stopped. The last good checkpoint is {last if last.exists() else 'none (first epoch)'}; "
+                                           f"lower trainer.lr, check the data with `speechface check-data`, or set trainer.grad_clip.")
+                loss = num.float() * w / tot[1].clamp(min=1e-12) / (1 if n_pass > 1 else cfg.grad_accum)
+                acc.backward(loss)
+                if n_pass > 1 or (i + 1) % cfg.grad_accum == 0 or i + 1 == len(local):
+                    for k, o in task.optimizers.items():
+                        sync_gradients(params[k], acc)
+                        if acc.scaler is not None: acc.scaler.unscale_(o)
+                        if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(params[k], cfg.grad_clip)
+                        if acc.scaler is not None: acc.scaler.step(o)
+                        else: o.step()
+                        o.zero_grad(set_to_none=True)
+                    if acc.scaler is not None: acc.scaler.update()
+            num_sum += float(tot[0]); den_sum += float(tot[1])                # the log follows the last pass
             for k, v in metrics.items(): metric_sums[k] = metric_sums.get(k, 0.0) + float(v) * w
-            if (i + 1) % cfg.grad_accum == 0 or i + 1 == len(local):
-                for k, o in task.optimizers.items():
-                    sync_gradients(params[k], acc)
-                    if acc.scaler is not None: acc.scaler.unscale_(o)
-                    if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(params[k], cfg.grad_clip)
-                    if acc.scaler is not None: acc.scaler.step(o)
-                    else: o.step()
-                    o.zero_grad(set_to_none=True)
-                if acc.scaler is not None: acc.scaler.update()
         if world > 1:                                                     # BatchNorm running statistics: one value for all processes
             for m in task.modules.values():
                 for buf in m.buffers():
@@ -214,6 +243,7 @@ def fit(task: Task,               # what to train (modules, optimisers, data, st
         dt = time.time() - t0
         row.update(epoch_s=dt, items_per_s=len(task.train_set) / dt,
                    steps_per_s=len(local) / dt, peak_mib=float(acc.reduce(torch.tensor([peak_memory_mib(dev)], device=dev), "max")))
+        row.update(task.end_epoch(row))
         out_of_time = bool(cfg.max_minutes) and bool(acc.reduce(torch.tensor([float((time.time() - t_start) / 60 > cfg.max_minutes)], device=dev), "max"))
         if main:
             if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs or out_of_time:   # the last epoch is always validated
@@ -229,6 +259,7 @@ def fit(task: Task,               # what to train (modules, optimisers, data, st
             if improved:
                 save_checkpoint(run_dir / "best.pt", {"model": state["model"], "epoch": epoch + 1,
                                                       f"best_{task.score_name}": best, **task.best_extras()})
+            task.save_extra(run_dir, epoch + 1, improved)
             write_csv(run_dir / "metrics.csv", history)
             if tb is not None:
                 for k, v in row.items():

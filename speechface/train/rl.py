@@ -4,24 +4,24 @@
 
 # %% ../../nbs/44_train.rl.ipynb #352c6428
 from __future__ import annotations
-import copy, csv, json, math, time
+import json, math, os, time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
-from tqdm.auto import tqdm
+from torch.utils.data import Subset
+from omegaconf import OmegaConf
 
-from ..core import seed_everything, get_device, save_checkpoint, load_checkpoint, atomic_write
+from ..core import seed_everything, save_checkpoint, load_checkpoint, atomic_write
 from ..data.dataset import FaceFormerDataset, collate_faceformer
 from ..data.mesh import load_regions
 from ..models.reward import load_backbone, load_reward_head, score_sequence, freeze, head_state, clip_windows
 from .supervised import load_actor, masked_mse, validate
-from .loop import write_csv, TrainingDiverged
+from .loop import Task, LoopConfig, fit
 
 # %% auto #0
 __all__ = ['RL_VARIANTS', 'seed_losses', 'trainable_heads', 'frame_mean', 'clip_mean', 'group_advantage', 'rl_losses',
-           'clip_windows_transpose', 'policy_pass', 'repeat_batch', 'train_rl']
+           'clip_windows_transpose', 'policy_pass', 'repeat_batch', 'RLTask', 'train_rl']
 
 # %% ../../nbs/44_train.rl.ipynb #600c0549
 def seed_losses(mu: torch.Tensor,          # (B, T, D) actor mean (with the template added)
@@ -92,25 +92,29 @@ def rl_losses(variant: str,                # one of RL_VARIANTS
               group: torch.Tensor | None = None,     # (B,) 'grpo' utterance index per row
               advantage: torch.Tensor | None = None, # (B, Tc) precomputed per-clip advantages ('ppo' keeps them fixed)
               clip_len: int = 5,
+              count=None,                  # count(x): x summed over all processes (several processes); None: this batch is all
              ) -> dict:
     "Loss terms of every RL variant (see the table above); `total` is what the optimiser minimises."
+    count = count or (lambda x: x)         # every mean below divides a local sum by a global count: exact on any number of processes
     if variant not in RL_VARIANTS: raise ValueError(f"unknown RL variant {variant!r}; choose from {RL_VARIANTS}")
     cm = scores["clip_mask"].to(mu.dtype)                                              # (B, Tc)
-    ncl = cm.sum().clamp(min=1)
+    ncl = count(cm.sum()).clamp(min=1)
+    nseq = count(torch.tensor(float(len(mu)), device=mu.device))
     r = (scores["lip_score"] + scores["real_score"]) * reward_scale                    # (B, Tc) per-clip reward
     v = scores["value"]
     R, V = (r * cm).sum(1) / cm.sum(1).clamp(min=1), (v * cm).sum(1) / cm.sum(1).clamp(min=1)  # (B,)
+    m = mask[..., None].to(mu.dtype); ncoord = count(m.sum() * mu.shape[-1]).clamp(min=1)   # real frames × coordinates
     per_clip_critic = variant in ("per_clip", "ppo", "grpo", "backprop")
-    critic = ((r.detach() - v) ** 2 * cm).sum() / ncl if per_clip_critic else ((R.detach() - V) ** 2).mean()
-    out = {"reward": R.mean().detach(), "lip": ((scores["lip_score"] * cm).sum() / ncl).detach(),
-           "real": ((scores["real_score"] * cm).sum() / ncl).detach(), "value": V.mean().detach(), "critic": critic}
+    critic = ((r.detach() - v) ** 2 * cm).sum() / ncl if per_clip_critic else ((R.detach() - V) ** 2).sum() / nseq
+    out = {"reward": (R.sum() / nseq).detach(), "lip": ((scores["lip_score"] * cm).sum() / ncl).detach(),
+           "real": ((scores["real_score"] * cm).sum() / ncl).detach(), "value": (V.sum() / nseq).detach(), "critic": critic}
     if variant == "backprop":
         actor = -(r * cm).sum() / ncl                                                 # gradient flows through the reward
     else:
         lp = torch.distributions.Normal(mu, sigma.expand_as(mu), validate_args=False).log_prob(sample.detach())  # (B, T, D)
         if variant == "seed":
             A = (R - V).detach()
-            actor = -(A * frame_mean(lp.mean(-1), mask)).mean()
+            actor = -(A * frame_mean(lp.mean(-1), mask)).sum() / nseq
         elif variant == "per_clip":
             A = (r - v).detach() * cm
             actor = -(A * clip_mean(lp.mean(-1), clip_len)).sum() / ncl
@@ -122,17 +126,15 @@ def rl_losses(variant: str,                # one of RL_VARIANTS
             a_t = clip_windows_transpose(A, mu.shape[1], clip_len)                     # (B, T) summed over covering clips / L
             ratio = (lp - old_log_prob.detach()).exp()                                 # (B, T, D) per coordinate
             surr = torch.minimum(ratio * a_t[..., None], ratio.clamp(1 - clip_eps, 1 + clip_eps) * a_t[..., None])
-            m = mask[..., None].to(mu.dtype)
-            actor = -(surr * m).sum() / (m.sum() * mu.shape[-1]).clamp(min=1)
-            out["clip_frac"] = (((ratio - 1).abs() > clip_eps).to(mu.dtype) * m).sum().detach() / (m.sum() * mu.shape[-1]).clamp(min=1)
-        out["advantage"] = A.float().mean().detach() if variant == "seed" else ((A * cm).sum() / ncl).detach()
-        out["mean_log_prob"] = frame_mean(lp.mean(-1), mask).mean().detach()
-    sup = masked_mse(mu, gt, mask)
+            actor = -(surr * m).sum() / ncoord
+            out["clip_frac"] = (((ratio - 1).abs() > clip_eps).to(mu.dtype) * m).sum().detach() / ncoord
+        out["advantage"] = (A.float().sum() / nseq).detach() if variant == "seed" else ((A * cm).sum() / ncl).detach()
+        out["mean_log_prob"] = (frame_mean(lp.mean(-1), mask).sum() / nseq).detach()
+    sup = ((mu - gt) ** 2 * m).sum() / ncoord                                          # masked MSE
     total = actor_weight * actor + critic_weight * critic + sup_weight * sup
     if kl_weight:
         if ref_mu is None: raise ValueError("kl_weight > 0 needs ref_mu, the frozen SFT policy's mean")
-        m = mask[..., None].to(mu.dtype)
-        kl = (((mu - ref_mu.detach()) / sigma) ** 2 * 0.5 * m).sum() / (m.sum() * mu.shape[-1]).clamp(min=1)
+        kl = (((mu - ref_mu.detach()) / sigma) ** 2 * 0.5 * m).sum() / ncoord
         total = total + kl_weight * kl; out["kl"] = kl
     return {"total": total, "actor": actor, "sup": sup, **out}
 
@@ -183,104 +185,122 @@ def _val_scorer(backbone, head):
         return {"val_lip": float(s["lip_score_seq"].mean()), "val_real": float(s["real_score_seq"].mean())}
     return score
 
-def train_rl(cfg, progress: bool = True) -> dict:
-    "RL fine-tuning of an SFT actor against the reward model (`trainer.variant`: seed, per_clip, ppo, grpo, backprop)."
-    from omegaconf import OmegaConf
-    t = cfg.trainer
-    if t.variant not in RL_VARIANTS: raise ValueError(f"trainer.variant={t.variant!r}; choose from {RL_VARIANTS}")
-    if t.select not in ("lve", "reward", "last"): raise ValueError(f"trainer.select={t.select!r}; choose lve, reward or last")
-    seed_everything(cfg.seed)
-    if cfg.get("threads"): torch.set_num_threads(int(cfg.threads))
-    device = get_device(cfg.device)
-    run_dir = Path(cfg.out_dir) / cfg.run; run_dir.mkdir(parents=True, exist_ok=True)
-    for p, what in ((t.init_actor, "SFT actor (speechface train ...)"), (t.backbone, "reward backbone (speechface train trainer=reward_backbone)"),
-                    (t.head, "reward head (speechface train trainer=reward_head)")):
-        if not Path(p).is_file(): raise FileNotFoundError(f"{p} not found: the {what} must exist before RL")
-    init = load_checkpoint(t.init_actor, device)
-    actor = load_actor(init, device)
-    if not actor.cfg.stochastic and t.variant != "backprop":
-        raise ValueError(f"{t.init_actor} is a deterministic actor: variant {t.variant!r} needs model.stochastic=true (or use backprop)")
-    ref = freeze(load_actor(init, device)).eval() if t.kl_weight else None
-    backbone = freeze(load_backbone(t.backbone, device))
-    head = load_reward_head(t.head, device).train()
-    head_params = trainable_heads(head, t.train_heads)
-    ds_tr = FaceFormerDataset(cfg.dataset.root, "train", cfg.dataset.kind, with_mel=True)
-    ds_va = FaceFormerDataset(cfg.dataset.root, "val", cfg.dataset.kind, with_mel=True,
-                              style="independent" if t.val_conditions == "mean" else "auto")
-    lips = load_regions(ds_tr.root / ds_tr.spec.masks, ds_tr.n_vertices)["lips"] if ds_tr.spec.masks else np.arange(ds_tr.n_vertices)
-    train_set = Subset(ds_tr, range(min(len(ds_tr), t.max_train_items))) if t.max_train_items else ds_tr
-    opt = torch.optim.Adam([{"params": [p for p in actor.parameters() if p.requires_grad], "lr": t.lr},
-                            {"params": head_params, "lr": t.head_lr}])
-    cfg_dict = OmegaConf.to_container(cfg, resolve=True)
-    with atomic_write(run_dir / "config.json", "w") as f: json.dump(cfg_dict, f, indent=1)
-    val_extra = _val_scorer(backbone, head)
-    L, K = backbone.cfg.clip_len, (t.group_size if t.variant == "grpo" else 1)
-    if t.variant == "grpo" and K < 2: raise ValueError("variant grpo needs trainer.group_size ≥ 2")
-    stochastic = t.variant != "backprop"
-    extras = {k: init[k] for k in ("train_subjects", "fps", "templates", "faces") if k in init}
-    def state(epoch): return {"model": actor.state_dict(), "epoch": epoch, "best_val_lve": min(h["val_lve"] for h in history),
-                              "history": history, "config": {**init["config"], "rl": cfg_dict},
-                              "model_config": init["model_config"], **extras}
-    def selection_score(row):
-        return {"lve": -row["val_lve"], "last": row["epoch"],
-                "reward": row["val_reward"] if row["val_lve"] <= lve_cap else -math.inf}[t.select]
-    actor.eval(); row0 = {"epoch": 0, **validate(actor, ds_va, lips, device, t.val_conditions, val_extra)}
-    row0["val_reward"] = (row0["val_lip"] + row0["val_real"]) * t.reward_scale; history = [row0]
-    lve_cap = row0["val_lve"] * (1 + t.lve_tolerance)
-    best, best_epoch, step = selection_score(row0), 0, 0                                 # the SFT actor is a candidate
-    save_checkpoint(run_dir / "best.pt", state(0)); save_checkpoint(run_dir / "best_head.pt", head_state(head, epoch=0))
-    params = [p for g in opt.param_groups for p in g["params"]]
-    t_start = time.time()
-    for epoch in range(t.epochs):
-        if t.max_minutes and (time.time() - t_start) / 60 > t.max_minutes: break          # wall-clock budget
-        actor.train(t.dropout)
-        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        dl = DataLoader(train_set, batch_size=t.batch_size, shuffle=True, generator=gen, collate_fn=collate_faceformer)
-        sums, nb, n_clips, t_score, t0 = {}, 0, 0, 0.0, time.time()
-        for b in tqdm(dl, desc=f"rl {epoch + 1}/{t.epochs}", disable=not progress, leave=False):
-            b = repeat_batch({k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}, K)
-            warm = step < t.critic_warmup_steps
-            P = policy_pass(actor, b, t.rollout, stochastic, ref)
-            scored = P["mu"] if t.variant == "backprop" else P["action"]
+class RLTask(Task):
+    "RL fine-tuning of an SFT actor against the reward model: the step, validation and selection of `train_rl`."
+    score_name = "selection"
+    def __init__(self, cfg):
+        t = self.t = cfg.trainer
+        if t.variant not in RL_VARIANTS: raise ValueError(f"trainer.variant={t.variant!r}; choose from {RL_VARIANTS}")
+        if t.select not in ("lve", "reward", "last"): raise ValueError(f"trainer.select={t.select!r}; choose lve, reward or last")
+        for p, what in ((t.init_actor, "SFT actor (speechface train ...)"), (t.backbone, "reward backbone (speechface train trainer=reward_backbone)"),
+                        (t.head, "reward head (speechface train trainer=reward_head)")):
+            if not Path(p).is_file(): raise FileNotFoundError(f"{p} not found: the {what} must exist before RL")
+        self.K = t.group_size if t.variant == "grpo" else 1
+        if t.variant == "grpo" and self.K < 2: raise ValueError("variant grpo needs trainer.group_size ≥ 2")
+        init = self.init = load_checkpoint(t.init_actor)
+        self.actor = load_actor(init)
+        if not self.actor.cfg.stochastic and t.variant != "backprop":
+            raise ValueError(f"{t.init_actor} is a deterministic actor: variant {t.variant!r} needs model.stochastic=true (or use backprop)")
+        self.ref = freeze(load_actor(init)).eval() if t.kl_weight else None
+        self.backbone = freeze(load_backbone(t.backbone))
+        self.head = load_reward_head(t.head).train()
+        head_params = trainable_heads(self.head, t.train_heads)
+        ds_tr = FaceFormerDataset(cfg.dataset.root, "train", cfg.dataset.kind, with_mel=True)
+        self.ds_va = FaceFormerDataset(cfg.dataset.root, "val", cfg.dataset.kind, with_mel=True,
+                                       style="independent" if t.val_conditions == "mean" else "auto")
+        self.lips = load_regions(ds_tr.root / ds_tr.spec.masks, ds_tr.n_vertices)["lips"] if ds_tr.spec.masks else np.arange(ds_tr.n_vertices)
+        self.train_set = Subset(ds_tr, range(min(len(ds_tr), t.max_train_items))) if t.max_train_items else ds_tr
+        self.collate = collate_faceformer
+        self.modules = {"model": self.actor, "head": self.head}
+        self.optimizers = {"optimizer": torch.optim.Adam([{"params": [p for p in self.actor.parameters() if p.requires_grad], "lr": t.lr},
+                                                          {"params": head_params, "lr": t.head_lr}])}
+        self.cfg_dict = OmegaConf.to_container(cfg, resolve=True)
+        self.val_extra = _val_scorer(self.backbone, self.head)
+        self.extras = {k: init[k] for k in ("train_subjects", "fps", "templates", "faces") if k in init}
+        self.steps, self.lve_cap, self.history = 0, math.inf, []
+
+    def to(self, device):
+        super().to(device); self.backbone.to(device)
+        if self.ref is not None: self.ref.to(device)
+    def _validate(self):
+        dev = next(self.actor.parameters()).device
+        self.actor.eval(); row = validate(self.actor, self.ds_va, self.lips, dev, self.t.val_conditions, self.val_extra)
+        row["val_reward"] = (row["val_lip"] + row["val_real"]) * self.t.reward_scale
+        return row
+    def before_training(self):                                  # the SFT actor is a candidate (epoch 0)
+        row = {"epoch": 0, **self._validate()}
+        self.lve_cap = row["val_lve"] * (1 + self.t.lve_tolerance); self.history = [row]
+        return row
+    def validate(self, epoch):
+        row = self._validate(); self.history.append({"epoch": epoch + 1, **row}); return row
+    def score(self, row):                                       # lower is better; rows without validation are no candidates
+        if "val_lve" not in row: return math.inf
+        return {"lve": row["val_lve"], "last": -row["epoch"],
+                "reward": -row["val_reward"] if row["val_lve"] <= self.lve_cap else math.inf}[self.t.select]
+    def begin_epoch(self, epoch, u):
+        self.actor.train(self.t.dropout); self.head.train(); self.n_clips, self.t_score = 0, 0.0
+        return {}
+    def passes(self, b):
+        t = self.t; self.warm = self.steps < t.critic_warmup_steps; self.steps += 1; self.inner = 0
+        return t.ppo_epochs if (t.variant == "ppo" and not self.warm) else 1
+
+    def step(self, b, epoch):
+        t, actor, warm = self.t, self.actor, self.warm
+        if self.inner == 0:                                     # sample (or roll out) once per batch
+            b = self.b = repeat_batch(b, self.K)
+            P = self.P = policy_pass(actor, b, t.rollout, t.variant != "backprop", self.ref)
+            scored = P["mu"] if t.variant == "backprop" and not warm else (P["mu"] if t.variant == "backprop" else P["action"]).detach()
             ts = time.time()
-            sc = score_sequence(backbone, head, scored if t.variant == "backprop" and not warm else scored.detach(),
-                                b["rep_audio_mel"], b["vertice_mask"], template=b["template"], mel_mask=b["mel_mask"])
-            t_score += time.time() - ts; n_clips += int(sc["clip_mask"].sum())
-            kw = dict(reward_scale=t.reward_scale, actor_weight=0.0 if warm else t.actor_weight, critic_weight=t.critic_weight,
-                      sup_weight=0.0 if warm else t.sup_weight, kl_weight=0.0 if warm else t.kl_weight,
-                      ref_mu=P.get("ref_mu"), clip_eps=t.clip_eps, group=b["group"], clip_len=L)
-            n_inner = t.ppo_epochs if (t.variant == "ppo" and not warm) else 1
+            sc = score_sequence(self.backbone, self.head, scored, b["rep_audio_mel"], b["vertice_mask"],
+                                template=b["template"], mel_mask=b["mel_mask"])
+            self.t_score += time.time() - ts; self.n_clips += int(sc["clip_mask"].sum())
+            mu = P["mu"]
             if t.variant == "ppo":
-                old_lp = actor.dist(P["mu"].detach()).log_prob(P["action"])
-                adv = ((sc["lip_score"] + sc["real_score"]) * t.reward_scale - sc["value"]).detach() * sc["clip_mask"]
-            for inner in range(n_inner):
-                mu = P["mu"]
-                if inner:                                                                  # PPO: re-evaluate the same actions
-                    mu = actor(b["audio"], b["template"], b["one_hot"],
-                               vertice=b["vertice"] if t.rollout == "teacher" else P["action"], mode="teacher")["mu"]
-                    sc = score_sequence(backbone, head, P["action"], b["rep_audio_mel"], b["vertice_mask"],  # fresh graph
-                                        template=b["template"], mel_mask=b["mel_mask"])                     # for the value
-                Ls = rl_losses(t.variant, mu, P["action"], b["vertice"], b["vertice_mask"], actor.sigma(), sc,
-                               old_log_prob=old_lp if t.variant == "ppo" else None,
-                               advantage=adv if t.variant == "ppo" else None, **kw)
-                if not torch.isfinite(Ls["total"]):
-                    raise TrainingDiverged(f"non-finite RL loss at epoch {epoch + 1} ({b['name']}); lower trainer.lr or trainer.actor_weight")
-                opt.zero_grad(set_to_none=True); Ls["total"].backward()
-                if t.grad_clip: torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
-                opt.step()
-            nb += 1; step += 1
-            for k, v in Ls.items(): sums[k] = sums.get(k, 0.0) + float(v.detach())
-        dt = time.time() - t0
-        row = {"epoch": epoch + 1, **{k: v / max(nb, 1) for k, v in sums.items()}, "epoch_s": dt, "step_s": dt / max(nb, 1),
-               "clips_per_s": n_clips / max(t_score, 1e-9)}
-        actor.eval(); row.update(validate(actor, ds_va, lips, device, t.val_conditions, val_extra))
-        row["val_reward"] = (row["val_lip"] + row["val_real"]) * t.reward_scale
-        history.append(row)
-        st = state(epoch + 1); save_checkpoint(run_dir / "last.pt", st)
-        save_checkpoint(run_dir / "last_head.pt", head_state(head, epoch=epoch + 1))
-        if selection_score(row) > best:
-            best, best_epoch = selection_score(row), epoch + 1; save_checkpoint(run_dir / "best.pt", st)
-            save_checkpoint(run_dir / "best_head.pt", head_state(head, epoch=epoch + 1))
-        write_csv(run_dir / "metrics.csv", history)
-        if progress: print(" | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-    return {"run_dir": str(run_dir), "best_epoch": best_epoch, "best_val_lve": history[best_epoch]["val_lve"], "history": history}
+                self.old_lp = actor.dist(P["mu"].detach()).log_prob(P["action"])
+                self.adv = ((sc["lip_score"] + sc["real_score"]) * t.reward_scale - sc["value"]).detach() * sc["clip_mask"]
+        else:                                                   # PPO: re-evaluate the same actions with a fresh graph
+            b, P = self.b, self.P
+            mu = actor(b["audio"], b["template"], b["one_hot"], vertice=b["vertice"] if t.rollout == "teacher" else P["action"],
+                       mode="teacher")["mu"]
+            sc = score_sequence(self.backbone, self.head, P["action"], b["rep_audio_mel"], b["vertice_mask"],
+                                template=b["template"], mel_mask=b["mel_mask"])
+        self.inner += 1
+        Ls = rl_losses(t.variant, mu, P["action"], b["vertice"], b["vertice_mask"], actor.sigma(), sc,
+                       reward_scale=t.reward_scale, actor_weight=0.0 if warm else t.actor_weight, critic_weight=t.critic_weight,
+                       sup_weight=0.0 if warm else t.sup_weight, kl_weight=0.0 if warm else t.kl_weight, ref_mu=P.get("ref_mu"),
+                       clip_eps=t.clip_eps, group=b["group"], clip_len=self.backbone.cfg.clip_len,
+                       old_log_prob=self.old_lp if t.variant == "ppo" else None, advantage=self.adv if t.variant == "ppo" else None,
+                       count=self.count)                        # means over the global batch: exact on any number of processes
+        n_proc = float(self.count(torch.ones((), device=mu.device)))   # the terms are this process's parts of global means
+        return Ls["total"], None, {k: float(v.detach()) * n_proc for k, v in Ls.items()}
+
+    def end_epoch(self, row):
+        return {"step_s": 1 / row["steps_per_s"], "clips_per_s": self.n_clips / max(self.t_score, 1e-9)}
+    def last_extras(self):
+        return {"config": {**self.init["config"], "rl": self.cfg_dict}, "model_config": self.init["model_config"],
+                "best_val_lve": min(h["val_lve"] for h in self.history) if self.history else math.inf, **self.extras}
+    def best_extras(self): return {**self.last_extras(), "history": self.history}
+    def save_extra(self, run_dir, epoch, improved):
+        save_checkpoint(run_dir / "last_head.pt", head_state(self.head, epoch=epoch))
+        if improved: save_checkpoint(run_dir / "best_head.pt", head_state(self.head, epoch=epoch))
+    def state_dict(self): return {"steps": self.steps, "lve_cap": self.lve_cap, "history": self.history}
+    def load_state_dict(self, s):
+        self.steps, self.lve_cap, self.history = s.get("steps", 0), s.get("lve_cap", math.inf), s.get("history", [])
+
+def train_rl(cfg, progress: bool = True) -> dict:
+    "RL fine-tuning of an SFT actor against the reward model (`trainer.variant`: seed, per_clip, ppo, grpo, backprop), any number of processes."
+    if cfg.get("threads"): torch.set_num_threads(int(cfg.threads))
+    loop = LoopConfig.from_config(cfg)
+    seed_everything(cfg.seed)
+    task = RLTask(cfg)
+    run_dir = Path(cfg.out_dir) / cfg.run
+    if int(os.environ.get("RANK", "0")) == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(run_dir / "config.json", "w") as f: json.dump(task.cfg_dict, f, indent=1)
+    r = fit(task, loop, run_dir, progress)
+    h = r["history"]
+    best_epoch = min(range(len(h)), key=lambda k: task.score(h[k])) if h and "val_lve" in h[-1] else 0
+    return {"run_dir": r["run_dir"], "best_epoch": h[best_epoch]["epoch"] if h else 0,
+            "best_val_lve": h[best_epoch]["val_lve"] if h and "val_lve" in h[best_epoch] else math.nan,
+            "history": h, "processes": r["processes"]}
+

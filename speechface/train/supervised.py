@@ -4,7 +4,7 @@
 
 # %% ../../nbs/41_train.supervised.ipynb #f14ef901
 from __future__ import annotations
-import json, math, os, time
+import json, math, os
 from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.utils.data import Subset
 from omegaconf import OmegaConf
 
-from ..core import seed_everything, get_device, save_checkpoint, load_checkpoint, atomic_write, UserError, UsageError
+from ..core import seed_everything, load_checkpoint, atomic_write, UserError, UsageError
 from ..data.dataset import FaceFormerDataset, collate_faceformer, check_vertices
 from ..data.mesh import load_regions
 from ..models.audio_encoder import AudioEncoderConfig
