@@ -4,7 +4,7 @@
 
 # %% ../../nbs/40_train.loop.ipynb #6cbb513b
 from __future__ import annotations
-import csv, math, time
+import csv, json, math, os, time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from ..core import seed_everything, save_checkpoint, load_checkpoint, atomic_wri
 
 # %% auto #0
 __all__ = ['LoopConfigError', 'LoopConfig', 'epoch_batches', 'shard', 'Task', 'make_accelerator', 'sync_gradients',
-           'peak_memory_mib', 'write_csv', 'TrainingDiverged', 'fit', 'ToyRegression']
+           'peak_memory_mib', 'write_csv', 'TrainingDiverged', 'fit', 'run_task', 'ToyRegression']
 
 # %% ../../nbs/40_train.loop.ipynb #d36d22d6
 class LoopConfigError(UserError, ValueError):
@@ -272,6 +272,21 @@ def fit(task: Task,               # what to train (modules, optimisers, data, st
             break
     if tb is not None: tb.close()
     return {"run_dir": str(run_dir), "best": best, "epochs": len(history), "history": history, "processes": world}
+
+def run_task(make_task,                # cfg -> Task (built after seeding: the same initial weights on every process)
+             cfg,                      # composed config (`load_config`): trainer.*, seed, device, threads, out_dir, run
+             progress: bool = True,
+            ) -> tuple:                # (the task, `fit`'s summary)
+    "What every `speechface train` trainer does around `fit`: threads, checked loop settings, seed, config.json (main process)."
+    if cfg.get("threads"): torch.set_num_threads(int(cfg.threads))
+    loop = LoopConfig.from_config(cfg)                                    # types and ranges checked before anything is built
+    seed_everything(cfg.seed)
+    task = make_task(cfg)
+    run_dir = Path(cfg.out_dir) / cfg.run
+    if int(os.environ.get("RANK", "0")) == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(run_dir / "config.json", "w") as f: json.dump(getattr(task, "cfg_dict", {}), f, indent=1)
+    return task, fit(task, loop, run_dir, progress)
 
 # %% ../../nbs/40_train.loop.ipynb #438b793f
 class ToyRegression(Task):

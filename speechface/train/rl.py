@@ -4,7 +4,7 @@
 
 # %% ../../nbs/44_train.rl.ipynb #352c6428
 from __future__ import annotations
-import json, math, os, time
+import math, time
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +12,12 @@ import torch
 from torch.utils.data import Subset
 from omegaconf import OmegaConf
 
-from ..core import seed_everything, save_checkpoint, load_checkpoint, atomic_write
+from ..core import save_checkpoint, load_checkpoint
 from ..data.dataset import FaceFormerDataset, collate_faceformer
 from ..data.mesh import load_regions
 from ..models.reward import load_backbone, load_reward_head, score_sequence, freeze, head_state, clip_windows
 from .supervised import load_actor, masked_mse, validate
-from .loop import Task, LoopConfig, fit
+from .loop import Task, run_task
 
 # %% auto #0
 __all__ = ['RL_VARIANTS', 'seed_losses', 'trainable_heads', 'frame_mean', 'clip_mean', 'group_advantage', 'rl_losses',
@@ -289,15 +289,7 @@ class RLTask(Task):
 
 def train_rl(cfg, progress: bool = True) -> dict:
     "RL fine-tuning of an SFT actor against the reward model (`trainer.variant`: seed, per_clip, ppo, grpo, backprop), any number of processes."
-    if cfg.get("threads"): torch.set_num_threads(int(cfg.threads))
-    loop = LoopConfig.from_config(cfg)
-    seed_everything(cfg.seed)
-    task = RLTask(cfg)
-    run_dir = Path(cfg.out_dir) / cfg.run
-    if int(os.environ.get("RANK", "0")) == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(run_dir / "config.json", "w") as f: json.dump(task.cfg_dict, f, indent=1)
-    r = fit(task, loop, run_dir, progress)
+    task, r = run_task(RLTask, cfg, progress)
     h = r["history"]
     best_epoch = min(range(len(h)), key=lambda k: task.score(h[k])) if h and "val_lve" in h[-1] else 0
     return {"run_dir": r["run_dir"], "best_epoch": h[best_epoch]["epoch"] if h else 0,

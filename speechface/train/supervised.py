@@ -4,7 +4,7 @@
 
 # %% ../../nbs/41_train.supervised.ipynb #f14ef901
 from __future__ import annotations
-import json, math, os
+import math
 from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from torch.utils.data import Subset
 from omegaconf import OmegaConf
 
-from ..core import seed_everything, load_checkpoint, atomic_write, UserError, UsageError
+from ..core import load_checkpoint, UsageError
 from ..data.dataset import FaceFormerDataset, collate_faceformer, check_vertices
 from ..data.mesh import load_regions
 from ..models.audio_encoder import AudioEncoderConfig
 from ..models.faceformer import FaceFormer, FaceFormerConfig
-from .loop import Task, LoopConfig, fit, TrainingDiverged
+from .loop import Task, run_task, TrainingDiverged
 
 # %% auto #0
 __all__ = ['CONFIG_RULES', 'Rule', 'validate_config', 'check_paths', 'ConfigError', 'load_config', 'motion_rms', 'model_config',
@@ -305,15 +305,7 @@ def train(cfg,                         # composed config (`load_config`)
           progress: bool = True,       # progress bars
          ) -> dict:                     # summary: run_dir, best_val_lve, epochs, history
     "Supervised training of FaceFormer per `cfg` (any number of processes); writes checkpoints/<run>/{last.pt,best.pt,metrics.csv}."
-    if cfg.get("threads"): torch.set_num_threads(int(cfg.threads))
-    loop = LoopConfig.from_config(cfg)                            # types and ranges checked before anything is built
-    seed_everything(cfg.seed)                                     # the same initial weights on every process
-    task = SupervisedTask(cfg)
-    run_dir = Path(cfg.out_dir) / cfg.run
-    if int(os.environ.get("RANK", "0")) == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(run_dir / "config.json", "w") as f: json.dump(task.cfg_dict, f, indent=1)
-    r = fit(task, loop, run_dir, progress)
+    _, r = run_task(SupervisedTask, cfg, progress)
     return {"run_dir": r["run_dir"], "best_val_lve": r["best"], "epochs": r["epochs"], "history": r["history"],
             "processes": r["processes"]}
 
