@@ -101,7 +101,7 @@ def benchmark_decoding(frames=(150, 300, 600, 1800),  # sequence lengths T to de
                        repeats: int = 3,                # median over this many cached runs (recompute runs once)
                        seed: int = 0,
                       ) -> list:                        # one dict per T
-    "Time cached autoregressive decoding against the reference's full recomputation at VOCASET sizes; peak memory of each."
+    "Time cached autoregressive decoding (KV cache, fused feedback) against the reference's full recomputation at VOCASET sizes; peak memory of each."
     dev = get_device(device)
     preset = {"vocaset": FaceFormerConfig.vocaset, "biwi": FaceFormerConfig.biwi}[dataset]
     cfg = preset(motion_dim=motion_dim, feature_dim=feature_dim, n_subjects=n_subjects, stochastic=False,

@@ -170,14 +170,14 @@ class FaceFormer(nn.Module):
                              f"(N, N) identity is evaluated one condition at a time: pass one_hot[:, i]")
         return self.obj_vector(one_hot)[:, None]                                           # (B, 1, d)
 
-    def _decode(self, tokens, mem, start, caches):
-        "Run the decoder on tokens (B, T, d) at positions start.. with aligned memory (B, T, k, d)."
+    def _decode(self, tokens, mem, start, caches, project: bool = True):
+        "Run the decoder on tokens (B, T, d) at positions start.. with aligned memory (B, T, k, d); `project`: map to motion."
         x = self.PPE(tokens, start)
         q = torch.arange(start, start + tokens.shape[1], device=x.device)
         bias = periodic_bias(q, torch.arange(0, start + tokens.shape[1], device=x.device), self.slopes, self.cfg.period)
         for i, layer in enumerate(self.transformer_decoder.layers):
             x = layer(x, mem, bias, None if caches is None else caches[i])
-        return self.vertice_map_r(x)                                                       # (B, T, motion_dim)
+        return self.vertice_map_r(x) if project else x                                     # (B, T, motion_dim) or (B, T, d)
 
     # --- modes --------------------------------------------------------------------------------------------
     def forward(self, audio: torch.Tensor,          # (B, N) normalised 16 kHz audio (padded batches allowed)
@@ -185,7 +185,7 @@ class FaceFormer(nn.Module):
                 one_hot: torch.Tensor,              # (B, n_subjects) style condition
                 vertice: torch.Tensor | None = None, # (B, T, motion_dim) ground truth: teacher forcing
                 n_frames: int | None = None,        # frames to generate when `vertice` is None
-                mode: str = "auto",                 # 'teacher', 'autoregressive', 'recompute' (reference-style AR), 'auto'
+                mode: str = "auto",                 # 'teacher', 'autoregressive' (fused), 'cached', 'recompute' (reference-style AR), 'auto'
                 sample: bool = False,               # also return a sample (AR: feed samples back instead of mu)
                 teacher_mix: float = 1.0,           # scheduled sampling: probability of feeding GT per frame ('teacher')
                 input_noise: float = 0.0,           # std of Gaussian noise on teacher-forced inputs, in motion_scale units
@@ -212,9 +212,11 @@ class FaceFormer(nn.Module):
             mu = self._decode(self.vertice_map(prev) + style, mem, 0, None)                # (B, T, D) scaled
             out = {"mu": mu * self.cfg.motion_scale + tpl}
             if self.cfg.stochastic and sample: out["sample"] = self.dist(out["mu"]).rsample()
-        elif mode in ("autoregressive", "recompute"):
-            out = self._rollout(mem, tpl, style, n_frames, sample and self.cfg.stochastic, cached=mode == "autoregressive")
-        else: raise ValueError(f"unknown mode {mode!r}: use 'teacher', 'autoregressive', 'recompute' or 'auto'")
+        elif mode == "autoregressive":
+            out = self._rollout_fused(mem, tpl, style, n_frames, sample and self.cfg.stochastic)
+        elif mode in ("cached", "recompute"):
+            out = self._rollout(mem, tpl, style, n_frames, sample and self.cfg.stochastic, cached=mode == "cached")
+        else: raise ValueError(f"unknown mode {mode!r}: use 'teacher', 'autoregressive', 'cached', 'recompute' or 'auto'")
         out["sigma"] = self.sigma()
         return out
 
@@ -239,9 +241,34 @@ class FaceFormer(nn.Module):
         if stochastic: out["sample"] = torch.stack(samples, 1) + tpl
         return out
 
+    def feedback(self) -> tuple:
+        "The feedback path folded into one map: next token = A·h + c + style, A = W_map·W_map_r (d, d), c = W_map·b_map_r + b_map."
+        Wm = self.vertice_map.weight                                                       # (d, D)
+        return Wm @ self.vertice_map_r.weight, Wm @ self.vertice_map_r.bias + self.vertice_map.bias
+
+    def _rollout_fused(self, mem, tpl, style, T, stochastic):
+        "Cached rollout whose steps never touch the D-dimensional motion: the feedback is (d, d); D appears once, at the end."
+        caches = [dict() for _ in self.transformer_decoder.layers]
+        A, c = self.feedback()
+        s = self.cfg.motion_scale
+        if stochastic:                                                                     # the same Gaussian as the per-step path:
+            noise = self.sigma() * torch.randn(T, *tpl.shape[::2], device=tpl.device, dtype=tpl.dtype)   # (T, B, D) displacement noise
+            Z = (noise / s) @ self.vertice_map.weight.T                                    # (T, B, d) its image in token space
+        tok, hs = self._start(style, tpl), []
+        for t in range(T):
+            h = self._decode(tok, mem[:, t:t + 1], t, caches, project=False)[:, -1]        # (B, d)
+            hs.append(h)
+            nxt = h @ A.T + c
+            if stochastic: nxt = nxt + Z[t]
+            tok = nxt[:, None] + style                                                     # (B, 1, d)
+        mu = self.vertice_map_r(torch.stack(hs, 1)) * s                                    # (B, T, D): one matrix product
+        out = {"mu": mu + tpl}
+        if stochastic: out["sample"] = mu + noise.transpose(0, 1) + tpl
+        return out
+
     @torch.no_grad()
     def predict(self, audio, template, one_hot, n_frames=None, sample=False) -> torch.Tensor:
-        "Autoregressive inference with the KV cache: (B, T, motion_dim) (mu, or a sample)."
+        "Autoregressive inference (KV cache, fused feedback): (B, T, motion_dim) (mu, or a sample)."
         was = self.training; self.eval()
         out = self(audio, template, one_hot, n_frames=n_frames, mode="autoregressive", sample=sample)
         self.train(was)
