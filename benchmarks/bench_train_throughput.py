@@ -39,7 +39,8 @@ def main(argv=None) -> int:
             r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
             if r.returncode:
                 print(r.stdout[-2000:], r.stderr[-4000:], file=sys.stderr); return 1
-            hist = list(csv.DictReader(open(out / "bench" / "metrics.csv")))[1:] or list(csv.DictReader(open(out / "bench" / "metrics.csv")))
+            with open(out / "bench" / "metrics.csv") as f: rows_csv = list(csv.DictReader(f))
+            hist = rows_csv[1:] or rows_csv                                          # the first epoch is warm-up
             med = lambda k: statistics.median(float(h[k]) for h in hist)
             rows.append({"processes": n, "precision": prec, "steps_per_s": med("steps_per_s"), "items_per_s": med("items_per_s"),
                          "epoch_s": med("epoch_s"), "peak_mib": max(float(h["peak_mib"]) for h in hist), "wall_s": time.time() - t0})

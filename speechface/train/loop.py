@@ -89,6 +89,8 @@ class Task:
         for m in self.modules.values(): m.train()
         return {}
     count = staticmethod(lambda x: x)   # set by `fit`: a local count summed over all processes (for losses normalised in `step`)
+    processes: int = 1                  # set by `fit`: the number of processes
+    history: list = []                  # set by `fit`: the log rows so far (complete on the main process)
     def step(self, batch: dict, epoch: int) -> tuple:
         """(numerator, denominator, {metric: value}) of this process's share of a batch; the loss is numerator / Σ denominator.
         A denominator of None means the numerator is already this process's part of a mean over the global batch
@@ -173,22 +175,25 @@ def fit(task: Task,               # what to train (modules, optimisers, data, st
     if main: run_dir.mkdir(parents=True, exist_ok=True)
     task.to(dev)
     task.count = (lambda x: acc.reduce(x.detach().float().reshape(1), "sum")[0]) if world > 1 else (lambda x: x)
+    task.processes = world
     params = {k: [p for g in o.param_groups for p in g["params"] if p.requires_grad] for k, o in task.optimizers.items()}
-    start, best, history = 0, math.inf, []
+    start, best, best_epoch, history = 0, math.inf, None, []
     if cfg.resume and last.is_file():
         ck = load_checkpoint(last, dev)
         for k, m in task.modules.items(): m.load_state_dict(ck[k])
         for k, o in task.optimizers.items(): o.load_state_dict(ck[k])
-        start, best, history = ck["epoch"], ck["best"], ck["history"]
+        start, best, best_epoch, history = ck["epoch"], ck["best"], ck.get("best_epoch"), ck["history"]
         task.load_state_dict(ck.get("task", {}))
         if main and progress: print(f"resumed {run_dir} at epoch {start} (written by {ck.get('processes', 1)} process(es), now {world})")
     if start == 0 and main:
         row0 = task.before_training()                                     # epoch 0: e.g. the starting actor as a candidate
         if row0 is not None:
-            history, best = [row0], task.score(row0)
+            history, best, best_epoch = [row0], task.score(row0), 0
+            task.history = history
             save_checkpoint(run_dir / "best.pt", {"model": task.modules["model"].state_dict(), "epoch": 0,
                                                   f"best_{task.score_name}": best, **task.best_extras()})
             task.save_extra(run_dir, 0, True)
+    task.history = history                                                # the log rows so far (complete on the main process)
     tb = None
     if cfg.tensorboard and main:
         try: from torch.utils.tensorboard import SummaryWriter
@@ -251,9 +256,9 @@ def fit(task: Task,               # what to train (modules, optimisers, data, st
                 row.update(task.validate(epoch))
             history.append(row)
             score = task.score(row); improved = score < best
-            if improved: best = score
+            if improved: best, best_epoch = score, epoch + 1
             state = {**{k: m.state_dict() for k, m in task.modules.items()}, **{k: o.state_dict() for k, o in task.optimizers.items()},
-                     "epoch": epoch + 1, "best": best, f"best_{task.score_name}": best, "history": history,
+                     "epoch": epoch + 1, "best": best, "best_epoch": best_epoch, f"best_{task.score_name}": best, "history": history,
                      "task": task.state_dict(), "processes": world, **task.last_extras()}
             save_checkpoint(last, state)
             if improved:
@@ -271,7 +276,8 @@ def fit(task: Task,               # what to train (modules, optimisers, data, st
             if main and progress: print(f"stopping after {cfg.max_minutes} min (trainer.max_minutes)")
             break
     if tb is not None: tb.close()
-    return {"run_dir": str(run_dir), "best": best, "epochs": len(history), "history": history, "processes": world}
+    return {"run_dir": str(run_dir), "best": best, "best_epoch": best_epoch, "epochs": len(history), "history": history,
+            "processes": world}
 
 def run_task(make_task,                # cfg -> Task (built after seeding: the same initial weights on every process)
              cfg,                      # composed config (`load_config`): trainer.*, seed, device, threads, out_dir, run

@@ -217,7 +217,7 @@ class RLTask(Task):
         self.cfg_dict = OmegaConf.to_container(cfg, resolve=True)
         self.val_extra = _val_scorer(self.backbone, self.head)
         self.extras = {k: init[k] for k in ("train_subjects", "fps", "templates", "faces") if k in init}
-        self.steps, self.lve_cap, self.history = 0, math.inf, []
+        self.steps, self.lve_cap = 0, math.inf
 
     def to(self, device):
         super().to(device); self.backbone.to(device)
@@ -229,10 +229,9 @@ class RLTask(Task):
         return row
     def before_training(self):                                  # the SFT actor is a candidate (epoch 0)
         row = {"epoch": 0, **self._validate()}
-        self.lve_cap = row["val_lve"] * (1 + self.t.lve_tolerance); self.history = [row]
+        self.lve_cap = row["val_lve"] * (1 + self.t.lve_tolerance)
         return row
-    def validate(self, epoch):
-        row = self._validate(); self.history.append({"epoch": epoch + 1, **row}); return row
+    def validate(self, epoch): return self._validate()
     def score(self, row):                                       # lower is better; rows without validation are no candidates
         if "val_lve" not in row: return math.inf
         return {"lve": row["val_lve"], "last": -row["epoch"],
@@ -271,28 +270,25 @@ class RLTask(Task):
                        clip_eps=t.clip_eps, group=b["group"], clip_len=self.backbone.cfg.clip_len,
                        old_log_prob=self.old_lp if t.variant == "ppo" else None, advantage=self.adv if t.variant == "ppo" else None,
                        count=self.count)                        # means over the global batch: exact on any number of processes
-        n_proc = float(self.count(torch.ones((), device=mu.device)))   # the terms are this process's parts of global means
-        return Ls["total"], None, {k: float(v.detach()) * n_proc for k, v in Ls.items()}
+        # the terms are this process's parts of global means; the loop averages metrics over processes
+        return Ls["total"], None, {k: float(v.detach()) * self.processes for k, v in Ls.items()}
 
     def end_epoch(self, row):
         return {"step_s": 1 / row["steps_per_s"], "clips_per_s": self.n_clips / max(self.t_score, 1e-9)}
     def last_extras(self):
         return {"config": {**self.init["config"], "rl": self.cfg_dict}, "model_config": self.init["model_config"],
-                "best_val_lve": min(h["val_lve"] for h in self.history) if self.history else math.inf, **self.extras}
+                "best_val_lve": min((h["val_lve"] for h in self.history if "val_lve" in h), default=math.inf), **self.extras}
     def best_extras(self): return {**self.last_extras(), "history": self.history}
     def save_extra(self, run_dir, epoch, improved):
         save_checkpoint(run_dir / "last_head.pt", head_state(self.head, epoch=epoch))
         if improved: save_checkpoint(run_dir / "best_head.pt", head_state(self.head, epoch=epoch))
-    def state_dict(self): return {"steps": self.steps, "lve_cap": self.lve_cap, "history": self.history}
-    def load_state_dict(self, s):
-        self.steps, self.lve_cap, self.history = s.get("steps", 0), s.get("lve_cap", math.inf), s.get("history", [])
+    def state_dict(self): return {"steps": self.steps, "lve_cap": self.lve_cap}
+    def load_state_dict(self, s): self.steps, self.lve_cap = s.get("steps", 0), s.get("lve_cap", math.inf)
 
 def train_rl(cfg, progress: bool = True) -> dict:
     "RL fine-tuning of an SFT actor against the reward model (`trainer.variant`: seed, per_clip, ppo, grpo, backprop), any number of processes."
-    task, r = run_task(RLTask, cfg, progress)
-    h = r["history"]
-    best_epoch = min(range(len(h)), key=lambda k: task.score(h[k])) if h and "val_lve" in h[-1] else 0
-    return {"run_dir": r["run_dir"], "best_epoch": h[best_epoch]["epoch"] if h else 0,
-            "best_val_lve": h[best_epoch]["val_lve"] if h and "val_lve" in h[best_epoch] else math.nan,
+    _, r = run_task(RLTask, cfg, progress)
+    h = r["history"]; row = next((x for x in h if x["epoch"] == r["best_epoch"]), {})   # main process: the selected epoch's row
+    return {"run_dir": r["run_dir"], "best_epoch": r["best_epoch"] or 0, "best_val_lve": row.get("val_lve", math.nan),
             "history": h, "processes": r["processes"]}
 
