@@ -100,6 +100,7 @@ def benchmark_decoding(frames=(150, 300, 600, 1800),  # sequence lengths T to de
                        max_recompute_s: float = 60.,    # time budget of one full-recompute run; longer ones are extrapolated
                        repeats: int = 3,                # median over this many cached runs (recompute runs once)
                        seed: int = 0,
+                       engines=("fused",),              # cached-decoding implementations to time (`ENGINES`); the first is the reference
                       ) -> list:                        # one dict per T
     "Time cached autoregressive decoding (KV cache, fused feedback) against the reference's full recomputation at VOCASET sizes; peak memory of each."
     dev = get_device(device)
@@ -114,16 +115,24 @@ def benchmark_decoding(frames=(150, 300, 600, 1800),  # sequence lengths T to de
     one_hot = torch.eye(n_subjects, device=dev)[:1]
 
     @torch.no_grad()
-    def decode(mode, n): return model(audio, tpl, one_hot, n_frames=n, mode=mode)["mu"]
+    def decode(mode, n, engine="fused"): return model(audio, tpl, one_hot, n_frames=n, mode=mode, engine=engine)["mu"]
 
     rows, obs = [], []
     with precomputed_audio(model, tokens):
-        decode("autoregressive", 8); decode("recompute", 8)                          # warm-up
+        decode("recompute", 8)                                                       # warm-up
+        for e in engines: decode("autoregressive", 8, e)
         for T in frames:
-            cached = []
-            for _ in range(repeats):
-                with PeakMemory(dev) as mc: cached.append(timed(lambda: decode("autoregressive", T), dev)[0])
-            cached_s = statistics.median(cached)
+            times, outs = {}, {}
+            for e in engines:
+                decode("autoregressive", T, e)                                       # warm-up at this length (compile, capture)
+                runs = []
+                for _ in range(repeats):
+                    with PeakMemory(dev) as pm:
+                        dt, outs[e] = timed(lambda: decode("autoregressive", T, e), dev)
+                    runs.append(dt)
+                    if e == engines[0]: mc = pm
+                times[e] = statistics.median(runs)
+            cached_s = times[engines[0]]
             coef = _fit_cost(obs)
             steps = T if coef is None or _cost(coef, T) <= max_recompute_s else _affordable_steps(coef, max_recompute_s, T)
             with PeakMemory(dev) as mr: rec_s, _ = timed(lambda: decode("recompute", steps), dev)
@@ -134,7 +143,9 @@ def benchmark_decoding(frames=(150, 300, 600, 1800),  # sequence lengths T to de
                          "cached_ms_per_frame": 1e3 * cached_s / T,
                          "cached_peak_mb": mc.mb, "recompute_peak_mb": mr.mb, "memory": mr.method,
                          "d": feature_dim, "motion_dim": motion_dim, "device": str(dev),
-                         "threads": torch.get_num_threads()})
+                         "threads": torch.get_num_threads(), "engine": engines[0],
+                         **{k: v for e in engines[1:] for k, v in ((f"{e}_s", times[e]), (f"{e}_speedup", cached_s / times[e]),
+                                                                   (f"{e}_max_diff", float((outs[e] - outs[engines[0]]).abs().max())))}})
     return rows
 
 # %% ../nbs/50_bench.ipynb #52ff2952
@@ -144,6 +155,7 @@ def benchmark_animate(seconds=(2, 8, 16),             # audio durations
                       tiny: bool = False,              # tiny wav2vec2 and a 60-d motion (smoke tests)
                       repeats: int = 1,                # median over this many runs of each timing
                       seed: int = 0,
+                      engine: str = "fused",          # decoder implementation (`ENGINES`)
                      ) -> list:                        # one dict per (dataset, seconds)
     "End-to-end `predict` time with wav2vec2-base at VOCASET and BIWI sizes, split into encoder and decoder time."
     dev = get_device(device)
@@ -156,7 +168,7 @@ def benchmark_animate(seconds=(2, 8, 16),             # audio durations
         model = build_reference_model(cfg, tiny_audio=tiny, seed=seed).to(dev).eval()
         with torch.no_grad(): nn.init.normal_(model.vertice_map_r.weight, std=1e-3)
         tpl = torch.zeros(1, cfg.motion_dim, device=dev); one_hot = torch.eye(cfg.n_subjects, device=dev)[:1]
-        model.predict(torch.randn(1, 16000, device=dev), tpl, one_hot)                   # warm-up
+        model.predict(torch.randn(1, 16000, device=dev), tpl, one_hot, engine=engine)                   # warm-up
         for s in seconds:
             audio = torch.randn(1, int(16000 * s), device=dev)
             T = int(s * cfg.fps)
@@ -165,13 +177,13 @@ def benchmark_animate(seconds=(2, 8, 16),             # audio durations
                 with torch.no_grad(): t, tokens = timed(lambda: model.encode_audio(audio, T), dev)
                 enc.append(t)
                 with precomputed_audio(model, tokens):
-                    dec.append(timed(lambda: model.predict(audio, tpl, one_hot, n_frames=T), dev)[0])
-                with PeakMemory(dev) as pm: full.append(timed(lambda: model.predict(audio, tpl, one_hot, n_frames=T), dev)[0])
+                    dec.append(timed(lambda: model.predict(audio, tpl, one_hot, n_frames=T, engine=engine), dev)[0])
+                with PeakMemory(dev) as pm: full.append(timed(lambda: model.predict(audio, tpl, one_hot, n_frames=T, engine=engine), dev)[0])
             e, d_, f = (statistics.median(x) for x in (enc, dec, full))
             rows.append({"dataset": ds, "audio_s": s, "frames": T, "motion_dim": cfg.motion_dim, "d": cfg.feature_dim,
                          "encoder_s": e, "decoder_s": d_, "predict_s": f, "realtime_factor": f / s,
                          "peak_mb": pm.mb, "memory": pm.method, "audio_encoder": "tiny wav2vec2" if tiny else
-                         "wav2vec2-base (random weights)", "device": str(dev), "threads": torch.get_num_threads()})
+                         "wav2vec2-base (random weights)", "device": str(dev), "threads": torch.get_num_threads(), "engine": engine})
         model = tokens = None                                                               # free before the next size
     return rows
 
@@ -208,6 +220,8 @@ def run_inference_benchmark(device: str = "cpu",                 # cpu, cuda, cu
                             threads: int | None = None,          # torch CPU threads (None: torch's choice)
                             only: str | None = None,             # 'decoding' or 'animate': run one part only
                             tiny: bool = False,                  # toy sizes (seconds to run; smoke tests)
+                            engines=None,                        # decoding implementations (`ENGINES`); None: fused (+ graph on CUDA)
+                            decode_datasets=("vocaset",),        # decoder sizes of the decoding table: vocaset, biwi
                            ) -> int:
     "What `speechface bench inference` does: print markdown tables and one JSON line per row. Returns 0."
     if threads: torch.set_num_threads(threads)
@@ -219,18 +233,25 @@ def run_inference_benchmark(device: str = "cpu",                 # cpu, cuda, cu
     if dev.type == "cpu" and torch.get_num_threads() > 1 and load >= (os.cpu_count() or 1):
         print(f"note: the load average ({load:.1f}) reaches the core count: with other processes on the cores, OpenMP "
               f"threads stall on small kernels; --threads 1 gives steadier numbers\n", flush=True)
+    engines = tuple(engines or (("fused", "graph") if dev.type == "cuda" else ("fused",)))
     if only in (None, "decoding"):
-        sizes = dict(feature_dim=16, motion_dim=60, n_subjects=2) if tiny else {}
-        rows = benchmark_decoding(frames, dev, max_recompute_s=max_recompute_s, repeats=repeats, **sizes)
-        for r in rows: r["recompute_note"] = _note(r)
-        what = "toy sizes" if tiny else "VOCASET decoder: d 64, 3V 15069, 8 subjects"
-        print(f"## Decoding only ({what}; audio tokens precomputed)\n\n" + markdown_table(rows, _DECODING_COLUMNS))
-        print(f"\nmemory: {rows[0]['memory']}\n")
-        for r in rows: print(json.dumps({"bench": "decoding", **r}))
-        print(flush=True)
+        for ds in decode_datasets:
+            sizes = (dict(feature_dim=16, motion_dim=60, n_subjects=2) if tiny else
+                     {"vocaset": dict(feature_dim=64, motion_dim=15069, n_subjects=8),
+                      "biwi": dict(feature_dim=128, motion_dim=70110, n_subjects=6)}[ds])
+            rows = benchmark_decoding(frames, dev, max_recompute_s=max_recompute_s, repeats=repeats, dataset=ds,
+                                      engines=engines, **sizes)
+            for r in rows: r["recompute_note"] = _note(r)
+            what = f"toy sizes at {ds} fps" if tiny else f"{ds.upper()} decoder: d {sizes['feature_dim']}, 3V {sizes['motion_dim']}, {sizes['n_subjects']} subjects"
+            cols = {**_DECODING_COLUMNS, **{k: v for e in engines[1:] for k, v in
+                    ((f"{e}_s", f"{e} (s)"), (f"{e}_speedup", f"{e} ÷ {engines[0]} ×"), (f"{e}_max_diff", f"{e} max abs diff"))}}
+            print(f"## Decoding only ({what}; audio tokens precomputed; cached = {engines[0]})\n\n" + markdown_table(rows, cols))
+            print(f"\nmemory: {rows[0]['memory']}\n")
+            for r in rows: print(json.dumps({"bench": "decoding", "dataset": ds, **r}))
+            print(flush=True)
     if only in (None, "animate"):
-        rows = benchmark_animate(seconds, device=dev, tiny=tiny, repeats=repeats)
-        print(f"## End-to-end predict ({rows[0]['audio_encoder']})\n\n" + markdown_table(rows, _ANIMATE_COLUMNS))
+        rows = benchmark_animate(seconds, device=dev, tiny=tiny, repeats=repeats, engine=engines[-1])
+        print(f"## End-to-end predict ({rows[0]['audio_encoder']}; decoder engine {engines[-1]})\n\n" + markdown_table(rows, _ANIMATE_COLUMNS))
         print(f"\nmemory: {rows[0]['memory']}\n")
         for r in rows: print(json.dumps({"bench": "animate", **r}))
     return 0

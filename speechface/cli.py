@@ -85,7 +85,8 @@ def _evaluate(a) -> int:
 
 def _bench_inference(a) -> int:
     from speechface.bench import run_inference_benchmark
-    return run_inference_benchmark(a.device, a.frames, a.seconds, a.max_recompute_s, a.repeats, a.threads, a.only, a.tiny)
+    return run_inference_benchmark(a.device, a.frames, a.seconds, a.max_recompute_s, a.repeats, a.threads, a.only, a.tiny,
+                                   a.engines, a.decode_datasets)
 
 def _demo(a) -> int:
     from speechface.pipeline import run_demo
@@ -186,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     inf.add_argument("--only", choices=["decoding", "animate"], default=None, help="run one part only")
     inf.add_argument("--tiny", action="store_true", help="toy sizes (seconds to run; for smoke tests)")
+    inf.add_argument("--engines", nargs="+", choices=["fused", "static", "graph", "compile"], default=None,
+                     help="decoding implementations to time, the first the reference (default: fused, + graph on CUDA); "
+                          "end-to-end predict uses the last")
+    inf.add_argument("--decode-datasets", nargs="+", choices=["vocaset", "biwi"], default=["vocaset"],
+                     help="decoder sizes of the decoding table (default vocaset)")
     inf.set_defaults(func=_bench_inference)
     return p
 

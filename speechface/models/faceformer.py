@@ -15,8 +15,8 @@ from torch.distributions import Normal
 from .audio_encoder import AudioEncoderConfig, build_audio_encoder, tokens_per_frame
 
 # %% auto #0
-__all__ = ['FaceFormerConfig', 'alibi_slopes', 'periodic_bias', 'PeriodicPositionalEncoding', 'FaceFormerDecoderLayer',
-           'FaceFormer']
+__all__ = ['ENGINES', 'FaceFormerConfig', 'alibi_slopes', 'periodic_bias', 'PeriodicPositionalEncoding', 'FaceFormerDecoderLayer',
+           'FaceFormer', 'StaticRollout']
 
 # %% ../../nbs/11_models.faceformer.ipynb #25d84dd2
 @dataclass
@@ -190,6 +190,7 @@ class FaceFormer(nn.Module):
                 teacher_mix: float = 1.0,           # scheduled sampling: probability of feeding GT per frame ('teacher')
                 input_noise: float = 0.0,           # std of Gaussian noise on teacher-forced inputs, in motion_scale units
                 mem: torch.Tensor | None = None,    # (B, T, k, d) `encode_audio` output computed by the caller (shared passes)
+                engine: str = "fused",              # 'autoregressive' only: fused | static | graph (CUDA graph) | compile (`ENGINES`)
                ) -> dict:
         "Predict motion. Returns `mu` (B, T, D) with the template added, `sample` (if stochastic), `sigma`."
         if mode == "auto": mode = "teacher" if vertice is not None else "autoregressive"
@@ -213,7 +214,7 @@ class FaceFormer(nn.Module):
             out = {"mu": mu * self.cfg.motion_scale + tpl}
             if self.cfg.stochastic and sample: out["sample"] = self.dist(out["mu"]).rsample()
         elif mode == "autoregressive":
-            out = self._rollout_fused(mem, tpl, style, n_frames, sample and self.cfg.stochastic)
+            out = self._rollout_fused(mem, tpl, style, n_frames, sample and self.cfg.stochastic, engine)
         elif mode in ("cached", "recompute"):
             out = self._rollout(mem, tpl, style, n_frames, sample and self.cfg.stochastic, cached=mode == "cached")
         else: raise ValueError(f"unknown mode {mode!r}: use 'teacher', 'autoregressive', 'cached', 'recompute' or 'auto'")
@@ -246,31 +247,36 @@ class FaceFormer(nn.Module):
         Wm = self.vertice_map.weight                                                       # (d, D)
         return Wm @ self.vertice_map_r.weight, Wm @ self.vertice_map_r.bias + self.vertice_map.bias
 
-    def _rollout_fused(self, mem, tpl, style, T, stochastic):
+    def _rollout_fused(self, mem, tpl, style, T, stochastic, engine="fused"):
         "Cached rollout whose steps never touch the D-dimensional motion: the feedback is (d, d); D appears once, at the end."
-        caches = [dict() for _ in self.transformer_decoder.layers]
-        A, c = self.feedback()
         s = self.cfg.motion_scale
+        Z = None
         if stochastic:                                                                     # the same Gaussian as the per-step path:
             noise = self.sigma() * torch.randn(T, *tpl.shape[::2], device=tpl.device, dtype=tpl.dtype)   # (T, B, D) displacement noise
             Z = (noise / s) @ self.vertice_map.weight.T                                    # (T, B, d) its image in token space
-        tok, hs = self._start(style, tpl), []
-        for t in range(T):
-            h = self._decode(tok, mem[:, t:t + 1], t, caches, project=False)[:, -1]        # (B, d)
-            hs.append(h)
-            nxt = h @ A.T + c
-            if stochastic: nxt = nxt + Z[t]
-            tok = nxt[:, None] + style                                                     # (B, 1, d)
-        mu = self.vertice_map_r(torch.stack(hs, 1)) * s                                    # (B, T, D): one matrix product
+        if engine == "fused":
+            caches = [dict() for _ in self.transformer_decoder.layers]
+            A, c = self.feedback()
+            tok, hs = self._start(style, tpl), []
+            for t in range(T):
+                h = self._decode(tok, mem[:, t:t + 1], t, caches, project=False)[:, -1]    # (B, d)
+                hs.append(h)
+                nxt = h @ A.T + c
+                if stochastic: nxt = nxt + Z[t]
+                tok = nxt[:, None] + style                                                 # (B, 1, d)
+            hs = torch.stack(hs, 1)
+        elif engine in ENGINES: hs = StaticRollout(self, mem, tpl, style, T, Z).run(engine)  # fixed shapes (graphs, compile)
+        else: raise ValueError(f"engine={engine!r}: choose from {ENGINES}")
+        mu = self.vertice_map_r(hs) * s                                                    # (B, T, D): one matrix product
         out = {"mu": mu + tpl}
         if stochastic: out["sample"] = mu + noise.transpose(0, 1) + tpl
         return out
 
     @torch.no_grad()
-    def predict(self, audio, template, one_hot, n_frames=None, sample=False) -> torch.Tensor:
-        "Autoregressive inference (KV cache, fused feedback): (B, T, motion_dim) (mu, or a sample)."
+    def predict(self, audio, template, one_hot, n_frames=None, sample=False, engine: str = "fused") -> torch.Tensor:
+        "Autoregressive inference (KV cache, fused feedback; `engine` as in `ENGINES`): (B, T, motion_dim) (mu, or a sample)."
         was = self.training; self.eval()
-        out = self(audio, template, one_hot, n_frames=n_frames, mode="autoregressive", sample=sample)
+        out = self(audio, template, one_hot, n_frames=n_frames, mode="autoregressive", sample=sample, engine=engine)
         self.train(was)
         return out["sample"] if sample else out["mu"]
 
@@ -278,3 +284,82 @@ class FaceFormer(nn.Module):
         "Log-density of motion x (B, T, D) under N(mu, sigma²), summed over D: (B, T); padded frames 0."
         lp = self.dist(mu).log_prob(x).sum(-1)
         return lp if mask is None else lp * mask
+
+# %% ../../nbs/11_models.faceformer.ipynb #3099810a
+ENGINES = ("fused", "static", "graph", "compile")   # implementations of the autoregressive rollout (`FaceFormer.predict(engine=)`)
+
+class StaticRollout:
+    """The fused cached rollout with fixed shapes: key/value buffers for all T frames and the frame index as a tensor,
+    so every step is the same computation on the same buffers — capturable once as a CUDA graph and replayed T times
+    (`run('graph')`), or compiled once (`run('compile')`). `run('static')` executes the same step eagerly (any device)."""
+    def __init__(self, model: "FaceFormer", mem: torch.Tensor, tpl: torch.Tensor, style: torch.Tensor, T: int,
+                 noise_tokens: torch.Tensor | None = None):   # mem (B, T, k, d); tpl (B, 1, D); style (B, 1, d); noise (T, B, d)
+        if model.training: raise ValueError("fixed-shape decoding is for inference: call model.eval() (dropout is not captured)")
+        self.m, self.mem, self.style, self.T = model, mem, style, T
+        layers = model.transformer_decoder.layers
+        B, d, dev, dt = mem.shape[0], mem.shape[-1], mem.device, mem.dtype
+        H = model.cfg.n_heads
+        self.K = torch.zeros(len(layers), B, H, T, d // H, device=dev, dtype=dt)   # key / value buffers of every frame
+        self.V = torch.zeros_like(self.K)
+        self.hs = torch.zeros(B, T, d, device=dev, dtype=dt)                       # decoder states, filled frame by frame
+        self.A, self.c = (x.to(dt) for x in model.feedback())
+        self.noise = noise_tokens
+        self.start = model._start(style, tpl).to(dt)                               # (B, 1, d)
+        self.tok, self.t = self.start.clone(), torch.zeros(1, dtype=torch.long, device=dev)
+        self.keys = torch.arange(T, device=dev)
+
+    def reset(self):
+        self.tok.copy_(self.start); self.t.zero_()
+
+    def step(self):
+        "Decode frame t into hs[:, t], write the next input token, advance t (all in place)."
+        m, t = self.m, self.t
+        x = m.PPE.dropout(self.tok + m.PPE.pe.index_select(0, t % m.PPE.period)[None].to(self.tok.dtype))   # (B, 1, d)
+        diff = t - self.keys                                                                             # (T,) query - key
+        bias = -m.slopes[:, None].to(x.dtype) * torch.div(diff.clamp(min=0), m.cfg.period, rounding_mode="floor").to(x.dtype)
+        bias = bias.masked_fill(diff < 0, float("-inf"))[:, None]                                        # (H, 1, T)
+        mem_t = self.mem.index_select(1, t)                                                              # (B, 1, k, d)
+        for i, layer in enumerate(m.transformer_decoder.layers):
+            a = layer.self_attn
+            q, k, v = (layer._heads(z) for z in F.linear(x, a.in_proj_weight, a.in_proj_bias).chunk(3, dim=-1))  # (B, H, 1, dh)
+            self.K[i].index_copy_(2, t, k); self.V[i].index_copy_(2, t, v)
+            att = (q @ self.K[i].transpose(-1, -2)) / math.sqrt(q.shape[-1]) + bias[None]                  # (B, H, 1, T)
+            sa = a.out_proj((att.softmax(-1) @ self.V[i]).transpose(1, 2).reshape(x.shape))
+            x = layer.norm1(x + sa)
+            x = layer.norm2(x + layer._cross_attn(x, mem_t))
+            x = layer.norm3(x + layer.linear2(F.relu(layer.linear1(x))))
+        h = x[:, 0]                                                                                      # (B, d)
+        self.hs.index_copy_(1, t, h[:, None])
+        nxt = h @ self.A.T + self.c
+        if self.noise is not None: nxt = nxt + self.noise.index_select(0, t)[0]
+        self.tok.copy_(nxt[:, None] + self.style)
+        self.t.add_(1)
+
+    @torch.no_grad()
+    def run(self, engine: str = "static") -> torch.Tensor:        # (B, T, d) decoder states of every frame
+        "Roll out all T frames with one implementation of the step: 'static' (eager), 'graph' (CUDA graph), 'compile'."
+        self.reset()
+        if engine == "static":
+            for _ in range(self.T): self.step()
+        elif engine == "graph":
+            if self.mem.device.type != "cuda": raise ValueError("engine='graph' captures a CUDA graph: it needs the model on a GPU "
+                                                                "(use engine='static' or 'fused' on a CPU)")
+            side = torch.cuda.Stream(self.mem.device); side.wait_stream(torch.cuda.current_stream(self.mem.device))
+            with torch.cuda.stream(side):                          # warm-up outside the capture (library handles, workspaces)
+                for _ in range(2): self.step()
+            torch.cuda.current_stream(self.mem.device).wait_stream(side)
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g): self.step()
+            self.reset()                                           # stale buffer entries lie at keys > t: masked out
+            for _ in range(self.T): g.replay()
+        elif engine == "compile":
+            fn = _compiled_step()
+            for _ in range(self.T): fn(self)
+        else: raise ValueError(f"engine={engine!r}: choose from {ENGINES}")
+        return self.hs
+
+_COMPILED = {}
+def _compiled_step():
+    "`StaticRollout.step` compiled once per process (recompiled by torch only when shapes or the model change)."
+    if "step" not in _COMPILED: _COMPILED["step"] = torch.compile(StaticRollout.step, fullgraph=True, dynamic=False)
+    return _COMPILED["step"]
