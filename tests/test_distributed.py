@@ -129,3 +129,49 @@ def test_rl_two_processes_equal_one(rl_runs, tmp_path):
     cos = float(torch.nn.functional.cosine_similarity(d1, d2, 0))
     print(f"update norms {float(d1.norm()):.4g} / {float(d2.norm()):.4g}, cosine {cos:.4f}")
     assert d1.norm() > 0 and cos > 0.99 and abs(float(d1.norm() / d2.norm()) - 1) < 0.05
+
+
+@pytest.fixture(scope="module")
+def reward_runs(tmp_path_factory, tiny_corpus):
+    """The sync expert (InfoNCE with candidates gathered from every process) and the score head (balanced BCE over
+    global class counts), two epochs each on 1 and on 2 processes; dropout off (its masks differ per process)."""
+    tmp = tmp_path_factory.mktemp("reward")
+    script = tmp / "reward.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, torch
+        from speechface.train.reward import train_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig
+        from speechface.models.reward import RewardHeadConfig
+        torch.set_num_threads(1)
+        out, which = sys.argv[1], sys.argv[2]
+        if which == "sync":        # 16 training sequences in batches of 5: the last batch (1 sequence) leaves a process idle
+            train_sync_expert({str(tiny_corpus)!r}, out + "/model_loss.pth", epochs=2, progress=False, device="cpu",
+                              cfg=SyncTrainConfig(seqs_per_batch=5, clips_per_seq=4, shifts_per_clip=2),
+                              model=dict(d_model=32, n_layers=1, conv_channels=4, dropout=0.0))
+        else:
+            train_reward_head({str(tiny_corpus)!r}, sys.argv[3], out + "/v4_best.pt", epochs=2, progress=False, device="cpu",
+                              cfg=HeadTrainConfig(batch_size=300), head_cfg=RewardHeadConfig(embed_dim=512, dropout=0.0))
+    """))
+    for n in (1, 2):
+        torchrun(n, script, tmp / f"sync{n}", "sync")
+    for n in (1, 2):
+        torchrun(n, script, tmp / f"head{n}", "head", tmp / "sync1" / "model_loss.pth")
+    return {k: load_checkpoint(tmp / k / ("model_loss_run" if k.startswith("sync") else "v4_best_run") / "last.pt")
+            for k in ("sync1", "sync2", "head1", "head2")} | {"backbone": load_checkpoint(tmp / "sync2" / "model_loss.pth")}
+
+
+@pytest.mark.parametrize("kind", ["sync", "head"])
+def test_reward_trainers_two_processes_equal_one(reward_runs, kind):
+    one, two = reward_runs[f"{kind}1"], reward_runs[f"{kind}2"]
+    assert one["processes"] == 1 and two["processes"] == 2 and one["epoch"] == two["epoch"] == 2
+    for r1, r2 in zip(one["history"], two["history"]):
+        print(f"{kind} epoch {r1['epoch']}: train loss {r1['train_loss']:.8f} (1 process) / {r2['train_loss']:.8f} (2)")
+        assert abs(r1["train_loss"] - r2["train_loss"]) <= 1e-5 * abs(r1["train_loss"]), (r1, r2)
+    # the weights, as one vector: Adam turns float-level noise in gradients that are zero in exact arithmetic (the key
+    # bias of attention, which softmax ignores) into ±lr steps, so single tensors can differ by lr·steps; the whole
+    # does not move
+    keys = [k for k in one["model"] if one["model"][k].is_floating_point()]
+    w1, w2 = (torch.cat([m[k].flatten().double() for k in keys]) for m in (one["model"], two["model"]))
+    rel = float((w1 - w2).norm() / w1.norm())
+    print(f"{kind}: |w1 - w2| / |w1| = {rel:.2e}; largest per-tensor difference {_worst(one['model'], two['model'])}")
+    assert rel < 1e-3, rel
+    if kind == "sync": assert reward_runs["backbone"]["kind"] == "speech_mesh_transformer"   # published for load_backbone

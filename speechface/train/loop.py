@@ -90,6 +90,7 @@ class Task:
         return {}
     count = staticmethod(lambda x: x)   # set by `fit`: a local count summed over all processes (for losses normalised in `step`)
     processes: int = 1                  # set by `fit`: the number of processes
+    shard_weight: float = 1.0           # set by `fit` before each step: 0 when this process holds only a stand-in item
     history: list = []                  # set by `fit`: the log rows so far (complete on the main process)
     def step(self, batch: dict, epoch: int) -> tuple:
         """(numerator, denominator, {metric: value}) of this process's share of a batch; the loss is numerator / Σ denominator.
@@ -212,6 +213,7 @@ def fit(task: Task,               # what to train (modules, optimisers, data, st
         for i, (batch, (_, w)) in enumerate(tqdm(zip(dl, local), total=len(local), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                                                  disable=not (progress and main), leave=False)):
             batch = _to(batch, dev)
+            task.shard_weight = w                                         # 0: a stand-in item (fewer items than processes)
             n_pass = task.passes(batch)
             for inner in range(n_pass):                                   # PPO: several steps on one batch
                 with acc.autocast():

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/43_train.reward.ipynb #24e0aa83
 from __future__ import annotations
-import math, time
+import math, os, time
 import dataclasses
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from ..core import seed_everything, save_checkpoint, load_checkpoint
@@ -23,13 +24,15 @@ from ..metrics.mesh import lip_sync_offset
 from ..models.reward import (SpeechMeshConfig, SpeechMeshTransformer, RewardHead, RewardHeadConfig,
                                       backbone_state, head_state, sync_distance, clip_windows, freeze,
                                       load_backbone, load_reward_head, SyncExpertScorer)
+from .loop import Task, LoopConfig, fit
 from .supervised import load_actor
 
 # %% auto #0
 __all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'load_sync_data', 'sample_shifts', 'SyncTrainConfig', 'SyncCandidates',
-           'sync_candidates', 'infonce_sync_loss', 'SyncEvaluation', 'sync_accuracy_by_offset', 'train_sync_expert',
-           'train_eval_sync_expert', 'oversmooth', 'jitter', 'time_warp', 'open_closures', 'perturb', 'HeadTrainConfig',
-           'head_accuracy', 'add_actor_predictions', 'train_reward_head', 'train_reward_from_config']
+           'sync_candidates', 'infonce_sync_loss', 'SyncEvaluation', 'sync_accuracy_by_offset', 'gather_rows',
+           'epoch_anchors', 'SyncExpertTask', 'train_sync_expert', 'train_eval_sync_expert', 'oversmooth', 'jitter',
+           'time_warp', 'open_closures', 'perturb', 'HeadTrainConfig', 'head_accuracy', 'add_actor_predictions',
+           'HeadTask', 'train_reward_head', 'train_reward_from_config']
 
 # %% ../../nbs/43_train.reward.ipynb #ae446b5a
 def load_sync_data(root: str | Path,        # a corpus in FaceFormer's layout
@@ -80,6 +83,7 @@ class SyncTrainConfig:
     grad_clip: float = 1.0          # gradient-norm clip
     region: str | None = "lips"     # mesh region the expert sees (a key of the masks pickle); None = all vertices
     max_minutes: float | None = None # wall-clock budget; stop after the epoch that exceeds it
+    mixed_precision: str = "no"     # no | bf16 | fp16 (fp16: GPU only)
 
 class SyncCandidates(NamedTuple):
     "Anchors and audio candidates of one InfoNCE step (candidate i < N is anchor i's positive)."
@@ -170,6 +174,95 @@ def sync_accuracy_by_offset(backbone: SpeechMeshTransformer,     # a trained syn
 def _log(progress, *a):
     if progress: print(*a, flush=True)
 
+def gather_rows(x: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    "Concatenate every process's rows of x (n_r, ...) in rank order, gradients flowing back to each; returns (rows, [n_r])."
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return x, [len(x)]
+    from torch.distributed.nn.functional import all_gather                     # differentiable: backward sums over processes
+    n = torch.tensor([len(x)], device=x.device); ns = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
+    dist.all_gather(ns, n); ns = [int(v) for v in ns]
+    pad = torch.cat([x, x.new_zeros(max(ns) - len(x), *x.shape[1:])]) if len(x) < max(ns) else x
+    return torch.cat([g[:k] for g, k in zip(all_gather(pad), ns)]), ns
+
+def _publish(run_dir: Path, out_path: Path):
+    "Copy the selected epoch (run_dir/best.pt, already in `backbone_state` / `head_state` form) to `out_path` (main process)."
+    if int(os.environ.get("RANK", "0")) == 0:
+        ck = load_checkpoint(run_dir / "best.pt")
+        save_checkpoint(out_path, {k: v for k, v in ck.items() if not k.startswith("best_")})
+    if dist.is_available() and dist.is_initialized(): dist.barrier()
+
+def epoch_anchors(seqs: list[dict], index: list[int], cfg: SyncTrainConfig, seed: int, epoch: int):
+    "Anchor clips and shifted negatives of the sequences `index`, each drawn from (seed, epoch, sequence): the same on any number of processes."
+    sid, pos, shift = [], [], []
+    for s in index:
+        rng = np.random.default_rng([seed, epoch, s])
+        tc = len(seqs[s]["mel"])
+        p = rng.choice(tc, cfg.clips_per_seq, replace=tc < cfg.clips_per_seq)
+        sid += [s] * len(p); pos.append(p)
+        shift.append(sample_shifts(p, np.full(len(p), tc), cfg.shifts_per_clip, cfg.min_shift, cfg.max_shift, rng))
+    return np.array(sid), np.concatenate(pos), np.concatenate(shift)
+
+class SyncExpertTask(Task):
+    """InfoNCE sync-expert training on `fit`. A global batch is `seqs_per_batch` sequences split across processes; each
+    process embeds its anchors and their candidate audio, and the candidates of every process are gathered, so each
+    anchor meets the same negatives as on one process and the loss is the same."""
+    score_name = "val_score"
+    def __init__(self, train: list[dict], val: list[dict], backbone: SpeechMeshTransformer, cfg: SyncTrainConfig, seed: int,
+                 meta: dict):
+        self.seqs, self.val, self.bb, self.cfg, self.seed, self.meta = train, val, backbone, cfg, seed, meta
+        self.train_set = list(range(len(train)))
+        self.modules = {"model": backbone}
+        self.optimizers = {"optimizer": torch.optim.AdamW(backbone.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)}
+        self.shard_weight = 1.0
+
+    @staticmethod
+    def collate(index): return {"index": torch.tensor(index)}
+
+    def to(self, device):
+        self.bb.to(device); self.device = device
+        self.seqs = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in q.items()} for q in self.seqs]
+
+    def step(self, b, epoch):
+        idx = b["index"].tolist() if self.shard_weight else []                    # a stand-in shard contributes nothing
+        sid, pos, shift = epoch_anchors(self.seqs, idx, self.cfg, self.seed, epoch) if idx else (np.zeros(0, int),) * 3
+        L, K, q = self.bb.cfg.clip_len, self.cfg.shifts_per_clip, self.seqs
+        c_sid = np.r_[sid, np.repeat(sid, K)].astype(np.int64); c_pos = np.r_[pos, (pos[:, None] + shift).ravel()].astype(np.int64)
+        if len(sid):
+            vf = self.bb.encode_mesh(torch.stack([q[s]["verts"][t:t + L] for s, t in zip(sid, pos)]),
+                                     torch.stack([q[s]["template"] for s in sid]))                      # (N, D)
+            af = self.bb.encode_audio(torch.stack([q[s]["mel"][t] for s, t in zip(c_sid, c_pos)]))     # (N + NK, D)
+        else:                                                                                        # zero rows, still on the graph
+            D = self.bb.cfg.embed_dim
+            vf = af = sum(p.sum() for p in self.bb.parameters()) * torch.zeros(0, D, device=self.device)
+        loc = torch.as_tensor(np.stack([c_sid, c_pos], 1), device=self.device, dtype=torch.float32)
+        af_all, counts = gather_rows(af)                                                             # candidates of all processes
+        loc_all = gather_rows(loc)[0].long().cpu().numpy()
+        r = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        first = sum(counts[:r])                                                                      # this process's block
+        logits = vf @ af_all.T / self.cfg.temperature                                                # (N, C)
+        near = (sid[:, None] == loc_all[None, :, 0]) & (np.abs(pos[:, None] - loc_all[None, :, 1]) < self.cfg.min_shift)
+        target = first + np.arange(len(sid))                                                         # each anchor's aligned audio
+        near[np.arange(len(sid)), target] = False
+        logits = logits.masked_fill(torch.as_tensor(near, device=self.device), float("-inf"))
+        tgt = torch.as_tensor(target, device=self.device)
+        loss = F.cross_entropy(logits, tgt, reduction="sum") if len(sid) else logits.sum()
+        hits = float((logits.argmax(1) == tgt).float().sum()) if len(sid) else 0.0
+        return loss, len(sid), {"train_top1": hits / max(len(sid), 1)}
+
+    def validate(self, epoch):
+        if not self.val: return {}
+        dev = next(self.bb.parameters()).device
+        self.bb.cpu()                                                             # the offset search runs in NumPy
+        tab = sync_accuracy_by_offset(self.bb, self.val, offsets=(self.cfg.min_shift, 5, 8, 15), max_offset=1).table
+        self.bb.to(dev)
+        acc = float(tab["accuracy"].mean())
+        return {"val_acc": acc, "val_score": -(acc if not math.isnan(acc) else -1.0)}   # too-short clips: not scored
+
+    def score(self, row):                                                         # lower is better
+        return row["val_score"] if self.val else -row["epoch"]                   # no validation split: the last epoch
+
+    def best_extras(self):
+        return {"kind": "speech_mesh_transformer", "config": asdict(self.bb.cfg), **self.meta, "history": self.history}
+
 def train_sync_expert(root: str | Path,                                   # corpus in FaceFormer's layout
                       out_path: str | Path = "checkpoints/reward/model_loss.pth", # backbone checkpoint (seed's name)
                       seed: int = 0,                                      # seeds sampling and initialisation
@@ -179,13 +272,17 @@ def train_sync_expert(root: str | Path,                                   # corp
                       splits=("train",),                                  # training splits
                       val_split: str | None = "val",                      # selection split; None = keep the last epoch
                       max_minutes: float | None = None,                   # overrides cfg.max_minutes
-                      progress: bool = True,                              # print one line per epoch
+                      progress: bool = True,                              # progress bars and one line per epoch
+                      device: str = "auto",                               # auto | cpu | cuda (each process its own GPU)
+                      resume: bool = False,                               # continue <out_path stem>_run/last.pt
                      ) -> dict:                                           # summary: path, best, history, backbone
-    "Pre-train a SpeechMeshTransformer as a sync expert (SyncNet-style, Chung & Zisserman 2016) with InfoNCE."
-    cfg = cfg or SyncTrainConfig()
+    """Pre-train a SpeechMeshTransformer as a sync expert (SyncNet-style, Chung & Zisserman 2016) with InfoNCE, on `fit`:
+    any number of processes (torchrun), mixed precision from `cfg.mixed_precision`; the run folder
+    `<out_path stem>_run/` holds last.pt, best.pt and metrics.csv, and `out_path` the selected backbone."""
+    cfg = dataclasses.replace(cfg or SyncTrainConfig())
     if epochs is not None: cfg.epochs = epochs
     if max_minutes is not None: cfg.max_minutes = max_minutes
-    seed_everything(seed); rng = np.random.default_rng(seed)
+    seed_everything(seed)
     train = [q for q in load_sync_data(root, splits) if len(q["mel"]) > cfg.min_shift]
     if not train: raise ValueError(f"{root}: no training sequence longer than {cfg.min_shift + 5} frames in {splits}")
     val = load_sync_data(root, (val_split,)) if val_split else []
@@ -202,34 +299,16 @@ def train_sync_expert(root: str | Path,                                   # corp
     mel = torch.cat([q["mel"].flatten() for q in train])
     mcfg = SpeechMeshConfig(**{"motion_dim": V3, "motion_scale": float(disp.pow(2).mean().sqrt()) or 1.0,
                                "mel_mean": float(mel.mean()), "mel_std": float(mel.std()), **(model or {})})
-    bb = SpeechMeshTransformer(mcfg, vertex_idx=idx)
-    opt = torch.optim.AdamW(bb.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = math.ceil(len(train) / cfg.seqs_per_batch)
-    best, history, t0, state = -math.inf, [], time.time(), None
-    for epoch in range(cfg.epochs):
-        bb.train(); order = rng.permutation(len(train)); tot = acc = 0.0
-        for k in range(steps):
-            batch = [train[i] for i in order[k * cfg.seqs_per_batch:(k + 1) * cfg.seqs_per_batch]]
-            loss, a = infonce_sync_loss(bb, batch, cfg, rng)
-            opt.zero_grad(set_to_none=True); loss.backward()
-            torch.nn.utils.clip_grad_norm_(bb.parameters(), cfg.grad_clip); opt.step()
-            tot += loss.item(); acc += a
-        row = {"epoch": epoch + 1, "loss": tot / steps, "train_top1": acc / steps, "time_s": time.time() - t0}
-        if val:
-            tab = sync_accuracy_by_offset(bb, val, offsets=(cfg.min_shift, 5, 8, 15), max_offset=1).table
-            row["val_acc"] = float(tab["accuracy"].mean())
-        history.append(row); _log(progress, " | ".join(f"{k} {v:.4g}" for k, v in row.items()))
-        score = row.get("val_acc", float(epoch))
-        if math.isnan(score): score = -1.0                                   # validation clips too short to score
-        last = epoch + 1 == cfg.epochs or (cfg.max_minutes and (time.time() - t0) / 60 > cfg.max_minutes)
-        if score > best or (not val and last):
-            best = score
-            state = backbone_state(bb, epoch=epoch + 1, seed=seed, splits=list(splits), region=cfg.region or "",
-                                   train_config=asdict(cfg))
-            if val or last: save_checkpoint(out_path, {**state, "history": history})
-        if last: break
-    return {"path": str(out_path), "best_val_acc": best if val else float("nan"), "history": history,
-            "backbone": load_backbone(out_path)}
+    meta = dict(seed=seed, splits=list(splits), region=cfg.region or "", train_config=asdict(cfg))
+    task = SyncExpertTask(train, val, SpeechMeshTransformer(mcfg, vertex_idx=idx), cfg, seed, meta)
+    loop = LoopConfig(epochs=cfg.epochs, batch_size=cfg.seqs_per_batch, grad_clip=cfg.grad_clip, max_minutes=cfg.max_minutes,
+                      mixed_precision=cfg.mixed_precision, seed=seed, device=device, resume=resume, val_every=1)
+    out_path = Path(out_path); run_dir = out_path.with_name(out_path.stem + "_run")
+    res = fit(task, loop, run_dir, progress)
+    _publish(run_dir, out_path)
+    best = next((r for r in res["history"] if r["epoch"] == res["best_epoch"]), res["history"][-1])
+    return {"path": str(out_path), "run_dir": str(run_dir), "best_val_acc": best.get("val_acc", float("nan")) if val else float("nan"),
+            "history": res["history"], "backbone": load_backbone(out_path) if out_path.is_file() else None}
 
 def train_eval_sync_expert(root: str | Path,                                        # corpus
                            out_path: str | Path = "checkpoints/reward/eval_sync_expert.pth", # never used as a reward
@@ -314,6 +393,7 @@ class HeadTrainConfig:
     min_shift: int = 3           # off-sync examples are shifted by ≥ this many frames
     max_shift: int = 15          # … and at most this many
     max_minutes: float | None = None  # wall-clock budget
+    mixed_precision: str = "no"  # no | bf16 | fp16 (fp16: GPU only)
     perturbations: tuple = PERTURBATIONS  # 'not real' motions; + CLOSURE_PERTURBATIONS for closure-aware negatives
 
 @torch.no_grad()
@@ -368,6 +448,62 @@ def add_actor_predictions(seqs: list[dict],        # `load_sync_data` sequences 
                                    n_frames=len(q["verts"]))[0]
     return seqs
 
+def _balanced_bce_global(logit, y, count):
+    "`_balanced_bce` of the global batch from this process's share: class sizes summed over processes by `count`."
+    l = F.binary_cross_entropy_with_logits(logit, torch.nan_to_num(y), reduction="none")
+    parts = []
+    for c in (0.0, 1.0):
+        m = (y == c)
+        n = count(m.sum().float())
+        if n > 0: parts.append((l * m).sum() / n)
+    return sum(parts) / len(parts) if parts else logit.sum() * 0
+
+class HeadTask(Task):
+    """head_v2 pre-training on `fit`. Every epoch draws fresh examples through the frozen backbone (from (seed, epoch), the
+    same on every process, on the CPU); a global batch of examples is split across processes and the balanced BCE of
+    the global batch is assembled from local sums over global class counts."""
+    score_name = "val_score"
+    def __init__(self, bb, head, train, val_ex, cfg: HeadTrainConfig, seed: int, regions, meta: dict):
+        self.bb, self.head, self.seqs, self.val_ex, self.cfg, self.seed, self.regions, self.meta = bb, head, train, val_ex, cfg, seed, regions, meta
+        self.train_set = list(range(sum(len(q["mel"]) * (2 + len(cfg.perturbations) + ("actor" in q)) for q in train)))
+        self.modules = {"model": head}
+        params = [p for n, p in head.named_parameters() if not n.startswith("value.")]    # the critic is trained in RL
+        self.optimizers = {"optimizer": torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)}
+
+    @staticmethod
+    def collate(index): return {"index": torch.tensor(index)}
+
+    def to(self, device):
+        self.head.to(device); self.device = device                               # the frozen backbone stays on the CPU
+        if self.val_ex is not None: self.val_ex = {k: v.to(device) for k, v in self.val_ex.items()}
+
+    def begin_epoch(self, epoch, u):
+        self.ex = _head_examples(self.bb, self.seqs, self.cfg, np.random.default_rng([self.seed, epoch]),
+                                 torch.Generator().manual_seed(self.seed * 1_000_003 + epoch), self.regions)
+        if len(self.ex["lip"]) != len(self.train_set): raise RuntimeError("the example count changed between epochs")
+        self.ex = {k: v.to(self.device) for k, v in self.ex.items()}
+        return super().begin_epoch(epoch, u)
+
+    def step(self, b, epoch):
+        i = b["index"]
+        o = self.head(self.ex["v"][i], self.ex["a"][i])
+        w = self.shard_weight                                                   # a stand-in item counts for nothing
+        loss = sum(_balanced_bce_global(o[f"{k}_logit"].float(), (self.ex[k][i] if w else torch.full_like(self.ex[k][i], float("nan"))), self.count)
+                   for k in ("lip", "real"))
+        return loss, None, {}
+
+    def validate(self, epoch):
+        row = {f"train_{k}": v for k, v in head_accuracy(self.head, self.ex).items()}
+        if self.val_ex is not None:
+            row.update({f"val_{k}": v for k, v in head_accuracy(self.head, self.val_ex).items()})
+            row["val_score"] = -(row["val_lip_acc"] + row["val_real_acc"]) / 2
+        return row
+
+    def score(self, row): return row["val_score"] if self.val_ex is not None else -row["epoch"]   # no validation: the last epoch
+
+    def best_extras(self):
+        return {"kind": "reward_head_v2", "config": asdict(self.head.cfg), **self.meta, "history": self.history}
+
 def train_reward_head(root: str | Path,                                            # corpus
                       backbone_path: str | Path = "checkpoints/reward/model_loss.pth", # the frozen sync expert
                       out_path: str | Path = "checkpoints/reward/v4_best.pt",       # head checkpoint (seed's name)
@@ -379,12 +515,15 @@ def train_reward_head(root: str | Path,                                         
                       max_minutes: float | None = None,                             # overrides cfg.max_minutes
                       actor: str | Path | None = None,                              # SFT checkpoint: its motion is 'not real' too
                       progress: bool = True,
+                      device: str = "auto",                                         # auto | cpu | cuda
+                      resume: bool = False,                                         # continue <out_path stem>_run/last.pt
                      ) -> dict:                                                     # summary: path, best, history, head
-    "Pre-train head_v2's lip_score and real_score on a frozen sync-expert backbone (masked BCE)."
-    cfg = cfg or HeadTrainConfig()
+    """Pre-train head_v2's lip_score and real_score on a frozen sync-expert backbone (masked, balanced BCE), on `fit`:
+    any number of processes; the run folder `<out_path stem>_run/` holds last.pt, best.pt and metrics.csv."""
+    cfg = dataclasses.replace(cfg or HeadTrainConfig())
     if epochs is not None: cfg.epochs = epochs
     if max_minutes is not None: cfg.max_minutes = max_minutes
-    seed_everything(seed); rng = np.random.default_rng(seed); gen = torch.Generator().manual_seed(seed)
+    seed_everything(seed)
     bb = freeze(load_backbone(backbone_path))
     train = [q for q in load_sync_data(root, ("train",)) if len(q["mel"]) > cfg.min_shift]
     val = load_sync_data(root, (val_split,)) if val_split else None
@@ -399,28 +538,16 @@ def train_reward_head(root: str | Path,                                         
     val_ex = _head_examples(bb, val, cfg, np.random.default_rng(10_000 + seed),
                             torch.Generator().manual_seed(10_000 + seed), regions) if val_split else None
     head = RewardHead(head_cfg or RewardHeadConfig(embed_dim=bb.cfg.embed_dim))
-    params = [p for n, p in head.named_parameters() if not n.startswith("value.")]  # the critic is trained in RL
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    best, history, t0 = -math.inf, [], time.time()
-    for epoch in range(cfg.epochs):
-        ex = _head_examples(bb, train, cfg, rng, gen, regions)
-        head.train(); perm = torch.randperm(len(ex["lip"])); tot = 0.0; nb = 0
-        for s in range(0, len(perm), cfg.batch_size):
-            i = perm[s:s + cfg.batch_size]
-            o = head(ex["v"][i], ex["a"][i])
-            loss = _balanced_bce(o["lip_logit"], ex["lip"][i]) + _balanced_bce(o["real_logit"], ex["real"][i])
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); tot += loss.item(); nb += 1
-        row = {"epoch": epoch + 1, "loss": tot / nb, **{f"train_{k}": v for k, v in head_accuracy(head, ex).items()}}
-        if val_ex is not None: row.update({f"val_{k}": v for k, v in head_accuracy(head, val_ex).items()})
-        history.append(row); _log(progress, " | ".join(f"{k} {v:.4g}" for k, v in row.items()))
-        score = (row["val_lip_acc"] + row["val_real_acc"]) / 2 if val_ex is not None else epoch
-        last = epoch + 1 == cfg.epochs or (cfg.max_minutes and (time.time() - t0) / 60 > cfg.max_minutes)
-        if score > best:
-            best = score
-            save_checkpoint(out_path, head_state(head, epoch=epoch + 1, seed=seed, backbone=str(backbone_path),
-                                                 actor=str(actor or ""), train_config=asdict(cfg), history=history))
-        if last: break
-    return {"path": str(out_path), "best": best, "history": history, "head": load_reward_head(out_path)}
+    meta = dict(seed=seed, backbone=str(backbone_path), actor=str(actor or ""), train_config=asdict(cfg))
+    task = HeadTask(bb, head, train, val_ex, cfg, seed, regions, meta)
+    loop = LoopConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, grad_clip=None, max_minutes=cfg.max_minutes,
+                      mixed_precision=cfg.mixed_precision, seed=seed, device=device, resume=resume, val_every=1)
+    out_path = Path(out_path); run_dir = out_path.with_name(out_path.stem + "_run")
+    res = fit(task, loop, run_dir, progress)
+    _publish(run_dir, out_path)
+    best = next((r for r in res["history"] if r["epoch"] == res["best_epoch"]), res["history"][-1])
+    return {"path": str(out_path), "run_dir": str(run_dir), "best": -best.get("val_score", math.nan) if val_ex is not None else best["epoch"],
+            "history": res["history"], "head": load_reward_head(out_path) if out_path.is_file() else None}
 
 # %% ../../nbs/43_train.reward.ipynb #1f18ef58
 def train_reward_from_config(cfg, progress: bool = True) -> dict:
