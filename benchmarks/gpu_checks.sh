@@ -1,24 +1,52 @@
 #!/usr/bin/env bash
 # The GPU checks of a lent device machine (no network there): decoding engines (fused, CUDA graph, torch.compile)
-# at VOCASET and BIWI sizes, end-to-end predict, and supervised training throughput (fp32 vs bf16).
-# Usage there (from the repo root, with the wheels in .whl/ and a corpus in .gpudata/synth_tiny, see docs/DEVELOPING.md):
-#   bash benchmarks/gpu_checks.sh            # writes its tables to $OUT (or ./gpu_results)
-set -u
+# at VOCASET and BIWI sizes, end-to-end predict, supervised training throughput (fp32 vs bf16) and the reward
+# trainers on the GPU. Usage there, from the repo root, with the wheels of the packages the machine lacks in .whl/
+# and a corpus in .gpudata/synth_tiny (docs/DEVELOPING.md, "On a lent GPU"):
+#   CHECKS="inference compile train reward" bash benchmarks/gpu_checks.sh     # writes its tables to $OUT (or ./gpu_results)
+set -u -o pipefail
 OUT=${OUT:-gpu_results}; mkdir -p "$OUT"
+CHECKS=${CHECKS:-inference compile train reward}
+ROOT=${ROOT:-.gpudata/synth_tiny}
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   cp -r .whl/antlr4 /tmp/site/ 2>/dev/null
   export PYTHONPATH=/tmp/site:$PWD
 fi
 export PYTHONUNBUFFERED=1
+status=0
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, transformers, accelerate; print('torch', torch.__version__, 'transformers', transformers.__version__, 'accelerate', accelerate.__version__)" | tee -a "$OUT/gpu.txt"
-echo "== decoding engines and end-to-end predict"
-timeout 240 python3 -m speechface.cli bench inference --device cuda --engines fused graph --decode-datasets vocaset biwi \
-  --frames 150 480 1800 --seconds 2 16 --repeats 3 --max-recompute-s 10 2>&1 | tee "$OUT/bench_inference_cuda.md"
-echo "== torch.compile engine"
-timeout 150 python3 -m speechface.cli bench inference --device cuda --only decoding --engines fused compile graph \
-  --frames 480 --repeats 3 --max-recompute-s 5 2>&1 | tee "$OUT/bench_compile_cuda.md"
-echo "== training throughput"
-timeout 240 python3 benchmarks/bench_train_throughput.py ${1:-.gpudata/synth_tiny} --device cuda --processes 1 \
-  --precisions no bf16 --epochs 4 --batch-size 16 2>&1 | tee "$OUT/train_throughput_cuda.md"
+if [[ $CHECKS == *inference* ]]; then
+  echo "== decoding engines and end-to-end predict"
+  timeout 240 python3 -m speechface.cli bench inference --device cuda --engines fused graph --decode-datasets vocaset biwi \
+    --frames 150 480 1800 --seconds 2 16 --repeats 3 --max-recompute-s 10 2>&1 | tee "$OUT/bench_inference_cuda.md" || status=1
+fi
+if [[ $CHECKS == *compile* ]]; then
+  echo "== torch.compile engine"
+  timeout 150 python3 -m speechface.cli bench inference --device cuda --only decoding --engines fused compile graph \
+    --frames 480 --repeats 3 --max-recompute-s 5 2>&1 | tee "$OUT/bench_compile_cuda.md" || status=1
+fi
+if [[ $CHECKS == *train* ]]; then
+  echo "== training throughput"
+  timeout 240 python3 benchmarks/bench_train_throughput.py "$ROOT" --device cuda --processes 1 \
+    --precisions no bf16 --epochs 4 --batch-size 16 2>&1 | tee "$OUT/train_throughput_cuda.md" || status=1
+fi
+if [[ $CHECKS == *reward* ]]; then
+  echo "== reward trainers on the GPU (sync expert, score head; bf16)"
+  timeout 180 python3 - "$ROOT" "$OUT" <<'PY' 2>&1 | tee "$OUT/reward_cuda.md" || status=1
+import sys, time, tempfile
+from speechface.train.reward import train_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig
+root, tmp = sys.argv[1], tempfile.mkdtemp()
+for prec in ("no", "bf16"):
+    t = time.time()
+    r = train_sync_expert(root, f"{tmp}/{prec}/model_loss.pth", epochs=6, progress=False, device="cuda",
+                          cfg=SyncTrainConfig(mixed_precision=prec))
+    h = train_reward_head(root, f"{tmp}/{prec}/model_loss.pth", f"{tmp}/{prec}/v4_best.pt", epochs=3, progress=False,
+                          device="cuda", cfg=HeadTrainConfig(mixed_precision=prec))
+    last = r["history"][-1]
+    print(f"| {prec} | {last['train_loss']:.4f} | {last['train_top1']:.3f} | {last.get('val_acc', float('nan')):.3f} | "
+          f"{last['steps_per_s']:.2f} | {last['peak_mib']:.0f} | {h['history'][-1]['train_lip_acc']:.3f} | {time.time() - t:.1f} |")
+PY
+fi
+exit $status
