@@ -87,7 +87,7 @@ def rl_runs(tmp_path_factory, tiny_corpus):
     # without the mel encoder's per-utterance normalisation, whose statistics include a batch's padding (and a batch
     # split across processes is padded differently): then the only difference left is the summation order
     base = [f"dataset.root={tiny_corpus}", f"out_dir={tmp / 'ck'}", "model.feature_dim=32", "model.audio.mel_dim=32", "threads=1",
-            "+model.audio.mel_utterance_norm=false"]
+            "model.audio.mel_utterance_norm=false"]
     prep = tmp / "prep.py"
     prep.write_text(textwrap.dedent(f"""
         import torch

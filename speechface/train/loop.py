@@ -5,8 +5,9 @@
 # %% ../../nbs/40_train.loop.ipynb #6cbb513b
 from __future__ import annotations
 import csv, json, math, os, time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,54 +15,254 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..core import seed_everything, save_checkpoint, load_checkpoint, atomic_write, UserError
+from ..models.audio_encoder import AudioEncoderConfig, BACKENDS
 
 # %% auto #0
-__all__ = ['LoopConfigError', 'LoopConfig', 'epoch_batches', 'shard', 'Task', 'make_accelerator', 'sync_gradients',
-           'peak_memory_mib', 'write_csv', 'TrainingDiverged', 'fit', 'run_task', 'ToyRegression']
+__all__ = ['POS', 'NONNEG', 'FRAC', 'PRECISIONS', 'RL_VARIANT_NAMES', 'AUDIO_RULES', 'SCHEMAS', 'LoopConfigError', 'Rule',
+           'setting', 'field_rules', 'check_settings', 'TrainerLoop', 'LoopConfig', 'SupervisedTrainer', 'RLTrainer',
+           'SyncTrainConfig', 'HeadTrainConfig', 'RewardBackboneTrainer', 'RewardHeadTrainer', 'DatasetSettings',
+           'ModelSettings', 'RunSettings', 'register_schemas', 'epoch_batches', 'shard', 'Task', 'make_accelerator',
+           'sync_gradients', 'peak_memory_mib', 'write_csv', 'TrainingDiverged', 'fit', 'run_task', 'ToyRegression']
 
 # %% ../../nbs/40_train.loop.ipynb #d36d22d6
 class LoopConfigError(UserError, ValueError):
-    "A loop setting has the wrong type or an out-of-range value; the message names the key."
+    "A setting has the wrong type or an out-of-range value; the message names the key."
+
+@dataclass(frozen=True)
+class Rule:
+    "What one config value must be."
+    kind: str                     # 'int', 'float', 'bool', 'str' or 'choice'
+    lo: float | None = None       # lower bound (inclusive unless `lo_open`)
+    hi: float | None = None       # upper bound (inclusive)
+    lo_open: bool = False         # the lower bound itself is not allowed (> rather than ≥)
+    nullable: bool = False        # null is allowed
+    choices: tuple = ()           # for kind 'choice'
+
+    def ok(self, v) -> bool:
+        if v is None: return self.nullable
+        if self.kind == "choice": return v in self.choices
+        if self.kind == "bool": return isinstance(v, bool)
+        if self.kind == "str": return isinstance(v, str)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer) if self.kind == "int" else (int, float, np.number)): return False
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo): return False
+        return self.hi is None or v <= self.hi
+
+    def describe(self) -> str:
+        if self.kind == "choice": s = "one of " + " | ".join(map(str, self.choices))
+        elif self.kind in ("bool", "str"): s = {"bool": "true or false", "str": "a string"}[self.kind]
+        else:
+            s = "an integer" if self.kind == "int" else "a number"
+            if self.lo is not None: s += f" {'>' if self.lo_open else '≥'} {self.lo:g}"
+            if self.hi is not None: s += f"{' and' if self.lo is not None else ''} ≤ {self.hi:g}"
+        return s + (" (or null)" if self.nullable else "")
+
+def setting(default, kind: str, **rule):
+    "A dataclass field with its default and its `Rule` (the single place both are written)."
+    if isinstance(default, (dict, list)): return field(default_factory=lambda: type(default)(default), metadata={"rule": Rule(kind, **rule)})
+    return field(default=default, metadata={"rule": Rule(kind, **rule)})
+
+def field_rules(cls, prefix: str = "") -> dict:
+    "dotted key -> Rule of every field of a settings dataclass that has one."
+    return {prefix + f.name: f.metadata["rule"] for f in fields(cls) if "rule" in f.metadata}
+
+def check_settings(obj, prefix: str = "trainer.") -> None:
+    "Check every field of a settings dataclass against its `Rule`; raise `LoopConfigError` naming each bad key."
+    bad = [f"{prefix}{k}={getattr(obj, k)!r} must be {r.describe()}" for k, r in field_rules(type(obj)).items()
+           if not r.ok(getattr(obj, k))]
+    if bad: raise LoopConfigError("invalid configuration: " + "; ".join(bad))
+
+POS, NONNEG, FRAC = dict(lo=0, lo_open=True), dict(lo=0), dict(lo=0, hi=1)
+PRECISIONS = ("no", "bf16", "fp16")
 
 @dataclass
-class LoopConfig:
-    "Settings of `fit` (the `trainer.*` keys of the same name)."
-    epochs: int = 10
-    batch_size: int = 1                 # global batch, split across processes
-    grad_accum: int = 1                 # one optimiser step per this many global batches
-    grad_clip: float | None = 1.0       # max gradient norm per optimiser; None disables
-    mixed_precision: str = "no"         # no | bf16 | fp16 (fp16: GPU only, with a gradient scaler)
-    val_every: int = 1                  # validate every N epochs (and always after the last one)
-    max_minutes: float | None = None    # stop after the epoch that crosses this wall-time budget
-    resume: bool = True                 # continue from <run_dir>/last.pt when it exists
-    tensorboard: bool = False           # also log to TensorBoard
-    seed: int = 0
-    device: str = "auto"                # auto | cpu | cuda (several processes: each its own GPU)
-    num_workers: int = 0                # DataLoader workers per process
+class TrainerLoop:
+    "The `trainer.*` settings every trainer's loop shares (`fit`)."
+    epochs: int = setting(10, "int", lo=1)
+    batch_size: int = setting(1, "int", lo=1)                   # global batch, split across processes
+    grad_accum: int = setting(1, "int", lo=1)                   # one optimiser step per this many global batches
+    grad_clip: float | None = setting(1.0, "float", **POS, nullable=True)  # max gradient norm per optimiser; null disables
+    mixed_precision: str = setting("no", "choice", choices=PRECISIONS)     # no | bf16 | fp16 (fp16: GPU only, gradient scaler)
+    val_every: int = setting(1, "int", lo=1)                    # validate every N epochs (and always after the last one)
+    max_minutes: float | None = setting(None, "float", **POS, nullable=True)  # stop after the epoch that crosses this budget
+    resume: bool = setting(True, "bool")                        # continue from <run_dir>/last.pt when it exists
+    tensorboard: bool = setting(False, "bool")                  # also log to TensorBoard
 
-    def __post_init__(self):
-        ints = {"epochs": 1, "batch_size": 1, "grad_accum": 1, "val_every": 1, "seed": 0, "num_workers": 0}
-        for k, lo in ints.items():
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise LoopConfigError(f"trainer.{k}={v!r}: expected an integer >= {lo}")
-        for k in ("grad_clip", "max_minutes"):
-            v = getattr(self, k)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
-                raise LoopConfigError(f"trainer.{k}={v!r}: expected a positive number or null")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise LoopConfigError(f"trainer.mixed_precision={self.mixed_precision!r}: choose no, bf16 or fp16")
-        for k in ("resume", "tensorboard"):
-            if not isinstance(getattr(self, k), bool): raise LoopConfigError(f"trainer.{k}={getattr(self, k)!r}: expected true or false")
+@dataclass
+class LoopConfig(TrainerLoop):
+    "Settings of `fit`: the trainer's loop keys, plus the run's `seed`, `device` and `dataset.num_workers`."
+    seed: int = setting(0, "int", lo=0)
+    device: str = setting("auto", "str")                        # auto | cpu | cuda (several processes: each its own GPU)
+    num_workers: int = setting(0, "int", lo=0)                  # DataLoader workers per process
+
+    def __post_init__(self): check_settings(self)
 
     @classmethod
     def from_config(cls, cfg) -> "LoopConfig":
         "The loop settings of a composed config: `trainer.*` keys, plus the top-level `seed` and `device`."
-        t = cfg.trainer; names = {f.name for f in fields(cls)}
+        t = cfg.trainer; names = {f.name for f in fields(TrainerLoop)}
         kw = {k: t[k] for k in names if k in t}
         kw.update(seed=cfg.get("seed", 0), device=str(cfg.get("device", "auto")))
         if "num_workers" in cfg.get("dataset", {}): kw["num_workers"] = cfg.dataset.num_workers
         return cls(**kw)
+
+# %% ../../nbs/40_train.loop.ipynb #c542c28c
+@dataclass
+class SupervisedTrainer(TrainerLoop):
+    "`trainer=supervised`: MSE training of the actor, FaceFormer's settings (Adam 1e-4, batch 1, 100 epochs)."
+    name: str = "supervised"
+    epochs: int = setting(100, "int", lo=1)                     # FaceFormer: 100
+    batch_size: int = setting(1, "int", lo=1)                   # FaceFormer: 1; > 1 pads with masks; the global batch
+    lr: float = setting(1e-4, "float", **POS)                   # FaceFormer: Adam 1e-4
+    lr_schedule: str = setting("constant", "choice", choices=("constant", "cosine"))  # cosine: lr → lr_min_ratio·lr
+    lr_min_ratio: float = setting(0.1, "float", **FRAC)
+    weight_decay: float = setting(0.0, "float", **NONNEG)
+    mode: str = setting("teacher", "choice", choices=("teacher", "scheduled", "rollout", "autoregressive"))
+    teacher_mix_start: float = setting(1.0, "float", **FRAC)   # scheduled / rollout: P(ground-truth input) at the start …
+    teacher_mix_end: float = setting(0.5, "float", **FRAC)     # … and at the end
+    input_noise: float = setting(0.0, "float", **NONNEG)        # Gaussian noise (× motion_scale) on teacher-forced inputs
+    phone_weight: float = setting(0.0, "float", **NONNEG)       # auxiliary phone cross-entropy (needs textgrids/); 0 = off
+    val_conditions: str = setting("all", "choice", choices=("all", "mean"))  # all training styles (FaceFormer) | mean style
+    max_train_items: int | None = setting(None, "int", lo=1, nullable=True)  # only the first N training utterances
+
+RL_VARIANT_NAMES = ("seed", "per_clip", "ppo", "grpo", "backprop")
+
+@dataclass
+class RLTrainer(TrainerLoop):
+    "`trainer=rl`: RL fine-tuning of the SFT actor against the reward model (nbs/44_train.rl.ipynb)."
+    name: str = "rl"
+    variant: str = setting("seed", "choice", choices=RL_VARIANT_NAMES)
+    rollout: str = setting("teacher", "choice", choices=("teacher", "free"))  # teacher (the seed's) | free (own KV-cached rollout)
+    init_actor: str = "${out_dir}/${model.name}_${dataset.name}/best.pt"     # the SFT checkpoint to start from
+    backbone: str = "${out_dir}/reward/model_loss.pth"                        # frozen reward backbone (sync expert)
+    head: str = "${out_dir}/reward/v4_best.pt"                                # head_v2 (lip, real, value)
+    train_heads: bool = setting(False, "bool")                  # false: lip/real frozen, value trained (the seed trains all three)
+    epochs: int = setting(5, "int", lo=1)
+    batch_size: int = setting(4, "int", lo=1)
+    lr: float = setting(1e-5, "float", **POS)                   # actor learning rate: RL moves a trained policy gently
+    head_lr: float = setting(1e-4, "float", **POS)              # trainable head parameters (value; lip/real with train_heads)
+    reward_scale: float = setting(1.0, "float", **POS)          # reward = (lip + real) · reward_scale
+    actor_weight: float = setting(1.0, "float", **NONNEG)       # policy-gradient (backprop: −reward) term
+    critic_weight: float = setting(1.0, "float", **NONNEG)      # value regression
+    sup_weight: float = setting(1.0, "float", **NONNEG)         # supervised MSE anchor
+    kl_weight: float = setting(0.0, "float", **NONNEG)          # KL(policy ‖ frozen SFT policy) per coordinate
+    critic_warmup_steps: int = setting(0, "int", lo=0)          # optimiser steps that train only the value head
+    group_size: int = setting(4, "int", lo=1)                   # grpo: samples per utterance
+    ppo_epochs: int = setting(4, "int", lo=1)                   # ppo: updates per batch of samples
+    clip_eps: float = setting(0.2, "float", **POS)              # ppo: ratio clip
+    resume: bool = setting(False, "bool")                       # false: every run starts from the SFT actor
+    dropout: bool = setting(False, "bool")                      # dropout in the actor during RL
+    select: str = setting("lve", "choice", choices=("lve", "reward", "last"))  # best.pt by val LVE | val reward within tolerance | last
+    lve_tolerance: float = setting(0.1, "float", **NONNEG)      # select=reward: val LVE at most this fraction above the SFT actor's
+    val_conditions: str = setting("all", "choice", choices=("all", "mean"))
+    max_train_items: int | None = setting(None, "int", lo=1, nullable=True)
+
+@dataclass
+class SyncTrainConfig:
+    "Sync-expert pre-training settings (`trainer=reward_backbone`, `train_sync_expert`)."
+    epochs: int = setting(100, "int", lo=1)                     # an epoch = ceil(n_sequences / seqs_per_batch) steps
+    seqs_per_batch: int = setting(16, "int", lo=1)              # sequences per (global) step
+    clips_per_seq: int = setting(8, "int", lo=1)                # anchor clips sampled per sequence per step
+    shifts_per_clip: int = setting(4, "int", lo=1)              # shifted-audio negatives per anchor
+    min_shift: int = setting(3, "int", lo=1)                    # |offset| ≥ this is a negative (100 ms at 30 fps)
+    max_shift: int = setting(15, "int", lo=1)                   # |offset| ≤ this (SyncNet's ±15 search range)
+    temperature: float = setting(0.1, "float", **POS)           # InfoNCE temperature on cosine similarity
+    lr: float = setting(1e-3, "float", **POS)                   # AdamW
+    weight_decay: float = setting(1e-4, "float", **NONNEG)
+    grad_clip: float = setting(1.0, "float", **POS)
+    region: str | None = setting("lips", "str", nullable=True)  # mesh region the expert sees (a masks key); null = every vertex
+    max_minutes: float | None = setting(None, "float", **POS, nullable=True)  # wall-clock budget
+    mixed_precision: str = setting("no", "choice", choices=PRECISIONS)
+
+    def __post_init__(self):
+        check_settings(self)
+        if self.max_shift < self.min_shift: raise LoopConfigError(f"trainer.max_shift={self.max_shift} must be ≥ trainer.min_shift={self.min_shift}")
+
+@dataclass
+class HeadTrainConfig:
+    "head_v2 pre-training settings (`trainer=reward_head`, `train_reward_head`)."
+    epochs: int = setting(30, "int", lo=1)                      # passes over the training clips
+    batch_size: int = setting(512, "int", lo=1)                 # examples per (global) step
+    lr: float = setting(3e-3, "float", **POS)                   # AdamW
+    weight_decay: float = setting(1e-4, "float", **NONNEG)
+    min_shift: int = setting(3, "int", lo=1)                    # off-sync examples are shifted by ≥ this many frames …
+    max_shift: int = setting(15, "int", lo=1)                   # … and at most this many
+    max_minutes: float | None = setting(None, "float", **POS, nullable=True)
+    perturbations: tuple = ("oversmooth", "jitter", "time_warp")  # 'not real' motions (`PERTURBATIONS`; + `CLOSURE_PERTURBATIONS`)
+    mixed_precision: str = setting("no", "choice", choices=PRECISIONS)
+
+    def __post_init__(self):
+        check_settings(self); self.perturbations = tuple(self.perturbations)
+        if self.max_shift < self.min_shift: raise LoopConfigError(f"trainer.max_shift={self.max_shift} must be ≥ trainer.min_shift={self.min_shift}")
+
+@dataclass
+class RewardBackboneTrainer(SyncTrainConfig):
+    "`trainer=reward_backbone`: the reward's sync expert (`evaluation=true`: the evaluation expert, never a reward)."
+    name: str = "reward_backbone"
+    evaluation: bool = setting(False, "bool")                   # true: seed + 1, training split only, last epoch
+    out: str | None = None                                      # default ${out_dir}/reward/model_loss.pth (evaluation: eval_sync_expert.pth)
+    seed: int | None = setting(None, "int", lo=0, nullable=True)  # default: the run's seed (evaluation: seed + 1)
+    resume: bool = setting(False, "bool")                       # continue <out stem>_run/last.pt
+    model: dict = field(default_factory=dict)                   # SpeechMeshConfig overrides, e.g. +trainer.model.d_model=256
+
+@dataclass
+class RewardHeadTrainer(HeadTrainConfig):
+    "`trainer=reward_head`: head_v2 (lip, real) on the frozen backbone; the value head is left to RL."
+    name: str = "reward_head"
+    backbone: str = "${out_dir}/reward/model_loss.pth"
+    out: str = "${out_dir}/reward/v4_best.pt"
+    actor: str | None = None                                    # an SFT checkpoint: its predictions are 'not real' examples
+    resume: bool = setting(False, "bool")
+
+@dataclass
+class DatasetSettings:
+    "`dataset.*`: which corpus, in FaceFormer's layout."
+    name: str = "synthetic"
+    root: str = setting("data/synth_small", "str")
+    kind: str = setting("auto", "choice", choices=("auto", "synthetic", "vocaset", "biwi"))
+    num_workers: int = setting(0, "int", lo=0)                  # DataLoader workers
+
+@dataclass
+class ModelSettings:
+    "`model.*`: the FaceFormer actor; motion_dim and n_subjects come from the dataset."
+    name: str = "faceformer"
+    feature_dim: int = setting(64, "int", lo=1)                 # FaceFormer: 64 VOCASET, 128 BIWI
+    period: int | None = setting(None, "int", lo=1, nullable=True)  # PPE / bias period; null = the dataset's fps
+    n_heads: int = setting(4, "int", lo=1)
+    n_layers: int = setting(1, "int", lo=1)
+    ff_mult: int = setting(2, "int", lo=1)                      # feed-forward width = ff_mult · feature_dim
+    dropout: float = setting(0.1, "float", lo=0, hi=0.99)
+    stochastic: bool = setting(True, "bool")                    # Gaussian policy head for RL (no change to supervised training)
+    init_sigma: float = setting(1e-3, "float", **POS)           # initial policy std, motion units (1 mm)
+    motion_scale: float | None = setting(None, "float", **POS, nullable=True)  # null = RMS of the training set, 1.0 = reference
+    start_token: str = setting("consistent", "choice", choices=("consistent", "reference"))
+    audio: AudioEncoderConfig = field(default_factory=lambda: AudioEncoderConfig(mel_dim=128))  # every AudioEncoderConfig field
+
+AUDIO_RULES = {"backend": Rule("choice", choices=tuple(BACKENDS)), "mel_dim": Rule("int", 1), "mel_bins": Rule("int", 1),
+               "mel_vtlp": Rule("float", 0, 0.5), "mel_freq_mask": Rule("int", 0), "mel_res_blocks": Rule("int", 0)}   # model.audio.*
+
+@dataclass
+class RunSettings:
+    "Top-level keys: where runs go, the seed, the device."
+    run: str = "${model.name}_${dataset.name}"                  # checkpoints/<run>/{best.pt,last.pt,metrics.csv}
+    out_dir: str = "checkpoints"                                # parent folder of all runs
+    seed: int = setting(0, "int", lo=0)                         # seeds Python, NumPy and torch (and the data order)
+    device: str = setting("auto", "str")                        # auto | cpu | cuda | cuda:N | mps
+    threads: int | None = setting(None, "int", lo=1, nullable=True)  # torch CPU threads (null = torch's default)
+    sync_expert: str | None = None                              # evaluation sync expert for `speechface test` (never a reward)
+    model: Any = None                                           # filled by the config groups
+    dataset: Any = None
+    trainer: Any = None
+
+SCHEMAS = {("trainer", "supervised_schema"): SupervisedTrainer, ("trainer", "rl_schema"): RLTrainer,
+           ("trainer", "reward_backbone_schema"): RewardBackboneTrainer, ("trainer", "reward_head_schema"): RewardHeadTrainer,
+           ("model", "faceformer_schema"): ModelSettings, ("dataset", "dataset_schema"): DatasetSettings,
+           (None, "run_schema"): RunSettings}
+
+def register_schemas() -> None:
+    "Register every settings dataclass as a Hydra structured config (the YAML presets extend them by name)."
+    from hydra.core.config_store import ConfigStore
+    cs = ConfigStore.instance()
+    for (group, name), node in SCHEMAS.items(): cs.store(group=group, name=name, node=node)
 
 # %% ../../nbs/40_train.loop.ipynb #cec568f1
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:

@@ -24,15 +24,16 @@ from ..metrics.mesh import lip_sync_offset
 from ..models.reward import (SpeechMeshConfig, SpeechMeshTransformer, RewardHead, RewardHeadConfig,
                                       backbone_state, head_state, sync_distance, clip_windows, freeze,
                                       load_backbone, load_reward_head, SyncExpertScorer)
-from .loop import Task, LoopConfig, fit
+from .loop import (Task, LoopConfig, fit, SyncTrainConfig, HeadTrainConfig, RewardBackboneTrainer,
+                                   RewardHeadTrainer)
 from .supervised import load_actor
 
 # %% auto #0
-__all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'load_sync_data', 'sample_shifts', 'SyncTrainConfig', 'SyncCandidates',
-           'sync_candidates', 'infonce_sync_loss', 'SyncEvaluation', 'sync_accuracy_by_offset', 'gather_rows',
-           'epoch_anchors', 'SyncExpertTask', 'train_sync_expert', 'train_eval_sync_expert', 'oversmooth', 'jitter',
-           'time_warp', 'open_closures', 'perturb', 'HeadTrainConfig', 'head_accuracy', 'add_actor_predictions',
-           'HeadTask', 'train_reward_head', 'train_reward_from_config']
+__all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'load_sync_data', 'sample_shifts', 'SyncCandidates', 'sync_candidates',
+           'infonce_sync_loss', 'SyncEvaluation', 'sync_accuracy_by_offset', 'gather_rows', 'epoch_anchors',
+           'SyncExpertTask', 'train_sync_expert', 'train_eval_sync_expert', 'oversmooth', 'jitter', 'time_warp',
+           'open_closures', 'perturb', 'head_accuracy', 'add_actor_predictions', 'HeadTask', 'train_reward_head',
+           'train_reward_from_config']
 
 # %% ../../nbs/43_train.reward.ipynb #ae446b5a
 def load_sync_data(root: str | Path,        # a corpus in FaceFormer's layout
@@ -68,23 +69,6 @@ def sample_shifts(positions: np.ndarray,    # (N,) anchor clip positions t
     return out
 
 # %% ../../nbs/43_train.reward.ipynb #caf7928b
-@dataclass
-class SyncTrainConfig:
-    "Sync-expert pre-training settings."
-    epochs: int = 100               # passes; an epoch = ceil(n_sequences / seqs_per_batch) steps
-    seqs_per_batch: int = 16        # sequences per step
-    clips_per_seq: int = 8          # anchor clips sampled per sequence per step
-    shifts_per_clip: int = 4        # shifted-audio negatives per anchor
-    min_shift: int = 3              # |offset| ≥ this is a negative (100 ms at 30 fps)
-    max_shift: int = 15             # |offset| ≤ this (SyncNet's ±15 search range)
-    temperature: float = 0.1        # InfoNCE temperature on cosine similarity
-    lr: float = 1e-3                # AdamW learning rate
-    weight_decay: float = 1e-4      # AdamW weight decay
-    grad_clip: float = 1.0          # gradient-norm clip
-    region: str | None = "lips"     # mesh region the expert sees (a key of the masks pickle); None = all vertices
-    max_minutes: float | None = None # wall-clock budget; stop after the epoch that exceeds it
-    mixed_precision: str = "no"     # no | bf16 | fp16 (fp16: GPU only)
-
 class SyncCandidates(NamedTuple):
     "Anchors and audio candidates of one InfoNCE step (candidate i < N is anchor i's positive)."
     sid: np.ndarray     # (N,) anchor sequence index
@@ -383,19 +367,6 @@ def perturb(verts, template, kind: str, generator=None, regions: dict | None = N
     raise ValueError(f"unknown perturbation {kind!r}; choose from {PERTURBATIONS}")
 
 # %% ../../nbs/43_train.reward.ipynb #ede49491
-@dataclass
-class HeadTrainConfig:
-    "head_v2 pre-training settings."
-    epochs: int = 30             # passes over the training clips
-    batch_size: int = 512        # examples per step
-    lr: float = 3e-3             # AdamW learning rate
-    weight_decay: float = 1e-4   # AdamW weight decay
-    min_shift: int = 3           # off-sync examples are shifted by ≥ this many frames
-    max_shift: int = 15          # … and at most this many
-    max_minutes: float | None = None  # wall-clock budget
-    mixed_precision: str = "no"  # no | bf16 | fp16 (fp16: GPU only)
-    perturbations: tuple = PERTURBATIONS  # 'not real' motions; + CLOSURE_PERTURBATIONS for closure-aware negatives
-
 @torch.no_grad()
 def _head_examples(bb, seqs, cfg: HeadTrainConfig, rng: np.random.Generator, gen: torch.Generator, regions: dict | None = None) -> dict:
     "Frozen-backbone features and masked labels for lip (in/off sync) and real (GT vs perturbed and actor motion)."
@@ -428,7 +399,7 @@ def head_accuracy(head: RewardHead, ex: dict) -> dict:
     head.eval(); o = head(ex["v"], ex["a"]); out = {}
     for k in ("lip", "real"):
         hit = (o[f"{k}_score"] > 0.5).float() == ex[k]
-        out[f"{k}_acc"] = float(np.mean([hit[ex[k] == c].float().mean() for c in (0.0, 1.0) if (ex[k] == c).any()]))
+        out[f"{k}_acc"] = float(torch.stack([hit[ex[k] == c].float().mean() for c in (0.0, 1.0) if (ex[k] == c).any()]).mean())
     return out
 
 @torch.no_grad()
@@ -561,14 +532,16 @@ def train_reward_from_config(cfg, progress: bool = True) -> dict:
         if t.evaluation:
             seed = cfg.seed + 1 if t.seed is None else t.seed
             out = t.out or Path(cfg.out_dir) / "reward" / "eval_sync_expert.pth"
-            return train_eval_sync_expert(cfg.dataset.root, out, seed=seed, cfg=sc, model=model, progress=progress)
+            return train_eval_sync_expert(cfg.dataset.root, out, seed=seed, cfg=sc, model=model, progress=progress,
+                                          device=str(cfg.device), resume=t.resume)
         out = t.out or Path(cfg.out_dir) / "reward" / "model_loss.pth"
         return train_sync_expert(cfg.dataset.root, out, seed=cfg.seed if t.seed is None else t.seed, cfg=sc, model=model,
-                                 progress=progress)
+                                 progress=progress, device=str(cfg.device), resume=t.resume)
     if t.name == "reward_head":
         keys = {f.name for f in dataclasses.fields(HeadTrainConfig)}
         hc = HeadTrainConfig(**{k: t[k] for k in keys if k in t})
         if not Path(t.backbone).is_file():
             raise FileNotFoundError(f"{t.backbone} not found: pre-train the backbone first (speechface train trainer=reward_backbone)")
-        return train_reward_head(cfg.dataset.root, t.backbone, t.out, seed=cfg.seed, cfg=hc, actor=t.actor, progress=progress)
+        return train_reward_head(cfg.dataset.root, t.backbone, t.out, seed=cfg.seed, cfg=hc, actor=t.actor, progress=progress,
+                                 device=str(cfg.device), resume=t.resume)
     raise ValueError(f"trainer.name={t.name!r} is not a reward trainer (reward_backbone, reward_head)")

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/41_train.supervised.ipynb #f14ef901
 from __future__ import annotations
-import math
+import dataclasses, math
 from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -20,82 +20,30 @@ from ..data.dataset import FaceFormerDataset, collate_faceformer, check_vertices
 from ..data.mesh import load_regions
 from ..models.audio_encoder import AudioEncoderConfig
 from ..models.faceformer import FaceFormer, FaceFormerConfig
-from .loop import Task, run_task, TrainingDiverged
+from .loop import (Task, run_task, TrainingDiverged, Rule, field_rules, RunSettings, AUDIO_RULES,
+                                   register_schemas)
 
 # %% auto #0
-__all__ = ['CONFIG_RULES', 'Rule', 'validate_config', 'check_paths', 'ConfigError', 'load_config', 'motion_rms', 'model_config',
+__all__ = ['schema_rules', 'validate_config', 'check_paths', 'ConfigError', 'load_config', 'motion_rms', 'model_config',
            'masked_mse', 'style_conditions', 'predict_conditions', 'validate', 'epoch_lr', 'SupervisedTask', 'train',
            'load_actor']
 
 # %% ../../nbs/41_train.supervised.ipynb #982c8e54
-@dataclass(frozen=True)
-class Rule:
-    "What one config value must be."
-    kind: str                     # 'int', 'float', 'bool', 'str' or 'choice'
-    lo: float | None = None       # lower bound (inclusive unless `lo_open`)
-    hi: float | None = None       # upper bound (inclusive)
-    lo_open: bool = False         # the lower bound itself is not allowed (> rather than ≥)
-    nullable: bool = False        # null is allowed
-    choices: tuple = ()           # for kind 'choice'
+def schema_rules(cfg) -> dict:
+    "dotted key -> `Rule` for a composed config: the fields of the schema each part was built from (`SCHEMAS`)."
+    rules = field_rules(RunSettings)
+    for part in ("model", "dataset", "trainer"):
+        node = cfg.get(part)
+        if node is None: continue
+        cls = OmegaConf.get_type(node)
+        if dataclasses.is_dataclass(cls): rules.update(field_rules(cls, part + "."))
+    rules.update({f"model.audio.{k}": r for k, r in AUDIO_RULES.items()})
+    return rules
 
-    def ok(self, v) -> bool:
-        if v is None: return self.nullable
-        if self.kind == "choice": return v in self.choices
-        if self.kind == "bool": return isinstance(v, bool)
-        if self.kind == "str": return isinstance(v, str)
-        if isinstance(v, bool) or not isinstance(v, int if self.kind == "int" else (int, float)): return False
-        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo): return False
-        return self.hi is None or v <= self.hi
-
-    def describe(self) -> str:
-        if self.kind == "choice": s = "one of " + " | ".join(map(str, self.choices))
-        elif self.kind in ("bool", "str"): s = {"bool": "true or false", "str": "a string"}[self.kind]
-        else:
-            s = "an integer" if self.kind == "int" else "a number"
-            if self.lo is not None: s += f" {'>' if self.lo_open else '≥'} {self.lo:g}"
-            if self.hi is not None: s += f"{' and' if self.lo is not None else ''} ≤ {self.hi:g}"
-        return s + (" (or null)" if self.nullable else "")
-
-_pos, _nonneg, _frac = Rule("float", 0, lo_open=True), Rule("float", 0), Rule("float", 0, 1)
-_count, _count0 = Rule("int", 1), Rule("int", 0)
-CONFIG_RULES = {                                   # dotted key -> Rule; keys a config lacks are skipped
-    "seed": _count0, "threads": Rule("int", 1, nullable=True), "device": Rule("str"),
-    "dataset.kind": Rule("choice", choices=("auto", "synthetic", "vocaset", "biwi")), "dataset.num_workers": _count0,
-    "dataset.root": Rule("str"),
-    "model.feature_dim": _count, "model.n_heads": _count, "model.n_layers": _count, "model.ff_mult": _count,
-    "model.period": Rule("int", 1, nullable=True), "model.dropout": Rule("float", 0, 0.99), "model.stochastic": Rule("bool"),
-    "model.init_sigma": _pos, "model.motion_scale": Rule("float", 0, lo_open=True, nullable=True),
-    "model.start_token": Rule("choice", choices=("consistent", "reference")),
-    "model.audio.backend": Rule("choice", choices=("mel", "wav2vec2", "whisper")), "model.audio.mel_dim": _count,
-    "model.audio.mel_vtlp": Rule("float", 0, 0.5), "model.audio.mel_freq_mask": _count0,
-    "trainer.epochs": _count, "trainer.batch_size": _count, "trainer.lr": _pos, "trainer.head_lr": _pos,
-    "trainer.weight_decay": _nonneg, "trainer.grad_clip": Rule("float", 0, lo_open=True, nullable=True),
-    "trainer.lr_schedule": Rule("choice", choices=("constant", "cosine")), "trainer.lr_min_ratio": _frac,
-    "trainer.mode": Rule("choice", choices=("teacher", "scheduled", "rollout", "autoregressive")),
-    "trainer.teacher_mix_start": _frac, "trainer.teacher_mix_end": _frac, "trainer.input_noise": _nonneg,
-    "trainer.phone_weight": _nonneg, "trainer.val_every": _count,
-    "trainer.val_conditions": Rule("choice", choices=("all", "mean")),
-    "trainer.max_minutes": Rule("float", 0, lo_open=True, nullable=True), "trainer.max_train_items": Rule("int", 1, nullable=True),
-    "trainer.resume": Rule("bool"), "trainer.tensorboard": Rule("bool"), "trainer.grad_accum": _count,
-    "trainer.mixed_precision": Rule("choice", choices=("no", "bf16", "fp16")),
-    # RL (trainer=rl)
-    "trainer.variant": Rule("choice", choices=("seed", "per_clip", "ppo", "grpo", "backprop")),
-    "trainer.rollout": Rule("choice", choices=("teacher", "free")), "trainer.reward_scale": _pos,
-    "trainer.actor_weight": _nonneg, "trainer.critic_weight": _nonneg, "trainer.sup_weight": _nonneg,
-    "trainer.kl_weight": _nonneg, "trainer.critic_warmup_steps": _count0, "trainer.group_size": _count,
-    "trainer.ppo_epochs": _count, "trainer.clip_eps": _pos, "trainer.select": Rule("choice", choices=("lve", "reward", "last")),
-    "trainer.lve_tolerance": _nonneg, "trainer.train_heads": Rule("bool"), "trainer.dropout": Rule("bool"),
-    # reward model (trainer=reward_backbone / reward_head)
-    "trainer.seqs_per_batch": _count, "trainer.clips_per_seq": _count, "trainer.shifts_per_clip": _count,
-    "trainer.min_shift": _count, "trainer.max_shift": _count, "trainer.temperature": _pos,
-    "trainer.evaluation": Rule("bool"),
-}
-
-def validate_config(cfg, rules: dict = CONFIG_RULES) -> None:
-    "Check every known key of `cfg` against its `Rule`; raise `ConfigError` naming each bad key, its value and the rule."
-    from omegaconf import OmegaConf
+def validate_config(cfg, rules: dict | None = None) -> None:
+    "Check every key of `cfg` against its schema's `Rule`; raise `ConfigError` naming each bad key, its value and the rule."
     bad = []
-    for key, rule in rules.items():
+    for key, rule in (rules or schema_rules(cfg)).items():
         try: v = OmegaConf.select(cfg, key, default="__absent__", throw_on_missing=True)
         except Exception as e: bad.append(f"{key}: {e}"); continue
         if isinstance(v, str) and v == "__absent__": continue
@@ -133,6 +81,12 @@ def _hydra_message(e: Exception, overrides: list[str]) -> str:
         return msg[0].replace("In 'config': ", "") + (f"; available: {', '.join(options)}" if options else "")
     if "Error parsing override" in msg[0]:                                 # names the override itself
         return f"{msg[0].replace('Error parsing', 'cannot parse')} ({msg[1] if len(msg) > 1 else 'syntax'}); write key=value, e.g. trainer.lr=1e-4"
+    cause = e.__cause__
+    if cause is not None and "full_key" in str(cause):                     # a value of the wrong type for the schema
+        lines = str(cause).strip().splitlines()
+        key = next((l.split(":", 1)[1].strip() for l in lines if l.strip().startswith("full_key:")), "?")
+        typ = next((l.split("=", 1)[1].strip() for l in lines if l.strip().startswith("object_type=")), "the schema")
+        return f"{key}: {lines[0].strip()} (its type in {typ}); `speechface train --show-config` shows every key"
     if "no viable alternative" in msg[0] or "mismatched input" in msg[0]:
         return f"cannot parse the overrides {overrides} ({msg[0]}); write key=value, e.g. trainer.lr=1e-4"
     return msg[0]
@@ -154,6 +108,7 @@ def _compose(overrides: list[str], config_name: str = "config"):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     cdir = Path(str(files("speechface") / "configs"))
+    register_schemas()                                                     # the dataclasses the YAML presets extend
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(cdir), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides))
