@@ -34,7 +34,8 @@ if [[ $CHECKS == *train* ]]; then
 fi
 if [[ $CHECKS == *reward* ]]; then
   echo "== reward trainers on the GPU (sync expert, score head; bf16)"
-  timeout 180 python3 - "$ROOT" "$OUT" <<'PY' 2>&1 | tee "$OUT/reward_cuda.md" || status=1
+  echo "| precision | sync loss | sync top-1 | sync val acc | sync steps/s | sync peak MiB | head lip acc | wall s |" | tee "$OUT/reward_cuda.md"
+  timeout 180 python3 -W ignore - "$ROOT" "$OUT" <<'PY' 2>&1 | tee -a "$OUT/reward_cuda.md" || status=1
 import sys, time, tempfile
 from speechface.train.reward import train_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig
 root, tmp = sys.argv[1], tempfile.mkdtemp()

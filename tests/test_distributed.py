@@ -104,7 +104,7 @@ def rl_runs(tmp_path_factory, tiny_corpus):
     r = subprocess.run([sys.executable, str(prep)], capture_output=True, text=True, env=ENV, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     rl = ["-m", "speechface.cli", "train", "--quiet", *base, "trainer=rl", "trainer.variant=backprop", "trainer.rollout=free",
-          "trainer.kl_weight=0.1", "trainer.epochs=1", "trainer.lr=1e-4", "trainer.batch_size=4", "trainer.max_train_items=8"]
+          "trainer.kl_weight=0.1", "trainer.epochs=1", "trainer.lr=1e-4", "trainer.batch_size=4", "trainer.max_train_items=4"]
     torchrun(1, *rl, "run=rl1")
     torchrun(2, *rl, "run=rl2")
     return {**{k: load_checkpoint(tmp / "ck" / k / "last.pt") for k in ("rl1", "rl2")},
@@ -112,7 +112,8 @@ def rl_runs(tmp_path_factory, tiny_corpus):
 
 
 def test_rl_two_processes_equal_one(rl_runs, tmp_path):
-    """Reward back-propagation on free rollouts, 1 vs 2 processes: every RL loss term is a local sum over a global count,
+    """Reward back-propagation on free rollouts, 1 vs 2 processes, one optimiser step (4 utterances, global batch 4, so
+    the logged loss is the one both computed before any update): every RL loss term is a local sum over a global count,
     so the losses agree to float precision; the weights agree in the update's direction (Adam's first steps are
     ~lr·sign(g), which turns float-level differences in near-zero gradients into full-size steps)."""
     one, two = rl_runs["rl1"], rl_runs["rl2"]
@@ -120,8 +121,10 @@ def test_rl_two_processes_equal_one(rl_runs, tmp_path):
     h1, h2 = one["history"][-1], two["history"][-1]
     print(f"RL 1 vs 2 processes: train loss {h1['train_loss']:.8f} / {h2['train_loss']:.8f}, reward {h1['reward']:.6f} / "
           f"{h2['reward']:.6f}, val LVE {h1['val_lve']:.6e} / {h2['val_lve']:.6e}")
-    assert abs(h1["train_loss"] - h2["train_loss"]) <= 1e-5 * abs(h1["train_loss"])
-    assert abs(h1["reward"] - h2["reward"]) <= 1e-5 * abs(h1["reward"]) and abs(h1["critic"] - h2["critic"]) <= 1e-4 * h1["critic"]
+    for k in ("actor", "critic", "reward", "lip", "real"):                 # each term to float precision
+        assert abs(h1[k] - h2[k]) <= 1e-5 * abs(h1[k]), (k, h1[k], h2[k])
+    # the loss is actor + critic ≈ -1.06 + 1.12: a difference of two O(1) terms, so its error is relative to them
+    assert abs(h1["train_loss"] - h2["train_loss"]) <= 1e-5 * (abs(h1["actor"]) + abs(h1["critic"]))
     assert abs(h1["val_lve"] - h2["val_lve"]) <= 1e-4 * h1["val_lve"]
     init = load_checkpoint(rl_runs["init"])["model"]
     keys = [k for k in init if init[k].is_floating_point()]
