@@ -4,20 +4,20 @@
 
 # %% ../nbs/50_bench.ipynb #a6f9dec9
 from __future__ import annotations
-import contextlib, ctypes, gc, json, os, re, statistics, time
+import contextlib, copy, ctypes, gc, json, os, re, statistics, time
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from .core import get_device
-from .models.audio_encoder import AudioEncoderConfig
+from .models.audio_encoder import AudioEncoderConfig, speed_up_encoder
 from .models.faceformer import FaceFormer, FaceFormerConfig
 from .models.reference_import import build_reference_model
 
 # %% auto #0
-__all__ = ['timed', 'PeakMemory', 'precomputed_audio', 'benchmark_decoding', 'benchmark_animate', 'markdown_table',
-           'run_inference_benchmark']
+__all__ = ['timed', 'PeakMemory', 'precomputed_audio', 'benchmark_decoding', 'benchmark_animate', 'benchmark_encoder_options',
+           'benchmark_batch', 'benchmark_long_audio', 'markdown_table', 'run_inference_benchmark']
 
 # %% ../nbs/50_bench.ipynb #31042b41
 def _sync(device: torch.device):
@@ -72,7 +72,7 @@ def precomputed_audio(model: FaceFormer,    # the model whose audio encoder is b
                       tokens: torch.Tensor, # (B, T_max, k, d) aligned audio tokens, as `encode_audio` returns
                      ):
     "Within the block, `model.encode_audio(audio, n)` returns `tokens[:, :n]` — decoder-only timing through the public API."
-    model.encode_audio = lambda audio, n_frames: tokens[:, :n_frames]
+    model.encode_audio = lambda audio, n_frames, *window: tokens[:, :n_frames]
     try: yield model
     finally: del model.encode_audio
 
@@ -187,6 +187,97 @@ def benchmark_animate(seconds=(2, 8, 16),             # audio durations
         model = tokens = None                                                               # free before the next size
     return rows
 
+# %% ../nbs/50_bench.ipynb #b2bf4083
+def _vocaset_actor(dev, seed: int = 0, tiny: bool = False) -> FaceFormer:
+    "The benchmarks' VOCASET-size actor: wav2vec2-base (random weights) or the tiny encoder, a non-zero output map."
+    cfg = FaceFormerConfig.vocaset(n_subjects=8, stochastic=False, **({"motion_dim": 60, "feature_dim": 16} if tiny else {}))
+    torch.manual_seed(seed)
+    model = build_reference_model(cfg, tiny_audio=tiny, seed=seed).to(dev).eval()
+    with torch.no_grad(): nn.init.normal_(model.vertice_map_r.weight, std=1e-3)
+    return model
+
+def benchmark_encoder_options(seconds: float = 16,            # audio duration
+                              options=(("fp32", None), ("fp32", "eager"), ("bf16", None), ("int8", None)),  # (precision, attention)
+                              device: str = "cpu", tiny: bool = False, repeats: int = 3, compile: bool = False, seed: int = 0,
+                             ) -> list:                        # one dict per option
+    "Encoder time of each inference option (`speed_up_encoder`) and its effect on the predicted mesh, against fp32 + SDPA."
+    dev = get_device(device)
+    base = _vocaset_actor(dev, seed, tiny)
+    audio = torch.randn(1, int(16000 * seconds), device=dev); T = int(seconds * base.cfg.fps)
+    tpl = torch.zeros(1, base.cfg.motion_dim, device=dev); oh = torch.eye(8, device=dev)[:1]
+    opts = list(options) + ([("fp32", "compile")] if compile else [])
+    rows, ref = [], None
+    for prec, attn in opts:
+        if prec == "int8" and dev.type != "cpu": continue
+        m = copy.deepcopy(base)
+        speed_up_encoder(m.audio_encoder, prec, None if attn in (None, "compile") else attn, compile=attn == "compile")
+        with torch.no_grad():
+            m.encode_audio(audio, T)                                                     # warm-up (compilation)
+            enc = statistics.median(timed(lambda: m.encode_audio(audio, T), dev)[0] for _ in range(repeats))
+            mesh = m.predict(audio, tpl, oh, n_frames=T)
+        if ref is None: ref, ref_s = mesh, enc
+        motion_rms = float((ref - tpl[:, None]).pow(2).mean().sqrt())
+        rows.append({"precision": prec, "attention": attn or "sdpa", "encoder_s": enc, "speedup": ref_s / enc,
+                     "mesh_max_abs_diff": float((mesh - ref).abs().max()),
+                     "mesh_diff_rel": float((mesh - ref).pow(2).mean().sqrt()) / max(motion_rms, 1e-12),
+                     "audio_s": seconds, "device": str(dev), "threads": torch.get_num_threads()})
+        m = None
+    return rows
+
+def benchmark_batch(batch_sizes=(1, 4, 16),   # utterances decoded together
+                    n_utterances: int = 16,    # how many utterances (2-6 s each, a fixed random draw)
+                    device: str = "cpu", tiny: bool = False, engine: str = "fused", seed: int = 0,
+                   ) -> list:                  # one dict per batch size
+    "Throughput of `predict_many` (seconds of audio per second) by batch size; each utterance's audio encoded alone."
+    dev = get_device(device)
+    model = _vocaset_actor(dev, seed, tiny)
+    g = torch.Generator().manual_seed(seed)
+    secs = (2 + 4 * torch.rand(n_utterances, generator=g)).tolist()
+    audios = [torch.randn(int(16000 * s), generator=g).to(dev) for s in secs]
+    frames = [int(s * model.cfg.fps) for s in secs]
+    order = np.argsort(frames)                                                         # sorted by length, as animate_many
+    tpl = torch.zeros(1, model.cfg.motion_dim, device=dev); oh = torch.eye(8, device=dev)[:1]
+    rows = []
+    for bs in batch_sizes:
+        def run():
+            for i in range(0, n_utterances, bs):
+                ix = order[i:i + bs]
+                model.predict_many([audios[j] for j in ix], tpl.expand(len(ix), -1), oh.expand(len(ix), -1),
+                                   [frames[j] for j in ix], engine=engine)
+        run() if bs == batch_sizes[0] else None                                        # warm-up once
+        dt, _ = timed(run, dev)
+        rows.append({"batch_size": bs, "utterances": n_utterances, "audio_s": sum(secs), "seconds": dt,
+                     "audio_s_per_s": sum(secs) / dt, "engine": engine, "device": str(dev)})
+    for r in rows: r["speedup"] = r["audio_s_per_s"] / rows[0]["audio_s_per_s"]
+    return rows
+
+def benchmark_long_audio(seconds=(60, 300),    # audio durations
+                         window_s: float = 20.,  # attention window of the windowed run
+                         device: str = "cpu", tiny: bool = False, seed: int = 0,
+                        ) -> list:               # one dict per (seconds, attention)
+    """`predict` on long audio with full attention and with attention in windows: time, peak memory (the CNN runs in
+    chunks above 30 s either way), and the windowed mesh's difference from the full one."""
+    dev = get_device(device)
+    model = _vocaset_actor(dev, seed, tiny)
+    tpl = torch.zeros(1, model.cfg.motion_dim, device=dev); oh = torch.eye(8, device=dev)[:1]
+    rows = []
+    for s in seconds:
+        audio = torch.randn(1, int(16000 * s), device=dev); T = int(s * model.cfg.fps)
+        full = None
+        for w in (None, window_s):
+            gc.collect()
+            with PeakMemory(dev) as pm: dt, mesh = timed(lambda: model.predict(audio, tpl, oh, n_frames=T, window_s=w), dev)
+            row = {"audio_s": s, "frames": T, "attention": "full" if w is None else f"windows of {w:g} s (+2 s context)",
+                   "predict_s": dt, "realtime_factor": dt / s, "peak_mb": pm.mb, "memory": pm.method, "device": str(dev)}
+            if w is None: full = mesh
+            else:
+                rms = float((full - tpl[:, None]).pow(2).mean().sqrt())
+                row.update(mesh_max_abs_diff=float((mesh - full).abs().max()),
+                           mesh_diff_rel=float((mesh - full).pow(2).mean().sqrt()) / max(rms, 1e-12))
+            rows.append(row); mesh = None
+        full = None
+    return rows
+
 # %% ../nbs/50_bench.ipynb #1d46037c
 def markdown_table(rows: list,        # dicts
                    columns: dict,     # key → header
@@ -218,10 +309,12 @@ def run_inference_benchmark(device: str = "cpu",                 # cpu, cuda, cu
                             max_recompute_s: float = 60.,        # budget of one full-recompute run (longer: prefix, extrapolated)
                             repeats: int = 3,                    # median over this many runs of the cheap timings
                             threads: int | None = None,          # torch CPU threads (None: torch's choice)
-                            only: str | None = None,             # 'decoding' or 'animate': run one part only
+                            only: str | None = None,             # one part only: decoding | animate (the default two) | encoder | batch | long
                             tiny: bool = False,                  # toy sizes (seconds to run; smoke tests)
                             engines=None,                        # decoding implementations (`ENGINES`); None: fused (+ graph on CUDA)
                             decode_datasets=("vocaset",),        # decoder sizes of the decoding table: vocaset, biwi
+                            long_seconds=(60, 300),              # --only long: audio durations
+                            compile: bool = False,               # --only encoder: also torch.compile the transformer
                            ) -> int:
     "What `speechface bench inference` does: print markdown tables and one JSON line per row. Returns 0."
     if threads: torch.set_num_threads(threads)
@@ -249,6 +342,27 @@ def run_inference_benchmark(device: str = "cpu",                 # cpu, cuda, cu
             print(f"\nmemory: {rows[0]['memory']}\n")
             for r in rows: print(json.dumps({"bench": "decoding", "dataset": ds, **r}))
             print(flush=True)
+    if only == "encoder":
+        rows = benchmark_encoder_options(device=dev, tiny=tiny, repeats=repeats, compile=compile)
+        print(f"## Audio-encoder options (VOCASET actor, wav2vec2-base random weights, {rows[0]['audio_s']:g} s of audio)\n\n"
+              + markdown_table(rows, {"precision": "precision", "attention": "attention", "encoder_s": "encoder (s)",
+                                      "speedup": "speed-up ×", "mesh_max_abs_diff": "mesh max abs diff (m)",
+                                      "mesh_diff_rel": "mesh RMS diff ÷ motion RMS"}))
+        for r in rows: print(json.dumps({"bench": "encoder", **r}))
+    if only == "batch":
+        rows = benchmark_batch(device=dev, tiny=tiny, engine=engines[-1])
+        print(f"## Many utterances (predict_many, {rows[0]['utterances']} utterances of 2-6 s, {rows[0]['audio_s']:.0f} s of audio)\n\n"
+              + markdown_table(rows, {"batch_size": "batch size", "seconds": "time (s)", "audio_s_per_s": "audio s per s",
+                                      "speedup": "speed-up ×"}))
+        for r in rows: print(json.dumps({"bench": "batch", **r}))
+    if only == "long":
+        rows = benchmark_long_audio(seconds=long_seconds, device=dev, tiny=tiny)
+        print("## Long audio (predict; wav2vec2's CNN in chunks above 30 s)\n\n"
+              + markdown_table(rows, {"audio_s": "audio (s)", "frames": "frames", "attention": "attention", "predict_s": "predict (s)",
+                                      "realtime_factor": "RTF", "peak_mb": "peak MiB", "mesh_max_abs_diff": "mesh max abs diff (m)",
+                                      "mesh_diff_rel": "mesh RMS diff ÷ motion RMS"}))
+        print(f"\nmemory: {rows[0]['memory']}\n")
+        for r in rows: print(json.dumps({"bench": "long", **r}))
     if only in (None, "animate"):
         rows = benchmark_animate(seconds, device=dev, tiny=tiny, repeats=repeats, engine=engines[-1])
         print(f"## End-to-end predict ({rows[0]['audio_encoder']}; decoder engine {engines[-1]})\n\n" + markdown_table(rows, _ANIMATE_COLUMNS))

@@ -62,11 +62,19 @@ def _test(a) -> int:
     return 0
 
 def _animate(a) -> int:
-    from speechface.train.inference import animate
-    m = animate(a.audio, a.ckpt, a.out, subject=a.subject, template=a.template, device=a.device, sample=a.sample,
-                templates=a.templates, faces=a.faces, dataset=a.dataset, subjects=a.subjects,
-                wav2vec2_config=a.wav2vec2_config, like_reference=a.like_reference)
-    print(f"wrote {a.out}: {m.shape[0]} frames")
+    from speechface.train.inference import animate, animate_many
+    from speechface.core import UsageError
+    common = dict(subject=a.subject, template=a.template, device=a.device, sample=a.sample, templates=a.templates,
+                  faces=a.faces, dataset=a.dataset, subjects=a.subjects, wav2vec2_config=a.wav2vec2_config,
+                  engine=a.engine, window_s=a.window_s)
+    if len(a.audio) == 1 and not Path(a.audio[0]).is_dir():
+        m = animate(a.audio[0], a.ckpt, a.out, like_reference=a.like_reference, **common)
+        print(f"wrote {a.out}: {m.shape[0]} frames")
+        return 0
+    if a.like_reference: raise UsageError("--like-reference animates one file at a time (FaceFormer's demo.py handling)")
+    r = animate_many(a.audio, a.ckpt, a.out, fmt=a.format, batch_size=a.batch_size, progress=not a.quiet, **common)
+    print(f"wrote {r['files']} files to {r['out_dir']}: {r['audio_s']:.1f} s of audio in {r['seconds']:.1f} s "
+          f"({r['audio_s_per_s']:.1f} s of audio per second)")
     return 0
 
 def _lipreader(a) -> int:
@@ -86,7 +94,7 @@ def _evaluate(a) -> int:
 def _bench_inference(a) -> int:
     from speechface.bench import run_inference_benchmark
     return run_inference_benchmark(a.device, a.frames, a.seconds, a.max_recompute_s, a.repeats, a.threads, a.only, a.tiny,
-                                   a.engines, a.decode_datasets)
+                                   a.engines, a.decode_datasets, a.long_seconds, a.compile)
 
 def _demo(a) -> int:
     from speechface.pipeline import run_demo
@@ -126,8 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", help="the same overrides as for training (run, out_dir, dataset.root, ...)")
     e.add_argument("--split", default="test"); e.add_argument("--ckpt", default=None, help="default checkpoints/<run>/best.pt")
     e.add_argument("--quiet", action="store_true"); e.set_defaults(func=_test)
-    n = sub.add_parser("animate", help="animate a face from an audio file (.npy, .obj/.ply frames or .mp4 with audio)")
-    n.add_argument("audio"); n.add_argument("--ckpt", required=True); n.add_argument("--out", required=True)
+    n = sub.add_parser("animate", help="animate a face from audio files or folders (.npy, .obj/.ply frames or .mp4 with audio)")
+    n.add_argument("audio", nargs="+", help="an audio file, or several files and/or folders (then --out is a folder)")
+    n.add_argument("--ckpt", required=True)
+    n.add_argument("--out", required=True, help="output file (.npy/.obj/.ply/.mp4), or a folder for several inputs")
+    n.add_argument("--format", default="npy", choices=["npy", "obj", "ply", "mp4"], help="file type written per input "
+                                                                                      "when --out is a folder")
+    n.add_argument("--batch-size", type=int, default=8, help="utterances decoded together (several inputs)")
+    n.add_argument("--engine", default="fused", choices=["fused", "static", "graph", "compile"],
+                   help="decoding implementation (graph: one CUDA graph per step, GPU only)")
+    n.add_argument("--window-s", type=float, default=None, help="wav2vec2: attend within windows of this many seconds "
+                                                                "(long audio; default: the whole utterance)")
+    n.add_argument("--quiet", action="store_true")
     n.add_argument("--subject", default=None, help="speaking style: a training subject or 'mean'")
     n.add_argument("--template", default=None, help="face identity: a training subject (default: the style's)")
     n.add_argument("--templates", default=None, metavar="PKL", help="templates.pkl to take the face from (required for "
@@ -185,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--repeats", type=int, default=3,
                      help="median over this many runs of the cheap timings: cached decoding and end-to-end (recompute runs once)")
     inf.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    inf.add_argument("--only", choices=["decoding", "animate"], default=None, help="run one part only")
+    inf.add_argument("--only", choices=["decoding", "animate", "encoder", "batch", "long"], default=None,
+                     help="run one part only (default: decoding and animate); encoder: precision/attention options; "
+                          "batch: many utterances; long: 60 s and 5 min of audio")
+    inf.add_argument("--long-seconds", type=float, nargs="+", default=[60, 300], help="--only long: audio durations")
+    inf.add_argument("--compile", action="store_true", help="--only encoder: also time torch.compile of the transformer")
     inf.add_argument("--tiny", action="store_true", help="toy sizes (seconds to run; for smoke tests)")
     inf.add_argument("--engines", nargs="+", choices=["fused", "static", "graph", "compile"], default=None,
                      help="decoding implementations to time, the first the reference (default: fused, + graph on CUDA); "

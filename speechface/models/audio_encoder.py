@@ -17,10 +17,11 @@ from ..core import UserError
 from ..data.audio import log_mel_spectrogram
 
 # %% auto #0
-__all__ = ['BACKENDS', 'DEFAULT_MODELS', 'SAMPLE_RATE', 'FEAT_RATE', 'MIN_SAMPLES', 'tokens_per_frame', 'align_to_frames',
-           'AudioEncoderConfig', 'AudioEncoderUnavailable', 'load_pretrained', 'AudioEncoder', 'tiny_wav2vec2_config',
-           'Wav2Vec2AudioEncoder', 'tiny_whisper_config', 'WhisperAudioEncoder', 'vtlp_warp', 'freq_mask',
-           'MelAudioEncoder', 'build_audio_encoder']
+__all__ = ['BACKENDS', 'DEFAULT_MODELS', 'SAMPLE_RATE', 'FEAT_RATE', 'MIN_SAMPLES', 'CNN_CHUNK_S', 'ENCODER_PRECISIONS',
+           'tokens_per_frame', 'align_to_frames', 'AudioEncoderConfig', 'AudioEncoderUnavailable', 'load_pretrained',
+           'AudioEncoder', 'conv_geometry', 'chunked_cnn_features', 'tiny_wav2vec2_config', 'Wav2Vec2AudioEncoder',
+           'tiny_whisper_config', 'WhisperAudioEncoder', 'vtlp_warp', 'freq_mask', 'MelAudioEncoder',
+           'build_audio_encoder', 'speed_up_encoder']
 
 # %% ../../nbs/10_models.audio_encoder.ipynb #5fdc7b13
 def tokens_per_frame(fps: float,            # mesh frame rate
@@ -157,14 +158,18 @@ class AudioEncoder(nn.Module):
 
     def __init__(self, cfg: AudioEncoderConfig):
         super().__init__(); self.cfg = cfg
+        self.bf16 = False    # inference option (`speed_up_encoder`): run the encoder under bfloat16 autocast
 
-    def encode(self, audio: torch.Tensor, n_frames: int, fps: float) -> torch.Tensor:
+    def encode(self, audio: torch.Tensor, n_frames: int, fps: float, window_s: float | None = None,
+               context_s: float = 2.0) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self,
                 audio: torch.Tensor, # (B, N) normalised 16 kHz waveform (zero mean, unit variance per utterance)
                 n_frames: int,       # mesh frames to produce tokens for
                 fps: float,          # mesh frame rate: 25 → 2 tokens per frame, otherwise 1
+                window_s: float | None = None, # global-attention encoders (wav2vec2): attend within windows of this many seconds
+                context_s: float = 2.0,        # … each also seeing this much audio on both sides (memory linear in T)
                ) -> torch.Tensor:    # (B, n_frames · tokens_per_frame(fps), out_dim)
         if not isinstance(audio, torch.Tensor) or audio.ndim != 2:
             shape = tuple(audio.shape) if hasattr(audio, "shape") else type(audio).__name__
@@ -176,7 +181,61 @@ class AudioEncoder(nn.Module):
                              f"encoder needs at least {MIN_SAMPLES} ({MIN_SAMPLES / SAMPLE_RATE * 1000:.0f} ms) at 16 kHz")
         if not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
             raise ValueError(f"n_frames must be a positive integer, got {n_frames!r}")
-        return self.encode(audio, int(n_frames), fps)
+        if window_s is not None and not window_s > 0: raise ValueError(f"window_s must be positive or None, got {window_s!r}")
+        if not self.bf16: return self.encode(audio, int(n_frames), fps, window_s, context_s)
+        with torch.autocast(audio.device.type, dtype=torch.bfloat16):
+            return self.encode(audio, int(n_frames), fps, window_s, context_s).float()
+
+# %% ../../nbs/10_models.audio_encoder.ipynb #1978221f
+CNN_CHUNK_S = 30.   # inference on audio longer than this runs wav2vec2's CNN in chunks (`chunked_cnn_features`)
+
+def conv_geometry(kernels, strides) -> tuple[int, int]:
+    "(total stride, receptive field) in input samples of a stack of 1-d convolutions."
+    stride, field = 1, 1
+    for k, s in zip(kernels, strides): field += (k - 1) * stride; stride *= s
+    return stride, field
+
+@torch.no_grad()
+def chunked_cnn_features(fe, audio: torch.Tensor,   # wav2vec2's feature encoder; (B, N) audio
+                         kernels, strides,          # its conv kernels and strides (config.conv_kernel / conv_stride)
+                         chunk_tokens: int = 250,   # output tokens per chunk (5 s at 50 Hz: ~80 MB of activations)
+                        ) -> torch.Tensor:          # (B, 512, L), what fe(audio) returns
+    """wav2vec2's CNN over long audio in chunks, with the same output as one pass. Token j sees samples
+    [S·j, S·j + R) (stride S, receptive field R), so a chunk of tokens needs only its own span of samples. The first
+    layer of the base models normalises each channel over the whole utterance (GroupNorm with one group per
+    channel): a first pass accumulates those statistics chunk by chunk, and the second applies them. Peak memory is
+    one chunk's activations instead of the utterance's (512 channels at 3.2 kHz: ~16 MB per second of audio); the
+    first layer runs twice, which costs about half the CNN's time again."""
+    S, R = conv_geometry(kernels, strides)
+    B, N = audio.shape
+    L = (N - R) // S + 1                                                     # output tokens of the whole utterance
+    if L < 1: return fe(audio)
+    first = fe.conv_layers[0]
+    norm = getattr(first, "layer_norm", None)
+    stats = None
+    if isinstance(norm, nn.GroupNorm):                                       # pass 1: per-channel mean and variance
+        if norm.num_groups != norm.num_channels: raise ValueError("chunked CNN: GroupNorm with groups ≠ channels is not supported")
+        k0, s0 = kernels[0], strides[0]
+        L0 = (N - k0) // s0 + 1
+        tot = sq = 0
+        for i0 in range(0, L0, chunk_tokens * S // s0):
+            i1 = min(L0, i0 + chunk_tokens * S // s0)
+            y = first.conv(audio[:, None, s0 * i0: s0 * (i1 - 1) + k0])          # (B, C, i1 - i0)
+            tot = tot + y.sum(-1, dtype=torch.float64); sq = sq + (y * y).sum(-1, dtype=torch.float64)
+        mean = tot / L0; var = (sq / L0 - mean ** 2).clamp(min=0)
+        stats = (mean.float()[..., None], torch.rsqrt(var + norm.eps).float()[..., None])
+    out = []
+    for j0 in range(0, L, chunk_tokens):                                     # pass 2: each chunk of tokens from its samples
+        j1 = min(L, j0 + chunk_tokens)
+        h = audio[:, None, S * j0: S * (j1 - 1) + R]
+        for i, layer in enumerate(fe.conv_layers):
+            if i == 0 and stats is not None:
+                h = layer.conv(h)
+                h = (h - stats[0]) * stats[1] * norm.weight[:, None] + norm.bias[:, None]
+                h = layer.activation(h)
+            else: h = layer(h)
+        out.append(h)
+    return torch.cat(out, -1)
 
 # %% ../../nbs/10_models.audio_encoder.ipynb #001765be
 def tiny_wav2vec2_config():
@@ -199,12 +258,24 @@ class Wav2Vec2AudioEncoder(AudioEncoder):
         if not cfg.trainable: self.model.requires_grad_(False)
         self.out_dim = self.model.config.hidden_size
 
-    def encode(self, audio, n_frames, fps):
-        feats = self.model.feature_extractor(audio)                      # (B, 512, N50)
+    def encode(self, audio, n_frames, fps, window_s=None, context_s=2.0):
+        c = self.model.config
+        if audio.shape[1] > CNN_CHUNK_S * SAMPLE_RATE and not torch.is_grad_enabled():   # long audio: same features, chunk by chunk
+            feats = chunked_cnn_features(self.model.feature_extractor, audio, c.conv_kernel, c.conv_stride)
+        else: feats = self.model.feature_extractor(audio)                # (B, 512, N50)
         feats = align_to_frames(feats.transpose(1, 2), n_frames, fps)    # (B, n_frames·k, 512)
         hidden = self.model.feature_projection(feats)
         hidden = hidden[0] if isinstance(hidden, tuple) else hidden      # (B, n_frames·k, hidden)
-        return self.model.encoder(hidden).last_hidden_state              # (B, n_frames·k, hidden)
+        rate = hidden.shape[1] / (n_frames / fps)                        # tokens per second
+        W = None if window_s is None else max(1, int(round(window_s * rate)))
+        C = int(round(context_s * rate))
+        if W is None or hidden.shape[1] <= W + 2 * C:
+            return self.model.encoder(hidden).last_hidden_state          # (B, n_frames·k, hidden): attention over all tokens
+        out = []                                                         # attention within [t0 - C, t1 + C), keep [t0, t1)
+        for t0 in range(0, hidden.shape[1], W):
+            t1 = min(hidden.shape[1], t0 + W); a, b = max(0, t0 - C), min(hidden.shape[1], t1 + C)
+            out.append(self.model.encoder(hidden[:, a:b]).last_hidden_state[:, t0 - a:t1 - a])
+        return torch.cat(out, 1)
 
 # %% ../../nbs/10_models.audio_encoder.ipynb #f37d5fc8
 def tiny_whisper_config():
@@ -235,7 +306,7 @@ class WhisperAudioEncoder(AudioEncoder):
         if not cfg.trainable: self.model.requires_grad_(False)
         self.out_dim = conf.d_model
 
-    def encode(self, audio, n_frames, fps):
+    def encode(self, audio, n_frames, fps, window_s=None, context_s=2.0):   # memory already linear in T: no windows needed
         B, N = audio.shape
         n_chunks, n_keep = math.ceil(N / self.chunk), math.ceil(N / 320)
         x = (audio.detach().float() * self.cfg.whisper_input_rms).cpu().numpy()                   # (B, N)
@@ -283,7 +354,7 @@ class MelAudioEncoder(AudioEncoder):
         if not cfg.trainable: self.requires_grad_(False)
         self.out_dim = d
 
-    def encode(self, audio, n_frames, fps):
+    def encode(self, audio, n_frames, fps, window_s=None, context_s=2.0):   # memory already linear in T: no windows needed
         mel = log_mel_spectrogram(audio, SAMPLE_RATE, 400, 160, self.cfg.mel_bins)  # (B, N//160 + 1, 80)
         if self.training and self.cfg.mel_vtlp > 0: mel = vtlp_warp(mel, self.cfg.mel_vtlp)  # new "speakers"
         if self.cfg.mel_utterance_norm:                                             # CMVN: removes voice/channel offsets
@@ -304,3 +375,30 @@ def build_audio_encoder(cfg: AudioEncoderConfig | None = None, # the configurati
     if cfg is None: cfg = AudioEncoderConfig(**kwargs)
     elif kwargs: raise TypeError("pass either a config or keyword fields, not both")
     return _ENCODERS[cfg.backend](cfg)
+
+# %% ../../nbs/10_models.audio_encoder.ipynb #c927156a
+ENCODER_PRECISIONS = ("fp32", "bf16", "int8")
+
+def speed_up_encoder(enc: AudioEncoder,              # a built encoder (e.g. `model.audio_encoder`), for inference
+                     precision: str = "fp32",        # fp32 | bf16 (autocast) | int8 (dynamic quantisation of Linear layers, CPU)
+                     attention: str | None = None,   # wav2vec2 / Whisper: 'sdpa' or 'eager'; None keeps the current kernel
+                     compile: bool = False,          # torch.compile the transformer (dynamic shapes)
+                    ) -> AudioEncoder:               # the same encoder, changed in place
+    "Inference options of an audio encoder: precision, attention kernel, compilation (each measured in the inference benchmark)."
+    if precision not in ENCODER_PRECISIONS: raise ValueError(f"precision={precision!r}: choose from {ENCODER_PRECISIONS}")
+    hf = getattr(enc, "model", None)                                          # the transformers model of wav2vec2 / Whisper
+    if attention is not None:
+        if hf is None: raise ValueError(f"attention={attention!r}: the {enc.cfg.backend} encoder has no attention layers")
+        hf.set_attn_implementation(attention)
+    enc.bf16 = precision == "bf16"
+    if precision == "int8":
+        if hf is None: raise ValueError("int8 quantises Linear layers of wav2vec2 / Whisper; the mel encoder is convolutional")
+        if next(enc.parameters()).device.type != "cpu": raise ValueError("int8 dynamic quantisation runs on the CPU; on a GPU use bf16")
+        import warnings
+        from torch.ao.quantization import quantize_dynamic   # deprecated in favour of torchao, still the CPU kernel that is fast here
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            body = hf.encoder
+            hf.encoder = quantize_dynamic(body, {nn.Linear}, dtype=torch.qint8)
+    if compile: hf.encoder = torch.compile(hf.encoder, dynamic=True) if hf is not None else hf
+    return enc

@@ -146,9 +146,12 @@ class FaceFormer(nn.Module):
         self.phone_head = nn.Linear(d, len(cfg.phone_classes)) if cfg.phone_classes else None
 
     # --- pieces -----------------------------------------------------------------------------------------------
-    def encode_audio(self, audio: torch.Tensor, n_frames: int) -> torch.Tensor:
+    def encode_audio(self, audio: torch.Tensor, n_frames: int,
+                     window_s: float | None = None,   # wav2vec2: attention within windows of this many seconds (memory linear in T)
+                     context_s: float = 2.0,          # … each also seeing this much audio on both sides
+                    ) -> torch.Tensor:
         "(B, N) normalised 16 kHz audio → aligned tokens (B, T, k, d)."
-        h = self.audio_feature_map(self.audio_encoder(audio, n_frames, self.cfg.fps))   # (B, T·k, d)
+        h = self.audio_feature_map(self.audio_encoder(audio, n_frames, self.cfg.fps, window_s, context_s))   # (B, T·k, d)
         return h.view(h.shape[0], n_frames, self.k, -1)                                 # (B, T, k, d)
 
     def phone_logits(self, mem: torch.Tensor) -> torch.Tensor:
@@ -273,12 +276,37 @@ class FaceFormer(nn.Module):
         return out
 
     @torch.no_grad()
-    def predict(self, audio, template, one_hot, n_frames=None, sample=False, engine: str = "fused") -> torch.Tensor:
-        "Autoregressive inference (KV cache, fused feedback; `engine` as in `ENGINES`): (B, T, motion_dim) (mu, or a sample)."
+    def predict(self, audio, template, one_hot, n_frames=None, sample=False, engine: str = "fused",
+                window_s: float | None = None) -> torch.Tensor:
+        """Autoregressive inference (KV cache, fused feedback; `engine` as in `ENGINES`; audio encoded in windows of
+        `window_s` seconds when set): (B, T, motion_dim) (mu, or a sample)."""
         was = self.training; self.eval()
-        out = self(audio, template, one_hot, n_frames=n_frames, mode="autoregressive", sample=sample, engine=engine)
+        if n_frames is None: n_frames = max(1, int(audio.shape[1] / 16000 * self.cfg.fps))
+        mem = self.encode_audio(audio, n_frames, window_s)
+        out = self(audio, template, one_hot, n_frames=n_frames, mode="autoregressive", sample=sample, engine=engine, mem=mem)
         self.train(was)
         return out["sample"] if sample else out["mu"]
+
+    @torch.no_grad()
+    def predict_many(self, audios: list,                # normalised 16 kHz audio of each utterance, (N_i,) tensors
+                     templates: torch.Tensor,            # (B, motion_dim)
+                     one_hot: torch.Tensor,              # (B, n_subjects)
+                     n_frames: list[int],                # frames of each utterance
+                     sample: bool = False, engine: str = "fused", window_s: float | None = None,
+                    ) -> list:                           # (T_i, motion_dim) per utterance
+        """Animate several utterances in one batched rollout: each one's audio is encoded alone (no padding reaches an
+        encoder), the aligned tokens are zero-padded to the longest, and the decoder steps all of them together.
+        Causal decoding makes frame t of an utterance depend only on its own frames ≤ t, so every motion equals its
+        own `predict`; the padded tail is cut off."""
+        was = self.training; self.eval()
+        mems = [self.encode_audio(a.reshape(1, -1), T, window_s)[0] for a, T in zip(audios, n_frames)]   # (T_i, k, d)
+        Tm = max(n_frames)
+        mem = torch.stack([F.pad(m, (0, 0, 0, 0, 0, Tm - len(m))) for m in mems])        # (B, T_max, k, d)
+        out = self(templates.new_zeros(len(mems), 1), templates, one_hot, n_frames=Tm, mode="autoregressive",
+                   sample=sample, engine=engine, mem=mem)
+        self.train(was)
+        y = out["sample"] if sample else out["mu"]
+        return [y[i, :T] for i, T in enumerate(n_frames)]
 
     def log_prob(self, x: torch.Tensor, mu: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         "Log-density of motion x (B, T, D) under N(mu, sigma²), summed over D: (B, T); padded frames 0."

@@ -22,7 +22,7 @@ from ..evaluation.evaluate import evaluate_results, write_evaluation, expected_c
 from .supervised import load_actor, load_config, predict_conditions, style_conditions
 
 # %% auto #0
-__all__ = ['run_test', 'load_reference_audio', 'animate']
+__all__ = ['AUDIO_SUFFIXES', 'run_test', 'load_reference_audio', 'Animator', 'animate', 'audio_inputs', 'animate_many']
 
 # %% ../../nbs/42_train.inference.ipynb #ff157e01
 @torch.no_grad()
@@ -89,6 +89,53 @@ def _template_tensors(path, model) -> dict:
     "subject -> flat (3V,) template tensor from a templates.pkl, checked against the model's V."
     return {s: torch.from_numpy(v.reshape(-1)) for s, v in load_templates(path, model.cfg.motion_dim // 3).items()}
 
+class Animator:
+    "A loaded actor, its style condition and its face, ready to animate audio (`animate`, `animate_many`)."
+    def __init__(self, ckpt, subject=None, template=None, device="auto", templates=None, dataset=None, subjects=None,
+                 wav2vec2_config=None):
+        self.device = get_device(device)
+        ck = self.ck = load_checkpoint(ckpt)
+        self.reference = is_reference_state_dict(ck)
+        if self.reference:
+            model, subjects, tpls, fps = _reference_actor(ck, ckpt, dataset, subjects, templates, wav2vec2_config, self.device)
+        else:
+            subjects = ck.get("train_subjects")
+            if subjects is None: raise UsageError(f"{ckpt} has no training-subject list: use a checkpoint written by `speechface train` "
+                                                  f"or a released FaceFormer state_dict")
+            model, fps = load_actor(ck, self.device), ck["fps"]
+            tpls = ck["templates"] if templates is None else _template_tensors(templates, model)
+        subject = subject or subjects[0]
+        n = len(subjects)
+        if subject == "mean": oh = torch.full((1, n), 1 / n)
+        elif subject in subjects: oh = torch.eye(n)[subjects.index(subject)][None]
+        else: raise UsageError(f"unknown style {subject!r}; choose one of {subjects} or 'mean'")
+        tpl_name = template or (subject if subject != "mean" else subjects[0])
+        if tpl_name not in tpls: raise UsageError(f"unknown template {tpl_name!r}; choose one of {sorted(tpls)}")
+        self.model, self.fps, self.ckpt = model, fps, ckpt
+        self.one_hot, self.template = oh.to(self.device), tpls[tpl_name].reshape(1, -1).float().to(self.device)
+
+    def faces(self, faces, out: Path):
+        return _faces(faces, self.ck.get("faces") if not self.reference else None, self.ckpt, out)
+
+    def load(self, audio_path, like_reference: bool = False) -> tuple:
+        "(normalised audio (N,) tensor, frames) of one file: speechface's handling, or FaceFormer's demo.py's."
+        if like_reference:
+            if self.model.cfg.audio.backend != "wav2vec2":
+                raise UsageError(f"--like-reference reproduces FaceFormer's wav2vec2 front end; {self.ckpt} uses the "
+                                 f"{self.model.cfg.audio.backend!r} audio encoder")
+            audio_np = load_reference_audio(audio_path)
+            n_frames = reference_frame_count(self.model, len(audio_np))             # int(N50/50·30) or N50 // 2
+        else:
+            wav = load_wav(audio_path); audio_np = normalize_audio(wav)
+            n_frames = max(1, int(round(len(wav) / 16000 * self.fps)))               # the audio's duration at fps
+        return torch.from_numpy(np.asarray(audio_np, np.float32)), n_frames
+
+def _write_motion(motion, out: Path, tri, audio_path, fps):
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy": np.save(out, motion.astype(np.float32))
+    elif out.suffix in (".obj", ".ply"): export_sequence(motion, tri, out.with_suffix(""), fmt=out.suffix[1:])
+    else: animate_to_video(motion, tri, out, audio=str(audio_path), fps=fps)
+
 @torch.no_grad()
 def animate(audio_path: str | Path,      # any audio file
             ckpt: str | Path,            # a best.pt / last.pt written by `speechface train`, or a released vocaset.pth / biwi.pth
@@ -103,46 +150,73 @@ def animate(audio_path: str | Path,      # any audio file
             subjects: list[str] | None = None,   # released checkpoints: training subjects in one-hot order (default: the dataset's)
             wav2vec2_config=None,        # released checkpoints: the wav2vec2 architecture (default: the packaged base-960h)
             like_reference: bool = False, # FaceFormer's demo: librosa resampling and the reference's frame count
+            engine: str = "fused",       # decoding implementation (`ENGINES`; 'graph' on a GPU)
+            window_s: float | None = None, # wav2vec2: attention within windows of this many seconds (long audio)
            ) -> np.ndarray:               # (T, 3V) the motion written
     "Animate a face from speech with a trained actor or a released FaceFormer checkpoint and write it to `out`."
-    device = get_device(device)
     out = Path(out)
     if out.suffix not in (".npy", ".obj", ".ply", ".mp4"): raise UsageError(f"unsupported output {out.name!r}: use .npy, .obj, .ply or .mp4")
-    ck = load_checkpoint(ckpt)
-    tri = _faces(faces, ck.get("faces") if not is_reference_state_dict(ck) else None, ckpt, out)   # before the work
-    if is_reference_state_dict(ck):
-        model, subjects, tpls, fps = _reference_actor(ck, ckpt, dataset, subjects, templates, wav2vec2_config, device)
-    else:
-        subjects = ck.get("train_subjects")
-        if subjects is None: raise UsageError(f"{ckpt} has no training-subject list: use a checkpoint written by `speechface train` "
-                                              f"or a released FaceFormer state_dict")
-        model, fps = load_actor(ck, device), ck["fps"]
-        tpls = ck["templates"] if templates is None else _template_tensors(templates, model)
-    subject = subject or subjects[0]
-    n = len(subjects)
-    if subject == "mean": oh = torch.full((1, n), 1 / n)
-    elif subject in subjects: oh = torch.eye(n)[subjects.index(subject)][None]
-    else: raise UsageError(f"unknown style {subject!r}; choose one of {subjects} or 'mean'")
-    tpl_name = template or (subject if subject != "mean" else subjects[0])
-    if tpl_name not in tpls: raise UsageError(f"unknown template {tpl_name!r}; choose one of {sorted(tpls)}")
-    tpl = tpls[tpl_name].reshape(1, -1).float()
-    if like_reference:
-        if model.cfg.audio.backend != "wav2vec2":
-            raise UsageError(f"--like-reference reproduces FaceFormer's wav2vec2 front end; {ckpt} uses the "
-                             f"{model.cfg.audio.backend!r} audio encoder")
-        audio_np = load_reference_audio(audio_path)
-        n_frames = reference_frame_count(model, len(audio_np))                       # int(N50/50·30) or N50 // 2
-    else:
-        wav = load_wav(audio_path); audio_np = normalize_audio(wav)
-        n_frames = max(1, int(round(len(wav) / 16000 * fps)))                         # the audio's duration at fps
-    audio = torch.from_numpy(np.asarray(audio_np, np.float32))[None]
-    motion = model.predict(audio.to(device), tpl.to(device), oh.to(device), n_frames=n_frames, sample=sample)[0].cpu().numpy()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".npy": np.save(out, motion.astype(np.float32))
-    elif out.suffix in (".obj", ".ply"): export_sequence(motion, tri, out.with_suffix(""), fmt=out.suffix[1:])
-    else:
-        animate_to_video(motion, tri, out, audio=str(audio_path), fps=fps)
+    an = Animator(ckpt, subject, template, device, templates, dataset, subjects, wav2vec2_config)
+    tri = an.faces(faces, out)                                                       # before the work
+    audio, n_frames = an.load(audio_path, like_reference)
+    motion = an.model.predict(audio[None].to(an.device), an.template, an.one_hot, n_frames=n_frames, sample=sample,
+                              engine=engine, window_s=window_s)[0].cpu().numpy()
+    _write_motion(motion, out, tri, audio_path, an.fps)
     return motion
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
+
+def audio_inputs(inputs: list) -> list[Path]:
+    "Audio files named directly or found in folders (sorted), checked to exist and to have distinct names."
+    files = []
+    for x in map(Path, inputs):
+        if x.is_dir():
+            found = sorted(p for p in x.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+            if not found: raise UsageError(f"{x}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder")
+            files += found
+        elif x.is_file(): files.append(x)
+        else: raise FileNotFoundError(f"{x}: no such audio file or folder")
+    stems = {}
+    for f in files:
+        if f.stem in stems: raise UsageError(f"{stems[f.stem]} and {f} would both write {f.stem}.*: rename one or animate them separately")
+        stems[f.stem] = f
+    return files
+
+@torch.no_grad()
+def animate_many(inputs: list,                 # audio files and/or folders of audio files
+                 ckpt: str | Path,             # as `animate`
+                 out_dir: str | Path,          # one <name>.<fmt> per input
+                 fmt: str = "npy",             # npy | obj | ply | mp4
+                 batch_size: int = 8,          # utterances decoded together (sorted by length: little padding)
+                 subject: str | None = None, template: str | None = None, device: str = "auto", sample: bool = False,
+                 templates=None, faces=None, dataset=None, subjects=None, wav2vec2_config=None,
+                 engine: str = "fused", window_s: float | None = None,
+                 progress: bool = True,
+                ) -> dict:                      # files, audio_s, seconds, audio seconds per second
+    """Animate many audio files with one loaded actor: sorted by length, decoded `batch_size` at a time in one batched
+    rollout (`FaceFormer.predict_many`: each motion equals its own `predict`), written as they finish."""
+    if fmt not in ("npy", "obj", "ply", "mp4"): raise UsageError(f"unsupported format {fmt!r}: use npy, obj, ply or mp4")
+    if batch_size < 1: raise UsageError(f"batch_size must be ≥ 1, got {batch_size}")
+    files = audio_inputs(inputs)
+    out_dir = Path(out_dir)
+    if out_dir.suffix.lower() in (".npy", ".obj", ".ply", ".mp4") + AUDIO_SUFFIXES:
+        raise UsageError(f"--out {out_dir} looks like a file; with several inputs --out is a folder (and --format the file type)")
+    an = Animator(ckpt, subject, template, device, templates, dataset, subjects, wav2vec2_config)
+    tri = an.faces(faces, Path(f"x.{fmt}"))
+    t0 = time.time()
+    items = sorted(((f, *an.load(f)) for f in tqdm(files, desc="loading audio", disable=not progress, leave=False)),
+                   key=lambda x: x[2])
+    total = sum(len(a) for _, a, _ in items) / 16000
+    bar = tqdm(total=len(items), desc=f"animating ({batch_size} at a time)", disable=not progress, unit="file")
+    for i in range(0, len(items), batch_size):
+        chunk = items[i:i + batch_size]; B = len(chunk)
+        motions = an.model.predict_many([a.to(an.device) for _, a, _ in chunk], an.template.expand(B, -1), an.one_hot.expand(B, -1),
+                                        [T for *_, T in chunk], sample=sample, engine=engine, window_s=window_s)
+        for (f, _, _), m in zip(chunk, motions): _write_motion(m.cpu().numpy(), out_dir / f"{f.stem}.{fmt}", tri, f, an.fps)
+        bar.update(B)
+    bar.close()
+    dt = time.time() - t0
+    return {"files": len(items), "audio_s": total, "seconds": dt, "audio_s_per_s": total / dt, "out_dir": str(out_dir)}
 
 def _faces(faces, stored, ckpt, out: Path):
     "The (F, 3) triangles for mesh or video output: `--faces` (mesh file or .npy), else the checkpoint's; None for .npy."
