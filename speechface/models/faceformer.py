@@ -95,19 +95,35 @@ class FaceFormerDecoderLayer(nn.Module):
         if cache is not None:
             if "k" in cache: k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)  # (B, H, t+T, dh)
             cache["k"], cache["v"] = k, v
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1]) + bias[None]              # (B, H, T, Tk)
-        att = F.dropout(att.softmax(-1), self.p_attn, self.training)
-        out = (att @ v).transpose(1, 2).reshape(x.shape)                                   # (B, T, d)
+        if self.training and self.p_attn > 0:                                              # attention dropout: explicit
+            att = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1]) + bias[None]          # (B, H, T, Tk)
+            att = F.dropout(att.softmax(-1), self.p_attn, self.training)
+            out = att @ v
+        else: out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None].to(q.dtype))   # one fused kernel
+        out = out.transpose(1, 2).reshape(x.shape)                                         # (B, T, d)
         return a.out_proj(out)
 
-    def _cross_attn(self, x, mem):
-        "x (B, T, d) attends only to its aligned memory tokens mem (B, T, k, d)."
-        a, d = self.multihead_attn, x.shape[-1]
-        wq, wk, wv = a.in_proj_weight.split(d); bq, bk, bv = a.in_proj_bias.split(d)
-        q = self._heads(F.linear(x, wq, bq))                                               # (B, H, T, dh)
+    def cross_single(self, mem):
+        """The cross-attention output when each frame has one memory token (k = 1, 30 fps) and attention weights are not
+        dropped: softmax over one key is 1, so the output is out_proj(value) whatever the query — (B, T, d), once per rollout."""
+        _, vm = self.cross_kv(mem)                                                         # (B, H, T, 1, dh)
+        B, H, T, _, dh = vm.shape
+        return self.multihead_attn.out_proj(vm[:, :, :, 0].transpose(1, 2).reshape(B, T, H * dh))
+
+    def cross_kv(self, mem):
+        "Keys and values of the aligned memory mem (B, T, k, d): each (B, H, T, k, dh) (computed once per rollout)."
+        a, d = self.multihead_attn, mem.shape[-1]
+        _, wk, wv = a.in_proj_weight.split(d); _, bk, bv = a.in_proj_bias.split(d)
         B, T, k, _ = mem.shape
-        km = F.linear(mem, wk, bk).view(B, T, k, self.h, -1).permute(0, 3, 1, 2, 4)        # (B, H, T, k, dh)
-        vm = F.linear(mem, wv, bv).view(B, T, k, self.h, -1).permute(0, 3, 1, 2, 4)        # (B, H, T, k, dh)
+        return tuple(F.linear(mem, w, b).view(B, T, k, self.h, -1).permute(0, 3, 1, 2, 4) for w, b in ((wk, bk), (wv, bv)))
+
+    def _cross_attn(self, x, mem, kv=None):
+        "x (B, T, d) attends only to its aligned memory tokens mem (B, T, k, d) (or their precomputed `cross_kv`)."
+        a, d = self.multihead_attn, x.shape[-1]
+        wq, bq = a.in_proj_weight[:d], a.in_proj_bias[:d]
+        q = self._heads(F.linear(x, wq, bq))                                               # (B, H, T, dh)
+        km, vm = kv if kv is not None else self.cross_kv(mem)                              # (B, H, T, k, dh)
+        B, T = x.shape[:2]
         att = torch.einsum("bhtd,bhtkd->bhtk", q, km) / math.sqrt(q.shape[-1])             # (B, H, T, k)
         att = F.dropout(att.softmax(-1), self.p_attn, self.training)
         out = torch.einsum("bhtk,bhtkd->bhtd", att, vm).transpose(1, 2).reshape(B, T, d)   # (B, T, d)
@@ -117,9 +133,11 @@ class FaceFormerDecoderLayer(nn.Module):
                 mem: torch.Tensor,           # (B, T, k, d) aligned audio tokens of these frames
                 bias: torch.Tensor,          # (H, T, T_total) periodic causal bias for these queries
                 cache: dict | None = None,   # per-layer KV cache, updated in place
+                kv: tuple | None = None,     # the memory's precomputed `cross_kv` for these frames (instead of mem)
+                cross: torch.Tensor | None = None,  # (B, T, d) the cross-attention output itself (one memory token per frame)
                ) -> torch.Tensor:            # (B, T, d)
         x = self.norm1(x + self.dropout1(self._self_attn(x, bias, cache)))
-        x = self.norm2(x + self.dropout2(self._cross_attn(x, mem)))
+        x = self.norm2(x + self.dropout2(self._cross_attn(x, mem, kv) if cross is None else cross))
         return self.norm3(x + self.dropout3(self.linear2(self.dropout(F.relu(self.linear1(x))))))
 
 # %% ../../nbs/11_models.faceformer.ipynb #4585cb09
@@ -258,11 +276,22 @@ class FaceFormer(nn.Module):
             noise = self.sigma() * torch.randn(T, *tpl.shape[::2], device=tpl.device, dtype=tpl.dtype)   # (T, B, D) displacement noise
             Z = (noise / s) @ self.vertice_map.weight.T                                    # (T, B, d) its image in token space
         if engine == "fused":
-            caches = [dict() for _ in self.transformer_decoder.layers]
+            layers = self.transformer_decoder.layers
+            single = mem.shape[2] == 1 and not (self.training and self.cfg.dropout > 0)
+            caches = [dict() for _ in layers]
+            kvs = [l.cross_single(mem) if single else l.cross_kv(mem) for l in layers]     # cross-attention: once per rollout
             A, c = self.feedback()
+            pe = self.PPE.pe[torch.arange(T, device=mem.device) % self.cfg.period]          # (T, d) PPE rows
+            back = torch.div(torch.arange(T - 1, -1, -1, device=mem.device), self.cfg.period, rounding_mode="floor")
+            nslope = -self.slopes.to(torch.float32)[:, None] * back.to(torch.float32)      # (H, T): row t = [:, T-1-t:]
             tok, hs = self._start(style, tpl), []
             for t in range(T):
-                h = self._decode(tok, mem[:, t:t + 1], t, caches, project=False)[:, -1]    # (B, d)
+                x = self.PPE.dropout(tok + pe[t])                                          # (B, 1, d)
+                bias = nslope[:, T - 1 - t:][:, None]                                      # (H, 1, t+1): -m·floor((t-j)/p)
+                for l, layer in enumerate(layers):
+                    if single: x = layer(x, None, bias, caches[l], cross=kvs[l][:, t:t + 1])
+                    else: x = layer(x, None, bias, caches[l], kv=(kvs[l][0][:, :, t:t + 1], kvs[l][1][:, :, t:t + 1]))
+                h = x[:, -1]                                                               # (B, d)
                 hs.append(h)
                 nxt = h @ A.T + c
                 if stochastic: nxt = nxt + Z[t]
