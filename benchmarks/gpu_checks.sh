@@ -6,7 +6,7 @@
 #   CHECKS="inference compile train reward" bash benchmarks/gpu_checks.sh     # writes its tables to $OUT (or ./gpu_results)
 set -u -o pipefail
 OUT=${OUT:-gpu_results}; mkdir -p "$OUT"
-CHECKS=${CHECKS:-inference compile train reward}
+CHECKS=${CHECKS:-inference compile train reward encoder batch long}
 ROOT=${ROOT:-.gpudata/synth_tiny}
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -26,6 +26,18 @@ if [[ $CHECKS == *compile* ]]; then
   echo "== torch.compile engine"
   timeout 150 python3 -m speechface.cli bench inference --device cuda --only decoding --engines fused compile graph \
     --frames 480 --repeats 3 --max-recompute-s 5 2>&1 | tee "$OUT/bench_compile_cuda.md" || status=1
+fi
+if [[ $CHECKS == *encoder* ]]; then
+  echo "== audio-encoder options (bf16, eager attention, torch.compile)"
+  timeout 200 python3 -W ignore -m speechface.cli bench inference --device cuda --only encoder --compile --repeats 5 2>&1 | tee "$OUT/bench_encoder_cuda.md" || status=1
+fi
+if [[ $CHECKS == *batch* ]]; then
+  echo "== many utterances (predict_many; CUDA-graph decoding)"
+  timeout 120 python3 -W ignore -m speechface.cli bench inference --device cuda --only batch --engines fused graph 2>&1 | tee "$OUT/bench_batch_cuda.md" || status=1
+fi
+if [[ $CHECKS == *long* ]]; then
+  echo "== long audio (60 s, 5 min)"
+  timeout 200 python3 -W ignore -m speechface.cli bench inference --device cuda --only long --engines fused graph 2>&1 | tee "$OUT/bench_long_cuda.md" || status=1
 fi
 if [[ $CHECKS == *train* ]]; then
   echo "== training throughput"

@@ -254,6 +254,7 @@ def benchmark_batch(batch_sizes=(1, 4, 16),   # utterances decoded together
 def benchmark_long_audio(seconds=(60, 300),    # audio durations
                          window_s: float = 20.,  # attention window of the windowed run
                          device: str = "cpu", tiny: bool = False, seed: int = 0,
+                         engine: str = "fused",  # decoding implementation (`ENGINES`)
                         ) -> list:               # one dict per (seconds, attention)
     """`predict` on long audio with full attention and with attention in windows: time, peak memory (the CNN runs in
     chunks above 30 s either way), and the windowed mesh's difference from the full one."""
@@ -266,9 +267,9 @@ def benchmark_long_audio(seconds=(60, 300),    # audio durations
         full = None
         for w in (None, window_s):
             gc.collect()
-            with PeakMemory(dev) as pm: dt, mesh = timed(lambda: model.predict(audio, tpl, oh, n_frames=T, window_s=w), dev)
+            with PeakMemory(dev) as pm: dt, mesh = timed(lambda: model.predict(audio, tpl, oh, n_frames=T, window_s=w, engine=engine), dev)
             row = {"audio_s": s, "frames": T, "attention": "full" if w is None else f"windows of {w:g} s (+2 s context)",
-                   "predict_s": dt, "realtime_factor": dt / s, "peak_mb": pm.mb, "memory": pm.method, "device": str(dev)}
+                   "predict_s": dt, "realtime_factor": dt / s, "peak_mb": pm.mb, "memory": pm.method, "device": str(dev), "engine": engine}
             if w is None: full = mesh
             else:
                 rms = float((full - tpl[:, None]).pow(2).mean().sqrt())
@@ -356,7 +357,7 @@ def run_inference_benchmark(device: str = "cpu",                 # cpu, cuda, cu
                                       "speedup": "speed-up ×"}))
         for r in rows: print(json.dumps({"bench": "batch", **r}))
     if only == "long":
-        rows = benchmark_long_audio(seconds=long_seconds, device=dev, tiny=tiny)
+        rows = benchmark_long_audio(seconds=long_seconds, device=dev, tiny=tiny, engine=engines[-1])
         print("## Long audio (predict; wav2vec2's CNN in chunks above 30 s)\n\n"
               + markdown_table(rows, {"audio_s": "audio (s)", "frames": "frames", "attention": "attention", "predict_s": "predict (s)",
                                       "realtime_factor": "RTF", "peak_mb": "peak MiB", "mesh_max_abs_diff": "mesh max abs diff (m)",
