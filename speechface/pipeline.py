@@ -17,7 +17,10 @@ from .core import load_checkpoint, save_checkpoint
 from .data.dataset import FaceFormerDataset
 from .data.synth import generate_corpus
 from .models.reward import load_backbone
-from .viz.video import animate_to_video
+from .data.audio import load_wav
+from .data.mesh import load_regions
+from .data.textgrid import read_phone_tier, textgrid_folder
+from .viz.face import FaceRig, comparison_video as face_comparison_video
 from .evaluation.baselines import ground_truth, baseline_predictions, score_predictions
 from .evaluation.perceptual import perceptual_units, perceptual_summary, train_lip_reader
 from .evaluation.evaluate import add_perceptual_cis, style_average
@@ -27,7 +30,8 @@ from .train.reward import train_sync_expert, train_eval_sync_expert, train_rewar
 from .train.rl import train_rl
 
 # %% auto #0
-__all__ = ['PLANS', 'RL_RECIPE', 'READING_NOTE', 'DemoPlan', 'reference_rows', 'comparison_table', 'run_demo', 'comparison_video']
+__all__ = ['PLANS', 'RL_RECIPE', 'READING_NOTE', 'DemoPlan', 'reference_rows', 'comparison_table', 'run_demo', 'video_items',
+           'comparison_video']
 
 # %% ../nbs/51_pipeline.ipynb #b279e3c0
 @dataclass
@@ -42,7 +46,8 @@ class DemoPlan:
     head_minutes: float | None = 1.5
     rl: list = field(default_factory=list)        # Hydra overrides of the RL run
     reader_epochs: int = 40                       # lip-reader epochs (perceptual evaluation)
-    video_size: int = 256                         # pixels per panel
+    video_size: int = 512                         # pixels per panel (full face and mouth close-up each)
+    video_seconds: float = 18.0                   # test sentences of both test speakers, alternating, up to about this long
 
 PLANS = {
     "full": DemoPlan("small", sft=["trainer=cpu"],
@@ -50,7 +55,8 @@ PLANS = {
     "quick": DemoPlan("tiny", sft=["trainer=cpu", "trainer.epochs=4", "trainer.val_every=2", "model.feature_dim=32",
                                    "model.audio.mel_dim=32"],
                       sync_epochs=3, sync_minutes=None, sync_model={"d_model": 32, "n_layers": 1}, head_epochs=3,
-                      head_minutes=None, rl=["trainer.epochs=1", "trainer.lr=1e-4"], reader_epochs=5, video_size=128),
+                      head_minutes=None, rl=["trainer.epochs=1", "trainer.lr=1e-4"], reader_epochs=5, video_size=128,
+                      video_seconds=3.0),
 }
 RL_RECIPE = ["trainer=rl", "trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=30", "trainer.select=reward"]
 READING_NOTE = ("How to read the columns: sync dist, LSE-D, LSE-C and |offset| come from the evaluation expert, a sync expert "
@@ -149,20 +155,47 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
                                     f"RL best epoch: {rl['best_epoch']} (epoch 0 = the SFT actor)\n\n{READING_NOTE}\n")
     res = {"out": str(out), "table": table, "rl_best_epoch": rl["best_epoch"], "timings": tm}
     if video:
-        with _timed(tm, "video", progress): res["video"] = str(comparison_video(data, sft_ckpt, ck / "rl" / "best.pt", out / "comparison.mp4",
-                                                                          size=plan.video_size))
+        with _timed(tm, "video", progress):
+            v = comparison_video(data, sft_ckpt, ck / "rl" / "best.pt", out / "comparison.mp4", size=plan.video_size,
+                                 seconds=plan.video_seconds, progress=progress)
+            res["video"], res["video_timing"] = v["path"], v
     (out / "timings.json").write_text(json.dumps({**tm, "total": round(sum(tm.values()), 1)}, indent=1))
     if progress: print(md); print(json.dumps(tm))
     return res
 
+def video_items(ds: FaceFormerDataset, seconds: float) -> list[int]:
+    "Test utterances for the comparison video: the speakers taken in turn, in corpus order, until about `seconds`."
+    by = {}
+    for i, it in enumerate(ds.items): by.setdefault(it.subject, []).append(i)
+    picks, total, k = [], 0.0, 0
+    queues = [list(v) for v in by.values()]
+    while total < seconds and any(queues):
+        q = queues[k % len(queues)]; k += 1
+        if not q: continue
+        i = q.pop(0); picks.append(i); total += len(ds[i]["vertice"]) / ds.spec.fps
+    return picks
+
 @torch.no_grad()
-def comparison_video(root, sft_ckpt, rl_ckpt, out, item: int = 0, split: str = "test", size: int = 256) -> Path:
-    "GT | SFT | RL side by side with the utterance's speech (first test utterance, the mean style)."
+def comparison_video(root, sft_ckpt, rl_ckpt, out, split: str = "test", size: int = 512, seconds: float = 18.0,
+                     progress: bool = False) -> dict:
+    """GT | SFT | RL on several test sentences of every test speaker in turn (the mean style), each column a full face
+    and a mouth close-up, the phone being spoken under them and the lip-gap strip chart with /p b m/ shaded, with the
+    speech. Returns `viz.face.comparison_video`'s timing dict."""
     ds = FaceFormerDataset(root, split, with_mel=False, style="independent")
-    it = ds[item]
-    seqs = {"ground truth": it["vertice"]}
-    for name, p in (("SFT", sft_ckpt), ("RL", rl_ckpt)):
-        actor = load_actor(load_checkpoint(p)).eval()
-        seqs[name] = predict_conditions(actor, it, "cpu", style_conditions(actor.cfg.n_subjects, mean=True))[0].numpy()
-    faces = np.load(Path(root) / "faces.npy")
-    return animate_to_video(seqs, faces, out, audio=str(ds.items[item].wav), fps=ds.spec.fps, size=size)
+    actors = {n: load_actor(load_checkpoint(p)).eval() for n, p in (("SFT", sft_ckpt), ("RL", rl_ckpt))}
+    seqs, audio, tier, bounds, titles, t_off = {"ground truth": [], "SFT": [], "RL": []}, [], [], [], [], 0.0
+    for i in video_items(ds, seconds):
+        it = ds[i]; T = len(it["vertice"]); fps = ds.spec.fps
+        seqs["ground truth"].append(it["vertice"])
+        for n, a in actors.items():
+            seqs[n].append(predict_conditions(a, it, "cpu", style_conditions(a.cfg.n_subjects, mean=True))[0].numpy())
+        wav = load_wav(ds.items[i].wav); n = int(round(T / fps * 16000))
+        audio.append(np.pad(wav, (0, max(0, n - len(wav))))[:n])                  # each clip's speech spans its frames
+        tier += [(s + t_off, e + t_off, l) for s, e, l in read_phone_tier(textgrid_folder(root) / f"{it['name']}.TextGrid")]
+        titles += [f"{ds.items[i].subject}: {it['name']}"] * T
+        t_off += T / fps; bounds.append(t_off)
+    seqs = {k: np.concatenate(v) for k, v in seqs.items()}
+    rig = FaceRig(ds[0]["template"], np.load(Path(root) / "faces.npy"), load_regions(Path(root) / ds.spec.masks))
+    return face_comparison_video(rig, seqs, ds.spec.fps, out, audio=(np.concatenate(audio), 16000), tier=tier, size=size,
+                                 boundaries=bounds[:-1], titles=titles, progress=progress)
+

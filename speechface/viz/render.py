@@ -223,6 +223,8 @@ class MeshRenderer:
                  skin: tuple = (0.78, 0.72, 0.68),  # albedo when `colors` is None
                  inner_color: tuple | None = (0.30, 0.09, 0.09), # albedo of the mesh's inside (open mouth); None: not drawn
                  check: bool = True,                # raise `BlankFrameError` on a blank frame
+                 depth: float | None = None,        # half depth range of the camera (default: the bounds' half size);
+                                                    # a close-up framed on the mouth needs the head's depth behind it
                  **shading,                         # `shade_vertices` options: light, ambient, specular, shininess
                 ):
         if projection not in ("orthographic", "perspective"):
@@ -234,7 +236,7 @@ class MeshRenderer:
         if self.faces.ndim != 2 or self.faces.shape[1] != 3: raise RenderInputError(f"faces must be (F, 3), got {self.faces.shape}")
         self.size, self.azim, self.elev, self.projection, self.yfov = int(size), azim, elev, projection, yfov
         self.background, self.colors, self.skin, self.check = tuple(map(float, background)), colors, skin, check
-        self.inner_color, self.shading = inner_color, shading
+        self.inner_color, self.shading, self.depth = inner_color, shading, depth
         self.scene = pyrender.Scene(bg_color=[*self.background, 1.0])
         self._mat = pyrender.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0])  # colours come per vertex
         self._mesh_node = self._cam_node = self._incidence = None; self.bounds = None
@@ -247,9 +249,10 @@ class MeshRenderer:
         if not (np.isfinite(centre).all() and np.isfinite(half) and half > 0):
             raise RenderInputError(f"bounds must be a finite centre and a positive half size, got {bounds!r}")
         if self._cam_node is not None: self.scene.remove_node(self._cam_node)
+        zh = max(half, self.depth or 0.0)                             # half depth range
         if self.projection == "orthographic":
-            dist = 4 * half
-            cam = self._pr.OrthographicCamera(xmag=half, ymag=half, znear=dist - 2 * half, zfar=dist + 2 * half)
+            dist = 4 * zh
+            cam = self._pr.OrthographicCamera(xmag=half, ymag=half, znear=dist - 2 * zh, zfar=dist + 2 * zh)
         else:
             dist = half / np.tan(np.deg2rad(self.yfov) / 2) + half    # the frame's front plane spans [-half, half]
             cam = self._pr.PerspectiveCamera(yfov=np.deg2rad(self.yfov), aspectRatio=1.0,
