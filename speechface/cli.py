@@ -62,8 +62,20 @@ def _test(a) -> int:
     return 0
 
 def _animate(a) -> int:
-    from speechface.train.inference import animate, animate_many
+    from speechface.train.inference import animate, animate_many, animate_compare
     from speechface.core import UsageError
+    if a.compare:
+        if len(a.audio) != 1 or a.ckpt: raise UsageError("--compare animates one audio file with the checkpoints it lists (no --ckpt)")
+        if not a.regions: raise UsageError("--compare draws the face rig: pass the corpus' --regions (e.g. data/synth_small/regions.pkl)")
+        names = a.names or [Path(c).parent.name or Path(c).stem for c in a.compare]
+        if len(names) != len(a.compare) or len(set(names)) != len(names):
+            raise UsageError(f"--names must give one distinct name per --compare checkpoint, got {names}")
+        r = animate_compare(a.audio[0], dict(zip(names, a.compare)), a.out, a.regions, subject=a.subject, template=a.template,
+                            device=a.device, textgrid=a.textgrid, gt=a.gt, size=a.size, engine=a.engine, progress=not a.quiet)
+        cols = " | ".join((["ground truth"] if a.gt else []) + names)
+        print(f"wrote {r['path']}: {r['frames']} frames ({cols}), {r['s_per_frame'] * 1000:.0f} ms per frame")
+        return 0
+    if not a.ckpt: raise UsageError("animate needs --ckpt (or --compare CKPT ...)")
     common = dict(subject=a.subject, template=a.template, device=a.device, sample=a.sample, templates=a.templates,
                   faces=a.faces, dataset=a.dataset, subjects=a.subjects, wav2vec2_config=a.wav2vec2_config,
                   engine=a.engine, window_s=a.window_s)
@@ -136,7 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true"); e.set_defaults(func=_test)
     n = sub.add_parser("animate", help="animate a face from audio files or folders (.npy, .obj/.ply frames or .mp4 with audio)")
     n.add_argument("audio", nargs="+", help="an audio file, or several files and/or folders (then --out is a folder)")
-    n.add_argument("--ckpt", required=True)
+    n.add_argument("--ckpt", default=None, help="the checkpoint to animate with")
+    n.add_argument("--compare", nargs="+", default=None, metavar="CKPT", help="render these checkpoints side by side "
+                   "(full face, mouth close-up, phone, lip-gap chart) into --out .mp4")
+    n.add_argument("--names", nargs="+", default=None, help="--compare: column names (default: each checkpoint's folder)")
+    n.add_argument("--regions", default=None, metavar="PKL", help="--compare: the corpus' regions.pkl (lips, inner-lip pairs, eyes)")
+    n.add_argument("--textgrid", default=None, help="--compare: the audio's TextGrid (phone captions, /p b m/ shading)")
+    n.add_argument("--gt", default=None, metavar="NPY", help="--compare: a ground-truth (T, 3V) .npy shown first")
+    n.add_argument("--size", type=int, default=512, help="--compare: pixels per panel")
     n.add_argument("--out", required=True, help="output file (.npy/.obj/.ply/.mp4), or a folder for several inputs")
     n.add_argument("--format", default="npy", choices=["npy", "obj", "ply", "mp4"], help="file type written per input "
                                                                                       "when --out is a folder")

@@ -71,3 +71,21 @@ def test_animate_bad_audio_is_clear(trained, tmp_path):
     bad = tmp_path / "bad.wav"; bad.write_text("this is not audio")
     r = run("animate", bad, "--ckpt", tmp / "ck" / "faceformer_synthetic" / "best.pt", "--out", tmp_path / "x.npy", check=False)
     assert r.returncode == 2 and "bad.wav" in r.stderr
+
+
+def test_animate_folder_and_compare(trained, tmp_path):
+    "`animate` over a folder writes one motion per file; `--compare` renders the comparison layout with the speech."
+    tmp, _ = trained
+    ck = tmp / "ck" / "faceformer_synthetic" / "best.pt"
+    r = run("animate", tmp / "tiny" / "wav", "--ckpt", ck, "--out", tmp_path / "many", "--batch-size", "4", "--quiet")
+    n = len(list((tmp / "tiny" / "wav").glob("*.wav")))
+    assert len(list((tmp_path / "many").glob("*.npy"))) == n and f"wrote {n} files" in r.stdout
+    wav = tmp / "tiny" / "wav" / "synth_f1_sentence01.wav"
+    r = run("animate", wav, "--compare", ck, ck, "--names", "one", "two", "--regions", tmp / "tiny" / "regions.pkl",
+            "--textgrid", tmp / "tiny" / "textgrids" / "synth_f1_sentence01.TextGrid", "--size", "128",
+            "--out", tmp_path / "cmp.mp4", "--quiet")
+    from speechface.viz.video import video_info
+    info = video_info(tmp_path / "cmp.mp4")
+    assert info["width"] == 2 * 128 and info["audio_codec"] and "(one | two)" in r.stdout, (info, r.stdout)
+    r = run("animate", wav, "--compare", ck, "--out", tmp_path / "c.mp4", check=False)
+    assert r.returncode == 2 and "--regions" in r.stderr

@@ -14,7 +14,9 @@ from tqdm.auto import tqdm
 from ..core import get_device, load_checkpoint, UsageError
 from ..data.audio import load_wav, normalize_audio, AudioFileError
 from ..data.dataset import FaceFormerDataset, VOCASET, BIWI
-from ..data.mesh import export_sequence, load_templates
+from ..data.mesh import export_sequence, load_templates, load_regions
+from ..data.textgrid import read_phone_tier
+from ..viz.face import FaceRig, comparison_video as face_comparison_video
 from ..models.reference_import import (from_reference_checkpoint, reference_dataset, is_reference_state_dict,
                                                  reference_frame_count)
 from ..viz.video import animate_to_video
@@ -22,7 +24,8 @@ from ..evaluation.evaluate import evaluate_results, write_evaluation, expected_c
 from .supervised import load_actor, load_config, predict_conditions, style_conditions
 
 # %% auto #0
-__all__ = ['AUDIO_SUFFIXES', 'run_test', 'load_reference_audio', 'Animator', 'animate', 'audio_inputs', 'animate_many']
+__all__ = ['AUDIO_SUFFIXES', 'run_test', 'load_reference_audio', 'Animator', 'animate', 'audio_inputs', 'animate_many',
+           'animate_compare']
 
 # %% ../../nbs/42_train.inference.ipynb #ff157e01
 @torch.no_grad()
@@ -232,3 +235,34 @@ def _faces(faces, stored, ckpt, out: Path):
         raise UsageError(f"{ckpt} carries no mesh faces for {out.suffix} output; pass the topology (--faces "
                          f"head_template.obj, BIWI.ply or an (F, 3) .npy) or write .npy")
     return stored.numpy()
+
+@torch.no_grad()
+def animate_compare(audio_path: str | Path,      # one audio file
+                    ckpts: dict,                 # name -> checkpoint, e.g. {'SFT': 'sft/best.pt', 'RL': 'rl/best.pt'}
+                    out: str | Path,             # .mp4
+                    regions: str | Path,         # the corpus' regions (regions.pkl: lips, inner-lip pairs, eyes)
+                    subject: str | None = None, template: str | None = None, device: str = "auto",
+                    textgrid: str | Path | None = None,   # the audio's phones (captions, /p b m/ shading); None: no captions
+                    gt: str | Path | None = None,         # a ground-truth (T, 3V) .npy to show first, if there is one
+                    size: int = 512, engine: str = "fused", progress: bool = True,
+                   ) -> dict:                    # `viz.face.comparison_video`'s timing dict
+    "The main job's comparison layout (full face, mouth close-up, phone, lip-gap chart) for any set of checkpoints on one audio file."
+    out = Path(out)
+    if out.suffix != ".mp4": raise UsageError(f"--compare writes a video: use an .mp4 output, got {out.name!r}")
+    if not ckpts: raise UsageError("--compare needs at least one checkpoint")
+    seqs, first = {}, None
+    if gt is not None: seqs["ground truth"] = np.load(gt, allow_pickle=False)
+    for name, ck in ckpts.items():
+        an = Animator(ck, subject, template, device)
+        if first is None: first = an
+        elif an.template.shape != first.template.shape:
+            raise UsageError(f"{ck} predicts {an.template.shape[1] // 3} vertices, {first.ckpt} {first.template.shape[1] // 3}: "
+                             f"compare checkpoints of one topology")
+        audio, n_frames = an.load(audio_path)
+        seqs[name] = an.model.predict(audio[None].to(an.device), an.template, an.one_hot, n_frames=n_frames,
+                                      engine=engine)[0].cpu().numpy()
+    faces = first.ck.get("faces") if not first.reference else None
+    if faces is None: raise UsageError(f"{first.ckpt} carries no mesh faces; --compare renders checkpoints written by `speechface train`")
+    tier = read_phone_tier(textgrid) if textgrid else None
+    rig = FaceRig(first.template.cpu().numpy().reshape(-1, 3), np.asarray(faces), load_regions(regions, first.template.shape[1] // 3))
+    return face_comparison_video(rig, seqs, first.fps, out, audio=str(audio_path), tier=tier, size=size, progress=progress)
