@@ -8,7 +8,7 @@ from speechface.models.reward import (SpeechMeshConfig, SpeechMeshTransformer, R
                                       freeze, backbone_state, head_state, load_backbone, load_reward_head, clip_windows,
                                       SyncExpertScorer)
 from speechface.data.audio import mel_frames
-from speechface.train.reward import (SyncTrainConfig, sample_shifts, sync_candidates,
+from speechface.train.reward import (SyncTrainConfig, sample_shifts, epoch_anchors, candidate_mask,
                                      train_sync_expert, load_sync_data)
 from speechface.metrics.mesh import lip_sync_offset
 
@@ -108,14 +108,20 @@ def test_shifted_negatives_respect_min_shift():
     with pytest.raises(ValueError, match="no shift"): sample_shifts(np.array([0]), np.array([3]), 1, 3, 15)
     seqs = [{"mel": torch.zeros(n, 1, 20, 128)} for n in (20, 35, 12)]
     cfg = SyncTrainConfig(clips_per_seq=6, shifts_per_clip=4, min_shift=3)
-    c = sync_candidates(seqs, cfg, rng)
-    N = len(c.sid)
-    shifted = (c.c_pos[N:] - np.repeat(c.pos, 4))
-    assert (np.abs(shifted) >= 3).all() and (c.c_sid[N:] == np.repeat(c.sid, 4)).all()
+    sid, pos, shift = epoch_anchors(seqs, [0, 1, 2], cfg, seed=0, epoch=1)
+    N = len(sid)
+    assert N == 18 and (np.abs(shift) >= 3).all() and (pos[:, None] + shift >= 0).all()
+    assert (pos[:, None] + shift < np.array([len(seqs[s]["mel"]) for s in sid])[:, None]).all()
+    cand = np.stack([np.r_[sid, np.repeat(sid, 4)], np.r_[pos, (pos[:, None] + shift).ravel()]], 1)
+    near = candidate_mask(sid, pos, cand, np.arange(N), cfg.min_shift)
+    assert not near[np.arange(N), np.arange(N)].any()                  # the aligned clip is always a candidate
     for i in range(N):                                    # every unmasked same-sequence negative is ≥ min_shift away
-        j = np.flatnonzero(~c.near[i]); j = j[j != i]
-        same = c.c_sid[j] == c.sid[i]
-        assert (np.abs(c.c_pos[j][same] - c.pos[i]) >= 3).all()
+        j = np.flatnonzero(~near[i]); j = j[j != i]
+        same = cand[j, 0] == sid[i]
+        assert (np.abs(cand[j, 1][same] - pos[i]) >= 3).all()
+    s1, p1, sh1 = epoch_anchors(seqs, [1], cfg, seed=0, epoch=1)          # a sequence's draw does not depend on the others
+    assert np.array_equal(p1, pos[sid == 1]) and np.array_equal(sh1, shift[sid == 1])
+    assert not np.array_equal(epoch_anchors(seqs, [1], cfg, seed=0, epoch=2)[1], p1)   # ... but on the epoch
 
 def test_mel_frames_and_scorer_plug_into_lip_sync_offset(tmp_path, tiny_corpus):
     (tmp_path / "tiny").symlink_to(tiny_corpus)

@@ -29,11 +29,10 @@ from .loop import (Task, LoopConfig, fit, SyncTrainConfig, HeadTrainConfig, Rewa
 from .supervised import load_actor
 
 # %% auto #0
-__all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'load_sync_data', 'sample_shifts', 'SyncCandidates', 'sync_candidates',
-           'infonce_sync_loss', 'SyncEvaluation', 'sync_accuracy_by_offset', 'gather_rows', 'epoch_anchors',
-           'SyncExpertTask', 'train_sync_expert', 'train_eval_sync_expert', 'oversmooth', 'jitter', 'time_warp',
-           'open_closures', 'perturb', 'head_accuracy', 'add_actor_predictions', 'HeadTask', 'train_reward_head',
-           'train_reward_from_config']
+__all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'load_sync_data', 'sample_shifts', 'candidate_mask', 'SyncEvaluation',
+           'sync_accuracy_by_offset', 'gather_rows', 'epoch_anchors', 'SyncExpertTask', 'train_sync_expert',
+           'train_eval_sync_expert', 'oversmooth', 'jitter', 'time_warp', 'open_closures', 'perturb', 'head_accuracy',
+           'add_actor_predictions', 'HeadTask', 'train_reward_head', 'train_reward_from_config']
 
 # %% ../../nbs/43_train.reward.ipynb #ae446b5a
 def load_sync_data(root: str | Path,        # a corpus in FaceFormer's layout
@@ -69,42 +68,16 @@ def sample_shifts(positions: np.ndarray,    # (N,) anchor clip positions t
     return out
 
 # %% ../../nbs/43_train.reward.ipynb #caf7928b
-class SyncCandidates(NamedTuple):
-    "Anchors and audio candidates of one InfoNCE step (candidate i < N is anchor i's positive)."
-    sid: np.ndarray     # (N,) anchor sequence index
-    pos: np.ndarray     # (N,) anchor clip position
-    c_sid: np.ndarray   # (N + N·K,) candidate sequence index: the N positives, then K shifted clips per anchor
-    c_pos: np.ndarray   # (N + N·K,) candidate clip position
-    near: np.ndarray    # (N, N + N·K) True where a candidate is masked out (same sequence, |shift| < min_shift)
-
-def sync_candidates(seqs: list[dict], cfg: SyncTrainConfig, rng: np.random.Generator) -> SyncCandidates:
-    "Sample anchor clips and their audio candidates: aligned, shifted by ≥ min_shift, and every other anchor's."
-    sid, pos = [], []
-    for s, q in enumerate(seqs):
-        tc = len(q["mel"])
-        sid += [s] * cfg.clips_per_seq; pos += list(rng.choice(tc, cfg.clips_per_seq, replace=tc < cfg.clips_per_seq))
-    sid, pos = np.array(sid), np.array(pos)
-    n_clips = np.array([len(seqs[s]["mel"]) for s in sid])
-    shift = sample_shifts(pos, n_clips, cfg.shifts_per_clip, cfg.min_shift, cfg.max_shift, rng)  # (N, K)
-    c_sid = np.r_[sid, np.repeat(sid, cfg.shifts_per_clip)]                                    # (N + NK,)
-    c_pos = np.r_[pos, (pos[:, None] + shift).ravel()]
-    near = (sid[:, None] == c_sid[None]) & (np.abs(pos[:, None] - c_pos[None]) < cfg.min_shift)
-    near[np.arange(len(sid)), np.arange(len(sid))] = False                                     # keep the positive
-    return SyncCandidates(sid, pos, c_sid, c_pos, near)
-
-def infonce_sync_loss(backbone: SpeechMeshTransformer, seqs: list[dict], cfg: SyncTrainConfig,
-                      rng: np.random.Generator) -> tuple[torch.Tensor, float]:
-    "One InfoNCE step: anchors × (aligned + shifted + other sequences' audio); returns (loss, top-1 accuracy)."
-    sid, pos, c_sid, c_pos, near = sync_candidates(seqs, cfg, rng)
-    L = backbone.cfg.clip_len
-    mesh = torch.stack([seqs[s]["verts"][t:t + L] for s, t in zip(sid, pos)])                 # (N, 5, 3V)
-    tpl = torch.stack([seqs[s]["template"] for s in sid])                                      # (N, 3V)
-    mel = torch.stack([seqs[s]["mel"][t] for s, t in zip(c_sid, c_pos)])                       # (N + NK, 1, 20, 128)
-    vf, af = backbone.encode_mesh(mesh, tpl), backbone.encode_audio(mel)                       # (N, D), (N + NK, D)
-    logits = vf @ af.T / cfg.temperature                                                       # (N, N + NK)
-    logits = logits.masked_fill(torch.from_numpy(near), float("-inf"))
-    target = torch.arange(len(sid))
-    return F.cross_entropy(logits, target), float((logits.argmax(1) == target).float().mean())
+def candidate_mask(sid: np.ndarray,     # (N,) each anchor's sequence
+                   pos: np.ndarray,     # (N,) each anchor's clip position
+                   cand: np.ndarray,    # (C, 2) every candidate audio clip: (sequence, position)
+                   target: np.ndarray,  # (N,) the column of each anchor's aligned clip
+                   min_shift: int,      # candidates of the anchor's own sequence closer than this are not negatives
+                  ) -> np.ndarray:      # (N, C) True where a candidate is left out of the anchor's softmax
+    "Which audio candidates an anchor's InfoNCE softmax must not see: its own sequence within `min_shift` frames (they are not wrong), except its aligned clip."
+    near = (sid[:, None] == cand[None, :, 0]) & (np.abs(pos[:, None] - cand[None, :, 1]) < min_shift)
+    near[np.arange(len(sid)), target] = False
+    return near
 
 # %% ../../nbs/43_train.reward.ipynb #a8410fb1
 class SyncEvaluation(NamedTuple):
@@ -223,9 +196,8 @@ class SyncExpertTask(Task):
         r = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         first = sum(counts[:r])                                                                      # this process's block
         logits = vf @ af_all.T / self.cfg.temperature                                                # (N, C)
-        near = (sid[:, None] == loc_all[None, :, 0]) & (np.abs(pos[:, None] - loc_all[None, :, 1]) < self.cfg.min_shift)
         target = first + np.arange(len(sid))                                                         # each anchor's aligned audio
-        near[np.arange(len(sid)), target] = False
+        near = candidate_mask(sid, pos, loc_all, target, self.cfg.min_shift)
         logits = logits.masked_fill(torch.as_tensor(near, device=self.device), float("-inf"))
         tgt = torch.as_tensor(target, device=self.device)
         loss = F.cross_entropy(logits, tgt, reduction="sum") if len(sid) else logits.sum()
@@ -387,12 +359,6 @@ def _head_examples(bb, seqs, cfg: HeadTrainConfig, rng: np.random.Generator, gen
             V.append(pv); A.append(af); lip += [nan] * tc; real += [0.0] * tc
     return {"v": torch.cat(V), "a": torch.cat(A), "lip": torch.tensor(lip), "real": torch.tensor(real)}
 
-def _balanced_bce(logit, y):
-    "Mean of the positives' and the negatives' BCE (NaN labels ignored): 3 perturbations per real clip stay balanced."
-    l = F.binary_cross_entropy_with_logits(logit, torch.nan_to_num(y), reduction="none")
-    parts = [l[y == c].mean() for c in (0.0, 1.0) if (y == c).any()]
-    return sum(parts) / len(parts) if parts else logit.sum() * 0
-
 @torch.no_grad()
 def head_accuracy(head: RewardHead, ex: dict) -> dict:
     "Balanced accuracy (mean of per-class accuracies, threshold 0.5) of lip_score and real_score."
@@ -420,7 +386,8 @@ def add_actor_predictions(seqs: list[dict],        # `load_sync_data` sequences 
     return seqs
 
 def _balanced_bce_global(logit, y, count):
-    "`_balanced_bce` of the global batch from this process's share: class sizes summed over processes by `count`."
+    """Mean of the positives' and the negatives' BCE (NaN labels ignored), so 3 perturbations per real clip stay balanced:
+    of the global batch, from this process's share, class sizes summed over processes by `count`."""
     l = F.binary_cross_entropy_with_logits(logit, torch.nan_to_num(y), reduction="none")
     parts = []
     for c in (0.0, 1.0):
