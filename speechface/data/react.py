@@ -90,13 +90,13 @@ def read_emotion_csv(path: str | Path,          # Emotion/<site>/<chat>/<person>
 def write_emotion_csv(path: str | Path,    # where to write (folders are created)
                       emotion: np.ndarray, # (T, 25) AU, valence/arousal, expression probabilities
                      ) -> Path:
-    "Write `emotion` in the REACT2024 Emotion format: a header row, then one comma-separated row of 25 numbers per frame."
+    "Write `emotion` in the REACT2024 Emotion format: a header row, then one comma-separated row of 25 numbers per frame (9 significant digits: float32 round-trips exactly)."
     e = np.asarray(emotion, dtype=np.float64)
     if e.ndim != 2 or e.shape[1] != EMOTION_DIM or len(e) == 0:
         raise ValueError(f"emotion must be (T, {EMOTION_DIM}) with T >= 1, got shape {e.shape}")
     if not np.isfinite(e).all(): raise ValueError("emotion contains NaN/inf; the corpus has none")
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    np.savetxt(path, e, fmt="%.7g", delimiter=",", header=",".join(EMOTION_COLUMNS), comments="")
+    np.savetxt(path, e, fmt="%.9g", delimiter=",", header=",".join(EMOTION_COLUMNS), comments="")
     return path
 
 # %% ../../nbs/08a_data.react.ipynb #a7e0f30f
