@@ -9,13 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from .mesh import load_templates, load_regions, MeshDataError
 from .textgrid import AlignmentError, textgrid_folder, read_phone_tier
+from .react import (REACT_AUDIO_SR, REACT_FPS, REACT_FRAMES, REACT_SPLITS, REACTDataError,
+                                   appropriateness_path, load_appropriateness, read_3dmm_npy, read_emotion_csv,
+                                   read_pairs_csv, react_paths, _resolve)
+from .audio import _wav_truncation
 from .dataset import DatasetSpec, DataError, Item, check_item, parse_stem, resolve_spec
 
 # %% auto #0
-__all__ = ['Problem', 'check_dataset', 'format_report']
+__all__ = ['Problem', 'check_dataset', 'format_report', 'check_react']
 
 # %% ../../nbs/09_data.check.ipynb #44535e72
 @dataclass
@@ -38,10 +43,11 @@ def _check_alignment(tg: Path, wav: Path, dur: float, tol: float, probs: list) -
     return 1
 
 def check_dataset(root: str | Path,                    # dataset folder
-                  dataset: str | DatasetSpec = "auto", # 'vocaset', 'biwi', 'synthetic'/'auto' or a spec
+                  dataset: str | DatasetSpec = "auto", # 'vocaset', 'biwi', 'synthetic'/'auto', 'react' (REACT2024 layout) or a spec
                   duration_tol: float = 0.5,           # allowed audio/motion duration mismatch (s)
                  ) -> tuple[list[Problem], dict]:       # problems, and counts for the report
     "Find every problem of a FaceFormer-layout folder."
+    if isinstance(dataset, str) and dataset == "react": return check_react(root, duration_tol=duration_tol)
     root = Path(root); probs: list[Problem] = []
     err = lambda p, m: probs.append(Problem("error", str(p), m))
     if not root.is_dir(): return [Problem("error", str(root), "folder does not exist")], {}
@@ -91,3 +97,68 @@ def format_report(problems: list[Problem], stats: dict) -> str:
     lines += [f"{p.level.upper():8s} {p.message}" for p in problems]
     lines.append(f"{n_err} error(s), {len(problems) - n_err} warning(s)" if problems else "OK: no problems found")
     return "\n".join(lines)
+
+# %% ../../nbs/09_data.check.ipynb #c1857e43
+def _check_wav(p: Path, n_frames: int, tol: float, err) -> bool:
+    "True when a REACT2024 wav is readable, 44.1 kHz, complete and as long as `n_frames` of motion (within `tol` s)."
+    try:
+        cut = _wav_truncation(p)
+        if cut: err(p, f"truncated: the WAV header announces {cut[0]} bytes of samples but only {cut[1]} are present; copy it again"); return False
+        info = sf.info(p)
+    except (sf.SoundFileError, RuntimeError, OSError) as e: err(p, f"not a readable audio file ({e})"); return False
+    if info.samplerate != REACT_AUDIO_SR:
+        err(p, f"sampled at {info.samplerate} Hz, REACT2024 audio is {REACT_AUDIO_SR} Hz: use the corpus' original wav"); return False
+    if abs(info.frames / info.samplerate - n_frames / REACT_FPS) > tol:
+        err(p, f"lasts {info.frames / info.samplerate:.2f} s but the motion has {n_frames} frames = {n_frames / REACT_FPS:.2f} s "
+               f"(tolerance {tol} s): a different recording, or cut short?"); return False
+    return True
+
+def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, {split}/{Emotion,3D_FV_files,Audio_files,...}
+                splits: tuple = REACT_SPLITS,    # which splits to check (those without a pairs csv are skipped)
+                n_frames: int | None = REACT_FRAMES, # frames each sequence must have; None: any (emotion and 3DMM agree)
+                duration_tol: float = 0.5,       # allowed audio/motion duration mismatch (s)
+               ) -> tuple[list[Problem], dict]:   # problems, and counts for the report
+    "Find every problem of a REACT2024 folder: one `Problem` per bad file, per split."
+    root = Path(root); probs: list[Problem] = []
+    err = lambda p, m: probs.append(Problem("error", str(p), m))
+    warn = lambda p, m: probs.append(Problem("warning", str(p), m))
+    if not root.is_dir(): return [Problem("error", str(root), "folder does not exist")], {}
+    stats = {"dataset": "react"}
+    for split in splits:
+        csv_path = root / f"{split}.csv"
+        if not csv_path.is_file():
+            if (root / split).is_dir(): warn(csv_path, f"missing: the pairs of split {split!r} (',speaker_path,listener_path'); its files are not checked")
+            continue
+        try: pairs = read_pairs_csv(csv_path)
+        except REACTDataError as e: err(csv_path, str(e)); continue
+        seqs = sorted({s for pair in pairs for s in pair})
+        n_ok = n_video = 0
+        for seq in seqs:
+            paths, ok, T = react_paths(root, split, seq), True, {}
+            for m in ("emotion", "3dmm", "audio"):
+                if not _resolve(paths[m], m).is_file(): err(paths[m], f"missing ({m} of {seq}, named by {csv_path.name}): copy it into place or drop the pair from {csv_path.name}"); ok = False
+            try:
+                if _resolve(paths["emotion"], "emotion").is_file(): T["emotion"] = len(read_emotion_csv(_resolve(paths["emotion"], "emotion"), n_frames))
+            except REACTDataError as e: err(paths["emotion"], str(e)); ok = False
+            try:
+                if paths["3dmm"].is_file(): T["3dmm"] = len(read_3dmm_npy(paths["3dmm"], n_frames))
+            except REACTDataError as e: err(paths["3dmm"], str(e)); ok = False
+            if len(set(T.values())) > 1:
+                err(paths["3dmm"], f"{T['3dmm']} frames but {paths['emotion'].name} has {T['emotion']}: they must describe the same clip"); ok = False
+            n = n_frames or next(iter(T.values()), None)
+            if paths["audio"].is_file() and n: ok &= _check_wav(paths["audio"], n, duration_tol, err)
+            n_video += paths["video"].is_file(); n_ok += ok
+        if split != "train":
+            ap = appropriateness_path(root, split)
+            if not ap.is_file(): warn(ap, f"missing: the appropriateness matrix of {split!r} ({2 * len(pairs)} x {2 * len(pairs)}); FRC/FRD cannot be computed")
+            else:
+                try:
+                    a = load_appropriateness(ap, 2 * len(pairs))
+                    empty = np.flatnonzero(~a.any(1))
+                    if empty.size: err(ap, f"rows {empty[:10].tolist()} (mirrored samples) have no appropriate listener")
+                except REACTDataError as e: err(ap, str(e))
+        stats.update({f"{split} pairs": len(pairs), f"{split} sequences": len(seqs), f"{split} valid": n_ok, f"{split} videos": n_video})
+    if len(stats) == 1: err(root, f"no pairs csv found ({', '.join(s + '.csv' for s in splits)}): not a REACT2024 folder")
+    for p in probs:
+        if p.path not in p.message: p.message = f"{p.path}: {p.message}"
+    return probs, stats
