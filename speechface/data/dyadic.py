@@ -9,8 +9,6 @@ from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import soundfile as sf
 import soxr
 from scipy.signal import lfilter
 from tqdm.auto import tqdm
@@ -19,16 +17,18 @@ from ..core import atomic_write, UsageError
 from .espeak import Utterance, synthesize_many
 from .articulation import SpeakingStyle, mouth_curves
 from .synth import SENTENCES, _manifest
+from .react import (EMOTION_AUS, EXPRESSIONS, EMOTION_COLUMNS, FV_DIM, REACT_FPS, REACT_AUDIO_SR,
+                                   write_react_sequence, write_pairs_csv, appropriateness_path)
 
 # %% auto #0
-__all__ = ['EXPRESSION_NAMES', 'HEAD_NAMES', 'FACE_DIM', 'AU_NAMES', 'EXPRESSION_CLASSES', 'EMOTION_COLUMNS', 'FPS', 'AUDIO_SR',
-           'RULES', 'LAG_JITTER', 'BACKCHANNELS', 'GENERATOR_VERSION', 'DYADIC_PRESETS', 'SPLITS', 'SMILE_RISE',
-           'SMILE_FALL', 'SMILE_HOLD_AFTER', 'NOD_HZ', 'NOD_DECAY', 'NOD_SPAN', 'BROW_SIGMA', 'AU_THRESHOLD',
-           'AU_BLENDSHAPES', 'MATCH_TOLERANCE', 'APPROPRIATE_F1', 'ReactionRule', 'ListenerStyle', 'DyadicPreset',
-           'DyadicPerson', 'ScriptTurn', 'Script', 'Dyad', 'make_script', 'make_dyads', 'speech_jobs',
-           'sentence_onsets', 'DyadRecording', 'render_dyad', 'face_vector', 'emotion_vector', 'reaction_match',
-           'match_f1', 'appropriateness_matrix', 'clip_events', 'dyad_recordings', 'generate_dyadic_corpus',
-           'dyadic_fingerprint', 'cached_dyadic_corpus', 'measured_lag']
+__all__ = ['EXPRESSION_NAMES', 'HEAD_NAMES', 'FACE_DIM', 'AU_NAMES', 'EXPRESSION_CLASSES', 'FPS', 'AUDIO_SR', 'RULES',
+           'LAG_JITTER', 'BACKCHANNELS', 'GENERATOR_VERSION', 'DYADIC_PRESETS', 'SPLITS', 'SMILE_RISE', 'SMILE_FALL',
+           'SMILE_HOLD_AFTER', 'NOD_HZ', 'NOD_DECAY', 'NOD_SPAN', 'BROW_SIGMA', 'AU_THRESHOLD', 'AU_BLENDSHAPES',
+           'MATCH_TOLERANCE', 'APPROPRIATE_F1', 'ReactionRule', 'ListenerStyle', 'DyadicPreset', 'DyadicPerson',
+           'ScriptTurn', 'Script', 'Dyad', 'make_script', 'make_dyads', 'speech_jobs', 'sentence_onsets',
+           'DyadRecording', 'render_dyad', 'face_vector', 'emotion_vector', 'reaction_match', 'match_f1',
+           'appropriateness_matrix', 'clip_events', 'dyad_recordings', 'generate_dyadic_corpus', 'dyadic_fingerprint',
+           'cached_dyadic_corpus', 'measured_lag']
 
 # %% ../../nbs/08c_data.dyadic.ipynb #2b4936f7
 EXPRESSION_NAMES = (  # the 52 expression coefficients, ARKit blendshape order
@@ -42,12 +42,11 @@ EXPRESSION_NAMES = (  # the 52 expression coefficients, ARKit blendshape order
     "browOuterUpLeft", "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft",
     "noseSneerRight", "tongueOut")
 HEAD_NAMES = ("pitch", "yaw", "roll", "tx", "ty", "tz")  # radians (pitch > 0: head down, as in a nod), translation units
-FACE_DIM = 58                                             # 52 expression + 3 angles + 3 translation (FaceVerse in REACT2024)
-AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU9", "AU10", "AU12", "AU14", "AU15", "AU17", "AU23", "AU24", "AU25", "AU26")
-EXPRESSION_CLASSES = ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt")
-EMOTION_COLUMNS = AU_NAMES + ("valence", "arousal") + EXPRESSION_CLASSES   # the 25 Emotion csv columns
-FPS = 25            # REACT2024 frame rate
-AUDIO_SR = 44100    # REACT2024 audio sample rate (eSpeak's 22050 Hz upsampled exactly 2x)
+FACE_DIM = FV_DIM                                         # 52 expression + 3 angles + 3 translation (FaceVerse in REACT2024)
+AU_NAMES = tuple(f"AU{a}" for a in EMOTION_AUS)           # the 15 AU occurrences of the Emotion csv (`data.react`)
+EXPRESSION_CLASSES = EXPRESSIONS                          # its 8 expression probabilities
+FPS = REACT_FPS             # REACT2024 frame rate (25)
+AUDIO_SR = REACT_AUDIO_SR   # REACT2024 audio sample rate (44.1 kHz: eSpeak's 22050 Hz upsampled exactly 2x)
 
 # %% ../../nbs/08c_data.dyadic.ipynb #3a2996c2
 @dataclass(frozen=True)
@@ -438,11 +437,6 @@ def _preset(preset) -> DyadicPreset:
     if preset not in DYADIC_PRESETS: raise UsageError(f"unknown dyadic preset {preset!r}; choose one of {sorted(DYADIC_PRESETS)}")
     return DYADIC_PRESETS[preset]
 
-def _write_emotion(path: Path, emotion: np.ndarray):
-    with atomic_write(path, "w") as f:
-        f.write(",".join(EMOTION_COLUMNS) + "\n")
-        np.savetxt(f, emotion, fmt="%.6f", delimiter=",")
-
 def generate_dyadic_corpus(out: str | Path,                  # the dataset root (REACT's `data/`); created
                            preset: str | DyadicPreset = "tiny", # 'tiny' or 'full' (`DYADIC_PRESETS`)
                            seed: int = 0,                    # everything is a deterministic function of (preset, seed)
@@ -455,7 +449,7 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
     n_dyads = sum(cfg.dyads)
     recs = dyad_recordings(cfg, seed, workers, progress)
     for rec in tqdm(recs, total=n_dyads, desc="dyads", unit="dyad", disable=not progress):
-        d = rec.dyad; split = out / d.split
+        d = rec.dyad
         hi = [soxr.resample(a.astype(np.float32) / 32768, 22050, AUDIO_SR, quality="VHQ") for a in rec.audio]
         faces = [face_vector(st, p.speaking.asymmetry) for st, p in zip(rec.state, d.persons)]
         emos = [emotion_vector(f, st) for f, st in zip(faces, rec.state)]
@@ -464,10 +458,8 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
             ev = []
             for p, person in enumerate(d.persons):
                 rel = f"{cfg.site}/{d.chat}/{person.name}/{c + 1}"
-                with atomic_write(split / "3D_FV_files" / f"{rel}.npy") as f: np.save(f, faces[p][a:b, None, :])
-                _write_emotion(split / "Emotion" / f"{rel}.csv", emos[p][a:b])
-                pcm = np.clip(np.round(hi[p][a * 1764: b * 1764] * 32768), -32768, 32767).astype(np.int16)
-                with atomic_write(split / "Audio_files" / f"{rel}.wav") as f: sf.write(f, pcm, AUDIO_SR, subtype="PCM_16", format="WAV")
+                write_react_sequence(out, d.split, rel, emos[p][a:b], faces[p][a:b],                 # REACT2024's own files
+                                     np.clip(hi[p][a * 1764: b * 1764], -1, 1))                      # 1764 samples per frame
                 e = clip_events(rec.events[p], t0, t1); ev.append((rel, e))
                 ann = dict(person=person.name, chat=d.chat, dyad=d.index, script=d.script, clip=c + 1, start=round(t0, 4),
                            frames=T, fps=FPS, voice=person.voice, pitch=person.pitch, rate=person.rate,
@@ -477,11 +469,11 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
             samples[d.split].append((ev[0][0], ev[1][0], ev[0][1], ev[1][1]))
     meta_splits = {}
     for split, rows in samples.items():
-        pd.DataFrame({"speaker_path": [r[0] for r in rows], "listener_path": [r[1] for r in rows]}).to_csv(out / f"{split}.csv")
+        write_pairs_csv(out / f"{split}.csv", [(r[0], r[1]) for r in rows])
         spk = [r[2]["triggers"] for r in rows] + [r[3]["triggers"] for r in rows]      # mirrored: i < N, then N + i swapped
         lis = [r[3]["reactions"] for r in rows] + [r[2]["reactions"] for r in rows]
         a, score = appropriateness_matrix(spk, lis, dur)
-        with atomic_write(out / f"neighbour_emotion_{split}.npy") as f: np.save(f, a)
+        with atomic_write(appropriateness_path(out, split)) as f: np.save(f, a)
         with atomic_write(out / f"appropriateness_scores_{split}.npy") as f: np.save(f, score.astype(np.float32))
         meta_splits[split] = dict(pairs=len(rows), samples=2 * len(rows),
                                   appropriate_per_speaker=float(a.sum(1).mean()) if rows else None,
@@ -498,7 +490,7 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
     return meta
 
 # %% ../../nbs/08c_data.dyadic.ipynb #2e3ad157
-_GENERATOR_MODULES = ("speechface.data.dyadic", "speechface.data.articulation", "speechface.data.espeak",
+_GENERATOR_MODULES = ("speechface.data.dyadic", "speechface.data.react", "speechface.data.articulation", "speechface.data.espeak",
                       "speechface.data.synth", "speechface.core")
 
 def dyadic_fingerprint(preset: str, seed: int) -> str:
