@@ -8,12 +8,21 @@ import argparse, os, sys, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['build_parser', 'user_errors', 'main']
+__all__ = ['DYADIC_PRESETS', 'build_parser', 'user_errors', 'main']
 
 # %% ../nbs/52_cli.ipynb #93df0613
+DYADIC_PRESETS = {"dyadic": "full", "dyadic-tiny": "tiny"}   # CLI name -> `speechface.data.dyadic` preset
+
 def _synth(a) -> int:
-    from speechface.data.synth import generate_corpus, PRESETS
     t0 = time.perf_counter()
+    if a.preset.startswith("dyadic"):                                    # the listener-reaction corpus, REACT2024 layout
+        from speechface.data.dyadic import generate_dyadic_corpus
+        meta = generate_dyadic_corpus(a.out, DYADIC_PRESETS[a.preset], a.seed, workers=a.workers, progress=not a.quiet)
+        size = sum(p.stat().st_size for p in Path(a.out).rglob("*") if p.is_file())
+        print(f"wrote {sum(s['pairs'] for s in meta['splits'].values())} speaker-listener pairs of {meta['clip_frames']} frames "
+              f"({meta['fps']} fps), REACT2024 layout, {size / 1e6:.1f} MB to {a.out} in {time.perf_counter() - t0:.1f} s")
+        return 0
+    from speechface.data.synth import generate_corpus
     meta = generate_corpus(a.out, a.preset, a.seed, progress=not a.quiet, workers=a.workers)
     size = sum(p.stat().st_size for p in Path(a.out).rglob("*") if p.is_file())
     print(f"wrote {len(meta['texts'])} utterances, V={meta['n_vertices']}, {meta['fps']} fps, "
@@ -122,16 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
                                        "SPEECHFACE_DEBUG=1 shows the traceback.")
     p.add_argument("--debug", action="store_true", help="show tracebacks of user errors (also SPEECHFACE_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    s = sub.add_parser("synth", help="generate the built-in synthetic talking-face corpus (FaceFormer layout)")
-    s.add_argument("--preset", default="small", choices=["tiny", "small", "voca"], help="corpus size (default: small)")
+    s = sub.add_parser("synth", help="generate a built-in synthetic corpus: talking faces (FaceFormer layout) or "
+                                     "speaker-listener dyads (REACT2024 layout)")
+    s.add_argument("--preset", default="small", choices=["tiny", "small", "voca", *DYADIC_PRESETS],
+                   help="talking faces: tiny, small (default), voca; listener reactions: dyadic (30-s clips), dyadic-tiny")
     s.add_argument("--seed", type=int, default=0, help="the corpus is a deterministic function of preset and seed")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--workers", type=int, default=2, help="parallel speech-synthesis processes")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_synth)
-    c = sub.add_parser("check-data", help="validate a FaceFormer-layout dataset folder; exit 1 on errors")
-    c.add_argument("root", help="dataset folder (wav/, vertices_npy/, templates.pkl)")
-    c.add_argument("--dataset", default="auto", choices=["auto", "vocaset", "biwi", "synthetic"])
+    c = sub.add_parser("check-data", help="validate a dataset folder (FaceFormer or REACT2024 layout); exit 1 on errors")
+    c.add_argument("root", help="dataset folder: wav/, vertices_npy/, templates.pkl; or a REACT2024 folder ({split}.csv, "
+                                "{split}/Emotion, 3D_FV_files, Audio_files)")
+    c.add_argument("--dataset", default="auto", choices=["auto", "vocaset", "biwi", "synthetic", "react"])
     c.add_argument("--duration-tol", type=float, default=0.5, help="allowed audio/motion duration mismatch in seconds")
     c.set_defaults(func=_check)
     b = sub.add_parser("baselines", help="LVE/FDD/MVE/closure of the static template, mean pose and oracle")

@@ -31,12 +31,13 @@ def notebook_modules() -> dict:
     "module name -> (notebook number, notebook stem), from each notebook's `#| default_exp`."
     out = {}
     for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
-        m = re.match(r"(\d+)_", nb.name)
+        m = re.match(r"(\d+)([a-z]?)_", nb.name)
         if not m: continue
+        num = int(m.group(1)) + (ord(m.group(2)) - ord("a") + 1) / 100 if m.group(2) else int(m.group(1))  # 08a -> 8.01
         for c in json.loads(nb.read_text())["cells"]:
             src = "".join(c["source"])
             hit = re.search(r"^#\|\s*default_exp\s+(\S+)", src, re.M)
-            if hit: out["speechface." + hit.group(1)] = (int(m.group(1)), nb.stem); break
+            if hit: out["speechface." + hit.group(1)] = (num, nb.stem); break
     return out
 
 
@@ -81,8 +82,8 @@ def violations() -> list:
     mods, out = notebook_modules(), []
     for m, (num, nb) in mods.items():
         part = m.split(".")[1]
-        if part not in DECADES.get(num // 10, ()):
-            out.append(f"{m} is exported by {nb} (layer {num // 10}x: {LAYER_NAMES.get(num // 10, '?')}), "
+        if part not in DECADES.get(int(num // 10), ()):
+            out.append(f"{m} is exported by {nb} (layer {int(num // 10)}x: {LAYER_NAMES.get(int(num // 10), '?')}), "
                        f"but {part!r} modules belong to layer {next((d for d, ps in DECADES.items() if part in ps), '?')}x")
     for m, imps in graph().items():
         num = mods[m][0]

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/09_data.check.ipynb #65070926
 from __future__ import annotations
-import pickle
+import json, pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from .audio import _wav_truncation
 from .dataset import DatasetSpec, DataError, Item, check_item, parse_stem, resolve_spec
 
 # %% auto #0
-__all__ = ['Problem', 'check_dataset', 'format_report', 'check_react']
+__all__ = ['Problem', 'is_react_folder', 'react_clip_frames', 'check_dataset', 'format_report', 'check_react']
 
 # %% ../../nbs/09_data.check.ipynb #44535e72
 @dataclass
@@ -42,12 +42,25 @@ def _check_alignment(tg: Path, wav: Path, dur: float, tol: float, probs: list) -
                                                f"(tolerance {tol} s): aligned to a different recording?")); return 0
     return 1
 
+def is_react_folder(root: str | Path) -> bool:
+    "True for a REACT2024-layout folder: a pairs csv ({split}.csv) next to its {split}/Emotion folder."
+    return any((Path(root) / f"{s}.csv").is_file() and (Path(root) / s / "Emotion").is_dir() for s in ("train", "val", "test"))
+
+def react_clip_frames(root: str | Path) -> int:
+    "Frames per clip to expect: the `clip_frames` a synthetic dyadic corpus states in its metadata.json, else REACT2024's 751."
+    meta = Path(root) / "metadata.json"
+    if meta.is_file():
+        try: return int(json.loads(meta.read_text())["clip_frames"])
+        except (ValueError, KeyError, TypeError): pass                      # not ours: the real corpus has no such file
+    return REACT_FRAMES
+
 def check_dataset(root: str | Path,                    # dataset folder
                   dataset: str | DatasetSpec = "auto", # 'vocaset', 'biwi', 'synthetic'/'auto', 'react' (REACT2024 layout) or a spec
                   duration_tol: float = 0.5,           # allowed audio/motion duration mismatch (s)
                  ) -> tuple[list[Problem], dict]:       # problems, and counts for the report
-    "Find every problem of a FaceFormer-layout folder."
-    if isinstance(dataset, str) and dataset == "react": return check_react(root, duration_tol=duration_tol)
+    "Find every problem of a FaceFormer-layout or REACT2024-layout folder ('auto' tells them apart)."
+    if dataset == "react" or (dataset == "auto" and is_react_folder(root)):
+        return check_react(root, n_frames=react_clip_frames(root), duration_tol=duration_tol)
     root = Path(root); probs: list[Problem] = []
     err = lambda p, m: probs.append(Problem("error", str(p), m))
     if not root.is_dir(): return [Problem("error", str(root), "folder does not exist")], {}
