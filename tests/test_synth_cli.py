@@ -113,3 +113,21 @@ def test_workers_do_not_rerun_the_callers_script(tmp_path):
     assert r.returncode == 0, r.stderr
     assert len(log.read_text().splitlines()) == 1            # the script ran once: in the parent only
     assert len(list((tmp_path / "c" / "wav").glob("*.wav"))) == 20
+
+
+def test_dyadic_corpus_from_the_cli_and_check_data(tmp_path):
+    root = tmp_path / "dyadic"
+    r = run("synth", "--preset", "dyadic-tiny", "--out", str(root), "--quiet")
+    assert "speaker-listener pairs of 251 frames" in r.stdout and "REACT2024 layout" in r.stdout, r.stdout
+    for split in ("train", "val", "test"):
+        assert (root / f"{split}.csv").is_file() and (root / f"neighbour_emotion_{split}.npy").is_file()
+    ok = run("check-data", str(root))                                  # told apart from a FaceFormer folder by its layout
+    assert "OK: no problems found" in ok.stdout and "react" in ok.stdout, ok.stdout
+    npy = sorted((root / "test" / "3D_FV_files").rglob("*.npy"))[0]
+    npy.write_bytes(npy.read_bytes()[:200])                             # truncated
+    csv = sorted((root / "val" / "Emotion").rglob("*.csv"))[0]
+    csv.write_text(csv.read_text().replace(",", ";", 30))               # wrong separator in the first rows
+    bad = run("check-data", str(root), "--dataset", "react", check=False)
+    assert bad.returncode == 1, bad.stdout
+    assert str(npy) in bad.stdout and "truncated" in bad.stdout, bad.stdout
+    assert str(csv) in bad.stdout, bad.stdout
