@@ -52,6 +52,11 @@ def _train(a) -> int:
     if cfg.trainer.name == "rl":                                   # speechface train trainer=rl run=<rl run> ...
         from speechface.train.rl import train_rl
         res = train_rl(cfg, progress=not a.quiet); res["epochs"] = len(res["history"]) - 1
+    elif cfg.trainer.name in ("reaction_fsq", "reaction_vae"):    # listener reactions on a REACT2024-layout corpus
+        from speechface.train.reaction import train_reaction
+        res = train_reaction(cfg, progress=not a.quiet)
+        print(f"run {res['run_dir']}: {res['epochs']} epochs, best {res['best']:.4g} at epoch {res['best_epoch']}")
+        return 0
     elif cfg.trainer.name in ("reward_backbone", "reward_head"):  # the reward model's two stages
         from speechface.train.reward import train_reward_from_config
         res = train_reward_from_config(cfg, progress=not a.quiet)

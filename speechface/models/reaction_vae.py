@@ -15,11 +15,11 @@ from ..core import UsageError
 from .faceformer import alibi_slopes
 
 # %% auto #0
-__all__ = ['FACE_SLICES', 'FACE_DIM', 'AU_NAMES', 'LIP_UPPER_Y', 'LIP_LOWER_Y', 'BATCH_KEYS', 'ReactionShapeError', 'split_face',
-           'join_face', 'block_rule', 'causal_rule', 'crop_cache', 'FrameAttention', 'ReactionVAEConfig',
-           'ReactionLayer', 'ReactionVAE', 'window_summaries', 'kl_standard_normal', 'smoothness_loss',
-           'diversity_loss', 'multisample_contrastive_loss', 'mouth_consistency_loss', 'reaction_vae_losses',
-           'reaction_vae_batch_losses', 'augment_speaker', 'random_crop']
+__all__ = ['FACE_SLICES', 'FACE_DIM', 'AU_NAMES', 'LIP_UPPER_Y', 'LIP_LOWER_Y', 'FACE_3DMM_SLICES', 'FACE_KINDS', 'BATCH_KEYS',
+           'ReactionShapeError', 'split_face', 'join_face', 'block_rule', 'causal_rule', 'crop_cache', 'FrameAttention',
+           'ReactionVAEConfig', 'ReactionLayer', 'ReactionVAE', 'window_summaries', 'kl_standard_normal',
+           'smoothness_loss', 'diversity_loss', 'multisample_contrastive_loss', 'mouth_consistency_loss',
+           'reaction_vae_losses', 'reaction_vae_batch_losses', 'augment_speaker', 'random_crop']
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #de81beb6
 FACE_SLICES = {"landmarks": slice(0, 136), "au": slice(136, 154), "pose": slice(154, 158), "gaze": slice(158, 160)}
@@ -32,16 +32,24 @@ LIP_UPPER_Y, LIP_LOWER_Y = 68 + 62, 68 + 66
 class ReactionShapeError(UsageError):
     "A reaction model received tensors of the wrong shape, dtype or length."
 
-def split_face(x: torch.Tensor) -> dict:
-    "Split (..., 160) OpenFace features into the four branches {landmarks, au, pose, gaze}."
+# 3DMM + emotion as one face vector (REACT2024's per-frame 3DMM coefficients and emotion), for corpora without OpenFace
+FACE_3DMM_SLICES = {"3dmm": slice(0, 58), "emotion": slice(58, 83)}
+FACE_KINDS = {"openface": FACE_SLICES, "3dmm": FACE_3DMM_SLICES}
+
+def split_face(x: torch.Tensor, slices: dict = FACE_SLICES) -> dict:
+    "Split (..., 160) OpenFace features into the four branches {landmarks, au, pose, gaze} (or per `slices`)."
+    if slices is not FACE_SLICES:
+        d = max(s.stop for s in slices.values())
+        if x.shape[-1] != d: raise ReactionShapeError(f"face features must end in {d} ({', '.join(slices)}); got shape {tuple(x.shape)}")
+        return {k: x[..., s] for k, s in slices.items()}
     if x.shape[-1] != FACE_DIM:
         raise ReactionShapeError(f"face features must end in {FACE_DIM} (136 landmarks + 18 AU + 4 pose + 2 gaze); "
                                  f"got shape {tuple(x.shape)}: pass OpenFace features in that order")
     return {k: x[..., s] for k, s in FACE_SLICES.items()}
 
-def join_face(parts: dict) -> torch.Tensor:
-    "Inverse of `split_face`: (..., 160) from the four branches."
-    return torch.cat([parts[k] for k in FACE_SLICES], -1)
+def join_face(parts: dict, slices: dict = FACE_SLICES) -> torch.Tensor:
+    "Inverse of `split_face`: (..., 160) from the four branches (or per `slices`)."
+    return torch.cat([parts[k] for k in slices], -1)
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #c60a4d1c
 def block_rule(window: int, context: int, lag: int = 0):
@@ -117,6 +125,9 @@ class FrameAttention(nn.Module):
 class ReactionVAEConfig:
     "Hyper-parameters of the window-causal reaction Trans-VAE (seed values named; the rest are ours)."
     audio_dim: int = 384            # Whisper-tiny encoder features per 25-fps frame (seed 384)
+    face: str = "openface"          # face features of both people: 'openface' (seed: 160-d, four branches) or '3dmm'
+                                    # (ours, for corpora without OpenFace: 58-d 3DMM + 25-d emotion, two branches)
+    emotion_dim: int = 0            # > 0: a fifth head predicts the listener's emotion (REACT2024: 25); 0 = the seed's branches
     feature_dim: int = 256          # transformer width d (seed 256)
     latent_dim: int = 256           # VAE latent per window (ours: = d, as the REACT Trans-VAE baseline)
     n_heads: int = 4                # attention heads (ours; ALiBi slopes 1/4 .. 1/256)
@@ -129,6 +140,7 @@ class ReactionVAEConfig:
     lag: int = 0                    # listener window w sees speaker windows <= w - lag (0: the seed's online mode; 1: strictly real time)
     # losses
     w_vae: float = 1.0              # reconstruction + kl_weight·KL (seed 1)
+    w_emotion: float = 1.0          # weight of the emotion head's L1 inside the reconstruction (ours; emotion values lie in [-1, 1])
     kl_weight: float = 2e-4         # β on the KL inside the VAE term (ours, the REACT Trans-VAE baseline's kl_p 0.0002)
     w_smooth: float = 15.0          # temporal smoothness (seed 15)
     w_diversity: float = 100.0      # diversity between samples (seed 100)
@@ -147,8 +159,18 @@ class ReactionVAEConfig:
     lr: float = 1e-4                # seed 1e-4
     epochs: int = 100               # seed 100
 
+    def __post_init__(self):
+        if self.face not in FACE_KINDS: raise ValueError(f"face must be one of {tuple(FACE_KINDS)}, got {self.face!r}")
+        if self.emotion_dim < 0: raise ValueError(f"emotion_dim must be >= 0, got {self.emotion_dim}")
+        if self.face == "3dmm" and self.emotion_dim:
+            raise ValueError("face='3dmm' already has an emotion branch (58-d 3DMM + 25-d emotion); set emotion_dim=0")
+
     @property
     def context_windows(self) -> int: return max(1, self.max_seq_len // self.window)
+    @property
+    def slices(self) -> dict: return FACE_KINDS[self.face]          # branch -> columns of the face vector
+    @property
+    def face_dim(self) -> int: return max(s.stop for s in self.slices.values())   # 160 (openface) or 83 (3dmm)
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #83579ef6
 class ReactionLayer(nn.Module):
@@ -174,20 +196,21 @@ class ReactionVAE(nn.Module):
     def __init__(self, cfg: ReactionVAEConfig = ReactionVAEConfig()):
         super().__init__()
         self.cfg, d, W = cfg, cfg.feature_dim, cfg.window
-        self.face_in, self.audio_in = nn.Linear(FACE_DIM, d), nn.Linear(cfg.audio_dim, d)
+        self.face_in, self.audio_in = nn.Linear(cfg.face_dim, d), nn.Linear(cfg.audio_dim, d)
         self.fuse = nn.Linear(2 * d, d)
         self.speaker_pos = nn.Embedding(W, d)                       # place of a frame in its window
         self.encoder = nn.ModuleList(ReactionLayer(d, cfg.n_heads, cfg.ff_mult, cfg.dropout) for _ in range(cfg.n_encoder_layers))
         self.encoder_norm = nn.LayerNorm(d)
         self.start_summary = nn.Parameter(torch.zeros(d))           # summary of a window before the first speaker window
         self.to_latent = nn.Linear(d, 2 * cfg.latent_dim)           # -> mu, logvar
-        self.z_in, self.listener_in = nn.Linear(cfg.latent_dim, d), nn.Linear(FACE_DIM, d)
+        self.z_in, self.listener_in = nn.Linear(cfg.latent_dim, d), nn.Linear(cfg.face_dim, d)
         self.query_pos = nn.Embedding(W, d)
         self.mem_start = nn.Parameter(torch.randn(1, 1, d) * 0.02)  # always-visible start token of the speaker memory
         self.decoder = nn.ModuleList(ReactionLayer(d, cfg.n_heads, cfg.ff_mult, cfg.dropout, cross=True)
                                      for _ in range(cfg.n_decoder_layers))
         self.decoder_norm = nn.LayerNorm(d)
-        self.heads = nn.ModuleDict({k: nn.Linear(d, s.stop - s.start) for k, s in FACE_SLICES.items()})
+        self.heads = nn.ModuleDict({k: nn.Linear(d, s.stop - s.start) for k, s in cfg.slices.items()})
+        if cfg.emotion_dim: self.emotion_head = nn.Linear(d, cfg.emotion_dim)   # the listener's emotion (not fed back)
         C = cfg.context_windows
         self.enc_rule, self.mem_rule = block_rule(W, C, 0), block_rule(W, C, cfg.lag)
         self.dec_rule = causal_rule(C * W)
@@ -199,9 +222,10 @@ class ReactionVAE(nn.Module):
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #5917e09a
 def _check_speaker(cfg, face, audio):
-    "Validate (B, T, 160) face and (B, T, audio_dim) audio of the same length."
-    if face.ndim != 3 or face.shape[-1] != FACE_DIM:
-        raise ReactionShapeError(f"speaker_face must be (batch, frames, {FACE_DIM}) OpenFace features; got {tuple(face.shape)}")
+    "Validate (B, T, face_dim) face and (B, T, audio_dim) audio of the same length."
+    if face.ndim != 3 or face.shape[-1] != cfg.face_dim:
+        what = "OpenFace features" if cfg.face == "openface" else "3DMM (58) + emotion (25) features"
+        raise ReactionShapeError(f"speaker_face must be (batch, frames, {cfg.face_dim}) {what}; got {tuple(face.shape)}")
     if audio.ndim != 3 or audio.shape[-1] != cfg.audio_dim or audio.shape[:2] != face.shape[:2]:
         raise ReactionShapeError(f"speaker_audio must be (batch, frames, {cfg.audio_dim}) at the face's 25 fps, frames = "
                                  f"{face.shape[1]}; got {tuple(audio.shape)}: resample the audio features to one per frame")
@@ -234,8 +258,9 @@ def _decode(self: ReactionVAE, z_frames, prev, pos, mem=None, mem_pos=None, cach
                   None if mem_caches is None else mem_caches[i], self.mem_start)
     h = self.decoder_norm(x)
     out = {k: head(h) for k, head in self.heads.items()}
-    out["au_logits"] = out.pop("au"); out["au"] = torch.sigmoid(out["au_logits"])
-    out["face"] = join_face(out)                                    # (B, T, 160), AU as probabilities
+    if "au" in out: out["au_logits"] = out.pop("au"); out["au"] = torch.sigmoid(out["au_logits"])
+    out["face"] = join_face(out, self.cfg.slices)                   # (B, T, face_dim), AU as probabilities
+    if self.cfg.emotion_dim: out["emotion"] = self.emotion_head(h)  # (B, T, emotion_dim)
     return out, h
 
 ReactionVAE.encode, ReactionVAE.latent, ReactionVAE.decode = _encode, _latent, _decode
@@ -331,23 +356,30 @@ def mouth_consistency_loss(landmarks: torch.Tensor, au_prob: torch.Tensor, mask:
 def reaction_vae_losses(out: dict,                 # `ReactionVAE.forward` output
                         target: torch.Tensor,      # (B, T, 160) the listener's real features
                         cfg: ReactionVAEConfig,    # loss weights and scales
+                        emotion: torch.Tensor | None = None,  # (B, T, emotion_dim) the listener's emotion (emotion_dim > 0)
                        ) -> dict:                  # every term and the weighted `loss`
     "The seed's losses: reconstruction + β·KL, smoothness, diversity, multi-sample contrastive, mouth consistency (formulas above)."
     mask = out["mask"]
-    if target.shape != (*mask.shape, FACE_DIM):
-        raise ReactionShapeError(f"target must be the listener's (batch, frames, {FACE_DIM}) = {(*mask.shape, FACE_DIM)}; got {tuple(target.shape)}")
+    if target.shape != (*mask.shape, cfg.face_dim):
+        raise ReactionShapeError(f"target must be the listener's (batch, frames, {cfg.face_dim}) = {(*mask.shape, cfg.face_dim)}; got {tuple(target.shape)}")
     S = out["face"].shape[1]
-    y = split_face(target[:, None].expand(-1, S, -1, -1))
+    y = split_face(target[:, None].expand(-1, S, -1, -1), cfg.slices)
     m = mask[:, None, :, None].to(target.dtype)                                   # (B, 1, T, 1)
     def mean(e): return (e * m).sum() / (m.sum() * S * e.shape[-1]).clamp(min=1)
-    rec_terms = {f"rec_{k}": mean((out[k] - y[k]) ** 2) for k in ("landmarks", "pose", "gaze")}
-    rec_terms["rec_au"] = mean(F.binary_cross_entropy_with_logits(out["au_logits"], y["au"], reduction="none"))
+    rec_terms = {f"rec_{k}": mean((out[k] - y[k]) ** 2) for k in cfg.slices if k != "au"}
+    if "au" in cfg.slices: rec_terms["rec_au"] = mean(F.binary_cross_entropy_with_logits(out["au_logits"], y["au"], reduction="none"))
+    if cfg.emotion_dim:
+        if emotion is None or emotion.shape != (*mask.shape, cfg.emotion_dim):
+            raise ReactionShapeError(f"emotion_dim={cfg.emotion_dim}: pass the listener's emotion (batch, frames, {cfg.emotion_dim}) = "
+                                     f"{(*mask.shape, cfg.emotion_dim)}; got {None if emotion is None else tuple(emotion.shape)}")
+        rec_terms["rec_emotion"] = cfg.w_emotion * mean((out["emotion"] - emotion[:, None]).abs())
     rec = sum(rec_terms.values())
     kl = kl_standard_normal(out["mu"], out["logvar"])
     smooth = smoothness_loss(out["face"], mask)
     div = diversity_loss(out["face"], mask, cfg.diversity_scale)
     con = multisample_contrastive_loss(out["embedding"], cfg.contrastive_temperature)
-    cons = mouth_consistency_loss(out["landmarks"], out["au"], mask, cfg.mouth_open_threshold, cfg.mouth_open_softness)
+    cons = (mouth_consistency_loss(out["landmarks"], out["au"], mask, cfg.mouth_open_threshold, cfg.mouth_open_softness)
+            if cfg.face == "openface" else rec.new_zeros(()))            # 3DMM: no landmarks / AU to make consistent
     loss = (cfg.w_vae * (rec + cfg.kl_weight * kl) + cfg.w_smooth * smooth + cfg.w_diversity * div
             + cfg.w_contrastive * con + cfg.w_consistency * cons)
     return {"loss": loss, "rec": rec, **rec_terms, "kl": kl, "smooth": smooth, "diversity": div,
@@ -355,7 +387,8 @@ def reaction_vae_losses(out: dict,                 # `ReactionVAE.forward` outpu
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #5ca83854
 BATCH_KEYS = {"speaker_face": "(B, T, 160) float", "speaker_audio": "(B, T, audio_dim) float",
-              "listener_face": "(B, T, 160) float", "mask": "(B, T) bool, optional (trailing padding)"}
+              "listener_face": "(B, T, 160) float", "mask": "(B, T) bool, optional (trailing padding)",
+              "listener_emotion": "(B, T, emotion_dim) float, when emotion_dim > 0"}
 
 def reaction_vae_batch_losses(model: ReactionVAE,       # the model (augmentation only in training mode)
                               batch: dict,              # keys as in `BATCH_KEYS`
@@ -369,7 +402,7 @@ def reaction_vae_batch_losses(model: ReactionVAE,       # the model (augmentatio
     face, audio = batch["speaker_face"], batch["speaker_audio"]
     if augment and model.training: face, audio = augment_speaker(face, audio, cfg, generator)
     out = model(face, audio, batch["listener_face"], batch.get("mask"), n_samples=cfg.n_samples, generator=generator)
-    return reaction_vae_losses(out, batch["listener_face"], cfg)
+    return reaction_vae_losses(out, batch["listener_face"], cfg, batch.get("listener_emotion"))
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #ac7575ed
 def _init_state(self: ReactionVAE, batch_size: int = 1, device=None) -> dict:
@@ -415,7 +448,7 @@ def _decode_window(self: ReactionVAE, state: dict, generator: torch.Generator | 
     eps = torch.randn(B, cfg.latent_dim, generator=generator, device=dev, dtype=mu.dtype)
     z = mu + torch.exp(0.5 * logvar) * eps
     pos = torch.arange(w * W, (w + 1) * W, device=dev)
-    prev = state["prev"] if state["prev"] is not None else torch.zeros(B, W, FACE_DIM, device=dev)
+    prev = state["prev"] if state["prev"] is not None else torch.zeros(B, W, cfg.face_dim, device=dev)
     out, _ = self.decode(z[:, None].expand(-1, W, -1), prev, pos, caches=state["dec"], mem_caches=state["cross"])
     for c in state["dec"]: crop_cache(c, (w + 1) * W - cfg.context_windows * W + 1)
     state["prev"], state["next_window"] = out["face"], w + 1
@@ -441,7 +474,7 @@ def _sample(self: ReactionVAE,
     for t0 in range(0, T, W):
         self.encode_window(state, face[:, t0:t0 + W], audio[:, t0:t0 + W])
         outs.append(self.decode_window(state, generator))
-    keys = ("landmarks", "au", "au_logits", "pose", "gaze", "face")
+    keys = [k for k in outs[-1] if k not in ("z", "mu", "logvar")]          # the branches, face (and emotion)
     return {k: torch.cat([o[k] for o in outs], 1)[:, :T].view(B, S, T, -1) for k in keys}
 
 ReactionVAE.sample = _sample

@@ -18,11 +18,13 @@ from ..core import seed_everything, save_checkpoint, load_checkpoint, atomic_wri
 from ..models.audio_encoder import AudioEncoderConfig, BACKENDS
 
 # %% auto #0
-__all__ = ['POS', 'NONNEG', 'FRAC', 'PRECISIONS', 'RL_VARIANT_NAMES', 'AUDIO_RULES', 'SCHEMAS', 'LoopConfigError', 'Rule',
-           'setting', 'field_rules', 'check_settings', 'TrainerLoop', 'LoopConfig', 'SupervisedTrainer', 'RLTrainer',
-           'SyncTrainConfig', 'HeadTrainConfig', 'RewardBackboneTrainer', 'RewardHeadTrainer', 'DatasetSettings',
-           'ModelSettings', 'RunSettings', 'register_schemas', 'epoch_batches', 'shard', 'Task', 'make_accelerator',
-           'sync_gradients', 'peak_memory_mib', 'write_csv', 'TrainingDiverged', 'fit', 'run_task', 'ToyRegression']
+__all__ = ['POS', 'NONNEG', 'FRAC', 'PRECISIONS', 'RL_VARIANT_NAMES', 'AUDIO_RULES', 'REACTION_AUDIO_KINDS', 'SCHEMAS',
+           'LoopConfigError', 'Rule', 'setting', 'field_rules', 'check_settings', 'TrainerLoop', 'LoopConfig',
+           'SupervisedTrainer', 'RLTrainer', 'SyncTrainConfig', 'HeadTrainConfig', 'RewardBackboneTrainer',
+           'RewardHeadTrainer', 'DatasetSettings', 'ModelSettings', 'RunSettings', 'TokenizerStage',
+           'ReactionAudioSettings', 'ReactionFSQTrainer', 'ReactionVAETrainer', 'DyadicDatasetSettings',
+           'register_schemas', 'epoch_batches', 'shard', 'Task', 'make_accelerator', 'sync_gradients',
+           'peak_memory_mib', 'write_csv', 'TrainingDiverged', 'fit', 'run_task', 'ToyRegression']
 
 # %% ../../nbs/40_train.loop.ipynb #d36d22d6
 class LoopConfigError(UserError, ValueError):
@@ -253,10 +255,92 @@ class RunSettings:
     dataset: Any = None
     trainer: Any = None
 
+REACTION_AUDIO_KINDS = ("mel", "whisper")    # per-frame audio features of the reaction trainers (speechface.train.reaction)
+
+@dataclass
+class TokenizerStage:
+    "`trainer.tokenizer.*`: the FSQ face tokenizer trained on every training clip's 3DMM (speakers and listeners alike)."
+    path: str | None = None                                      # an existing tokenizer best.pt; null: train one in <run>/tokenizer
+    epochs: int = setting(100, "int", lo=1)
+    batch_size: int = setting(8, "int", lo=1)
+    lr: float = setting(1e-3, "float", **POS)                    # AdamW (REACT2024 seed: Adam, L1 per output)
+    crop: int | None = setting(64, "int", lo=1, nullable=True)   # frames per training window
+    val_every: int = setting(5, "int", lo=1)
+    width: int = setting(128, "int", lo=1)                       # FaceTokenizerConfig.width
+    layers: int = setting(2, "int", lo=1)
+    n_heads: int = setting(4, "int", lo=1)
+    block: int = setting(32, "int", lo=1)                        # frames per attention block (REACT2024: 32)
+    levels: list = field(default_factory=lambda: [8, 5, 5, 5])   # FSQ levels (REACT2024: 1000 codes)
+
+@dataclass
+class ReactionAudioSettings:
+    "Audio keys both reaction trainers share (`ReactionAudioConfig`)."
+    audio: str = setting("mel", "choice", choices=REACTION_AUDIO_KINDS)   # mel (offline) | whisper (local checkpoint)
+    n_mels: int = setting(80, "int", lo=1)
+    mels_per_frame: int = setting(2, "int", lo=1)
+    whisper_dir: str | None = None
+    crop: int | None = setting(128, "int", lo=1, nullable=True)   # training window in frames; null = whole clips
+
+@dataclass
+class ReactionFSQTrainer(TrainerLoop, ReactionAudioSettings):
+    "`trainer=reaction_fsq`: tokenizer stage, then cross-entropy of the listener's FSQ tokens one window ahead."
+    name: str = "reaction_fsq"
+    epochs: int = setting(100, "int", lo=1)
+    batch_size: int = setting(8, "int", lo=1)
+    lr: float = setting(3e-4, "float", **POS)                    # AdamW (ours)
+    weight_decay: float = setting(0.01, "float", **NONNEG)
+    feature_dim: int = setting(128, "int", lo=1)                 # ReactionTokenPredictorConfig widths (ours, smaller than its 256)
+    n_heads: int = setting(4, "int", lo=1)
+    n_encoder_layers: int = setting(2, "int", lo=1)
+    n_decoder_layers: int = setting(2, "int", lo=1)
+    ff_mult: int = setting(4, "int", lo=1)
+    dropout: float = setting(0.1, "float", lo=0, hi=0.99)
+    window: int = setting(32, "int", lo=1)                       # frames predicted one window ahead (seed: 32)
+    top_k: int = setting(10, "int", lo=0)                        # generation defaults stored in the model (0 = all ids)
+    temperature: float = setting(1.0, "float", **NONNEG)         # 0 = greedy
+    tokenizer: TokenizerStage = field(default_factory=TokenizerStage)
+
+@dataclass
+class ReactionVAETrainer(TrainerLoop, ReactionAudioSettings):
+    "`trainer=reaction_vae`: the seed's Trans-VAE losses plus the listener's 25-d emotion (`emotion_dim`)."
+    name: str = "reaction_vae"
+    epochs: int = setting(100, "int", lo=1)                      # seed 100
+    batch_size: int = setting(4, "int", lo=1)                    # seed 4
+    lr: float = setting(1e-4, "float", **POS)                    # seed 1e-4 (Adam)
+    weight_decay: float = setting(0.0, "float", **NONNEG)
+    crop: int | None = setting(256, "int", lo=1, nullable=True)  # ReactionVAEConfig.crop_len (ours)
+    face: str = setting("auto", "choice", choices=("auto", "openface", "3dmm"))  # face features: OpenFace (160) | 3DMM + emotion (83); auto = OpenFace when the corpus has it
+    feature_dim: int = setting(256, "int", lo=1)                 # seed 256
+    latent_dim: int = setting(256, "int", lo=1)
+    n_heads: int = setting(4, "int", lo=1)
+    n_encoder_layers: int = setting(2, "int", lo=1)
+    n_decoder_layers: int = setting(2, "int", lo=1)
+    ff_mult: int = setting(2, "int", lo=1)
+    dropout: float = setting(0.1, "float", lo=0, hi=0.99)
+    window: int = setting(16, "int", lo=1)                       # seed 16
+    n_samples: int = setting(3, "int", lo=1)                     # latents per speaker in a step (seed 3)
+    emotion_dim: int = setting(25, "int", lo=0)                  # listener emotion head (REACT metrics read it); 0 = the seed's four branches
+    w_emotion: float = setting(1.0, "float", **NONNEG)           # weight of its L1 term inside the reconstruction
+    kl_weight: float = setting(2e-4, "float", **NONNEG)
+    w_smooth: float = setting(15.0, "float", **NONNEG)           # seed 15
+    w_diversity: float = setting(100.0, "float", **NONNEG)       # seed 100
+    w_contrastive: float = setting(1.0, "float", **NONNEG)
+    w_consistency: float = setting(1.0, "float", **NONNEG)
+
+@dataclass
+class DyadicDatasetSettings:
+    "`dataset=dyadic`: a REACT2024-layout corpus (the synthetic dyadic one, or REACT2024 itself)."
+    name: str = "dyadic"
+    root: str = setting("data/dyadic", "str")
+    clip_frames: int | None = setting(None, "int", lo=1, nullable=True)  # frames per clip; null: metadata.json's, else 751
+    num_workers: int = setting(0, "int", lo=0)
+
 SCHEMAS = {("trainer", "supervised_schema"): SupervisedTrainer, ("trainer", "rl_schema"): RLTrainer,
            ("trainer", "reward_backbone_schema"): RewardBackboneTrainer, ("trainer", "reward_head_schema"): RewardHeadTrainer,
            ("model", "faceformer_schema"): ModelSettings, ("dataset", "dataset_schema"): DatasetSettings,
-           (None, "run_schema"): RunSettings}
+           (None, "run_schema"): RunSettings,
+           ("trainer", "reaction_fsq_schema"): ReactionFSQTrainer, ("trainer", "reaction_vae_schema"): ReactionVAETrainer,
+           ("dataset", "dyadic_schema"): DyadicDatasetSettings}
 
 def register_schemas() -> None:
     "Register every settings dataclass as a Hydra structured config (the YAML presets extend them by name)."

@@ -1,0 +1,98 @@
+"""End-to-end: `speechface train trainer=reaction_fsq|reaction_vae` on the tiny dyadic corpus, resume, reload and
+generate, and bad settings stopped with one line naming the key."""
+import subprocess
+import numpy as np, pytest
+
+TINY_FSQ = ["trainer=reaction_tiny", "trainer.epochs=2", "trainer.tokenizer.epochs=2"]
+TINY_VAE = ["trainer=reaction_vae", "trainer.epochs=2", "trainer.batch_size=4", "trainer.crop=64", "trainer.feature_dim=32",
+            "trainer.latent_dim=16", "trainer.n_heads=2", "trainer.n_encoder_layers=1", "trainer.n_decoder_layers=1", "trainer.n_samples=2"]
+
+
+def run(*args, check=True):
+    r = subprocess.run(["speechface", *map(str, args)], capture_output=True, text=True)
+    if check and r.returncode: raise AssertionError(f"{args}: rc={r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+@pytest.fixture(scope="module")
+def dyadic():
+    from speechface.data.dyadic import cached_dyadic_corpus
+    return cached_dyadic_corpus("tiny")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, dyadic):
+    out = tmp_path_factory.mktemp("reaction")
+    common = ["dataset=dyadic", f"dataset.root={dyadic}", f"out_dir={out}", "threads=1"]
+    for name, ov in (("fsq", TINY_FSQ), ("vae", TINY_VAE)):
+        r = run("train", *common, *ov, f"run={name}", "--quiet")
+        assert f"run {out / name}: 2 epochs" in r.stdout, r.stdout
+    return out, common
+
+
+@pytest.mark.parametrize("name", ["fsq", "vae"])
+def test_run_folder(runs, name):
+    out, _ = runs
+    d = out / name
+    for f in ("best.pt", "last.pt", "metrics.csv", "config.json"): assert (d / f).is_file(), f
+    rows = (d / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and ("val_ce" if name == "fsq" else "val_rec") in rows[0]
+    if name == "fsq": assert (d / "tokenizer" / "best.pt").is_file()
+    import torch
+    ck = torch.load(d / "best.pt", weights_only=True)                    # plain data, config inside
+    assert ck["kind"] == f"reaction_{name}" and "config" in ck and "audio" in ck
+
+
+@pytest.mark.parametrize("name", ["fsq", "vae"])
+def test_reload_and_generate(runs, dyadic, name):
+    from speechface.data.react import REACTDataset
+    from speechface.train.reaction import load_reaction_model, generate_reactions
+    out, _ = runs
+    rm = load_reaction_model(out / name)
+    ds = REACTDataset(dyadic, "test", mirror=True, n_frames=251)
+    emo = generate_reactions(rm, ds, n_samples=2, seed=3)
+    assert emo.shape == (len(ds), 2, 251, 25) and np.isfinite(emo).all()
+    assert np.array_equal(emo, generate_reactions(rm, ds, n_samples=2, seed=3))
+
+
+@pytest.mark.parametrize("name,ov", [("fsq", TINY_FSQ), ("vae", TINY_VAE)])
+def test_resume(runs, name, ov):
+    out, common = runs
+    r = run("train", *common, *ov, f"run={name}", "trainer.epochs=3")
+    assert "resumed" in r.stdout and "at epoch 2" in r.stdout
+    assert "epoch 3 |" in r.stdout and "epoch 1 |" not in r.stdout
+    assert len((out / name / "metrics.csv").read_text().splitlines()) == 4
+
+
+@pytest.mark.parametrize("override,message", [
+    ("trainer.w_diversity=-1", "trainer.w_diversity=-1.0 (float) must be a number ≥ 0"),
+    ("trainer.audio=wav2vec", "trainer.audio"),
+    ("trainer.face=landmarks", "trainer.face"),
+    ("trainer.crop=0", "trainer.crop=0"),
+])
+def test_bad_vae_values(dyadic, tmp_path, override, message):
+    r = run("train", "trainer=reaction_vae", "dataset=dyadic", f"dataset.root={dyadic}", f"out_dir={tmp_path}", override, check=False)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not any(tmp_path.iterdir())                                   # stopped before writing anything
+
+
+@pytest.mark.parametrize("override,message", [
+    ("trainer.tokenizer.levels=[1,5]", "trainer.tokenizer.levels=[1, 5] must be a list of integers ≥ 2"),
+    ("trainer.tokenizer.width=0", "trainer.tokenizer.width=0 must be an integer ≥ 1"),
+    ("trainer.top_k=-2", "trainer.top_k=-2"),
+    ("trainer.tokenizer.epoch=3", "trainer.tokenizer.epoch"),
+])
+def test_bad_fsq_values(dyadic, tmp_path, override, message):
+    r = run("train", "trainer=reaction_fsq", "dataset=dyadic", f"dataset.root={dyadic}", f"out_dir={tmp_path}", override, check=False)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_not_a_react_folder(tmp_path):
+    r = run("train", "trainer=reaction_fsq", "dataset=dyadic", f"dataset.root={tmp_path}", f"out_dir={tmp_path / 'o'}", check=False)
+    assert r.returncode == 2 and "has no train.csv" in r.stderr and "speechface synth --preset dyadic-tiny" in r.stderr
+
+
+def test_whisper_without_checkpoint_is_clear(dyadic, tmp_path):
+    r = run("train", "trainer=reaction_fsq", "dataset=dyadic", f"dataset.root={dyadic}", f"out_dir={tmp_path}",
+            "trainer.audio=whisper", f"trainer.whisper_dir={tmp_path / 'nowhisper'}", check=False)
+    assert r.returncode == 2 and "trainer.audio=mel" in r.stderr, r.stderr
