@@ -1,0 +1,96 @@
+"""Listener-reaction generation on the synthetic dyadic corpus: both models, two seeds, the REACT2024 metric table.
+
+Stages (run from the repository root; every stage is resumable and writes under --out, default runs/react):
+  python tools/react_experiment.py corpus                       # the `full` dyadic preset: 30-s clips (751 frames)
+  python tools/react_experiment.py train --model fsq --seed 0   # speechface train trainer=reaction_fsq ... (and vae)
+  python tools/react_experiment.py eval --split val             # every trained run: 10 reactions per speaker, the table
+  python tools/react_experiment.py eval --split test --config docs/results/react_prereg.yaml
+Training overrides come from --config (a YAML with `fsq:` and `vae:` lists of `speechface train` overrides), so the
+configuration evaluated on test is the file committed before the test run (its git history is the pre-registration).
+`eval` writes docs/results/react_<split>_table.csv (one row per method and seed plus the naive baselines; FRC/FRD
+with 95 % bootstrap intervals over speaker samples), react_<split>_latency.csv (online manager, one CPU thread), and
+a frame of speaker | real listener | generated listeners (docs/results/react_frame.png).
+"""
+import argparse, json, os, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+MODELS = {"fsq": "reaction_fsq", "vae": "reaction_vae"}
+
+
+def load_overrides(config: Path | None, model: str) -> list[str]:
+    "The `speechface train` overrides of one model from the experiment's YAML (none without a file)."
+    if config is None: return []
+    import yaml
+    cfg = yaml.safe_load(config.read_text()) or {}
+    return [str(o) for o in cfg.get(model, [])]
+
+
+def corpus(out: Path, workers: int) -> Path:
+    "The full dyadic corpus under out/data (generated once; its metadata names preset and seed)."
+    data = out / "data"
+    if not (data / "metadata.json").is_file():
+        from speechface.data.dyadic import generate_dyadic_corpus
+        generate_dyadic_corpus(data, "full", 0, workers=workers, progress=True)
+    return data
+
+
+def train(out: Path, model: str, seed: int, config: Path | None, threads: int, extra: list[str]):
+    data = corpus(out, 2)
+    argv = [sys.executable, "-m", "speechface.cli", "train", f"trainer={MODELS[model]}", "dataset=dyadic",
+            f"dataset.root={data}", f"out_dir={out / 'runs'}", f"run={model}_s{seed}", f"seed={seed}",
+            f"threads={threads}", *load_overrides(config, model), *extra]
+    print(" ".join(argv[3:]), flush=True)
+    t0 = time.time()
+    subprocess.run(argv, check=True)
+    print(f"{model} seed {seed}: {time.time() - t0:.0f} s", flush=True)
+
+
+def evaluate(out: Path, split: str, n_samples: int, config: Path | None):
+    import numpy as np, pandas as pd, torch
+    from speechface.data.react import REACTDataset
+    from speechface.evaluation.react import react_split, react_table
+    from speechface.train.reaction import load_reaction_model, generate_reactions
+    torch.set_num_threads(1)
+    data = corpus(out, 2)
+    d = react_split(data, split)
+    ds = REACTDataset(data, split, mirror=True, n_frames=d.speaker.shape[1])
+    runs = sorted(p for p in (out / "runs").glob("*_s*") if (p / "best.pt").is_file())
+    if not runs: raise SystemExit(f"no trained runs under {out / 'runs'}: run the train stage first")
+    methods, preds, info = {}, {}, []
+    for run in runs:
+        rm = load_reaction_model(run / "best.pt")
+        t0 = time.time()
+        emo = generate_reactions(rm, ds, n_samples=n_samples, seed=1000 + int(run.name.rsplit("_s", 1)[1]))
+        emo = emo[0] if isinstance(emo, tuple) else emo
+        preds[run.name] = np.asarray(emo)
+        methods[run.name] = preds[run.name]
+        info.append({"run": run.name, "generate_s": round(time.time() - t0, 1)})
+        print(f"{run.name}: generated {preds[run.name].shape} in {info[-1]['generate_s']} s", flush=True)
+    tab = react_table(methods, d, n_samples=n_samples, seed=0)
+    tab.insert(0, "split", split)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tab.to_csv(RESULTS / f"react_{split}_table.csv")
+    np.savez_compressed(out / f"predictions_{split}.npz", **preds)
+    print(tab.round(3).to_markdown())
+    (out / f"eval_{split}.json").write_text(json.dumps({"runs": info, "config": str(config) if config else None}, indent=1))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=["corpus", "train", "eval"])
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "react")
+    p.add_argument("--model", choices=list(MODELS)); p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", type=Path, default=None, help="YAML with fsq: and vae: lists of train overrides")
+    p.add_argument("--split", default="val"); p.add_argument("--samples", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1); p.add_argument("--workers", type=int, default=2)
+    a, extra = p.parse_known_args()
+    if a.stage == "corpus": print(corpus(a.out, a.workers))
+    elif a.stage == "train":
+        if not a.model: p.error("train needs --model fsq|vae")
+        train(a.out, a.model, a.seed, a.config, a.threads, extra)
+    else: evaluate(a.out, a.split, a.samples, a.config)
+
+
+if __name__ == "__main__": main()
