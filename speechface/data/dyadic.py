@@ -364,7 +364,7 @@ def emotion_vector(face: np.ndarray,      # (F, 58) `face_vector`
     e = np.exp(logits - logits.max(1, keepdims=True)); prob = e / e.sum(1, keepdims=True)
     return np.concatenate([au.astype(np.float64), valence[:, None], arousal[:, None], prob], 1)
 
-# %% ../../nbs/08c_data.dyadic.ipynb #b41d9c98
+# %% ../../nbs/08c_data.dyadic.ipynb #36cd5387
 OF_FOCAL = 420.          # px: focal length of the virtual camera for a 224-px image (a 14 cm wide face spans ~130 px)
 OF_DISTANCE = 500.       # mm: head centre to camera (pose_Tz), a webcam at arm's length
 OF_ORIGIN = (0., 45., 0.) # mm: the head origin (rotation centre) relative to the eyes' midpoint, 45 mm below the eye line
@@ -415,7 +415,7 @@ def face_shape(rng: np.random.Generator,   # the person's random stream
     P[[67, 66, 65]] = P[[61, 62, 63]]                                             # lips still closed at rest
     return P
 
-# %% ../../nbs/08c_data.dyadic.ipynb #f8a3cc8a
+# %% ../../nbs/08c_data.dyadic.ipynb #14d1666b
 def _w(face, name): return face[:, EXPRESSION_NAMES.index(name)].astype(np.float64)
 
 def face_landmarks(face: np.ndarray,       # (F, 58) `face_vector`
@@ -439,6 +439,7 @@ def face_landmarks(face: np.ndarray,       # (F, 58) `face_vector`
                 D[:, i, 1] -= k * SMILE_UP * w(f"mouthSmile{side}")[:, 0]
     upper_up = (w("mouthUpperUpLeft") + w("mouthUpperUpRight"))[:, 0] / 2
     for i in (49, 50, 51, 52, 53, 61, 62, 63): D[:, i, 1] -= 2.5 * upper_up
+    for i in (65, 66, 67): D[:, i, 1] -= 2.5 * upper_up * contact[:, 0]               # a sealed lower lip follows the upper
     for i in (49, 50, 51, 52, 53): D[:, i, 1] += 1.0 * press - 1.5 * w("mouthFunnel")[:, 0]
     for i in (55, 56, 57, 58, 59): D[:, i, 1] -= 1.0 * press + 3.0 * w("mouthRollLower")[:, 0] - 1.5 * w("mouthFunnel")[:, 0]
     brow = {17: ("browOuterUpRight", 1.), 18: ("browOuterUpRight", .8), 19: ("browOuterUpRight", .5), 20: ("browInnerUp", .7),
@@ -469,7 +470,7 @@ def euler_rotation(pitch, yaw, roll) -> np.ndarray:   # (F,) radians each -> (F,
     Rz = np.stack([cz, -sz, z, sz, cz, z, z, z, o], -1).reshape(-1, 3, 3)
     return Rx @ Ry @ Rz
 
-# %% ../../nbs/08c_data.dyadic.ipynb #90ea42e5
+# %% ../../nbs/08c_data.dyadic.ipynb #b5deda14
 OPENFACE_AU_BLENDSHAPES = {**{f"{int(a[2:]):02d}": b for a, b in AU_BLENDSHAPES.items()},   # the Emotion csv's rules
                            "05": ("eyeWideLeft", "eyeWideRight"), "20": ("mouthStretchLeft", "mouthStretchRight"),
                            "28": ("mouthRollUpper",), "45": ("eyeBlinkLeft", "eyeBlinkRight")}
