@@ -232,3 +232,40 @@ def test_whisper_exact_frames_and_offline_errors(tmp_path):
     with pytest.raises(ValueError, match="at least"): wf(np.zeros(100, np.float32), 1)
     with pytest.raises(AudioEncoderUnavailable, match="SPEECHFACE_WHISPER_DIR|save_pretrained"):
         WhisperFeatures(whisper_dir=tmp_path / "missing")
+
+
+# ---------------------------------------------------------------- the OpenFace modality (our layout extension)
+def _write_openface(root, n=REACT_FRAMES, success=None):
+    for s, l in PAIRS:
+        for seq in (s, l):
+            cols = {f"y_{i}": np.linspace(40, 180, 68)[i] + np.sin(np.arange(n) / 10) for i in range(68)}
+            if success is not None: cols["success"] = success
+            write_openface_csv(react_paths(root, "val", seq)["openface"], cols)
+
+
+def test_openface_modality_shapes_mask_and_mirror(corpus):
+    succ = np.ones(REACT_FRAMES); succ[300:320] = 0
+    _write_openface(corpus, success=succ)
+    ds = REACTDataset(corpus, "val", modalities=("3dmm", "openface"), clip_length=400)
+    it = ds[2]                                                                       # a mirrored sample
+    assert it["speaker_openface"].shape == (400, 160) and str(it["speaker_openface"].dtype) == "torch.float32"
+    assert it["listener_openface_mask"].shape == (400,) and str(it["listener_openface_mask"].dtype) == "torch.bool"
+    assert int((~it["speaker_openface_mask"]).sum()) == 20 and not it["speaker_openface_mask"][300:320].any()
+    y = it["speaker_openface"][:, 68:136].numpy()                                    # y_0..y_67 / 224, masked frames 0
+    np.testing.assert_allclose(y[0], np.round(np.linspace(40, 180, 68), 1) / 224, atol=1e-6)
+    assert (y[300:320] == 0).all()
+
+
+def test_openface_missing_and_wrong_length(corpus):
+    _write_openface(corpus)
+    p = react_paths(corpus, "val", PAIRS[1][1])["openface"]; p.unlink()
+    msg = _raises(lambda: REACTDataset(corpus, "val", modalities=("emotion", "openface")), corpus / "val.csv", "1 file(s)")
+    assert str(p) in msg
+    REACTDataset(corpus, "val", modalities=("emotion",))                               # fine without the modality
+    cols = {"x_0": np.zeros(500)}; write_openface_csv(p, cols)
+    ds = REACTDataset(corpus, "val", modalities=("emotion", "openface"))
+    _raises(lambda: ds[1], p, "has 500 frames, but the clip has 751")
+    p.write_text(", ".join(OPENFACE_COLUMNS[:20]) + "\n")                            # header only, no frames
+    _raises(lambda: ds[1], p, "no frames", cls=OpenFaceError)
+    probs, _ = check_react(corpus)
+    assert [pr.level for pr in probs] == ["error"] and str(p) in probs[0].message

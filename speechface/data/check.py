@@ -15,7 +15,8 @@ from .mesh import load_templates, load_regions, MeshDataError
 from .textgrid import AlignmentError, textgrid_folder, read_phone_tier
 from .react import (REACT_AUDIO_SR, REACT_FPS, REACT_FRAMES, REACT_SPLITS, REACTDataError,
                                    appropriateness_path, load_appropriateness, read_3dmm_npy, read_emotion_csv,
-                                   read_pairs_csv, react_paths, _resolve)
+                                   read_pairs_csv, react_paths, _resolve, MODALITIES)
+from .openface import OpenFaceError, read_openface_csv
 from .audio import _wav_truncation
 from .dataset import DatasetSpec, DataError, Item, check_item, parse_stem, resolve_spec
 
@@ -126,10 +127,23 @@ def _check_wav(p: Path, n_frames: int, tol: float, err) -> bool:
                f"(tolerance {tol} s): a different recording, or cut short?"); return False
     return True
 
+def _check_openface(p: Path, n_frames: int | None, max_gated: float, err, warn) -> bool:
+    "True when an OpenFace CSV is readable and has `n_frames` rows; warns when too many frames fail the gate."
+    try: fr = read_openface_csv(p)
+    except OpenFaceError as e: err(p, str(e)); return False
+    if n_frames and len(fr) != n_frames:
+        err(p, f"has {len(fr)} frames, the clip {n_frames}: run OpenFace FeatureExtraction again on this clip's video"); return False
+    gated = 1 - fr.valid.mean()
+    if gated > max_gated:
+        warn(p, f"{gated:.0%} of its frames fail OpenFace's gate (success 0 or confidence < {fr.min_confidence}), more than "
+                f"{max_gated:.0%}: the face was lost or is a different one; check the video")
+    return True
+
 def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, {split}/{Emotion,3D_FV_files,Audio_files,...}
                 splits: tuple = REACT_SPLITS,    # which splits to check (those without a pairs csv are skipped)
                 n_frames: int | None = REACT_FRAMES, # frames each sequence must have; None: any (emotion and 3DMM agree)
                 duration_tol: float = 0.5,       # allowed audio/motion duration mismatch (s)
+                max_gated: float = 0.2,          # OpenFace CSVs: warn above this fraction of gated frames
                ) -> tuple[list[Problem], dict]:   # problems, and counts for the report
     "Find every problem of a REACT2024 folder: one `Problem` per bad file, per split."
     root = Path(root); probs: list[Problem] = []
@@ -145,7 +159,8 @@ def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, 
         try: pairs = read_pairs_csv(csv_path)
         except REACTDataError as e: err(csv_path, str(e)); continue
         seqs = sorted({s for pair in pairs for s in pair})
-        n_ok = n_video = 0
+        n_ok = n_video = n_openface = 0
+        has_openface = (root / split / MODALITIES["openface"][0]).is_dir()
         for seq in seqs:
             paths, ok, T = react_paths(root, split, seq), True, {}
             for m in ("emotion", "3dmm", "audio"):
@@ -160,6 +175,9 @@ def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, 
                 err(paths["3dmm"], f"{T['3dmm']} frames but {paths['emotion'].name} has {T['emotion']}: they must describe the same clip"); ok = False
             n = n_frames or next(iter(T.values()), None)
             if paths["audio"].is_file() and n: ok &= _check_wav(paths["audio"], n, duration_tol, err)
+            if has_openface:
+                if not paths["openface"].is_file(): err(paths["openface"], f"missing (openface of {seq}; the split has an OpenFace folder): run OpenFace on the clip or drop the pair from {csv_path.name}"); ok = False
+                else: ok &= _check_openface(paths["openface"], n, max_gated, err, warn); n_openface += 1
             n_video += paths["video"].is_file(); n_ok += ok
         if split != "train":
             ap = appropriateness_path(root, split)
@@ -170,7 +188,8 @@ def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, 
                     empty = np.flatnonzero(~a.any(1))
                     if empty.size: err(ap, f"rows {empty[:10].tolist()} (mirrored samples) have no appropriate listener")
                 except REACTDataError as e: err(ap, str(e))
-        stats.update({f"{split} pairs": len(pairs), f"{split} sequences": len(seqs), f"{split} valid": n_ok, f"{split} videos": n_video})
+        stats.update({f"{split} pairs": len(pairs), f"{split} sequences": len(seqs), f"{split} valid": n_ok, f"{split} videos": n_video,
+                      **({f"{split} openface": n_openface} if has_openface else {})})
     if len(stats) == 1: err(root, f"no pairs csv found ({', '.join(s + '.csv' for s in splits)}): not a REACT2024 folder")
     for p in probs:
         if p.path not in p.message: p.message = f"{p.path}: {p.message}"

@@ -17,18 +17,23 @@ from ..core import atomic_write, UsageError
 from .espeak import Utterance, synthesize_many
 from .articulation import SpeakingStyle, mouth_curves
 from .synth import SENTENCES, _manifest
+from .openface import AU_INTENSITY, AU_PRESENCE, N_LANDMARKS, N_EYE_LANDMARKS, write_openface_csv
 from .react import (EMOTION_AUS, EXPRESSIONS, EMOTION_COLUMNS, FV_DIM, REACT_FPS, REACT_AUDIO_SR,
-                                   write_react_sequence, write_pairs_csv, appropriateness_path)
+                                   write_react_sequence, write_pairs_csv, appropriateness_path, react_paths)
 
 # %% auto #0
 __all__ = ['EXPRESSION_NAMES', 'HEAD_NAMES', 'FACE_DIM', 'AU_NAMES', 'EXPRESSION_CLASSES', 'FPS', 'AUDIO_SR', 'RULES',
            'LAG_JITTER', 'BACKCHANNELS', 'GENERATOR_VERSION', 'DYADIC_PRESETS', 'SPLITS', 'SMILE_RISE', 'SMILE_FALL',
            'SMILE_HOLD_AFTER', 'NOD_HZ', 'NOD_DECAY', 'NOD_SPAN', 'BROW_SIGMA', 'AU_THRESHOLD', 'AU_BLENDSHAPES',
-           'MATCH_TOLERANCE', 'APPROPRIATE_F1', 'ReactionRule', 'ListenerStyle', 'DyadicPreset', 'DyadicPerson',
-           'ScriptTurn', 'Script', 'Dyad', 'make_script', 'make_dyads', 'speech_jobs', 'sentence_onsets',
-           'DyadRecording', 'render_dyad', 'face_vector', 'emotion_vector', 'reaction_match', 'match_f1',
-           'appropriateness_matrix', 'clip_events', 'dyad_recordings', 'generate_dyadic_corpus', 'dyadic_fingerprint',
-           'cached_dyadic_corpus', 'measured_lag']
+           'OF_FOCAL', 'OF_DISTANCE', 'OF_ORIGIN', 'JAW_DROP', 'LIP_GAP', 'LIP_CONTACT', 'SMILE_OUT', 'SMILE_UP',
+           'STRETCH_OUT', 'PUCKER_NARROW', 'BROW_RAISE', 'BROW_LOWER', 'LID_RAISE', 'IBUG_MIRROR',
+           'OPENFACE_AU_BLENDSHAPES', 'GAZE_PARTNER', 'GAZE_AVERT_SD', 'GAZE_FIXATION', 'GAZE_AVERT_P', 'DROP_RATE',
+           'DOUBT_RATE', 'EYE_RADIUS', 'MATCH_TOLERANCE', 'APPROPRIATE_F1', 'ReactionRule', 'ListenerStyle',
+           'DyadicPreset', 'DyadicPerson', 'ScriptTurn', 'Script', 'Dyad', 'make_script', 'make_dyads', 'speech_jobs',
+           'sentence_onsets', 'DyadRecording', 'render_dyad', 'face_vector', 'emotion_vector', 'neutral_face',
+           'face_shape', 'face_landmarks', 'euler_rotation', 'openface_aus', 'gaze_angles', 'openface_frames',
+           'reaction_match', 'match_f1', 'appropriateness_matrix', 'clip_events', 'dyad_recordings',
+           'generate_dyadic_corpus', 'dyadic_fingerprint', 'cached_dyadic_corpus', 'measured_lag']
 
 # %% ../../nbs/08c_data.dyadic.ipynb #2b4936f7
 EXPRESSION_NAMES = (  # the 52 expression coefficients, ARKit blendshape order
@@ -359,6 +364,209 @@ def emotion_vector(face: np.ndarray,      # (F, 58) `face_vector`
     e = np.exp(logits - logits.max(1, keepdims=True)); prob = e / e.sum(1, keepdims=True)
     return np.concatenate([au.astype(np.float64), valence[:, None], arousal[:, None], prob], 1)
 
+# %% ../../nbs/08c_data.dyadic.ipynb #36cd5387
+OF_FOCAL = 420.          # px: focal length of the virtual camera for a 224-px image (a 14 cm wide face spans ~130 px)
+OF_DISTANCE = 500.       # mm: head centre to camera (pose_Tz), a webcam at arm's length
+OF_ORIGIN = (0., 45., 0.) # mm: the head origin (rotation centre) relative to the eyes' midpoint, 45 mm below the eye line
+JAW_DROP = 14.           # mm the chin drops at jawOpen = 1
+LIP_GAP = 16.            # mm the lower inner lip drops at jawOpen = 1 with the lips unsealed (the upper lifts 15 % of that)
+LIP_CONTACT = 0.75       # mouthPress at which the lips touch (the articulator's closure 0.9); sealed at mouthPress = 1
+SMILE_OUT, SMILE_UP = 7., 5.  # mm a mouth corner moves out and up at mouthSmile = 1
+STRETCH_OUT = 4.         # mm a mouth corner moves out at mouthStretch = 1
+PUCKER_NARROW = 0.35     # fraction of the mouth width lost at mouthPucker = 1
+BROW_RAISE, BROW_LOWER = 7., 4.  # mm brows move up at browInnerUp / browOuterUp = 1, down at browDown = 1
+LID_RAISE = 2.           # mm the upper lid lifts at eyeWide = 1 (and the lower lid at eyeSquint / cheekSquint = 1, x 0.75)
+# the mirror partner of every iBUG-68 point (left-right flip of the face)
+IBUG_MIRROR = np.array(list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30, 35, 34, 33, 32, 31]
+                       + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+                       + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65])
+
+def neutral_face() -> np.ndarray:           # (68, 3) mm: X right in the image, Y down, Z away from the camera
+    "The neutral 68-point face in the iBUG order, built from simple geometry (eyes' midpoint at the origin)."
+    P = np.full((68, 3), np.nan)
+    th = np.pi * np.arange(17) / 16                                        # jaw 0-16: a superellipse from the
+    c, s = np.cos(th), np.sin(th)                                          # right ear (image left) under the chin
+    P[0:17] = np.stack([-68 * np.sign(c) * np.abs(c) ** 0.8, 8 + 105 * s ** 1.25, -12 - 83 * s ** 1.5], 1)
+    u = np.linspace(0.1, 0.9, 5)                                           # right brow 17-21, outer to inner: an arch
+    P[17:22] = np.stack([np.linspace(-58, -14, 5), -20 - 7 * np.sin(np.pi * u), np.linspace(-70, -88, 5)], 1)
+    P[27:31] = [[0, -4, -88], [0, 11, -95], [0, 26, -103], [0, 40, -112]]  # nose bridge 27-30, down to the tip
+    P[31:34] = [[-15, 47, -93], [-8, 49, -99], [0, 50, -102]]              # nostrils 31-35, right to left
+    P[36:42] = [[-46, 0, -78], [-37, -5, -86], [-26, -5, -86], [-17, 0, -84], [-26, 4, -85], [-37, 4, -85]]  # right eye: outer corner, upper lid, inner corner, lower lid
+    P[48:52] = [[-25, 72, -92], [-15, 66, -100], [-6, 63.5, -104], [0, 65, -105]]  # outer lips: right corner, upper lip to the middle
+    P[57:60] = [[0, 82.5, -103], [-7, 82, -101], [-15, 79, -98]]           # outer lower lip, middle to the right
+    P[60:63] = [[-21, 72, -95], [-9, 72, -101], [0, 72, -102]]             # inner lips: right corner, upper; closed at rest
+    P[66:68] = [[0, 72, -102], [-9, 72, -101]]                             # inner lower lip touches the upper at rest
+    todo = np.isnan(P[:, 0])
+    P[todo] = P[IBUG_MIRROR[todo]] * [-1, 1, 1]                            # the left half mirrors the right
+    return P
+
+def face_shape(rng: np.random.Generator,   # the person's random stream
+              ) -> np.ndarray:              # (68, 3) mm
+    "One person's neutral face: the neutral layout scaled and reshaped a little (symmetric), plus 0.5 mm of asymmetric jitter."
+    P = neutral_face()
+    P[:, 0] *= rng.uniform(0.93, 1.07); P[:, 1] *= rng.uniform(0.93, 1.07)        # face width and height
+    side = np.sign(P[:, 0])
+    P[36:48, 0] += side[36:48] * rng.uniform(-2, 2)                               # eye spacing
+    P[48:68, 0] *= rng.uniform(0.9, 1.1)                                          # mouth width
+    P[28:36, 1] += rng.uniform(-3, 3) * (P[28:36, 1] - P[27, 1]) / 50             # nose length
+    P[17:27, 1] += rng.uniform(-3, 3)                                             # brow height
+    P[0:17, 1] += rng.uniform(-4, 4) * np.sin(np.pi * np.arange(17) / 16) ** 2    # chin length
+    P += rng.normal(0, 0.5, P.shape)
+    P[[67, 66, 65]] = P[[61, 62, 63]]                                             # lips still closed at rest
+    return P
+
+# %% ../../nbs/08c_data.dyadic.ipynb #14d1666b
+def _w(face, name): return face[:, EXPRESSION_NAMES.index(name)].astype(np.float64)
+
+def face_landmarks(face: np.ndarray,       # (F, 58) `face_vector`
+                   shape: np.ndarray,      # (68, 3) the person's `face_shape`
+                  ) -> np.ndarray:          # (F, 68, 3) mm, head frame (X right, Y down, Z away from the camera)
+    "The 68 landmarks of every frame: the neutral shape deformed by the face vector's blendshape weights."
+    w = lambda n: _w(face, n)[:, None]                                            # (F, 1)
+    F = len(face); D = np.zeros((F, 68, 3))
+    press = (w("mouthPressLeft") + w("mouthPressRight"))[:, 0] / 2
+    contact = np.clip((press - LIP_CONTACT) / (1 - LIP_CONTACT), 0, 1)[:, None]     # 1: lips sealed (a held /p b m/)
+    jaw = w("jawOpen"); gap = jaw * (1 - contact)                                  # lips apart with the jaw unless sealed
+    D[:, 0:17, 1] += JAW_DROP * jaw * np.sin(np.pi * np.arange(17) / 16) ** 2     # the chin drops, the ears stay
+    lower = {57: 1., 66: 1., 56: .8, 58: .8, 65: .8, 67: .8, 55: .45, 59: .45, 48: .15, 54: .15, 60: .15, 64: .15}
+    for i, k in lower.items(): D[:, i, 1] += LIP_GAP * k * gap[:, 0]
+    for i in (49, 50, 51, 52, 53, 61, 62, 63): D[:, i, 1] -= 0.15 * LIP_GAP * gap[:, 0]
+    for side, corner, half in (("Left", (54, 64), (53, 55, 63, 65)), ("Right", (48, 60), (49, 59, 61, 67))):
+        sx = 1. if side == "Left" else -1.                                        # subject's left = image right
+        for idx, k in ((corner, 1.), (half, .5)):
+            for i in idx:
+                D[:, i, 0] += k * sx * (SMILE_OUT * w(f"mouthSmile{side}")[:, 0] + STRETCH_OUT * w(f"mouthStretch{side}")[:, 0])
+                D[:, i, 1] -= k * SMILE_UP * w(f"mouthSmile{side}")[:, 0]
+    upper_up = (w("mouthUpperUpLeft") + w("mouthUpperUpRight"))[:, 0] / 2
+    for i in (49, 50, 51, 52, 53, 61, 62, 63): D[:, i, 1] -= 2.5 * upper_up
+    for i in (65, 66, 67): D[:, i, 1] -= 2.5 * upper_up * contact[:, 0]               # a sealed lower lip follows the upper
+    for i in (49, 50, 51, 52, 53): D[:, i, 1] += 1.0 * press - 1.5 * w("mouthFunnel")[:, 0]
+    for i in (55, 56, 57, 58, 59): D[:, i, 1] -= 1.0 * press + 3.0 * w("mouthRollLower")[:, 0] - 1.5 * w("mouthFunnel")[:, 0]
+    brow = {17: ("browOuterUpRight", 1.), 18: ("browOuterUpRight", .8), 19: ("browOuterUpRight", .5), 20: ("browInnerUp", .7),
+            21: ("browInnerUp", 1.), 22: ("browInnerUp", 1.), 23: ("browInnerUp", .7), 24: ("browOuterUpLeft", .5),
+            25: ("browOuterUpLeft", .8), 26: ("browOuterUpLeft", 1.)}
+    for i, (n, k) in brow.items():
+        down = w("browDownRight" if i < 22 else "browDownLeft")[:, 0]
+        D[:, i, 1] += -BROW_RAISE * k * w(n)[:, 0] + BROW_LOWER * down
+        if i in (21, 22): D[:, i, 0] += (2. if i == 21 else -2.) * down                # frowning pulls the inner brows together
+    for side, upper, low in (("Right", (37, 38), (41, 40)), ("Left", (44, 43), (46, 47))):   # 37 above 41, 38 above 40, ...
+        blink = w(f"eyeBlink{side}")[:, 0]
+        for u, l in zip(upper, low):
+            D[:, u, 1] += blink * 0.95 * (shape[l, 1] - shape[u, 1]) - LID_RAISE * w(f"eyeWide{side}")[:, 0]
+            D[:, l, 1] -= 0.75 * LID_RAISE * np.clip(w(f"eyeSquint{side}") + w(f"cheekSquint{side}"), 0, 1)[:, 0]
+    M = shape[48:68]; cx = M[:, 0].mean()                                          # pucker narrows and protrudes the mouth
+    pucker = w("mouthPucker")
+    X = shape[None] + D                                                            # (F, 68, 3)
+    X[:, 48:68, 0] = cx + (X[:, 48:68, 0] - cx) * (1 - PUCKER_NARROW * pucker)
+    X[:, 48:68, 2] -= 8. * pucker
+    return X
+
+def euler_rotation(pitch, yaw, roll) -> np.ndarray:   # (F,) radians each -> (F, 3, 3)
+    "R = R_x(pitch) R_y(yaw) R_z(roll), OpenFace's XYZ convention for pose_Rx, pose_Ry, pose_Rz."
+    cx, sx, cy, sy, cz, sz = np.cos(pitch), np.sin(pitch), np.cos(yaw), np.sin(yaw), np.cos(roll), np.sin(roll)
+    o, z = np.ones_like(cx), np.zeros_like(cx)
+    Rx = np.stack([o, z, z, z, cx, -sx, z, sx, cx], -1).reshape(-1, 3, 3)
+    Ry = np.stack([cy, z, sy, z, o, z, -sy, z, cy], -1).reshape(-1, 3, 3)
+    Rz = np.stack([cz, -sz, z, sz, cz, z, z, z, o], -1).reshape(-1, 3, 3)
+    return Rx @ Ry @ Rz
+
+# %% ../../nbs/08c_data.dyadic.ipynb #b5deda14
+OPENFACE_AU_BLENDSHAPES = {**{f"{int(a[2:]):02d}": b for a, b in AU_BLENDSHAPES.items()},   # the Emotion csv's rules
+                           "05": ("eyeWideLeft", "eyeWideRight"), "20": ("mouthStretchLeft", "mouthStretchRight"),
+                           "28": ("mouthRollUpper",), "45": ("eyeBlinkLeft", "eyeBlinkRight")}
+
+def openface_aus(face: np.ndarray,        # (F, 58) `face_vector`
+                ) -> dict:                 # {"AU01_r": (F,), ..., "AU45_c": (F,)}
+    "OpenFace's 17 AU intensities (0-5) and 18 presences (0/1) from the face vector, by the Emotion csv's rules."
+    out = {}
+    for a in sorted(set(AU_INTENSITY) | set(AU_PRESENCE)):
+        v = np.clip(np.max([_w(face, b) for b in OPENFACE_AU_BLENDSHAPES[a]], 0), 0, 1)   # (F,) strongest blendshape
+        if a in AU_INTENSITY: out[f"AU{a}_r"] = 5 * v
+        if a in AU_PRESENCE: out[f"AU{a}_c"] = (v >= AU_THRESHOLD).astype(np.float64)
+    return out
+
+GAZE_PARTNER = (0.0, 0.08)   # rad (x, y): where the partner's face is, just below the camera
+GAZE_AVERT_SD = (0.25, 0.12) # rad: spread of gaze aversions
+GAZE_FIXATION = (0.25, 0.6)  # s: a fixation lasts 0.25 s + an exponential with this mean
+GAZE_AVERT_P = (0.15, 0.45)  # probability that a fixation looks away: while listening, while speaking
+
+def gaze_angles(rng: np.random.Generator,  # the person's random stream
+                speaking: np.ndarray,      # (F,) bool: the person is speaking
+                fps: float = FPS,
+               ) -> np.ndarray:             # (F, 2) gaze_angle_x, gaze_angle_y (rad)
+    "Fixations on the partner's face, with aversions (more while speaking) and small per-frame tremor."
+    F = len(speaking); out = np.zeros((F, 2)); t = 0
+    offset = rng.normal(0, 0.03, 2)                                               # where this person sees the partner
+    while t < F:
+        n = max(1, int(round((GAZE_FIXATION[0] + rng.exponential(GAZE_FIXATION[1])) * fps)))
+        away = rng.random() < GAZE_AVERT_P[int(speaking[t])]
+        out[t: t + n] = (rng.normal([0, -0.05], GAZE_AVERT_SD) if away else np.array(GAZE_PARTNER) + offset + rng.normal(0, 0.02, 2))
+        t += n
+    return out + rng.normal(0, 0.004, (F, 2))
+
+DROP_RATE = 0.05     # tracking losses per second (1-4 frames each): success 0, confidence 0, every value 0
+DOUBT_RATE = 0.05    # low-confidence spells per second (1-4 frames): success 1, confidence 0.3-0.7, landmarks 3 px noisier
+EYE_RADIUS = 12.     # mm: eyeball radius (the iris sits on it)
+
+def _ring(c, r, n):
+    a = 2 * np.pi * np.arange(n) / n
+    return c[..., None, :] + r * np.stack([np.cos(a), np.sin(a), np.zeros(n)], 1)   # (..., n, 3)
+
+def openface_frames(state: dict,             # one person's per-frame state (`DyadRecording.state[p]`)
+                    face: np.ndarray,        # (F, 58) the same person's `face_vector`
+                    fps: float = FPS,        # frame rate of the state
+                    image_size: int = 224,   # px: the square image the landmarks are in (REACT's face crops are 224)
+                    seed=0,                  # int or sequence of ints: the person's face shape, gaze, dropouts
+                    drop_rate: float = DROP_RATE,   # tracking losses per second
+                    doubt_rate: float = DOUBT_RATE, # low-confidence spells per second
+                   ) -> dict:                # OpenFace column -> (F,) for `write_openface_csv` (it numbers frames)
+    "What OpenFace 2.0 FeatureExtraction would report for the synthetic face: 2D/3D landmarks, pose, gaze, eyes, AUs."
+    rng = np.random.default_rng(seed); F = len(face)
+    shape = face_shape(rng)
+    P = face_landmarks(face, shape) - np.array(OF_ORIGIN)                           # (F, 68, 3) head frame
+    R = euler_rotation(state["pitch"], state["yaw"], state["roll"])                 # (F, 3, 3)
+    T = np.stack([1000 * state["tx"] + rng.uniform(-10, 10), 1000 * state["ty"] + rng.uniform(-10, 10),
+                  OF_DISTANCE + 1000 * state["tz"] + rng.uniform(-40, 40)], 1)      # (F, 3) mm
+    f, c = OF_FOCAL * image_size / 224, image_size / 2
+    cam = lambda X: np.einsum("fij,f...j->f...i", R, X) + T.reshape(F, *([1] * (X.ndim - 2)), 3)   # head -> camera
+    px = lambda X: f * X[..., :2] / X[..., 2:] + c                                 # pinhole projection
+    L3 = cam(P); L2 = px(L3)                                                        # (F, 68, 3) mm, (F, 68, 2) px
+    gaze = gaze_angles(rng, state["loud"] > 0.05, fps)                              # (F, 2) world gaze angles
+    eyes, cols = [], {}
+    for e, (lid, sign) in enumerate(((range(36, 42), 1.), (range(42, 48), -1.))):   # eye 0 = the image's left one
+        lids = P[:, list(lid)]                                                      # (F, 6, 3)
+        lid12 = np.concatenate([lids, (lids + np.roll(lids, -1, 1)) / 2], 1)        # corners, lids and midpoints
+        inhead = gaze + np.stack([state["yaw"], -state["pitch"]], 1)                # eye-in-head angles
+        iris = lids.mean(1) + EYE_RADIUS * np.concatenate([np.tan(inhead), -0.25 * np.ones((F, 1))], 1)   # (F, 3)
+        eyes.append(np.concatenate([_ring(iris, 5.5, 8), lid12, _ring(iris, 2.0, 8)], 1))   # (F, 28, 3): iris 0-7, lids 8-19, pupil 20-27
+        g = np.stack([np.tan(gaze[:, 0] + sign * 0.015), np.tan(gaze[:, 1]), -np.ones(F)], 1)   # slight vergence
+        g /= np.linalg.norm(g, axis=1, keepdims=True)
+        for k, ax in enumerate("xyz"): cols[f"gaze_{e}_{ax}"] = g[:, k]
+    E3 = cam(np.concatenate(eyes, 1)); E2 = px(E3)                                  # (F, 56, 3), (F, 56, 2)
+    cols.update(gaze_angle_x=gaze[:, 0], gaze_angle_y=gaze[:, 1])
+    for ax, a in (("x", E2[..., 0]), ("y", E2[..., 1]), ("X", E3[..., 0]), ("Y", E3[..., 1]), ("Z", E3[..., 2])):
+        cols.update({f"eye_lmk_{ax}_{i}": a[:, i] for i in range(N_EYE_LANDMARKS)})
+    cols.update(pose_Tx=T[:, 0], pose_Ty=T[:, 1], pose_Tz=T[:, 2],
+                pose_Rx=state["pitch"], pose_Ry=state["yaw"], pose_Rz=state["roll"])
+    for ax, a in (("x", L2[..., 0]), ("y", L2[..., 1]), ("X", L3[..., 0]), ("Y", L3[..., 1]), ("Z", L3[..., 2])):
+        cols.update({f"{ax}_{i}": a[:, i] for i in range(N_LANDMARKS)})
+    cols.update(p_scale=f / T[:, 2], p_rx=state["pitch"], p_ry=state["yaw"], p_rz=state["roll"],
+                p_tx=px(T[:, None])[:, 0, 0], p_ty=px(T[:, None])[:, 0, 1])          # rigid PDM parameters; shape modes stay 0
+    cols.update(openface_aus(face))
+    cols = {k: np.array(v, np.float64) for k, v in cols.items()}                  # copies: dropouts must not touch `state`
+    conf, success = np.full(F, 0.98), np.ones(F)
+    for rate, lost in ((doubt_rate, False), (drop_rate, True)):
+        for s in rng.integers(0, F, rng.poisson(rate * F / fps)):
+            k = slice(s, s + int(rng.integers(1, 5)))
+            if lost:
+                success[k], conf[k] = 0, 0
+                for v in cols.values(): v[k] = 0
+            else:
+                conf[k] = rng.uniform(0.3, 0.7)
+                for i in range(N_LANDMARKS): cols[f"x_{i}"][k] += rng.normal(0, 3); cols[f"y_{i}"][k] += rng.normal(0, 3)
+    cols.update(confidence=conf, success=success)
+    return cols
+
 # %% ../../nbs/08c_data.dyadic.ipynb #5edcddb3
 MATCH_TOLERANCE = 0.25   # s of slack on each side of a rule's lag range
 APPROPRIATE_F1 = 0.7     # reaction_match F1 at or above which a listener clip is appropriate for a speaker clip
@@ -453,6 +661,7 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
         hi = [soxr.resample(a.astype(np.float32) / 32768, 22050, AUDIO_SR, quality="VHQ") for a in rec.audio]
         faces = [face_vector(st, p.speaking.asymmetry) for st, p in zip(rec.state, d.persons)]
         emos = [emotion_vector(f, st) for f, st in zip(faces, rec.state)]
+        ofs = [openface_frames(st, f, seed=[seed, 5150, d.index, p]) for p, (st, f) in enumerate(zip(rec.state, faces))]
         for c in range(cfg.clips):
             a, b = c * T, (c + 1) * T; t0, t1 = a / FPS, b / FPS
             ev = []
@@ -460,6 +669,7 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
                 rel = f"{cfg.site}/{d.chat}/{person.name}/{c + 1}"
                 write_react_sequence(out, d.split, rel, emos[p][a:b], faces[p][a:b],                 # REACT2024's own files
                                      np.clip(hi[p][a * 1764: b * 1764], -1, 1))                      # 1764 samples per frame
+                write_openface_csv(react_paths(out, d.split, rel)["openface"], {k: v[a:b] for k, v in ofs[p].items()})  # our extension
                 e = clip_events(rec.events[p], t0, t1); ev.append((rel, e))
                 ann = dict(person=person.name, chat=d.chat, dyad=d.index, script=d.script, clip=c + 1, start=round(t0, 4),
                            frames=T, fps=FPS, voice=person.voice, pitch=person.pitch, rate=person.rate,
@@ -483,6 +693,10 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
             "preset_name": preset if isinstance(preset, str) else None, "seed": seed, "fps": FPS, "clip_frames": T,
             "audio_sr": AUDIO_SR, "expression_names": list(EXPRESSION_NAMES), "head_names": list(HEAD_NAMES),
             "emotion_columns": list(EMOTION_COLUMNS),
+            "openface": {"layout": "{split}/OpenFace/<site>/<chat>/<person>/<clip>.csv, an extension of REACT2024 "
+                                   "(which ships no OpenFace CSVs): OpenFace 2.0 FeatureExtraction's 714 columns",
+                         "image_size": 224, "focal_px": OF_FOCAL, "distance_mm": OF_DISTANCE, "drop_rate": DROP_RATE,
+                         "doubt_rate": DOUBT_RATE, "au_threshold": AU_THRESHOLD},
             "rules": [asdict(r) for r in RULES], "lag_jitter": LAG_JITTER, "match_tolerance": MATCH_TOLERANCE,
             "appropriate_f1": APPROPRIATE_F1, "splits": meta_splits,
             "dyads": {d.chat: dict(split=d.split, script=d.script) for d in dyads}}
@@ -490,7 +704,7 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
     return meta
 
 # %% ../../nbs/08c_data.dyadic.ipynb #2e3ad157
-_GENERATOR_MODULES = ("speechface.data.dyadic", "speechface.data.react", "speechface.data.articulation", "speechface.data.espeak",
+_GENERATOR_MODULES = ("speechface.data.dyadic", "speechface.data.react", "speechface.data.openface", "speechface.data.articulation", "speechface.data.espeak",
                       "speechface.data.synth", "speechface.core")
 
 def dyadic_fingerprint(preset: str, seed: int) -> str:
