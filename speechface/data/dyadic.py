@@ -30,10 +30,10 @@ __all__ = ['EXPRESSION_NAMES', 'HEAD_NAMES', 'FACE_DIM', 'AU_NAMES', 'EXPRESSION
            'OPENFACE_AU_BLENDSHAPES', 'GAZE_PARTNER', 'GAZE_AVERT_SD', 'GAZE_FIXATION', 'GAZE_AVERT_P', 'DROP_RATE',
            'DOUBT_RATE', 'EYE_RADIUS', 'MATCH_TOLERANCE', 'APPROPRIATE_F1', 'ReactionRule', 'ListenerStyle',
            'DyadicPreset', 'DyadicPerson', 'ScriptTurn', 'Script', 'Dyad', 'make_script', 'make_dyads', 'speech_jobs',
-           'sentence_onsets', 'DyadRecording', 'render_dyad', 'face_vector', 'emotion_vector', 'neutral_face',
-           'face_shape', 'face_landmarks', 'euler_rotation', 'openface_aus', 'gaze_angles', 'openface_frames',
-           'reaction_match', 'match_f1', 'appropriateness_matrix', 'clip_events', 'dyad_recordings',
-           'generate_dyadic_corpus', 'dyadic_fingerprint', 'cached_dyadic_corpus', 'measured_lag']
+           'sentence_onsets', 'smile_envelope', 'nod_curve', 'DyadRecording', 'render_dyad', 'face_vector',
+           'emotion_vector', 'neutral_face', 'face_shape', 'face_landmarks', 'euler_rotation', 'openface_aus',
+           'gaze_angles', 'openface_frames', 'reaction_match', 'match_f1', 'appropriateness_matrix', 'clip_events',
+           'dyad_recordings', 'generate_dyadic_corpus', 'dyadic_fingerprint', 'cached_dyadic_corpus', 'measured_lag']
 
 # %% ../../nbs/08c_data.dyadic.ipynb #2b4936f7
 EXPRESSION_NAMES = (  # the 52 expression coefficients, ARKit blendshape order
@@ -201,11 +201,12 @@ BROW_SIGMA = 0.15                                            # s
 
 def _smoothstep(x): x = np.clip(x, 0, 1); return x * x * (3 - 2 * x)
 
-def _envelope(t, onset, duration):
+def smile_envelope(t, onset, duration):
     "Smoothstep rise from `onset`, hold for `duration`, smoothstep fall."
     return _smoothstep((t - onset) / SMILE_RISE) * (1 - _smoothstep((t - onset - duration) / SMILE_FALL))
 
-def _nod(t, onset):
+def nod_curve(t, onset):
+    "A nod from `onset`: a damped cosine of head pitch (NOD_HZ, decay NOD_DECAY), over NOD_SPAN seconds."
     tau = t - onset
     return np.where((tau >= 0) & (tau <= NOD_SPAN), 0.5 * (1 - np.cos(2 * np.pi * NOD_HZ * tau)) * np.exp(-tau / NOD_DECAY), 0.0)
 
@@ -250,10 +251,10 @@ def render_dyad(dyad: Dyad, script: Script,
         lag = st.lag(rule.reaction) + float(np.clip(rng.normal(0, LAG_JITTER), -2 * LAG_JITTER, 2 * LAG_JITTER))
         t = t_trigger + lag
         ev = dict(type=rule.reaction, t=t, trigger_t=t_trigger, lag=lag)
-        if rule.reaction == "smile": smile[q] += st.smile_gain * _envelope(times, t, duration); ev["duration"] = duration
+        if rule.reaction == "smile": smile[q] += st.smile_gain * smile_envelope(times, t, duration); ev["duration"] = duration
         elif rule.reaction == "brow": brow[q] += st.brow_gain * np.exp(-0.5 * ((times - t) / BROW_SIGMA) ** 2)
         else:
-            nod[q] += st.nod_gain * _nod(times, t)
+            nod[q] += st.nod_gain * nod_curve(times, t)
             if rng.random() < st.backchannel_prob:
                 place(q, backchannels[q], t + 0.1); ev["backchannel"] = dyad.persons[q].backchannel
         if t < end: events[q]["reactions"].append(ev)
@@ -269,7 +270,7 @@ def render_dyad(dyad: Dyad, script: Script,
             s0, s1 = t0 + speech[0][0], t0 + speech[-1][1]; spoken.append([s0, s1])
             if turn.smiles[m]:                                       # scripted smile over the sentence
                 dur = s1 - s0 + SMILE_HOLD_AFTER
-                smile[p] += dyad.persons[p].smile_gain * _envelope(times, s0, dur)
+                smile[p] += dyad.persons[p].smile_gain * smile_envelope(times, s0, dur)
                 events[p]["triggers"].append(dict(type="smile", t=s0, duration=dur)); react(q, "smile", s0, dur)
             prim = [(s + e) / 2 for (s, e, l), st in zip(utt.phones, utt.stress) if st == 2 and l]
             if turn.stress[m] >= 0 and prim:                         # emphasised stress: the speaker's brows rise

@@ -18,7 +18,7 @@ from ..metrics.react import (frc, frd, frdvs, frvar, frdiv, frsyn, lagged_correl
                              random_baseline, mean_sequence_baseline)
 from ..data.react import (REACTDataset, REACT_FPS, EMOTION_COLUMNS, load_appropriateness, appropriateness_path,
                           read_react_wav)
-from ..data.dyadic import (RULES, LAG_JITTER, BROW_SIGMA, face_vector, emotion_vector, _envelope, _nod)
+from ..data.dyadic import (RULES, LAG_JITTER, BROW_SIGMA, face_vector, emotion_vector, smile_envelope, nod_curve)
 
 # %% auto #0
 __all__ = ['REACTEvalError', 'REACTSplit', 'react_split', 'per_speaker_frc_frd', 'bootstrap_ci', 'react_table', 'rule_listener',
@@ -167,9 +167,9 @@ def rule_listener(triggers: list,          # the speaker's trigger events (clip-
         if rule is None: continue
         jitter = 0.0 if rng is None else float(np.clip(rng.normal(0, LAG_JITTER), -2 * LAG_JITTER, 2 * LAG_JITTER))
         on = e["t"] + style[f"{rule.reaction}_lag"] + jitter + shift
-        if rule.reaction == "smile": smile += style["smile_gain"] * _envelope(t, on, e.get("duration", 0.0))
+        if rule.reaction == "smile": smile += style["smile_gain"] * smile_envelope(t, on, e.get("duration", 0.0))
         elif rule.reaction == "brow": brow += style["brow_gain"] * np.exp(-0.5 * ((t - on) / BROW_SIGMA) ** 2)
-        else: nod += style["nod_gain"] * _nod(t, on)
+        else: nod += style["nod_gain"] * nod_curve(t, on)
     z = np.zeros(n_frames)
     state = dict(jaw=z, round=z, spread=z, close=z + 0.6, labiodental=z, loud=z, smile=np.clip(smile, 0, 1), brow=brow,
                  blink=z, pitch=nod, yaw=z, roll=z, tx=z, ty=z, tz=z)    # a silent listener at rest, reacting
