@@ -53,6 +53,9 @@ def test_reload_and_generate(runs, dyadic, name):
     emo = generate_reactions(rm, ds, n_samples=2, seed=3)
     assert emo.shape == (len(ds), 2, 251, 25) and np.isfinite(emo).all()
     assert np.array_equal(emo, generate_reactions(rm, ds, n_samples=2, seed=3))
+    emo2, faces = generate_reactions(rm, ds, n_samples=2, seed=3, faces=True)      # what the dyadic renderer draws
+    assert np.array_equal(emo2, emo) and faces.shape == (len(ds), 2, 251, 58) and np.isfinite(faces).all()
+    if name == "vae": assert rm.model.cfg.face == "openface"                       # the corpus has OpenFace CSVs: auto picks them
 
 
 @pytest.mark.parametrize("name,ov", [("fsq", TINY_FSQ), ("vae", TINY_VAE)])

@@ -19,7 +19,8 @@ from ..data.check import react_clip_frames
 from ..models.whisper import WhisperFeatures
 from ..models.face_tokenizer import FaceTokenizer, FaceTokenizerConfig
 from ..models.reaction_fsq import ReactionTokenPredictor, ReactionTokenPredictorConfig, token_batch_loss
-from ..models.reaction_vae import ReactionVAE, ReactionVAEConfig, reaction_vae_batch_losses
+from ..models.reaction_vae import ReactionVAE, ReactionVAEConfig, reaction_vae_batch_losses, join_face
+from ..viz.dyadic import face_vector_from_openface
 from .loop import (Task, LoopConfig, LoopConfigError, check_settings, run_task, fit, TokenizerStage,
                                    ReactionFSQTrainer, ReactionVAETrainer, DyadicDatasetSettings, REACTION_AUDIO_KINDS)
 from .tokenizer import TokenizerTrainer, train_tokenizer, load_tokenizer
@@ -401,19 +402,25 @@ def generate_vae_reactions(model: ReactionVAE,
                            seed: int = 0,
                            audio: ReactionAudioConfig = ReactionAudioConfig(),
                            items: list[dict] | None = None,   # `reaction_items(dataset, audio)` when already computed
-                          ) -> np.ndarray:                    # emotion (S, K, T, 25)
-    "K listener reactions per speaker sample, streamed window by window; the listener's emotion of each."
+                           faces: bool = False,               # also return face vectors (S, K, T, 58) to render
+                          ):                                  # emotion (S, K, T, 25) [, face vectors (S, K, T, 58)]
+    """K listener reactions per speaker sample, streamed window by window; the listener's emotion of each, and with
+    `faces` the 58-d face vector (the 3DMM branch, or read back from the OpenFace branches: `face_vector_from_openface`)."""
     _check_audio_dim(audio, model.cfg.audio_dim)
     model.eval(); dev = next(model.parameters()).device
     if items is None and model.cfg.face == "openface" and "openface" not in dataset.modalities:
         dataset = copy.copy(dataset); dataset.modalities = (*dataset.modalities, "openface")   # what the model was trained on
     items = vae_items(items if items is not None else reaction_items(dataset, audio), model.cfg.face)
-    out = []
+    out, face_out = [], []
     for s, it in enumerate(items):
         g = torch.Generator(device=dev).manual_seed(int(seed) * 1_000_003 + s)
         r = model.sample(it["speaker_face"][None].to(dev), it["speaker_audio"][None].to(dev), n_samples, g)
         out.append(r["emotion"][0].cpu().numpy())                                      # (K, T, 25)
-    return np.stack(out).astype(np.float32)
+        if faces:
+            if model.cfg.face == "3dmm": face_out.append(r["3dmm"][0].cpu().numpy())   # (K, T, 58)
+            else: face_out.append(np.stack([face_vector_from_openface(f) for f in join_face(r, model.cfg.slices)[0].cpu().numpy()]))
+    emo = np.stack(out).astype(np.float32)
+    return (emo, np.stack(face_out).astype(np.float32)) if faces else emo
 
 # %% ../../nbs/46_train.reaction.ipynb #db145e0a
 @dataclass
@@ -445,7 +452,10 @@ def load_reaction_model(path: str | Path,      # a run's best.pt (or last.pt's s
     return ReactionModel(kind, m.to(device).eval(), audio, tok)
 
 def generate_reactions(rm: ReactionModel, dataset: REACTDataset, n_samples: int = 10, seed: int = 0,
-                       **kw) -> np.ndarray:    # emotion (S, K, T, 25) in the dataset's sample order
-    "The listener's emotion of K reactions per speaker sample, from either reaction model."
-    if rm.kind == "reaction_fsq": return generate_fsq_reactions(rm.model, rm.tokenizer, dataset, n_samples, seed, audio=rm.audio, **kw)[0]
-    return generate_vae_reactions(rm.model, dataset, n_samples, seed, audio=rm.audio, **kw)
+                       faces: bool = False,    # also return the face vectors (S, K, T, 58) that `speechface.viz.dyadic` draws
+                       **kw):                  # emotion (S, K, T, 25) in the dataset's sample order [, face vectors]
+    "The listener's emotion of K reactions per speaker sample, from either reaction model (and its faces, to render)."
+    if rm.kind == "reaction_fsq":
+        emo, coeffs = generate_fsq_reactions(rm.model, rm.tokenizer, dataset, n_samples, seed, audio=rm.audio, **kw)
+        return (emo, coeffs) if faces else emo
+    return generate_vae_reactions(rm.model, dataset, n_samples, seed, audio=rm.audio, faces=faces, **kw)

@@ -11,7 +11,8 @@ import numpy as np
 from ..data.head import HeadMesh, HeadShape, build_head
 from ..data.articulation import ARTICULATORS, FaceRig as ArticulationRig
 from ..data.react import EMOTION_COLUMNS, REACT_FPS, REACT_AUDIO_SR
-from ..data.dyadic import EXPRESSION_NAMES, HEAD_NAMES, FACE_DIM
+from ..data.dyadic import EXPRESSION_NAMES, HEAD_NAMES, FACE_DIM, neutral_face, face_landmarks
+from ..data.openface import FEATURE_SLICES, AU_PRESENCE, LANDMARK_SCALE
 from .meshplot import frame_bounds
 from .render import MeshRenderer, RenderInputError
 from .video import write_video, prepare_audio
@@ -19,8 +20,8 @@ from .face import FaceRig, text_strip
 
 # %% auto #0
 __all__ = ['SMILE_LIFT', 'SMILE_WIDEN', 'SMILE_BACK', 'NECK_PIVOT', 'TRANSLATION_SCALE', 'PERSON_COLORS', 'check_face_vector',
-           'articulator_curves', 'head_rotation', 'FaceVectorRig', 'face_vector_motion', 'dyadic_heads', 'EmotionChart',
-           'dyadic_frames', 'mix_audio', 'dyadic_video']
+           'articulator_curves', 'head_rotation', 'FaceVectorRig', 'face_vector_motion', 'face_vector_from_openface',
+           'dyadic_heads', 'EmotionChart', 'dyadic_frames', 'mix_audio', 'dyadic_video']
 
 # %% ../../nbs/28_viz.dyadic.ipynb #1562aa9b
 _IX = {n: i for i, n in enumerate(EXPRESSION_NAMES)}
@@ -87,6 +88,45 @@ def face_vector_motion(head: HeadMesh,   # a procedural head (`build_head`)
                       ) -> np.ndarray:    # (T, V, 3) float32 vertex sequence
     "Vertex motion of the procedural head for REACT2024 face vectors (mapping in the table above)."
     return FaceVectorRig(head, translation_scale)(coeffs)
+
+# %% ../../nbs/28_viz.dyadic.ipynb #4d77f44e
+def _ratios(L: np.ndarray) -> dict:                    # (F, 68, 2) landmarks -> per-frame ratios to the eye distance
+    iod = np.linalg.norm(L[:, 45] - L[:, 36], axis=-1)                               # (F,)
+    iod = np.where(iod > 0, iod, np.nan)                                             # untracked frames (all zeros): NaN
+    eyes = L[:, 36:48, 1].mean(1)
+    return {"gap": (L[:, 66, 1] - L[:, 62, 1]) / iod, "width": np.linalg.norm(L[:, 54] - L[:, 48], axis=-1) / iod,
+            "brow": (eyes - L[:, 17:27, 1].mean(1)) / iod}
+
+def _calibration() -> dict:
+    "The ratios of the neutral face and of one unit of each weight, from `face_landmarks` (the corpus' landmark model)."
+    n = EXPRESSION_NAMES
+    faces = np.zeros((4, FACE_DIM))
+    faces[1, n.index("jawOpen")] = 1
+    faces[2, [n.index("mouthSmileLeft"), n.index("mouthSmileRight")]] = 1
+    faces[3, n.index("browInnerUp")] = 1
+    r = _ratios(face_landmarks(faces, neutral_face())[..., :2])
+    return {"neutral": {k: v[0] for k, v in r.items()}, "gap": r["gap"][1] - r["gap"][0],
+            "width": r["width"][2] - r["width"][0], "brow": r["brow"][3] - r["brow"][0]}
+
+def face_vector_from_openface(features,  # (T, 160) OpenFace features (`speechface.data.openface.openface_features` layout)
+                             ) -> np.ndarray:  # (T, 58) face vectors for `face_vector_motion`
+    "The face vector an OpenFace feature sequence shows: jaw, smile, brows from landmark ratios, blinks from AU45, head pose."
+    f = np.asarray(features, np.float64)
+    if f.ndim != 2 or f.shape[1] != 160:
+        raise RenderInputError(f"OpenFace features must be (T, 160) (landmarks, AUs, pose, gaze), got {f.shape}")
+    lm = f[:, FEATURE_SLICES["landmarks"]] * LANDMARK_SCALE
+    L = np.stack([lm[:, :68], lm[:, 68:]], -1)                                      # (T, 68, 2) px
+    r, c = _ratios(L), _calibration()
+    unit = lambda k: np.nan_to_num(np.clip((r[k] - c["neutral"][k]) / c[k], 0, 1))      # untracked frames: neutral
+    out = np.zeros((len(f), FACE_DIM), np.float32); n = EXPRESSION_NAMES
+    out[:, n.index("jawOpen")] = unit("gap")
+    out[:, n.index("mouthSmileLeft")] = out[:, n.index("mouthSmileRight")] = unit("width")
+    out[:, n.index("browInnerUp")] = out[:, n.index("browOuterUpLeft")] = out[:, n.index("browOuterUpRight")] = unit("brow")
+    blink = np.clip(f[:, FEATURE_SLICES["au"]][:, AU_PRESENCE.index("45")], 0, 1)
+    out[:, n.index("eyeBlinkLeft")] = out[:, n.index("eyeBlinkRight")] = blink
+    pose = f[:, FEATURE_SLICES["pose"]]
+    out[:, 52:55] = pose[:, :3]                                                     # pitch, yaw, roll (radians)
+    return out
 
 # %% ../../nbs/28_viz.dyadic.ipynb #962d0680
 PERSON_COLORS = ("#1f77b4", "#222222", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")   # speaker, listener, generated...
