@@ -48,6 +48,10 @@ def tiny_model(tmp_path_factory, tiny_corpus):
     speechface("train", f"dataset.root={tmp / 'tiny'}", f"out_dir={tmp / 'ck'}", "run=sft_tiny", *TINY,
                "trainer.epochs=1", "--quiet")
     assert (tmp / "ck" / "sft_tiny" / "best.pt").is_file()
+    from speechface.data.dyadic import cached_dyadic_corpus                # the listener-reaction demo: a tiny FSQ model
+    speechface("train", "trainer=reaction_tiny", "dataset=dyadic", f"dataset.root={cached_dyadic_corpus('tiny')}",
+               f"out_dir={tmp / 'ck'}", "run=fsq_tiny", "trainer.epochs=1", "trainer.tokenizer.epochs=2", "--quiet")
+    assert (tmp / "ck" / "fsq_tiny" / "best.pt").is_file()
     return tmp / "tiny", tmp / "ck"
 
 
@@ -122,8 +126,9 @@ def test_demo_animates_in_jupyterlab(tiny_model, tmp_path):
     nb = json.loads((ROOT / "nbs" / "95_interactive.ipynb").read_text())
     nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     (workspace / "95_interactive.ipynb").write_text(json.dumps(nb))
+    from speechface.data.dyadic import cached_dyadic_corpus
     env = {**os.environ, "SPEECHFACE_INTERACTIVE_DATA": str(data), "SPEECHFACE_INTERACTIVE_CKPTS": str(ckpts),
-           "SPEECHFACE_INTERACTIVE_OUT": str(tmp_path / "out")}
+           "SPEECHFACE_INTERACTIVE_OUT": str(tmp_path / "out"), "SPEECHFACE_INTERACTIVE_DYADIC": str(cached_dyadic_corpus("tiny"))}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     proc, url = start_lab(workspace, tmp_path, env)
     try:
@@ -173,6 +178,21 @@ def test_demo_animates_in_jupyterlab(tiny_model, tmp_path):
                 page.locator(".sf-demo").scroll_into_view_if_needed()
                 page.screenshot(path=str(ARTIFACTS / "demo.png"))
                 page.locator(".sf-demo").screenshot(path=str(ARTIFACTS / "demo_widget.png"))
+                # the listener-reaction demo: the notebook's own run, then another speaker sample and React
+                rstatus = page.locator(".sf-react-status")
+                assert "✓" in rstatus.inner_text(), f"the reaction demo's own run did not succeed: {rstatus.inner_text()}"
+                assert page.locator(".sf-react-model select").evaluate("s => s.options[s.selectedIndex].textContent").startswith("FSQ")
+                old_react = page.locator("video.sf-react-video").get_attribute("src")
+                rselect = page.locator(".sf-react-sample select")
+                rselect.select_option(index=(rselect.evaluate("s => s.selectedIndex") + 1) % rselect.evaluate("s => s.options.length"))
+                page.locator("button.sf-react").click()
+                page.wait_for_function("""(old) => { const v = document.querySelector('video.sf-react-video');
+                    const s = document.querySelector('.sf-react-status');
+                    return v && v.src && v.src !== old && s && s.textContent.includes('✓'); }""", arg=old_react, timeout=90_000, polling=250)
+                page.wait_for_function("""() => { const v = document.querySelector('video.sf-react-video');
+                    return v && v.readyState >= 2 && v.duration > 0 && v.videoWidth > 0; }""", timeout=20_000)
+                assert page.locator("img.sf-react-plot").is_visible()
+                page.locator(".sf-react-demo").screenshot(path=str(ARTIFACTS / "react_widget.png"))
             except Exception:
                 page.screenshot(path=str(ARTIFACTS / "demo_failure.png"))   # what the browser showed when it failed
                 prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
