@@ -47,6 +47,38 @@ def train(out: Path, model: str, seed: int, config: Path | None, threads: int, e
     print(f"{model} seed {seed}: {time.time() - t0:.0f} s", flush=True)
 
 
+def latency(run: Path, rm, ds, sample: int = 0) -> dict:
+    """Per-window latency of the online manager on one thread: one speaker sample streamed window by window (FSQ: the
+    speaker window tokenised, one listener window sampled and decoded; VAE: one window encoded and decoded). Audio
+    features are computed beforehand (the log-mel of one window takes well under a millisecond of this budget)."""
+    import numpy as np, torch
+    from speechface.models.reaction_online import OnlineReactionManager
+    from speechface.train.reaction import reaction_items, vae_items
+    one = __import__("copy").copy(ds); one.samples = [ds.samples[sample]]
+    it = reaction_items(one, rm.audio)[0]
+    fsq = rm.kind == "reaction_fsq"
+    if not fsq:
+        if rm.model.cfg.face == "openface" and "openface" not in one.modalities: one.modalities = (*one.modalities, "openface")
+        it = vae_items(reaction_items(one, rm.audio), rm.model.cfg.face)[0]
+    x = it["speaker_3dmm"][None] if fsq else it["speaker_face"][None]
+    a = it["speaker_audio"][None]
+    m = OnlineReactionManager(rm.model, seed=0, detokenizer=rm.tokenizer.decode if fsq else None)
+    W, T, times = m.window, x.shape[1], []
+    with torch.no_grad():
+        for rep in range(2):                                                     # the first pass warms up
+            m.reset(); times = []
+            for t0 in range(0, T - W + 1, W):
+                s = time.perf_counter()
+                xs = rm.tokenizer.encode(x[:, t0:t0 + W]) if fsq else x[:, t0:t0 + W]
+                m.push(xs, a[:, t0:t0 + W])
+                times.append(time.perf_counter() - s)
+    ms = 1000 * np.array(times)
+    return {"run": run.name, "window_frames": W, "window_ms": 1000 * W / 25, "median_ms": float(np.median(ms)),
+            "p95_ms": float(np.percentile(ms, 95)), "max_ms": float(ms.max()), "windows": len(ms),
+            "median_fraction_of_window": float(np.median(ms) / (1000 * W / 25)),
+            "parameters": sum(p.numel() for p in rm.model.parameters())}
+
+
 def evaluate(out: Path, split: str, n_samples: int, config: Path | None):
     import numpy as np, pandas as pd, torch
     from speechface.data.react import REACTDataset
@@ -55,7 +87,7 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None):
     torch.set_num_threads(1)
     data = corpus(out, 2)
     d = react_split(data, split)
-    ds = REACTDataset(data, split, mirror=True, n_frames=d.speaker.shape[1])
+    ds = REACTDataset(data, split, mirror=True, n_frames=d.n_frames)
     runs = sorted(p for p in (out / "runs").glob("*_s*") if (p / "best.pt").is_file())
     if not runs: raise SystemExit(f"no trained runs under {out / 'runs'}: run the train stage first")
     methods, preds, info = {}, {}, []
@@ -68,6 +100,9 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None):
         methods[run.name] = preds[run.name]
         info.append({"run": run.name, "generate_s": round(time.time() - t0, 1)})
         print(f"{run.name}: generated {preds[run.name].shape} in {info[-1]['generate_s']} s", flush=True)
+    lat = [latency(run, load_reaction_model(run / "best.pt"), ds) for run in runs]
+    pd.DataFrame(lat).to_csv(RESULTS / f"react_{split}_latency.csv", index=False)
+    print(pd.DataFrame(lat).round(2).to_markdown(index=False))
     tab = react_table(methods, d, n_samples=n_samples, seed=0)
     tab.insert(0, "split", split)
     RESULTS.mkdir(parents=True, exist_ok=True)
