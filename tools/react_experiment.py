@@ -79,6 +79,34 @@ def latency(run: Path, rm, ds, sample: int = 0) -> dict:
             "parameters": sum(p.numel() for p in rm.model.parameters())}
 
 
+def frame(out: Path, split: str, sample: int = 0, size: int = 224):
+    """docs/results/react_frame.png: speaker | real listener | the seed-0 FSQ and VAE listeners of one test sample, at
+    the frame where speaker and real listener both smile most (the listener answering), with the AU12 / valence chart."""
+    import copy, numpy as np
+    from PIL import Image
+    from speechface.data.dyadic import EXPRESSION_NAMES
+    from speechface.data.react import REACTDataset
+    from speechface.evaluation.react import react_split
+    from speechface.train.reaction import load_reaction_model, generate_reactions
+    from speechface.viz.dyadic import dyadic_frames
+    data = out / "data"; d = react_split(data, split)
+    ds = REACTDataset(data, split, mirror=True, n_frames=d.n_frames)
+    one = copy.copy(ds); one.samples = [ds.samples[sample]]
+    it = one[0]
+    gen, emos = {}, {"speaker": it["speaker_emotion"].numpy(), "listener": it["listener_emotion"].numpy()}
+    for model in ("fsq", "vae"):
+        run = out / "runs" / f"{model}_s0"
+        if not (run / "best.pt").is_file(): continue
+        emo, faces = generate_reactions(load_reaction_model(run / "best.pt"), one, n_samples=1, seed=1000, faces=True)
+        gen[f"{model.upper()} listener"] = faces[0, 0]; emos[f"{model.upper()} listener"] = emo[0, 0]
+    lis, spk = it["listener_3dmm"].numpy(), it["speaker_3dmm"].numpy()
+    smile = lambda c: c[:, [EXPRESSION_NAMES.index("mouthSmileLeft"), EXPRESSION_NAMES.index("mouthSmileRight")]].mean(1)
+    t = int(np.minimum(smile(spk), smile(lis)).argmax())
+    img = next(dyadic_frames(spk, lis, generated=gen, emotions=emos, size=size, frames=range(t, t + 1)))
+    Image.fromarray(img).save(RESULTS / "react_frame.png", optimize=True)
+    print(f"react_frame.png: {split} sample {sample} ({it['speaker']} -> {it['listener']}), frame {t} ({t / 25:.2f} s)")
+
+
 def evaluate(out: Path, split: str, n_samples: int, config: Path | None):
     import numpy as np, pandas as pd, torch
     from speechface.data.react import REACTDataset
@@ -109,6 +137,7 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None):
     tab.to_csv(RESULTS / f"react_{split}_table.csv")
     np.savez_compressed(out / f"predictions_{split}.npz", **preds)
     print(tab.round(3).to_markdown())
+    if split == "test": frame(out, split)
     (out / f"eval_{split}.json").write_text(json.dumps({"runs": info, "config": str(config) if config else None}, indent=1))
 
 
