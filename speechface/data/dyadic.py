@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08c_data.dyadic.ipynb #2b37bb25
 from __future__ import annotations
-import hashlib, importlib.metadata, importlib.util, json, os, shutil, tempfile
+import hashlib, importlib.metadata, importlib.util, json
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ..core import atomic_write, UsageError
 from .espeak import Utterance, synthesize_many
 from .articulation import SpeakingStyle, mouth_curves
-from .synth import SENTENCES, _manifest
+from .synth import SENTENCES, cached_build
 from .openface import AU_INTENSITY, AU_PRESENCE, N_LANDMARKS, N_EYE_LANDMARKS, write_openface_csv
 from .react import (EMOTION_AUS, EXPRESSIONS, EMOTION_COLUMNS, FV_DIM, REACT_FPS, REACT_AUDIO_SR,
                                    write_react_sequence, write_pairs_csv, appropriateness_path, react_paths)
@@ -722,25 +722,9 @@ def cached_dyadic_corpus(preset: str = "tiny",                 # a key of `DYADI
                         ) -> Path:                             # the dataset root: read it, copy it before changing anything
     "A dyadic corpus generated once per fingerprint and shared by every caller; checked unchanged on each call."
     _preset(preset)
-    base = Path(cache_dir or os.environ.get("SPEECHFACE_CACHE") or Path.home() / ".cache" / "speechface") / "corpora"
-    root = base / f"dyadic-{preset}-seed{seed}-{dyadic_fingerprint(preset, seed)}"
-    if not (root / ".manifest.json").is_file():
-        base.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{root.name}."))
-        try:
-            generate_dyadic_corpus(tmp, preset, seed, progress=False)
-            (tmp / ".manifest.json").write_text(json.dumps(_manifest(tmp)))
-            tmp.rename(root)
-        except OSError:
-            if not (root / ".manifest.json").is_file(): raise       # not "another process finished first"
-        finally: shutil.rmtree(tmp, ignore_errors=True)
-    want, have = json.loads((root / ".manifest.json").read_text()), _manifest(root)
-    if want != have:
-        bad = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
-        raise RuntimeError(f"{root}: the cached dyadic corpus was changed after it was written ({', '.join(bad[:3])}"
-                           f"{' ...' if len(bad) > 3 else ''}); callers must copy it before changing files. "
-                           f"Delete {root} to regenerate it.")
-    return root
+    return cached_build(f"dyadic-{preset}-seed{seed}-{dyadic_fingerprint(preset, seed)}",
+                        lambda d: generate_dyadic_corpus(d, preset, seed, progress=False), cache_dir, "dyadic corpus")
+
 
 # %% ../../nbs/08c_data.dyadic.ipynb #d822fdd0
 def measured_lag(leader: np.ndarray,        # (F,) e.g. the speaker's smile curve

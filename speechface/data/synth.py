@@ -21,7 +21,7 @@ from .articulation import FaceRig, SpeakingStyle, mouth_curves, upper_face_curve
 # %% auto #0
 __all__ = ['SENTENCES', 'GENERATOR_VERSION', 'PRESETS', 'RENAMED_PRESETS', 'SPLIT_SUBJECTS', 'SPLIT_SENTENCES', 'CorpusPreset',
            'SyntheticSubject', 'make_subjects', 'sentence_text', 'utterance_motion', 'generate_corpus',
-           'corpus_fingerprint', 'cached_corpus', 'oracle_motions', 'oracle_motion']
+           'corpus_fingerprint', 'cached_build', 'cached_corpus', 'oracle_motions', 'oracle_motion']
 
 # %% ../../nbs/07_data.synth.ipynb #58a6b841
 SENTENCES = [
@@ -173,18 +173,20 @@ def _manifest(root: Path) -> dict:
     return {p.relative_to(root).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
             for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".manifest.json"}
 
-def cached_corpus(preset: str = "tiny",              # a key of `PRESETS`
-                  seed: int = 0,                     # the corpus seed
-                  cache_dir: str | Path | None = None, # default $SPEECHFACE_CACHE or ~/.cache/speechface
-                 ) -> Path:                          # the corpus folder: read it, copy it before changing anything
-    "A corpus generated once per fingerprint and shared by every caller (tests, lessons); checked unchanged on each call."
+def cached_build(name: str,                          # folder name under <cache>/corpora (include a fingerprint)
+                 build,                              # build(folder): writes the corpus into an empty folder
+                 cache_dir: str | Path | None = None, # default $SPEECHFACE_CACHE or ~/.cache/speechface
+                 what: str = "corpus",               # how error messages name it
+                ) -> Path:                           # the folder: read it, copy it before changing anything
+    """A folder built once and shared by every caller: built in a temporary folder and renamed into place (so parallel
+    callers never see half a corpus), its file sizes and times recorded, and checked unchanged on each call."""
     base = Path(cache_dir or os.environ.get("SPEECHFACE_CACHE") or Path.home() / ".cache" / "speechface") / "corpora"
-    root = base / f"{preset}-seed{seed}-{corpus_fingerprint(preset, seed)}"
+    root = base / name
     if not (root / ".manifest.json").is_file():
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{root.name}."))
         try:
-            generate_corpus(tmp, preset, seed, progress=False)
+            build(tmp)
             (tmp / ".manifest.json").write_text(json.dumps(_manifest(tmp)))
             tmp.rename(root)
         except OSError:
@@ -193,10 +195,18 @@ def cached_corpus(preset: str = "tiny",              # a key of `PRESETS`
     want, have = json.loads((root / ".manifest.json").read_text()), _manifest(root)
     if want != have:
         bad = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
-        raise RuntimeError(f"{root}: the cached corpus was changed after it was written ({', '.join(bad[:3])}"
+        raise RuntimeError(f"{root}: the cached {what} was changed after it was written ({', '.join(bad[:3])}"
                            f"{' ...' if len(bad) > 3 else ''}); callers must copy it before changing files. "
                            f"Delete {root} to regenerate it.")
     return root
+
+def cached_corpus(preset: str = "tiny",              # a key of `PRESETS`
+                  seed: int = 0,                     # the corpus seed
+                  cache_dir: str | Path | None = None, # default $SPEECHFACE_CACHE or ~/.cache/speechface
+                 ) -> Path:                          # the corpus folder: read it, copy it before changing anything
+    "A corpus generated once per fingerprint and shared by every caller (tests, lessons); checked unchanged on each call."
+    return cached_build(f"{preset}-seed{seed}-{corpus_fingerprint(preset, seed)}",
+                        lambda d: generate_corpus(d, preset, seed, progress=False), cache_dir)
 
 # %% ../../nbs/07_data.synth.ipynb #70333cd6
 def oracle_motions(root: str | Path, stem: str,

@@ -16,7 +16,7 @@ from ..data.openface import FEATURE_SLICES, AU_PRESENCE, LANDMARK_SCALE
 from .meshplot import frame_bounds
 from .render import MeshRenderer, RenderInputError
 from .video import write_video, prepare_audio
-from .face import FaceRig, text_strip
+from .face import FaceRig, StripChart, text_strip
 
 # %% auto #0
 __all__ = ['SMILE_LIFT', 'SMILE_WIDEN', 'SMILE_BACK', 'NECK_PIVOT', 'TRANSLATION_SCALE', 'PERSON_COLORS', 'check_face_vector',
@@ -89,7 +89,7 @@ def face_vector_motion(head: HeadMesh,   # a procedural head (`build_head`)
     "Vertex motion of the procedural head for REACT2024 face vectors (mapping in the table above)."
     return FaceVectorRig(head, translation_scale)(coeffs)
 
-# %% ../../nbs/28_viz.dyadic.ipynb #4d77f44e
+# %% ../../nbs/28_viz.dyadic.ipynb #e05ac386
 def _ratios(L: np.ndarray) -> dict:                    # (F, 68, 2) landmarks -> per-frame ratios to the eye distance
     iod = np.linalg.norm(L[:, 45] - L[:, 36], axis=-1)                               # (F,)
     iod = np.where(iod > 0, iod, np.nan)                                             # untracked frames (all zeros): NaN
@@ -145,8 +145,8 @@ def _series(name: str, coeffs: np.ndarray, emotion: np.ndarray | None) -> np.nda
                                                  f"...) or a face-vector entry ({names[0]}, ..., pitch, yaw, roll)")
     return coeffs[:, names.index(name)]
 
-class EmotionChart:
-    "Stacked curves (one axes per dimension, one line per person) against time; `frame(t)` adds the cursor at frame t."
+class EmotionChart(StripChart):
+    "Stacked curves (one axes per dimension, one line per person) against time; `frame(t)` (StripChart's) adds the cursor."
     def __init__(self, series: dict,     # dimension -> {person: (T,) values}
                  fps: float, width: int, height: int = 160): # pixels
         import matplotlib.pyplot as plt
@@ -165,14 +165,7 @@ class EmotionChart:
         top, bot = axes[0, 0], axes[-1, 0]
         (self.x0, _), (self.x1, _) = top.transData.transform([(0, 0), ((T - 1) / fps, 0)])
         self.y0 = height - top.get_window_extent().y1; self.y1 = height - bot.get_window_extent().y0
-        plt.close(fig)
-
-    def frame(self, t: int) -> np.ndarray:
-        "The chart with a cursor at frame t."
-        img = self.image.copy()
-        x = int(round(self.x0 + (self.x1 - self.x0) * t / max(self.T - 1, 1)))
-        img[int(self.y0):int(self.y1), max(0, x - 1):x + 1] = (40, 40, 40)
-        return img
+        plt.close(fig)                                                         # `frame(t)`: StripChart's cursor
 
 def dyadic_frames(speaker,                    # (T, 58) the speaker's face vectors
                   listener,                   # (T, 58) the real listener's
