@@ -204,7 +204,7 @@ def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, 
         if p.path not in p.message: p.message = f"{p.path}: {p.message}"
     return probs, stats
 
-# %% ../../nbs/09_data.check.ipynb #fc5f7398
+# %% ../../nbs/09_data.check.ipynb #4382970c
 def check_beat2(root: str | Path,          # beat_english_v2.0.0: train_test_split.csv, smplxflame_30/, wave16k/, textgrid/
                 fps: int = BEAT2_FPS,       # the frame rate every motion file must have
                 duration_tol: float = 0.5,  # allowed motion/audio/alignment duration mismatch (s)
