@@ -8,10 +8,11 @@ import argparse, os, sys, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DYADIC_PRESETS', 'build_parser', 'user_errors', 'main']
+__all__ = ['DYADIC_PRESETS', 'BEAT2_PRESETS', 'build_parser', 'user_errors', 'main']
 
 # %% ../nbs/52_cli.ipynb #93df0613
 DYADIC_PRESETS = {"dyadic": "full", "dyadic-tiny": "tiny"}   # CLI name -> `speechface.data.dyadic` preset
+BEAT2_PRESETS = {"beat2": "small", "beat2-tiny": "tiny"}     # CLI name -> `speechface.data.beat2_synth` preset
 
 def _synth(a) -> int:
     t0 = time.perf_counter()
@@ -21,6 +22,14 @@ def _synth(a) -> int:
         size = sum(p.stat().st_size for p in Path(a.out).rglob("*") if p.is_file())
         print(f"wrote {sum(s['pairs'] for s in meta['splits'].values())} speaker-listener pairs of {meta['clip_frames']} frames "
               f"({meta['fps']} fps), REACT2024 layout, {size / 1e6:.1f} MB to {a.out} in {time.perf_counter() - t0:.1f} s")
+        return 0
+    if a.preset.startswith("beat2"):                                     # the speech-gesture corpus, BEAT2 layout
+        from speechface.data.beat2_synth import generate_beat2_corpus
+        meta = generate_beat2_corpus(a.out, BEAT2_PRESETS[a.preset], a.seed, workers=a.workers, progress=not a.quiet)
+        n = len((Path(a.out) / "train_test_split.csv").read_text().splitlines()) - 1
+        size = sum(p.stat().st_size for p in Path(a.out).rglob("*") if p.is_file())
+        print(f"wrote {n} recordings of {len(meta['speakers'])} speakers ({meta['fps']} fps motion, {meta['sample_rate']} Hz speech), "
+              f"BEAT2 layout, {size / 1e6:.1f} MB to {a.out} in {time.perf_counter() - t0:.1f} s")
         return 0
     from speechface.data.synth import generate_corpus
     meta = generate_corpus(a.out, a.preset, a.seed, progress=not a.quiet, workers=a.workers)
@@ -137,18 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks of user errors (also SPEECHFACE_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     s = sub.add_parser("synth", help="generate a built-in synthetic corpus: talking faces (FaceFormer layout) or "
-                                     "speaker-listener dyads (REACT2024 layout)")
-    s.add_argument("--preset", default="small", choices=["tiny", "small", "voca", *DYADIC_PRESETS],
-                   help="talking faces: tiny, small (default), voca; listener reactions: dyadic (30-s clips), dyadic-tiny")
+                                     "speaker-listener dyads (REACT2024 layout) or speech gestures (BEAT2 layout)")
+    s.add_argument("--preset", default="small", choices=["tiny", "small", "voca", *DYADIC_PRESETS, *BEAT2_PRESETS],
+                   help="talking faces: tiny, small (default), voca; listener reactions: dyadic (30-s clips), dyadic-tiny; "
+                        "speech gestures (BEAT2 layout): beat2, beat2-tiny")
     s.add_argument("--seed", type=int, default=0, help="the corpus is a deterministic function of preset and seed")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--workers", type=int, default=2, help="parallel speech-synthesis processes")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_synth)
-    c = sub.add_parser("check-data", help="validate a dataset folder (FaceFormer or REACT2024 layout); exit 1 on errors")
+    c = sub.add_parser("check-data", help="validate a dataset folder (FaceFormer, REACT2024 or BEAT2 layout); exit 1 on errors")
     c.add_argument("root", help="dataset folder: wav/, vertices_npy/, templates.pkl; or a REACT2024 folder ({split}.csv, "
-                                "{split}/Emotion, 3D_FV_files, Audio_files)")
-    c.add_argument("--dataset", default="auto", choices=["auto", "vocaset", "biwi", "synthetic", "react"])
+                                "{split}/Emotion, 3D_FV_files, Audio_files); or a BEAT2 folder (train_test_split.csv, smplxflame_30/, "
+                                "wave16k/, textgrid/)")
+    c.add_argument("--dataset", default="auto", choices=["auto", "vocaset", "biwi", "synthetic", "react", "beat2"])
     c.add_argument("--duration-tol", type=float, default=0.5, help="allowed audio/motion duration mismatch in seconds")
     c.set_defaults(func=_check)
     b = sub.add_parser("baselines", help="LVE/FDD/MVE/closure of the static template, mean pose and oracle")

@@ -18,10 +18,13 @@ from .react import (REACT_AUDIO_SR, REACT_FPS, REACT_FRAMES, REACT_SPLITS, REACT
                                    read_pairs_csv, react_paths, _resolve, MODALITIES)
 from .openface import OpenFaceError, read_openface_csv
 from .audio import _wav_truncation
+from .beat2 import (BEAT2_FPS, BEAT2_SR, BEAT2_FOLDERS, BEAT2DataError, beat2_paths, parse_beat2_id,
+                                   read_beat2_npz, read_split_csv, read_word_tier)
 from .dataset import DatasetSpec, DataError, Item, check_item, parse_stem, resolve_spec
 
 # %% auto #0
-__all__ = ['Problem', 'is_react_folder', 'react_clip_frames', 'check_dataset', 'format_report', 'check_react']
+__all__ = ['Problem', 'is_react_folder', 'is_beat2_folder', 'react_clip_frames', 'check_dataset', 'format_report', 'check_react',
+           'check_beat2']
 
 # %% ../../nbs/09_data.check.ipynb #44535e72
 @dataclass
@@ -47,6 +50,10 @@ def is_react_folder(root: str | Path) -> bool:
     "True for a REACT2024-layout folder: a pairs csv ({split}.csv) next to its {split}/Emotion folder."
     return any((Path(root) / f"{s}.csv").is_file() and (Path(root) / s / "Emotion").is_dir() for s in ("train", "val", "test"))
 
+def is_beat2_folder(root: str | Path) -> bool:
+    "True for a BEAT2-layout folder: train_test_split.csv next to smplxflame_30/."
+    return (Path(root) / "train_test_split.csv").is_file() and (Path(root) / BEAT2_FOLDERS["motion"][0]).is_dir()
+
 def react_clip_frames(root: str | Path) -> int:
     "Frames per clip to expect: the `clip_frames` a synthetic dyadic corpus states in its metadata.json, else REACT2024's 751."
     meta = Path(root) / "metadata.json"
@@ -56,10 +63,12 @@ def react_clip_frames(root: str | Path) -> int:
     return REACT_FRAMES
 
 def check_dataset(root: str | Path,                    # dataset folder
-                  dataset: str | DatasetSpec = "auto", # 'vocaset', 'biwi', 'synthetic'/'auto', 'react' (REACT2024 layout) or a spec
+                  dataset: str | DatasetSpec = "auto", # 'vocaset', 'biwi', 'synthetic'/'auto', 'react' (REACT2024), 'beat2' (BEAT2) or a spec
                   duration_tol: float = 0.5,           # allowed audio/motion duration mismatch (s)
                  ) -> tuple[list[Problem], dict]:       # problems, and counts for the report
-    "Find every problem of a FaceFormer-layout or REACT2024-layout folder ('auto' tells them apart)."
+    "Find every problem of a FaceFormer-, REACT2024- or BEAT2-layout folder ('auto' tells them apart)."
+    if dataset == "beat2" or (dataset == "auto" and is_beat2_folder(root)):
+        return check_beat2(root, duration_tol=duration_tol)
     if dataset == "react" or (dataset == "auto" and is_react_folder(root)):
         return check_react(root, n_frames=react_clip_frames(root), duration_tol=duration_tol)
     root = Path(root); probs: list[Problem] = []
@@ -194,3 +203,48 @@ def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, 
     for p in probs:
         if p.path not in p.message: p.message = f"{p.path}: {p.message}"
     return probs, stats
+
+# %% ../../nbs/09_data.check.ipynb #4382970c
+def check_beat2(root: str | Path,          # beat_english_v2.0.0: train_test_split.csv, smplxflame_30/, wave16k/, textgrid/
+                fps: int = BEAT2_FPS,       # the frame rate every motion file must have
+                duration_tol: float = 0.5,  # allowed motion/audio/alignment duration mismatch (s)
+               ) -> tuple[list[Problem], dict]: # problems, and counts for the report
+    "Find every problem of a BEAT2 folder: one `Problem` per bad file."
+    root = Path(root); probs: list[Problem] = []
+    err = lambda p, m: probs.append(Problem("error", str(p), m))
+    if not root.is_dir(): return [Problem("error", str(root), "folder does not exist")], {}
+    split_csv = root / "train_test_split.csv"
+    try: table = read_split_csv(split_csv)
+    except BEAT2DataError as e: return [Problem("error", str(split_csv), str(e))], {}
+    valid = {s: 0 for s in sorted(set(table.values()))}
+    for id, split in table.items():
+        paths, ok, T, dur = beat2_paths(root, id), True, None, None
+        try: T = len(read_beat2_npz(paths["motion"], fps)["poses"])
+        except BEAT2DataError as e: err(paths["motion"], str(e)); ok = False
+        a = paths["audio"]
+        if not a.is_file(): err(a, f"missing (the speech of {id}, listed in {split_csv.name}): copy wave16k/{a.name} from the corpus or drop the id from the csv"); ok = False
+        else:
+            try:
+                cut = _wav_truncation(a)
+                if cut: err(a, f"truncated: the WAV header announces {cut[0]} bytes of samples but only {cut[1]} are present; copy it again"); ok = False
+                else:
+                    info = sf.info(a); dur = info.frames / info.samplerate
+                    if info.samplerate != BEAT2_SR: err(a, f"sampled at {info.samplerate} Hz, BEAT2's wave16k is {BEAT2_SR} Hz: use the corpus' 16 kHz wav"); ok = False
+            except (sf.SoundFileError, RuntimeError, OSError) as e: err(a, f"not a readable audio file ({e})"); ok = False
+        try:
+            tier = read_word_tier(paths["text"])
+            if dur is not None and abs(tier[-1][1] - dur) > duration_tol:
+                err(paths["text"], f"the word tier ends at {tier[-1][1]:.2f} s but {a.name} lasts {dur:.2f} s (tolerance {duration_tol} s): aligned to a different recording?"); ok = False
+        except BEAT2DataError as e: err(paths["text"], str(e)); ok = False
+        if T is not None and dur is not None and abs(T / fps - dur) > duration_tol:
+            err(paths["motion"], f"length mismatch: {T} frames = {T / fps:.2f} s of motion but {a.name} lasts {dur:.2f} s "
+                                 f"(tolerance {duration_tol} s): different takes, or one was cut short"); ok = False
+        valid[split] += ok
+    for key, (folder, ext) in BEAT2_FOLDERS.items():
+        for f in sorted((root / folder).glob(f"*{ext}")) if (root / folder).is_dir() else []:
+            if f.name[: -len(ext)] not in table:
+                probs.append(Problem("warning", str(f), f"not listed in {split_csv.name}: it is never loaded"))
+    for p in probs:
+        if p.path not in p.message: p.message = f"{p.path}: {p.message}"
+    return probs, {"dataset": "beat2", "recordings": len(table), "speakers": len({parse_beat2_id(i)[0] for i in table}),
+                   **{f"{s} valid": n for s, n in valid.items()}}
