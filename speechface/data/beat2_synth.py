@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08f_data.beat2_synth.ipynb #88ae0a9d
 from __future__ import annotations
-import hashlib, importlib.metadata, importlib.util, json, os, shutil, tempfile
+import hashlib, importlib.metadata, importlib.util, json
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from ..core import atomic_write, UsageError
 from .espeak import synthesize_many
 from .textgrid import write_textgrid, read_textgrid
 from .articulation import SpeakingStyle, mouth_curves
-from .synth import SENTENCES, _manifest
+from .synth import SENTENCES, cached_build
 from .beat2 import (BEAT2_FPS, BEAT2_SR, N_BETAS, N_EXPRESSIONS, SMPLX_JOINT_NAMES, beat2_paths,
                                    write_beat2_npz, write_beat2_wav, write_split_csv, read_beat2_npz)
 
@@ -202,24 +202,8 @@ def cached_beat2_corpus(preset: str = "tiny",                # a key of `BEAT2_S
                        ) -> Path:                            # the corpus root: read it, copy it before changing anything
     "A synthetic BEAT2 corpus generated once per fingerprint and shared by every caller; checked unchanged on each call."
     _preset(preset)
-    base = Path(cache_dir or os.environ.get("SPEECHFACE_CACHE") or Path.home() / ".cache" / "speechface") / "corpora"
-    root = base / f"beat2-{preset}-seed{seed}-{beat2_fingerprint(preset, seed)}"
-    if not (root / ".manifest.json").is_file():
-        base.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{root.name}."))
-        try:
-            generate_beat2_corpus(tmp, preset, seed, progress=False)
-            (tmp / ".manifest.json").write_text(json.dumps(_manifest(tmp)))
-            tmp.rename(root)
-        except OSError:
-            if not (root / ".manifest.json").is_file(): raise       # not "another process finished first"
-        finally: shutil.rmtree(tmp, ignore_errors=True)
-    want, have = json.loads((root / ".manifest.json").read_text()), _manifest(root)
-    if want != have:
-        bad = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
-        raise RuntimeError(f"{root}: the cached BEAT2 corpus was changed after it was written ({', '.join(bad[:3])}"
-                           f"{' ...' if len(bad) > 3 else ''}); callers must copy it before changing files. Delete {root} to regenerate it.")
-    return root
+    return cached_build(f"beat2-{preset}-seed{seed}-{beat2_fingerprint(preset, seed)}",
+                        lambda d: generate_beat2_corpus(d, preset, seed, progress=False), cache_dir, "BEAT2 corpus")
 
 # %% ../../nbs/08f_data.beat2_synth.ipynb #8e7e2188
 def arm_activity(poses: np.ndarray) -> np.ndarray:  # (T, 165) -> (T,)
