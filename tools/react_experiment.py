@@ -5,7 +5,8 @@ Stages (run from the repository root; every stage is resumable and writes under 
   python tools/react_experiment.py train --model fsq --seed 0   # speechface train trainer=reaction_fsq ... (and vae)
   python tools/react_experiment.py eval --split val             # every trained run: 10 reactions per speaker, the table
   python tools/react_experiment.py eval --split test --config docs/results/react_prereg.yaml
-Training overrides come from --config (a YAML with `fsq:` and `vae:` lists of `speechface train` overrides), so the
+Training overrides come from --config (a YAML with `fsq:` and `vae:` lists of `speechface train` overrides, and an
+optional `generate:` mapping per model of generation settings: checkpoint best|last, top_k, temperature), so the
 configuration evaluated on test is the file committed before the test run (its git history is the pre-registration).
 `eval` writes docs/results/react_<split>_table.csv (one row per method and seed plus the naive baselines; FRC/FRD
 with 95 % bootstrap intervals over speaker samples), react_<split>_latency.csv (online manager, one CPU thread), and
@@ -107,7 +108,23 @@ def frame(out: Path, split: str, sample: int = 0, size: int = 224):
     print(f"react_frame.png: {split} sample {sample} ({it['speaker']} -> {it['listener']}), frame {t} ({t / 25:.2f} s)")
 
 
-def evaluate(out: Path, split: str, n_samples: int, config: Path | None):
+def generation_settings(config: Path | None) -> dict:
+    "The generation settings of the experiment's YAML (`generate: {fsq: {...}, vae: {...}}`); none without a file."
+    if config is None: return {}
+    import yaml
+    return (yaml.safe_load(config.read_text()) or {}).get("generate", {}) or {}
+
+
+def load_run(run: Path, checkpoint: str = "best"):
+    "A trained run's reaction model: its selected epoch (best.pt) or its last (last.pt's weights, best.pt's settings)."
+    from speechface.core import load_checkpoint
+    from speechface.train.reaction import load_reaction_model
+    rm = load_reaction_model(run / "best.pt")
+    if checkpoint == "last": rm.model.load_state_dict(load_checkpoint(run / "last.pt")["model"]); rm.model.eval()
+    return rm
+
+
+def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: str = "", only: str | None = None):
     import numpy as np, pandas as pd, torch
     from speechface.data.react import REACTDataset
     from speechface.evaluation.react import react_split, react_table
@@ -116,28 +133,32 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None):
     data = corpus(out, 2)
     d = react_split(data, split)
     ds = REACTDataset(data, split, mirror=True, n_frames=d.n_frames)
-    runs = sorted(p for p in (out / "runs").glob("*_s*") if (p / "best.pt").is_file())
+    runs = sorted(p for p in (out / "runs").glob("*_s*") if (p / "best.pt").is_file() and (only is None or p.name.startswith(only)))
+    gen = generation_settings(config)
     if not runs: raise SystemExit(f"no trained runs under {out / 'runs'}: run the train stage first")
     methods, preds, info = {}, {}, []
     for run in runs:
-        rm = load_reaction_model(run / "best.pt")
+        g = dict(gen.get(run.name.split("_")[0], {}))                  # e.g. {checkpoint: last} or {temperature: 0.7}
+        rm = load_run(run, g.pop("checkpoint", "best"))
         t0 = time.time()
-        emo = generate_reactions(rm, ds, n_samples=n_samples, seed=1000 + int(run.name.rsplit("_s", 1)[1]))
+        emo = generate_reactions(rm, ds, n_samples=n_samples, seed=1000 + int(run.name.rsplit("_s", 1)[1]), **g)
         emo = emo[0] if isinstance(emo, tuple) else emo
         preds[run.name] = np.asarray(emo)
         methods[run.name] = preds[run.name]
         info.append({"run": run.name, "generate_s": round(time.time() - t0, 1)})
         print(f"{run.name}: generated {preds[run.name].shape} in {info[-1]['generate_s']} s", flush=True)
-    lat = [latency(run, load_reaction_model(run / "best.pt"), ds) for run in runs]
-    pd.DataFrame(lat).to_csv(RESULTS / f"react_{split}_latency.csv", index=False)
-    print(pd.DataFrame(lat).round(2).to_markdown(index=False))
+    if not tag:
+        lat = [latency(run, load_reaction_model(run / "best.pt"), ds) for run in runs]
+        pd.DataFrame(lat).to_csv(RESULTS / f"react_{split}_latency.csv", index=False)
+        print(pd.DataFrame(lat).round(2).to_markdown(index=False))
     tab = react_table(methods, d, n_samples=n_samples, seed=0)
     tab.insert(0, "split", split)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    tab.to_csv(RESULTS / f"react_{split}_table.csv")
-    np.savez_compressed(out / f"predictions_{split}.npz", **preds)
+    name = f"react_{split}{'_' + tag if tag else ''}_table.csv"
+    tab.to_csv(RESULTS / name)
+    np.savez_compressed(out / f"predictions_{split}{'_' + tag if tag else ''}.npz", **preds)
     print(tab.round(3).to_markdown())
-    if split == "test": frame(out, split)
+    if split == "test" and not tag: frame(out, split)
     (out / f"eval_{split}.json").write_text(json.dumps({"runs": info, "config": str(config) if config else None}, indent=1))
 
 
@@ -149,12 +170,14 @@ def main():
     p.add_argument("--config", type=Path, default=None, help="YAML with fsq: and vae: lists of train overrides")
     p.add_argument("--split", default="val"); p.add_argument("--samples", type=int, default=10)
     p.add_argument("--threads", type=int, default=1); p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--tag", default="", help="eval: name of a candidate setting (writes react_<split>_<tag>_table.csv)")
+    p.add_argument("--only", default=None, help="eval: only runs whose name starts with this (fsq, vae)")
     a, extra = p.parse_known_args()
     if a.stage == "corpus": print(corpus(a.out, a.workers))
     elif a.stage == "train":
         if not a.model: p.error("train needs --model fsq|vae")
         train(a.out, a.model, a.seed, a.config, a.threads, extra)
-    else: evaluate(a.out, a.split, a.samples, a.config)
+    else: evaluate(a.out, a.split, a.samples, a.config, a.tag, a.only)
 
 
 if __name__ == "__main__": main()
