@@ -6,8 +6,9 @@
 #   CHECKS="inference compile train reward" bash benchmarks/gpu_checks.sh     # writes its tables to $OUT (or ./gpu_results)
 set -u -o pipefail
 OUT=${OUT:-gpu_results}; mkdir -p "$OUT"
-CHECKS=${CHECKS:-inference compile train reward encoder batch long}
+CHECKS=${CHECKS:-inference compile train reward encoder batch long react}
 ROOT=${ROOT:-.gpudata/synth_tiny}
+DYADIC=${DYADIC:-.gpudata/dyadic_tiny}   # the tiny dyadic corpus (its OpenFace folder may be left out: the VAE then reads 3DMM)
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   cp -r .whl/antlr4 /tmp/site/ 2>/dev/null
@@ -60,6 +61,31 @@ for prec in ("no", "bf16"):
     last = r["history"][-1]
     print(f"| {prec} | {last['train_loss']:.4f} | {last['train_top1']:.3f} | {last.get('val_acc', float('nan')):.3f} | "
           f"{last['steps_per_s']:.2f} | {last['peak_mib']:.0f} | {h['history'][-1]['train_lip_acc']:.3f} | {time.time() - t:.1f} |")
+PY
+fi
+if [[ $CHECKS == *react* ]]; then
+  echo "== listener-reaction trainers on the GPU (FSQ path, VAE; fp32 and bf16; default model sizes)"
+  echo "| trainer | precision | epochs | s per epoch (last) | final train loss | best | generate 10 x S s | wall s |" | tee "$OUT/react_cuda.md"
+  timeout 300 python3 -W ignore - "$DYADIC" "$OUT" <<'PY' 2>&1 | tee -a "$OUT/react_cuda.md" || status=1
+import sys, time, tempfile, torch
+from speechface.train.supervised import load_config
+from speechface.train.reaction import train_reaction, load_reaction_model, generate_reactions
+from speechface.data.react import REACTDataset
+root, tmp = sys.argv[1], tempfile.mkdtemp()
+for trainer in ("reaction_fsq", "reaction_vae"):
+    for prec in ("no", "bf16"):
+        t = time.time()
+        ov = [f"trainer={trainer}", "dataset=dyadic", f"dataset.root={root}", f"out_dir={tmp}", f"run={trainer}_{prec}",
+              "device=cuda", "trainer.epochs=6", f"trainer.mixed_precision={prec}"]
+        if trainer == "reaction_fsq": ov.append("trainer.tokenizer.epochs=10")
+        r = train_reaction(load_config(ov), progress=False)
+        h = r["history"][-1]
+        rm = load_reaction_model(f"{tmp}/{trainer}_{prec}/best.pt", device="cuda")
+        ds = REACTDataset(root, "test", mirror=True, n_frames=251)
+        g = time.time(); emo = generate_reactions(rm, ds, n_samples=10, seed=0); g = time.time() - g
+        assert emo.shape == (len(ds), 10, 251, 25) and torch.isfinite(torch.as_tensor(emo)).all()
+        print(f"| {trainer} | {prec} | {len(r['history'])} | {h.get('epoch_s', float('nan')):.2f} | {h.get('train_loss', float('nan')):.4f} | "
+              f"{r.get('best', float('nan')):.4f} | {g:.1f} | {time.time() - t:.0f} |", flush=True)
 PY
 fi
 exit $status
