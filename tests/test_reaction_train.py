@@ -67,27 +67,20 @@ def test_resume(runs, name, ov):
     assert len((out / name / "metrics.csv").read_text().splitlines()) == 4
 
 
-@pytest.mark.parametrize("override,message", [
-    ("trainer.w_diversity=-1", "trainer.w_diversity=-1.0 (float) must be a number ≥ 0"),
-    ("trainer.audio=wav2vec", "trainer.audio"),
-    ("trainer.face=landmarks", "trainer.face"),
-    ("trainer.crop=0", "trainer.crop=0"),
+@pytest.mark.parametrize("trainer,override,message", [
+    ("reaction_vae", "trainer.w_diversity=-1", "trainer.w_diversity=-1.0 (float) must be a number ≥ 0"),
+    ("reaction_vae", "trainer.audio=wav2vec", "trainer.audio"),
+    ("reaction_vae", "trainer.face=landmarks", "trainer.face"),
+    ("reaction_vae", "trainer.crop=0", "trainer.crop=0"),
+    ("reaction_fsq", "trainer.tokenizer.levels=[1,5]", "trainer.tokenizer.levels=[1, 5] must be a list of integers ≥ 2"),
+    ("reaction_fsq", "trainer.tokenizer.width=0", "trainer.tokenizer.width=0 must be an integer ≥ 1"),
+    ("reaction_fsq", "trainer.top_k=-2", "trainer.top_k=-2"),
+    ("reaction_fsq", "trainer.tokenizer.epoch=3", "trainer.tokenizer.epoch"),
 ])
-def test_bad_vae_values(dyadic, tmp_path, override, message):
-    r = run("train", "trainer=reaction_vae", "dataset=dyadic", f"dataset.root={dyadic}", f"out_dir={tmp_path}", override, check=False)
+def test_bad_values(dyadic, tmp_path, trainer, override, message):
+    r = run("train", f"trainer={trainer}", "dataset=dyadic", f"dataset.root={dyadic}", f"out_dir={tmp_path}", override, check=False)
     assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not any(tmp_path.iterdir())                                   # stopped before writing anything
-
-
-@pytest.mark.parametrize("override,message", [
-    ("trainer.tokenizer.levels=[1,5]", "trainer.tokenizer.levels=[1, 5] must be a list of integers ≥ 2"),
-    ("trainer.tokenizer.width=0", "trainer.tokenizer.width=0 must be an integer ≥ 1"),
-    ("trainer.top_k=-2", "trainer.top_k=-2"),
-    ("trainer.tokenizer.epoch=3", "trainer.tokenizer.epoch"),
-])
-def test_bad_fsq_values(dyadic, tmp_path, override, message):
-    r = run("train", "trainer=reaction_fsq", "dataset=dyadic", f"dataset.root={dyadic}", f"out_dir={tmp_path}", override, check=False)
-    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_not_a_react_folder(tmp_path):

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08f_data.beat2_synth.ipynb #88ae0a9d
 from __future__ import annotations
-import hashlib, importlib.metadata, importlib.util, json
+import json
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from ..core import atomic_write, UsageError
 from .espeak import synthesize_many
 from .textgrid import write_textgrid, read_textgrid
 from .articulation import SpeakingStyle, mouth_curves
-from .synth import SENTENCES, cached_build
+from .synth import SENTENCES, cached_build, source_fingerprint
 from .beat2 import (BEAT2_FPS, BEAT2_SR, N_BETAS, N_EXPRESSIONS, SMPLX_JOINT_NAMES, beat2_paths,
                                    write_beat2_npz, write_beat2_wav, write_split_csv, read_beat2_npz)
 
@@ -190,11 +190,7 @@ _GENERATOR_MODULES = ("speechface.data.beat2_synth", "speechface.data.beat2", "s
 
 def beat2_fingerprint(preset: str, seed: int) -> str:
     "12 hex digits naming what a synthetic BEAT2 corpus is a function of: preset, seed, generator source, eSpeak NG version."
-    h = hashlib.sha256(f"beat2|{GENERATOR_VERSION}|{preset}|{seed}".encode())
-    for m in _GENERATOR_MODULES: h.update(Path(importlib.util.find_spec(m).origin).read_bytes())
-    try: h.update(importlib.metadata.version("espeakng-loader").encode())
-    except importlib.metadata.PackageNotFoundError: pass
-    return h.hexdigest()[:12]
+    return source_fingerprint(f"beat2|{GENERATOR_VERSION}|{preset}|{seed}", _GENERATOR_MODULES)
 
 def cached_beat2_corpus(preset: str = "tiny",                # a key of `BEAT2_SYNTH_PRESETS`
                         seed: int = 0,                       # the corpus seed

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08c_data.dyadic.ipynb #2b37bb25
 from __future__ import annotations
-import hashlib, importlib.metadata, importlib.util, json
+import json
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ..core import atomic_write, UsageError
 from .espeak import Utterance, synthesize_many
 from .articulation import SpeakingStyle, mouth_curves
-from .synth import SENTENCES, cached_build
+from .synth import SENTENCES, cached_build, source_fingerprint
 from .openface import AU_INTENSITY, AU_PRESENCE, N_LANDMARKS, N_EYE_LANDMARKS, write_openface_csv
 from .react import (EMOTION_AUS, EXPRESSIONS, EMOTION_COLUMNS, FV_DIM, REACT_FPS, REACT_AUDIO_SR,
                                    write_react_sequence, write_pairs_csv, appropriateness_path, react_paths)
@@ -710,11 +710,7 @@ _GENERATOR_MODULES = ("speechface.data.dyadic", "speechface.data.react", "speech
 
 def dyadic_fingerprint(preset: str, seed: int) -> str:
     "12 hex digits naming what a dyadic corpus is a function of: preset, seed, generator source, eSpeak NG version."
-    h = hashlib.sha256(f"dyadic|{GENERATOR_VERSION}|{preset}|{seed}".encode())
-    for m in _GENERATOR_MODULES: h.update(Path(importlib.util.find_spec(m).origin).read_bytes())
-    try: h.update(importlib.metadata.version("espeakng-loader").encode())
-    except importlib.metadata.PackageNotFoundError: pass
-    return h.hexdigest()[:12]
+    return source_fingerprint(f"dyadic|{GENERATOR_VERSION}|{preset}|{seed}", _GENERATOR_MODULES)
 
 def cached_dyadic_corpus(preset: str = "tiny",                 # a key of `DYADIC_PRESETS`
                          seed: int = 0,                        # the corpus seed

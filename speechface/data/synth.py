@@ -21,7 +21,8 @@ from .articulation import FaceRig, SpeakingStyle, mouth_curves, upper_face_curve
 # %% auto #0
 __all__ = ['SENTENCES', 'GENERATOR_VERSION', 'PRESETS', 'RENAMED_PRESETS', 'SPLIT_SUBJECTS', 'SPLIT_SENTENCES', 'CorpusPreset',
            'SyntheticSubject', 'make_subjects', 'sentence_text', 'utterance_motion', 'generate_corpus',
-           'corpus_fingerprint', 'cached_build', 'cached_corpus', 'oracle_motions', 'oracle_motion']
+           'source_fingerprint', 'corpus_fingerprint', 'cached_build', 'cached_corpus', 'oracle_motions',
+           'oracle_motion']
 
 # %% ../../nbs/07_data.synth.ipynb #58a6b841
 SENTENCES = [
@@ -161,13 +162,19 @@ def generate_corpus(out: str | Path,           # output folder (created; existin
 _GENERATOR_MODULES = ("speechface.data.synth", "speechface.data.head", "speechface.data.articulation",
                       "speechface.data.espeak", "speechface.data.textgrid", "speechface.core")
 
-def corpus_fingerprint(preset: str, seed: int) -> str:
-    "12 hex digits naming what a corpus is a function of: preset, seed, generator source, eSpeak NG data version."
-    h = hashlib.sha256(f"{GENERATOR_VERSION}|{preset}|{seed}".encode())
-    for m in _GENERATOR_MODULES: h.update(Path(importlib.util.find_spec(m).origin).read_bytes())
+def source_fingerprint(key: str,       # what the data are a function of besides code: generator version, preset, seed
+                       modules: tuple,  # the modules whose source generates them
+                      ) -> str:         # 12 hex digits
+    "A name for generated data: the key, the source of the generating modules and the eSpeak NG data version, hashed."
+    h = hashlib.sha256(key.encode())
+    for m in modules: h.update(Path(importlib.util.find_spec(m).origin).read_bytes())
     try: h.update(importlib.metadata.version("espeakng-loader").encode())
     except importlib.metadata.PackageNotFoundError: pass
     return h.hexdigest()[:12]
+
+def corpus_fingerprint(preset: str, seed: int) -> str:
+    "12 hex digits naming what a corpus is a function of: preset, seed, generator source, eSpeak NG data version."
+    return source_fingerprint(f"{GENERATOR_VERSION}|{preset}|{seed}", _GENERATOR_MODULES)
 
 def _manifest(root: Path) -> dict:
     return {p.relative_to(root).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
