@@ -77,7 +77,7 @@ def _hydra_message(e: Exception, overrides: list[str]) -> str:
         options = []
         for line in msg[1:]:
             if "Config search path" in line: break
-            if line.startswith("\t"): options.append(line.strip())
+            if line.startswith("\t") and not line.strip().endswith("_schema"): options.append(line.strip())   # schemas are not presets
         return msg[0].replace("In 'config': ", "") + (f"; available: {', '.join(options)}" if options else "")
     if "Error parsing override" in msg[0]:                                 # names the override itself
         return f"{msg[0].replace('Error parsing', 'cannot parse')} ({msg[1] if len(msg) > 1 else 'syntax'}); write key=value, e.g. trainer.lr=1e-4"
