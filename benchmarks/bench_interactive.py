@@ -82,10 +82,9 @@ def main():
             rows.append({"size": size, "frame_px": f"{w}x{h}", "stem": label.split(" · ")[1], "speech_s": round(n / fps, 2),
                          "frames": n, "total_s": round(total, 2), **{k: round(v, 2) for k, v in phases.items()},
                          "total_per_speech_s": round(total / (n / fps), 2), "load1": round(os.getloadavg()[0], 2)})
-    keys = list(rows[0])
+    from speechface.bench import markdown_table
     print(f"{NB.name}: {os.cpu_count()} CPU cores, corpus {data}, models {ckpts}")
-    print("| " + " | ".join(keys) + " |"); print("|" + "---|" * len(keys))
-    for r in rows: print("| " + " | ".join(str(r[k]) for k in keys) + " |")
+    print(markdown_table(rows, {k: k for k in rows[0]}))
     for r in rows: print(json.dumps(r))
 
 

@@ -55,12 +55,10 @@ def latency(run: Path, rm, ds, sample: int = 0) -> dict:
     import numpy as np, torch
     from speechface.models.reaction_online import OnlineReactionManager
     from speechface.train.reaction import reaction_items, vae_items
-    one = __import__("copy").copy(ds); one.samples = [ds.samples[sample]]
-    it = reaction_items(one, rm.audio)[0]
     fsq = rm.kind == "reaction_fsq"
-    if not fsq:
-        if rm.model.cfg.face == "openface" and "openface" not in one.modalities: one.modalities = (*one.modalities, "openface")
-        it = vae_items(reaction_items(one, rm.audio), rm.model.cfg.face)[0]
+    extra = ("openface",) if not fsq and rm.model.cfg.face == "openface" and "openface" not in ds.modalities else ()
+    it = reaction_items(ds.view([sample], modalities=(*ds.modalities, *extra)), rm.audio)[0]
+    if not fsq: it = vae_items([it], rm.model.cfg.face)[0]
     x = it["speaker_3dmm"][None] if fsq else it["speaker_face"][None]
     a = it["speaker_audio"][None]
     m = OnlineReactionManager(rm.model, seed=0, detokenizer=rm.tokenizer.decode if fsq else None)
@@ -83,7 +81,7 @@ def latency(run: Path, rm, ds, sample: int = 0) -> dict:
 def frame(out: Path, split: str, sample: int = 0, size: int = 224):
     """docs/results/react_frame.png: speaker | real listener | the seed-0 FSQ and VAE listeners of one test sample, at
     the frame where speaker and real listener both smile most (the listener answering), with the AU12 / valence chart."""
-    import copy, numpy as np
+    import numpy as np
     from PIL import Image
     from speechface.data.dyadic import EXPRESSION_NAMES
     from speechface.data.react import REACTDataset
@@ -92,7 +90,7 @@ def frame(out: Path, split: str, sample: int = 0, size: int = 224):
     from speechface.viz.dyadic import dyadic_frames
     data = out / "data"; d = react_split(data, split)
     ds = REACTDataset(data, split, mirror=True, n_frames=d.n_frames)
-    one = copy.copy(ds); one.samples = [ds.samples[sample]]
+    one = ds.view([sample])
     it = one[0]
     gen, emos = {}, {"speaker": it["speaker_emotion"].numpy(), "listener": it["listener_emotion"].numpy()}
     for model in ("fsq", "vae"):
@@ -128,7 +126,7 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: st
     import numpy as np, pandas as pd, torch
     from speechface.data.react import REACTDataset
     from speechface.evaluation.react import react_split, react_table
-    from speechface.train.reaction import load_reaction_model, generate_reactions
+    from speechface.train.reaction import generate_reactions
     torch.set_num_threads(1)
     data = corpus(out, 2)
     d = react_split(data, split)
@@ -136,22 +134,19 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: st
     runs = sorted(p for p in (out / "runs").glob("*_s*") if (p / "best.pt").is_file() and (only is None or p.name.startswith(only)))
     gen = generation_settings(config)
     if not runs: raise SystemExit(f"no trained runs under {out / 'runs'}: run the train stage first")
-    methods, preds, info = {}, {}, []
+    preds, info, lat = {}, [], []
     for run in runs:
         g = dict(gen.get(run.name.split("_")[0], {}))                  # e.g. {checkpoint: last} or {temperature: 0.7}
         rm = load_run(run, g.pop("checkpoint", "best"))
         t0 = time.time()
-        emo = generate_reactions(rm, ds, n_samples=n_samples, seed=1000 + int(run.name.rsplit("_s", 1)[1]), **g)
-        emo = emo[0] if isinstance(emo, tuple) else emo
-        preds[run.name] = np.asarray(emo)
-        methods[run.name] = preds[run.name]
+        preds[run.name] = generate_reactions(rm, ds, n_samples=n_samples, seed=1000 + int(run.name.rsplit("_s", 1)[1]), **g)
         info.append({"run": run.name, "generate_s": round(time.time() - t0, 1)})
         print(f"{run.name}: generated {preds[run.name].shape} in {info[-1]['generate_s']} s", flush=True)
+        if not tag: lat.append(latency(run, rm, ds))                    # the online manager, same weights
     if not tag:
-        lat = [latency(run, load_reaction_model(run / "best.pt"), ds) for run in runs]
         pd.DataFrame(lat).to_csv(RESULTS / f"react_{split}_latency.csv", index=False)
         print(pd.DataFrame(lat).round(2).to_markdown(index=False))
-    tab = react_table(methods, d, n_samples=n_samples, seed=0)
+    tab = react_table(preds, d, n_samples=n_samples, seed=0)
     tab.insert(0, "split", split)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = f"react_{split}{'_' + tag if tag else ''}_table.csv"

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08b_data.react.ipynb #c379c2b9
 from __future__ import annotations
-import csv
+import copy, csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -271,6 +271,18 @@ class REACTDataset(Dataset):
                                  f"`speechface check-data --dataset react {self.root}` lists every problem")
 
     def __len__(self): return len(self.samples)
+
+    def view(self, indices=None,         # sample indices to keep, in this order (None: all)
+             modalities: tuple | None = None, # other modalities to load (None: the same); their files are read per item
+            ) -> "REACTDataset":
+        "The same split, restricted to some samples and/or loading other modalities, without checking its files again."
+        out = copy.copy(self)
+        if indices is not None: out.samples = [self.samples[i] for i in indices]
+        if modalities is not None:
+            unknown = set(modalities) - set(MODALITIES)
+            if unknown: raise ValueError(f"unknown modalities {sorted(unknown)}; choose from {list(MODALITIES)}")
+            out.modalities = tuple(modalities)
+        return out
 
     def _window(self, idx: int, T: int) -> tuple[int, int]:
         L = T if self.clip_length is None else self.clip_length

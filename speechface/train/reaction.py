@@ -4,7 +4,7 @@
 
 # %% ../../nbs/46_train.reaction.ipynb #5d9030e8
 from __future__ import annotations
-import copy, json, math, time
+import json, math, time
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 
@@ -409,7 +409,7 @@ def generate_vae_reactions(model: ReactionVAE,
     _check_audio_dim(audio, model.cfg.audio_dim)
     model.eval(); dev = next(model.parameters()).device
     if items is None and model.cfg.face == "openface" and "openface" not in dataset.modalities:
-        dataset = copy.copy(dataset); dataset.modalities = (*dataset.modalities, "openface")   # what the model was trained on
+        dataset = dataset.view(modalities=(*dataset.modalities, "openface"))         # what the model was trained on
     items = vae_items(items if items is not None else reaction_items(dataset, audio), model.cfg.face)
     out, face_out = [], []
     for s, it in enumerate(items):
