@@ -57,6 +57,11 @@ def _train(a) -> int:
     if a.show_config:
         from omegaconf import OmegaConf
         print(OmegaConf.to_yaml(cfg)); return 0
+    if cfg.trainer.name == "coefficients" or "part" in cfg.dataset:    # the actor on BEAT2 face / gesture coefficients
+        from speechface.train.coefficients import train_coefficients
+        res = train_coefficients(cfg, progress=not a.quiet)               # checks trainer, dataset and root itself
+        print(f"run {res['run_dir']}: {res['epochs']} epochs, best val MSE (normalised) {res['best']:.4g} at epoch {res['best_epoch']}")
+        return 0
     check_paths(cfg)
     if cfg.trainer.name == "rl":                                   # speechface train trainer=rl run=<rl run> ...
         from speechface.train.rl import train_rl

@@ -23,8 +23,9 @@ __all__ = ['POS', 'NONNEG', 'FRAC', 'PRECISIONS', 'RL_VARIANT_NAMES', 'AUDIO_RUL
            'SupervisedTrainer', 'RLTrainer', 'SyncTrainConfig', 'HeadTrainConfig', 'RewardBackboneTrainer',
            'RewardHeadTrainer', 'DatasetSettings', 'ModelSettings', 'RunSettings', 'TokenizerStage',
            'ReactionAudioSettings', 'ReactionFSQTrainer', 'ReactionVAETrainer', 'DyadicDatasetSettings',
-           'register_schemas', 'epoch_batches', 'shard', 'Task', 'make_accelerator', 'sync_gradients',
-           'peak_memory_mib', 'write_csv', 'TrainingDiverged', 'fit', 'run_task', 'ToyRegression']
+           'CoefficientTrainer', 'BEAT2DatasetSettings', 'register_schemas', 'epoch_batches', 'shard', 'Task',
+           'make_accelerator', 'sync_gradients', 'peak_memory_mib', 'write_csv', 'TrainingDiverged', 'fit', 'run_task',
+           'ToyRegression']
 
 # %% ../../nbs/40_train.loop.ipynb #d36d22d6
 class LoopConfigError(UserError, ValueError):
@@ -335,12 +336,41 @@ class DyadicDatasetSettings:
     clip_frames: int | None = setting(None, "int", lo=1, nullable=True)  # frames per clip; null: metadata.json's, else 751
     num_workers: int = setting(0, "int", lo=0)
 
+@dataclass
+class CoefficientTrainer(TrainerLoop):
+    "`trainer=coefficients`: the actor on BEAT2 coefficient vectors (face or gesture), MSE in normalised units (nbs/48_train.coefficients.ipynb)."
+    name: str = "coefficients"
+    epochs: int = setting(60, "int", lo=1)
+    batch_size: int = setting(8, "int", lo=1)                   # windows per global batch
+    lr: float = setting(1e-3, "float", **POS)                   # Adam
+    lr_schedule: str = setting("cosine", "choice", choices=("constant", "cosine"))
+    lr_min_ratio: float = setting(0.1, "float", **FRAC)
+    weight_decay: float = setting(0.0, "float", **NONNEG)
+    mode: str = setting("rollout", "choice", choices=("teacher", "scheduled", "rollout", "autoregressive"))
+    teacher_mix_start: float = setting(1.0, "float", **FRAC)
+    teacher_mix_end: float = setting(0.0, "float", **FRAC)
+    input_noise: float = setting(0.0, "float", **NONNEG)
+    val_every: int = setting(5, "int", lo=1)
+    max_train_items: int | None = setting(None, "int", lo=1, nullable=True)
+
+@dataclass
+class BEAT2DatasetSettings:
+    "`dataset=beat2`: a BEAT2-layout corpus (beat_english_v2.0.0 or the synthetic one) read as coefficient vectors of one part."
+    name: str = "beat2"
+    root: str = setting("data/beat2", "str")
+    part: str = setting("face", "choice", choices=("face", "gesture"))   # face: jaw 6D + 100 FLAME (106) | gesture: upper + hands 6D (258)
+    window: int | None = setting(90, "int", lo=3, nullable=True)          # training window (frames, a multiple of 3); null: whole recordings
+    stride: int = setting(30, "int", lo=3)                                # frames between training windows (a multiple of 3)
+    cache_dir: str | None = None                                          # BEAT2Dataset's on-disk cache; null: in memory
+    num_workers: int = setting(0, "int", lo=0)
+
 SCHEMAS = {("trainer", "supervised_schema"): SupervisedTrainer, ("trainer", "rl_schema"): RLTrainer,
            ("trainer", "reward_backbone_schema"): RewardBackboneTrainer, ("trainer", "reward_head_schema"): RewardHeadTrainer,
            ("model", "faceformer_schema"): ModelSettings, ("dataset", "dataset_schema"): DatasetSettings,
            (None, "run_schema"): RunSettings,
            ("trainer", "reaction_fsq_schema"): ReactionFSQTrainer, ("trainer", "reaction_vae_schema"): ReactionVAETrainer,
-           ("dataset", "dyadic_schema"): DyadicDatasetSettings}
+           ("dataset", "dyadic_schema"): DyadicDatasetSettings,
+           ("trainer", "coefficients_schema"): CoefficientTrainer, ("dataset", "beat2_schema"): BEAT2DatasetSettings}
 
 def register_schemas() -> None:
     "Register every settings dataclass as a Hydra structured config (the YAML presets extend them by name)."
