@@ -120,7 +120,7 @@ def plot(face: tuple, gesture: tuple, path: Path):
     matplotlib.use("Agg"); import matplotlib.pyplot as plt
     from speechface.data.beat2_motion import jaw_opening, elbow_flexion, annotations
     from speechface.data.beat2_synth import expression_basis
-    from speechface.metrics.coefficients import articulation_from_expressions
+    from speechface.metrics.coefficient_errors import articulation_from_expressions
     from speechface.train.coefficients import CLOSE_CHANNEL, BILABIAL_PHONES
     fm, fds = face; gm, gds = gesture
     id = fds.ids[0]; ann = annotations(fds.root, id); t = np.arange(len(fds.targets[id])) / 30

@@ -3,6 +3,7 @@
 Stages (run from the repository root; every stage is resumable and writes under --out, default runs/react):
   python tools/react_experiment.py corpus                       # the `full` dyadic preset: 30-s clips (751 frames)
   python tools/react_experiment.py train --model fsq --seed 0   # speechface train trainer=reaction_fsq ... (and vae)
+                                                                # --name fsq3: runs/fsq3_s0 (a later attempt's runs)
   python tools/react_experiment.py eval --split val             # every trained run: 10 reactions per speaker, the table
   python tools/react_experiment.py eval --split test --config docs/results/react_prereg.yaml
 Training overrides come from --config (a YAML with `fsq:` and `vae:` lists of `speechface train` overrides, and an
@@ -37,15 +38,15 @@ def corpus(out: Path, workers: int) -> Path:
     return data
 
 
-def train(out: Path, model: str, seed: int, config: Path | None, threads: int, extra: list[str]):
+def train(out: Path, model: str, seed: int, config: Path | None, threads: int, extra: list[str], name: str | None = None):
     data = corpus(out, 2)
     argv = [sys.executable, "-m", "speechface.cli", "train", f"trainer={MODELS[model]}", "dataset=dyadic",
-            f"dataset.root={data}", f"out_dir={out / 'runs'}", f"run={model}_s{seed}", f"seed={seed}",
+            f"dataset.root={data}", f"out_dir={out / 'runs'}", f"run={name or model}_s{seed}", f"seed={seed}",
             f"threads={threads}", *load_overrides(config, model), *extra]
     print(" ".join(argv[3:]), flush=True)
     t0 = time.time()
     subprocess.run(argv, check=True)
-    print(f"{model} seed {seed}: {time.time() - t0:.0f} s", flush=True)
+    print(f"{name or model} seed {seed}: {time.time() - t0:.0f} s", flush=True)
 
 
 def latency(run: Path, rm, ds, sample: int = 0) -> dict:
@@ -131,12 +132,13 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: st
     data = corpus(out, 2)
     d = react_split(data, split)
     ds = REACTDataset(data, split, mirror=True, n_frames=d.n_frames)
-    runs = sorted(p for p in (out / "runs").glob("*_s*") if (p / "best.pt").is_file() and (only is None or p.name.startswith(only)))
+    stems = None if only is None else set(only.split(","))
+    runs = sorted(p for p in (out / "runs").glob("*_s*") if (p / "best.pt").is_file() and (stems is None or p.name.rsplit("_s", 1)[0] in stems))
     gen = generation_settings(config)
     if not runs: raise SystemExit(f"no trained runs under {out / 'runs'}: run the train stage first")
     preds, info, lat = {}, [], []
     for run in runs:
-        g = dict(gen.get(run.name.split("_")[0], {}))                  # e.g. {checkpoint: last} or {temperature: 0.7}
+        g = dict(gen.get(run.name.rsplit("_s", 1)[0], {}))                  # e.g. {checkpoint: last} or {temperature: 0.7}
         rm = load_run(run, g.pop("checkpoint", "best"))
         t0 = time.time()
         preds[run.name] = generate_reactions(rm, ds, n_samples=n_samples, seed=1000 + int(run.name.rsplit("_s", 1)[1]), **g)
@@ -166,12 +168,13 @@ def main():
     p.add_argument("--split", default="val"); p.add_argument("--samples", type=int, default=10)
     p.add_argument("--threads", type=int, default=1); p.add_argument("--workers", type=int, default=2)
     p.add_argument("--tag", default="", help="eval: name of a candidate setting (writes react_<split>_<tag>_table.csv)")
-    p.add_argument("--only", default=None, help="eval: only runs whose name starts with this (fsq, vae)")
+    p.add_argument("--only", default=None, help="eval: only these run names before _s<seed>, comma-separated (fsq,vae)")
+    p.add_argument("--name", default=None, help="train: run name before _s<seed> (default: the model, fsq or vae)")
     a, extra = p.parse_known_args()
     if a.stage == "corpus": print(corpus(a.out, a.workers))
     elif a.stage == "train":
         if not a.model: p.error("train needs --model fsq|vae")
-        train(a.out, a.model, a.seed, a.config, a.threads, extra)
+        train(a.out, a.model, a.seed, a.config, a.threads, extra, a.name)
     else: evaluate(a.out, a.split, a.samples, a.config, a.tag, a.only)
 
 

@@ -15,7 +15,9 @@ from tqdm.auto import tqdm
 from ..core import atomic_write, UsageError
 from .espeak import synthesize_many
 from .textgrid import write_textgrid, read_textgrid
-from .articulation import SpeakingStyle, mouth_curves
+from .articulation import SpeakingStyle, mouth_curves, ARTICULATORS, FaceRig
+from .head import HeadMesh, HeadShape, build_head
+from .rotation import rot6d_to_axis_angle
 from .synth import SENTENCES, cached_build, source_fingerprint
 from .beat2 import (BEAT2_FPS, BEAT2_SR, N_BETAS, N_EXPRESSIONS, SMPLX_JOINT_NAMES, beat2_paths,
                                    write_beat2_npz, write_beat2_wav, write_split_csv, read_beat2_npz)
@@ -23,8 +25,9 @@ from .beat2 import (BEAT2_FPS, BEAT2_SR, N_BETAS, N_EXPRESSIONS, SMPLX_JOINT_NAM
 # %% auto #0
 __all__ = ['SPEAKERS', 'GENERATOR_VERSION', 'BEAT2_SYNTH_PRESETS', 'JAW_OPEN', 'EXPRESSION_SEED', 'EXPRESSION_DECAY',
            'ARTICULATION_CHANNELS', 'SHOULDER_DOWN', 'ELBOW_REST', 'FINGER_CURL', 'BEAT_LAG', 'BEAT_SIGMA',
-           'BEAT_MIN_GAP', 'BEAT_ELBOW', 'BEAT_WRIST', 'NOD_AMP', 'SWAY_AMP', 'Beat2Preset', 'GestureStyle',
-           'speaker_styles', 'expression_basis', 'face_motion', 'rest_pose', 'beat_events', 'body_motion',
+           'BEAT_MIN_GAP', 'BEAT_ELBOW', 'BEAT_WRIST', 'NOD_AMP', 'SWAY_AMP', 'N_FACE', 'COEFFICIENT_HEAD_VERTICES',
+           'Beat2Preset', 'GestureStyle', 'speaker_styles', 'expression_basis', 'face_motion', 'rest_pose',
+           'beat_events', 'body_motion', 'split_face_vector', 'coefficient_curves', 'CoefficientFace',
            'generate_beat2_corpus', 'beat2_fingerprint', 'cached_beat2_corpus', 'arm_activity', 'measured_beat_lag']
 
 # %% ../../nbs/08f_data.beat2_synth.ipynb #d34bbcbf
@@ -129,6 +132,57 @@ def body_motion(times: np.ndarray, beats: list[dict], style: GestureStyle, rng: 
     f, ph = rng.uniform(0.2, 0.35), rng.uniform(0, 2 * np.pi)
     p[:, _J["spine3"], 2] += SWAY_AMP * np.sin(2 * np.pi * f * times + ph)
     return p.reshape(T, -1)
+
+# %% ../../nbs/08f_data.beat2_synth.ipynb #30904a98
+N_FACE = 6 + N_EXPRESSIONS      # EMAGE's face part: jaw rot6d (6) + FLAME expressions (100)
+COEFFICIENT_HEAD_VERTICES = 800 # V of `CoefficientFace`'s default head (the small talking-face corpus' V)
+
+def _coefficient_array(x, name: str, width: int, T: int | None = None) -> np.ndarray:
+    "x as float64 (T, width), or a clear error naming what was expected."
+    a = np.asarray(x, np.float64)
+    if a.ndim != 2 or a.shape[1] != width:
+        raise UsageError(f"{name} must be a (T, {width}) array (frames × coefficients), got shape {a.shape}"
+                         + ("; a single frame needs a leading axis: x[None]" if a.ndim == 1 and len(a) == width else ""))
+    if T is not None and len(a) != T: raise UsageError(f"{name} has {len(a)} frames but the expressions have {T}; pass the same frames of both")
+    if not np.isfinite(a).all(): raise UsageError(f"{name} has {int((~np.isfinite(a)).sum())} NaN/inf values (first at frame {int(np.argwhere(~np.isfinite(a))[0, 0])})")
+    return a
+
+def split_face_vector(face: np.ndarray,   # (T, 106) EMAGE's face part: jaw rot6d + 100 expressions
+                     ) -> tuple[np.ndarray, np.ndarray]:  # jaw axis-angle (T, 3), expressions (T, 100)
+    "EMAGE's 106-d face vector (`BEAT2Dataset`'s 'face') as the jaw axis-angle and the 100 FLAME expressions."
+    f = _coefficient_array(face, "the face vector", N_FACE)
+    return rot6d_to_axis_angle(f[:, :6]), f[:, 6:]
+
+def coefficient_curves(expressions: np.ndarray,      # (T, 100) FLAME expression coefficients of this corpus
+                       jaw: np.ndarray | None = None, # (T, 3) jaw axis-angle (SMPL-X poses[:, 66:69]); None: jaw from the expressions
+                      ) -> np.ndarray:                # (T, 7) articulator curves in `ARTICULATORS` order
+    "The inverse of `face_motion`: curves = expressions @ pinv(`expression_basis()`), the jaw from its angle about x."
+    E = _coefficient_array(expressions, "expressions", N_EXPRESSIONS)
+    c4 = E @ np.linalg.pinv(expression_basis())                     # (T, 4) jaw, close, round, spread
+    if jaw is not None: c4[:, 0] = _coefficient_array(jaw, "jaw", 3, len(E))[:, 0] / JAW_OPEN
+    out = np.zeros((len(E), len(ARTICULATORS)))                     # labiodental, blink, brow stay 0
+    out[:, list(ARTICULATION_CHANNELS)] = c4                        # mouth_curves columns == ARTICULATORS' first five
+    return out
+
+class CoefficientFace:
+    "This corpus' face coefficients drawn on one fixed procedural head: coefficients → articulator curves → `FaceRig` vertices."
+    def __init__(self, head: HeadMesh | None = None):  # default: `build_head(COEFFICIENT_HEAD_VERTICES, HeadShape())`
+        self.head = head if head is not None else build_head(COEFFICIENT_HEAD_VERTICES, HeadShape())
+        self.rig = FaceRig(self.head)
+
+    @property
+    def template(self) -> np.ndarray: return self.head.vertices   # (V, 3) what all-zero coefficients give
+
+    def __call__(self, expressions: np.ndarray,       # (T, 100)
+                 jaw: np.ndarray | None = None,       # (T, 3) axis-angle; None: jaw from the expressions
+                ) -> np.ndarray:                      # (T, V, 3) float32
+        "Vertices of a coefficient sequence."
+        return self.rig(coefficient_curves(expressions, jaw))
+
+    def from_face_vector(self, face: np.ndarray) -> np.ndarray:  # (T, 106) -> (T, V, 3)
+        "Vertices of EMAGE's 106-d face vectors (jaw rot6d + expressions)."
+        jaw, E = split_face_vector(face)
+        return self(E, jaw)
 
 # %% ../../nbs/08f_data.beat2_synth.ipynb #063b4eed
 def _recordings(cfg: Beat2Preset, seed: int) -> list[dict]:

@@ -21,7 +21,7 @@ from ..data.dataset import collate_faceformer
 from ..data.textgrid import phone_label
 from ..models.audio_encoder import AudioEncoderConfig
 from ..models.faceformer import FaceFormer, FaceFormerConfig
-from ..metrics.coefficients import coefficient_errors, articulation_from_expressions, beat_peak_offsets, beat_timing
+from ..metrics.coefficient_errors import coefficient_errors, articulation_from_expressions, beat_peak_offsets, beat_timing
 from ..metrics.mesh import mouth_opening_correlation, bilabial_closure_accuracy
 from ..metrics.gesture import audio_onsets, motion_beats, beat_alignment, frechet_distance
 from ..metrics.perceptual import bootstrap_ci, bootstrap_indices

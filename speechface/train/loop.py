@@ -299,6 +299,8 @@ class ReactionFSQTrainer(TrainerLoop, ReactionAudioSettings):
     window: int = setting(32, "int", lo=1)                       # frames predicted one window ahead (seed: 32)
     top_k: int = setting(10, "int", lo=0)                        # generation defaults stored in the model (0 = all ids)
     temperature: float = setting(1.0, "float", **NONNEG)         # 0 = greedy
+    select: str = setting("ce", "choice", choices=("ce", "frc"))  # best.pt: lowest validation token CE | highest validation FRC (ours)
+    select_samples: int = setting(5, "int", lo=1)                # select=frc: reactions per validation speaker, seeded alike each time
     tokenizer: TokenizerStage = field(default_factory=TokenizerStage)
 
 @dataclass

@@ -14,12 +14,13 @@ import soxr
 
 from ..core import load_checkpoint, seed_everything, UserError
 from ..data.audio import log_mel_spectrogram, LOG_FLOOR
-from ..data.react import REACTDataset, REACT_FPS, MODALITIES
+from ..data.react import REACTDataset, REACT_FPS, MODALITIES, load_appropriateness, appropriateness_path
 from ..data.check import react_clip_frames
 from ..models.whisper import WhisperFeatures
 from ..models.face_tokenizer import FaceTokenizer, FaceTokenizerConfig
 from ..models.reaction_fsq import ReactionTokenPredictor, ReactionTokenPredictorConfig, token_batch_loss
 from ..models.reaction_vae import ReactionVAE, ReactionVAEConfig, reaction_vae_batch_losses, join_face
+from ..metrics.react import frc
 from ..viz.dyadic import face_vector_from_openface
 from .loop import (Task, LoopConfig, LoopConfigError, check_settings, run_task, fit, TokenizerStage,
                                    ReactionFSQTrainer, ReactionVAETrainer, DyadicDatasetSettings, REACTION_AUDIO_KINDS)
@@ -201,14 +202,24 @@ def tokenize_items(tokenizer: FaceTokenizer, items: list[dict]) -> list[dict]:
 TOKEN_KEYS = ("speaker_tokens", "listener_tokens", "speaker_audio")
 
 class ReactionFSQTask(Task):
-    "The listener token predictor on `fit`: masked CE one window ahead; validation CE and accuracy on whole clips."
+    """The listener token predictor on `fit`: masked CE one window ahead; validation CE and accuracy on whole clips, and with
+    `s.select == "frc"` the FRC of `s.select_samples` generated reactions per validation speaker (best.pt: highest FRC)."""
     score_name = "val_ce"
     def __init__(self, model: ReactionTokenPredictor, tokenizer: FaceTokenizer,
                  train: list[dict], val: list[dict],           # `reaction_items` of the two splits
-                 s: ReactionFSQTrainer, audio: ReactionAudioConfig):
+                 s: ReactionFSQTrainer, audio: ReactionAudioConfig,
+                 appropriate: np.ndarray | None = None):       # (S, S) the validation split's appropriateness (select=frc)
         if tokenizer.codebook_size != model.cfg.vocab_size:
             raise LoopConfigError(f"the tokenizer has {tokenizer.codebook_size} codes but the predictor's vocab_size is {model.cfg.vocab_size}")
+        if s.select == "frc" and (appropriate is None or np.shape(appropriate) != (len(val), len(val))):
+            raise LoopConfigError(f"trainer.select=frc needs the validation split's ({len(val)}, {len(val)}) appropriateness matrix "
+                                  f"(neighbour_emotion_val.npy), got {None if appropriate is None else np.shape(appropriate)}; "
+                                  f"use trainer.select=ce for a corpus without one")
         self.model, self.tokenizer, self.s, self.audio = model, tokenizer.eval(), s, audio
+        if s.select == "frc":
+            self.score_name = "neg_val_frc"                    # fit minimises; best.pt stores best_neg_val_frc = -FRC
+            self.val_items, self.appropriate = val, np.asarray(appropriate, bool)
+            self.val_listener = np.stack([it["listener_emotion"].numpy() for it in val])       # (S, T, 25)
         keep = lambda its: [{"name": it["name"], **{k: it[k] for k in TOKEN_KEYS}} for it in tokenize_items(tokenizer, its)]
         self.train_set, self.val = keep(train), keep(val)
         self.collate = lambda b: collate_reaction(b, s.crop)
@@ -229,7 +240,13 @@ class ReactionFSQTask(Task):
             b = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in collate_reaction(self.val[i:i + self.s.batch_size]).items()}
             r = token_batch_loss(self.model, {k: b[k] for k in (*TOKEN_KEYS, "mask")})
             m = float(b["mask"].sum()); ce += float(r["loss"]) * m; hit += float(r["accuracy"]) * m; n += m
-        return {"val_ce": ce / n, "val_acc": hit / n}
+        out = {"val_ce": ce / n, "val_acc": hit / n}
+        if self.s.select == "frc":                             # the same seed every time: epochs differ only in their weights
+            emo, _ = generate_fsq_reactions(self.model, self.tokenizer, None, self.s.select_samples, seed=0, audio=self.audio,
+                                            items=self.val_items)                      # (S, K, T, 25)
+            out["val_frc"] = frc(emo, self.val_listener, self.appropriate)
+            out["neg_val_frc"] = -out["val_frc"]
+        return out
 
     def best_extras(self):
         return {"kind": "reaction_fsq", "config": asdict(self.model.cfg), "audio": asdict(self.audio),
@@ -300,7 +317,8 @@ def _fsq_task(cfg, s: ReactionFSQTrainer, progress: bool) -> ReactionFSQTask:
                              device=str(cfg.device), progress=progress)
     seed_everything(cfg.seed)
     model = ReactionTokenPredictor(fsq_model_config(s, tok.codebook_size, audio.dim(whisper)))
-    return ReactionFSQTask(model, tok, train, val, s, audio)
+    appropriate = load_appropriateness(appropriateness_path(va.root, "val"), len(va)) if s.select == "frc" else None
+    return ReactionFSQTask(model, tok, train, val, s, audio, appropriate)
 
 def train_reaction(cfg,                   # composed config (`load_config`) with trainer=reaction_fsq or reaction_vae
                    progress: bool = True,
