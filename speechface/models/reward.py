@@ -15,15 +15,16 @@ import torch.nn.functional as F
 from ..core import load_checkpoint
 
 # %% auto #0
-__all__ = ['SpeechMeshConfig', 'SpeechMeshTransformer', 'sync_distance', 'RewardHeadConfig', 'RewardHead', 'clip_windows',
-           'score_sequence', 'freeze', 'SyncExpertScorer', 'backbone_state', 'head_state', 'load_backbone',
-           'load_reward_head']
+__all__ = ['MOTIONS', 'SpeechMeshConfig', 'SpeechMeshTransformer', 'sync_distance', 'RewardHeadConfig', 'RewardHead',
+           'clip_windows', 'score_sequence', 'freeze', 'SyncExpertScorer', 'backbone_state', 'head_state',
+           'load_backbone', 'load_reward_head']
 
 # %% ../../nbs/13_models.reward.ipynb #83ec5b96
 @dataclass
 class SpeechMeshConfig:
     "Hyper-parameters of the `SpeechMeshTransformer` reward backbone."
-    motion_dim: int = 15069          # 3V of the full mesh (VOCASET 15069, BIWI 70110)
+    motion_dim: int = 15069          # 3V of the full mesh (VOCASET 15069, BIWI 70110); D of coefficient vectors (BEAT2 face: 106)
+    motion: str = "vertices"         # the motion branch reads 'vertices' (B, 5, 3V) or 'coefficients' (B, 5, D)
     n_selected: int | None = None    # vertices the mesh branch sees (a region via `vertex_idx`); None = all V
     clip_len: int = 5                # mesh frames per clip (the seed project's reward model; SyncNet uses 5 video frames)
     mels_per_frame: int = 4          # log-mel frames per mesh frame (120 Hz mel at 30 fps)
@@ -34,11 +35,14 @@ class SpeechMeshConfig:
     conv_channels: int = 16          # width of the first audio conv; doubled twice
     embed_dim: int = 512             # output embedding size (the seed project's reward model: 512)
     dropout: float = 0.1             # dropout in the encoders
-    mesh_reference: str = "template" # displacement from: 'template' (absolute mouth opening kept) or 'first_frame'
+    mesh_reference: str = "template" # displacement from: 'template' (absolute mouth opening kept) or 'first_frame';
+                                     # for coefficients the 'template' is a reference vector (B, D)
     normalize: bool = True           # L2-normalise the embeddings (cosine geometry, SyncNet-style distances)
     motion_scale: float = 1.0        # displacements are divided by this (data RMS; the trainer sets it)
     mel_mean: float = -7.0           # log-mel standardisation (the trainer sets both from data)
     mel_std: float = 4.5
+
+MOTIONS = ("vertices", "coefficients")   # what the motion branch of the backbone can read
 
 # %% ../../nbs/13_models.reward.ipynb #8fee6c0e
 def _encoder(c: SpeechMeshConfig) -> nn.TransformerEncoder:
@@ -54,6 +58,25 @@ class SpeechMeshTransformer(nn.Module):
         super().__init__()
         if cfg.mesh_reference not in ("template", "first_frame"):
             raise ValueError(f"mesh_reference must be 'template' or 'first_frame', got {cfg.mesh_reference!r}")
+        if cfg.motion not in MOTIONS: raise ValueError(f"motion must be one of {MOTIONS}, got {cfg.motion!r}")
+        self.cfg = cfg
+        in_dim = self._coefficient_width(vertex_idx) if cfg.motion == "coefficients" else self._vertex_width(vertex_idx)
+        d, ch = cfg.d_model, cfg.conv_channels
+        self.mesh_in = nn.Linear(in_dim, d)
+        self.mesh_pos = nn.Parameter(torch.zeros(cfg.clip_len, d))
+        self.mesh_enc, self.mesh_out = _encoder(cfg), nn.Linear(d, cfg.embed_dim)
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, ch, 3, stride=(1, 2), padding=1), nn.GELU(),           # (B, c, 20, 64)
+            nn.Conv2d(ch, 2 * ch, 3, stride=(2, 2), padding=1), nn.GELU(),      # (B, 2c, 10, 32)
+            nn.Conv2d(2 * ch, 4 * ch, 3, stride=(2, 2), padding=1), nn.GELU())  # (B, 4c, 5, 16)
+        self.audio_in = nn.Linear(4 * ch * (cfg.n_mels // 8), d)
+        self.audio_pos = nn.Parameter(torch.zeros(cfg.clip_len, d))
+        self.audio_enc, self.audio_out = _encoder(cfg), nn.Linear(d, cfg.embed_dim)
+        nn.init.normal_(self.mesh_pos, std=0.02); nn.init.normal_(self.audio_pos, std=0.02)
+
+    def _vertex_width(self, vertex_idx) -> int:
+        "Check the vertex region and register it as the `vertex_idx` buffer; returns the branch's input width 3K."
+        cfg = self.cfg
         if cfg.motion_dim % 3: raise ValueError(f"motion_dim must be 3V (flat xyz), got {cfg.motion_dim}")
         V = cfg.motion_dim // 3
         if vertex_idx is not None:
@@ -66,35 +89,38 @@ class SpeechMeshTransformer(nn.Module):
             cfg.n_selected = len(vertex_idx)
         elif cfg.n_selected not in (None, V):
             raise ValueError(f"cfg.n_selected={cfg.n_selected} needs a vertex_idx of that length")
-        self.cfg = cfg
         self.register_buffer("vertex_idx", vertex_idx if vertex_idx is not None else torch.arange(V), persistent=True)
-        K, d, ch = len(self.vertex_idx), cfg.d_model, cfg.conv_channels
-        self.mesh_in = nn.Linear(3 * K, d)
-        self.mesh_pos = nn.Parameter(torch.zeros(cfg.clip_len, d))
-        self.mesh_enc, self.mesh_out = _encoder(cfg), nn.Linear(d, cfg.embed_dim)
-        self.conv = nn.Sequential(
-            nn.Conv2d(1, ch, 3, stride=(1, 2), padding=1), nn.GELU(),           # (B, c, 20, 64)
-            nn.Conv2d(ch, 2 * ch, 3, stride=(2, 2), padding=1), nn.GELU(),      # (B, 2c, 10, 32)
-            nn.Conv2d(2 * ch, 4 * ch, 3, stride=(2, 2), padding=1), nn.GELU())  # (B, 4c, 5, 16)
-        self.audio_in = nn.Linear(4 * ch * (cfg.n_mels // 8), d)
-        self.audio_pos = nn.Parameter(torch.zeros(cfg.clip_len, d))
-        self.audio_enc, self.audio_out = _encoder(cfg), nn.Linear(d, cfg.embed_dim)
-        nn.init.normal_(self.mesh_pos, std=0.02); nn.init.normal_(self.audio_pos, std=0.02)
+        return 3 * len(self.vertex_idx)
 
-    def encode_mesh(self, mesh_clip: torch.Tensor,            # (B, 5, 3V) vertices
-                    template: torch.Tensor | None = None,     # (B, 3V) or (3V,); needed when mesh_reference='template'
-                   ) -> torch.Tensor:                         # (B, 512) vertex_feat
-        "Embed mesh clips."
+    def _coefficient_width(self, vertex_idx) -> int:
+        "A coefficient backbone reads every channel of its (B, 5, D) clips; returns D."
+        if vertex_idx is not None or self.cfg.n_selected is not None:
+            raise ValueError("vertex_idx / n_selected select mesh vertices, but motion='coefficients' reads whole (B, 5, D) "
+                             "vectors; leave both unset (or use motion='vertices' for meshes)")
+        if self.cfg.motion_dim < 1: raise ValueError(f"motion_dim must be the coefficient width D ≥ 1, got {self.cfg.motion_dim}")
+        return self.cfg.motion_dim
+
+    def encode_mesh(self, mesh_clip: torch.Tensor,            # (B, 5, 3V) vertices, or (B, 5, D) coefficients
+                    template: torch.Tensor | None = None,     # (B, 3V) or (3V,) — (B, D) or (D,) reference vectors for
+                   ) -> torch.Tensor:                         # coefficients; needed when mesh_reference='template' → (B, 512)
+        "Embed motion clips (meshes or coefficient vectors) as displacements from the template / reference or the first frame."
         c = self.cfg
         if mesh_clip.ndim != 3 or mesh_clip.shape[1:] != (c.clip_len, c.motion_dim):
-            raise ValueError(f"mesh_clip must be (B, {c.clip_len}, {c.motion_dim}), got {tuple(mesh_clip.shape)}")
-        if c.mesh_reference == "template":
-            if template is None: raise ValueError("this backbone takes displacements from the template "
-                                                  "(mesh_reference='template'): pass template=(B, 3V)")
-            ref = template.reshape(-1, 1, c.motion_dim // 3, 3)[:, :, self.vertex_idx]  # (B or 1, 1, K, 3)
-        x = mesh_clip.reshape(*mesh_clip.shape[:2], -1, 3)[:, :, self.vertex_idx]      # (B, 5, K, 3) region first
-        if c.mesh_reference == "first_frame": ref = x[:, :1]                          # (B, 1, K, 3)
-        x = ((x - ref) / c.motion_scale).flatten(2)                                   # (B, 5, 3K)
+            what = f"{c.motion_dim}-d coefficient vectors (motion='coefficients')" if c.motion == "coefficients" else "flat xyz vertices"
+            raise ValueError(f"mesh_clip must be (B, {c.clip_len}, {c.motion_dim}) {what}, got {tuple(mesh_clip.shape)}")
+        if c.mesh_reference == "template" and template is None:
+            raise ValueError("this backbone takes displacements from the template (mesh_reference='template'): pass "
+                             + ("template=(B, D), the reference vectors" if c.motion == "coefficients" else "template=(B, 3V)"))
+        if c.motion == "coefficients":
+            if c.mesh_reference == "template" and template.shape[-1] != c.motion_dim:
+                raise ValueError(f"template must be (B, {c.motion_dim}) reference vectors, got {tuple(template.shape)}")
+            ref = template.reshape(-1, 1, c.motion_dim) if c.mesh_reference == "template" else mesh_clip[:, :1]  # (B or 1, 1, D)
+            x = (mesh_clip - ref) / c.motion_scale                                    # (B, 5, D)
+        else:
+            x = mesh_clip.reshape(*mesh_clip.shape[:2], -1, 3)[:, :, self.vertex_idx]  # (B, 5, K, 3) region first
+            ref = (template.reshape(-1, 1, c.motion_dim // 3, 3)[:, :, self.vertex_idx] if c.mesh_reference == "template"
+                   else x[:, :1])                                                     # (B or 1, 1, K, 3)
+            x = ((x - ref) / c.motion_scale).flatten(2)                               # (B, 5, 3K)
         h = self.mesh_enc(self.mesh_in(x) + self.mesh_pos)                  # (B, 5, d)
         z = self.mesh_out(h.mean(1))                                        # (B, 512)
         return F.normalize(z, dim=-1) if c.normalize else z
@@ -235,7 +261,7 @@ def load_backbone(path: str | Path, map_location="cpu") -> SpeechMeshTransformer
     ck = load_checkpoint(path, map_location)
     if ck.get("kind") != "speech_mesh_transformer":
         raise ValueError(f"{path} is not a reward backbone checkpoint (kind={ck.get('kind')!r}); expected e.g. checkpoints/reward/model_loss.pth")
-    m = SpeechMeshTransformer(SpeechMeshConfig(**ck["config"]), vertex_idx=ck["model"]["vertex_idx"])
+    m = SpeechMeshTransformer(SpeechMeshConfig(**ck["config"]), vertex_idx=ck["model"].get("vertex_idx"))   # coefficient backbones have none
     m.load_state_dict(ck["model"]); return m.eval()
 
 def load_reward_head(path: str | Path, map_location="cpu") -> RewardHead:
