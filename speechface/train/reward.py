@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from ..core import seed_everything, save_checkpoint, load_checkpoint
 from ..data.dataset import FaceFormerDataset
 from ..data.mesh import load_regions
-from ..data.audio import mel_frames
+from ..data.audio import mel_frames, mel_clips
+from ..data.beat2_motion import BEAT2MotionDataset, jaw_opening
 from ..metrics.mesh import lip_sync_offset
 from ..models.reward import (SpeechMeshConfig, SpeechMeshTransformer, RewardHead, RewardHeadConfig,
                                       backbone_state, head_state, sync_distance, clip_windows, freeze,
@@ -29,10 +30,11 @@ from .loop import (Task, LoopConfig, fit, SyncTrainConfig, HeadTrainConfig, Rewa
 from .supervised import load_actor
 
 # %% auto #0
-__all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'load_sync_data', 'sample_shifts', 'candidate_mask', 'SyncEvaluation',
-           'sync_accuracy_by_offset', 'gather_rows', 'epoch_anchors', 'SyncExpertTask', 'train_sync_expert',
-           'train_eval_sync_expert', 'oversmooth', 'jitter', 'time_warp', 'open_closures', 'perturb', 'head_accuracy',
-           'add_actor_predictions', 'HeadTask', 'train_reward_head', 'train_reward_from_config']
+__all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'load_sync_data', 'load_beat2_sync_data', 'sample_shifts', 'candidate_mask',
+           'SyncEvaluation', 'sync_accuracy_by_offset', 'gather_rows', 'epoch_anchors', 'SyncExpertTask',
+           'train_sync_expert', 'train_eval_sync_expert', 'oversmooth', 'jitter', 'time_warp', 'open_closures',
+           'open_coefficient_closures', 'perturb', 'head_accuracy', 'add_actor_predictions', 'HeadTask',
+           'train_reward_head', 'train_reward_from_config']
 
 # %% ../../nbs/43_train.reward.ipynb #ae446b5a
 def load_sync_data(root: str | Path,        # a corpus in FaceFormer's layout
@@ -47,6 +49,24 @@ def load_sync_data(root: str | Path,        # a corpus in FaceFormer's layout
             out.append({"name": it["name"], "verts": torch.from_numpy(it["vertice"]),
                         "template": torch.from_numpy(np.ascontiguousarray(it["template"], dtype=np.float32)),
                         "mel": torch.from_numpy(it["rep_audio_mel"])})
+    return out
+
+def load_beat2_sync_data(root: str | Path,          # a BEAT2-layout corpus (holds train_test_split.csv)
+                         splits=("train",),         # splits to load
+                         part: str = "face",        # 'face' (106) or 'gesture' (258)
+                         cache_dir: str | Path | None = None, # `BEAT2Dataset`'s on-disk cache
+                        ) -> list[dict]:            # per recording: name, verts (T, D), template (D,), mel (T-4, 1, 20, 128),
+                                                    # motion='coefficients'[, opening (T,) jaw angle for the face]
+    "BEAT2 recordings as sync sequences: the actor's normalised part vectors, its reference (the training mean, 0), 30-fps mel clips."
+    out = []
+    for s in splits:
+        ds = BEAT2MotionDataset(root, s, part, cache_dir=cache_dir)     # normalised with the training split's statistics
+        for i in range(len(ds)):
+            it = ds[i]; T = len(it["vertice"])
+            q = {"name": it["name"], "verts": torch.from_numpy(it["vertice"]), "template": torch.from_numpy(it["template"]),
+                 "mel": torch.as_tensor(np.asarray(mel_clips(it["audio"], T, ds.beat2.fps))), "motion": "coefficients"}
+            if part == "face": q["opening"] = torch.from_numpy(jaw_opening(ds.targets[it["name"]]).astype(np.float32))
+            out.append(q)
     return out
 
 # %% ../../nbs/43_train.reward.ipynb #0e093c37
@@ -231,6 +251,7 @@ def train_sync_expert(root: str | Path,                                   # corp
                       progress: bool = True,                              # progress bars and one line per epoch
                       device: str = "auto",                               # auto | cpu | cuda (each process its own GPU)
                       resume: bool = False,                               # continue <out_path stem>_run/last.pt
+                      load=load_sync_data,                                # (root, splits) → sequences; BEAT2: load_beat2_sync_data
                      ) -> dict:                                           # summary: path, best, history, backbone
     """Pre-train a SpeechMeshTransformer as a sync expert (SyncNet-style, Chung & Zisserman 2016) with InfoNCE, on `fit`:
     any number of processes (torchrun), mixed precision from `cfg.mixed_precision`; the run folder
@@ -239,21 +260,27 @@ def train_sync_expert(root: str | Path,                                   # corp
     if epochs is not None: cfg.epochs = epochs
     if max_minutes is not None: cfg.max_minutes = max_minutes
     seed_everything(seed)
-    train = [q for q in load_sync_data(root, splits) if len(q["mel"]) > cfg.min_shift]
+    train = [q for q in load(root, splits) if len(q["mel"]) > cfg.min_shift]
     if not train: raise ValueError(f"{root}: no training sequence longer than {cfg.min_shift + 5} frames in {splits}")
-    val = load_sync_data(root, (val_split,)) if val_split else []
+    val = load(root, (val_split,)) if val_split else []
     V3 = train[0]["verts"].shape[1]
+    motion = train[0].get("motion", "vertices")
     idx = None
-    if cfg.region:
-        spec_ds = FaceFormerDataset(root, splits[0], with_mel=False)
-        if not spec_ds.spec.masks: raise ValueError(f"{root} has no region masks; set region=None")
-        regions = load_regions(spec_ds.root / spec_ds.spec.masks, V3 // 3)
-        if cfg.region not in regions: raise ValueError(f"region {cfg.region!r} not in {sorted(regions)}")
-        idx = torch.as_tensor(regions[cfg.region])
-    sel = idx if idx is not None else torch.arange(V3 // 3)
-    disp = torch.cat([(q["verts"] - q["template"]).reshape(len(q["verts"]), -1, 3)[:, sel].flatten() for q in train])
+    if motion == "coefficients":                                              # every channel, no mesh region
+        if cfg.region: raise ValueError(f"region={cfg.region!r} selects mesh vertices, but {root} gave {V3}-d coefficient "
+                                        f"sequences; set SyncTrainConfig(region=None) (trainer.region=null)")
+        disp = torch.cat([(q["verts"] - q["template"]).flatten() for q in train])
+    else:
+        if cfg.region:
+            spec_ds = FaceFormerDataset(root, splits[0], with_mel=False)
+            if not spec_ds.spec.masks: raise ValueError(f"{root} has no region masks; set region=None")
+            regions = load_regions(spec_ds.root / spec_ds.spec.masks, V3 // 3)
+            if cfg.region not in regions: raise ValueError(f"region {cfg.region!r} not in {sorted(regions)}")
+            idx = torch.as_tensor(regions[cfg.region])
+        sel = idx if idx is not None else torch.arange(V3 // 3)
+        disp = torch.cat([(q["verts"] - q["template"]).reshape(len(q["verts"]), -1, 3)[:, sel].flatten() for q in train])
     mel = torch.cat([q["mel"].flatten() for q in train])
-    mcfg = SpeechMeshConfig(**{"motion_dim": V3, "motion_scale": float(disp.pow(2).mean().sqrt()) or 1.0,
+    mcfg = SpeechMeshConfig(**{"motion_dim": V3, "motion": motion, "motion_scale": float(disp.pow(2).mean().sqrt()) or 1.0,
                                "mel_mean": float(mel.mean()), "mel_std": float(mel.std()), **(model or {})})
     meta = dict(seed=seed, splits=list(splits), region=cfg.region or "", train_config=asdict(cfg))
     task = SyncExpertTask(train, val, SpeechMeshTransformer(mcfg, vertex_idx=idx), cfg, seed, meta)
@@ -324,14 +351,31 @@ def open_closures(verts: torch.Tensor,  # (T, 3V)
     out[:, moving] += (w * strength * dist.mean())[:, None, None] * down               # (T, K, 3)
     return out.reshape(verts.shape)
 
+def open_coefficient_closures(x: torch.Tensor,       # (T, D) face coefficient vectors
+                              opening: torch.Tensor, # (T,) jaw opening of the same frames (`jaw_opening`, rad)
+                              strength: float = 0.3, # fraction of the way to the mean open pose at closed frames
+                              rel: float = 0.2,      # a frame is closed below this fraction of the mean opening
+                             ) -> torch.Tensor:      # (T, D)
+    "Coefficient lips that fail to close: wherever the jaw is closed, every channel moves `strength` of the way to the mean of the open frames."
+    opening = torch.as_tensor(opening, dtype=x.dtype)
+    if opening.shape != x.shape[:1]: raise ValueError(f"opening must be ({len(x)},), one angle per frame, got {tuple(opening.shape)}")
+    closed = opening < rel * opening.mean()                                           # (T,)
+    if not closed.any() or closed.all(): return x
+    open_pose = x[~closed].mean(0)                                                    # (D,)
+    w = oversmooth(closed.to(x.dtype)[:, None], 1.0)[:, 0].clamp(0, 1)                # (T,) ramps in and out
+    return x + (strength * w)[:, None] * (open_pose - x)
+
 PERTURBATIONS = ("oversmooth", "jitter", "time_warp")   # the default 'not real' motions of the score head
 CLOSURE_PERTURBATIONS = ("open_closures",)              # optional: closure-aware negatives (need the corpus' regions)
 
-def perturb(verts, template, kind: str, generator=None, regions: dict | None = None):
-    "Apply one named perturbation (`PERTURBATIONS`, `CLOSURE_PERTURBATIONS`) with random strength."
+def perturb(verts, template, kind: str, generator=None, regions: dict | None = None,
+            opening: torch.Tensor | None = None):   # (T,) jaw opening: face coefficients take open_closures from it
+    "Apply one named perturbation (`PERTURBATIONS`, `CLOSURE_PERTURBATIONS`) with random strength, to vertices or coefficients."
     g = torch.rand(1, generator=generator).item()
     if kind == "open_closures":
-        if regions is None: raise ValueError("open_closures needs the corpus' regions (inner-lip landmarks)")
+        if opening is not None: return open_coefficient_closures(verts, opening, 0.2 + 0.4 * g)
+        if regions is None: raise ValueError("open_closures needs the corpus' regions (inner-lip landmarks) for meshes, or the "
+                                             "jaw opening for face coefficients (`load_beat2_sync_data(part='face')`)")
         return open_closures(verts, regions, 0.2 + 0.4 * g)
     if kind == "oversmooth": return oversmooth(verts, 1.5 + 2 * g)
     if kind == "jitter": return jitter(verts, template, 0.2 + 0.4 * g, generator)
@@ -355,7 +399,7 @@ def _head_examples(bb, seqs, cfg: HeadTrainConfig, rng: np.random.Generator, gen
         sh = t + sample_shifts(t, np.full(tc, tc), 1, cfg.min_shift, cfg.max_shift, rng)[:, 0]
         V += [vf, vf]; A += [af, af[sh]]; lip += [1.0] * tc + [0.0] * tc; real += [1.0] * tc + [nan] * tc
         for k in cfg.perturbations:
-            pv = bb.encode_mesh(clip_windows(perturb(q["verts"], q["template"], k, gen, regions)[None], L)[0], tpl)
+            pv = bb.encode_mesh(clip_windows(perturb(q["verts"], q["template"], k, gen, regions, q.get("opening"))[None], L)[0], tpl)
             V.append(pv); A.append(af); lip += [nan] * tc; real += [0.0] * tc
     return {"v": torch.cat(V), "a": torch.cat(A), "lip": torch.tensor(lip), "real": torch.tensor(real)}
 
@@ -455,6 +499,7 @@ def train_reward_head(root: str | Path,                                         
                       progress: bool = True,
                       device: str = "auto",                                         # auto | cpu | cuda
                       resume: bool = False,                                         # continue <out_path stem>_run/last.pt
+                      load=load_sync_data,                                          # (root, splits) → sequences; BEAT2: load_beat2_sync_data
                      ) -> dict:                                                     # summary: path, best, history, head
     """Pre-train head_v2's lip_score and real_score on a frozen sync-expert backbone (masked, balanced BCE), on `fit`:
     any number of processes; the run folder `<out_path stem>_run/` holds last.pt, best.pt and metrics.csv."""
@@ -463,14 +508,18 @@ def train_reward_head(root: str | Path,                                         
     if max_minutes is not None: cfg.max_minutes = max_minutes
     seed_everything(seed)
     bb = freeze(load_backbone(backbone_path))
-    train = [q for q in load_sync_data(root, ("train",)) if len(q["mel"]) > cfg.min_shift]
-    val = load_sync_data(root, (val_split,)) if val_split else None
+    train = [q for q in load(root, ("train",)) if len(q["mel"]) > cfg.min_shift]
+    val = load(root, (val_split,)) if val_split else None
+    coefficients = train[0].get("motion") == "coefficients"
+    if actor and coefficients:
+        raise ValueError("actor negatives are read from FaceFormer-layout corpora; for coefficient sequences attach the actor's "
+                         "predictions as q['actor'] yourself or leave actor unset")
     if actor:
         if not Path(actor).is_file(): raise FileNotFoundError(f"{actor} not found: train the SFT actor first or leave actor unset")
         train = add_actor_predictions(train, actor, root, "train")
         if val: val = add_actor_predictions(val, actor, root, val_split)
     regions = None
-    if set(cfg.perturbations) & set(CLOSURE_PERTURBATIONS):
+    if set(cfg.perturbations) & set(CLOSURE_PERTURBATIONS) and not coefficients:   # coefficients: the jaw opening instead
         spec = FaceFormerDataset(root, "train", with_mel=False)
         regions = load_regions(spec.root / spec.spec.masks, spec.n_vertices)
     val_ex = _head_examples(bb, val, cfg, np.random.default_rng(10_000 + seed),
