@@ -188,6 +188,7 @@ def _val_scorer(backbone, head):
 class RLTask(Task):
     "RL fine-tuning of an SFT actor against the reward model: the step, validation and selection of `train_rl`."
     score_name = "selection"
+    error_key = "val_lve"          # the supervised error `select=lve` and `lve_tolerance` read (a subclass may change it)
     def __init__(self, cfg):
         t = self.t = cfg.trainer
         if t.variant not in RL_VARIANTS: raise ValueError(f"trainer.variant={t.variant!r}; choose from {RL_VARIANTS}")
@@ -205,10 +206,7 @@ class RLTask(Task):
         self.backbone = freeze(load_backbone(t.backbone))
         self.head = load_reward_head(t.head).train()
         head_params = trainable_heads(self.head, t.train_heads)
-        ds_tr = FaceFormerDataset(cfg.dataset.root, "train", cfg.dataset.kind, with_mel=True)
-        self.ds_va = FaceFormerDataset(cfg.dataset.root, "val", cfg.dataset.kind, with_mel=True,
-                                       style="independent" if t.val_conditions == "mean" else "auto")
-        self.lips = load_regions(ds_tr.root / ds_tr.spec.masks, ds_tr.n_vertices)["lips"] if ds_tr.spec.masks else np.arange(ds_tr.n_vertices)
+        ds_tr, self.ds_va = self.datasets(cfg)
         self.train_set = Subset(ds_tr, range(min(len(ds_tr), t.max_train_items))) if t.max_train_items else ds_tr
         self.collate = collate_faceformer
         self.modules = {"model": self.actor, "head": self.head}
@@ -216,8 +214,17 @@ class RLTask(Task):
                                                           {"params": head_params, "lr": t.head_lr}])}
         self.cfg_dict = OmegaConf.to_container(cfg, resolve=True)
         self.val_extra = _val_scorer(self.backbone, self.head)
-        self.extras = {k: init[k] for k in ("train_subjects", "fps", "templates", "faces") if k in init}
+        self.extras = {k: init[k] for k in ("train_subjects", "fps", "templates", "faces", "coefficients") if k in init}
         self.steps, self.lve_cap = 0, math.inf
+
+    def datasets(self, cfg):
+        "Training and validation items with `rep_audio_mel` (FaceFormer layout); sets `lips`, the vertices val LVE reads."
+        t = cfg.trainer
+        ds_tr = FaceFormerDataset(cfg.dataset.root, "train", cfg.dataset.kind, with_mel=True)
+        ds_va = FaceFormerDataset(cfg.dataset.root, "val", cfg.dataset.kind, with_mel=True,
+                                  style="independent" if t.val_conditions == "mean" else "auto")
+        self.lips = load_regions(ds_tr.root / ds_tr.spec.masks, ds_tr.n_vertices)["lips"] if ds_tr.spec.masks else np.arange(ds_tr.n_vertices)
+        return ds_tr, ds_va
 
     def to(self, device):
         super().to(device); self.backbone.to(device)
@@ -229,13 +236,14 @@ class RLTask(Task):
         return row
     def before_training(self):                                  # the SFT actor is a candidate (epoch 0)
         row = {"epoch": 0, **self._validate()}
-        self.lve_cap = row["val_lve"] * (1 + self.t.lve_tolerance)
+        self.lve_cap = row[self.error_key] * (1 + self.t.lve_tolerance)
         return row
     def validate(self, epoch): return self._validate()
     def score(self, row):                                       # lower is better; rows without validation are no candidates
-        if "val_lve" not in row: return math.inf
-        return {"lve": row["val_lve"], "last": -row["epoch"],
-                "reward": -row["val_reward"] if row["val_lve"] <= self.lve_cap else math.inf}[self.t.select]
+        e = self.error_key
+        if e not in row: return math.inf
+        return {"lve": row[e], "last": -row["epoch"],
+                "reward": -row["val_reward"] if row[e] <= self.lve_cap else math.inf}[self.t.select]
     def begin_epoch(self, epoch, u):
         self.actor.train(self.t.dropout); self.head.train(); self.n_clips, self.t_score = 0, 0.0
         return {}
@@ -277,7 +285,7 @@ class RLTask(Task):
         return {"step_s": 1 / row["steps_per_s"], "clips_per_s": self.n_clips / max(self.t_score, 1e-9)}
     def last_extras(self):
         return {"config": {**self.init["config"], "rl": self.cfg_dict}, "model_config": self.init["model_config"],
-                "best_val_lve": min((h["val_lve"] for h in self.history if "val_lve" in h), default=math.inf), **self.extras}
+                f"best_{self.error_key}": min((h[self.error_key] for h in self.history if self.error_key in h), default=math.inf), **self.extras}
     def best_extras(self): return {**self.last_extras(), "history": self.history}
     def save_extra(self, run_dir, epoch, improved):
         save_checkpoint(run_dir / "last_head.pt", head_state(self.head, epoch=epoch))
