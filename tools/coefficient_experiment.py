@@ -11,7 +11,8 @@ The rule, fixed before any test number exists: per part, the candidate with the 
 units (the loop's selection score, `best_val_mse` of best.pt) is written with its overrides into the --config YAML,
 committed, and only then is `eval --split test` run: it trains the missing seeds (0 and 1) of the chosen candidate,
 and writes docs/results/beat2_coefficients_{face,gesture}.csv (one row per method and seed, 95 % bootstrap intervals
-over test recordings) and docs/results/beat2_coefficients.png.
+over test recordings), beat2_coefficients_{face,gesture}_paired.csv (each actor seed minus each baseline, per measure,
+with paired bootstrap intervals over the same recordings) and docs/results/beat2_coefficients.png.
 
 Why `medium` and not the `small` preset of speechface.data.beat2_synth: on `small` (32 training recordings) the
 gesture actor's validation error rose again after ~20 epochs while its training loss kept falling, and its 8 test
@@ -90,9 +91,9 @@ def evaluate(out: Path, part: str, split: str, runs: dict, n_boot: int = 1000):
     rest = rest_pose() if part == "gesture" else None
     methods.update(baseline_predictions(ds, neutral_vector(part, rest)))
     enc = fgd_encoder(data, cache_dir=out / "cache") if part == "gesture" else None
-    _, summary = evaluate_coefficients(ds, methods, expression_basis(), rest, enc, n_boot=n_boot)
+    per, summary = evaluate_coefficients(ds, methods, expression_basis(), rest, enc, n_boot=n_boot)
     summary.insert(0, "seed", [seeds.get(m, "") for m in summary.index])
-    return summary, methods, ds
+    return summary, methods, ds, per
 
 
 def best_val(rd: Path) -> float:
@@ -108,7 +109,7 @@ def tune(out: Path):
         for cand in CANDIDATES:
             rd = train(out, part, cand, 0, overrides(cand))
             runs[f"actor {cand}"] = (rd, 0)
-        summary, _, _ = evaluate(out, part, "val", runs, n_boot=200)
+        summary, _, _, _ = evaluate(out, part, "val", runs, n_boot=200)
         summary.insert(1, "best_val_mse", [best_val(runs[m][0]) if m in runs else float("nan") for m in summary.index])
         path = RESULTS / f"beat2_coefficients_val_{part}.csv"
         summary.to_csv(path, float_format="%.6g"); print(f"wrote {path}"); print(summary.iloc[:, :8].round(4).to_string())
@@ -151,9 +152,13 @@ def eval_test(out: Path, config: Path, split: str):
     for part in PARTS:
         cand = prereg[part]["candidate"]
         runs = {f"actor (seed {s})": (train(out, part, cand, s, overrides(cand, config, part)), s) for s in SEEDS}
-        summary, methods, ds = evaluate(out, part, split, runs)
-        name = f"beat2_coefficients_{part}.csv" if split == "test" else f"beat2_coefficients_{split}_{part}_prereg.csv"
-        summary.to_csv(RESULTS / name, float_format="%.6g"); print(f"wrote {RESULTS / name}")
+        summary, methods, ds, per = evaluate(out, part, split, runs)
+        name = f"beat2_coefficients_{part}" if split == "test" else f"beat2_coefficients_{split}_{part}_prereg"
+        summary.to_csv(RESULTS / f"{name}.csv", float_format="%.6g"); print(f"wrote {RESULTS / name}.csv")
+        import pandas as pd
+        from speechface.train.coefficients import paired_differences
+        paired = pd.concat([paired_differences(per, m, b) for m in runs for b in ("static", "mean pose")])
+        paired.to_csv(RESULTS / f"{name}_paired.csv", index=False, float_format="%.6g"); print(f"wrote {RESULTS / name}_paired.csv")
         print(summary[[c for c in summary.columns if not c.endswith(("_lo", "_hi"))]].round(4).to_string())
         parts[part] = (methods, ds)
     if split == "test": plot(parts["face"], parts["gesture"], RESULTS / "beat2_coefficients.png")

@@ -341,8 +341,8 @@ class DyadicDatasetSettings:
 @dataclass
 class CoefficientTrainer(TrainerLoop):
     "`trainer=coefficients`: the actor on BEAT2 coefficient vectors (face or gesture), MSE in normalised units (nbs/48_train.coefficients.ipynb)."
-    name: str = "coefficients"
-    epochs: int = setting(60, "int", lo=1)
+    name: str = "coefficients"                                  # defaults: the recipe chosen on validation (beat2_coefficients_prereg.yaml)
+    epochs: int = setting(40, "int", lo=1)
     batch_size: int = setting(8, "int", lo=1)                   # windows per global batch
     lr: float = setting(1e-3, "float", **POS)                   # Adam
     lr_schedule: str = setting("cosine", "choice", choices=("constant", "cosine"))
