@@ -57,12 +57,18 @@ def _train(a) -> int:
     if a.show_config:
         from omegaconf import OmegaConf
         print(OmegaConf.to_yaml(cfg)); return 0
-    if cfg.trainer.name == "coefficients" or "part" in cfg.dataset:    # the actor on BEAT2 face / gesture coefficients
+    beat2 = "part" in cfg.dataset                                   # dataset=beat2: face / gesture coefficients
+    if cfg.trainer.name == "coefficients" or (beat2 and cfg.trainer.name not in ("rl", "reward_backbone", "reward_head")):
         from speechface.train.coefficients import train_coefficients
         res = train_coefficients(cfg, progress=not a.quiet)               # checks trainer, dataset and root itself
         print(f"run {res['run_dir']}: {res['epochs']} epochs, best val MSE (normalised) {res['best']:.4g} at epoch {res['best_epoch']}")
         return 0
-    check_paths(cfg)
+    if beat2 and cfg.trainer.name == "rl":                          # RL of a trainer=coefficients actor on its reward
+        from speechface.train.coefficient_rl import train_coefficient_rl
+        res = train_coefficient_rl(cfg, progress=not a.quiet)
+        print(f"run {res['run_dir']}: best epoch {res['best_epoch']}, val MSE (normalised) {res['best_val_mse']:.4g}")
+        return 0
+    if not beat2: check_paths(cfg)
     if cfg.trainer.name == "rl":                                   # speechface train trainer=rl run=<rl run> ...
         from speechface.train.rl import train_rl
         res = train_rl(cfg, progress=not a.quiet); res["epochs"] = len(res["history"]) - 1

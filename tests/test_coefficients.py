@@ -121,3 +121,27 @@ def test_mesh_checkpoint_is_not_a_coefficient_actor(tmp_path):
     from speechface.train.coefficients import load_coefficient_actor
     save_checkpoint(tmp_path / "mesh.pt", {"model": {}, "model_config": {}, "config": {}})
     with pytest.raises(UsageError, match="not written by trainer=coefficients"): load_coefficient_actor(tmp_path / "mesh.pt")
+
+
+def test_cli_reward_and_rl_on_coefficients(face_run, beat2, tmp_path):
+    "dataset=beat2 routes the reward trainers and RL to the coefficient versions: backbone, score head, one RL epoch."
+    common = ["dataset=beat2", f"dataset.root={beat2}", "dataset.part=face", f"out_dir={tmp_path}", "threads=1", "--quiet"]
+    small = ["+trainer.model.d_model=16", "+trainer.model.n_heads=2", "+trainer.model.n_layers=1", "+trainer.model.embed_dim=8",
+             "+trainer.model.conv_channels=4"]
+    r = run("train", "trainer=reward_backbone", "trainer.epochs=2", "trainer.seqs_per_batch=4", *small, *common)
+    backbone = tmp_path / "reward" / "model_loss.pth"
+    assert backbone.is_file() and "reward_backbone: 2 epochs" in r.stdout, r.stdout
+    from speechface.models.reward import load_backbone
+    bb = load_backbone(backbone)
+    assert bb.cfg.motion == "coefficients" and bb.cfg.motion_dim == 106            # it reads the actor's 106-d clips
+    r = run("train", "trainer=reward_head", "trainer.epochs=2", f"trainer.backbone={backbone}", *common)
+    head = tmp_path / "reward" / "v4_best.pt"
+    assert head.is_file(), r.stdout
+    r = run("train", "trainer=rl", "trainer.variant=backprop", "trainer.epochs=1", "trainer.batch_size=2", "run=rl",
+            f"trainer.init_actor={face_run / 'best.pt'}", f"trainer.backbone={backbone}", f"trainer.head={head}", *common)
+    assert f"run {tmp_path / 'rl'}: best epoch" in r.stdout, r.stdout
+    from speechface.core import load_checkpoint
+    assert "coefficients" in load_checkpoint(tmp_path / "rl" / "best.pt")            # the normalisation travels with the actor
+    r = run("train", "trainer=rl", "run=rl2", f"trainer.init_actor={face_run / 'best.pt'}",
+            f"trainer.backbone={backbone}", f"trainer.head={head}", *common, "dataset.part=gesture", check=False)  # last wins
+    assert r.returncode != 0 and "dataset.part=" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/43_train.reward.ipynb #24e0aa83
 from __future__ import annotations
-import math, os, time
+import functools, math, os, time
 import dataclasses
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
@@ -541,23 +541,27 @@ def train_reward_from_config(cfg, progress: bool = True) -> dict:
     "Run `trainer=reward_backbone` (sync expert; evaluation expert with `trainer.evaluation`) or `trainer=reward_head`."
     t = cfg.trainer
     if cfg.get("threads"): torch.set_num_threads(int(cfg.threads))
+    beat2 = "part" in cfg.dataset                                  # dataset=beat2: the reward sees the actor's coefficient clips
+    load = (functools.partial(load_beat2_sync_data, part=cfg.dataset.part, cache_dir=cfg.dataset.get("cache_dir")) if beat2
+            else load_sync_data)
     if t.name == "reward_backbone":
         keys = {f.name for f in dataclasses.fields(SyncTrainConfig)}
         sc = SyncTrainConfig(**{k: t[k] for k in keys if k in t})
+        if beat2: sc = dataclasses.replace(sc, region=None)       # coefficient vectors have no mesh regions: every channel
         model = dict(t.model) if t.get("model") else None
         if t.evaluation:
             seed = cfg.seed + 1 if t.seed is None else t.seed
             out = t.out or Path(cfg.out_dir) / "reward" / "eval_sync_expert.pth"
             return train_eval_sync_expert(cfg.dataset.root, out, seed=seed, cfg=sc, model=model, progress=progress,
-                                          device=str(cfg.device), resume=t.resume)
+                                          device=str(cfg.device), resume=t.resume, load=load)
         out = t.out or Path(cfg.out_dir) / "reward" / "model_loss.pth"
         return train_sync_expert(cfg.dataset.root, out, seed=cfg.seed if t.seed is None else t.seed, cfg=sc, model=model,
-                                 progress=progress, device=str(cfg.device), resume=t.resume)
+                                 progress=progress, device=str(cfg.device), resume=t.resume, load=load)
     if t.name == "reward_head":
         keys = {f.name for f in dataclasses.fields(HeadTrainConfig)}
         hc = HeadTrainConfig(**{k: t[k] for k in keys if k in t})
         if not Path(t.backbone).is_file():
             raise FileNotFoundError(f"{t.backbone} not found: pre-train the backbone first (speechface train trainer=reward_backbone)")
         return train_reward_head(cfg.dataset.root, t.backbone, t.out, seed=cfg.seed, cfg=hc, actor=t.actor, progress=progress,
-                                 device=str(cfg.device), resume=t.resume)
+                                 device=str(cfg.device), resume=t.resume, load=load)
     raise ValueError(f"trainer.name={t.name!r} is not a reward trainer (reward_backbone, reward_head)")

@@ -241,7 +241,7 @@ class SupervisedTask(Task):
                         input_noise=t.input_noise, mem=mem)
         m = b["vertice_mask"]
         num = ((out["mu"].float() - b["vertice"]) ** 2 * m[..., None]).sum() / out["mu"].shape[-1]   # Σ over real frames of the frame MSE
-        metrics = {"train_mse": float(num / m.sum().clamp(min=1))}
+        metrics = {"train_mse": float(num.detach() / m.sum().clamp(min=1))}
         if self.phone_weight > 0:                                 # auxiliary phone targets for the audio encoder
             logits = model.phone_logits(mem).float()              # (B, T, P); every real frame has a label, padding -100
             ce = F.cross_entropy(logits.flatten(0, 1), b["phones"].flatten(), ignore_index=-100, reduction="sum")
