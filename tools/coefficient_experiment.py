@@ -5,6 +5,7 @@ Stages (run from the repository root; each is resumable and writes under --out, 
   python tools/coefficient_experiment.py tune                   # seed 0 of every candidate, both parts; validation tables
   python tools/coefficient_experiment.py train --part face --candidate rollout --seed 1
   python tools/coefficient_experiment.py eval --split test --config docs/results/beat2_coefficients_prereg.yaml
+  python tools/coefficient_experiment.py frames [--video DIR]   # a frame of each video (seed-0 actors, test recording 0)
 `tune` trains seed 0 of each candidate setting (CANDIDATES) for both parts and writes
 docs/results/beat2_coefficients_val_{face,gesture}.csv (every candidate and the baselines on the validation split).
 The rule, fixed before any test number exists: per part, the candidate with the lowest validation MSE in normalised
@@ -164,22 +165,78 @@ def eval_test(out: Path, config: Path, split: str):
     if split == "test": plot(parts["face"], parts["gesture"], RESULTS / "beat2_coefficients.png")
 
 
+def _label(img, text: str):
+    from PIL import Image, ImageDraw
+    im = Image.fromarray(img); ImageDraw.Draw(im).text((8, 6), text, fill=(0, 0, 0))
+    import numpy as np
+    return np.asarray(im)
+
+
+def frames(out: Path, config: Path, video: Path | None = None, size: int = 192):
+    """A frame of each video for the first test recording, seed-0 actors of the pre-registered candidate: the face
+    (GT | actor | mean pose on the coefficient head, at GT's widest lip gap) and the gesture (GT | actor stick figures
+    at the largest known beat). With `video`, both whole recordings as MP4s with the speech (not committed)."""
+    import numpy as np, torch, yaml
+    from PIL import Image
+    from speechface.data.beat2 import beat2_paths
+    from speechface.data.beat2_motion import BEAT2MotionDataset, neutral_vector, elbow_flexion, gesture_poses, annotations
+    from speechface.data.beat2_synth import CoefficientFace, rest_pose
+    from speechface.train.coefficients import load_coefficient_actor, predict_coefficients, baseline_predictions
+    from speechface.data.mesh import inner_lip_distance
+    from speechface.metrics.coefficients import coefficient_vertices
+    from speechface.viz.coefficient_face import coefficient_rig, coefficient_frames, coefficient_video
+    from speechface.viz.gesture import stick_frames
+    from speechface.viz.video import write_video
+    torch.set_num_threads(1)
+    prereg, data = yaml.safe_load(config.read_text()), corpus(out)
+    seqs = {}
+    for part in PARTS:
+        model, stats, _ = load_coefficient_actor(out / "runs" / run_name(part, prereg[part]["candidate"], 0) / "best.pt")
+        ds = BEAT2MotionDataset(data, "test", part, stats=stats, cache_dir=out / "cache")
+        ds.ids = ds.ids[:1]; ds.index = ds.index[:1]                          # the first test recording only
+        id = ds.ids[0]
+        base = baseline_predictions(ds, neutral_vector(part, rest_pose() if part == "gesture" else None))
+        seqs[part] = {"GT": ds.targets[id], "actor (seed 0)": predict_coefficients(model, ds, stats)[id],
+                      "mean pose": base["mean pose"][id]}
+    wav, phones = beat2_paths(data, id)["audio"], annotations(data, id)["phones"]
+    face = CoefficientFace(); rig = coefficient_rig(face)
+    t = int(np.argmax(inner_lip_distance(coefficient_vertices(face, seqs["face"]["GT"]), *rig.lip_pairs)))
+    img = next(f for i, f in enumerate(coefficient_frames(face, seqs["face"], phones, size=size, rig=rig)) if i == t)
+    Image.fromarray(img).quantize(colors=128).save(RESULTS / "beat2_face_frame.png", optimize=True)
+    print(f"{RESULTS / 'beat2_face_frame.png'}: {id} frame {t} ({t / 30:.2f} s), GT | actor (seed 0) | mean pose")
+    poses = {k: gesture_poses(v, rest_pose()) for k, v in seqs["gesture"].items() if k != "mean pose"}
+    beats = [int(round(p * 30)) for p in annotations(data, id)["beats"]]
+    flex = elbow_flexion(seqs["gesture"]["GT"]).sum(1)
+    tg = max(beats, key=lambda b: flex[min(b, len(flex) - 1)])
+    cols = {k: stick_frames(p, size=size) for k, p in poses.items()}                 # (T, size, 2 size, 3) each
+    row = np.concatenate([_label(cols[k][tg], k) for k in cols], 1)
+    Image.fromarray(row).quantize(colors=64).save(RESULTS / "beat2_gesture_frame.png", optimize=True)
+    print(f"{RESULTS / 'beat2_gesture_frame.png'}: {id} frame {tg} ({tg / 30:.2f} s, a known beat), GT | actor (seed 0), front and side")
+    if video:
+        video.mkdir(parents=True, exist_ok=True)
+        coefficient_video(face, seqs["face"], video / "beat2_face.mp4", audio=wav, phones=phones, rig=rig, progress=True)
+        T = min(len(c) for c in cols.values())
+        write_video(np.concatenate([np.stack([_label(f, k) for f in cols[k][:T]]) for k in cols], 2), 30, video / "beat2_gesture.mp4", audio=wav)
+        print(f"wrote {video / 'beat2_face.mp4'} and {video / 'beat2_gesture.mp4'}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=("corpus", "tune", "train", "eval"))
+    ap.add_argument("stage", choices=("corpus", "tune", "train", "eval", "frames"))
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "coefficients")
     ap.add_argument("--part", choices=PARTS, default="face")
     ap.add_argument("--candidate", choices=tuple(CANDIDATES), default="rollout")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--split", default="test", choices=("val", "test"))
-    ap.add_argument("--config", type=Path, help="the pre-registered choice (YAML: per part, candidate and overrides)")
+    ap.add_argument("--config", type=Path, default=RESULTS / "beat2_coefficients_prereg.yaml",
+                    help="the pre-registered choice (YAML: per part, candidate and overrides)")
+    ap.add_argument("--video", type=Path, help="frames: also write both videos with the speech into this folder")
     a = ap.parse_args(argv)
     if a.stage == "corpus": print(corpus(a.out))
     elif a.stage == "tune": tune(a.out)
     elif a.stage == "train": train(a.out, a.part, a.candidate, a.seed, overrides(a.candidate))
-    else:
-        if a.config is None: ap.error("eval needs --config: the candidate chosen on validation, committed before the test run")
-        eval_test(a.out, a.config, a.split)
+    elif a.stage == "frames": frames(a.out, a.config, a.video)
+    else: eval_test(a.out, a.config, a.split)
 
 
 if __name__ == "__main__":
