@@ -5,8 +5,9 @@ synthetic BEAT2 corpus, one seed, validation split only.
 
 Stages: the SFT coefficient actor (`trainer=coefficients`, stochastic), the reward (a `motion='coefficients'` sync expert
 and score head with the closure-aware negatives, `load_beat2_sync_data`), the reward's ranking on the validation split
-(GT against shifted audio, a static face and each perturbation), one RL run (`CoefficientRLTask`, the configuration in
-RL_OVERRIDES, fixed before the run, `select=last` so the validation split chooses nothing), and the validation table:
+(GT against shifted audio, a static face and each perturbation), the RL runs (`CoefficientRLTask`, the configurations in
+RL_CANDIDATES: the first, gentle run and two larger learning rates; `select=last` so the validation split chooses
+nothing inside a run), and the validation table:
 reward, normalised MSE, expression error, jaw correlation, closure at /p b m/ (`evaluate_coefficients`), closure F1 and
 lip-reading accuracy (`speechface.evaluation.coefficients`), each with a 95 % bootstrap interval over recordings.
 Writes docs/results/beat2_coefficient_reward_ranking.csv and docs/results/beat2_coefficient_rl_val.csv.
@@ -24,6 +25,11 @@ ACTOR = ["trainer.epochs=15", "trainer.batch_size=8", "trainer.lr=3e-3", "traine
          "model.dropout=0.0", "model.stochastic=true", "dataset.window=45", "dataset.stride=15"]
 RL_OVERRIDES = ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=1.0", "trainer.lr=2e-5",
                 "trainer.epochs=3", "trainer.batch_size=8", "trainer.select=last", "trainer.max_train_items=160"]
+RL_CANDIDATES = {                  # name -> (run folder, overrides); all validation-only: select=last, no test split
+    "RL": ("rl", RL_OVERRIDES),                                                        # the gentle first run
+    "RL lr 3e-4": ("rl_lr3e4", [o.replace("trainer.lr=2e-5", "trainer.lr=3e-4") for o in RL_OVERRIDES]),
+    "RL lr 1e-3": ("rl_lr1e3", [o.replace("trainer.lr=2e-5", "trainer.lr=1e-3") for o in RL_OVERRIDES]),
+}
 REWARD_MODEL = {"d_model": 64, "n_layers": 1, "conv_channels": 8, "embed_dim": 128}
 
 
@@ -72,16 +78,18 @@ def main():
     RESULTS.mkdir(parents=True, exist_ok=True); rank.round(4).to_csv(RESULTS / "beat2_coefficient_reward_ranking.csv")
     log("reward ranking (val)\n" + rank.round(3).to_markdown())
 
-    rl = out / "ck" / "rl" / "last.pt"                                             # 4. one RL run
-    if not rl.is_file():
-        train_coefficient_rl(load_config(["trainer=rl", *base, "run=rl", f"trainer.init_actor={sft}",
-                                          f"trainer.backbone={rw / 'model_loss.pth'}", f"trainer.head={rw / 'v4_best.pt'}",
-                                          "dataset.window=45", "dataset.stride=15", *RL_OVERRIDES]), progress=False)
-    log("rl", rl)
+    rls = {}                                                                       # 4. the RL runs
+    for name, (run, overrides) in RL_CANDIDATES.items():
+        rls[name] = out / "ck" / run / "last.pt"
+        if not rls[name].is_file():
+            train_coefficient_rl(load_config(["trainer=rl", *base, f"run={run}", f"trainer.init_actor={sft}",
+                                              f"trainer.backbone={rw / 'model_loss.pth'}", f"trainer.head={rw / 'v4_best.pt'}",
+                                              "dataset.window=45", "dataset.stride=15", *overrides]), progress=False)
+        log(name, rls[name])
 
     ds = BEAT2MotionDataset(root, "val", "face")                                   # 5. the validation table
     methods = {"GT": ds.targets, "static (neutral)": {i: np.tile(neutral_vector("face"), (len(ds.targets[i]), 1)) for i in ds.ids}}
-    for name, ck in (("SFT", sft), ("RL", rl)):
+    for name, ck in (("SFT", sft), *rls.items()):
         actor, stats, _ = load_coefficient_actor(ck); methods[name] = predict_coefficients(actor.eval(), ds, stats)
     table = {}
     for name, pred in methods.items():                                            # reward and normalised MSE per recording

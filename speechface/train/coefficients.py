@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Subset
 import pandas as pd
 from omegaconf import OmegaConf
 
@@ -17,7 +16,6 @@ from ..core import load_checkpoint, UsageError
 from ..data.beat2 import BEAT2Dataset, BEAT2_FPS, BEAT2_SR, forward_kinematics, BEAT2_PARTS
 from ..data.beat2_motion import (BEAT2MotionDataset, MotionStats, motion_dim, neutral_vector, jaw_opening,
                                           elbow_flexion, gesture_poses, annotations)
-from ..data.dataset import collate_faceformer
 from ..data.textgrid import phone_label
 from ..models.audio_encoder import AudioEncoderConfig
 from ..models.faceformer import FaceFormer, FaceFormerConfig
@@ -103,13 +101,7 @@ class CoefficientTask(SupervisedTask):
         self.phone_weight = 0.0                                   # BEAT2's TextGrids have words only
         ds_tr = BEAT2MotionDataset(d.root, "train", d.part, window=d.window, stride=d.stride, cache_dir=d.cache_dir)
         self.ds_va = BEAT2MotionDataset(d.root, "val", d.part, stats=ds_tr.stats, cache_dir=d.cache_dir)
-        self.train_set = Subset(ds_tr, range(min(len(ds_tr), t.max_train_items))) if t.max_train_items else ds_tr
-        self.collate = collate_faceformer
-        self.model = FaceFormer(coefficient_model_config(cfg, ds_tr), start_token=cfg.model.start_token)
-        self.modules = {"model": self.model}
-        self.optimizers = {"optimizer": torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
-                                                         lr=t.lr, weight_decay=t.weight_decay)}
-        self.cfg_dict = OmegaConf.to_container(cfg, resolve=True)
+        self.actor_setup(cfg, ds_tr, coefficient_model_config(cfg, ds_tr))
         self.extras = {"coefficients": {**ds_tr.stats.to_dict(), "train_speakers": list(ds_tr.train_speakers),
                                         "fps": float(ds_tr.beat2.fps)}}
 

@@ -204,17 +204,22 @@ class SupervisedTask(Task):
                                        style="independent" if t.val_conditions == "mean" else "auto")
         self.lips = (load_regions(ds_tr.root / ds_tr.spec.masks, ds_tr.n_vertices)["lips"] if ds_tr.spec.masks
                      else np.arange(ds_tr.n_vertices))
-        self.train_set = Subset(ds_tr, range(min(len(ds_tr), t.max_train_items))) if t.max_train_items else ds_tr
-        self.collate = collate_faceformer
-        self.model = FaceFormer(model_config(cfg, ds_tr), start_token=cfg.model.start_token)
-        self.modules = {"model": self.model}
-        self.optimizers = {"optimizer": torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
-                                                         lr=t.lr, weight_decay=t.weight_decay)}
-        self.cfg_dict = OmegaConf.to_container(cfg, resolve=True)
+        self.actor_setup(cfg, ds_tr, model_config(cfg, ds_tr))
         faces = ds_tr.root / "faces.npy"
         self.extras = {"train_subjects": list(ds_tr.train_subjects), "fps": float(ds_tr.spec.fps),        # for `animate`
                        "templates": {s: torch.from_numpy(ds_tr.templates[s].copy()) for s in ds_tr.train_subjects},
                        **({"faces": torch.from_numpy(np.load(faces).astype(np.int64))} if faces.is_file() else {})}
+
+    def actor_setup(self, cfg, ds_tr, model_cfg: FaceFormerConfig):
+        "Training items (the first trainer.max_train_items), the actor and its Adam optimiser; shared with the coefficient actor."
+        t = cfg.trainer
+        self.train_set = Subset(ds_tr, range(min(len(ds_tr), t.max_train_items))) if t.max_train_items else ds_tr
+        self.collate = collate_faceformer
+        self.model = FaceFormer(model_cfg, start_token=cfg.model.start_token)
+        self.modules = {"model": self.model}
+        self.optimizers = {"optimizer": torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
+                                                         lr=t.lr, weight_decay=t.weight_decay)}
+        self.cfg_dict = OmegaConf.to_container(cfg, resolve=True)
 
     def begin_epoch(self, epoch, u):
         super().begin_epoch(epoch, u); t = self.t
