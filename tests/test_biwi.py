@@ -1,19 +1,14 @@
 """BIWI end to end, as a BIWI user runs it: a folder in FaceFormer's BIWI layout (V = 23 370, 25 fps, BIWI's subject
 names and sentence split, CodeTalker's regions/lve.txt and fdd.txt, 44.1 kHz audio) through `check-data`, `train`,
 `test` and `evaluate`, with LVE in BIWI's ×1e-4 unit checked against CodeTalker's formula on the written files."""
-import json, pickle, subprocess
+import json, pickle
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, soundfile as sf, soxr
 from speechface.data.dataset import BIWI
 from speechface.data.mesh import load_templates, load_regions
 
 V, FPS, SECONDS = BIWI.n_vertices, BIWI.fps, 0.6
-
-
-def run(*args, check=True):
-    r = subprocess.run(["speechface", *map(str, args)], capture_output=True, text=True)
-    if check and r.returncode: raise AssertionError(f"{args}: rc={r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
-    return r
+from clirun import run
 
 
 def make_biwi_fixture(root: Path, tiny: Path) -> dict:

@@ -1,14 +1,9 @@
 """The actor on BEAT2 coefficients: `speechface train trainer=coefficients dataset=beat2` end to end on the tiny
 synthetic BEAT2 corpus (run folder, reload, predictions in coefficient units), and bad input stopped with a message
 naming what is wrong: a wrong part, a missing split or split file, wrong dimensions, mismatched trainer and dataset."""
-import shutil, subprocess
+import shutil
 import numpy as np, pytest, torch
-
-
-def run(*args, check=True):
-    r = subprocess.run(["speechface", *map(str, args)], capture_output=True, text=True)
-    if check and r.returncode: raise AssertionError(f"{args}: rc={r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
-    return r
+from clirun import run
 
 
 @pytest.fixture(scope="module")

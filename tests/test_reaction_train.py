@@ -1,17 +1,12 @@
 """End-to-end: `speechface train trainer=reaction_fsq|reaction_vae` on the tiny dyadic corpus, resume, reload and
 generate, and bad settings stopped with one line naming the key."""
-import subprocess
 import numpy as np, pytest
+
+from clirun import run
 
 TINY_FSQ = ["trainer=reaction_tiny", "trainer.epochs=2", "trainer.tokenizer.epochs=2"]
 TINY_VAE = ["trainer=reaction_vae", "trainer.epochs=2", "trainer.batch_size=4", "trainer.crop=64", "trainer.feature_dim=32",
             "trainer.latent_dim=16", "trainer.n_heads=2", "trainer.n_encoder_layers=1", "trainer.n_decoder_layers=1", "trainer.n_samples=2"]
-
-
-def run(*args, check=True):
-    r = subprocess.run(["speechface", *map(str, args)], capture_output=True, text=True)
-    if check and r.returncode: raise AssertionError(f"{args}: rc={r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
-    return r
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,7 @@ from pathlib import Path
 import numpy as np, pytest
 
 from speechface.data.dataset import FaceFormerDataset, DataError
-
-
-def run(*args, check=True):
-    r = subprocess.run(["speechface", *args],
-                       capture_output=True, text=True)
-    if check and r.returncode != 0: raise AssertionError(f"{args}: rc={r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
+from clirun import run
 
 
 def digest(root):

@@ -1,15 +1,10 @@
 """End-to-end: speechface train / test / evaluate / animate on the tiny corpus, as a user runs them."""
-import json, subprocess
+import json
 from pathlib import Path
 import numpy as np, pytest
 
 TINY = ["model.feature_dim=32", "model.audio.mel_dim=32", "trainer.lr=1e-3", "trainer.batch_size=4"]
-
-
-def run(*args, check=True):
-    r = subprocess.run(["speechface", *map(str, args)], capture_output=True, text=True)
-    if check and r.returncode: raise AssertionError(f"{args}: rc={r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
-    return r
+from clirun import run
 
 
 @pytest.fixture(scope="module")
