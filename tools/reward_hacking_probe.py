@@ -23,6 +23,8 @@ def main():
     ap.add_argument("--split", default="val"); ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--lr", type=float, default=2e-4, help="Adam step on vertices, metres")
     ap.add_argument("--csv", default=None); ap.add_argument("--n-boot", type=int, default=300)
+    ap.add_argument("--backbone", default=None, help="reward backbone (default: OUT/ck/reward/model_loss.pth)")
+    ap.add_argument("--head", default=None, help="score head (default: OUT/ck/reward/v4_best.pt)")
     a = ap.parse_args(); torch.set_num_threads(1); torch.manual_seed(0)
     from speechface.core import load_checkpoint
     from speechface.data.dataset import FaceFormerDataset
@@ -32,7 +34,8 @@ def main():
     from speechface.models.reward import load_backbone, load_reward_head, score_sequence, freeze
     from speechface.train.supervised import load_actor, predict_conditions, style_conditions
     out = Path(a.out); rw = out / "ck" / "reward"
-    bb, head = freeze(load_backbone(rw / "model_loss.pth")), freeze(load_reward_head(rw / "v4_best.pt").eval())
+    bb = freeze(load_backbone(a.backbone or rw / "model_loss.pth"))
+    head = freeze(load_reward_head(a.head or rw / "v4_best.pt").eval())
     expert = load_backbone(rw / "eval_sync_expert.pth")
     reader = load_checkpoint(out / "lipreader.pt")
     ds = FaceFormerDataset(out / "data", a.split, with_mel=True, style="independent")

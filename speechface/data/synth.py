@@ -20,7 +20,7 @@ from .articulation import FaceRig, SpeakingStyle, mouth_curves, upper_face_curve
 
 # %% auto #0
 __all__ = ['SENTENCES', 'GENERATOR_VERSION', 'PRESETS', 'RENAMED_PRESETS', 'SPLIT_SUBJECTS', 'SPLIT_SENTENCES', 'CorpusPreset',
-           'SyntheticSubject', 'make_subjects', 'sentence_text', 'utterance_motion', 'generate_corpus',
+           'SyntheticSubject', 'make_subjects', 'sentence_text', 'utterance_motion', 'generate_corpus', 'extend_split',
            'source_fingerprint', 'corpus_fingerprint', 'cached_build', 'cached_corpus', 'oracle_motions',
            'oracle_motion']
 
@@ -115,6 +115,21 @@ def utterance_motion(rig: FaceRig, subject: SyntheticSubject,
     return rig(curves, subject.style.asymmetry), curves
 
 # %% ../../nbs/07_data.synth.ipynb #140b1072
+def _write_utterances(out: Path, jobs: list, heads: dict, fps: int, seed: int, desc: str, progress: bool, workers: int) -> dict:
+    "Synthesise and write the (subject, sentence) `jobs` (wav, vertices, TextGrid); their texts by stem. Each utterance is a function of (seed, subject, sentence) alone."
+    speech = synthesize_many([dict(text=sentence_text(s, k), voice=s.voice, rate=s.rate, pitch=s.pitch,
+                                   seed=(seed * 1009 + s.index) * 101 + k) for s, k in jobs], workers=workers)
+    rigs, texts = {name: FaceRig(h) for name, h in heads.items()}, {}
+    for (s, k), utt in tqdm(zip(jobs, speech), total=len(jobs), desc=desc, disable=not progress, unit="utt"):
+        stem = f"{s.name}_sentence{k:02d}"
+        texts[stem] = utt.text
+        verts, _ = utterance_motion(rigs[s.name], s, utt.phones, utt.stress, utt.audio, utt.sr, fps,
+                                    np.random.default_rng([seed, s.index, k]))
+        with atomic_write(out / "vertices_npy" / f"{stem}.npy") as f: np.save(f, verts.reshape(len(verts), -1))
+        with atomic_write(out / "wav" / f"{stem}.wav") as f: sf.write(f, utt.audio, utt.sr, subtype="PCM_16", format="WAV")
+        write_textgrid(out / "textgrids" / f"{stem}.TextGrid", utt.duration, utt.phones, utt.stress, utt.words)
+    return texts
+
 def generate_corpus(out: str | Path,           # output folder (created; existing files are overwritten)
                     preset: str = "tiny",      # 'tiny', 'small' or 'voca' (see `PRESETS`)
                     seed: int = 0,             # everything is a deterministic function of (preset, seed)
@@ -129,20 +144,9 @@ def generate_corpus(out: str | Path,           # output folder (created; existin
     for d in ("wav", "vertices_npy", "textgrids"): (out / d).mkdir(parents=True, exist_ok=True)
     subjects = make_subjects(seed)
     jobs = [(s, k) for s in subjects for k in (cfg.train_sentences if s.split == "train" else cfg.heldout_sentences)]
-    speech = synthesize_many([dict(text=sentence_text(s, k), voice=s.voice, rate=s.rate, pitch=s.pitch,
-                                   seed=(seed * 1009 + s.index) * 101 + k) for s, k in jobs], workers=workers)
-    templates, texts, heads = {}, {}, {}
-    for s in subjects:
-        heads[s.name] = build_head(cfg.n_vertices, s.shape); templates[s.name] = heads[s.name].vertices
-    rigs = {name: FaceRig(h) for name, h in heads.items()}
-    for (s, k), utt in tqdm(zip(jobs, speech), total=len(jobs), desc=f"synth {preset}", disable=not progress, unit="utt"):
-        stem = f"{s.name}_sentence{k:02d}"
-        texts[stem] = utt.text
-        verts, _ = utterance_motion(rigs[s.name], s, utt.phones, utt.stress, utt.audio, utt.sr, cfg.fps,
-                                    np.random.default_rng([seed, s.index, k]))
-        with atomic_write(out / "vertices_npy" / f"{stem}.npy") as f: np.save(f, verts.reshape(len(verts), -1))
-        with atomic_write(out / "wav" / f"{stem}.wav") as f: sf.write(f, utt.audio, utt.sr, subtype="PCM_16", format="WAV")
-        write_textgrid(out / "textgrids" / f"{stem}.TextGrid", utt.duration, utt.phones, utt.stress, utt.words)
+    heads = {s.name: build_head(cfg.n_vertices, s.shape) for s in subjects}
+    templates = {name: h.vertices for name, h in heads.items()}
+    texts = _write_utterances(out, jobs, heads, cfg.fps, seed, f"synth {preset}", progress, workers)
     head = heads[subjects[0].name]
     with atomic_write(out / "templates.pkl") as f: pickle.dump(templates, f, protocol=4)
     with atomic_write(out / "regions.pkl") as f: pickle.dump(head.regions, f, protocol=4)
@@ -156,6 +160,34 @@ def generate_corpus(out: str | Path,           # output folder (created; existin
                                   "shape": asdict(s.shape), "style": asdict(s.style)} for s in subjects},
             "texts": texts}
     with atomic_write(out / "metadata.json", "w") as f: json.dump(meta, f, indent=1, sort_keys=True)
+    return meta
+
+def extend_split(root: str | Path,   # a synthetic corpus (`generate_corpus`)
+                 split: str,         # 'val' or 'test' (training speakers keep their sentences)
+                 last_sentence: int, # the split's sentences become first..last_sentence
+                 progress: bool = True, workers: int = 2,
+                ) -> dict:           # the updated metadata
+    """More sentences for the speakers of a held-out split: the utterances `generate_corpus` would make for those sentence
+    numbers (each is a function of corpus seed, speaker and sentence only), added to the folder and to metadata.json."""
+    root = Path(root); mp = root / "metadata.json"
+    if not mp.is_file(): raise FileNotFoundError(f"{mp} not found: extend_split extends a corpus made by generate_corpus")
+    meta = json.loads(mp.read_text())
+    if meta.get("generator") != "speechface.data.synth" or meta.get("version") != GENERATOR_VERSION:
+        raise ValueError(f"{mp}: made by {meta.get('generator')} {meta.get('version')}, not speechface.data.synth "
+                         f"{GENERATOR_VERSION}; regenerate it with generate_corpus")
+    if split not in ("val", "test"):
+        raise ValueError(f"split={split!r}: only held-out splits (val, test) can grow; training sentences fix the trained models")
+    lo, hi = meta["split"][split]["sentences"]                       # the split's range (VOCASET's; files may cover less)
+    cfg = PRESETS[meta["preset"]]
+    subjects = [s for s in make_subjects(meta["seed"]) if s.split == split]
+    have = max(int(p.stem.rsplit("sentence", 1)[1]) for s in subjects for p in (root / "wav").glob(f"{s.name}_sentence*.wav"))
+    if last_sentence <= have:
+        raise ValueError(f"{root}: split {split!r} already has sentences {lo}-{have}; last_sentence must exceed {have}")
+    jobs = [(s, k) for s in subjects for k in range(have + 1, last_sentence + 1)]
+    heads = {s.name: build_head(cfg.n_vertices, s.shape) for s in subjects}
+    texts = _write_utterances(root, jobs, heads, cfg.fps, meta["seed"], f"extend {split}", progress, workers)
+    meta["split"][split]["sentences"] = [lo, max(hi, last_sentence)]; meta["texts"].update(texts)
+    with atomic_write(mp, "w") as f: json.dump(meta, f, indent=1, sort_keys=True)
     return meta
 
 # %% ../../nbs/07_data.synth.ipynb #65e33272

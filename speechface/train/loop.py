@@ -173,6 +173,8 @@ class SyncTrainConfig:
     weight_decay: float = setting(1e-4, "float", **NONNEG)
     grad_clip: float = setting(1.0, "float", **POS)
     region: str | None = setting("lips", "str", nullable=True)  # mesh region the expert sees (a masks key); null = every vertex
+    closure_negatives: float = setting(0.0, "float", **NONNEG)  # weight of the closure term: aligned audio must prefer the true
+                                                                # clip to it with closures opened / openings shut (0 = shifts only)
     max_minutes: float | None = setting(None, "float", **POS, nullable=True)  # wall-clock budget
     mixed_precision: str = setting("no", "choice", choices=PRECISIONS)
 

@@ -33,8 +33,8 @@ from .supervised import load_actor
 __all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'load_sync_data', 'load_beat2_sync_data', 'sample_shifts', 'candidate_mask',
            'SyncEvaluation', 'sync_accuracy_by_offset', 'gather_rows', 'epoch_anchors', 'SyncExpertTask',
            'train_sync_expert', 'train_eval_sync_expert', 'oversmooth', 'jitter', 'time_warp', 'open_closures',
-           'open_coefficient_closures', 'perturb', 'head_accuracy', 'add_actor_predictions', 'HeadTask',
-           'train_reward_head', 'train_reward_from_config']
+           'open_coefficient_closures', 'shut_openings', 'attach_closure_negatives', 'perturb', 'closure_preference',
+           'head_accuracy', 'add_actor_predictions', 'HeadTask', 'train_reward_head', 'train_reward_from_config']
 
 # %% ../../nbs/43_train.reward.ipynb #ae446b5a
 def load_sync_data(root: str | Path,        # a corpus in FaceFormer's layout
@@ -222,7 +222,30 @@ class SyncExpertTask(Task):
         tgt = torch.as_tensor(target, device=self.device)
         loss = F.cross_entropy(logits, tgt, reduction="sum") if len(sid) else logits.sum()
         hits = float((logits.argmax(1) == tgt).float().sum()) if len(sid) else 0.0
-        return loss, len(sid), {"train_top1": hits / max(len(sid), 1)}
+        extra = {"train_top1": hits / max(len(sid), 1)}
+        if self.cfg.closure_negatives > 0 and len(sid):
+            h_loss, h_acc = self.closure_term(vf, af[: len(sid)], sid, pos)
+            loss = loss + self.cfg.closure_negatives * h_loss; extra["train_closure_acc"] = h_acc
+        return loss, len(sid), extra
+
+    def closure_term(self, vf, af, sid, pos):
+        """Hard mesh negatives for each anchor's aligned audio: the same clip with its closures opened and with its openings
+        shut (`closure_negatives`); a softmax over the true clip and the perturbed clips that differ from it. Summed over anchors."""
+        L, q = self.bb.cfg.clip_len, self.seqs
+        ok = np.stack([q[s]["hard_ok"][t] for s, t in zip(sid, pos)])                               # (N, H) bool
+        rows, kinds = np.nonzero(ok)
+        if not len(rows): return vf.sum() * 0.0, float("nan")
+        hv = self.bb.encode_mesh(torch.stack([q[sid[r]]["hard"][k, pos[r]:pos[r] + L] for r, k in zip(rows, kinds)]),
+                                 torch.stack([q[sid[r]]["template"] for r in rows]))                # (M, D)
+        H = ok.shape[1]
+        neg = torch.full((len(sid), H), float("-inf"), device=vf.device, dtype=vf.dtype)
+        neg = neg.index_put((torch.as_tensor(rows, device=vf.device), torch.as_tensor(kinds, device=vf.device)),
+                            (hv * af[rows]).sum(1) / self.cfg.temperature)
+        pos_logit = (vf * af).sum(1, keepdim=True) / self.cfg.temperature
+        use = torch.as_tensor(ok.any(1), device=vf.device)
+        logits = torch.cat([pos_logit, neg], 1)[use]
+        target = torch.zeros(len(logits), dtype=torch.long, device=vf.device)
+        return F.cross_entropy(logits, target, reduction="sum"), float((logits.argmax(1) == 0).float().mean())
 
     def validate(self, epoch):
         if not self.val: return {}
@@ -282,6 +305,15 @@ def train_sync_expert(root: str | Path,                                   # corp
     mel = torch.cat([q["mel"].flatten() for q in train])
     mcfg = SpeechMeshConfig(**{"motion_dim": V3, "motion": motion, "motion_scale": float(disp.pow(2).mean().sqrt()) or 1.0,
                                "mel_mean": float(mel.mean()), "mel_std": float(mel.std()), **(model or {})})
+    if cfg.closure_negatives > 0:
+        if motion == "coefficients": raise ValueError("closure_negatives perturbs the inner lips of meshes; coefficient sequences "
+                                                      "have none: set SyncTrainConfig(closure_negatives=0)")
+        spec_ds = FaceFormerDataset(root, splits[0], with_mel=False)
+        regs = load_regions(spec_ds.root / spec_ds.spec.masks, V3 // 3) if spec_ds.spec.masks else {}
+        if not {"inner_lip_upper", "inner_lip_lower"} <= set(regs):
+            raise ValueError(f"closure_negatives needs inner_lip_upper / inner_lip_lower in {root}'s region masks "
+                             f"(it has {sorted(regs)}); set closure_negatives=0 or add the landmarks")
+        for q in train: attach_closure_negatives(q, regs, mcfg.clip_len)
     meta = dict(seed=seed, splits=list(splits), region=cfg.region or "", train_config=asdict(cfg))
     task = SyncExpertTask(train, val, SpeechMeshTransformer(mcfg, vertex_idx=idx), cfg, seed, meta)
     loop = LoopConfig(epochs=cfg.epochs, batch_size=cfg.seqs_per_batch, grad_clip=cfg.grad_clip, max_minutes=cfg.max_minutes,
@@ -365,6 +397,37 @@ def open_coefficient_closures(x: torch.Tensor,       # (T, D) face coefficient v
     w = oversmooth(closed.to(x.dtype)[:, None], 1.0)[:, 0].clamp(0, 1)                # (T,) ramps in and out
     return x + (strength * w)[:, None] * (open_pose - x)
 
+def shut_openings(verts: torch.Tensor,  # (T, 3V)
+                  regions: dict,         # the corpus' regions: inner_lip_upper / inner_lip_lower (+ lower_lip)
+                  strength: float = 0.8, # fraction of each frame's inner-lip gap that is closed
+                 ) -> torch.Tensor:      # (T, 3V)
+    "Lips that close where they should not: the lower lip moved `strength` of the way to the upper lip at every frame."
+    v = verts.reshape(len(verts), -1, 3)
+    up, lo = (torch.as_tensor(regions[k]) for k in ("inner_lip_upper", "inner_lip_lower"))
+    gap = v[:, up].mean(1) - v[:, lo].mean(1)                                         # (T, 3) upper minus lower
+    moving = torch.unique(torch.cat([lo, torch.as_tensor(regions.get("lower_lip", lo))]))
+    out = v.clone()
+    out[:, moving] += strength * gap[:, None, :]
+    return out.reshape(verts.shape)
+
+def attach_closure_negatives(q: dict,             # a sync sequence (`load_sync_data`): verts (T, 3V)
+                             regions: dict,       # inner_lip_upper / inner_lip_lower (+ lower_lip)
+                             clip_len: int = 5,   # the backbone's clip length
+                             open_strength: float = 0.4, shut_strength: float = 0.8,
+                             min_change: float = 0.25,   # a clip counts when its inner-lip gap changes by ≥ this × the mean gap
+                            ) -> dict:
+    """Add q['hard'] (2, T, 3V): the sequence with its closures opened (`open_closures`) and its openings shut
+    (`shut_openings`), and q['hard_ok'] (T-clip_len+1, 2): which clips of each the perturbation changes enough to be a negative."""
+    v = q["verts"]
+    hard = torch.stack([open_closures(v, regions, open_strength), shut_openings(v, regions, shut_strength)])
+    up, lo = regions["inner_lip_upper"], regions["inner_lip_lower"]
+    def gap(x): x = x.reshape(len(x), -1, 3); return (x[:, up] - x[:, lo]).norm(dim=-1).mean(1)   # (T,)
+    g = gap(v); change = torch.stack([(gap(h) - g).abs() for h in hard], 1)                        # (T, 2)
+    n = len(v) - clip_len + 1
+    ok = change.unfold(0, clip_len, 1).amax(-1)[:n] >= min_change * g.mean()                       # (n, 2)
+    q["hard"], q["hard_ok"] = hard, ok.numpy()
+    return q
+
 PERTURBATIONS = ("oversmooth", "jitter", "time_warp")   # the default 'not real' motions of the score head
 CLOSURE_PERTURBATIONS = ("open_closures",)              # optional: closure-aware negatives (need the corpus' regions)
 
@@ -377,10 +440,33 @@ def perturb(verts, template, kind: str, generator=None, regions: dict | None = N
         if regions is None: raise ValueError("open_closures needs the corpus' regions (inner-lip landmarks) for meshes, or the "
                                              "jaw opening for face coefficients (`load_beat2_sync_data(part='face')`)")
         return open_closures(verts, regions, 0.2 + 0.4 * g)
+    if kind == "shut_openings":
+        if regions is None: raise ValueError("shut_openings needs the corpus' regions (inner-lip landmarks)")
+        return shut_openings(verts, regions, 0.5 + 0.4 * g)
     if kind == "oversmooth": return oversmooth(verts, 1.5 + 2 * g)
     if kind == "jitter": return jitter(verts, template, 0.2 + 0.4 * g, generator)
     if kind == "time_warp": return time_warp(verts, 0.4 + 0.4 * g, generator)
     raise ValueError(f"unknown perturbation {kind!r}; choose from {PERTURBATIONS}")
+
+# %% ../../nbs/43_train.reward.ipynb #3c213f2e
+@torch.no_grad()
+def closure_preference(backbone: SpeechMeshTransformer,   # a sync expert
+                       seqs: list[dict],                  # `load_sync_data` sequences
+                       regions: dict,                     # inner_lip_upper / inner_lip_lower (+ lower_lip)
+                      ) -> dict:                          # perturbation -> fraction of its clips where the true clip is nearer
+    "How often the aligned audio is nearer (cosine) to the true mesh clip than to its closure-perturbed versions."
+    L, hits, n = backbone.cfg.clip_len, np.zeros(2), np.zeros(2)
+    for q in seqs:
+        q = attach_closure_negatives(dict(q), regions, L)
+        idx = torch.arange(len(q["mel"]))[:, None] + torch.arange(L)                       # (Tc, L) frame indices
+        tpl = q["template"][None].expand(len(idx), -1)
+        af = backbone.encode_audio(q["mel"]); vt = backbone.encode_mesh(q["verts"][idx], tpl)
+        for k in range(2):
+            ok = torch.as_tensor(q["hard_ok"][:, k])
+            if not ok.any(): continue
+            vp = backbone.encode_mesh(q["hard"][k][idx[ok]], tpl[ok])
+            hits[k] += float(((vt[ok] * af[ok]).sum(1) > (vp * af[ok]).sum(1)).sum()); n[k] += int(ok.sum())
+    return {"open_closures": float(hits[0] / max(n[0], 1)), "shut_openings": float(hits[1] / max(n[1], 1)), "clips": n.tolist()}
 
 # %% ../../nbs/43_train.reward.ipynb #ede49491
 @torch.no_grad()
