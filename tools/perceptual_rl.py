@@ -12,7 +12,7 @@ Stages (each reuses what an earlier stage left in --out):
 The third attempt adds two stages and chooses on validation with every SFT seed:
 
     python tools/perceptual_rl.py --out runs/perceptual extend --last-sentence 50   # val and test: sentences 21-50 (3x)
-    python tools/perceptual_rl.py --out runs/perceptual reward3             # closure-aware sync expert + its score head
+    python tools/perceptual_rl.py --out runs/perceptual closure-reward --name reward3   # closure-aware sync expert + score head
     python tools/perceptual_rl.py --out runs/perceptual val --seed S --candidates G H ...   # for S in 0 1 2
     python tools/perceptual_rl.py --out runs/perceptual choose --candidates G H ... # mean paired val gain over the seeds
 
@@ -50,7 +50,9 @@ CANDIDATES = {
     "I": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=5e-5", "trainer.epochs=6",
           "trainer.select=reward", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
 }
-CLOSURE_AWARE_SYNC = dict(max_minutes=5, closure_negatives=1.0)   # stage reward3: the sync expert's settings
+# closure-aware rewards (stage `closure-reward --name N`, folder ck/N): the sync expert's settings; the score head on it
+CLOSURE_REWARDS = {"reward3": dict(max_minutes=5, closure_negatives=1.0),                                 # open 0.4, shut 0.8
+                   "reward4": dict(max_minutes=5, closure_negatives=1.0, closure_open=(0.15, 0.4))}      # + near misses
 
 
 def cfg_for(out: Path, run: str, seed: int, extra: list):
@@ -87,7 +89,8 @@ def score(out: Path, split: str, methods: dict, n_boot: int = 1000) -> tuple:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["prepare", "sft", "head2", "extend", "reward3", "val", "choose", "test", "report"])
+    ap.add_argument("stage", choices=["prepare", "sft", "head2", "extend", "closure-reward", "val", "choose", "test", "report"])
+    ap.add_argument("--name", default="reward3", choices=sorted(CLOSURE_REWARDS), help="closure-reward: which recipe")
     ap.add_argument("--out", required=True); ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES)); ap.add_argument("--config", default=None)
     ap.add_argument("--n-boot", type=int, default=1000)
@@ -130,12 +133,12 @@ def main():
         from speechface.data.synth import extend_split
         for split in ("val", "test"):
             m = extend_split(out / "data", split, a.last_sentence, progress=False); print(split, m["split"][split])
-    elif a.stage == "reward3":        # closure-aware sync expert (hard mesh negatives) and a score head on it
+    elif a.stage == "closure-reward":  # closure-aware sync expert (hard mesh negatives) and a score head on it
         from speechface.train.reward import (train_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig,
                                              PERTURBATIONS, CLOSURE_PERTURBATIONS)
-        rw = out / "ck" / "reward3"
+        rw = out / "ck" / a.name
         if not (rw / "model_loss.pth").is_file():
-            r = train_sync_expert(out / "data", rw / "model_loss.pth", seed=0, cfg=SyncTrainConfig(**CLOSURE_AWARE_SYNC), progress=False)
+            r = train_sync_expert(out / "data", rw / "model_loss.pth", seed=0, cfg=SyncTrainConfig(**CLOSURE_REWARDS[a.name]), progress=False)
             print("sync expert: best val acc", round(r["best_val_acc"], 3))
         if not (rw / "v4_best.pt").is_file():
             r = train_reward_head(out / "data", rw / "model_loss.pth", rw / "v4_best.pt", seed=0, actor=out / "ck" / "sft0" / "best.pt",
@@ -177,7 +180,8 @@ def main():
             run = f"rl_{name}_s{a.seed}"
             if not (out / "ck" / run / "best.pt").is_file():
                 rw = out / "ck" / "reward"
-                ov = [o.replace("{reward3}", str(out / "ck" / "reward3")).replace("{reward}", str(rw)) for o in ov]
+                for n in CLOSURE_REWARDS: ov = [o.replace("{" + n + "}", str(out / "ck" / n)) for o in ov]
+                ov = [o.replace("{reward}", str(rw)) for o in ov]
                 head = [] if any(o.startswith("trainer.head=") for o in ov) else [f"trainer.head={rw / 'v4_best.pt'}"]
                 bb = [] if any(o.startswith("trainer.backbone=") for o in ov) else [f"trainer.backbone={rw / 'model_loss.pth'}"]
                 t_run = time.time()

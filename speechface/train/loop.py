@@ -175,12 +175,18 @@ class SyncTrainConfig:
     region: str | None = setting("lips", "str", nullable=True)  # mesh region the expert sees (a masks key); null = every vertex
     closure_negatives: float = setting(0.0, "float", **NONNEG)  # weight of the closure term: aligned audio must prefer the true
                                                                 # clip to it with closures opened / openings shut (0 = shifts only)
+    closure_open: tuple = (0.4,)                                # open_closures strengths of those negatives (× mean opening)
+    closure_shut: tuple = (0.8,)                                # shut_openings strengths (× each frame's gap)
     max_minutes: float | None = setting(None, "float", **POS, nullable=True)  # wall-clock budget
     mixed_precision: str = setting("no", "choice", choices=PRECISIONS)
 
     def __post_init__(self):
         check_settings(self)
         if self.max_shift < self.min_shift: raise LoopConfigError(f"trainer.max_shift={self.max_shift} must be ≥ trainer.min_shift={self.min_shift}")
+        self.closure_open, self.closure_shut = tuple(self.closure_open), tuple(self.closure_shut)
+        for k in ("closure_open", "closure_shut"):
+            if not getattr(self, k) or not all(isinstance(s, (int, float)) and 0 < s <= 1 for s in getattr(self, k)):
+                raise LoopConfigError(f"trainer.{k}={list(getattr(self, k))}: give one or more strengths in (0, 1], e.g. [0.15, 0.4]")
 
 @dataclass
 class HeadTrainConfig:

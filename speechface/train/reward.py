@@ -313,7 +313,7 @@ def train_sync_expert(root: str | Path,                                   # corp
         if not {"inner_lip_upper", "inner_lip_lower"} <= set(regs):
             raise ValueError(f"closure_negatives needs inner_lip_upper / inner_lip_lower in {root}'s region masks "
                              f"(it has {sorted(regs)}); set closure_negatives=0 or add the landmarks")
-        for q in train: attach_closure_negatives(q, regs, mcfg.clip_len)
+        for q in train: attach_closure_negatives(q, regs, mcfg.clip_len, tuple(cfg.closure_open), tuple(cfg.closure_shut))
     meta = dict(seed=seed, splits=list(splits), region=cfg.region or "", train_config=asdict(cfg))
     task = SyncExpertTask(train, val, SpeechMeshTransformer(mcfg, vertex_idx=idx), cfg, seed, meta)
     loop = LoopConfig(epochs=cfg.epochs, batch_size=cfg.seqs_per_batch, grad_clip=cfg.grad_clip, max_minutes=cfg.max_minutes,
@@ -413,18 +413,21 @@ def shut_openings(verts: torch.Tensor,  # (T, 3V)
 def attach_closure_negatives(q: dict,             # a sync sequence (`load_sync_data`): verts (T, 3V)
                              regions: dict,       # inner_lip_upper / inner_lip_lower (+ lower_lip)
                              clip_len: int = 5,   # the backbone's clip length
-                             open_strength: float = 0.4, shut_strength: float = 0.8,
-                             min_change: float = 0.25,   # a clip counts when its inner-lip gap changes by ≥ this × the mean gap
-                            ) -> dict:
-    """Add q['hard'] (2, T, 3V): the sequence with its closures opened (`open_closures`) and its openings shut
-    (`shut_openings`), and q['hard_ok'] (T-clip_len+1, 2): which clips of each the perturbation changes enough to be a negative."""
+                             open_strengths: tuple = (0.4,),  # `open_closures` strengths (fractions of the mean opening)
+                             shut_strengths: tuple = (0.8,),  # `shut_openings` strengths (fractions of each frame's gap)
+                             min_change: float = 0.25,        # a clip counts when its inner-lip gap changes by ≥ this × the
+                            ) -> dict:                        # mean gap (at most 0.625 × an opening strength)
+    """Add q['hard'] (H, T, 3V): the sequence with its closures opened (`open_closures`, one per open strength) and its
+    openings shut (`shut_openings`, one per shut strength), and q['hard_ok'] (T-clip_len+1, H): which clips of each the
+    perturbation changes enough to be a negative."""
     v = q["verts"]
-    hard = torch.stack([open_closures(v, regions, open_strength), shut_openings(v, regions, shut_strength)])
+    hard = torch.stack([open_closures(v, regions, s) for s in open_strengths] + [shut_openings(v, regions, s) for s in shut_strengths])
+    need = [min(min_change, 0.625 * s) for s in open_strengths] + [min_change] * len(shut_strengths)
     up, lo = regions["inner_lip_upper"], regions["inner_lip_lower"]
     def gap(x): x = x.reshape(len(x), -1, 3); return (x[:, up] - x[:, lo]).norm(dim=-1).mean(1)   # (T,)
-    g = gap(v); change = torch.stack([(gap(h) - g).abs() for h in hard], 1)                        # (T, 2)
+    g = gap(v); change = torch.stack([(gap(h) - g).abs() for h in hard], 1)                        # (T, H)
     n = len(v) - clip_len + 1
-    ok = change.unfold(0, clip_len, 1).amax(-1)[:n] >= min_change * g.mean()                       # (n, 2)
+    ok = change.unfold(0, clip_len, 1).amax(-1)[:n] >= torch.tensor(need) * g.mean()              # (n, H)
     q["hard"], q["hard_ok"] = hard, ok.numpy()
     return q
 
@@ -448,25 +451,27 @@ def perturb(verts, template, kind: str, generator=None, regions: dict | None = N
     if kind == "time_warp": return time_warp(verts, 0.4 + 0.4 * g, generator)
     raise ValueError(f"unknown perturbation {kind!r}; choose from {PERTURBATIONS}")
 
-# %% ../../nbs/43_train.reward.ipynb #3c213f2e
+# %% ../../nbs/43_train.reward.ipynb #39016d14
 @torch.no_grad()
 def closure_preference(backbone: SpeechMeshTransformer,   # a sync expert
                        seqs: list[dict],                  # `load_sync_data` sequences
                        regions: dict,                     # inner_lip_upper / inner_lip_lower (+ lower_lip)
-                      ) -> dict:                          # perturbation -> fraction of its clips where the true clip is nearer
+                       open_strengths: tuple = (0.4,), shut_strengths: tuple = (0.8,),
+                      ) -> dict:                          # 'open_closures ×s' / 'shut_openings ×s' -> fraction; 'clips'
     "How often the aligned audio is nearer (cosine) to the true mesh clip than to its closure-perturbed versions."
-    L, hits, n = backbone.cfg.clip_len, np.zeros(2), np.zeros(2)
+    names = [f"open_closures ×{s}" for s in open_strengths] + [f"shut_openings ×{s}" for s in shut_strengths]
+    L, hits, n = backbone.cfg.clip_len, np.zeros(len(names)), np.zeros(len(names))
     for q in seqs:
-        q = attach_closure_negatives(dict(q), regions, L)
+        q = attach_closure_negatives(dict(q), regions, L, open_strengths, shut_strengths)
         idx = torch.arange(len(q["mel"]))[:, None] + torch.arange(L)                       # (Tc, L) frame indices
         tpl = q["template"][None].expand(len(idx), -1)
         af = backbone.encode_audio(q["mel"]); vt = backbone.encode_mesh(q["verts"][idx], tpl)
-        for k in range(2):
+        for k in range(len(names)):
             ok = torch.as_tensor(q["hard_ok"][:, k])
             if not ok.any(): continue
             vp = backbone.encode_mesh(q["hard"][k][idx[ok]], tpl[ok])
             hits[k] += float(((vt[ok] * af[ok]).sum(1) > (vp * af[ok]).sum(1)).sum()); n[k] += int(ok.sum())
-    return {"open_closures": float(hits[0] / max(n[0], 1)), "shut_openings": float(hits[1] / max(n[1], 1)), "clips": n.tolist()}
+    return {**{k: float(h / max(c, 1)) for k, h, c in zip(names, hits, n)}, "clips": n.tolist()}
 
 # %% ../../nbs/43_train.reward.ipynb #ede49491
 @torch.no_grad()
