@@ -136,3 +136,18 @@ def test_mel_frames_and_scorer_plug_into_lip_sync_offset(tmp_path, tiny_corpus):
     assert np.array_equal(fr[-5:].reshape(20, 128), q["mel"][-1, 0].numpy())
     r = lip_sync_offset(SyncExpertScorer(res["backbone"], q["template"]), q["verts"], fr, max_offset=5)
     assert len(r.distances) == 11 and np.isfinite(r.distances).all()
+
+def test_closure_negatives_from_the_command_line(tmp_path, tiny_corpus):
+    "trainer.closure_negatives trains the closure term (its accuracy is logged) with the strengths given; bad strengths fail early."
+    import pandas as pd
+    from clirun import run
+    (tmp_path / "tiny").symlink_to(tiny_corpus)
+    common = [f"dataset.root={tmp_path / 'tiny'}", f"out_dir={tmp_path / 'ck'}", "trainer=reward_backbone", "trainer.epochs=2",
+              "+trainer.model.d_model=32", "+trainer.model.n_layers=1", "threads=1"]
+    run("train", *common, "trainer.closure_negatives=1", "trainer.closure_open=[0.15,0.4]")
+    ck = load_checkpoint(tmp_path / "ck" / "reward" / "model_loss.pth")
+    assert ck["train_config"]["closure_negatives"] == 1.0 and list(ck["train_config"]["closure_open"]) == [0.15, 0.4]
+    m = pd.read_csv(tmp_path / "ck" / "reward" / "model_loss_run" / "metrics.csv")
+    assert m["train_closure_acc"].between(0, 1).all() and m["train_closure_acc"].iloc[-1] > 0.5
+    r = run("train", *common, "trainer.closure_negatives=1", "trainer.closure_open=[0]", check=False)
+    assert r.returncode != 0 and "closure_open" in (r.stdout + r.stderr) and "Traceback" not in r.stderr

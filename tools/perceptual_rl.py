@@ -49,6 +49,13 @@ CANDIDATES = {
           "trainer.select=reward", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
     "I": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=5e-5", "trainer.epochs=6",
           "trainer.select=reward", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
+    # ... with the supervised anchor at a scale that matters (the MSE is in m², ~3e-8: sup_weight 1 leaves it ~1e-8 of the loss)
+    "J": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=6",
+          "trainer.select=reward", "trainer.sup_weight=1e7", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
+    "K": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=100", "trainer.lr=5e-5", "trainer.epochs=6",
+          "trainer.select=reward", "trainer.sup_weight=1e7", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
+    "L": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=12",
+          "trainer.select=reward", "trainer.sup_weight=1e7", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
 }
 # closure-aware rewards (stage `closure-reward --name N`, folder ck/N): the sync expert's settings; the score head on it
 CLOSURE_REWARDS = {"reward3": dict(max_minutes=5, closure_negatives=1.0),                                 # open 0.4, shut 0.8
