@@ -56,6 +56,11 @@ CANDIDATES = {
           "trainer.select=reward", "trainer.sup_weight=1e7", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
     "L": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=12",
           "trainer.select=reward", "trainer.sup_weight=1e7", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
+    "N": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=20",
+          "trainer.select=reward", "trainer.sup_weight=1e7", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
+    # J's settings on the reward whose expert has also seen near misses (open 0.15 and 0.4: stage closure-reward --name reward4)
+    "M": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=6",
+          "trainer.select=reward", "trainer.sup_weight=1e7", "trainer.backbone={reward4}/model_loss.pth", "trainer.head={reward4}/v4_best.pt"],
 }
 # closure-aware rewards (stage `closure-reward --name N`, folder ck/N): the sync expert's settings; the score head on it
 CLOSURE_REWARDS = {"reward3": dict(max_minutes=5, closure_negatives=1.0),                                 # open 0.4, shut 0.8
@@ -96,7 +101,7 @@ def score(out: Path, split: str, methods: dict, n_boot: int = 1000) -> tuple:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["prepare", "sft", "head2", "extend", "closure-reward", "val", "choose", "test", "report"])
+    ap.add_argument("stage", choices=["prepare", "sft", "head2", "extend", "closure-reward", "preference", "val", "choose", "test", "report"])
     ap.add_argument("--name", default="reward3", choices=sorted(CLOSURE_REWARDS), help="closure-reward: which recipe")
     ap.add_argument("--out", required=True); ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES)); ap.add_argument("--config", default=None)
@@ -152,6 +157,19 @@ def main():
                                   cfg=HeadTrainConfig(max_minutes=2, perturbations=PERTURBATIONS + CLOSURE_PERTURBATIONS + ("shut_openings",)),
                                   progress=False)
             print("score head: best", round(r["best"], 3))
+    elif a.stage == "preference":     # does each reward's sync expert prefer the true clip to lips that fail to close / shut?
+        from speechface.train.reward import closure_preference, load_sync_data, sync_accuracy_by_offset
+        from speechface.models.reward import load_backbone
+        from speechface.data.mesh import load_regions
+        reg = load_regions(out / "data" / "regions.pkl"); val = load_sync_data(out / "data", ("val",))
+        rows = {}
+        for n in ["reward", *CLOSURE_REWARDS]:
+            if not (out / "ck" / n / "model_loss.pth").is_file(): continue
+            bb = load_backbone(out / "ck" / n / "model_loss.pth")
+            pref = closure_preference(bb, val, reg, open_strengths=(0.15, 0.4)); pref.pop("clips")
+            acc = sync_accuracy_by_offset(bb, val).table.set_index("offset")["accuracy"]
+            rows[n] = {**pref, **{f"sync acc (offset {o})": acc[o] for o in (3, 8, 15) if o in acc}}
+        tab = pd.DataFrame(rows).T; print(tab.round(3).to_markdown()); tab.to_csv(out / "closure_preference_val.csv")
     elif a.stage == "choose":         # the selection rule, pooled over SFT seeds
         rows = []
         for seed in a.seeds:
