@@ -146,7 +146,8 @@ class RLTrainer(TrainerLoop):
     reward_scale: float = setting(1.0, "float", **POS)          # reward = (lip + real) · reward_scale
     actor_weight: float = setting(1.0, "float", **NONNEG)       # policy-gradient (backprop: −reward) term
     critic_weight: float = setting(1.0, "float", **NONNEG)      # value regression
-    sup_weight: float = setting(1.0, "float", **NONNEG)         # supervised MSE anchor
+    sup_weight: float = setting(1.0, "float", **NONNEG)         # supervised MSE anchor; the MSE is in m² (~3e-8 on the synthetic
+                                                                # corpus), so ~1e7 is what makes it matter (issue 12's third attempt)
     kl_weight: float = setting(0.0, "float", **NONNEG)          # KL(policy ‖ frozen SFT policy) per coordinate
     critic_warmup_steps: int = setting(0, "int", lo=0)          # optimiser steps that train only the value head
     group_size: int = setting(4, "int", lo=1)                   # grpo: samples per utterance

@@ -451,7 +451,7 @@ def perturb(verts, template, kind: str, generator=None, regions: dict | None = N
     if kind == "time_warp": return time_warp(verts, 0.4 + 0.4 * g, generator)
     raise ValueError(f"unknown perturbation {kind!r}; choose from {PERTURBATIONS}")
 
-# %% ../../nbs/43_train.reward.ipynb #dcc8f479
+# %% ../../nbs/43_train.reward.ipynb #a9f072a9
 @torch.no_grad()
 def closure_preference(backbone: SpeechMeshTransformer,   # a sync expert
                        seqs: list[dict],                  # `load_sync_data` sequences
