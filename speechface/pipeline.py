@@ -26,7 +26,8 @@ from .evaluation.perceptual import perceptual_units, perceptual_summary, train_l
 from .evaluation.evaluate import add_perceptual_cis, style_average
 from .train.supervised import train, load_config, load_actor, style_conditions, predict_conditions
 from .train.inference import run_test
-from .train.reward import train_sync_expert, train_eval_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig
+from .train.reward import (train_sync_expert, train_eval_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig,
+                                     PERTURBATIONS, CLOSURE_PERTURBATIONS)
 from .train.rl import train_rl
 
 # %% auto #0
@@ -44,14 +45,16 @@ class DemoPlan:
     sync_model: dict = field(default_factory=dict)  # SpeechMeshConfig overrides
     head_epochs: int = 30                         # score-head epochs
     head_minutes: float | None = 1.5
+    closure_negatives: float = 1.0                # the reward's sync expert: weight of its closure-aware hard negatives
+                                                  # (`SyncTrainConfig.closure_negatives`; the evaluation expert keeps 0)
     rl: list = field(default_factory=list)        # Hydra overrides of the RL run
     reader_epochs: int = 40                       # lip-reader epochs (perceptual evaluation)
     video_size: int = 512                         # pixels per panel (full face and mouth close-up each)
     video_seconds: float = 18.0                   # test sentences of both test speakers, alternating, up to about this long
 
 PLANS = {
-    "full": DemoPlan("small", sft=["trainer=cpu"],
-                     rl=["trainer.epochs=6", "trainer.lr=2e-5", "trainer.kl_weight=1000"]),
+    "full": DemoPlan("small", sft=["trainer=cpu"], sync_minutes=5.0,       # issue 12's pre-registered recipe (attempt 3)
+                     rl=["trainer.epochs=20", "trainer.lr=2e-5", "trainer.kl_weight=300", "trainer.sup_weight=1e7"]),
     "quick": DemoPlan("tiny", sft=["trainer=cpu", "trainer.epochs=4", "trainer.val_every=2", "model.feature_dim=32",
                                    "model.audio.mel_dim=32"],
                       sync_epochs=3, sync_minutes=None, sync_model={"d_model": 32, "n_layers": 1}, head_epochs=3,
@@ -131,7 +134,8 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
     with _timed(tm, "sft", progress):
         if todo(sft_ckpt): train(sft_cfg, progress=progress)
     with _timed(tm, "sync expert", progress):
-        if todo(rw / "model_loss.pth"): train_sync_expert(data, rw / "model_loss.pth", seed=seed, cfg=SyncTrainConfig(epochs=plan.sync_epochs, max_minutes=plan.sync_minutes),
+        if todo(rw / "model_loss.pth"): train_sync_expert(data, rw / "model_loss.pth", seed=seed, cfg=SyncTrainConfig(
+                          epochs=plan.sync_epochs, max_minutes=plan.sync_minutes, closure_negatives=plan.closure_negatives),
                           model=plan.sync_model or None, progress=progress)
     with _timed(tm, "evaluation expert", progress):
         if todo(rw / "eval_sync_expert.pth"): train_eval_sync_expert(data, rw / "eval_sync_expert.pth", seed=seed + 1,
@@ -139,7 +143,9 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
                                model=plan.sync_model or None, progress=progress)
     with _timed(tm, "score head", progress):
         if todo(rw / "v4_best.pt"): train_reward_head(data, rw / "model_loss.pth", rw / "v4_best.pt", seed=seed,
-                          cfg=HeadTrainConfig(epochs=plan.head_epochs, max_minutes=plan.head_minutes), actor=sft_ckpt, progress=progress)
+                          cfg=HeadTrainConfig(epochs=plan.head_epochs, max_minutes=plan.head_minutes, perturbations=(
+                              PERTURBATIONS + CLOSURE_PERTURBATIONS + ("shut_openings",) if plan.closure_negatives else PERTURBATIONS)),
+                          actor=sft_ckpt, progress=progress)
     with _timed(tm, "lip-reader", progress):                      # the perceptual evaluation's reader: training-speaker GT only
         if todo(ck / "lipreader.pt"): save_checkpoint(ck / "lipreader.pt", train_lip_reader(data, epochs=plan.reader_epochs, seed=seed, progress=progress))
     reader = load_checkpoint(ck / "lipreader.pt")

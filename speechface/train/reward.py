@@ -610,7 +610,7 @@ def train_reward_head(root: str | Path,                                         
         train = add_actor_predictions(train, actor, root, "train")
         if val: val = add_actor_predictions(val, actor, root, val_split)
     regions = None
-    if set(cfg.perturbations) & set(CLOSURE_PERTURBATIONS) and not coefficients:   # coefficients: the jaw opening instead
+    if set(cfg.perturbations) & {"open_closures", "shut_openings"} and not coefficients:   # coefficients: the jaw opening instead
         spec = FaceFormerDataset(root, "train", with_mel=False)
         regions = load_regions(spec.root / spec.spec.masks, spec.n_vertices)
     val_ex = _head_examples(bb, val, cfg, np.random.default_rng(10_000 + seed),
