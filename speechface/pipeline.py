@@ -63,8 +63,8 @@ PLANS = {
 }
 RL_RECIPE = ["trainer=rl", "trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=30", "trainer.select=reward"]
 READING_NOTE = ("How to read the columns: sync dist, LSE-D, LSE-C and |offset| come from the evaluation expert, a sync expert "
-                "of the reward's own family (same architecture, recipe and lip region, another seed): the reward family's "
-                "view, which RL can learn to please. Closure F1, false closures, lip-read acc and MTM (with 95 % bootstrap "
+                "of the reward's own family (same architecture and lip region, another seed, shifted-audio negatives only): "
+                "the reward family's view, which RL can learn to please. Closure F1, false closures, lip-read acc and MTM (with 95 % bootstrap "
                 "intervals over utterances, 'CI' columns) share nothing with the reward: the independent view.")
 
 # %% ../nbs/51_pipeline.ipynb #5b0708cb
