@@ -180,7 +180,9 @@ def extend_split(root: str | Path,   # a synthetic corpus (`generate_corpus`)
     lo, hi = meta["split"][split]["sentences"]                       # the split's range (VOCASET's; files may cover less)
     cfg = PRESETS[meta["preset"]]
     subjects = [s for s in make_subjects(meta["seed"]) if s.split == split]
-    have = max(int(p.stem.rsplit("sentence", 1)[1]) for s in subjects for p in (root / "wav").glob(f"{s.name}_sentence*.wav"))
+    have = max((int(p.stem.rsplit("sentence", 1)[1]) for s in subjects for p in (root / "wav").glob(f"{s.name}_sentence*.wav")),
+               default=None)
+    if have is None: raise FileNotFoundError(f"{root / 'wav'}: no recordings of the {split} speakers; regenerate the corpus")
     if last_sentence <= have:
         raise ValueError(f"{root}: split {split!r} already has sentences {lo}-{have}; last_sentence must exceed {have}")
     jobs = [(s, k) for s in subjects for k in range(have + 1, last_sentence + 1)]

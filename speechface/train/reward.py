@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ..core import seed_everything, save_checkpoint, load_checkpoint
 from ..data.dataset import FaceFormerDataset
-from ..data.mesh import load_regions
+from ..data.mesh import load_regions, inner_lip_distance
 from ..data.audio import mel_frames, mel_clips
 from ..data.beat2_motion import BEAT2MotionDataset, jaw_opening
 from ..metrics.mesh import lip_sync_offset
@@ -423,8 +423,7 @@ def attach_closure_negatives(q: dict,             # a sync sequence (`load_sync_
     v = q["verts"]
     hard = torch.stack([open_closures(v, regions, s) for s in open_strengths] + [shut_openings(v, regions, s) for s in shut_strengths])
     need = [min(min_change, 0.625 * s) for s in open_strengths] + [min_change] * len(shut_strengths)
-    up, lo = regions["inner_lip_upper"], regions["inner_lip_lower"]
-    def gap(x): x = x.reshape(len(x), -1, 3); return (x[:, up] - x[:, lo]).norm(dim=-1).mean(1)   # (T,)
+    gap = lambda x: torch.from_numpy(inner_lip_distance(x.numpy(), regions["inner_lip_upper"], regions["inner_lip_lower"]))
     g = gap(v); change = torch.stack([(gap(h) - g).abs() for h in hard], 1)                        # (T, H)
     n = len(v) - clip_len + 1
     ok = change.unfold(0, clip_len, 1).amax(-1)[:n] >= torch.tensor(need) * g.mean()              # (n, H)
