@@ -27,12 +27,12 @@ from .evaluation.evaluate import add_perceptual_cis, style_average
 from .train.supervised import train, load_config, load_actor, style_conditions, predict_conditions
 from .train.inference import run_test
 from .train.reward import (train_sync_expert, train_eval_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig,
-                                     PERTURBATIONS, CLOSURE_PERTURBATIONS)
+                                     PERTURBATIONS, MESH_CLOSURE_PERTURBATIONS)
 from .train.rl import train_rl
 
 # %% auto #0
 __all__ = ['PLANS', 'RL_RECIPE', 'READING_NOTE', 'DemoPlan', 'reference_rows', 'comparison_table', 'run_demo', 'video_items',
-           'comparison_video']
+           'comparison_sequences', 'comparison_video']
 
 # %% ../nbs/51_pipeline.ipynb #b279e3c0
 @dataclass
@@ -144,7 +144,7 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
     with _timed(tm, "score head", progress):
         if todo(rw / "v4_best.pt"): train_reward_head(data, rw / "model_loss.pth", rw / "v4_best.pt", seed=seed,
                           cfg=HeadTrainConfig(epochs=plan.head_epochs, max_minutes=plan.head_minutes, perturbations=(
-                              PERTURBATIONS + CLOSURE_PERTURBATIONS + ("shut_openings",) if plan.closure_negatives else PERTURBATIONS)),
+                              PERTURBATIONS + MESH_CLOSURE_PERTURBATIONS if plan.closure_negatives else PERTURBATIONS)),
                           actor=sft_ckpt, progress=progress)
     with _timed(tm, "lip-reader", progress):                      # the perceptual evaluation's reader: training-speaker GT only
         if todo(ck / "lipreader.pt"): save_checkpoint(ck / "lipreader.pt", train_lip_reader(data, epochs=plan.reader_epochs, seed=seed, progress=progress))
@@ -182,26 +182,36 @@ def video_items(ds: FaceFormerDataset, seconds: float) -> list[int]:
     return picks
 
 @torch.no_grad()
+def comparison_sequences(root, sft_ckpt, rl_ckpt, split: str = "test", seconds: float = 18.0) -> dict:
+    """What the comparison video shows, per utterance (`video_items`): name, ground truth, SFT and RL in the mean style
+    (`seqs`: method -> list of (T, 3V)), the speech at 16 kHz spanning each utterance's frames and its phone tier."""
+    ds = FaceFormerDataset(root, split, with_mel=False, style="independent")
+    actors = {n: load_actor(load_checkpoint(p)).eval() for n, p in (("SFT", sft_ckpt), ("RL", rl_ckpt))}
+    out = {"ds": ds, "names": [], "subjects": [], "seqs": {"ground truth": [], "SFT": [], "RL": []}, "audio": [], "phones": []}
+    for i in video_items(ds, seconds):
+        it = ds[i]; T = len(it["vertice"])
+        out["names"].append(it["name"]); out["subjects"].append(ds.items[i].subject)
+        out["seqs"]["ground truth"].append(it["vertice"])
+        for n, a in actors.items():
+            out["seqs"][n].append(predict_conditions(a, it, "cpu", style_conditions(a.cfg.n_subjects, mean=True))[0].numpy())
+        wav = load_wav(ds.items[i].wav); n = int(round(T / ds.spec.fps * 16000))
+        out["audio"].append(np.pad(wav, (0, max(0, n - len(wav))))[:n])           # each clip's speech spans its frames
+        out["phones"].append(read_phone_tier(textgrid_folder(root) / f"{it['name']}.TextGrid"))
+    return out
+
 def comparison_video(root, sft_ckpt, rl_ckpt, out, split: str = "test", size: int = 512, seconds: float = 18.0,
                      progress: bool = False) -> dict:
     """GT | SFT | RL on several test sentences of every test speaker in turn (the mean style), each column a full face
     and a mouth close-up, the phone being spoken under them and the lip-gap strip chart with /p b m/ shaded, with the
     speech. Returns `viz.face.comparison_video`'s timing dict."""
-    ds = FaceFormerDataset(root, split, with_mel=False, style="independent")
-    actors = {n: load_actor(load_checkpoint(p)).eval() for n, p in (("SFT", sft_ckpt), ("RL", rl_ckpt))}
-    seqs, audio, tier, bounds, titles, t_off = {"ground truth": [], "SFT": [], "RL": []}, [], [], [], [], 0.0
-    for i in video_items(ds, seconds):
-        it = ds[i]; T = len(it["vertice"]); fps = ds.spec.fps
-        seqs["ground truth"].append(it["vertice"])
-        for n, a in actors.items():
-            seqs[n].append(predict_conditions(a, it, "cpu", style_conditions(a.cfg.n_subjects, mean=True))[0].numpy())
-        wav = load_wav(ds.items[i].wav); n = int(round(T / fps * 16000))
-        audio.append(np.pad(wav, (0, max(0, n - len(wav))))[:n])                  # each clip's speech spans its frames
-        tier += [(s + t_off, e + t_off, l) for s, e, l in read_phone_tier(textgrid_folder(root) / f"{it['name']}.TextGrid")]
-        titles += [f"{ds.items[i].subject}: {it['name']}"] * T
-        t_off += T / fps; bounds.append(t_off)
-    seqs = {k: np.concatenate(v) for k, v in seqs.items()}
+    c = comparison_sequences(root, sft_ckpt, rl_ckpt, split, seconds); ds = c["ds"]; fps = ds.spec.fps
+    tier, bounds, titles, t_off = [], [], [], 0.0
+    for name, subject, g, phones in zip(c["names"], c["subjects"], c["seqs"]["ground truth"], c["phones"]):
+        tier += [(s + t_off, e + t_off, l) for s, e, l in phones]
+        titles += [f"{subject}: {name}"] * len(g)
+        t_off += len(g) / fps; bounds.append(t_off)
+    seqs = {k: np.concatenate(v) for k, v in c["seqs"].items()}
     rig = FaceRig(ds[0]["template"], np.load(Path(root) / "faces.npy"), load_regions(Path(root) / ds.spec.masks))
-    return face_comparison_video(rig, seqs, ds.spec.fps, out, audio=(np.concatenate(audio), 16000), tier=tier, size=size,
+    return face_comparison_video(rig, seqs, fps, out, audio=(np.concatenate(c["audio"]), 16000), tier=tier, size=size,
                                  boundaries=bounds[:-1], titles=titles, progress=progress)
 

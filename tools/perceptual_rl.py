@@ -27,40 +27,31 @@ import numpy as np
 import pandas as pd
 import torch
 
-# RL candidates tried on the validation speakers (name -> overrides on top of trainer=rl)
+# RL candidates tried on the validation speakers (name -> overrides on top of trainer=rl): reward back-propagation on
+# free rollouts, best epoch by val reward within +10 % val LVE unless `select` says otherwise
+def _backprop(kl: float, lr: str, epochs: int, *extra: str, select: str = "reward") -> list:
+    return ["trainer.variant=backprop", "trainer.rollout=free", f"trainer.kl_weight={kl}", f"trainer.lr={lr}",
+            f"trainer.epochs={epochs}", f"trainer.select={select}", *extra]
+
+CLOSURE_HEAD = ("trainer.head={reward}/v4_closure.pt",)                                     # attempt 2: stage head2
+REWARD3 = ("trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt")  # attempt 3: closure-reward
+SUP = "trainer.sup_weight=1e7"     # the supervised anchor at a scale that matters (the MSE is in m², ~3e-8)
 CANDIDATES = {
-    "A": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=1000", "trainer.lr=2e-5", "trainer.epochs=6",
-          "trainer.select=reward"],                                              # the current `speechface demo` recipe
-    "B": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=6",
-          "trainer.select=reward"],
-    "C": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=1000", "trainer.lr=5e-5", "trainer.epochs=6",
-          "trainer.select=reward"],
-    "D": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=1000", "trainer.lr=2e-5", "trainer.epochs=6",
-          "trainer.select=last"],
-    # the second attempt: the reward's score head retrained with closure-aware negatives (stage head2)
-    "E": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=6",
-          "trainer.select=reward", "trainer.head={reward}/v4_closure.pt"],
-    "F": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=100", "trainer.lr=2e-5", "trainer.epochs=6",
-          "trainer.select=reward", "trainer.head={reward}/v4_closure.pt"],
-    # the third attempt: a sync expert trained with closure-aware hard negatives (stage reward3) and its own score head
-    "G": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=6",
-          "trainer.select=reward", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
-    "H": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=100", "trainer.lr=2e-5", "trainer.epochs=6",
-          "trainer.select=reward", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
-    "I": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=5e-5", "trainer.epochs=6",
-          "trainer.select=reward", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
-    # ... with the supervised anchor at a scale that matters (the MSE is in m², ~3e-8: sup_weight 1 leaves it ~1e-8 of the loss)
-    "J": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=6",
-          "trainer.select=reward", "trainer.sup_weight=1e7", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
-    "K": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=100", "trainer.lr=5e-5", "trainer.epochs=6",
-          "trainer.select=reward", "trainer.sup_weight=1e7", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
-    "L": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=12",
-          "trainer.select=reward", "trainer.sup_weight=1e7", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
-    "N": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=20",
-          "trainer.select=reward", "trainer.sup_weight=1e7", "trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt"],
-    # J's settings on the reward whose expert has also seen near misses (open 0.15 and 0.4: stage closure-reward --name reward4)
-    "M": ["trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=300", "trainer.lr=2e-5", "trainer.epochs=6",
-          "trainer.select=reward", "trainer.sup_weight=1e7", "trainer.backbone={reward4}/model_loss.pth", "trainer.head={reward4}/v4_best.pt"],
+    "A": _backprop(1000, "2e-5", 6),                       # the first attempt's `speechface demo` recipe
+    "B": _backprop(300, "2e-5", 6),
+    "C": _backprop(1000, "5e-5", 6),
+    "D": _backprop(1000, "2e-5", 6, select="last"),
+    "E": _backprop(300, "2e-5", 6, *CLOSURE_HEAD),         # the second attempt: the closure-aware score head
+    "F": _backprop(100, "2e-5", 6, *CLOSURE_HEAD),
+    "G": _backprop(300, "2e-5", 6, *REWARD3),              # the third attempt: closure-aware sync expert + its head
+    "H": _backprop(100, "2e-5", 6, *REWARD3),
+    "I": _backprop(300, "5e-5", 6, *REWARD3),
+    "J": _backprop(300, "2e-5", 6, SUP, *REWARD3),
+    "K": _backprop(100, "5e-5", 6, SUP, *REWARD3),
+    "L": _backprop(300, "2e-5", 12, SUP, *REWARD3),
+    "N": _backprop(300, "2e-5", 20, SUP, *REWARD3),        # chosen (perceptual_rl_prereg3.yaml)
+    # J's settings on the reward whose expert has also seen near misses (stage closure-reward --name reward4)
+    "M": _backprop(300, "2e-5", 6, SUP, "trainer.backbone={reward4}/model_loss.pth", "trainer.head={reward4}/v4_best.pt"),
 }
 # closure-aware rewards (stage `closure-reward --name N`, folder ck/N): the sync expert's settings; the score head on it
 CLOSURE_REWARDS = {"reward3": dict(max_minutes=5, closure_negatives=1.0),                                 # open 0.4, shut 0.8
@@ -147,14 +138,14 @@ def main():
             m = extend_split(out / "data", split, a.last_sentence, progress=False); print(split, m["split"][split])
     elif a.stage == "closure-reward":  # closure-aware sync expert (hard mesh negatives) and a score head on it
         from speechface.train.reward import (train_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig,
-                                             PERTURBATIONS, CLOSURE_PERTURBATIONS)
+                                             PERTURBATIONS, MESH_CLOSURE_PERTURBATIONS)
         rw = out / "ck" / a.name
         if not (rw / "model_loss.pth").is_file():
             r = train_sync_expert(out / "data", rw / "model_loss.pth", seed=0, cfg=SyncTrainConfig(**CLOSURE_REWARDS[a.name]), progress=False)
             print("sync expert: best val acc", round(r["best_val_acc"], 3))
         if not (rw / "v4_best.pt").is_file():
             r = train_reward_head(out / "data", rw / "model_loss.pth", rw / "v4_best.pt", seed=0, actor=out / "ck" / "sft0" / "best.pt",
-                                  cfg=HeadTrainConfig(max_minutes=2, perturbations=PERTURBATIONS + CLOSURE_PERTURBATIONS + ("shut_openings",)),
+                                  cfg=HeadTrainConfig(max_minutes=2, perturbations=PERTURBATIONS + MESH_CLOSURE_PERTURBATIONS),
                                   progress=False)
             print("score head: best", round(r["best"], 3))
     elif a.stage == "preference":     # does each reward's sync expert prefer the true clip to lips that fail to close / shut?

@@ -30,11 +30,12 @@ from .loop import (Task, LoopConfig, fit, SyncTrainConfig, HeadTrainConfig, Rewa
 from .supervised import load_actor
 
 # %% auto #0
-__all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'load_sync_data', 'load_beat2_sync_data', 'sample_shifts', 'candidate_mask',
-           'SyncEvaluation', 'sync_accuracy_by_offset', 'gather_rows', 'epoch_anchors', 'SyncExpertTask',
-           'train_sync_expert', 'train_eval_sync_expert', 'oversmooth', 'jitter', 'time_warp', 'open_closures',
-           'open_coefficient_closures', 'shut_openings', 'attach_closure_negatives', 'perturb', 'closure_preference',
-           'head_accuracy', 'add_actor_predictions', 'HeadTask', 'train_reward_head', 'train_reward_from_config']
+__all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'MESH_CLOSURE_PERTURBATIONS', 'load_sync_data', 'load_beat2_sync_data',
+           'sample_shifts', 'candidate_mask', 'SyncEvaluation', 'sync_accuracy_by_offset', 'gather_rows',
+           'epoch_anchors', 'SyncExpertTask', 'train_sync_expert', 'train_eval_sync_expert', 'oversmooth', 'jitter',
+           'time_warp', 'open_closures', 'open_coefficient_closures', 'shut_openings', 'attach_closure_negatives',
+           'perturb', 'closure_preference', 'head_accuracy', 'add_actor_predictions', 'HeadTask', 'train_reward_head',
+           'train_reward_from_config']
 
 # %% ../../nbs/43_train.reward.ipynb #ae446b5a
 def load_sync_data(root: str | Path,        # a corpus in FaceFormer's layout
@@ -432,6 +433,7 @@ def attach_closure_negatives(q: dict,             # a sync sequence (`load_sync_
 
 PERTURBATIONS = ("oversmooth", "jitter", "time_warp")   # the default 'not real' motions of the score head
 CLOSURE_PERTURBATIONS = ("open_closures",)              # optional: closure-aware negatives (need the corpus' regions)
+MESH_CLOSURE_PERTURBATIONS = CLOSURE_PERTURBATIONS + ("shut_openings",)   # both directions, meshes only (issue 12's third reward)
 
 def perturb(verts, template, kind: str, generator=None, regions: dict | None = None,
             opening: torch.Tensor | None = None):   # (T,) jaw opening: face coefficients take open_closures from it
@@ -609,7 +611,7 @@ def train_reward_head(root: str | Path,                                         
         train = add_actor_predictions(train, actor, root, "train")
         if val: val = add_actor_predictions(val, actor, root, val_split)
     regions = None
-    if set(cfg.perturbations) & {"open_closures", "shut_openings"} and not coefficients:   # coefficients: the jaw opening instead
+    if set(cfg.perturbations) & set(MESH_CLOSURE_PERTURBATIONS) and not coefficients:   # coefficients: the jaw opening instead
         spec = FaceFormerDataset(root, "train", with_mel=False)
         regions = load_regions(spec.root / spec.spec.masks, spec.n_vertices)
     val_ex = _head_examples(bb, val, cfg, np.random.default_rng(10_000 + seed),
