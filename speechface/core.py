@@ -4,7 +4,8 @@
 
 # %% ../nbs/00_core.ipynb #909cd292
 from __future__ import annotations
-import contextlib, io, os, pickle, random, tempfile
+import contextlib, io, os, pickle, random, stat, tempfile, types, zipfile, zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['seed_everything', 'get_device', 'atomic_write', 'UserError', 'UsageError', 'CheckpointError', 'save_checkpoint',
-           'load_checkpoint', 'UnsafePickleError', 'SafeUnpickler', 'safe_load_pickle']
+__all__ = ['MEMORY_FRACTION', 'seed_everything', 'get_device', 'atomic_write', 'UserError', 'UsageError', 'parse_bytes',
+           'memory_budget', 'DataFileError', 'check_budget', 'shown', 'regular_file', 'safe_name', 'inside', 'load_npy',
+           'load_npz', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'UnsafePickleError', 'BadPickleError',
+           'SafeUnpickler', 'safe_load_pickle']
 
 # %% ../nbs/00_core.ipynb #ce5c06ae
 def seed_everything(seed: int,              # the seed for `random`, NumPy and torch (CPU and all GPUs)
@@ -79,6 +82,161 @@ class UserError(Exception):
 class UsageError(UserError, ValueError):
     "A wrong argument or option value (an unknown style name, an unsupported output suffix, ...)."
 
+# %% ../nbs/00_core.ipynb #e7b7be48
+MEMORY_FRACTION = 0.25   # default budget: this share of the machine's RAM for what one file may make us allocate
+
+def parse_bytes(text: str | int) -> int:
+    "'4G', '512M', '64k' or a plain number of bytes -> bytes (binary units)."
+    if isinstance(text, (int, np.integer)): return int(text)
+    s = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(s[-1:], 1)
+    try: n = float(s[:-1] if mult > 1 else s) * mult
+    except ValueError: n = -1
+    if not n > 0: raise UsageError(f"memory budget {text!r}: expected a positive size such as '4G', '512M' or a number of bytes")
+    return int(n)
+
+def memory_budget() -> int:
+    "Bytes that reading one file may allocate: $SPEECHFACE_MEMORY_BUDGET ('4G', '512M', bytes) or a quarter of the RAM."
+    env = os.environ.get("SPEECHFACE_MEMORY_BUDGET", "").strip()
+    if env: return parse_bytes(env)
+    try: ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError): ram = 16 * 2**30      # no sysconf (Windows): assume 16 GiB
+    return int(ram * MEMORY_FRACTION)
+
+def _size(n: int) -> str: return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n} bytes"
+
+# %% ../nbs/00_core.ipynb #5bab98b2
+class DataFileError(UserError, ValueError):
+    "A data file that is malformed, of the wrong kind, or asks for more memory than the budget."
+
+def check_budget(nbytes: int,        # what reading would allocate
+                 path: str | Path,   # the file that asks for it
+                 what: str = "data", # e.g. "member 'poses' of the motion file"
+                ) -> int:
+    "Refuse an allocation larger than `memory_budget()` before it happens; return `nbytes`."
+    budget = memory_budget()
+    if nbytes > budget:
+        raise DataFileError(f"{shown(path)}: {what} would need {_size(nbytes)}, more than the memory budget of {_size(budget)}; "
+                            f"if the file is genuine, raise the budget with SPEECHFACE_MEMORY_BUDGET=<size, e.g. 16G>")
+    return nbytes
+
+def shown(x) -> str:
+    "`x` as text with control characters escaped (a name read from a file must not move the cursor or forge a line)."
+    s = str(x)
+    if s.isprintable(): return s
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in s)
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+def regular_file(path: str | Path,   # the file about to be opened
+                 what: str = "file", # what it should be, for the message
+                ) -> Path:
+    "`path` if it is an existing regular file (symlinks followed); a FIFO, device, socket or folder is refused before opening."
+    path = Path(path)
+    try: st = path.stat()
+    except FileNotFoundError: raise FileNotFoundError(f"{shown(path)}: {what} does not exist") from None
+    except OSError as e: raise DataFileError(f"{shown(path)}: cannot read {what} ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
+        raise DataFileError(f"{shown(path)}: expected {what} as a regular file, found {kind}; replace it with the real file")
+    return path
+
+def safe_name(name: str,               # an id, stem or file name read from a data file
+              source: str | Path,      # the file it was read from, for the message
+              what: str = "name",      # e.g. "recording id"
+             ) -> str:
+    "`name` if it is one plain path component (no separators, no '..', no control characters); else a `DataFileError`."
+    bad = (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name
+           or not name.isprintable() or len(name.encode("utf-8", "surrogateescape")) > 255)
+    if bad:
+        raise DataFileError(f"{shown(source)}: {what} {shown(repr(name))} is not a plain file name (no '/', '\\', '..', "
+                            f"control characters; at most 255 bytes); fix or remove that entry")
+    return name
+
+def inside(root: str | Path,           # the folder the path must stay in
+           relative: str | Path,       # a relative path read from a data file
+           source: str | Path,         # the file it was read from, for the message
+           what: str = "path",         # e.g. "the masks file named in metadata.json"
+          ) -> Path:
+    "`root / relative`, proven to stay inside `root` after resolving '..' and symlinks; else a `DataFileError`."
+    root, rel = Path(root), str(relative)
+    if "\0" in rel or not rel.isprintable() or Path(rel).is_absolute() or Path(rel).drive:
+        raise DataFileError(f"{shown(source)}: {what} {shown(repr(rel))} must be a relative path inside {shown(root)}")
+    p = root / rel
+    real_root, real = os.path.realpath(root), os.path.realpath(p)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise DataFileError(f"{shown(source)}: {what} {shown(repr(rel))} leads outside {shown(root)} (to {shown(real)}); "
+                            f"data files may only name files inside their dataset folder")
+    return p
+
+# %% ../nbs/00_core.ipynb #79f9e911
+def _npy_header(f, path, what: str) -> tuple[tuple, bool, np.dtype, int]:
+    "Read an .npy header from binary stream `f`: (shape, fortran_order, dtype, bytes the data takes); refuse object arrays."
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+        shape, fortran, dtype = read(f) if read else fmt._read_array_header(f, version)
+    except (ValueError, EOFError, OSError, SyntaxError, TypeError) as e:
+        raise DataFileError(f"{shown(path)}: {what} is not a readable .npy array ({shown(e)}); re-export it with numpy.save") from None
+    if dtype.hasobject:
+        raise DataFileError(f"{shown(path)}: {what} holds Python objects (dtype {dtype}); only numeric arrays are read — "
+                            f"re-save it as a numeric array")
+    return shape, fortran, dtype, int(np.prod(shape, dtype=np.float64) * dtype.itemsize)
+
+def load_npy(path: str | Path,        # a .npy file
+             mmap_mode: str | None = None, # 'r' maps the data instead of reading it
+             what: str = "array",     # what it should hold, for messages
+            ) -> np.ndarray:
+    "`np.load` of a .npy after checking that it is a regular file whose header matches its size and the memory budget."
+    path = regular_file(path, what)
+    with open(path, "rb") as f:
+        shape, _, dtype, nbytes = _npy_header(f, path, what)
+        have = path.stat().st_size - f.tell()
+    if nbytes > have:
+        raise DataFileError(f"{shown(path)}: {what} declares shape {shape} of {dtype} ({_size(nbytes)}) but holds "
+                            f"{_size(have)} of data; the file is truncated or its header is wrong")
+    if mmap_mode is None: check_budget(nbytes, path, what)
+    try: return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataFileError(f"{shown(path)}: {what} could not be read ({shown(e)})") from None
+
+def load_npz(path: str | Path,               # a .npz archive
+             keys: Iterable[str] | None = None, # members that must be there (None: all of them)
+             optional: Iterable[str] = (),    # members read when present
+             what: str = "archive",           # what it should hold, for messages
+            ) -> dict[str, np.ndarray]:
+    "Read only the needed members of a .npz, each checked (header against its declared size, sizes against the budget) before inflating."
+    path = regular_file(path, what)
+    try: zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise DataFileError(f"{shown(path)}: {what} is not a readable .npz archive ({shown(e)})") from None
+    with zf:
+        members = {n.removesuffix(".npy"): zf.getinfo(n) for n in zf.namelist()}
+        want = list(members) if keys is None else list(keys)
+        missing = [k for k in want if k not in members]
+        if missing:
+            raise DataFileError(f"{shown(path)}: {what} lacks {', '.join(map(repr, missing))} (has "
+                                f"{', '.join(map(repr, sorted(members))) or 'no members'}); is it the right kind of file?")
+        want += [k for k in optional if k in members and k not in want]
+        check_budget(sum(members[k].file_size for k in want), path, f"{what} ({', '.join(want)})")
+        out = {}
+        for k in want:
+            info, label = members[k], f"member {shown(repr(k))} of the {what}"
+            try:
+                with zf.open(info) as f:
+                    shape, _, dtype, nbytes = _npy_header(f, path, label)
+                    if nbytes != info.file_size - f.tell():
+                        raise DataFileError(f"{shown(path)}: {label} declares shape {shape} of {dtype} ({_size(nbytes)}) "
+                                            f"but stores {_size(info.file_size - f.tell())}; the archive is damaged")
+                with zf.open(info) as f: out[k] = np.lib.format.read_array(f, allow_pickle=False)
+            except DataFileError: raise
+            except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError) as e:
+                raise DataFileError(f"{shown(path)}: {label} could not be read ({shown(e)}); the archive is damaged") from None
+    return out
+
+
 # %% ../nbs/00_core.ipynb #ee7c37c1
 class CheckpointError(UserError, RuntimeError):
     "A checkpoint could not be read safely."
@@ -92,22 +250,41 @@ def save_checkpoint(path: str | Path, # destination, e.g. `checkpoints/<run>/bes
     with atomic_write(path, "wb") as f: torch.save(state, f)
     return path
 
+def _check_torch_zip(path: Path):
+    "A torch.save archive stores its members uncompressed: refuse compressed members (inflation bombs) and oversize totals."
+    try:
+        with zipfile.ZipFile(path) as zf: infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise CheckpointError(f"{shown(path)}: not a readable torch checkpoint ({shown(e)}); the file may be truncated") from None
+    packed = [i for i in infos if i.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise CheckpointError(f"{shown(path)}: member {shown(packed[0].filename)!r} is compressed ({_size(packed[0].file_size)} "
+                              f"when inflated); torch.save never compresses, so this file was not written by it. Refused.")
+    check_budget(sum(i.file_size for i in infos), path, "the checkpoint")
+
 def load_checkpoint(path: str | Path,             # a file written by `save_checkpoint` (or any weights-only torch file)
                     map_location: str | torch.device = "cpu", # where to put the tensors
                    ) -> dict:
-    "Read a checkpoint with `torch.load(weights_only=True)`; refuse anything that is not plain data."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if path.stat().st_size == 0: raise CheckpointError(f"{path}: the file is empty (0 bytes); an interrupted copy or download?")
+    "Read a checkpoint with `torch.load(weights_only=True)` after size checks; refuse anything that is not a dict of plain data."
+    path = regular_file(path, "checkpoint")
+    size = path.stat().st_size
+    if size == 0: raise CheckpointError(f"{shown(path)}: the file is empty (0 bytes); an interrupted copy or download?")
+    check_budget(size, path, "the checkpoint")
+    if zipfile.is_zipfile(path): _check_torch_zip(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        ck = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         why = next((l.strip() for l in str(e).splitlines() if "Unsupported global" in l or "GLOBAL" in l), str(e).splitlines()[0])
-        raise CheckpointError(f"{path}: refused by the weights-only loader — it holds objects other than tensors, "
-                              f"numbers, strings and containers ({why}). Re-save it as a plain state_dict from a "
+        raise CheckpointError(f"{shown(path)}: refused by the weights-only loader — it holds objects other than tensors, "
+                              f"numbers, strings and containers ({shown(why)}). Re-save it as a plain state_dict from a "
                               f"trusted environment.") from None
-    except (RuntimeError, EOFError) as e:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e}); the file may be truncated") from None
+    except Exception as e:   # torch.load's reader raises RuntimeError, EOFError, ValueError, KeyError... on damaged files
+        raise CheckpointError(f"{shown(path)}: not a readable torch checkpoint ({type(e).__name__}: {shown(e)[:200]}); "
+                              f"the file may be truncated") from None
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"{shown(path)}: holds a {type(ck).__name__}, not a checkpoint dict; "
+                              f"pass a file written by speechface (or a state_dict)")
+    return ck
 
 # %% ../nbs/00_core.ipynb #180b723b
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
@@ -145,33 +322,79 @@ _SAFE_GLOBALS = _safe_globals()
 class UnsafePickleError(UserError, pickle.UnpicklingError):
     "A pickle asked for an object outside the allow-list."
 
-class SafeUnpickler(pickle.Unpickler):
-    "Unpickler that resolves only the exact (module, name) pairs of `_SAFE_GLOBALS`: NumPy arrays/dtypes/scalars and builtin containers."
-    def __init__(self, file, source: str = "<stream>", **kw):
-        super().__init__(file, **kw); self.source = source
+class BadPickleError(DataFileError, pickle.UnpicklingError):
+    "A data pickle that is empty, truncated, malformed or asks for more memory than it carries."
+
+def _ints(x, depth: int = 0):
+    "The integers in `x` and in the tuples/lists inside it (3 levels), with the products of integer tuples."
+    if isinstance(x, (bool, np.bool_)): return
+    if isinstance(x, (int, np.integer)): yield int(x); return
+    if isinstance(x, np.dtype): yield x.itemsize; return
+    if isinstance(x, (tuple, list)) and depth < 3:
+        if x and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in x):
+            yield int(np.prod([abs(int(v)) for v in x], dtype=np.float64))
+        dt = [v.itemsize for v in x if isinstance(v, np.dtype)]
+        tup = [v for v in x if isinstance(v, (tuple, list)) and v and all(isinstance(i, (int, np.integer)) for i in v)]
+        if dt and tup: yield int(max(dt) * max(np.prod([abs(int(i)) for i in t], dtype=np.float64) for t in tup))
+        for v in x: yield from _ints(v, depth + 1)
+
+class SafeUnpickler(pickle._Unpickler):
+    """Pure-Python unpickler that resolves only the exact (module, name) pairs of `_SAFE_GLOBALS`, never lets a pickle
+    set attributes on them (BUILD), and refuses constructor calls asking for more memory than the pickle carries."""
+    def __init__(self, file, source: str = "<stream>", limit: int = 2**20, **kw):
+        super().__init__(file, **kw); self.source, self.limit = source, limit
     def find_class(self, module: str, name: str):
         obj = _SAFE_GLOBALS.get((module, name))     # exact pairs only: no prefixes, no dotted attribute walks
         if obj is not None: return obj
         raise UnsafePickleError(
-            f"{self.source}: refused to load '{module}.{name}' — only NumPy arrays/dtypes and builtin containers are "
-            f"allowed in data pickles. If you trust this file, convert it to .npz in a trusted environment; "
+            f"{shown(self.source)}: refused to load '{shown(module)}.{shown(name)}' — only NumPy arrays/dtypes and builtin "
+            f"containers are allowed in data pickles. If you trust this file, convert it to .npz in a trusted environment; "
             f"otherwise re-download it from the dataset's official source.")
     def persistent_load(self, pid):
-        raise UnsafePickleError(f"{self.source}: refused a persistent id ({pid!r}); data pickles have none")
+        raise UnsafePickleError(f"{shown(self.source)}: refused a persistent id ({shown(repr(pid))[:80]}); data pickles have none")
+    def _sized(self, fn, args):
+        "Refuse a call whose integer arguments (sizes, shapes x item sizes) exceed what this pickle could carry."
+        big = max(_ints(args), default=0)
+        if big > self.limit:
+            name = getattr(fn, "__qualname__", type(fn).__name__)
+            raise BadPickleError(f"{shown(self.source)}: the pickle asks {name}() for a size of {big:,} — more than the "
+                                 f"{self.limit:,} its own bytes could fill; a data pickle carries its data. Refused.")
+    def _reduce(self):
+        args = self.stack[-1]; self._sized(self.stack[-2], args)
+        pickle._Unpickler.dispatch[pickle.REDUCE[0]](self)
+    def _newobj(self):
+        self._sized(self.stack[-2], self.stack[-1]); pickle._Unpickler.dispatch[pickle.NEWOBJ[0]](self)
+    def _newobj_ex(self):
+        self._sized(self.stack[-3], (self.stack[-2], tuple(self.stack[-1].values())))
+        pickle._Unpickler.dispatch[pickle.NEWOBJ_EX[0]](self)
+    def _build(self):
+        state, inst = self.stack[-1], self.stack[-2]
+        if isinstance(inst, (type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType)) or \
+           any(inst is v for v in _SAFE_GLOBALS.values()):
+            raise UnsafePickleError(f"{shown(self.source)}: refused to set attributes on {getattr(inst, '__qualname__', inst)!s:.60} "
+                                    f"(BUILD on an allowed function or class); data pickles never do that")
+        if isinstance(inst, np.ndarray) and isinstance(state, tuple) and len(state) == 5: self._sized(np.ndarray, state[1:3])
+        pickle._Unpickler.dispatch[pickle.BUILD[0]](self)
+    def _refuse(self):
+        raise UnsafePickleError(f"{shown(self.source)}: refused an INST/OBJ/EXT opcode; data pickles do not use them")
+    dispatch = {**pickle._Unpickler.dispatch, pickle.REDUCE[0]: _reduce, pickle.NEWOBJ[0]: _newobj,
+                pickle.NEWOBJ_EX[0]: _newobj_ex, pickle.BUILD[0]: _build,
+                **dict.fromkeys([op[0] for op in (pickle.INST, pickle.OBJ, pickle.EXT1, pickle.EXT2, pickle.EXT4)], _refuse)}
 
 def safe_load_pickle(path: str | Path,       # e.g. `templates.pkl`, `FLAME_masks.pkl`
                      encoding: str = "latin1", # Python-2 pickles need latin1 to decode NumPy buffers
                     ) -> Any:
-    "Load a data pickle with `SafeUnpickler`; clear errors for missing, empty, truncated or unsafe files."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"{path} does not exist")
+    "Load a data pickle with `SafeUnpickler`; clear errors for missing, empty, truncated, oversized or unsafe files."
+    path = regular_file(path, "pickle")
+    check_budget(path.stat().st_size, path, "the pickle")
     data = path.read_bytes()
-    if not data: raise pickle.UnpicklingError(f"{path}: file is empty (expected a pickle); re-create or re-download it")
+    if not data: raise BadPickleError(f"{shown(path)}: file is empty (expected a pickle); re-create or re-download it")
+    limit = min(8 * len(data) + 2**20, memory_budget())  # a pickle's objects are at most a few times its bytes
     try:
-        return SafeUnpickler(io.BytesIO(data), source=str(path), encoding=encoding).load()
-    except UnsafePickleError as e:
+        return SafeUnpickler(io.BytesIO(data), source=str(path), limit=limit, encoding=encoding).load()
+    except (UnsafePickleError, BadPickleError) as e:
         if str(path) in str(e): raise
-        raise UnsafePickleError(f"{path}: {e}") from None
-    except Exception as e:
-        raise pickle.UnpicklingError(f"{path}: not a readable pickle ({type(e).__name__}: {e}); "
-                                     f"the file may be truncated or of another format") from None
+        raise type(e)(f"{shown(path)}: {e}") from None
+    except Exception as e:    # anything else a malformed pickle raises (truncation, bad opcodes, wrong types, MemoryError)
+        raise BadPickleError(f"{shown(path)}: not a readable pickle ({type(e).__name__}: {shown(e)[:200]}); "
+                             f"the file may be truncated or of another format") from None
