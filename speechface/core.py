@@ -4,8 +4,8 @@
 
 # %% ../nbs/00_core.ipynb #909cd292
 from __future__ import annotations
-import contextlib, io, os, pickle, random, stat, tempfile, types, zipfile, zlib
-from collections.abc import Iterable
+import contextlib, io, os, pickle, random, shutil, stat, tempfile, types, zipfile, zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,8 @@ import torch
 # %% auto #0
 __all__ = ['MEMORY_FRACTION', 'seed_everything', 'get_device', 'atomic_write', 'UserError', 'UsageError', 'parse_bytes',
            'memory_budget', 'DataFileError', 'check_budget', 'shown', 'regular_file', 'safe_name', 'inside', 'load_npy',
-           'load_npz', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'UnsafePickleError', 'BadPickleError',
-           'SafeUnpickler', 'safe_load_pickle']
+           'load_npz', 'atomic_folder', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'UnsafePickleError',
+           'BadPickleError', 'SafeUnpickler', 'safe_load_pickle']
 
 # %% ../nbs/00_core.ipynb #ce5c06ae
 def seed_everything(seed: int,              # the seed for `random`, NumPy and torch (CPU and all GPUs)
@@ -236,6 +236,32 @@ def load_npz(path: str | Path,               # a .npz archive
                 raise DataFileError(f"{shown(path)}: {label} could not be read ({shown(e)}); the archive is damaged") from None
     return out
 
+
+# %% ../nbs/00_core.ipynb #3d60f239
+@contextlib.contextmanager
+def atomic_folder(path: str | Path,                                   # the folder to (re)write
+                  owns: Callable[[Path], bool] = lambda p: False,     # entries of an existing folder this writer may replace
+                 ):
+    "Context manager yielding a temporary folder that replaces `path` only if the block succeeds."
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{shown(path)} exists and is not a folder; choose another output name or remove that file")
+    if path.is_dir():
+        foreign = [p.name for p in path.iterdir() if not owns(p)]
+        if foreign:
+            raise UsageError(f"{shown(path)} already holds files this command did not write ({shown(', '.join(sorted(foreign)[:3]))}"
+                             f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new output folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        old = path.with_name(f".{path.name}.old.{os.getpid()}") if path.exists() else None
+        if old is not None: os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None: shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 # %% ../nbs/00_core.ipynb #ee7c37c1
 class CheckpointError(UserError, RuntimeError):
