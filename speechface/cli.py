@@ -8,32 +8,75 @@ import argparse, os, sys, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DYADIC_PRESETS', 'BEAT2_PRESETS', 'build_parser', 'user_errors', 'main']
+__all__ = ['DYADIC_PRESETS', 'BEAT2_PRESETS', 'SYNTH_MARKER', 'build_parser', 'user_errors', 'main']
 
 # %% ../nbs/52_cli.ipynb #93df0613
 DYADIC_PRESETS = {"dyadic": "full", "dyadic-tiny": "tiny"}   # CLI name -> `speechface.data.dyadic` preset
 BEAT2_PRESETS = {"beat2": "small", "beat2-tiny": "tiny"}     # CLI name -> `speechface.data.beat2_synth` preset
 
+SYNTH_MARKER = ".speechface-synth.json"   # written by `synth` into its output folder: the entries it made there
+
+def _synth_made(out: Path) -> set:
+    "Names in `out` that an earlier `speechface synth` wrote (from its marker file); empty if none or unreadable."
+    import json
+    from speechface.core import regular_file, DataFileError
+    marker = out / SYNTH_MARKER
+    try:
+        regular_file(marker, "synth's marker")
+        if marker.stat().st_size > 2**20: return set()
+        entries = json.loads(marker.read_text(encoding="utf-8"))["entries"]
+        return {e for e in entries if isinstance(e, str)} | {SYNTH_MARKER}
+    except (FileNotFoundError, DataFileError, OSError, ValueError, KeyError, TypeError): return set()
+
+def _synth_into(out: Path, force: bool, write) -> None:
+    """Run `write(folder)` for `synth --out`: into a new or empty folder, or one an earlier `synth` made (replaced whole,
+    no stale file of a bigger preset left); a folder holding anything else is refused unless `force` (then written in place)."""
+    import json
+    from speechface.core import atomic_folder, shown, UsageError
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {shown(out)} is a file; synth writes a corpus folder: choose a new folder name")
+    made = _synth_made(out) if out.is_dir() else set()
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in made) if out.is_dir() else []
+    if foreign and not force:
+        raise UsageError(f"--out {shown(out)} already holds files synth did not write ({shown(', '.join(foreign[:3]))}"
+                         f"{', ...' if len(foreign) > 3 else ''}); synth would overwrite templates.pkl, metadata.json and "
+                         f"the data files in it. Choose a new or empty folder, or pass --force to write into it anyway")
+    if foreign:                                      # --force: the files are written over in place, the others kept
+        write(out); return
+    with atomic_folder(out, owns=lambda p: p.name in made) as tmp:
+        write(tmp)
+        entries = sorted(p.name for p in tmp.iterdir())
+        (tmp / SYNTH_MARKER).write_text(json.dumps({"written_by": "speechface synth", "entries": entries}, indent=1))
+
 def _synth(a) -> int:
     t0 = time.perf_counter()
+    out = Path(a.out)
     if a.preset.startswith("dyadic"):                                    # the listener-reaction corpus, REACT2024 layout
         from speechface.data.dyadic import generate_dyadic_corpus
-        meta = generate_dyadic_corpus(a.out, DYADIC_PRESETS[a.preset], a.seed, workers=a.workers, progress=not a.quiet)
-        size = sum(p.stat().st_size for p in Path(a.out).rglob("*") if p.is_file())
+        res = {}
+        _synth_into(out, a.force, lambda d: res.update(meta=generate_dyadic_corpus(d, DYADIC_PRESETS[a.preset], a.seed,
+                                                                                    workers=a.workers, progress=not a.quiet)))
+        meta = res["meta"]
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         print(f"wrote {sum(s['pairs'] for s in meta['splits'].values())} speaker-listener pairs of {meta['clip_frames']} frames "
               f"({meta['fps']} fps), REACT2024 layout, {size / 1e6:.1f} MB to {a.out} in {time.perf_counter() - t0:.1f} s")
         return 0
     if a.preset.startswith("beat2"):                                     # the speech-gesture corpus, BEAT2 layout
         from speechface.data.beat2_synth import generate_beat2_corpus
-        meta = generate_beat2_corpus(a.out, BEAT2_PRESETS[a.preset], a.seed, workers=a.workers, progress=not a.quiet)
-        n = len((Path(a.out) / "train_test_split.csv").read_text().splitlines()) - 1
-        size = sum(p.stat().st_size for p in Path(a.out).rglob("*") if p.is_file())
+        res = {}
+        _synth_into(out, a.force, lambda d: res.update(meta=generate_beat2_corpus(d, BEAT2_PRESETS[a.preset], a.seed,
+                                                                                   workers=a.workers, progress=not a.quiet)))
+        meta = res["meta"]
+        n = len((out / "train_test_split.csv").read_text().splitlines()) - 1
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         print(f"wrote {n} recordings of {len(meta['speakers'])} speakers ({meta['fps']} fps motion, {meta['sample_rate']} Hz speech), "
               f"BEAT2 layout, {size / 1e6:.1f} MB to {a.out} in {time.perf_counter() - t0:.1f} s")
         return 0
     from speechface.data.synth import generate_corpus
-    meta = generate_corpus(a.out, a.preset, a.seed, progress=not a.quiet, workers=a.workers)
-    size = sum(p.stat().st_size for p in Path(a.out).rglob("*") if p.is_file())
+    res = {}
+    _synth_into(out, a.force, lambda d: res.update(meta=generate_corpus(d, a.preset, a.seed, progress=not a.quiet, workers=a.workers)))
+    meta = res["meta"]
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {len(meta['texts'])} utterances, V={meta['n_vertices']}, {meta['fps']} fps, "
           f"{size / 1e6:.1f} MB to {a.out} in {time.perf_counter() - t0:.1f} s")
     return 0
@@ -105,14 +148,15 @@ def _animate(a) -> int:
         if len(names) != len(a.compare) or len(set(names)) != len(names):
             raise UsageError(f"--names must give one distinct name per --compare checkpoint, got {names}")
         r = animate_compare(a.audio[0], dict(zip(names, a.compare)), a.out, a.regions, subject=a.subject, template=a.template,
-                            device=a.device, textgrid=a.textgrid, gt=a.gt, size=a.size, engine=a.engine, progress=not a.quiet)
+                            device=a.device, textgrid=a.textgrid, gt=a.gt, size=a.size, engine=a.engine, progress=not a.quiet,
+                            max_audio_s=a.max_audio_seconds)
         cols = " | ".join((["ground truth"] if a.gt else []) + names)
         print(f"wrote {r['path']}: {r['frames']} frames ({cols}), {r['s_per_frame'] * 1000:.0f} ms per frame")
         return 0
     if not a.ckpt: raise UsageError("animate needs --ckpt (or --compare CKPT ...)")
     common = dict(subject=a.subject, template=a.template, device=a.device, sample=a.sample, templates=a.templates,
                   faces=a.faces, dataset=a.dataset, subjects=a.subjects, wav2vec2_config=a.wav2vec2_config,
-                  engine=a.engine, window_s=a.window_s)
+                  engine=a.engine, window_s=a.window_s, max_audio_s=a.max_audio_seconds)
     if len(a.audio) == 1 and not Path(a.audio[0]).is_dir():
         m = animate(a.audio[0], a.ckpt, a.out, like_reference=a.like_reference, **common)
         print(f"wrote {a.out}: {m.shape[0]} frames")
@@ -149,6 +193,13 @@ def _demo(a) -> int:
           + f" in {sum(res['timings'].values()):.0f} s")
     return 0
 
+def _positive_float(text: str) -> float:
+    "argparse type: a number > 0 (argparse prints the one-line usage error otherwise)."
+    try: x = float(text)
+    except ValueError: x = float("nan")
+    if not x > 0 or x == float("inf"): raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return x
+
 def build_parser() -> argparse.ArgumentParser:
     "The argument parser of the `speechface` command."
     p = argparse.ArgumentParser(prog="speechface", description="Speech-driven 3D facial animation workbook.",
@@ -165,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--workers", type=int, default=2, help="parallel speech-synthesis processes")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--force", action="store_true", help="write into --out even if it holds files synth did not write "
+                                                        "(they are kept; synth's own files are overwritten)")
     s.set_defaults(func=_synth)
     c = sub.add_parser("check-data", help="validate a dataset folder (FaceFormer, REACT2024 or BEAT2 layout); exit 1 on errors")
     c.add_argument("root", help="dataset folder: wav/, vertices_npy/, templates.pkl; or a REACT2024 folder ({split}.csv, "
@@ -201,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--batch-size", type=int, default=8, help="utterances decoded together (several inputs)")
     n.add_argument("--engine", default="fused", choices=["fused", "static", "graph", "compile"],
                    help="decoding implementation (graph: one CUDA graph per step, GPU only)")
+    n.add_argument("--max-audio-seconds", type=_positive_float, default=None, metavar="S", help="longest audio file "
+                   "accepted (default 600 s: a longer file, or one whose header claims more, is refused before decoding)")
     n.add_argument("--window-s", type=float, default=None, help="wav2vec2: attend within windows of this many seconds "
                                                                 "(long audio; default: the whole utterance)")
     n.add_argument("--quiet", action="store_true")
@@ -288,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     if debug: return a.func(a)
     try: return a.func(a)
     except user_errors() as e:      # the user's to fix: what, which file or setting, what to do — one line, no traceback
-        print(f"speechface {a.command}: error: {e}", file=sys.stderr)
+        from speechface.core import shown    # control characters escaped: one line, whatever a file's name holds
+        print(f"speechface {a.command}: error: {shown(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"speechface {a.command}: interrupted", file=sys.stderr); return 130

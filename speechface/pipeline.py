@@ -22,7 +22,7 @@ from .data.mesh import load_regions
 from .data.textgrid import read_phone_tier, textgrid_folder
 from .viz.face import FaceRig, comparison_video as face_comparison_video
 from .evaluation.baselines import ground_truth, baseline_predictions, score_predictions
-from .evaluation.perceptual import perceptual_units, perceptual_summary, train_lip_reader
+from .evaluation.perceptual import perceptual_units, perceptual_summary, train_lip_reader, read_lip_reader
 from .evaluation.evaluate import add_perceptual_cis, style_average
 from .train.supervised import train, load_config, load_actor, style_conditions, predict_conditions
 from .train.inference import run_test
@@ -73,7 +73,7 @@ def reference_rows(root, eval_expert, split: str = "test", lip_reader=None) -> p
     ds = FaceFormerDataset(root, split, with_mel=False)
     gts, mel_cache = ground_truth(ds), {}                                  # each wav's mel clips computed once
     if isinstance(eval_expert, (str, Path)): eval_expert = load_backbone(eval_expert)
-    if isinstance(lip_reader, (str, Path)): lip_reader = load_checkpoint(lip_reader)
+    if isinstance(lip_reader, (str, Path)): lip_reader = read_lip_reader(lip_reader, ds.n_vertices)
     rows, units, p_cache = {}, {}, {}
     for name, preds in (("ground truth", gts), ("static template", baseline_predictions(ds, gts)["static template"])):
         rows[name] = score_predictions(ds, preds, gts=gts, sync_expert=eval_expert, mel_cache=mel_cache)
@@ -92,7 +92,7 @@ def comparison_table(root,                      # the corpus
                     ) -> pd.DataFrame:          # one row per method
     "Test every run under every training style (`run_test`), average over styles, and stack the rows."
     if isinstance(eval_expert, (str, Path)): eval_expert = load_backbone(eval_expert)   # loaded once for every row
-    if isinstance(lip_reader, (str, Path)): lip_reader = load_checkpoint(lip_reader)
+    if isinstance(lip_reader, (str, Path)): lip_reader = read_lip_reader(lip_reader)
     rows = {}
     for name, (cfg, ckpt) in runs.items():
         tab, _, _ = run_test(cfg, split, ckpt=ckpt, progress=progress, sync_expert=eval_expert, lip_reader=lip_reader)
@@ -148,7 +148,7 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
                           actor=sft_ckpt, progress=progress)
     with _timed(tm, "lip-reader", progress):                      # the perceptual evaluation's reader: training-speaker GT only
         if todo(ck / "lipreader.pt"): save_checkpoint(ck / "lipreader.pt", train_lip_reader(data, epochs=plan.reader_epochs, seed=seed, progress=progress))
-    reader = load_checkpoint(ck / "lipreader.pt")
+    reader = read_lip_reader(ck / "lipreader.pt")
     with _timed(tm, "rl", progress):
         rl_cfg = load_config(base + ["run=rl", f"trainer.init_actor={sft_ckpt}"] + RL_RECIPE + plan.rl)
         rl = train_rl(rl_cfg, progress=progress)
@@ -186,7 +186,7 @@ def comparison_sequences(root, sft_ckpt, rl_ckpt, split: str = "test", seconds: 
     """What the comparison video shows, per utterance (`video_items`): name, ground truth, SFT and RL in the mean style
     (`seqs`: method -> list of (T, 3V)), the speech at 16 kHz spanning each utterance's frames and its phone tier."""
     ds = FaceFormerDataset(root, split, with_mel=False, style="independent")
-    actors = {n: load_actor(load_checkpoint(p)).eval() for n, p in (("SFT", sft_ckpt), ("RL", rl_ckpt))}
+    actors = {n: load_actor(p).eval() for n, p in (("SFT", sft_ckpt), ("RL", rl_ckpt))}
     out = {"ds": ds, "names": [], "subjects": [], "seqs": {"ground truth": [], "SFT": [], "RL": []}, "audio": [], "phones": []}
     for i in video_items(ds, seconds):
         it = ds[i]; T = len(it["vertice"])

@@ -13,11 +13,12 @@ import soundfile as sf
 import soxr
 import torch
 
-from ..core import UserError
+from ..core import UserError, DataFileError, check_budget, regular_file, shown
 
 # %% auto #0
-__all__ = ['AUDIO_EXPECTED', 'LOG_FLOOR', 'MEL_SR', 'MEL_BINS', 'MEL_N_FFT', 'MELS_PER_FRAME', 'AudioFileError', 'load_wav',
-           'normalize_audio', 'mel_filterbank', 'log_mel_spectrogram', 'mel_hop', 'log_mel', 'mel_clips', 'mel_frames']
+__all__ = ['AUDIO_EXPECTED', 'SR_RANGE', 'MAX_AUDIO_S', 'MIN_AUDIO_S', 'LOG_FLOOR', 'MEL_SR', 'MEL_BINS', 'MEL_N_FFT',
+           'MELS_PER_FRAME', 'AudioFileError', 'read_audio', 'load_wav', 'normalize_audio', 'mel_filterbank',
+           'log_mel_spectrogram', 'mel_hop', 'log_mel', 'mel_clips', 'mel_frames']
 
 # %% ../../nbs/02_data.audio.ipynb #a25734d7
 AUDIO_EXPECTED = "a WAV, FLAC or OGG file with at least one sample, all of them finite"
@@ -30,9 +31,14 @@ class AudioFileError(UserError, ValueError):
                  fix: str,         # what to do about it
                 ):
         self.path, self.problem, self.fix = Path(path), problem, fix
-        super().__init__(f"{path}: {problem}. Expected {AUDIO_EXPECTED}. {fix}")
+        super().__init__(f"{shown(path)}: {problem}. Expected {AUDIO_EXPECTED}. {fix}")
 
 # %% ../../nbs/02_data.audio.ipynb #44a010ed
+SR_RANGE = (1_000, 384_000)  # Hz a real recording has (telephone 8 kHz … studio 384 kHz); outside: a damaged or forged header
+MAX_AUDIO_S = 600.0          # default longest file read (s): `max_seconds=`, `speechface animate --max-audio-seconds`
+MIN_AUDIO_S = 0.025          # shortest file read (s): one 25 ms window, wav2vec2's first convolution (400 samples at 16 kHz)
+_BLOCK = 1 << 16             # frames decoded per read
+
 def _wav_truncation(path: Path) -> tuple[int, int] | None:
     "For a RIFF/WAVE file whose data chunk is cut short, return (announced, present) bytes; else None."
     with open(path, "rb") as f:
@@ -49,17 +55,25 @@ def _wav_truncation(path: Path) -> tuple[int, int] | None:
                 return (n, present) if present < n else None
             f.seek(n + (n & 1), 1)                           # chunks are word-aligned
 
-def load_wav(path: str | Path, # a WAV (PCM 8/16/24/32-bit, float), FLAC or OGG file, any rate, any channel count
-             sr: int = 16000,  # output rate in Hz; 16 kHz is what wav2vec2 / Whisper / the mel front ends expect
-            ) -> np.ndarray:   # (N,) float32 mono waveform at `sr`
-    "Read an audio file as a mono float32 waveform at `sr` Hz: channels averaged, resampled with soxr."
-    if not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or sr <= 0:
-        raise ValueError(f"sr must be a positive integer sample rate in Hz, got {sr!r}")
+_UNREADABLE = ("The header may be truncated or the file is another format under an audio name; inspect it with "
+               "`soxi`/`ffprobe` or convert it: `ffmpeg -i IN -ac 1 -ar 16000 OUT.wav`.")
+_LIMIT_FIX = "Split the recording, or raise the limit (`max_seconds=`; `speechface animate --max-audio-seconds S`)."
+
+def read_audio(path: str | Path,                 # a WAV (PCM 8/16/24/32-bit, float), FLAC or OGG file
+               max_seconds: float | None = None, # longest audio accepted (None: `MAX_AUDIO_S`)
+               min_seconds: float = MIN_AUDIO_S, # shortest audio accepted
+              ) -> tuple[np.ndarray, int]:       # (N,) mono float32 waveform at the file's own rate, and that rate
+    "Decode an audio file to mono float32 at its own rate — file kind, header, rate, duration and memory checked before decoding, decoded in blocks."
+    max_s = MAX_AUDIO_S if max_seconds is None else float(max_seconds)
+    if not max_s > 0: raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}")
     path = Path(path)
     if not path.exists():
         raise AudioFileError(path, "file not found", f"Check the path (relative paths resolve against {Path.cwd()}).")
-    if not path.is_file():
+    if path.is_dir():
         raise AudioFileError(path, "is a directory, not a file", "Pass one of the audio files inside it.")
+    try: regular_file(path, "the audio file")                      # a FIFO or device would block the decoder forever
+    except DataFileError as e:
+        raise AudioFileError(path, str(e).removeprefix(f"{shown(path)}: "), "Pass the recording itself.") from None
     if path.stat().st_size == 0:
         raise AudioFileError(path, "file is empty (0 bytes)",
                              "It was probably cut off while copying or downloading: copy it again from the source.")
@@ -68,24 +82,66 @@ def load_wav(path: str | Path, # a WAV (PCM 8/16/24/32-bit, float), FLAC or OGG 
         raise AudioFileError(path, f"truncated: the WAV header announces {cut[0]} bytes of samples but only "
                                    f"{cut[1]} are present", "Copy the file again from the source; a partial file "
                                    "would silently lose the end of the utterance.")
+    try: info = sf.info(str(path))                                   # the header only
+    except (sf.SoundFileError, RuntimeError, ValueError, OverflowError) as e:
+        raise AudioFileError(path, f"not a readable audio file ({shown(e)})", _UNREADABLE) from None
+    rate, ch, frames = int(info.samplerate), int(info.channels), int(info.frames)
+    if not SR_RANGE[0] <= rate <= SR_RANGE[1]:
+        raise AudioFileError(path, f"its header gives a sample rate of {rate} Hz, outside the {SR_RANGE[0]}..{SR_RANGE[1]} Hz "
+                                   f"of real recordings", "The header is damaged or was written with a wrong rate: "
+                                   "re-export the file, e.g. `ffmpeg -i IN -ar 16000 OUT.wav`.")
+    if frames / rate > max_s:
+        raise AudioFileError(path, f"its header announces {frames} frames at {rate} Hz = {frames / rate:.1f} s, more than "
+                                   f"the limit of {max_s:g} s", _LIMIT_FIX)
+    check_budget(frames * ch * 4, path, f"decoding {frames} frames × {ch} channel(s) of float32 audio")
+    cap = int(max_s * rate)                                          # the header may lie: stop decoding here anyway
+    parts, n, n_bad, first_bad = [], 0, 0, None
     try:
-        x, file_sr = sf.read(path, dtype="float32", always_2d=True)  # (N, C)
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                b = f.read(_BLOCK, dtype="float32", always_2d=True)  # (≤ _BLOCK, C)
+                if not len(b): break
+                bad = ~np.isfinite(b)
+                if bad.any():
+                    n_bad += int(bad.sum())
+                    if first_bad is None: t, c = np.argwhere(bad)[0]; first_bad = (n + int(t), int(c))
+                parts.append(b.mean(axis=1)); n += len(b)            # (≤ _BLOCK,) mono
+                if n > cap:
+                    raise AudioFileError(path, f"decodes to more than {max_s:g} s although its header announced "
+                                               f"{frames / rate:.1f} s", _LIMIT_FIX)
+                if n > frames: check_budget((n + _BLOCK) * ch * 4, path, f"decoding {ch} channel(s) of float32 audio "
+                                                                         f"beyond the {frames} frames the header announced")
     except (sf.SoundFileError, RuntimeError) as e:
-        raise AudioFileError(path, f"not a readable audio file ({e})",
-                             "The header may be truncated or the file is another format under an audio name; inspect "
-                             "it with `soxi`/`ffprobe` or convert it: `ffmpeg -i IN -ac 1 -ar 16000 OUT.wav`.") from None
-    if x.shape[0] == 0:
-        raise AudioFileError(path, f"contains 0 audio samples ({x.shape[1]} channel(s) at {file_sr} Hz, no frames)",
+        raise AudioFileError(path, f"not a readable audio file ({shown(e)})", _UNREADABLE) from None
+    except MemoryError:
+        raise AudioFileError(path, f"too large to decode: {frames} frames × {ch} channel(s) do not fit in memory",
+                             "Split the recording or convert it to mono 16 kHz: `ffmpeg -i IN -ac 1 -ar 16000 OUT.wav`.") from None
+    if n == 0:
+        raise AudioFileError(path, f"contains 0 audio samples ({ch} channel(s) at {rate} Hz, no frames)",
                              "The recording is empty: re-export it, or drop this utterance from the file list.")
-    bad = ~np.isfinite(x)
-    if bad.any():
-        t, c = np.argwhere(bad)[0]
-        raise AudioFileError(path, f"contains {int(bad.sum())} NaN/inf sample(s), the first at {t / file_sr:.3f} s "
+    if first_bad is not None:
+        t, c = first_bad
+        raise AudioFileError(path, f"contains {n_bad} NaN/inf sample(s), the first at {t / rate:.3f} s "
                                    f"(sample {t}, channel {c})", "The file is corrupt or was written from a diverged "
                                    "computation; re-export it (speechface never zeroes such samples silently).")
-    x = x.mean(axis=1)                                               # (N,) mono
+    if n / rate < min_seconds:
+        raise AudioFileError(path, f"only {1000 * n / rate:.1f} ms of audio ({n} samples at {rate} Hz), shorter than the "
+                                   f"{1000 * min_seconds:g} ms minimum", "The speech encoder needs at least one full "
+                                   "analysis window: pass a longer recording (or pad this one with silence).")
+    return np.concatenate(parts), rate
+
+def load_wav(path: str | Path, # a WAV (PCM 8/16/24/32-bit, float), FLAC or OGG file, any rate, any channel count
+             sr: int = 16000,  # output rate in Hz; 16 kHz is what wav2vec2 / Whisper / the mel front ends expect
+             max_seconds: float | None = None, # longest audio accepted (None: `MAX_AUDIO_S`)
+             min_seconds: float = MIN_AUDIO_S, # shortest audio accepted
+            ) -> np.ndarray:   # (N,) float32 mono waveform at `sr`
+    "Read an audio file as a mono float32 waveform at `sr` Hz: checked and decoded by `read_audio`, channels averaged, resampled with soxr."
+    if not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or sr <= 0:
+        raise ValueError(f"sr must be a positive integer sample rate in Hz, got {sr!r}")
+    x, file_sr = read_audio(path, max_seconds, min_seconds)         # (N,) mono at the file's rate
     if file_sr != sr: x = soxr.resample(x, file_sr, sr)              # (round(N·sr/file_sr),)
     return np.ascontiguousarray(x, dtype=np.float32)
+
 
 # %% ../../nbs/02_data.audio.ipynb #979712d6
 def normalize_audio(x: np.ndarray | torch.Tensor,  # (N,) or (B, N) waveform(s)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08e_data.beat2.ipynb #74cddc81
 from __future__ import annotations
-import csv, hashlib, json, os, re, shutil, tempfile, zipfile
+import csv, hashlib, itertools, json, os, re, shutil, stat, tempfile, warnings, zipfile, zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +12,20 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
-from ..core import UsageError
+from ..core import UsageError, DataFileError, check_budget, inside, load_npy, load_npz, regular_file, safe_name, shown
 from .audio import load_wav, AudioFileError, _wav_truncation
 from .dataset import DataError
 from .rotation import axis_angle_to_matrix, matrix_to_rot6d
 
 # %% auto #0
-__all__ = ['BEAT2_FPS', 'BEAT2_SR', 'N_JOINTS', 'N_EXPRESSIONS', 'N_BETAS', 'BEAT2_FOLDERS', 'BEAT2_SPLITS', 'SMPLX_JOINT_NAMES',
-           'SMPLX_PARENTS', 'POSE_SLICES', 'BEAT2_SHAPES', 'BEAT2_PARTS', 'GESTURE_JOINTS', 'PART_DIMS', 'FINGER_BONES',
-           'SKELETON_OFFSETS', 'FOOT_JOINTS', 'FOOT_CONTACT_SPEED', 'SILENCE', 'UNKNOWN', 'CACHE_VERSION', 'FEATURES',
-           'BEAT2DataError', 'beat2_paths', 'parse_beat2_id', 'read_beat2_npz', 'write_beat2_npz', 'pose_rot6d',
-           'parts_from_rot6d', 'forward_kinematics', 'foot_contact', 'split_parts', 'read_split_csv', 'normalize_word',
-           'read_word_tier', 'build_vocabulary', 'frame_words', 'load_beat2_recording', 'features_to_parts',
+__all__ = ['BEAT2_FPS', 'BEAT2_SR', 'N_JOINTS', 'N_EXPRESSIONS', 'N_BETAS', 'BEAT2_FOLDERS', 'BEAT2_SPLITS', 'SPLIT_CSV',
+           'SMPLX_JOINT_NAMES', 'SMPLX_PARENTS', 'POSE_SLICES', 'BEAT2_SHAPES', 'MOTION_KEYS', 'BEAT2_PARTS',
+           'GESTURE_JOINTS', 'PART_DIMS', 'FINGER_BONES', 'SKELETON_OFFSETS', 'FOOT_JOINTS', 'FOOT_CONTACT_SPEED',
+           'SILENCE', 'UNKNOWN', 'MAX_SPLIT_BYTES', 'MAX_SPLIT_LINE', 'MAX_TEXTGRID_BYTES', 'CACHE_VERSION',
+           'CACHE_MARKER', 'FEATURES', 'BEAT2DataError', 'parse_beat2_id', 'check_beat2_id', 'beat2_paths',
+           'read_beat2_npz', 'write_beat2_npz', 'pose_rot6d', 'parts_from_rot6d', 'forward_kinematics', 'foot_contact',
+           'split_parts', 'read_split_csv', 'read_interval_tiers', 'normalize_word', 'read_word_tier',
+           'build_vocabulary', 'frame_words', 'load_beat2_recording', 'features_to_parts', 'cache_marker',
            'BEAT2Dataset', 'write_word_textgrid', 'write_beat2_wav', 'write_split_csv']
 
 # %% ../../nbs/08e_data.beat2.ipynb #3bd652de
@@ -32,6 +34,7 @@ BEAT2_SR = 16000        # wave16k sample rate
 N_JOINTS, N_EXPRESSIONS, N_BETAS = 55, 100, 300
 BEAT2_FOLDERS = {"motion": ("smplxflame_30", ".npz"), "audio": ("wave16k", ".wav"), "text": ("textgrid", ".TextGrid")}
 BEAT2_SPLITS = ("train", "val", "test", "additional")
+SPLIT_CSV = "train_test_split.csv"   # the split file, in the corpus folder
 SMPLX_JOINT_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
     "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head", "left_shoulder",
@@ -46,62 +49,101 @@ POSE_SLICES = {"global": slice(0, 3), "body": slice(3, 66), "jaw": slice(66, 69)
 class BEAT2DataError(DataError):
     "A BEAT2 file is missing, truncated or not in the corpus' format; the message names the file and the fix."
 
-def beat2_paths(root: str | Path, # beat_english_v2.0.0 (the folder holding train_test_split.csv)
-                id: str,          # a recording id, e.g. '2_scott_0_100_100'
-               ) -> dict[str, Path]: # 'motion', 'audio', 'text' -> file
-    "The three files of one BEAT2 recording."
-    return {k: Path(root) / d / f"{id}{ext}" for k, (d, ext) in BEAT2_FOLDERS.items()}
-
-def parse_beat2_id(id: str) -> tuple[int, str]:
+def parse_beat2_id(id: str,                          # a recording id, e.g. '2_scott_0_100_100'
+                   source: str | Path | None = None, # where it was read, for the message
+                  ) -> tuple[int, str]:
     "(speaker number, speaker name) of an id like '2_scott_0_100_100'."
-    m = re.fullmatch(r"(\d+)_([A-Za-z]+)_.+", id)
-    if not m: raise BEAT2DataError(f"{id!r} is not a BEAT2 id like '2_scott_0_100_100' (speaker number, name, ...)")
+    m = re.fullmatch(r"(\d+)_([A-Za-z]+)_.+", id) if isinstance(id, str) else None
+    if not m: raise BEAT2DataError(f"{shown(source) + ': ' if source else ''}{shown(repr(id))} is not a BEAT2 id like "
+                                   f"'2_scott_0_100_100' (speaker number, name, ...)")
     return int(m[1]), m[2]
+
+def check_beat2_id(id: str,                 # a recording id read from a file
+                   source: str | Path,      # where it was read (file, line), for the message
+                  ) -> str:
+    "`id` if it is one plain file name (`safe_name`: no '/', '..', control characters) that parses as a BEAT2 id."
+    try: safe_name(id, source, "recording id")
+    except DataFileError as e: raise BEAT2DataError(str(e)) from None
+    parse_beat2_id(id, source)
+    return id
+
+def beat2_paths(root: str | Path,                   # beat_english_v2.0.0 (the folder holding train_test_split.csv)
+                id: str,                            # a recording id, e.g. '2_scott_0_100_100'
+                source: str | Path | None = None,   # where the id was read, for messages; None: the split file
+               ) -> dict[str, Path]:                # 'motion', 'audio', 'text' -> file
+    "The three files of one BEAT2 recording: built from a checked id only, each proven to stay inside `root` (symlinks resolved)."
+    source = Path(root) / SPLIT_CSV if source is None else source
+    check_beat2_id(id, source)
+    try: return {k: inside(root, f"{d}/{id}{ext}", source, f"the {k} file of {id}") for k, (d, ext) in BEAT2_FOLDERS.items()}
+    except DataFileError as e: raise BEAT2DataError(str(e)) from None
 
 # %% ../../nbs/08e_data.beat2.ipynb #bae834e9
 BEAT2_SHAPES = {"betas": (N_BETAS,), "poses": (None, 3 * N_JOINTS), "expressions": (None, N_EXPRESSIONS), "trans": (None, 3)}
+MOTION_KEYS = (*BEAT2_SHAPES, "mocap_frame_rate")   # the members read; 'gender', 'model' and anything else stay packed
 
 def _err(path, problem: str, fix: str) -> BEAT2DataError:
-    return BEAT2DataError(f"{path}: {problem}. {fix}")
+    return BEAT2DataError(f"{shown(path)}: {problem}. {fix}")
+
+def _regular(path: Path, what: str, fix: str) -> Path:
+    "`regular_file` in BEAT2's words: a missing file says what to copy; a FIFO, device or folder is refused unopened."
+    try: return regular_file(path, what)
+    except FileNotFoundError: raise _err(path, f"{what} not found", fix) from None
+    except DataFileError as e: raise BEAT2DataError(f"{e}. {fix}") from None
+
+def _npz_headers(path: Path, keys: tuple, fix: str) -> dict[str, tuple[tuple, np.dtype]]:
+    "(shape, dtype) of the wanted members of an .npz, read from their .npy headers alone (nothing else is inflated)."
+    try: z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
+        raise _err(path, f"truncated or not an .npz archive ({path.stat().st_size} bytes; {type(e).__name__}: {shown(e)})", fix) from None
+    out, fmt = {}, np.lib.format
+    with z:
+        names = {n.removesuffix(".npy"): n for n in z.namelist()}
+        missing = [k for k in keys if k not in names]
+        if missing: raise _err(path, f"has no {', '.join(missing)} (keys: {shown(sorted(names)[:20])})", fix)
+        for k in keys:
+            try:
+                with z.open(names[k]) as f:
+                    version = fmt.read_magic(f)
+                    read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+                    if read is None: raise ValueError(f".npy format version {version}, expected 1.0 or 2.0")
+                    shape, _, dtype = read(f)
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, SyntaxError, NotImplementedError, RuntimeError) as e:
+                raise _err(path, f"member {k} is damaged ({type(e).__name__}: {shown(e)})", fix) from None
+            out[k] = shape, dtype
+    return out
 
 def read_beat2_npz(path: str | Path,        # smplxflame_30/<id>.npz
                    fps: int | None = BEAT2_FPS, # the frame rate the caller expects; None: any
                   ) -> dict:                # betas (300,), poses (T,165), expressions (T,100), trans (T,3) float32; fps int
-    "Read one BEAT2 SMPL-X/FLAME motion file, validated (keys, shapes, finite values, frame rate)."
+    "Read one BEAT2 SMPL-X/FLAME motion file: headers checked (dtypes, shapes, equal frames) before its five members are inflated."
     path = Path(path)
     fix = ("Expected an .npz with betas (300,), poses (T, 165), expressions (T, 100), trans (T, 3) and "
            "mocap_frame_rate; copy the file again from beat_english_v2.0.0/smplxflame_30")
-    if not path.is_file(): raise _err(path, "motion file not found" if not path.exists() else "is not a file", fix)
-    try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile): raise _err(path, f"is a single .npy array of shape {np.shape(z)}, not an .npz archive", fix)
-        with z: arrays = {k: z[k] for k in z.files}
-    except BEAT2DataError: raise
-    except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile) as e:
-        raise _err(path, f"truncated or not an .npz archive ({path.stat().st_size} bytes; {type(e).__name__}: {e})", fix) from None
-    except ValueError as e:
-        msg = str(e).splitlines()[0]
-        why = ("holds Python objects (a pickle), which are not loaded" if "pickle" in msg.lower()
-               else f"truncated or damaged ({msg})")
-        raise _err(path, why, fix) from None
-    missing = [k for k in (*BEAT2_SHAPES, "mocap_frame_rate") if k not in arrays]
-    if missing: raise _err(path, f"has no {', '.join(missing)} (keys: {sorted(arrays)})", fix)
-    out, T = {}, None
-    for k, shape in BEAT2_SHAPES.items():
-        a = arrays[k]
-        if not np.issubdtype(a.dtype, np.number): raise _err(path, f"{k} has dtype {a.dtype}, not numbers", fix)
-        if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
-            raise _err(path, f"{k} has shape {a.shape}, expected {tuple('T' if s is None else s for s in shape)}", fix)
-        if shape[0] is None:
-            if T is not None and len(a) != T: raise _err(path, f"{k} has {len(a)} frames but poses has {T}", "The arrays must describe the same frames; copy the file again")
-            T = len(a)
-        bad = ~np.isfinite(a)
+    _regular(path, "motion file", fix)
+    heads, T = _npz_headers(path, MOTION_KEYS, fix), None
+    for k, (shape, dtype) in heads.items():
+        if dtype.hasobject: raise _err(path, f"{k} holds Python objects (a pickle), which are not loaded", fix)
+        if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+            raise _err(path, f"{k} has dtype {shown(dtype)}, not real numbers", fix)
+        if k == "mocap_frame_rate":
+            if np.prod(shape) != 1: raise _err(path, f"mocap_frame_rate has shape {shape}, not one number", fix)
+            continue
+        want = BEAT2_SHAPES[k]
+        if len(shape) != len(want) or any(s is not None and s != d for s, d in zip(want, shape)):
+            raise _err(path, f"{k} has shape {shape}, expected {tuple('T' if s is None else s for s in want)}", fix)
+        if want[0] is None:
+            if T is not None and shape[0] != T: raise _err(path, f"{k} has {shape[0]} frames but poses has {T}", "The arrays must describe the same frames; copy the file again")
+            T = shape[0]
+    if T == 0: raise _err(path, "has 0 frames", fix)
+    try: arrays = load_npz(path, MOTION_KEYS, what="motion file")       # only these members; sizes against the memory budget
+    except DataFileError as e: raise BEAT2DataError(f"{e}. {fix}") from None
+    out = {}
+    for k in BEAT2_SHAPES:
+        a = arrays[k]; bad = ~np.isfinite(a)
         if bad.any(): raise _err(path, f"{k} has {int(bad.sum())} NaN/inf value(s), the first at index {tuple(int(i) for i in np.argwhere(bad)[0])}", fix)
         out[k] = np.ascontiguousarray(a, dtype=np.float32)
-    if T == 0: raise _err(path, "has 0 frames", fix)
-    rate = arrays["mocap_frame_rate"]
-    if rate.size != 1 or not np.issubdtype(rate.dtype, np.number): raise _err(path, f"mocap_frame_rate is {rate!r}, not one number", fix)
-    out["fps"] = rate = float(rate.reshape(()))
+    rate = float(arrays["mocap_frame_rate"].reshape(()))
+    if not (np.isfinite(rate) and rate > 0): raise _err(path, f"mocap_frame_rate is {rate:g}, not a frame rate", fix)
     if fps is not None and abs(rate - fps) > 1e-6:
         raise _err(path, f"recorded at mocap_frame_rate = {rate:g} fps, expected {fps}",
                    f"BEAT2's smplxflame_30 files are {BEAT2_FPS} fps: resample this file to {fps} fps or pass fps={rate:g}")
@@ -207,20 +249,109 @@ def split_parts(poses: np.ndarray,       # (T, 165) axis-angle
 
 # %% ../../nbs/08e_data.beat2.ipynb #c71a37e5
 SILENCE, UNKNOWN = "", "<unk>"
+MAX_SPLIT_BYTES = 16 * 2**20     # the largest split file read (BEAT2's ~2,000 rows take ~60 KiB)
+MAX_SPLIT_LINE = 1024            # characters in one line of it (a row 'id,type' takes ~25)
+MAX_TEXTGRID_BYTES = 16 * 2**20  # the largest TextGrid read (a minute of BEAT2 words and phones takes ~50 KiB)
+
+def _split_lines(path: Path, fix: str):
+    "The split file's lines, each at most MAX_SPLIT_LINE characters and decoded as UTF-8 on its own (errors name the line)."
+    with open(path, "rb") as f:
+        for n in itertools.count(1):
+            raw = f.readline(MAX_SPLIT_LINE + 3)
+            if not raw: return
+            if len(raw.rstrip(b"\r\n")) > MAX_SPLIT_LINE:
+                raise _err(path, f"line {n} is longer than {MAX_SPLIT_LINE} characters", fix)
+            try: line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise _err(path, f"line {n} is not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})", f"Save it as UTF-8. {fix}") from None
+            yield line
 
 def read_split_csv(path: str | Path) -> dict[str, str]:
-    "id -> type (train / val / test / additional) from BEAT2's train_test_split.csv."
+    "id -> type (train / val / test / additional) from BEAT2's train_test_split.csv, every id checked (`check_beat2_id`)."
     path = Path(path); fix = "Expected a header 'id,type' and rows like '2_scott_0_100_100,train'"
-    if not path.is_file(): raise _err(path, "split file not found", f"{fix}; it ships as beat_english_v2.0.0/train_test_split.csv")
-    with open(path, newline="") as f: rows = [r for r in csv.reader(f) if r]
-    if not rows or [c.strip() for c in rows[0][:2]] != ["id", "type"]: raise _err(path, f"header is {rows[0] if rows else 'missing'}, not 'id,type'", fix)
-    out = {}
-    for n, r in enumerate(rows[1:], start=2):
-        if len(r) < 2: raise _err(path, f"line {n} has {len(r)} column(s)", fix)
-        i, t = r[0].strip(), r[1].strip()
-        if t not in BEAT2_SPLITS: raise _err(path, f"line {n}: type {t!r} is not one of {', '.join(BEAT2_SPLITS)}", fix)
-        parse_beat2_id(i); out[i] = t
+    _regular(path, "split file", f"{fix}; it ships as beat_english_v2.0.0/{SPLIT_CSV}")
+    if (size := path.stat().st_size) > MAX_SPLIT_BYTES:
+        raise _err(path, f"is {size / 2**20:.1f} MiB, more than the {MAX_SPLIT_BYTES >> 20} MiB a split file may take (BEAT2's takes ~60 KiB)", fix)
+    reader, out, header = csv.reader(_split_lines(path, fix)), {}, None
+    try:
+        for r in reader:
+            if not r: continue
+            n = reader.line_num
+            if header is None:
+                header = [c.strip() for c in r[:2]]
+                if header != ["id", "type"]: raise _err(path, f"header is {shown(r[:4])}, not 'id,type'", fix)
+                continue
+            if len(r) < 2: raise _err(path, f"line {n} has {len(r)} column(s)", fix)
+            i, t = r[0].strip(), r[1].strip()
+            if t not in BEAT2_SPLITS: raise _err(path, f"line {n}: type {shown(repr(t))} is not one of {', '.join(BEAT2_SPLITS)}", fix)
+            out[check_beat2_id(i, f"{path}: line {n}")] = t
+    except csv.Error as e: raise _err(path, f"line {reader.line_num}: {shown(e)}", fix) from None
+    if header is None: raise _err(path, "header is missing, not 'id,type'", fix)
     return out
+
+_PRAAT_TOKEN = re.compile(
+    r'"([^"]*(?:""[^"]*)*)"'                          # 1: a string; "" inside is one quote
+    r'|<(exists|absent)>'                             # 2: a flag
+    r'|([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)'  # 3: a number
+    r'|(")'                                           # 4: a string that is never closed
+    r'|\[[^\]\["\n]*\]|![^\n]*|[^"<\[!0-9+\-.]+|.',   # comments Praat skips: 'item [1]:', '! ...', labels such as 'xmin ='
+    re.S)
+
+def _praat_tokens(text: str, path: Path, fix: str):
+    "(kind 's' / 'f' / 'n', value, line) of every string, flag and number of a Praat text file, in one pass."
+    line, last = 1, 0
+    for m in _PRAAT_TOKEN.finditer(text):
+        s, flag, num, open_quote = m.groups()
+        if s is None and flag is None and num is None and open_quote is None: continue
+        line += text.count("\n", last, m.start()); last = m.start()
+        if open_quote: raise _err(path, f"line {line}: a string that is never closed", fix)
+        if s is not None: yield "s", s.replace('""', '"'), line
+        elif flag: yield "f", flag, line
+        else:
+            x = float(num)
+            if not np.isfinite(x): raise _err(path, f"line {line}: number {shown(num[:30])} is out of range", fix)
+            yield "n", x, line
+
+def read_interval_tiers(path: str | Path) -> dict[str, list[tuple[float, float, str]]]:
+    "{name: [(start_s, end_s, label)]} of a Praat TextGrid's interval tiers (long or short text format), read in linear time."
+    path = Path(path); fix = "Copy the file again from the corpus, or save it from Praat as a text TextGrid"
+    _regular(path, "TextGrid", "Every recording needs its word alignment in textgrid/<id>.TextGrid; copy it from the corpus")
+    if (size := path.stat().st_size) > MAX_TEXTGRID_BYTES:
+        raise _err(path, f"is {size / 2**20:.1f} MiB, more than the {MAX_TEXTGRID_BYTES >> 20} MiB a TextGrid may take", fix)
+    raw = path.read_bytes()
+    try: text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise _err(path, f"not UTF-8 or UTF-16 text (byte {raw[e.start]:#04x} at offset {e.start})", fix) from None
+    tokens = _praat_tokens(text, path, fix)
+    def take(kind: str, what: str):
+        tok = next(tokens, None)
+        if tok is None: raise _err(path, f"ends while {what} was expected", fix)
+        if tok[0] != kind: raise _err(path, f"line {tok[2]}: expected {what}, found {shown(repr(tok[1]))[:40]}", fix)
+        return tok[1]
+    def count(what: str) -> int:
+        x = take("n", what)
+        if x < 0 or x != int(x): raise _err(path, f"{what} is {x:g}, not a count", fix)
+        return int(x)
+    head = take("s", "the file type 'ooTextFile'"), take("s", "the object class 'TextGrid'")
+    if head != ("ooTextFile", "TextGrid"): raise _err(path, f"is an {shown(head[0])} of class {shown(head[1])}, not a text TextGrid", fix)
+    take("n", "the start time"); take("n", "the end time")
+    if take("f", "<exists>") == "absent": return {}
+    tiers = {}
+    for _ in range(count("the number of tiers")):
+        cls, name = take("s", "a tier class"), take("s", "a tier name")
+        take("n", "the tier's start time"); take("n", "the tier's end time")
+        n = count(f"the size of tier {shown(repr(name))}")
+        if cls == "TextTier":
+            for _ in range(n): take("n", "a point's time"); take("s", "a point's mark")
+            continue
+        if cls != "IntervalTier": raise _err(path, f"tier {shown(repr(name))} is of class {shown(repr(cls))}, not IntervalTier or TextTier", fix)
+        entries = []
+        for j in range(n):
+            s, e, label = take("n", "an interval's start"), take("n", "an interval's end"), take("s", "an interval's text")
+            if e < s: raise _err(path, f"tier {shown(repr(name))}: interval {j + 1} ends at {e:g} s, before it starts at {s:g} s", fix)
+            entries.append((s, e, label.strip()))
+        tiers.setdefault(name, entries)
+    return tiers
 
 def normalize_word(mark: str) -> str:
     "A TextGrid mark as a vocabulary key: lower-case, surrounding punctuation and spaces stripped ('' = silence)."
@@ -228,14 +359,10 @@ def normalize_word(mark: str) -> str:
 
 def read_word_tier(path: str | Path) -> list[tuple[float, float, str]]:
     "The word tier of a BEAT2 TextGrid as [(start_s, end_s, word)], silences as ''."
-    from praatio import textgrid
-    path = Path(path)
-    if not path.is_file(): raise _err(path, "TextGrid not found", "Every recording needs its word alignment in textgrid/<id>.TextGrid; copy it from the corpus")
-    try: tg = textgrid.openTextgrid(str(path), includeEmptyIntervals=True)
-    except Exception as e: raise _err(path, f"unreadable TextGrid ({type(e).__name__}: {e})", "Copy the file again from the corpus") from None
-    name = next((n for n in tg.tierNames if n.lower() in ("words", "word") or n.lower().endswith(" - words")), None)
-    if name is None: raise _err(path, f"no word tier (tiers: {list(tg.tierNames)})", "Name the word tier 'words'")
-    return [(e.start, e.end, normalize_word(e.label)) for e in tg.getTier(name).entries]
+    tiers = read_interval_tiers(path)
+    name = next((n for n in tiers if n.lower() in ("words", "word") or n.lower().endswith(" - words")), None)
+    if name is None: raise _err(path, f"no word tier (tiers: {shown(list(tiers))})", "Name the word tier 'words'")
+    return [(s, e, normalize_word(w)) for s, e, w in tiers[name]]
 
 def build_vocabulary(tiers: list[list]) -> list[str]:
     "['', '<unk>', sorted words of the given tiers]: index 0 silence, 1 unknown."
@@ -245,12 +372,14 @@ def frame_words(tier: list, n_frames: int, vocab: list[str], fps: float = BEAT2_
     "(n_frames,) int64: the vocabulary index of the word sounding at each frame time i / fps (0 silence, 1 unknown)."
     idx = {w: i for i, w in enumerate(vocab)}
     out = np.zeros(n_frames, np.int64); t = np.arange(n_frames) / fps
-    for s, e, w in tier:
-        if w: out[(t >= s) & (t < e)] = idx.get(w, 1)
+    for s, e, w in tier:                                     # frames with s <= t < e; a later interval wins
+        if w: out[np.searchsorted(t, s): np.searchsorted(t, e)] = idx.get(w, 1)
     return out
 
 # %% ../../nbs/08e_data.beat2.ipynb #06db65ef
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"                   # 2: entries in hash-named folders, each with a marker file (1 named them after the id)
+CACHE_MARKER = ".speechface-cache"    # the file that makes a folder an entry this cache wrote, and may remove
+_CACHE_NAME = "speechface.data.beat2"
 FEATURES = {"rot6d": (0, 330), "expressions": (330, 430), "trans": (430, 433), "contact": (433, 437)}  # per-frame cache columns
 
 def _sha256(path: Path) -> str:
@@ -267,10 +396,9 @@ def load_beat2_recording(root: str | Path, id: str,
     "One recording processed: 6D rotations, expressions, trans, foot contact, per-frame words and the aligned audio."
     paths = beat2_paths(root, id)
     m = read_beat2_npz(paths["motion"], fps)
-    if not paths["audio"].is_file():
-        raise _err(paths["audio"], f"speech of {id} not found (its motion is {paths['motion'].name})", "Copy wave16k/<id>.wav from the corpus, or drop the id from train_test_split.csv")
+    _regular(paths["audio"], f"speech of {id}", "Copy wave16k/<id>.wav from the corpus, or drop the id from train_test_split.csv")
     try: audio = load_wav(paths["audio"], sr)
-    except AudioFileError as e: raise BEAT2DataError(str(e)) from None
+    except (AudioFileError, DataFileError) as e: raise BEAT2DataError(str(e)) from None
     tier = read_word_tier(paths["text"])
     T_m, T_a = len(m["poses"]), len(audio) * fps // sr
     if abs(T_m / fps - len(audio) / sr) > length_tol:
@@ -287,6 +415,21 @@ def features_to_parts(features: np.ndarray) -> dict[str, np.ndarray]:
     "EMAGE's parts (upper, hands, lower, face, gesture) from cached (T, 437) per-frame features."
     T = len(features); c = lambda k: features[:, slice(*FEATURES[k])]
     return parts_from_rot6d(c("rot6d").reshape(T, N_JOINTS, 6), c("expressions"), c("trans"), c("contact"))
+
+def cache_marker(folder: Path) -> dict | None:
+    "What the marker of a cache entry says; None where `folder` is not an entry this cache wrote (no marker, a link, a file)."
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode): return None
+        st = os.lstat(folder / CACHE_MARKER)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 4096: return None
+        d = json.loads((folder / CACHE_MARKER).read_bytes())
+    except (OSError, ValueError, RecursionError): return None
+    return d if isinstance(d, dict) and d.get("cache") == _CACHE_NAME else None
+
+def _remove_entry(folder: Path):
+    "Remove a cache entry this cache wrote; a failure is a warning naming it (the entry stays), never silent."
+    try: shutil.rmtree(folder)
+    except OSError as e: warnings.warn(f"{shown(folder)}: could not remove this stale BEAT2 cache entry ({shown(e)}); remove it by hand", stacklevel=3)
 
 class BEAT2Dataset(Dataset):
     "Windows of BEAT2 recordings: EMAGE's body parts, 16 kHz audio and per-frame word indices (Liu et al. 2024)."
@@ -309,11 +452,11 @@ class BEAT2Dataset(Dataset):
                                  f"choose a multiple of {fps // np.gcd(sr, fps)} frames (e.g. {n - n % (fps // np.gcd(sr, fps)) or fps // np.gcd(sr, fps)})")
         self.root, self.split, self.window, self.stride, self.fps, self.sr = Path(root), split, window, stride, fps, sr
         self.length_tol, self.hash_sources = length_tol, hash_sources
-        table = read_split_csv(self.root / "train_test_split.csv")
+        table = read_split_csv(self.root / SPLIT_CSV)
         want = None if speakers is None else {str(s).lower() for s in speakers}
         self.ids = [i for i, t in table.items() if t == split and (want is None or str(parse_beat2_id(i)[0]) in want or parse_beat2_id(i)[1].lower() in want)]
         if not self.ids:
-            raise BEAT2DataError(f"{self.root / 'train_test_split.csv'}: no {split!r} recordings" + (f" of speakers {sorted(want)}" if want else "")
+            raise BEAT2DataError(f"{shown(self.root / SPLIT_CSV)}: no {split!r} recordings" + (f" of speakers {shown(sorted(want))}" if want else "")
                                  + f"; speakers present: {sorted({parse_beat2_id(i)[1] for i in table})}")
         self.vocab = vocab if vocab is not None else build_vocabulary([read_word_tier(beat2_paths(self.root, i)["text"]) for i, t in table.items() if t == "train"])
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -325,25 +468,63 @@ class BEAT2Dataset(Dataset):
     def cache_key(self, id: str) -> str:
         "16 hex digits over the loader version, the settings and each source file's size, mtime (and SHA-256)."
         h = hashlib.sha256(json.dumps([CACHE_VERSION, self.fps, self.sr, self.length_tol, FOOT_CONTACT_SPEED, self.vocab]).encode())
-        for p in beat2_paths(self.root, id).values():
-            st = p.stat() if p.is_file() else None
-            h.update(json.dumps([p.name, st and st.st_size, st and st.st_mtime_ns, self.hash_sources and st and _sha256(p)]).encode())
+        for k, p in beat2_paths(self.root, id).items():
+            try: st = p.stat()
+            except OSError: st = None
+            reg = st is not None and stat.S_ISREG(st.st_mode)          # a FIFO or a device is never opened here
+            if reg:
+                try: check_budget(st.st_size, p, f"the {k} file")
+                except DataFileError as e: raise BEAT2DataError(str(e)) from None
+            h.update(json.dumps([p.name, reg and st.st_size, reg and st.st_mtime_ns, self.hash_sources and reg and _sha256(p)]).encode())
         return h.hexdigest()[:16]
+
+    def cache_folder(self, id: str, key: str | None = None) -> Path:
+        "A recording's cache entry: cache_dir/beat2/<hash of the id>/<cache_key>, no part of it a name read from a file."
+        if self.cache_dir is None: raise UsageError("this BEAT2Dataset has no cache_dir")
+        home = hashlib.sha256(json.dumps(["beat2 recording", id]).encode()).hexdigest()[:32]
+        return self.cache_dir / "beat2" / home / (key or self.cache_key(id))
+
+    def _read_entry(self, entry: Path, id: str, key: str) -> dict | None:
+        "The arrays of a complete entry this cache wrote for (id, key), memory-mapped and their shapes checked; else None."
+        mark = cache_marker(entry)
+        if mark is None or (mark.get("id"), mark.get("key"), mark.get("version")) != (id, key, CACHE_VERSION): return None
+        try: rec = {k: load_npy(entry / f"{k}.npy", mmap_mode="r", what=f"cached {k}") for k in ("features", "words", "audio")}
+        except (DataFileError, FileNotFoundError): return None
+        f, w, a = rec["features"], rec["words"], rec["audio"]
+        ok = (f.ndim == 2 and f.shape[1] == FEATURES["contact"][1] and f.dtype == np.float32 and w.shape == (len(f),)
+              and np.issubdtype(w.dtype, np.integer) and a.shape == (len(f) * self.sr // self.fps,) and np.issubdtype(a.dtype, np.floating))
+        return rec if ok else None
 
     def _recording(self, id: str) -> dict:
         load = lambda: load_beat2_recording(self.root, id, self.vocab, self.fps, self.sr, self.length_tol)
         if self.cache_dir is None: return load()
-        base = self.cache_dir / "beat2" / id; folder = base / self.cache_key(id)
-        if (folder / "audio.npy").is_file():
-            self.cache_stats["hit"] += 1
-        else:
-            self.cache_stats["miss"] += 1
-            rec = load(); base.mkdir(parents=True, exist_ok=True)
-            for stale in base.iterdir(): shutil.rmtree(stale, ignore_errors=True)
-            tmp = Path(tempfile.mkdtemp(dir=base, prefix=".tmp."))
+        key = self.cache_key(id); entry = self.cache_folder(id, key); home = entry.parent
+        if (rec := self._read_entry(entry, id, key)) is not None:
+            self.cache_stats["hit"] += 1; return rec
+        self.cache_stats["miss"] += 1
+        rec = load()
+        try: home.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cache_dir {shown(self.cache_dir)}: cannot create {shown(home)} ({shown(e.strerror or e)}); "
+                             f"point cache_dir at a folder you can write") from None
+        for old in sorted(home.iterdir()):                     # stale entries of this recording, and only those this cache made
+            mark = cache_marker(old)
+            if mark is not None and mark.get("id") == id and old.name != key and not old.name.startswith(".tmp."): _remove_entry(old)
+        if os.path.lexists(entry):                             # unfinished or damaged
+            if cache_marker(entry) is None:
+                raise UsageError(f"{shown(entry)} is in the way of a BEAT2 cache entry and was not written by this cache; "
+                                 f"remove it or choose another cache_dir")
+            _remove_entry(entry)
+        tmp = Path(tempfile.mkdtemp(dir=home, prefix=".tmp."))
+        try:
+            (tmp / CACHE_MARKER).write_text(json.dumps({"cache": _CACHE_NAME, "version": CACHE_VERSION, "id": id, "key": key}))
             for k, v in rec.items(): np.save(tmp / f"{k}.npy", v)
-            os.replace(tmp, folder)
-        return {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in ("features", "words", "audio")}
+            os.replace(tmp, entry)
+        except BaseException:
+            try: shutil.rmtree(tmp)
+            except OSError as e: warnings.warn(f"{shown(tmp)}: could not remove this unfinished BEAT2 cache entry ({shown(e)})")
+            raise
+        return self._read_entry(entry, id, key) or rec
 
     def __len__(self): return len(self.index)
 

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08g_data.beat2_motion.ipynb #bcb8af4f
 from __future__ import annotations
-import json
+import json, math, os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,19 +12,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..core import UsageError
+from ..core import UsageError, DataFileError, inside, regular_file, shown
 from .audio import normalize_audio
 from .dataset import collate_faceformer
 from .beat2 import (BEAT2Dataset, BEAT2DataError, BEAT2_PARTS, BEAT2_FPS, PART_DIMS, N_JOINTS,
-                                   N_EXPRESSIONS, SMPLX_JOINT_NAMES, features_to_parts, parts_from_rot6d, pose_rot6d,
-                                   parse_beat2_id, read_split_csv, beat2_paths)
+                                   N_EXPRESSIONS, SMPLX_JOINT_NAMES, SPLIT_CSV, features_to_parts, parts_from_rot6d, pose_rot6d,
+                                   parse_beat2_id, read_split_csv, read_interval_tiers, beat2_paths)
 from .rotation import rot6d_to_axis_angle
-from .textgrid import read_textgrid
 
 # %% auto #0
-__all__ = ['MOTION_PARTS', 'UPPER_ELBOWS', 'MIN_STD', 'motion_parts', 'motion_dim', 'part_vector', 'jaw_opening', 'elbow_flexion',
-           'gesture_poses', 'neutral_vector', 'MotionStats', 'motion_stats', 'train_speakers', 'training_stats',
-           'BEAT2MotionDataset', 'annotations']
+__all__ = ['MOTION_PARTS', 'UPPER_ELBOWS', 'MIN_STD', 'MAX_BEATS_BYTES', 'motion_parts', 'motion_dim', 'part_vector',
+           'jaw_opening', 'elbow_flexion', 'gesture_poses', 'neutral_vector', 'MotionStats', 'motion_stats',
+           'train_speakers', 'training_stats', 'BEAT2MotionDataset', 'annotations']
 
 # %% ../../nbs/08g_data.beat2_motion.ipynb #025fa770
 MOTION_PARTS = {"face": ("face",), "gesture": ("upper", "hands")}   # actor part -> EMAGE parts joined, in this order
@@ -211,16 +210,24 @@ class BEAT2MotionDataset(Dataset):
                 f"{len(self.train_speakers)} training speakers)")
 
 # %% ../../nbs/08g_data.beat2_motion.ipynb #89190a24
+MAX_BEATS_BYTES = 16 * 2**20   # the largest beats/<id>.json read (the synthetic corpus writes ~1 KiB per recording)
+
 def annotations(root: str | Path, id: str) -> dict:
     "phones [(start_s, end_s, label)] from the TextGrid's phone tier and beat peak times (s) from beats/<id>.json; None when absent."
-    tg = beat2_paths(root, id)["text"]
-    tiers = read_textgrid(tg) if tg.is_file() else {}
+    tg = beat2_paths(root, id)["text"]                        # checks the id and keeps the paths inside root
+    tiers = read_interval_tiers(tg) if os.path.lexists(tg) else {}
     phones = next((v for k, v in tiers.items() if k.lower() in ("phones", "phone")), None)
-    bj = Path(root) / "beats" / f"{id}.json"
+    try: bj = inside(root, f"beats/{id}.json", Path(root) / SPLIT_CSV, f"the beats file of {id}")
+    except DataFileError as e: raise BEAT2DataError(str(e)) from None
     beats = None
-    if bj.is_file():
-        try: beats = [float(b["peak"]) for b in json.loads(bj.read_text())["beats"]]
-        except (ValueError, KeyError, TypeError) as e:
-            raise BEAT2DataError(f"{bj}: not a beats file ({type(e).__name__}: {e}); expected {{'beats': [{{'peak': seconds, ...}}]}}; "
+    if os.path.lexists(bj):
+        try:
+            if (size := regular_file(bj, "beats file").stat().st_size) > MAX_BEATS_BYTES:
+                raise ValueError(f"{size} bytes, more than the {MAX_BEATS_BYTES} a beats file may take")
+            beats = [float(b["peak"]) for b in json.loads(bj.read_bytes())["beats"]]
+            if not all(map(math.isfinite, beats)): raise ValueError("a peak time is not a finite number")
+        except (DataFileError, FileNotFoundError) as e: raise BEAT2DataError(str(e)) from None
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            raise BEAT2DataError(f"{shown(bj)}: not a beats file ({type(e).__name__}: {shown(e)}); expected {{'beats': [{{'peak': seconds, ...}}]}}; "
                                  f"regenerate the synthetic corpus") from None
     return {"phones": phones, "beats": beats}

@@ -4,15 +4,15 @@
 
 # %% ../../nbs/09_data.check.ipynb #65070926
 from __future__ import annotations
-import json, pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from ..core import UserError, DataFileError, regular_file, shown
 from .mesh import load_templates, load_regions, MeshDataError
-from .textgrid import AlignmentError, textgrid_folder, read_phone_tier
+from .textgrid import AlignmentError, read_metadata, textgrid_folder, read_phone_tier
 from .react import (REACT_AUDIO_SR, REACT_FPS, REACT_FRAMES, REACT_SPLITS, REACTDataError,
                                    appropriateness_path, load_appropriateness, read_3dmm_npy, read_emotion_csv,
                                    read_pairs_csv, react_paths, _resolve, MODALITIES)
@@ -20,11 +20,11 @@ from .openface import OpenFaceError, read_openface_csv
 from .audio import _wav_truncation
 from .beat2 import (BEAT2_FPS, BEAT2_SR, BEAT2_FOLDERS, BEAT2DataError, beat2_paths, parse_beat2_id,
                                    read_beat2_npz, read_split_csv, read_word_tier)
-from .dataset import DatasetSpec, DataError, Item, check_item, parse_stem, resolve_spec
+from .dataset import DatasetSpec, DataError, Item, check_item, corpus_file, parse_stem, resolve_spec
 
 # %% auto #0
-__all__ = ['Problem', 'is_react_folder', 'is_beat2_folder', 'react_clip_frames', 'check_dataset', 'format_report', 'check_react',
-           'check_beat2']
+__all__ = ['USER_ERRORS', 'Problem', 'is_react_folder', 'is_beat2_folder', 'react_clip_frames', 'check_dataset', 'format_report',
+           'check_react', 'check_beat2']
 
 # %% ../../nbs/09_data.check.ipynb #44535e72
 @dataclass
@@ -34,33 +34,32 @@ class Problem:
     path: str     # the file (or folder) concerned
     message: str  # what is wrong and what to do
 
+USER_ERRORS = (UserError, FileNotFoundError)   # what a reader raises about its file: reported as a problem; anything else is a bug
+
 def _check_alignment(tg: Path, wav: Path, dur: float, tol: float, probs: list) -> int:
     "1 if the utterance's TextGrid is usable for phone targets (audio of `dur` s); else 0 and a problem (the folder exists, so it is expected)."
     try: tier = read_phone_tier(tg)
-    except AlignmentError as e:
-        probs.append(Problem("warning" if not tg.is_file() else "error", str(tg), str(e))); return 0
+    except USER_ERRORS as e:
+        probs.append(Problem("warning" if not tg.exists() else "error", str(tg), str(e))); return 0
     if not tier:
         probs.append(Problem("error", str(tg), "the 'phones' tier is empty")); return 0
     if abs(tier[-1][1] - dur) > tol:
-        probs.append(Problem("error", str(tg), f"the alignment ends at {tier[-1][1]:.2f} s but {wav.name} lasts {dur:.2f} s "
+        probs.append(Problem("error", str(tg), f"the alignment ends at {tier[-1][1]:.2f} s but {shown(wav.name)} lasts {dur:.2f} s "
                                                f"(tolerance {tol} s): aligned to a different recording?")); return 0
     return 1
 
 def is_react_folder(root: str | Path) -> bool:
     "True for a REACT2024-layout folder: a pairs csv ({split}.csv) next to its {split}/Emotion folder."
-    return any((Path(root) / f"{s}.csv").is_file() and (Path(root) / s / "Emotion").is_dir() for s in ("train", "val", "test"))
+    return any((Path(root) / f"{s}.csv").exists() and (Path(root) / s / "Emotion").is_dir() for s in ("train", "val", "test"))
 
 def is_beat2_folder(root: str | Path) -> bool:
     "True for a BEAT2-layout folder: train_test_split.csv next to smplxflame_30/."
-    return (Path(root) / "train_test_split.csv").is_file() and (Path(root) / BEAT2_FOLDERS["motion"][0]).is_dir()
+    return (Path(root) / "train_test_split.csv").exists() and (Path(root) / BEAT2_FOLDERS["motion"][0]).is_dir()
 
 def react_clip_frames(root: str | Path) -> int:
     "Frames per clip to expect: the `clip_frames` a synthetic dyadic corpus states in its metadata.json, else REACT2024's 751."
-    meta = Path(root) / "metadata.json"
-    if meta.is_file():
-        try: return int(json.loads(meta.read_text())["clip_frames"])
-        except (ValueError, KeyError, TypeError): pass                      # not ours: the real corpus has no such file
-    return REACT_FRAMES
+    meta = read_metadata(root)                  # checked: a positive integer, or a `MetadataError` naming the file
+    return meta["clip_frames"] if meta and "clip_frames" in meta else REACT_FRAMES
 
 def check_dataset(root: str | Path,                    # dataset folder
                   dataset: str | DatasetSpec = "auto", # 'vocaset', 'biwi', 'synthetic'/'auto', 'react' (REACT2024), 'beat2' (BEAT2) or a spec
@@ -70,54 +69,66 @@ def check_dataset(root: str | Path,                    # dataset folder
     if dataset == "beat2" or (dataset == "auto" and is_beat2_folder(root)):
         return check_beat2(root, duration_tol=duration_tol)
     if dataset == "react" or (dataset == "auto" and is_react_folder(root)):
-        return check_react(root, n_frames=react_clip_frames(root), duration_tol=duration_tol)
+        try: n_frames = react_clip_frames(root)
+        except USER_ERRORS as e: return [Problem("error", str(Path(root) / "metadata.json"), str(e))], {}
+        return check_react(root, n_frames=n_frames, duration_tol=duration_tol)
     root = Path(root); probs: list[Problem] = []
     err = lambda p, m: probs.append(Problem("error", str(p), m))
     if not root.is_dir(): return [Problem("error", str(root), "folder does not exist")], {}
     try: spec = resolve_spec(root, dataset)
-    except (ValueError, KeyError, OSError) as e: return [Problem("error", str(root), str(e))], {}
+    except USER_ERRORS as e: return [Problem("error", str(root), str(e))], {}
     for d in ("wav", "vertices_npy"):
-        if not (root / d).is_dir(): err(root / d, "folder missing (FaceFormer's layout needs wav/ and vertices_npy/)")
+        try:
+            if not corpus_file(root, d, "folder").is_dir(): err(root / d, "folder missing (FaceFormer's layout needs wav/ and vertices_npy/)")
+        except DataError as e: err(root / d, str(e))
     templates, n_vertices = {}, spec.n_vertices
     try:
-        templates = load_templates(root / "templates.pkl", spec.n_vertices)
+        templates = load_templates(corpus_file(root, "templates.pkl", "templates"), spec.n_vertices)
         n_vertices = next(iter(templates.values())).shape[0]
     except FileNotFoundError: err(root / "templates.pkl", "missing: a dict subject -> (V, 3) neutral mesh")
-    except (MeshDataError, pickle.UnpicklingError) as e: err(root / "templates.pkl", str(e))
+    except UserError as e: err(root / "templates.pkl", str(e))
     if spec.masks:
-        try: load_regions(root / spec.masks, n_vertices)
+        try: load_regions(corpus_file(root, spec.masks, "region file"), n_vertices)
         except FileNotFoundError: probs.append(Problem("warning", str(root / spec.masks), "missing: lip/upper-face metrics will need explicit vertex indices"))
-        except (MeshDataError, pickle.UnpicklingError) as e: err(root / spec.masks, str(e))
+        except UserError as e: err(root / spec.masks, str(e))
     if any(p.level == "error" and p.path.endswith(("wav", "vertices_npy")) for p in probs): return probs, {}
     wavs = {p.stem: p for p in (root / "wav").glob("*.wav")}
     npys = {p.stem: p for p in (root / "vertices_npy").glob("*.npy")}
-    for s in sorted(wavs.keys() - npys.keys()): err(wavs[s], f"no vertices: expected {root / 'vertices_npy' / (s + '.npy')}")
-    for s in sorted(npys.keys() - wavs.keys()): err(npys[s], f"no audio: expected {root / 'wav' / (s + '.wav')}")
-    n_ok, per_split, n_aligned, tg_dir = 0, {k: 0 for k in spec.splits}, 0, textgrid_folder(root)
+    for s in sorted(wavs.keys() - npys.keys()): err(wavs[s], f"no vertices: expected {shown(root / 'vertices_npy' / (s + '.npy'))}")
+    for s in sorted(npys.keys() - wavs.keys()): err(npys[s], f"no audio: expected {shown(root / 'wav' / (s + '.wav'))}")
+    try: tg_dir = textgrid_folder(root)
+    except USER_ERRORS as e: err(root / "metadata.json", str(e)); tg_dir = None
+    n_ok, per_split, n_aligned = 0, {k: 0 for k in spec.splits}, 0
     for s in sorted(wavs.keys() & npys.keys()):
         try: subj, sent = parse_stem(s)
         except DataError as e: err(npys[s], str(e)); continue
         if templates and subj not in templates:
-            err(npys[s], f"subject {subj!r} has no template in templates.pkl"); continue
-        try: _, audio = check_item(Item(s, subj, sent, wavs[s], npys[s]), spec, n_vertices, duration_tol)
-        except DataError as e: err(npys[s] if str(npys[s]) in str(e) else wavs[s], str(e)); continue
+            err(npys[s], f"subject {shown(repr(subj))} has no template in templates.pkl"); continue
+        try:
+            item = Item(s, subj, sent, corpus_file(root, f"wav/{s}.wav", "audio file"), corpus_file(root, f"vertices_npy/{s}.npy", "vertex file"))
+            _, audio = check_item(item, spec, n_vertices, duration_tol)
+        except DataError as e: err(wavs[s] if shown(wavs[s]) in str(e) and shown(npys[s]) not in str(e) else npys[s], str(e)); continue
         n_ok += 1
         for k, (subs, (lo, hi)) in spec.splits.items(): per_split[k] += subj in subs and lo <= sent <= hi
-        if tg_dir.is_dir(): n_aligned += _check_alignment(tg_dir / f"{s}.TextGrid", wavs[s], len(audio) / 16000, duration_tol, probs)
+        if tg_dir is not None and tg_dir.is_dir():
+            try: tg = corpus_file(root, tg_dir.relative_to(root) / f"{s}.TextGrid", "TextGrid")
+            except DataError as e: err(tg_dir / f"{s}.TextGrid", str(e)); continue
+            n_aligned += _check_alignment(tg, wavs[s], len(audio) / 16000, duration_tol, probs)
     for k, n in per_split.items():
-        if n == 0: probs.append(Problem("warning", str(root), f"split {k!r} has no valid utterances"))
+        if n == 0: probs.append(Problem("warning", str(root), f"split {shown(repr(k))} has no valid utterances"))
     stats = {"dataset": spec.name, "utterances": len(wavs.keys() | npys.keys()), "valid": n_ok,
              "subjects": len(templates), "V": n_vertices, **{f"split {k}": n for k, n in per_split.items()},
              "aligned": n_aligned}
     for p in probs:  # the message must name the file even where the path column is dropped
-        if p.path not in p.message: p.message = f"{p.path}: {p.message}"
+        if shown(p.path) not in p.message: p.message = f"{shown(p.path)}: {p.message}"
     return probs, stats
 
 def format_report(problems: list[Problem], stats: dict) -> str:
-    "A readable report: counts, then one line per problem."
-    lines = ["| " + " | ".join(stats) + " |", "|" + "---|" * len(stats), "| " + " | ".join(str(v) for v in stats.values()) + " |", ""] if stats else []
+    "A readable report: counts, then one line per problem (names from the files escaped: no control characters reach the terminal)."
+    lines = ["| " + " | ".join(map(shown, stats)) + " |", "|" + "---|" * len(stats),
+             "| " + " | ".join(shown(v) for v in stats.values()) + " |", ""] if stats else []
     n_err = sum(p.level == "error" for p in problems)
-    lines += [f"{p.level.upper():8s} {p.message}" for p in problems]
+    lines += [f"{p.level.upper():8s} {shown(p.message)}" for p in problems]
     lines.append(f"{n_err} error(s), {len(problems) - n_err} warning(s)" if problems else "OK: no problems found")
     return "\n".join(lines)
 
@@ -125,10 +136,12 @@ def format_report(problems: list[Problem], stats: dict) -> str:
 def _check_wav(p: Path, n_frames: int, tol: float, err) -> bool:
     "True when a REACT2024 wav is readable, 44.1 kHz, complete and as long as `n_frames` of motion (within `tol` s)."
     try:
+        regular_file(p, "audio file")                                   # a FIFO would block the header read
         cut = _wav_truncation(p)
         if cut: err(p, f"truncated: the WAV header announces {cut[0]} bytes of samples but only {cut[1]} are present; copy it again"); return False
-        info = sf.info(p)
-    except (sf.SoundFileError, RuntimeError, OSError) as e: err(p, f"not a readable audio file ({e})"); return False
+        info = sf.info(str(p))
+    except DataFileError as e: err(p, str(e)); return False
+    except (sf.SoundFileError, RuntimeError, OSError) as e: err(p, f"not a readable audio file ({shown(e)})"); return False
     if info.samplerate != REACT_AUDIO_SR:
         err(p, f"sampled at {info.samplerate} Hz, REACT2024 audio is {REACT_AUDIO_SR} Hz: use the corpus' original wav"); return False
     if abs(info.frames / info.samplerate - n_frames / REACT_FPS) > tol:
@@ -138,8 +151,8 @@ def _check_wav(p: Path, n_frames: int, tol: float, err) -> bool:
 
 def _check_openface(p: Path, n_frames: int | None, max_gated: float, err, warn) -> bool:
     "True when an OpenFace CSV is readable and has `n_frames` rows; warns when too many frames fail the gate."
-    try: fr = read_openface_csv(p)
-    except OpenFaceError as e: err(p, str(e)); return False
+    try: fr = read_openface_csv(regular_file(p, "OpenFace CSV"))
+    except USER_ERRORS as e: err(p, str(e)); return False
     if n_frames and len(fr) != n_frames:
         err(p, f"has {len(fr)} frames, the clip {n_frames}: run OpenFace FeatureExtraction again on this clip's video"); return False
     gated = 1 - fr.valid.mean()
@@ -147,6 +160,11 @@ def _check_openface(p: Path, n_frames: int | None, max_gated: float, err, warn) 
         warn(p, f"{gated:.0%} of its frames fail OpenFace's gate (success 0 or confidence < {fr.min_confidence}), more than "
                 f"{max_gated:.0%}: the face was lost or is a different one; check the video")
     return True
+
+def _read(p: Path, what: str, reader, *args):
+    "`reader(p, *args)`, an existing `p` first proven a regular file: whatever the reader's own checks, a FIFO never reaches an `open`."
+    if p.exists(): regular_file(p, what)                                # a missing one: the reader's own message says what to copy
+    return reader(p, *args)
 
 def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, {split}/{Emotion,3D_FV_files,Audio_files,...}
                 splits: tuple = REACT_SPLITS,    # which splits to check (those without a pairs csv are skipped)
@@ -162,49 +180,68 @@ def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, 
     stats = {"dataset": "react"}
     for split in splits:
         csv_path = root / f"{split}.csv"
-        if not csv_path.is_file():
+        if not csv_path.exists():
             if (root / split).is_dir(): warn(csv_path, f"missing: the pairs of split {split!r} (',speaker_path,listener_path'); its files are not checked")
             continue
-        try: pairs = read_pairs_csv(csv_path)
-        except REACTDataError as e: err(csv_path, str(e)); continue
+        try: pairs = _read(csv_path, "pairs csv", read_pairs_csv)
+        except USER_ERRORS as e: err(csv_path, str(e)); continue
         seqs = sorted({s for pair in pairs for s in pair})
         n_ok = n_video = n_openface = 0
         has_openface = (root / split / MODALITIES["openface"][0]).is_dir()
         for seq in seqs:
-            paths, ok, T = react_paths(root, split, seq), True, {}
-            for m in ("emotion", "3dmm", "audio"):
-                if not _resolve(paths[m], m).is_file(): err(paths[m], f"missing ({m} of {seq}, named by {csv_path.name}): copy it into place or drop the pair from {csv_path.name}"); ok = False
+            try: paths, ok, T = react_paths(root, split, seq), True, {}    # names from the csv: checked to stay inside
+            except USER_ERRORS as e: err(csv_path, str(e)); continue
+            try: emotion = _resolve(paths["emotion"], "emotion")
+            except USER_ERRORS as e: err(paths["emotion"], str(e)); continue
+            for m, p in (("emotion", emotion), ("3dmm", paths["3dmm"]), ("audio", paths["audio"])):
+                if not p.exists(): err(paths[m], f"missing ({m} of {shown(seq)}, named by {csv_path.name}): copy it into place or drop the pair from {csv_path.name}"); ok = False
             try:
-                if _resolve(paths["emotion"], "emotion").is_file(): T["emotion"] = len(read_emotion_csv(_resolve(paths["emotion"], "emotion"), n_frames))
-            except REACTDataError as e: err(paths["emotion"], str(e)); ok = False
+                if emotion.exists(): T["emotion"] = len(_read(emotion, "emotion CSV", read_emotion_csv, n_frames))
+            except USER_ERRORS as e: err(paths["emotion"], str(e)); ok = False
             try:
-                if paths["3dmm"].is_file(): T["3dmm"] = len(read_3dmm_npy(paths["3dmm"], n_frames))
-            except REACTDataError as e: err(paths["3dmm"], str(e)); ok = False
+                if paths["3dmm"].exists(): T["3dmm"] = len(_read(paths["3dmm"], "3DMM coefficients", read_3dmm_npy, n_frames))
+            except USER_ERRORS as e: err(paths["3dmm"], str(e)); ok = False
             if len(set(T.values())) > 1:
-                err(paths["3dmm"], f"{T['3dmm']} frames but {paths['emotion'].name} has {T['emotion']}: they must describe the same clip"); ok = False
+                err(paths["3dmm"], f"{T['3dmm']} frames but {shown(paths['emotion'].name)} has {T['emotion']}: they must describe the same clip"); ok = False
             n = n_frames or next(iter(T.values()), None)
-            if paths["audio"].is_file() and n: ok &= _check_wav(paths["audio"], n, duration_tol, err)
+            if paths["audio"].exists() and n: ok &= _check_wav(paths["audio"], n, duration_tol, err)
             if has_openface:
-                if not paths["openface"].is_file(): err(paths["openface"], f"missing (openface of {seq}; the split has an OpenFace folder): run OpenFace on the clip or drop the pair from {csv_path.name}"); ok = False
+                if not paths["openface"].exists(): err(paths["openface"], f"missing (openface of {shown(seq)}; the split has an OpenFace folder): run OpenFace on the clip or drop the pair from {csv_path.name}"); ok = False
                 else: ok &= _check_openface(paths["openface"], n, max_gated, err, warn); n_openface += 1
             n_video += paths["video"].is_file(); n_ok += ok
         if split != "train":
             ap = appropriateness_path(root, split)
-            if not ap.is_file(): warn(ap, f"missing: the appropriateness matrix of {split!r} ({2 * len(pairs)} x {2 * len(pairs)}); FRC/FRD cannot be computed")
+            if not ap.exists(): warn(ap, f"missing: the appropriateness matrix of {split!r} ({2 * len(pairs)} x {2 * len(pairs)}); FRC/FRD cannot be computed")
             else:
                 try:
-                    a = load_appropriateness(ap, 2 * len(pairs))
+                    a = _read(ap, "appropriateness matrix", load_appropriateness, 2 * len(pairs))
                     empty = np.flatnonzero(~a.any(1))
                     if empty.size: err(ap, f"rows {empty[:10].tolist()} (mirrored samples) have no appropriate listener")
-                except REACTDataError as e: err(ap, str(e))
+                except USER_ERRORS as e: err(ap, str(e))
         stats.update({f"{split} pairs": len(pairs), f"{split} sequences": len(seqs), f"{split} valid": n_ok, f"{split} videos": n_video,
                       **({f"{split} openface": n_openface} if has_openface else {})})
     if len(stats) == 1: err(root, f"no pairs csv found ({', '.join(s + '.csv' for s in splits)}): not a REACT2024 folder")
     for p in probs:
-        if p.path not in p.message: p.message = f"{p.path}: {p.message}"
+        if shown(p.path) not in p.message: p.message = f"{shown(p.path)}: {p.message}"
     return probs, stats
 
 # %% ../../nbs/09_data.check.ipynb #4382970c
+def _check_beat2_wav(a: Path, id: str, split_csv: Path, err) -> float | None:
+    "The duration (s) of one BEAT2 wav if it is present, regular, complete and 16 kHz; else None and a problem."
+    if not a.exists():
+        err(a, f"missing (the speech of {shown(id)}, listed in {split_csv.name}): copy wave16k/{shown(a.name)} from the corpus "
+               f"or drop the id from the csv"); return None
+    try:
+        regular_file(a, "audio file")                                   # a FIFO would block the header read
+        cut = _wav_truncation(a)
+        if cut: err(a, f"truncated: the WAV header announces {cut[0]} bytes of samples but only {cut[1]} are present; copy it again"); return None
+        info = sf.info(str(a))
+    except DataFileError as e: err(a, str(e)); return None
+    except (sf.SoundFileError, RuntimeError, OSError) as e: err(a, f"not a readable audio file ({shown(e)})"); return None
+    if info.samplerate != BEAT2_SR:
+        err(a, f"sampled at {info.samplerate} Hz, BEAT2's wave16k is {BEAT2_SR} Hz: use the corpus' 16 kHz wav"); return None
+    return info.frames / info.samplerate
+
 def check_beat2(root: str | Path,          # beat_english_v2.0.0: train_test_split.csv, smplxflame_30/, wave16k/, textgrid/
                 fps: int = BEAT2_FPS,       # the frame rate every motion file must have
                 duration_tol: float = 0.5,  # allowed motion/audio/alignment duration mismatch (s)
@@ -214,30 +251,22 @@ def check_beat2(root: str | Path,          # beat_english_v2.0.0: train_test_spl
     err = lambda p, m: probs.append(Problem("error", str(p), m))
     if not root.is_dir(): return [Problem("error", str(root), "folder does not exist")], {}
     split_csv = root / "train_test_split.csv"
-    try: table = read_split_csv(split_csv)
-    except BEAT2DataError as e: return [Problem("error", str(split_csv), str(e))], {}
+    try: table = _read(split_csv, "split csv", read_split_csv)
+    except USER_ERRORS as e: return [Problem("error", str(split_csv), str(e))], {}
     valid = {s: 0 for s in sorted(set(table.values()))}
     for id, split in table.items():
-        paths, ok, T, dur = beat2_paths(root, id), True, None, None
-        try: T = len(read_beat2_npz(paths["motion"], fps)["poses"])
-        except BEAT2DataError as e: err(paths["motion"], str(e)); ok = False
-        a = paths["audio"]
-        if not a.is_file(): err(a, f"missing (the speech of {id}, listed in {split_csv.name}): copy wave16k/{a.name} from the corpus or drop the id from the csv"); ok = False
-        else:
-            try:
-                cut = _wav_truncation(a)
-                if cut: err(a, f"truncated: the WAV header announces {cut[0]} bytes of samples but only {cut[1]} are present; copy it again"); ok = False
-                else:
-                    info = sf.info(a); dur = info.frames / info.samplerate
-                    if info.samplerate != BEAT2_SR: err(a, f"sampled at {info.samplerate} Hz, BEAT2's wave16k is {BEAT2_SR} Hz: use the corpus' 16 kHz wav"); ok = False
-            except (sf.SoundFileError, RuntimeError, OSError) as e: err(a, f"not a readable audio file ({e})"); ok = False
+        try: paths, ok, T, dur = beat2_paths(root, id), True, None, None   # ids from the csv: checked to stay inside
+        except USER_ERRORS as e: err(split_csv, str(e)); continue
+        try: T = len(_read(paths["motion"], "motion file", read_beat2_npz, fps)["poses"])
+        except USER_ERRORS as e: err(paths["motion"], str(e)); ok = False
+        dur = _check_beat2_wav(paths["audio"], id, split_csv, err); ok &= dur is not None
         try:
-            tier = read_word_tier(paths["text"])
+            tier = _read(paths["text"], "TextGrid", read_word_tier)
             if dur is not None and abs(tier[-1][1] - dur) > duration_tol:
-                err(paths["text"], f"the word tier ends at {tier[-1][1]:.2f} s but {a.name} lasts {dur:.2f} s (tolerance {duration_tol} s): aligned to a different recording?"); ok = False
-        except BEAT2DataError as e: err(paths["text"], str(e)); ok = False
+                err(paths["text"], f"the word tier ends at {tier[-1][1]:.2f} s but {shown(paths['audio'].name)} lasts {dur:.2f} s (tolerance {duration_tol} s): aligned to a different recording?"); ok = False
+        except USER_ERRORS as e: err(paths["text"], str(e)); ok = False
         if T is not None and dur is not None and abs(T / fps - dur) > duration_tol:
-            err(paths["motion"], f"length mismatch: {T} frames = {T / fps:.2f} s of motion but {a.name} lasts {dur:.2f} s "
+            err(paths["motion"], f"length mismatch: {T} frames = {T / fps:.2f} s of motion but {shown(paths['audio'].name)} lasts {dur:.2f} s "
                                  f"(tolerance {duration_tol} s): different takes, or one was cut short"); ok = False
         valid[split] += ok
     for key, (folder, ext) in BEAT2_FOLDERS.items():
@@ -245,6 +274,10 @@ def check_beat2(root: str | Path,          # beat_english_v2.0.0: train_test_spl
             if f.name[: -len(ext)] not in table:
                 probs.append(Problem("warning", str(f), f"not listed in {split_csv.name}: it is never loaded"))
     for p in probs:
-        if p.path not in p.message: p.message = f"{p.path}: {p.message}"
-    return probs, {"dataset": "beat2", "recordings": len(table), "speakers": len({parse_beat2_id(i)[0] for i in table}),
-                   **{f"{s} valid": n for s, n in valid.items()}}
+        if shown(p.path) not in p.message: p.message = f"{shown(p.path)}: {p.message}"
+    speakers = set()
+    for i in table:
+        try: speakers.add(parse_beat2_id(i)[0])
+        except USER_ERRORS: pass                                        # reported above, with its line
+    return probs, {"dataset": "beat2", "recordings": len(table), "speakers": len(speakers),
+                   **{f"{shown(s)} valid": n for s, n in valid.items()}}

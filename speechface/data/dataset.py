@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08_data.dataset.ipynb #fbbb74ac
 from __future__ import annotations
-import json, pickle
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,14 +13,15 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
-from ..core import UserError
+from ..core import UserError, UsageError, DataFileError, check_budget, inside, load_npy, regular_file, shown
 from .mesh import load_templates, load_regions, MeshDataError
 from .audio import load_wav, normalize_audio, mel_clips, AudioFileError
-from .textgrid import AlignmentError, textgrid_folder, read_phone_tier, phone_inventory, frame_phones
+from .textgrid import (AlignmentError, MetadataError, read_metadata, textgrid_folder, read_phone_tier,
+                                      phone_inventory, frame_phones)
 
 # %% auto #0
-__all__ = ['VOCASET_TRAIN', 'VOCASET', 'BIWI', 'DatasetSpec', 'synthetic_spec', 'resolve_spec', 'DataError', 'Item', 'parse_stem',
-           'check_vertices', 'check_item', 'FaceFormerDataset', 'collate_faceformer']
+__all__ = ['VOCASET_TRAIN', 'VOCASET', 'BIWI', 'DatasetSpec', 'synthetic_spec', 'resolve_spec', 'DataError', 'Item',
+           'corpus_file', 'parse_stem', 'check_vertices', 'check_item', 'FaceFormerDataset', 'collate_faceformer']
 
 # %% ../../nbs/08_data.dataset.ipynb #eb68ea6c
 VOCASET_TRAIN = ["FaceTalk_170728_03272_TA", "FaceTalk_170904_00128_TA", "FaceTalk_170725_00137_TA",
@@ -51,28 +52,28 @@ BIWI = DatasetSpec("biwi", fps=25, subsample=1, n_vertices=23370, masks="regions
     "test_b": (["F1", "F5", "F6", "F7", "F8", "M1", "M2", "M6"], (1, 40))})
 
 def synthetic_spec(root: str | Path) -> DatasetSpec:
-    "The spec of a synthetic corpus, read from its `metadata.json`."
-    meta = json.loads((Path(root) / "metadata.json").read_text())
-    return DatasetSpec("synthetic", fps=meta["fps"], subsample=1, n_vertices=meta["n_vertices"], masks=meta["masks"],
-                       splits={k: (v["subjects"], tuple(v["sentences"])) for k, v in meta["split"].items()})
+    "The spec of a synthetic corpus, read from its `metadata.json` (every field checked by `read_metadata`)."
+    meta = read_metadata(root, required=("fps", "n_vertices", "split"))
+    if meta is None: raise FileNotFoundError(f"{shown(Path(root) / 'metadata.json')}: the synthetic corpus' description is missing")
+    return DatasetSpec("synthetic", fps=meta["fps"], subsample=1, n_vertices=meta["n_vertices"], masks=meta.get("masks"),
+                       splits={k: (list(v["subjects"]), tuple(v["sentences"])) for k, v in meta["split"].items()})
 
 def resolve_spec(root: str | Path, dataset: str | DatasetSpec = "auto") -> DatasetSpec:
     "A spec by name ('vocaset', 'biwi', 'synthetic') or 'auto' (the synthetic corpus' metadata)."
     if not Path(root).is_dir():
-        raise DataError(f"{root}: dataset folder does not exist; generate the built-in corpus with `speechface synth "
-                        f"--out {root}` or point at a VOCASET/BIWI folder in FaceFormer's layout")
+        raise DataError(f"{shown(root)}: dataset folder does not exist; generate the built-in corpus with `speechface synth "
+                        f"--out {shown(root)}` or point at a VOCASET/BIWI folder in FaceFormer's layout")
     if isinstance(dataset, DatasetSpec): return dataset
     if dataset == "vocaset": return VOCASET
     if dataset == "biwi": return BIWI
-    meta = Path(root) / "metadata.json"
-    if dataset in ("synthetic", "auto") and meta.is_file(): return synthetic_spec(root)
     if dataset not in ("synthetic", "auto"):
-        raise DataError(f"unknown dataset {dataset!r}; choose auto, synthetic, vocaset or biwi")
-    raise DataError(f"{root}: cannot tell which dataset this is (no metadata.json, which only the synthetic corpus has); "
+        raise UsageError(f"unknown dataset {shown(repr(dataset))}; choose auto, synthetic, vocaset or biwi")
+    if os.path.lexists(Path(root) / "metadata.json"): return synthetic_spec(root)   # a FIFO or folder there is named, not skipped
+    raise DataError(f"{shown(root)}: cannot tell which dataset this is (no metadata.json, which only the synthetic corpus has); "
                     f"pass dataset='vocaset' or 'biwi' (CLI: --dataset biwi, config: dataset=biwi)")
 
 # %% ../../nbs/08_data.dataset.ipynb #a2afea55
-class DataError(UserError, ValueError):
+class DataError(DataFileError):
     "A dataset file is missing, unreadable or inconsistent; the message names the file."
 
 @dataclass
@@ -81,29 +82,41 @@ class Item:
     stem: str; subject: str; sentence: int
     wav: Path; npy: Path
 
+def corpus_file(root: str | Path,  # the dataset folder
+                rel: str | Path,    # a path inside it: 'templates.pkl', 'vertices_npy/<stem>.npy', ...
+                what: str = "file", # for the message
+               ) -> Path:
+    "`root / rel`, proven to stay inside `root` (a symlink in the folder may not lead out of it); else `DataError`."
+    try: return inside(root, rel, root, what)
+    except DataFileError as e: raise DataError(str(e)) from None
+
 def parse_stem(stem: str) -> tuple[str, int]:
     "`<subject>_<sentence>` -> (subject, sentence number from the last two characters)."
     subject = stem.rsplit("_", 1)[0] if "_" in stem else stem
     try: return subject, int(stem[-2:])
-    except ValueError: raise DataError(f"{stem}: file stem must end in a two-digit sentence number "
+    except ValueError: raise DataError(f"{shown(stem)}: file stem must end in a two-digit sentence number "
                                        f"(e.g. FaceTalk_170725_00137_TA_sentence01, F2_e01)") from None
 
 def check_vertices(item: Item, spec: DatasetSpec, n_vertices: int | None,
                    full: bool = True,   # also read every frame and check it is finite (False: shape only, from the header)
                   ) -> np.ndarray:       # (T, 3V) memory-mapped, subsampled
     "Validate one utterance's vertex file; return its (T, 3V) frames after subsampling or raise `DataError` naming it."
-    try: v = np.load(item.npy, mmap_mode="r", allow_pickle=False)
-    except Exception as e: raise DataError(f"{item.npy}: unreadable .npy ({type(e).__name__}: {e}); re-export it as float32 (T, 3V)") from None
-    if v.ndim != 2: raise DataError(f"{item.npy}: expected a (T, 3V) array, got shape {v.shape}")
+    p = shown(item.npy)
+    try:                                  # regular file (a FIFO would block), header against file size, no object arrays
+        v = load_npy(item.npy, mmap_mode="r", what="vertex array (T, 3V)")
+        check_budget(v.nbytes, item.npy, "the vertex array")            # training reads it whole
+    except (DataFileError, FileNotFoundError) as e: raise DataError(f"{e}; re-export it as float32 (T, 3V)") from None
+    if v.dtype.kind not in "iuf": raise DataError(f"{p}: vertex array of {v.dtype}, expected float32 numbers (T, 3V)")
+    if v.ndim != 2: raise DataError(f"{p}: expected a (T, 3V) array, got shape {v.shape}")
     if n_vertices is not None and v.shape[1] != 3 * n_vertices:
-        raise DataError(f"{item.npy}: vertex dimension {v.shape[1]} != 3V = {3 * n_vertices} (V from the templates); "
+        raise DataError(f"{p}: vertex dimension {v.shape[1]} != 3V = {3 * n_vertices} (V from the templates); "
                         f"was it exported for another mesh?")
     v = v[::spec.subsample]
     if len(v) < spec.min_frames:
-        raise DataError(f"{item.npy}: {len(v)} frames after subsampling, shorter than one {spec.min_frames}-frame clip")
+        raise DataError(f"{p}: {len(v)} frames after subsampling, shorter than one {spec.min_frames}-frame clip")
     if full:
         bad = ~np.isfinite(v).all(1)
-        if bad.any(): raise DataError(f"{item.npy}: {bad.sum()} frame(s) contain NaN/inf (first: frame {np.flatnonzero(bad)[0]})")
+        if bad.any(): raise DataError(f"{p}: {bad.sum()} frame(s) contain NaN/inf (first: frame {np.flatnonzero(bad)[0]})")
     return v
 
 def check_item(item: Item, spec: DatasetSpec, n_vertices: int | None,
@@ -111,11 +124,11 @@ def check_item(item: Item, spec: DatasetSpec, n_vertices: int | None,
               ) -> tuple[np.ndarray, np.ndarray]:
     "Validate one utterance; return (vertices (T, 3V) memory-mapped, audio (N,) 16 kHz) or raise `DataError`."
     v = check_vertices(item, spec, n_vertices)
-    try: audio = load_wav(item.wav)
-    except AudioFileError as e: raise DataError(str(e)) from None
+    try: audio = load_wav(regular_file(item.wav, "audio file"))        # a FIFO is refused before it is opened
+    except (AudioFileError, DataFileError, FileNotFoundError) as e: raise DataError(str(e)) from None
     da, dv = len(audio) / 16000, len(v) / spec.fps
     if abs(da - dv) > duration_tol:
-        raise DataError(f"{item.wav}: audio lasts {da:.2f} s but {item.npy.name} has {len(v)} frames = {dv:.2f} s at "
+        raise DataError(f"{shown(item.wav)}: audio lasts {da:.2f} s but {shown(item.npy.name)} has {len(v)} frames = {dv:.2f} s at "
                         f"{spec.fps} fps (tolerance {duration_tol} s); wrong fps/subsample or mismatched files")
     return v, audio
 
@@ -133,12 +146,14 @@ class FaceFormerDataset(Dataset):
                                                           # or a list of classes (a trained model's `phone_classes`)
                 ):
         self.root = Path(root); self.spec = resolve_spec(root, dataset)
-        if split not in self.spec.splits: raise ValueError(f"unknown split {split!r}; {self.spec.name} has {sorted(self.spec.splits)}")
-        if style not in ("auto", "independent"): raise ValueError(f"style must be 'auto' or 'independent', got {style!r}")
+        if split not in self.spec.splits:
+            raise UsageError(f"unknown split {shown(repr(split))}; {self.spec.name} has {shown(sorted(self.spec.splits))}")
+        if style not in ("auto", "independent"): raise UsageError(f"style must be 'auto' or 'independent', got {shown(repr(style))}")
         for d in ("wav", "vertices_npy"):
-            if not (self.root / d).is_dir(): raise DataError(f"{self.root / d}: folder missing (expected FaceFormer's layout; run `speechface check-data {self.root}`)")
-        try: self.templates = load_templates(self.root / "templates.pkl", self.spec.n_vertices)
-        except (MeshDataError, FileNotFoundError, OSError, pickle.UnpicklingError) as e: raise DataError(str(e)) from None
+            if not corpus_file(self.root, d, "folder").is_dir():
+                raise DataError(f"{shown(self.root / d)}: folder missing (expected FaceFormer's layout; run `speechface check-data {shown(self.root)}`)")
+        try: self.templates = load_templates(corpus_file(self.root, "templates.pkl", "templates"), self.spec.n_vertices)
+        except (UserError, FileNotFoundError) as e: raise DataError(str(e)) from None
         self.n_vertices = next(iter(self.templates.values())).shape[0]
         self.split, self.style, self.with_mel, self.duration_tol = split, style, with_mel, duration_tol
         self.train_subjects = self.spec.train_subjects
@@ -147,12 +162,14 @@ class FaceFormerDataset(Dataset):
         for npy in sorted((self.root / "vertices_npy").glob("*.npy")):
             subj, sent = parse_stem(npy.stem)
             if subj in subjects and lo <= sent <= hi:
-                wav = self.root / "wav" / f"{npy.stem}.wav"
-                if not wav.is_file(): raise DataError(f"{npy}: no matching audio {wav}")
-                if subj not in self.templates: raise DataError(f"{npy}: subject {subj!r} has no template in {self.root / 'templates.pkl'}")
+                npy = corpus_file(self.root, f"vertices_npy/{npy.name}", "vertex file")
+                wav = corpus_file(self.root, f"wav/{npy.stem}.wav", "audio file")
+                if not wav.exists(): raise DataError(f"{shown(npy)}: no matching audio {shown(wav)}")
+                if subj not in self.templates: raise DataError(f"{shown(npy)}: subject {shown(repr(subj))} has no template in {shown(self.root / 'templates.pkl')}")
                 self.items.append(Item(npy.stem, subj, sent, wav, npy))
         for it in self.items: check_vertices(it, self.spec, self.n_vertices, full=False)   # shapes, from the headers
-        if not self.items: raise DataError(f"{self.root}: no utterances for split {split!r} (subjects {subjects}, sentences {lo}-{hi})")
+        if not self.items:
+            raise DataError(f"{shown(self.root)}: no utterances for split {shown(repr(split))} (subjects {shown(subjects)[:200]}, sentences {lo}-{hi})")
         self.phone_classes = None if phones is False else (phone_inventory(self.root) if phones is True else list(phones))
         self._phones, self._tg_dir = {}, textgrid_folder(self.root) if phones is not False else None  # stem -> frame labels, read once
 
@@ -174,7 +191,7 @@ class FaceFormerDataset(Dataset):
         if self.with_mel: out["rep_audio_mel"] = mel_clips(audio, len(v), self.spec.fps).astype(np.float32)
         if self.phone_classes is not None:
             if it.stem not in self._phones:
-                tg = self._tg_dir / f"{it.stem}.TextGrid"
+                tg = corpus_file(self.root, self._tg_dir.relative_to(self.root) / f"{it.stem}.TextGrid", "TextGrid")
                 self._phones[it.stem] = frame_phones(read_phone_tier(tg), len(v), self.spec.fps, self.phone_classes, str(tg))
             out["phones"] = self._phones[it.stem]
         return out

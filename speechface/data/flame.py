@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import UserError, SafeUnpickler, UnsafePickleError
+from ..core import (UserError, DataFileError, SafeUnpickler, UnsafePickleError, check_budget, load_npz, memory_budget,
+                             regular_file, shown)
 from .rotation import axis_angle_to_matrix
 
 # %% auto #0
@@ -62,12 +63,13 @@ def _plain(path, key: str, v) -> np.ndarray:
     "A value of the unpickled dict as a NumPy array (chumpy arrays and sparse matrices converted)."
     if isinstance(v, _ChumpyArray):
         if "x" not in v.state: raise FlameModelError(
-            f"{path}: '{key}' is a chumpy expression, not a plain array, so it cannot be read without chumpy. Convert the "
+            f"{shown(path)}: '{key}' is a chumpy expression, not a plain array, so it cannot be read without chumpy. Convert the "
             f"file once to .npz in a trusted environment with chumpy (see speechface.data.flame's docs) and pass that")
         return _plain(path, key, v.state["x"])
     if isinstance(v, _SparseState):
         import scipy.sparse
-        s = v.state; shape = tuple(s.get("_shape", s.get("shape")))
+        s = v.state; shape = tuple(int(n) for n in s.get("_shape", s.get("shape")))
+        check_budget(8 * int(np.prod(shape, dtype=np.float64)), path, f"'{key}' as a dense {shape} array")   # before toarray()
         make = scipy.sparse.csc_matrix if v.format == "csc" else scipy.sparse.csr_matrix
         return make((s["data"], s["indices"], s["indptr"]), shape=shape).toarray()
     return np.asarray(v)
@@ -81,8 +83,9 @@ def flame_model_path(path: str | Path | None = None) -> Path:
     path = path if path is not None else os.environ.get(FLAME_ENV)
     if not path: raise FlameModelMissing(f"no FLAME model given ({FLAME_ENV} is not set). {how}")
     p = Path(path).expanduser()
-    if not p.is_file(): raise FlameModelMissing(f"FLAME model not found: {p} (from {src}) is not a file. {how}")
-    return p
+    if not p.exists(): raise FlameModelMissing(f"FLAME model not found: {shown(p)} (from {src}) is not a file. {how}")
+    try: return regular_file(p, "FLAME model")                     # a FIFO or a folder is refused before anything opens it
+    except DataFileError as e: raise FlameModelError(f"{e} (from {src}). {how}") from None
 
 @dataclass
 class FlameModel:
@@ -101,20 +104,29 @@ class FlameModel:
     def n_vertices(self) -> int: return len(self.v_template)
 
 def _read_flame_file(p: Path) -> dict:
-    if p.suffix == ".npz":
-        try:
-            with np.load(p, allow_pickle=False) as z: return {k: z[k] for k in z.files}
-        except ValueError as e: raise FlameModelError(f"{p}: the .npz holds pickled objects ({e}); write plain arrays (see the conversion one-liner)") from None
-        except Exception as e: raise FlameModelError(f"{p}: not a readable .npz ({type(e).__name__}: {e})") from None
+    "FLAME's arrays (`FLAME_KEYS` only) from its .npz or .pkl, sizes checked against the file and the memory budget first."
+    if p.suffix == ".npz":                                           # only FLAME's members are inflated, each checked first
+        try: return load_npz(p, keys=(), optional=FLAME_KEYS, what="FLAME model")   # missing keys: named by load_flame_model
+        except DataFileError as e:
+            why = " (pickled objects are never loaded)" if "Python objects" in str(e) else ""
+            raise FlameModelError(f"{e}{why}; a FLAME 2020 model holds {list(FLAME_KEYS)} as plain arrays (see the conversion one-liner)") from None
+    try: check_budget(p.stat().st_size, p, "the FLAME model")
+    except DataFileError as e: raise FlameModelError(str(e)) from None
     data = p.read_bytes()
-    if not data: raise FlameModelError(f"{p}: the file is empty; download FLAME 2020 again from {FLAME_URL}")
-    try: d = _FlameUnpickler(io.BytesIO(data), source=str(p), encoding="latin1").load()
+    if not data: raise FlameModelError(f"{shown(p)}: the file is empty; download FLAME 2020 again from {FLAME_URL}")
+    limit = min(8 * len(data) + 2**20, memory_budget())              # an array the pickle cannot carry is refused, not allocated
+    try: d = _FlameUnpickler(io.BytesIO(data), source=str(p), limit=limit, encoding="latin1").load()
     except UnsafePickleError: raise
-    except Exception as e:
-        raise FlameModelError(f"{p}: not a readable FLAME pickle ({type(e).__name__}: {e}); the file may be truncated — "
-                              f"download FLAME 2020 again from {FLAME_URL}") from None
-    if not isinstance(d, dict): raise FlameModelError(f"{p}: expected a pickled dict of arrays (FLAME's generic_model.pkl), got {type(d).__name__}")
-    return {k: _plain(p, k, v) for k, v in d.items() if k in FLAME_KEYS}
+    except UserError as e: raise FlameModelError(str(e)) from None
+    except Exception as e:   # whatever a damaged pickle raises (truncation, bad opcodes, wrong types, MemoryError)
+        raise FlameModelError(f"{shown(p)}: not a readable FLAME pickle ({type(e).__name__}: {shown(e)[:200]}); the file may be "
+                              f"truncated — download FLAME 2020 again from {FLAME_URL}") from None
+    if not isinstance(d, dict): raise FlameModelError(f"{shown(p)}: expected a pickled dict of arrays (FLAME's generic_model.pkl), got {type(d).__name__}")
+    try: return {k: _plain(p, k, v) for k, v in d.items() if k in FLAME_KEYS}
+    except FlameModelError: raise
+    except (KeyError, TypeError, ValueError, IndexError) as e:       # a sparse matrix or chumpy state that is not what it claims
+        raise FlameModelError(f"{shown(p)}: a FLAME array is malformed ({type(e).__name__}: {shown(e)[:200]}); download FLAME 2020 "
+                              f"again from {FLAME_URL}") from None
 
 def load_flame_model(path: str | Path | None = None,        # generic_model.pkl or its .npz; None: $SPEECHFACE_FLAME_MODEL
                      n_expressions: int = FLAME_EXPRESSIONS, # expression directions at the end of shapedirs
@@ -123,17 +135,19 @@ def load_flame_model(path: str | Path | None = None,        # generic_model.pkl 
     p = flame_model_path(path)
     d = _read_flame_file(p)
     missing = [k for k in FLAME_KEYS if k not in d]
-    if missing: raise FlameModelError(f"{p}: missing key(s) {missing}; a FLAME 2020 model has {list(FLAME_KEYS)} (found {sorted(d)})")
+    if missing: raise FlameModelError(f"{shown(p)}: missing key(s) {missing}; a FLAME 2020 model has {list(FLAME_KEYS)} (found {sorted(d)})")
+    odd = [f"{k} ({d[k].dtype}, {d[k].ndim}-d)" for k in FLAME_KEYS if d[k].ndim == 0 or not np.issubdtype(d[k].dtype, np.number)]
+    if odd: raise FlameModelError(f"{shown(p)}: {', '.join(odd)} not numeric arrays; a FLAME 2020 model holds numeric arrays only")
     v, sd, pd_, Jr, w, kt, f = (d[k] for k in FLAME_KEYS)
     V, J = len(v), len(Jr)
     want = {"v_template": (V, 3), "shapedirs": (V, 3, sd.shape[-1] if sd.ndim == 3 else -1), "posedirs": (V, 3, 9 * (J - 1)),
             "J_regressor": (J, V), "weights": (V, J), "kintree_table": (2, J), "f": (f.shape[0], 3)}
     bad = [f"{k} {d[k].shape} (expected {s})" for k, s in want.items() if d[k].shape != s]
-    if bad: raise FlameModelError(f"{p}: inconsistent shapes: {'; '.join(bad)}")
-    if sd.shape[-1] < n_expressions: raise FlameModelError(f"{p}: shapedirs has {sd.shape[-1]} directions, fewer than the {n_expressions} expressions asked for")
+    if bad: raise FlameModelError(f"{shown(p)}: inconsistent shapes: {'; '.join(bad)}")
+    if sd.shape[-1] < n_expressions: raise FlameModelError(f"{shown(p)}: shapedirs has {sd.shape[-1]} directions, fewer than the {n_expressions} expressions asked for")
     parents = kt[0].astype(np.int64); parents[0] = -1                # the root's parent is stored as 2**32 - 1
     if J <= FLAME_JAW or (parents[1:] >= np.arange(1, J)).any() or (parents[1:] < 0).any():
-        raise FlameModelError(f"{p}: kintree_table's parents {kt[0].tolist()} are not a tree with the jaw as joint {FLAME_JAW}")
+        raise FlameModelError(f"{shown(p)}: kintree_table's parents {kt[0].tolist()} are not a tree with the jaw as joint {FLAME_JAW}")
     f64 = lambda a: np.asarray(a, np.float64)
     return FlameModel(f64(v), f64(sd), f64(pd_), f64(Jr), f64(w), parents, np.asarray(f, np.int64), n_expressions, str(p))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import safe_load_pickle, UserError
+from ..core import safe_load_pickle, UserError, DataFileError, check_budget, regular_file, safe_name, shown
 
 # %% auto #0
 __all__ = ['REGION_FILE_NAMES', 'as_vertices', 'as_flat', 'MeshDataError', 'load_templates', 'load_regions', 'upper_face_indices',
@@ -37,26 +37,38 @@ def _load_dict(path, what: str) -> dict:
     "A non-empty dict from a data pickle read with the restricted unpickler."
     raw = safe_load_pickle(path)
     if not isinstance(raw, dict) or not raw:
-        raise MeshDataError(f"{path}: expected a non-empty dict {what}, got {type(raw).__name__}")
+        raise MeshDataError(f"{shown(path)}: expected a non-empty dict {what}, got {type(raw).__name__}")
     return raw
+
+def _numeric(v, path, what: str) -> np.ndarray:
+    "`v` as a real-valued array, or a `MeshDataError` naming `path`: a pickle may hold a string, a dict or bytes where numbers belong."
+    if not isinstance(v, (np.ndarray, list, tuple)):
+        raise MeshDataError(f"{shown(path)}: {what} is a {type(v).__name__}, expected a numeric array; re-export the file")
+    try: a = np.asarray(v)
+    except (ValueError, TypeError, OverflowError) as e:         # ragged lists
+        raise MeshDataError(f"{shown(path)}: {what} is not a numeric array ({shown(e)[:120]}); re-export the file") from None
+    if a.dtype.kind not in "biuf":
+        raise MeshDataError(f"{shown(path)}: {what} is not a numeric array (array of {a.dtype}); re-export the file")
+    return a
 
 def load_templates(path: str | Path,           # `templates.pkl`: dict subject -> (V, 3) or (3V,)
                    n_vertices: int | None = None, # expected V, if known (5023 VOCASET, 23370 BIWI)
                   ) -> dict[str, np.ndarray]:
-    "Load subject templates as float32 `(V, 3)` arrays, checking shapes and finiteness."
+    "Load subject templates as float32 `(V, 3)` arrays, checking names, shapes and finiteness."
     raw = _load_dict(path, "subject -> (V, 3) array")
     out = {}
     for subj, v in raw.items():
-        v = np.asarray(v, dtype=np.float32)
-        if v.ndim == 1: v = as_vertices(v)
-        if v.ndim != 2 or v.shape[1] != 3:
-            raise MeshDataError(f"{path}: template of {subj!r} has shape {v.shape}, expected (V, 3)")
+        safe_name(subj, path, "subject name")                         # names become output file names downstream
+        v = _numeric(v, path, f"the template of {shown(repr(subj))}").astype(np.float32)
+        if v.ndim == 1 and v.size % 3 == 0: v = as_vertices(v)
+        if v.ndim != 2 or v.shape[1] != 3 or v.shape[0] == 0:
+            raise MeshDataError(f"{shown(path)}: template of {shown(repr(subj))} has shape {v.shape}, expected (V, 3)")
         if n_vertices is not None and v.shape[0] != n_vertices:
-            raise MeshDataError(f"{path}: template of {subj!r} has {v.shape[0]} vertices, expected {n_vertices}")
-        if not np.isfinite(v).all(): raise MeshDataError(f"{path}: template of {subj!r} contains NaN/inf")
-        out[str(subj)] = v
+            raise MeshDataError(f"{shown(path)}: template of {shown(repr(subj))} has {v.shape[0]} vertices, expected {n_vertices}")
+        if not np.isfinite(v).all(): raise MeshDataError(f"{shown(path)}: template of {shown(repr(subj))} contains NaN/inf")
+        out[subj] = v
     if len({v.shape[0] for v in out.values()}) > 1:
-        raise MeshDataError(f"{path}: templates disagree on the vertex count: "
+        raise MeshDataError(f"{shown(path)}: templates disagree on the vertex count: "
                             f"{sorted({v.shape[0] for v in out.values()})}")
     return out
 
@@ -64,12 +76,17 @@ REGION_FILE_NAMES = {"lve": "lips", "fdd": "upper_face"}  # CodeTalker's BIWI/re
 
 def _read_index_text(path: Path) -> np.ndarray:
     "A text file of vertex indices separated by commas and/or whitespace (CodeTalker writes '2, 6, 21, ...')."
-    tokens = [t for t in path.read_text().replace(",", " ").split()]
+    path = regular_file(path, "region index file")                  # a FIFO would block read_text forever
+    check_budget(16 * path.stat().st_size, path, "the region index file")
+    try: tokens = path.read_bytes().decode("utf-8").replace(",", " ").split()
+    except UnicodeDecodeError as e:
+        raise MeshDataError(f"{shown(path)}: not text (byte {e.start} is not UTF-8); expected integer vertex indices "
+                            f"separated by commas (as CodeTalker's BIWI/regions/lve.txt)") from None
     try: return np.array([int(t) for t in tokens], dtype=np.int64)
-    except ValueError:
-        bad = next(i for i, t in enumerate(tokens) if not t.lstrip("-").isdigit())
-        raise MeshDataError(f"{path}: token {bad + 1} is {tokens[bad]!r}, expected integer vertex indices separated by "
-                            f"commas (as CodeTalker's BIWI/regions/lve.txt)") from None
+    except (ValueError, OverflowError):
+        bad = next((i for i, t in enumerate(tokens) if not (t.lstrip("-").isdigit() and len(t) < 19)), 0)
+        raise MeshDataError(f"{shown(path)}: token {bad + 1} is {shown(repr(tokens[bad][:40]))}, expected integer vertex indices "
+                            f"separated by commas (as CodeTalker's BIWI/regions/lve.txt)") from None
 
 def load_regions(path: str | Path,            # `FLAME_masks.pkl`, the synthetic corpus' `regions.pkl`, or a folder of
                                               # `<region>.txt` index files (BIWI: regions/lve.txt, regions/fdd.txt)
@@ -79,7 +96,7 @@ def load_regions(path: str | Path,            # `FLAME_masks.pkl`, the synthetic
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.txt"))
-        if not files: raise FileNotFoundError(f"{path}: no <region>.txt files (BIWI needs lve.txt and fdd.txt, as in "
+        if not files: raise FileNotFoundError(f"{shown(path)}: no <region>.txt files (BIWI needs lve.txt and fdd.txt, as in "
                                               f"CodeTalker's BIWI/regions/)")
     else: files = [path]
     raw, source = {}, {}                                                 # region -> indices, region -> its file
@@ -89,13 +106,15 @@ def load_regions(path: str | Path,            # `FLAME_masks.pkl`, the synthetic
         raw.update(named); source.update({k: f for k in named})
     out = {}
     for name, idx in raw.items():
-        idx = np.asarray(idx)
+        if not isinstance(name, str):
+            raise MeshDataError(f"{shown(source[name])}: region names must be strings, got {type(name).__name__} {shown(repr(name))[:60]}")
+        idx = _numeric(idx, source[name], f"region {shown(repr(name))}")
         if idx.dtype == bool: idx = np.flatnonzero(idx)
         if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
-            raise MeshDataError(f"{source[name]}: region {name!r} is not a 1-D integer index array (got {idx.dtype}, {idx.shape})")
+            raise MeshDataError(f"{shown(source[name])}: region {shown(repr(name))} is not a 1-D integer index array (got {idx.dtype}, {idx.shape})")
         if n_vertices is not None and idx.size and (idx.min() < 0 or idx.max() >= n_vertices):
-            raise MeshDataError(f"{source[name]}: region {name!r} has indices outside [0, {n_vertices})")
-        out[str(name)] = idx.astype(np.int64)
+            raise MeshDataError(f"{shown(source[name])}: region {shown(repr(name))} has indices outside [0, {n_vertices})")
+        out[name] = idx.astype(np.int64)
     return out
 
 def upper_face_indices(regions: dict[str, np.ndarray], # region name -> indices
@@ -103,8 +122,8 @@ def upper_face_indices(regions: dict[str, np.ndarray], # region name -> indices
     "Upper-face vertices for FDD: `upper_face` where the dataset defines it (BIWI's fdd.txt), else FLAME `forehead ∪ eye_region` (VOCASET)."
     if "upper_face" in regions: return regions["upper_face"]
     missing = [k for k in ("forehead", "eye_region") if k not in regions]
-    if missing: raise KeyError(f"regions lack {missing}; FDD's upper face is forehead ∪ eye_region "
-                               f"(available: {sorted(regions)})")
+    if missing: raise MeshDataError(f"regions lack {missing}; FDD's upper face is forehead ∪ eye_region "
+                                    f"(available: {shown(sorted(regions))[:200]})")
     return np.union1d(regions["forehead"], regions["eye_region"])
 
 # %% ../../nbs/01_data.mesh.ipynb #89633a4b

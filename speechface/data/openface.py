@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core import DataFileError, check_budget, regular_file, shown
 from .dataset import DataError
 
 # %% auto #0
-__all__ = ['AU_INTENSITY', 'AU_PRESENCE', 'N_LANDMARKS', 'N_EYE_LANDMARKS', 'N_PDM_MODES', 'OPENFACE_COLUMNS', 'FEATURE_SLICES',
-           'FEATURE_DIM', 'LANDMARK_SCALE', 'POSE_COLUMNS', 'GAZE_COLUMNS', 'FEATURE_COLUMNS', 'OpenFaceError',
-           'OpenFaceFrames', 'read_openface_csv', 'write_openface_csv', 'OpenFaceFeatures', 'openface_features']
+__all__ = ['AU_INTENSITY', 'AU_PRESENCE', 'N_LANDMARKS', 'N_EYE_LANDMARKS', 'N_PDM_MODES', 'OPENFACE_COLUMNS', 'CSV_BYTES_FACTOR',
+           'FEATURE_SLICES', 'FEATURE_DIM', 'LANDMARK_SCALE', 'POSE_COLUMNS', 'GAZE_COLUMNS', 'FEATURE_COLUMNS',
+           'OpenFaceError', 'OpenFaceFrames', 'read_openface_csv', 'write_openface_csv', 'OpenFaceFeatures',
+           'openface_features']
 
 # %% ../../nbs/08a_data.openface.ipynb #fe92898d
 AU_INTENSITY = ("01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "20", "23", "25", "26", "45")
@@ -69,40 +71,57 @@ def read_openface_csv(path: str | Path,             # FeatureExtraction output
     "Read an OpenFace 2.x CSV (`, ` or `,` separated) into named column arrays and a per-frame validity mask."
     path = Path(path)
     fix = "Expected the CSV of OpenFace 2.x FeatureExtraction (run it with -2Dfp -pose -aus -gaze or no output flags)"
-    if not path.is_file(): raise OpenFaceError(f"{path}: file not found. {fix}")
-    lines = [l for l in path.read_text().splitlines() if l.strip()]
-    if not lines: raise OpenFaceError(f"{path}: file is empty. {fix}")
+    text = _read_text(path, fix)
+    lines = [l for l in text.splitlines() if l.strip()]
+    if not lines: raise OpenFaceError(f"{shown(path)}: file is empty. {fix}")
     names = [c.strip() for c in lines[0].split(",")]
-    if len(set(names)) != len(names): raise OpenFaceError(f"{path}: the header repeats a column name. {fix}")
+    if len(set(names)) != len(names): raise OpenFaceError(f"{shown(path)}: the header repeats a column name. {fix}")
     need = {"frame", "timestamp", "confidence", "success"}
     if not need <= set(names):
-        raise OpenFaceError(f"{path}: the header lacks {sorted(need - set(names))} (first fields: {names[:5]}): not an "
+        raise OpenFaceError(f"{shown(path)}: the header lacks {sorted(need - set(names))} (first fields: {[n[:40] for n in names[:5]]}): not an "
                             f"OpenFace sequence CSV (single images write 'face, confidence'). {fix}")
-    if len(lines) < 2: raise OpenFaceError(f"{path}: has a header but no frames. {fix}")
+    if len(lines) < 2: raise OpenFaceError(f"{shown(path)}: has a header but no frames. {fix}")
     data = np.empty((len(lines) - 1, len(names)))
     for i, l in enumerate(lines[1:]):
         cells = l.split(",")
         if len(cells) != len(names):
-            raise OpenFaceError(f"{path}: line {i + 2} has {len(cells)} fields, the header {len(names)} (a cut-off "
+            raise OpenFaceError(f"{shown(path)}: line {i + 2} has {len(cells)} fields, the header {len(names)} (a cut-off "
                                 f"last line means the file is truncated: run FeatureExtraction again). {fix}")
         try: data[i] = [float(c) for c in cells]
         except ValueError:
             j = next(j for j, c in enumerate(cells) if not _is_float(c))
-            raise OpenFaceError(f"{path}: line {i + 2}, column {names[j]!r} is {cells[j].strip()!r}, not a number. {fix}") from None
+            raise OpenFaceError(shown(f"{path}: line {i + 2}, column {names[j][:40]!r} is {cells[j].strip()[:40]!r}, not a number. {fix}")) from None
     cols = dict(zip(names, data.T))
+    if not np.isfinite(cols["timestamp"]).all() or ("face_id" in cols and not np.isfinite(cols["face_id"]).all()):
+        raise OpenFaceError(f"{shown(path)}: a timestamp or face_id is NaN/inf; the file is damaged. {fix}")
     if face_id is not None:
-        if "face_id" not in cols: raise OpenFaceError(f"{path}: face_id={face_id} requested but the file has no face_id column")
+        if "face_id" not in cols: raise OpenFaceError(f"{shown(path)}: face_id={face_id} requested but the file has no face_id column")
         keep = cols["face_id"] == face_id
-        if not keep.any(): raise OpenFaceError(f"{path}: no rows with face_id {face_id} (present: {sorted(set(cols['face_id'].astype(int)))})")
+        if not keep.any(): raise OpenFaceError(f"{shown(path)}: no rows with face_id {face_id} (present: {sorted(set(cols['face_id'].astype(int)))})")
         cols = {k: v[keep] for k, v in cols.items()}
     elif "face_id" in cols and len(set(cols["face_id"])) > 1:
-        raise OpenFaceError(f"{path}: holds {len(set(cols['face_id']))} faces (face_id {sorted(set(cols['face_id'].astype(int)))}); "
+        raise OpenFaceError(f"{shown(path)}: holds {len(set(cols['face_id']))} faces (face_id {sorted(set(cols['face_id'].astype(int)))}); "
                             f"pass face_id=... to pick the listener")
     if np.any(np.diff(cols["timestamp"]) <= 0):
-        raise OpenFaceError(f"{path}: timestamps are not strictly increasing (frames out of order or duplicated). {fix}")
+        raise OpenFaceError(f"{shown(path)}: timestamps are not strictly increasing (frames out of order or duplicated). {fix}")
     finite = np.isfinite(np.stack(list(cols.values()), 1)).all(1)                         # (T,) no NaN/inf cell
     valid = (cols["success"] == 1) & (cols["confidence"] >= min_confidence) & finite
     return OpenFaceFrames(path, cols, valid, min_confidence)
+
+CSV_BYTES_FACTOR = 8   # the text, its lines and the parsed array take up to ~8x the file's bytes
+
+def _read_text(path: Path, fix: str) -> str:
+    "The CSV's text, after checking that it is a regular file within the memory budget; not UTF-8 -> `OpenFaceError` with the line."
+    try:
+        path = regular_file(path, "OpenFace CSV")
+        check_budget(path.stat().st_size * CSV_BYTES_FACTOR, path, "the OpenFace CSV (parsed)")
+    except FileNotFoundError: raise OpenFaceError(f"{shown(path)}: file not found. {fix}") from None
+    except DataFileError as e: raise OpenFaceError(f"{e}. {fix}") from None
+    data = path.read_bytes()
+    try: return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise OpenFaceError(f"{shown(path)}: line {line} is not UTF-8 text (byte {data[e.start]:#04x}): not an OpenFace CSV. {fix}") from None
 
 def _is_float(s: str) -> bool:
     try: float(s); return True
@@ -156,7 +175,7 @@ def openface_features(frames: OpenFaceFrames | str | Path, # a read CSV or its p
     "The reaction VAE's per-frame face features (landmarks 136, AU 18, pose 4, gaze 2) resampled to `fps`, with a validity mask."
     fr = frames if isinstance(frames, OpenFaceFrames) else read_openface_csv(frames, min_confidence)
     miss = [c for c in FEATURE_COLUMNS if c not in fr.columns]
-    if miss: raise OpenFaceError(f"{fr.path}: lacks {len(miss)} feature column(s), e.g. {miss[:4]}; run FeatureExtraction "
+    if miss: raise OpenFaceError(f"{shown(fr.path)}: lacks {len(miss)} feature column(s), e.g. {miss[:4]}; run FeatureExtraction "
                                  f"with -2Dfp -pose -aus -gaze (or without output flags, which writes all)")
     src = np.stack([fr[c] for c in FEATURE_COLUMNS], 1)                                  # (T_in, 160)
     src[:, FEATURE_SLICES["landmarks"]] /= LANDMARK_SCALE
@@ -164,6 +183,8 @@ def openface_features(frames: OpenFaceFrames | str | Path, # a read CSV or its p
     t, ok = fr["timestamp"], fr.valid
     t0 = t[0]
     T = int(np.floor((t[-1] - t0) * fps + 1e-6)) + 1 if n_frames is None else n_frames
+    try: check_budget(T * FEATURE_DIM * 4 * 4, fr.path, f"{T} frames of features (the CSV's time span {t[-1] - t0:.6g} s at {fps} fps)")
+    except DataFileError as e: raise OpenFaceError(f"{e}; are its timestamps in seconds?") from None
     tq = t0 + np.arange(T) / fps                                                          # (T,) query times
     out = np.zeros((T, FEATURE_DIM), np.float32); valid = np.zeros(T, bool)
     tv, sv = t[ok], src[ok]

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08b_data.react.ipynb #c379c2b9
 from __future__ import annotations
-import copy, csv
+import copy, csv, io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,15 +13,17 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
+from ..core import DataFileError, check_budget, inside, load_npy, regular_file, safe_name, shown
 from .audio import load_wav
 from .dataset import DataError
 from .openface import read_openface_csv, openface_features
 
 # %% auto #0
 __all__ = ['REACT_FPS', 'REACT_FRAMES', 'REACT_AUDIO_SR', 'REACT_SPLITS', 'EMOTION_AUS', 'EXPRESSIONS', 'EMOTION_COLUMNS',
-           'EMOTION_DIM', 'FV_DIM', 'FV_SLICES', 'MODALITIES', 'REACTDataError', 'react_paths', 'read_emotion_csv',
-           'write_emotion_csv', 'read_3dmm_npy', 'write_3dmm_npy', 'read_pairs_csv', 'write_pairs_csv', 'mirror_pairs',
-           'appropriateness_path', 'load_appropriateness', 'read_react_wav', 'REACTDataset', 'write_react_sequence']
+           'EMOTION_DIM', 'FV_DIM', 'FV_SLICES', 'MODALITIES', 'SEQ_FIX', 'CSV_BYTES_FACTOR', 'REACTDataError',
+           'react_paths', 'read_emotion_csv', 'write_emotion_csv', 'read_3dmm_npy', 'write_3dmm_npy', 'read_pairs_csv',
+           'write_pairs_csv', 'mirror_pairs', 'appropriateness_path', 'load_appropriateness', 'read_react_wav',
+           'REACTDataset', 'write_react_sequence']
 
 # %% ../../nbs/08b_data.react.ipynb #078e7bea
 REACT_FPS = 25          # frames per second of every REACT2024 modality
@@ -37,25 +39,91 @@ FV_SLICES = {"expression": slice(0, 52), "angle": slice(52, 55), "translation": 
 MODALITIES = {"emotion": ("Emotion", ".csv"), "3dmm": ("3D_FV_files", ".npy"),
               "audio": ("Audio_files", ".wav"), "video": ("Video_files", ".mp4"),
               "openface": ("OpenFace", ".csv")}   # the last is our extension: OpenFace 2.0 CSVs (not shipped by REACT2024)
+SEQ_FIX = "Fix the row; paths are relative to ROOT/<split>/<modality folder>/"
 
 class REACTDataError(DataError):
     "A REACT2024 file is missing, truncated or not in the corpus' format; the message names the file and the fix."
 
+def _check_seq(seq: str,            # a relative sequence path as read, e.g. from a pairs csv
+               source: str | Path,  # where it was read, for the message (e.g. 'ROOT/val.csv: line 3')
+              ) -> str:
+    "`seq` if it is a relative path of plain names (no '/' at the start, no '..', no control characters); else `REACTDataError`."
+    s = seq.strip() if isinstance(seq, str) else seq
+    parts = s.split("/") if isinstance(s, str) else None
+    if not s or s.startswith(("/", "\\")) or len(s) > 1024 or ":" in parts[0]:
+        raise REACTDataError(shown(f"{source}: {s!r} is not a relative sequence path like 'NoXI/<chat>/<person>/<clip>'. {SEQ_FIX}"))
+    try:
+        for part in parts: safe_name(part, source, "a part of the sequence path")
+    except DataFileError as e:
+        raise REACTDataError(f"{shown(source)}: {shown(repr(s))} is not a relative sequence path like 'NoXI/<chat>/<person>/<clip>' "
+                             f"({shown(repr(part))} is not a plain name). {SEQ_FIX}") from None
+    return s
+
 def react_paths(root: str | Path,  # the corpus folder (holds train/, val/, test/ and the pairs csvs)
                 split: str,        # 'train', 'val' or 'test'
                 seq: str,          # relative sequence path '<site>/<chat>/<person>/<clip>'
+                source: str | Path | None = None, # where `seq` was read, for messages (default: ROOT/{split}.csv)
                ) -> dict[str, Path]: # modality -> file (emotion, 3dmm, audio, video, openface)
-    "The files of one REACT2024 sequence, one per modality folder."
-    base = Path(root) / split
-    return {m: base / folder / (seq + ext) for m, (folder, ext) in MODALITIES.items()}
+    "The files of one REACT2024 sequence, one per modality folder, each proven to stay inside its folder (no '..', no symlink out)."
+    root = Path(root); source = source if source is not None else root / f"{split}.csv"
+    try: safe_name(split, source, "split")
+    except DataFileError as e: raise REACTDataError(str(e)) from None
+    seq, out = _check_seq(seq, source), {}
+    for m, (folder, ext) in MODALITIES.items():                             # inside ROOT: a modality folder may not lead out either
+        try: out[m] = inside(root, f"{split}/{folder}/{seq}{ext}", source, f"the {m} file of sequence")
+        except DataFileError as e: raise REACTDataError(str(e)) from None
+    return out
+
+_ALIASES = {"NoXI": (("Expert_video", "P1"), ("Novice_video", "P2"))}  # Emotion files named by role in some releases
+
+def _resolve(p: Path, modality: str) -> Path:
+    "The file of a modality; for NoXI emotion files also the P1/P2 names some releases use (never a file outside the site's folder)."
+    if p.exists() or modality != "emotion": return p
+    for site, subs in _ALIASES.items():
+        if site in p.parts:
+            i = len(p.parts) - 1 - p.parts[::-1].index(site)                 # the site folder: what follows is the sequence
+            base, rest = Path(*p.parts[:i + 1]), list(p.parts[i + 1:])
+            rest = [dict(subs).get(r, r) for r in rest[:-1]] + rest[-1:]      # Expert_video -> P1, Novice_video -> P2
+            q = base.joinpath(*rest)
+            if q != p and q.exists():
+                try: return inside(base, Path(*rest), p, "the P1/P2 alias of the emotion file")
+                except DataFileError as e: raise REACTDataError(str(e)) from None
+    return p
 
 # %% ../../nbs/08b_data.react.ipynb #dbabe32a
 def _err(path, problem: str, fix: str) -> REACTDataError:
-    return REACTDataError(f"{path}: {problem}. {fix}")
+    return REACTDataError(shown(f"{path}: {problem}. {fix}"))
 
 def _is_number(s: str) -> bool:
     try: float(s); return True
     except ValueError: return False
+
+def _regular(path: Path, what: str, fix: str) -> Path:
+    "`path` if it is a regular file; a missing file, a FIFO, a device or a folder as a `REACTDataError` (never opened)."
+    try: return regular_file(path, what)
+    except FileNotFoundError: raise _err(path, f"{what} not found", fix) from None
+    except DataFileError as e: raise _err(path, str(e).removeprefix(f"{shown(path)}: "), fix) from None
+
+CSV_BYTES_FACTOR = 8   # parsed csv text (a list of str per row) takes up to ~8x the file's bytes
+
+def _csv_rows(path: str | Path,  # a small csv of the corpus (pairs, emotion)
+              what: str,         # e.g. 'emotion file'
+              fix: str,          # what to do, appended to every message
+             ) -> list[tuple[int, list[str]]]: # (line number, fields) of every non-empty row
+    "The rows of a UTF-8 csv after checking that it is a regular file within the memory budget; decode errors name the line."
+    path = _regular(Path(path), what, fix)
+    try: check_budget(path.stat().st_size * CSV_BYTES_FACTOR, path, f"the {what} (parsed)")
+    except DataFileError as e: raise REACTDataError(str(e)) from None
+    data = path.read_bytes()
+    try: text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise _err(path, f"line {line} is not UTF-8 text (byte {data[e.start]:#04x} at offset "
+                         f"{e.start}): not a csv, or saved in another encoding", fix + "; save it as UTF-8") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try: return [(reader.line_num, r) for r in reader if r]
+    except csv.Error as e:
+        raise _err(path, f"line {reader.line_num} is not valid csv ({e})", fix) from None
 
 def read_emotion_csv(path: str | Path,          # Emotion/<site>/<chat>/<person>/<clip>.csv
                      n_frames: int | None = None, # expected rows (REACT_FRAMES for the real corpus); None: any >= 1
@@ -63,10 +131,9 @@ def read_emotion_csv(path: str | Path,          # Emotion/<site>/<chat>/<person>
     "Read a REACT2024 emotion CSV: one header row, then T rows of 25 numbers (Song et al. 2024, REACT2024 challenge)."
     path = Path(path)
     fix = f"Expected a header row then rows of {EMOTION_DIM} numbers ({', '.join(EMOTION_COLUMNS[:3])}, ...); re-export the file or copy it again from the corpus"
-    if not path.is_file(): raise _err(path, "emotion file not found" if not path.exists() else "is not a file", fix)
-    with open(path, newline="") as f: rows = [r for r in csv.reader(f) if r]
+    rows = _csv_rows(path, "emotion file", fix)
     if not rows: raise _err(path, "emotion file is empty", fix)
-    head = [c.strip() for c in rows[0]]
+    head = [c.strip() for c in rows[0][1]]
     if all(_is_number(c) for c in head):
         raise _err(path, "the first row is numeric: the header row is missing (the REACT2024 loaders drop row 0, "
                          "so this file would silently lose its first frame)", "Add the header line, e.g. with "
@@ -74,17 +141,17 @@ def read_emotion_csv(path: str | Path,          # Emotion/<site>/<chat>/<person>
     body = rows[1:]
     if not body: raise _err(path, "has a header but no data rows", fix)
     out = np.empty((len(body), EMOTION_DIM), np.float32)
-    for i, r in enumerate(body):
+    for i, (line, r) in enumerate(body):
         if len(r) != EMOTION_DIM:
-            raise _err(path, f"line {i + 2} has {len(r)} columns, expected {EMOTION_DIM}", fix)
+            raise _err(path, f"line {line} has {len(r)} columns, expected {EMOTION_DIM}", fix)
         for j, c in enumerate(r):
             try: out[i, j] = float(c)
             except ValueError:
-                raise _err(path, f"line {i + 2}, column {j + 1} ({EMOTION_COLUMNS[j]}) is {c!r}, not a number", fix) from None
+                raise _err(path, f"line {line}, column {j + 1} ({EMOTION_COLUMNS[j]}) is {c[:40]!r}, not a number", fix) from None
     bad = ~np.isfinite(out)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise _err(path, f"{int(bad.sum())} NaN/inf cell(s), the first at line {i + 2}, column {j + 1} ({EMOTION_COLUMNS[j]})", fix)
+        raise _err(path, f"{int(bad.sum())} NaN/inf cell(s), the first at line {body[i][0]}, column {j + 1} ({EMOTION_COLUMNS[j]})", fix)
     if n_frames is not None and len(out) != n_frames:
         raise _err(path, f"has {len(out)} frames, expected {n_frames}", "Check that the file is complete (REACT2024 clips have 751 frames)")
     return out
@@ -102,22 +169,23 @@ def write_emotion_csv(path: str | Path,    # where to write (folders are created
     return path
 
 # %% ../../nbs/08b_data.react.ipynb #a7e0f30f
+def _load_npy(path: Path, what: str, fix: str) -> np.ndarray:
+    "`core.load_npy` (regular file, header vs size, memory budget, no pickles) with its refusals as `REACTDataError`s."
+    path = _regular(path, what, fix)
+    try: return load_npy(path, what=what)
+    except DataFileError as e:
+        msg = str(e).removeprefix(f"{shown(path)}: ")
+        if "not a readable .npy" in msg: msg = f"truncated or not an .npy file ({path.stat().st_size} bytes): {msg}"
+        elif "Python objects" in msg: msg += " (a pickle, which is never loaded)"
+        raise _err(path, msg, fix) from None
+
 def read_3dmm_npy(path: str | Path,            # 3D_FV_files/<site>/<chat>/<person>/<clip>.npy
                   n_frames: int | None = None,  # expected frames (REACT_FRAMES for the real corpus); None: any
                  ) -> np.ndarray:               # (T, 58) float32: expression[0:52], angle[52:55], translation[55:58]
     "Read FaceVerse coefficients stored (T, 1, 58) (as REACT2024 ships them) or (T, 58)."
     path = Path(path)
     fix = f"Expected a NumPy .npy array of shape (T, 1, {FV_DIM}) or (T, {FV_DIM}); copy the file again from the corpus or rewrite it with `write_3dmm_npy`"
-    if not path.is_file(): raise _err(path, "3DMM file not found" if not path.exists() else "is not a file", fix)
-    try: a = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        msg = str(e)
-        cut = any(k in msg for k in ("read all data", "EOF", "reshape", "not fully written"))
-        why = (f"truncated ({path.stat().st_size} bytes): {msg.splitlines()[0]}" if cut
-               else "holds Python objects (a pickle), which are not loaded" if "pickle" in msg.lower()
-               else f"not a readable .npy file ({msg.splitlines()[0]})")
-        raise _err(path, why, fix) from None
-    except (EOFError, OSError) as e: raise _err(path, f"truncated or not an .npy file ({e})", fix) from None
+    a = _load_npy(path, "3DMM file", fix)
     if not np.issubdtype(a.dtype, np.number): raise _err(path, f"has dtype {a.dtype}, not numbers", fix)
     if a.ndim == 3 and a.shape[1] == 1 and a.shape[2] == FV_DIM: a = a[:, 0]        # (T, 58)
     elif not (a.ndim == 2 and a.shape[1] == FV_DIM):
@@ -141,28 +209,25 @@ def write_3dmm_npy(path: str | Path,   # where to write (folders are created)
     return path
 
 # %% ../../nbs/08b_data.react.ipynb #15aa2c89
-def _check_rel(path, line: int, p: str) -> str:
-    p = p.strip()
-    if not p or p.startswith(("/", "\\")) or ".." in Path(p).parts:
-        raise _err(path, f"line {line}: {p!r} is not a relative sequence path like 'NoXI/<chat>/<person>/<clip>'",
-                   "Fix the row; paths are relative to ROOT/<split>/<modality folder>/")
-    return p
-
 def read_pairs_csv(path: str | Path,  # ROOT/train.csv, val.csv or test.csv
                   ) -> list[tuple[str, str]]: # [(speaker_path, listener_path)] in file order
-    "Read a REACT2024 pairs file: header `,speaker_path,listener_path`, then `index,speaker,listener` rows."
+    """Read a REACT2024 pairs file: header `,speaker_path,listener_path`, then `index,speaker,listener` rows. Every path
+    must be relative and made of plain names; for ROOT/{split}.csv every file it names must stay inside ROOT/{split}."""
     path = Path(path)
     fix = "Expected a header ',speaker_path,listener_path' and rows 'index,<site>/<chat>/<person>/<clip>,<...>'"
-    if not path.is_file(): raise _err(path, "pairs file not found", fix)
-    with open(path, newline="") as f: rows = [r for r in csv.reader(f) if r]
+    rows = _csv_rows(path, "pairs file", fix)
     if not rows: raise _err(path, "pairs file is empty", fix)
-    head = [c.strip() for c in rows[0]]
+    head = [c.strip() for c in rows[0][1]]
     try: si, li = head.index("speaker_path"), head.index("listener_path")
-    except ValueError: raise _err(path, f"header is {rows[0]!r}, without 'speaker_path' and 'listener_path'", fix) from None
+    except ValueError: raise _err(path, f"header is {[c[:40] for c in rows[0][1][:6]]!r}, without 'speaker_path' and 'listener_path'", fix) from None
+    split = path.stem if path.stem in REACT_SPLITS else None          # a corpus' own pairs file: check where its rows lead
     out = []
-    for n, r in enumerate(rows[1:], start=2):
+    for n, r in rows[1:]:
         if len(r) != len(head): raise _err(path, f"line {n} has {len(r)} columns, the header {len(head)}", fix)
-        out.append((_check_rel(path, n, r[si]), _check_rel(path, n, r[li])))
+        pair = (_check_seq(r[si], f"{path}: line {n}"), _check_seq(r[li], f"{path}: line {n}"))
+        if split is not None:
+            for seq in pair: _resolve(react_paths(path.parent, split, seq, f"{path}: line {n}")["emotion"], "emotion")
+        out.append(pair)
     if not out: raise _err(path, "has a header but no pairs", fix)
     return out
 
@@ -190,13 +255,12 @@ def load_appropriateness(path: str | Path,            # neighbour_emotion_{split
     path = Path(path)
     fix = ("Expected the (2M, 2M) 0/1 matrix of the split (REACT2024's tool/matrix_split.py writes it from "
            "Approprirate_facial_reaction.npy); regenerate it for this split's pairs csv")
-    if not path.is_file(): raise _err(path, "appropriateness matrix not found", fix)
-    try: a = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as e: raise _err(path, f"not a readable .npy array ({str(e).splitlines()[0]})", fix) from None
+    a = _load_npy(path, "appropriateness matrix", fix)
     if a.ndim != 2 or a.shape[0] != a.shape[1]: raise _err(path, f"has shape {a.shape}, not square", fix)
     if n_samples is not None and a.shape[0] != n_samples:
         raise _err(path, f"is {a.shape[0]} x {a.shape[1]} but the pairs give {n_samples} mirrored samples "
                          f"({n_samples // 2} pairs x 2)", fix)
+    if not np.issubdtype(a.dtype, np.number) and a.dtype != bool: raise _err(path, f"has dtype {a.dtype}, not 0/1 numbers", fix)
     if not np.isin(a, (0, 1)).all(): raise _err(path, "has values other than 0 and 1", fix)
     return a.astype(bool)
 
@@ -207,6 +271,8 @@ def read_react_wav(path: str | Path,       # Audio_files/<site>/<chat>/<person>/
                   ) -> np.ndarray:         # (N,) float32 mono at `sr`
     "Read a REACT2024 wav (44.1 kHz) as a mono waveform at `sr`."
     path = Path(path)
+    fix = "Copy the clip's wav again from the corpus"
+    if path.exists(): _regular(path, "audio file", fix)                       # a FIFO or device is refused before soundfile opens it
     if expected_sr is not None and path.is_file():
         try: file_sr = sf.info(path).samplerate
         except (sf.SoundFileError, RuntimeError): file_sr = None                     # load_wav explains unreadable files
@@ -217,18 +283,6 @@ def read_react_wav(path: str | Path,       # Audio_files/<site>/<chat>/<person>/
     return load_wav(path, sr)
 
 # %% ../../nbs/08b_data.react.ipynb #76cdcc27
-_ALIASES = {"NoXI": (("Expert_video", "P1"), ("Novice_video", "P2"))}  # Emotion files named by role in some releases
-
-def _resolve(p: Path, modality: str) -> Path:
-    "The file of a modality; for NoXI emotion files also the P1/P2 names some releases use."
-    if p.exists() or modality != "emotion": return p
-    for site, subs in _ALIASES.items():
-        if site in p.parts:
-            q = p
-            for a, b in subs: q = Path(str(q).replace(f"/{a}/", f"/{b}/"))
-            if q.exists(): return q
-    return p
-
 class REACTDataset(Dataset):
     "REACT2024 speaker/listener samples of one split (Song et al. 2024), optionally mirrored into 2N samples."
     def __init__(self,
@@ -255,20 +309,24 @@ class REACTDataset(Dataset):
         self.samples = mirror_pairs(self.pairs) if mirror else list(self.pairs)
         self.mean_face = None
         if mean_face is not None:
-            mf = np.load(mean_face, allow_pickle=False) if isinstance(mean_face, (str, Path)) else np.asarray(mean_face)
-            if mf.size != FV_DIM: raise REACTDataError(f"{mean_face if isinstance(mean_face, (str, Path)) else 'mean_face'}: "
-                                                       f"has {mf.size} values, expected {FV_DIM} (FaceVerse mean face)")
+            fix = f"Expected a .npy of the {FV_DIM} FaceVerse mean coefficients"
+            mf = _load_npy(Path(mean_face), "mean face", fix) if isinstance(mean_face, (str, Path)) else np.asarray(mean_face)
+            if mf.size != FV_DIM: raise REACTDataError(shown(f"{mean_face if isinstance(mean_face, (str, Path)) else 'mean_face'}: "
+                                                             f"has {mf.size} values, expected {FV_DIM} (FaceVerse mean face)"))
             self.mean_face = mf.reshape(FV_DIM).astype(np.float32)
         missing = []
         for seq in sorted({s for pair in self.pairs for s in pair}):
             for m, p in react_paths(self.root, split, seq).items():
-                if m in self.modalities and not _resolve(p, m).is_file(): missing.append(str(p))
+                if m not in self.modalities: continue
+                q = _resolve(p, m)
+                if not q.exists(): missing.append(str(p))
+                elif not q.is_file(): _regular(q, f"{m} file", "Replace it with the corpus' file")   # a FIFO, a folder: refused
         if missing:
             more = f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
-            raise REACTDataError(f"{self.root / (split + '.csv')}: {len(missing)} file(s) named by the pairs are missing: "
-                                 + ", ".join(missing[:10]) + more + f". Copy them into {self.root / split}, drop "
-                                 f"their rows from the pairs csv, or leave the modality out (modalities=...); "
-                                 f"`speechface check-data --dataset react {self.root}` lists every problem")
+            raise REACTDataError(shown(f"{self.root / (split + '.csv')}: {len(missing)} file(s) named by the pairs are missing: "
+                                       + ", ".join(missing[:10]) + more + f". Copy them into {self.root / split}, drop "
+                                       f"their rows from the pairs csv, or leave the modality out (modalities=...); "
+                                       f"`speechface check-data --dataset react {self.root}` lists every problem"))
 
     def __len__(self): return len(self.samples)
 

@@ -4,16 +4,17 @@
 
 # %% ../../nbs/03_data.textgrid.ipynb #4e8b9efb
 from __future__ import annotations
-import json
+import json, math, os, reprlib
 from pathlib import Path
 
 import numpy as np
 
-from ..core import UserError
+from ..core import UserError, DataFileError, check_budget, inside, regular_file, shown
 
 # %% auto #0
-__all__ = ['AlignmentError', 'write_textgrid', 'read_textgrid', 'phone_label', 'textgrid_folder', 'read_phone_tier',
-           'phone_inventory', 'frame_phones']
+__all__ = ['TEXTGRID_EXPANSION', 'METADATA_FIELDS', 'METADATA_PATHS', 'AlignmentError', 'write_textgrid', 'read_textgrid',
+           'MetadataError', 'read_metadata', 'phone_label', 'textgrid_folder', 'read_phone_tier', 'phone_inventory',
+           'frame_phones']
 
 # %% ../../nbs/03_data.textgrid.ipynb #70c16e80
 class AlignmentError(UserError, ValueError):
@@ -31,11 +32,104 @@ def write_textgrid(path: Path, duration: float, phones: list, stress: list, word
     tier("stress", [(s, e, {2: "primary", 1: "secondary"}[st]) for (s, e, _), st in zip(phones, stress) if st])
     tg.save(str(path), format="long_textgrid", includeBlankSpaces=True)
 
+TEXTGRID_EXPANSION = 64   # bytes of Python objects praatio makes per byte of TextGrid text, at most (lines, intervals)
+
 def read_textgrid(path: str | Path) -> dict:
-    "Read tiers written by `write_textgrid` as lists of (start, end, label), silences included as ''."
+    "Read the interval tiers of a TextGrid as lists of (start, end, label), silences included as ''; a damaged file is one `AlignmentError`."
     from praatio import textgrid
-    tg = textgrid.openTextgrid(str(path), includeEmptyIntervals=True)
-    return {name: [(e.start, e.end, e.label) for e in tg.getTier(name).entries] for name in tg.tierNames}
+    from praatio.utilities.errors import PraatioException
+    try:
+        path = regular_file(path, "TextGrid")                           # a FIFO would block praatio's read forever
+        check_budget(TEXTGRID_EXPANSION * path.stat().st_size, path, "parsing the TextGrid")
+    except DataFileError as e: raise AlignmentError(str(e)) from None
+    try:                                                                # what praatio raises on text that is not a TextGrid
+        tg = textgrid.openTextgrid(str(path), includeEmptyIntervals=True)
+        tiers = {name: [(float(e.start), float(e.end), str(e.label)) for e in tg.getTier(name).entries]
+                 for name in tg.tierNames if isinstance(tg.getTier(name), textgrid.IntervalTier)}   # point tiers have no spans
+    except (PraatioException, ValueError, IndexError, KeyError, TypeError, AttributeError, RecursionError, MemoryError) as e:
+        raise AlignmentError(f"{shown(path)}: unreadable TextGrid ({type(e).__name__}: {shown(e)[:200]}); expected Praat's "
+                             f"text TextGrid (UTF-8 or UTF-16) as praatio or the Montreal Forced Aligner write it") from None
+    for name, ivs in tiers.items():
+        bad = next(((s, e) for s, e, _ in ivs if not (math.isfinite(s) and math.isfinite(e))), None)
+        if bad: raise AlignmentError(f"{shown(path)}: tier {shown(repr(name))} has an interval at {bad} (not finite times); "
+                                     f"re-run the aligner on this utterance")
+    return tiers
+
+# %% ../../nbs/03_data.textgrid.ipynb #7b373d6d
+class MetadataError(DataFileError):
+    "A corpus' metadata.json is not JSON, not an object, or one of its fields has the wrong type or range."
+
+def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
+def _is_number(v) -> bool: return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+def _name(v) -> bool: return isinstance(v, str) and v != ""
+
+METADATA_FIELDS = {   # field -> (test, what it must be); a field that is present must pass, absent ones are the caller's business
+    "fps": (lambda v: _is_number(v) and v > 0, "a positive number (mesh frames per second)"),
+    "n_vertices": (lambda v: _is_int(v) and v > 0, "a positive integer (vertices per mesh)"),
+    "clip_frames": (lambda v: _is_int(v) and v > 0, "a positive integer (frames per clip)"),
+    "sample_rate": (lambda v: _is_int(v) and v > 0, "a positive integer (Hz)"),
+    "seed": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    "masks": (lambda v: v is None or _name(v), "null or the region file's path inside the corpus folder"),
+    "textgrids": (_name, "the TextGrid folder's path inside the corpus folder"),
+    "faces": (_name, "the faces file's path inside the corpus folder"),
+    "subjects": (lambda v: isinstance(v, dict) and all(isinstance(p, dict) for p in v.values()),
+                 "an object: subject name -> object of generator parameters"),
+}
+METADATA_PATHS = ("masks", "textgrids", "faces")  # relative paths: each must stay inside the corpus folder
+
+def _json_kind(v) -> str:
+    "How JSON spells the type of `v`, for messages."
+    if isinstance(v, bool): return "true/false"
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(type(v), "a number")
+
+def _got(v) -> str: return f"{_json_kind(v)} {shown(reprlib.repr(v))}"
+
+def _check_split(path: Path, split) -> None:
+    "`split`: {name: {'subjects': [names], 'sentences': [first, last]}}, with a 'train' split."
+    shape = 'an object: split name -> {"subjects": [names], "sentences": [first, last]}'
+    if not isinstance(split, dict) or not split:
+        raise MetadataError(f"{shown(path)}: field 'split' must be {shape}, got {_got(split)}")
+    if "train" not in split:
+        raise MetadataError(f"{shown(path)}: field 'split' has no 'train' split (has {shown(sorted(split))[:120]}); "
+                            f"the training subjects define the style conditions")
+    for name, sp in split.items():
+        where = f"split.{shown(name)}"
+        if not isinstance(sp, dict): raise MetadataError(f"{shown(path)}: field '{where}' must be an object, got {_got(sp)}")
+        subs, sents = sp.get("subjects"), sp.get("sentences")
+        if not isinstance(subs, list) or not all(_name(s) for s in subs):
+            raise MetadataError(f"{shown(path)}: field '{where}.subjects' must be a list of subject names, got {_got(subs)}")
+        if not (isinstance(sents, list) and len(sents) == 2 and all(_is_int(k) and k >= 0 for k in sents) and sents[0] <= sents[1]):
+            raise MetadataError(f"{shown(path)}: field '{where}.sentences' must be [first, last], two sentence numbers with "
+                                f"first <= last, got {_got(sents)}")
+
+def read_metadata(root: str | Path,           # a corpus folder
+                  required: tuple = (),        # fields that must be present (and not null)
+                 ) -> dict | None:             # the parsed object, every known field checked; None without metadata.json
+    "A corpus' `metadata.json`, read once and checked field by field; its paths proven to stay inside `root`."
+    root = Path(root); path = root / "metadata.json"
+    if not os.path.lexists(path): return None
+    regular_file(path, "the corpus metadata (metadata.json)")
+    check_budget(TEXTGRID_EXPANSION * path.stat().st_size, path, "parsing metadata.json")
+    try: meta = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise MetadataError(f"{shown(path)}: not UTF-8 text (byte {e.start}); JSON files are UTF-8 — regenerate the corpus "
+                            f"(`speechface synth`) or re-save the file as UTF-8") from None
+    except (ValueError, RecursionError) as e:     # json.JSONDecodeError is a ValueError; so are over-long integers
+        raise MetadataError(f"{shown(path)}: not valid JSON ({shown(e)[:160]}); regenerate the corpus (`speechface synth`) "
+                            f"or repair the file") from None
+    if not isinstance(meta, dict):
+        raise MetadataError(f"{shown(path)}: expected a JSON object of corpus fields (fps, n_vertices, split, ...), got {_got(meta)}")
+    missing = [k for k in required if meta.get(k) is None]
+    if missing:
+        raise MetadataError(f"{shown(path)}: field {missing[0]!r} is missing (or null); a FaceFormer-layout synthetic corpus "
+                            f"states {', '.join(required)} — regenerate it with `speechface synth`")
+    for key, (ok, what) in METADATA_FIELDS.items():
+        if key in meta and not ok(meta[key]):
+            raise MetadataError(f"{shown(path)}: field {key!r} must be {what}, got {_got(meta[key])}")
+    if "split" in meta: _check_split(path, meta["split"])
+    for key in METADATA_PATHS:
+        if meta.get(key) is not None: inside(root, meta[key], path, f"field {key!r}")
+    return meta
 
 # %% ../../nbs/03_data.textgrid.ipynb #477caf90
 def phone_label(label: str) -> str:
@@ -43,29 +137,29 @@ def phone_label(label: str) -> str:
     return label.strip().replace(":", "").rstrip("0123456789#")
 
 def textgrid_folder(root: str | Path) -> Path:
-    "The TextGrid folder of a corpus: the one named in `metadata.json` (synthetic corpus) or `<root>/textgrids`."
-    root = Path(root); meta = root / "metadata.json"
-    name = json.loads(meta.read_text()).get("textgrids", "textgrids") if meta.is_file() else "textgrids"
-    return root / name
+    "The TextGrid folder of a corpus: the one named in `metadata.json` (synthetic corpus) or `<root>/textgrids`, proven inside `root`."
+    root = Path(root); meta = read_metadata(root)
+    name = meta.get("textgrids", "textgrids") if meta else "textgrids"
+    return inside(root, name, root / "metadata.json" if meta else root, "the TextGrid folder")
 
 def read_phone_tier(path: str | Path,
                     normalize: bool = True,   # labels through `phone_label` (phone targets); False: as the aligner wrote them
                    ) -> list:
     "The `phones` tier of a TextGrid as [(start_s, end_s, label)], silences included as ''."
     path = Path(path)
-    if not path.is_file():
-        raise AlignmentError(f"{path}: no TextGrid for this utterance. Phone targets need one forced alignment per utterance "
+    if not path.exists():
+        raise AlignmentError(f"{shown(path)}: no TextGrid for this utterance. Phone targets need one forced alignment per utterance "
                              f"(a 'phones' tier, e.g. from the Montreal Forced Aligner), or set trainer.phone_weight=0")
-    try: tiers = read_textgrid(path)
-    except Exception as e: raise AlignmentError(f"{path}: unreadable TextGrid ({type(e).__name__}: {e})") from None
+    tiers = read_textgrid(path)
     name = "phones" if "phones" in tiers else next((t for t in tiers if t.endswith(" - phones")), None)  # MFA: '<speaker> - phones'
-    if name is None: raise AlignmentError(f"{path}: no 'phones' tier (tiers: {sorted(tiers)}); name the phone tier 'phones'")
+    if name is None:
+        raise AlignmentError(f"{shown(path)}: no 'phones' tier (interval tiers: {shown(sorted(tiers))[:200]}); name the phone tier 'phones'")
     return [(s, e, phone_label(l) if normalize else l) for s, e, l in tiers[name]]
 
 def phone_inventory(root: str | Path) -> list[str]:
     "Sorted normalised phone labels over every TextGrid of a corpus ('' = silence comes first)."
     folder = textgrid_folder(root); files = sorted(folder.glob("*.TextGrid"))
-    if not files: raise AlignmentError(f"{folder}: no TextGrid files; phone targets need forced alignments (or trainer.phone_weight=0)")
+    if not files: raise AlignmentError(f"{shown(folder)}: no TextGrid files; phone targets need forced alignments (or trainer.phone_weight=0)")
     return sorted({l for f in files for _, _, l in read_phone_tier(f)} | {""})
 
 def frame_phones(tier: list, n_frames: int, fps: float, classes: list[str], where: str = "") -> np.ndarray:
@@ -73,6 +167,6 @@ def frame_phones(tier: list, n_frames: int, fps: float, classes: list[str], wher
     idx = {l: i for i, l in enumerate(classes)}
     out = np.full(n_frames, idx.get("", 0), np.int64); t = np.arange(n_frames) / fps
     for s, e, l in tier:
-        if l not in idx: raise AlignmentError(f"{where}: phone {l!r} is not in the model's {len(classes)} phone classes")
+        if l not in idx: raise AlignmentError(f"{shown(where)}: phone {shown(repr(l))} is not in the model's {len(classes)} phone classes")
         out[(t >= s) & (t < e)] = idx[l]
     return out

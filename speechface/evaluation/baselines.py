@@ -4,16 +4,17 @@
 
 # %% ../../nbs/30_evaluation.baselines.ipynb #85ef6281
 from __future__ import annotations
-import copy, json
+import copy
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..core import shown
 from ..data.audio import mel_frames
-from ..data.dataset import FaceFormerDataset, resolve_spec, check_vertices
+from ..data.dataset import FaceFormerDataset, DataError, resolve_spec, check_item, check_vertices, corpus_file
 from ..data.synth import oracle_motion, oracle_motions
-from ..data.textgrid import read_textgrid
+from ..data.textgrid import read_metadata, read_phone_tier, textgrid_folder
 from ..data.mesh import load_regions, upper_face_indices, inner_lip_distance
 from ..metrics.mesh import (lip_vertex_error, face_dynamics_deviation, mean_vertex_error,
                                      bilabial_closure_accuracy, mouth_opening_correlation, dynamics_stats, PAPER_UNITS, lip_sync_offset)
@@ -25,9 +26,33 @@ __all__ = ['FDD_UNITS', 'STYLE_ORACLE', 'ground_truth', 'baseline_predictions', 
 
 # %% ../../nbs/30_evaluation.baselines.ipynb #04f46fff
 def _alignments(root: Path, meta: dict | None, stem: str):
+    "The /p b m/ spans of `stem`'s TextGrid (in the corpus' TextGrid folder, checked to stay inside it); None without metadata."
     if not meta: return None
-    tg = read_textgrid(root / meta["textgrids"] / f"{stem}.TextGrid")
-    return [(s, e) for s, e, l in tg["phones"] if l in ("p", "b", "m")]
+    tier = read_phone_tier(corpus_file(root, textgrid_folder(root).relative_to(root) / f"{stem}.TextGrid", "TextGrid"), normalize=False)
+    return [(s, e) for s, e, l in tier if l in ("p", "b", "m")]
+
+def _oracle_motions(ds: FaceFormerDataset, it, styles: list) -> list[np.ndarray]:
+    "`oracle_motions` for one item, its inputs checked first: the utterance as training checks it, every speaker in metadata.json."
+    check_item(it, ds.spec, ds.n_vertices, ds.duration_tol)          # audio: a regular, readable file as long as the motion
+    path = ds.root / "metadata.json"; subjects = (read_metadata(ds.root) or {}).get("subjects") or {}
+    for s in dict.fromkeys([it.subject, *(s for s in styles if s is not None)]):
+        if s not in subjects:
+            raise DataError(f"{shown(path)}: field 'subjects' does not describe {shown(repr(s))}; the generator's oracle needs "
+                            f"every speaker's parameters — regenerate the corpus with `speechface synth`")
+    try: return oracle_motions(ds.root, it.stem, styles)
+    except (KeyError, TypeError, ValueError) as e:   # a speaker's parameters of the wrong shape: the oracle reads them as written
+        raise DataError(f"{shown(path)}: the generator's parameters of {shown(repr(it.subject))} are malformed "
+                        f"({type(e).__name__}: {shown(e)[:120]}); regenerate the corpus with `speechface synth`") from None
+
+def _regions(ds: FaceFormerDataset) -> dict:
+    "The dataset's vertex regions, with the ones LVE and FDD need (the masks file is named by the spec, checked to stay inside)."
+    if not ds.spec.masks:
+        raise DataError(f"{shown(ds.root)}: the dataset names no region file (metadata.json 'masks' is null); LVE and FDD need "
+                        f"the lips and upper-face vertex regions")
+    regions = load_regions(corpus_file(ds.root, ds.spec.masks, "region file"), ds.n_vertices)
+    if "lips" not in regions:
+        raise DataError(f"{shown(ds.root / ds.spec.masks)}: no 'lips' region (has {shown(sorted(regions))[:120]}); LVE is taken over it")
+    return regions
 
 def ground_truth(ds: FaceFormerDataset) -> list[np.ndarray]:
     "The (T, 3V) float64 ground truth of every item of `ds`, subsampled as the dataset specifies."
@@ -43,8 +68,8 @@ def baseline_predictions(ds: FaceFormerDataset,
     means = {s: np.concatenate(v).mean(0) for s, v in means.items()}
     preds = {"static template": [np.broadcast_to(ds.templates[it.subject].reshape(1, -1), g.shape) for it, g in zip(ds.items, gts)],
              "mean pose": [np.broadcast_to(means[it.subject][None], g.shape) for it, g in zip(ds.items, gts)]}
-    if (ds.root / "metadata.json").is_file():
-        preds["oracle (generator)"] = [oracle_motion(ds.root, it.stem) for it in ds.items]
+    if read_metadata(ds.root) is not None:
+        preds["oracle (generator)"] = [_oracle_motions(ds, it, [None])[0] for it in ds.items]
     return preds
 
 FDD_UNITS = {"vocaset": 1e-7, "biwi": 1e-5}  # the unit FDD tables print in (CodeTalker: VOCASET ×1e-7, BIWI ×1e-5)
@@ -61,7 +86,7 @@ def score_predictions(ds: FaceFormerDataset,            # the split the predicti
                       mel_cache: dict | None = None,    # stem -> reward mel clips, shared across calls (see `expert_lip_sync`)
                      ) -> dict:
     "LVE / FDD / MVE (+ closure and opening correlation when alignments exist, + expert lip-sync when given) on a split."
-    regions = regions if regions is not None else load_regions(ds.root / ds.spec.masks, ds.n_vertices)
+    regions = regions if regions is not None else _regions(ds)
     gts = gts if gts is not None else ground_truth(ds)
     tpls = [ds.templates[it.subject] for it in ds.items]
     lve_u = PAPER_UNITS.get(ds.spec.name, PAPER_UNITS["vocaset"])                   # LVE ×1e-5 (VOCASET, synthetic), ×1e-4 (BIWI)
@@ -73,7 +98,7 @@ def score_predictions(ds: FaceFormerDataset,            # the split the predicti
            "MVE (mm)": mean_vertex_error(preds, gts) * 1000,
            "lip speed ratio": float(np.mean([d["speed_ratio"] for d in dyn])) if dyn else float("nan"),   # pred / GT
            "lip acc ratio": float(np.mean([d["acc_ratio"] for d in dyn])) if dyn else float("nan")}
-    meta = json.loads((ds.root / "metadata.json").read_text()) if (ds.root / "metadata.json").is_file() else None
+    meta = read_metadata(ds.root)
     if meta and "inner_lip_upper" in regions:
         closed, total, corr = 0, 0, []
         for it, p, g in zip(ds.items, preds, gts):
@@ -117,7 +142,7 @@ STYLE_ORACLE = "oracle (training styles)"
 def style_oracle_scores(ds: FaceFormerDataset, gts: list[np.ndarray] | None = None) -> dict:
     "Scores of the generator re-driven in each training subject's style, averaged over styles (unseen speakers only)."
     gts = gts if gts is not None else ground_truth(ds)
-    motions = [oracle_motions(ds.root, it.stem, ds.train_subjects) for it in ds.items]   # (items, styles), each read once
+    motions = [_oracle_motions(ds, it, ds.train_subjects) for it in ds.items]   # (items, styles), each read once
     per_style = [score_predictions(ds, [m[j] for m in motions], gts=gts) for j in range(len(ds.train_subjects))]
     return {k: float(np.mean([r[k] for r in per_style])) for k in per_style[0]}
 
@@ -132,6 +157,6 @@ def baseline_table(root: str | Path, dataset: str = "auto", splits=("val", "test
         for name, preds in baseline_predictions(ds, gts).items():
             rows.append({"split": split, "baseline": name, "utterances": len(ds), **score_predictions(ds, preds, gts=gts)})
         unseen = not {it.subject for it in ds.items} & set(ds.train_subjects)
-        if style_oracle and unseen and (ds.root / "metadata.json").is_file():
+        if style_oracle and unseen and read_metadata(ds.root) is not None:
             rows.append({"split": split, "baseline": STYLE_ORACLE, "utterances": len(ds), **style_oracle_scores(ds, gts)})
     return pd.DataFrame(rows).set_index(["split", "baseline"])

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core import UserError, load_checkpoint
-from ..data.dataset import FaceFormerDataset
+from ..core import UserError, UsageError, load_npy, shown
+from ..data.dataset import FaceFormerDataset, resolve_spec
 from ..models.reward import load_backbone
 from .baselines import score_predictions
-from .perceptual import perceptual_units, perceptual_summary, resample_summaries
+from .perceptual import perceptual_units, perceptual_summary, resample_summaries, read_lip_reader
 
 # %% auto #0
 __all__ = ['RESULT_PATTERN', 'STYLE_INDEPENDENT', 'AVERAGE_ROW', 'PERCEPTUAL_HEADLINE', 'NoPredictionsError',
@@ -48,8 +48,8 @@ def _why_unknown(name: str, ds: FaceFormerDataset, conditions: list[str]) -> str
     for it in ds.items:
         if name.startswith(f"{it.stem}_condition_"):
             cond = name[len(it.stem) + len("_condition_"):-len(".npy")]
-            return f"condition {cond!r} is neither a training subject ({', '.join(ds.train_subjects)}) nor {STYLE_INDEPENDENT!r}"
-    return f"{name.split('_condition_')[0]!r} is not an utterance of split {ds.split!r} (wrong --split?)"
+            return f"condition {shown(repr(cond))} is neither a training subject ({', '.join(ds.train_subjects)}) nor {STYLE_INDEPENDENT!r}"
+    return f"{shown(repr(name.split('_condition_')[0]))} is not an utterance of split {ds.split!r} (wrong --split?)"
 
 def scan_results(results_dir: str | Path,  # folder of `<stem>_condition_<condition>.npy` files
                  ds: FaceFormerDataset,    # the split the predictions are for
@@ -57,7 +57,7 @@ def scan_results(results_dir: str | Path,  # folder of `<stem>_condition_<condit
     "Map each utterance of `ds` to `{condition: path}` of its prediction files, matching exact names built from the split's stems and conditions."
     d = Path(results_dir)
     if not d.is_dir():
-        raise NoPredictionsError(f"{d}: results folder does not exist; expected files named {RESULT_PATTERN} "
+        raise NoPredictionsError(f"{shown(d)}: results folder {'is not a folder' if d.exists() else 'does not exist'}; expected files named {RESULT_PATTERN} "
                                  f"(FaceFormer's test output, e.g. checkpoints/<run>/styledependant/results/)")
     conditions = [*ds.train_subjects, STYLE_INDEPENDENT]
     expected = {result_name(it.stem, c): (it.stem, c) for it in ds.items for c in conditions}
@@ -71,24 +71,25 @@ def scan_results(results_dir: str | Path,  # folder of `<stem>_condition_<condit
 # %% ../../nbs/32_evaluation.evaluate.ipynb #e5cd296d
 def gt_frames(ds: FaceFormerDataset, item) -> int:
     "Number of ground-truth frames of `item` after the dataset's subsampling (what a prediction must cover)."
-    return len(range(0, len(np.load(item.npy, mmap_mode="r")), ds.spec.subsample))
+    return len(range(0, len(load_npy(item.npy, mmap_mode="r", what="ground-truth motion")), ds.spec.subsample))
 
 def load_prediction(path: str | Path,  # one `<stem>_condition_<condition>.npy`
                     n_frames: int,     # ground-truth length T; longer predictions are kept (the metrics truncate)
                     n_vertices: int,   # V of the dataset's meshes
                    ) -> np.ndarray:    # (T', 3V), T' >= T
     "Read one prediction file as `(T', 3V)`, checking vertex dimension, length and finiteness; errors name the file."
-    try: p = np.load(path, allow_pickle=False)
-    except Exception as e: raise PredictionFileError(f"{path}: unreadable .npy ({type(e).__name__}: {e}); save predictions with np.save as float32 (T, 3V)") from None
+    p = load_npy(path, what="prediction (T, 3V) saved with np.save")    # header, size and budget checked; FIFOs refused
+    if not np.issubdtype(p.dtype, np.number) or np.issubdtype(p.dtype, np.complexfloating):
+        raise PredictionFileError(f"{shown(path)}: holds {p.dtype} values; save predictions with np.save as float32 (T, 3V)")
     if p.ndim == 3 and p.shape[1:] == (n_vertices, 3): p = p.reshape(len(p), -1)   # (T, V, 3) -> (T, 3V)
     if p.ndim != 2 or p.shape[1] != 3 * n_vertices:
-        raise PredictionFileError(f"{path}: expected shape (T, 3V) = (T, {3 * n_vertices}) for V = {n_vertices} vertices, got "
+        raise PredictionFileError(f"{shown(path)}: expected shape (T, 3V) = (T, {3 * n_vertices}) for V = {n_vertices} vertices, got "
                                   f"{p.shape}; was it predicted for another dataset or mesh resolution?")
     if len(p) < n_frames:
-        raise PredictionFileError(f"{path}: the prediction has {len(p)} frames but the ground truth has {n_frames}; predict "
+        raise PredictionFileError(f"{shown(path)}: the prediction has {len(p)} frames but the ground truth has {n_frames}; predict "
                                   f"from the whole audio clip (longer predictions are truncated, shorter ones refused)")
     bad = ~np.isfinite(p[:n_frames]).all(1)
-    if bad.any(): raise PredictionFileError(f"{path}: {bad.sum()} frame(s) contain NaN/inf (first: frame {np.flatnonzero(bad)[0]})")
+    if bad.any(): raise PredictionFileError(f"{shown(path)}: {bad.sum()} frame(s) contain NaN/inf (first: frame {np.flatnonzero(bad)[0]})")
     return p
 
 # %% ../../nbs/32_evaluation.evaluate.ipynb #7c30c780
@@ -102,7 +103,8 @@ def resolve_conditions(ds: FaceFormerDataset,     # the split being evaluated
     known = [*ds.train_subjects, STYLE_INDEPENDENT]
     bad = [c for c in names if c not in known]
     if bad or not names:
-        raise ValueError(f"unknown condition(s) {bad}; use 'all', 'styles', 'mean' or names from {known}")
+        raise UsageError(f"unknown condition(s) {shown(', '.join(map(repr, bad)))}; use 'all', 'styles', or names from: "
+                         f"{', '.join(known)}")
     return [c for c in known if c in names]
 
 def expected_conditions(ds: FaceFormerDataset, subject: str, conditions: list[str]) -> list[str]:
@@ -152,6 +154,9 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
                      n_boot: int = 1000,        # bootstrap resamples for the perceptual CIs
                     ) -> tuple[pd.DataFrame, dict]:  # (table indexed by condition, report)
     "Score a results folder per style condition plus the average over styles; the report lists missing and unrecognised files."
+    spec = resolve_spec(dataset_root, dataset)
+    if split not in spec.splits:
+        raise UsageError(f"unknown split {shown(repr(split))}; {spec.name} has {', '.join(sorted(spec.splits))}")
     ds = FaceFormerDataset(dataset_root, split, dataset, with_mel=False)
     wanted = resolve_conditions(ds, conditions)
     files = scan_results(results_dir, ds)
@@ -160,11 +165,15 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
     n_frames = {it.stem: gt_frames(ds, it) for it in ds.items}
     rows, covered = {}, set()
     if isinstance(sync_expert, (str, Path)):
-        sync_expert = load_backbone(sync_expert)                                          # once, not once per condition
+        path, sync_expert = sync_expert, load_backbone(sync_expert)                       # once, not once per condition
+        c = sync_expert.cfg
+        if c.motion != "vertices" or c.motion_dim != 3 * ds.n_vertices:
+            raise UsageError(f"{shown(path)}: the sync expert reads {c.motion_dim}-d {c.motion}, but {ds.spec.name} meshes "
+                             f"have {ds.n_vertices} vertices ({3 * ds.n_vertices} coordinates); pass the expert trained on this corpus")
     mel_cache = {}                                                                        # each wav's mel clips, once
     units, reader, p_cache = {}, None, {}
     if perceptual and lip_reader is not None:
-        reader = load_checkpoint(lip_reader) if isinstance(lip_reader, (str, Path)) else lip_reader
+        reader = read_lip_reader(lip_reader, ds.n_vertices)                           # entries, sizes, shapes checked
     for c in wanted:
         items = [it for it in ds.items if c in files[it.stem] and c in expected_conditions(ds, it.subject, [c])]
         if not items: continue
@@ -181,8 +190,8 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
                                                           f"style (and 'mean') only, as FaceFormer's test does"))
     if not rows:
         eg = result_name(ds.items[0].stem, wanted[0])
-        hint = f"; {len(files.unknown)} file(s) there were not recognised, e.g. {files.unknown[0][0].name}: {files.unknown[0][1]}" if files.unknown else ""
-        raise NoPredictionsError(f"{Path(results_dir)}: no usable predictions for the {len(ds)} utterances of split {split!r} of "
+        hint = f"; {len(files.unknown)} file(s) there were not recognised, e.g. {shown(files.unknown[0][0].name)}: {files.unknown[0][1]}" if files.unknown else ""
+        raise NoPredictionsError(f"{shown(Path(results_dir))}: no usable predictions for the {len(ds)} utterances of split {split!r} of "
                                  f"{ds.root}; expected files named {RESULT_PATTERN} (e.g. {eg}) with <condition> one of "
                                  f"{', '.join(wanted)}{hint}")
     styles = [c for c in rows if c != STYLE_INDEPENDENT]
@@ -209,7 +218,7 @@ def format_missing(report: dict) -> str:
         lines += [f"  {s}: {', '.join(cs)}" for s, cs in by_stem.items()]
     if report["unknown"]:
         lines.append(f"{len(report['unknown'])} file(s) not recognised (ignored):")
-        lines += [f"  {u['file']}: {u['reason']}" for u in report["unknown"]]
+        lines += [f"  {shown(u['file'])}: {u['reason']}" for u in report["unknown"]]
     return "\n".join(lines)
 
 # %% ../../nbs/32_evaluation.evaluate.ipynb #08a5b6f5
@@ -244,9 +253,11 @@ def evaluate_command(results_dir: str | Path,       # folder of predictions (RES
     "What `speechface evaluate` does: print the table and missing summary, write metrics.csv/json; 1 if nothing was scored."
     conditions = list(conditions)
     cond = conditions[0] if len(conditions) == 1 and conditions[0] in ("all", "styles", "mean") else conditions
-    if sync_expert and not Path(sync_expert).is_file():
-        print(f"speechface evaluate: --sync-expert {sync_expert} not found; train one with "
-              f"`speechface train trainer=reward_backbone trainer.evaluation=true` or leave the option out", file=sys.stderr); return 1
+    for opt, f, how in (("--sync-expert", sync_expert, "`speechface train trainer=reward_backbone trainer.evaluation=true`"),
+                        ("--lip-reader", lip_reader, "`speechface lipreader ROOT --out lr.pt`")):
+        if f and not Path(f).is_file():
+            raise UsageError(f"{opt} {shown(f)}: {'not a file' if Path(f).exists() else 'not found'}; train one with {how} "
+                             f"or leave the option out")
     try: table, report = evaluate_results(results_dir, data, split, dataset, cond, sync_expert,
                                           perceptual=perceptual or bool(lip_reader), lip_reader=lip_reader)
     except NoPredictionsError as e:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..core import seed_everything
+from ..core import seed_everything, load_checkpoint, CheckpointError, shown
+from ..models.audio_encoder import config_from_file, planned_module, check_state_shapes, checkpoint_entries
 from ..data.audio import load_wav
 from ..data.dataset import FaceFormerDataset, check_vertices
 from ..data.textgrid import textgrid_folder, read_phone_tier
@@ -24,8 +25,9 @@ from ..models.lipreader import (VISEMES, viseme_of, MeshLipReader, LipReaderConf
                                          lip_reader_state, load_lip_reader)
 
 # %% auto #0
-__all__ = ['PERCEPTUAL_METRICS', 'raw_phone_tier', 'lip_region', 'frame_visemes', 'train_lip_reader', 'perceptual_units',
-           'perceptual_summary', 'resample_summaries', 'perceptual_table', 'paired_differences', 'reward_ascent']
+__all__ = ['LIP_READER_LIMITS', 'PERCEPTUAL_METRICS', 'raw_phone_tier', 'lip_region', 'frame_visemes', 'train_lip_reader',
+           'read_lip_reader', 'perceptual_units', 'perceptual_summary', 'resample_summaries', 'perceptual_table',
+           'paired_differences', 'reward_ascent']
 
 # %% ../../nbs/31_evaluation.perceptual.ipynb #ea863ff8
 def raw_phone_tier(root: str | Path, stem: str) -> list:
@@ -101,6 +103,33 @@ def train_lip_reader(root: str | Path,         # a corpus in FaceFormer's layout
     model.eval()
     return {**lip_reader_state(model, scale, idx), "history": hist, "train_acc": _accuracy(model, f_tr, y_tr),
             "val_gt_acc": _accuracy(model, f_va, y_va), "seconds": time.time() - t0, "trained_on": "train split ground truth"}
+
+# %% ../../nbs/31_evaluation.perceptual.ipynb #2f0c5e04
+LIP_READER_LIMITS = {"in_dim": (3, 3_000_000), "n_classes": (1, 10_000), "width": (1, 4096), "kernel": (1, 255),
+                     "dilations": (1, 16), "dropout": (0, 0.99)}   # what a lip-reader checkpoint's config may ask
+
+def read_lip_reader(reader,                       # a lip-reader checkpoint path, or its dict (`train_lip_reader`)
+                    n_vertices: int | None = None, # V of the meshes it will read: its vertex indices must be below
+                    source=None,                  # the file a dict came from, for messages
+                   ) -> dict:
+    "A lip-reader checkpoint, checked (entries, config sizes, weight shapes, vertex indices) so `load_lip_reader` cannot fail on it."
+    source = source or (reader if not isinstance(reader, dict) else "the lip-reader")
+    ck = checkpoint_entries(reader if isinstance(reader, dict) else load_checkpoint(reader), ("model", "config", "scale", "idx"),
+                            source, "`speechface lipreader`")
+    cfg = config_from_file(LipReaderConfig, ck["config"], source, "config", LIP_READER_LIMITS)
+    if not all(isinstance(x, int) and 1 <= x <= 1024 for x in cfg.dilations) or cfg.kernel % 2 == 0:
+        raise CheckpointError(f"{shown(source)}: config.kernel={cfg.kernel} must be odd and config.dilations={list(cfg.dilations)} "
+                              f"integers in [1, 1024]")
+    check_state_shapes(planned_module(lambda: MeshLipReader(cfg), source, "lip-reader").state_dict(), ck["model"], source)
+    idx, scale = ck["idx"], ck["scale"]
+    V = n_vertices or 3_000_000
+    if not (isinstance(idx, torch.Tensor) and idx.ndim == 1 and not idx.is_floating_point() and 3 * len(idx) == cfg.in_dim
+            and int(idx.min()) >= 0 and int(idx.max()) < V):
+        raise CheckpointError(f"{shown(source)}: idx must be {cfg.in_dim // 3} vertex indices in [0, {V}) "
+                              f"(config.in_dim={cfg.in_dim}); was it trained for another mesh?")
+    if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0):
+        raise CheckpointError(f"{shown(source)}: scale={shown(repr(scale))[:40]} must be a positive number")
+    return {**ck, "config": {**ck["config"], "dilations": list(cfg.dilations)}}
 
 # %% ../../nbs/31_evaluation.perceptual.ipynb #67e468f2
 def perceptual_units(ds: FaceFormerDataset,    # the split the predictions are for

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
 
-from ..core import UserError
+from ..core import UserError, DataFileError, check_budget, inside, regular_file, shown
 from ..metrics.react import (frc, frd, frdvs, frvar, frdiv, frsyn, lagged_correlation, gt_baseline, mime_baseline,
                              random_baseline, mean_sequence_baseline)
 from ..data.react import (REACTDataset, REACT_FPS, EMOTION_COLUMNS, load_appropriateness, appropriateness_path,
@@ -21,8 +21,9 @@ from ..data.react import (REACTDataset, REACT_FPS, EMOTION_COLUMNS, load_appropr
 from ..data.dyadic import (RULES, LAG_JITTER, BROW_SIGMA, face_vector, emotion_vector, smile_envelope, nod_curve)
 
 # %% auto #0
-__all__ = ['REACTEvalError', 'REACTSplit', 'react_split', 'per_speaker_frc_frd', 'bootstrap_ci', 'react_table', 'rule_listener',
-           'rule_oracle', 'speaker_batches', 'evaluate_generator', 'plot_reaction_curves']
+__all__ = ['ANNOTATION_BYTES_FACTOR', 'REACTEvalError', 'REACTSplit', 'react_split', 'per_speaker_frc_frd', 'bootstrap_ci',
+           'react_table', 'rule_listener', 'rule_oracle', 'speaker_batches', 'evaluate_generator',
+           'plot_reaction_curves']
 
 # %% ../../nbs/33_evaluation.react.ipynb #773f05c9
 class REACTEvalError(UserError, ValueError):
@@ -146,11 +147,31 @@ def react_table(methods: dict,               # name -> (S, K, T, 25) predictions
     return pd.DataFrame(rows).T
 
 # %% ../../nbs/33_evaluation.react.ipynb #30d1d8d3
+ANNOTATION_BYTES_FACTOR = 16   # parsed JSON (dicts, floats, str) takes up to ~16x its text
+
+def _check_annotation(p: Path, a) -> dict:
+    "`a` if it has what the oracle reads: triggers [{'type': str, 't': number, 'duration'?: number}] and a numeric listener_style."
+    num = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+    ok = (isinstance(a, dict) and isinstance(a.get("triggers"), list) and isinstance(a.get("listener_style"), dict)
+          and all(isinstance(e, dict) and isinstance(e.get("type"), str) and num(e.get("t")) and num(e.get("duration", 0.0))
+                  for e in a["triggers"])
+          and all(num(v) for k, v in a["listener_style"].items() if k.endswith(("_lag", "_gain"))))
+    if not ok:
+        raise REACTEvalError(f"{shown(p)}: not an annotation of the synthetic dyadic corpus (expected 'triggers': a list of "
+                             f"{{'type', 't'}} events and a numeric 'listener_style'); regenerate the corpus")
+    return a
+
 def _annotation(root: Path, split: str, rel: str) -> dict:
-    p = root / "annotations" / split / f"{rel}.json"
-    if not p.is_file(): raise REACTEvalError(f"{p}: no annotation; the rule oracle needs a synthetic dyadic corpus "
-                                             f"(`speechface synth --preset dyadic-tiny`) with its annotations/ folder")
-    return json.loads(p.read_text())
+    "The annotation JSON of one sequence, from inside ROOT/annotations, size- and structure-checked."
+    how = "the rule oracle needs a synthetic dyadic corpus (`speechface synth --preset dyadic-tiny`) with its annotations/ folder"
+    try:
+        p = inside(root, f"annotations/{split}/{rel}.json", root / f"{split}.csv", "the annotation of sequence")
+        if not p.exists(): raise REACTEvalError(f"{shown(p)}: no annotation; {how}")
+        check_budget(regular_file(p, "annotation").stat().st_size * ANNOTATION_BYTES_FACTOR, p, "the annotation (parsed)")
+        return _check_annotation(p, json.loads(p.read_bytes().decode("utf-8")))
+    except DataFileError as e: raise REACTEvalError(str(e)) from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise REACTEvalError(f"{shown(p)}: not a readable JSON annotation ({shown(e)[:200]}); regenerate the corpus") from None
 
 def rule_listener(triggers: list,          # the speaker's trigger events (clip-local dicts with 'type', 't', 'duration')
                   style: dict,             # the listener's `ListenerStyle` as a dict (the annotation's listener_style)

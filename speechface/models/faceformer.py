@@ -5,18 +5,21 @@
 # %% ../../nbs/11_models.faceformer.ipynb #515ba63d
 from __future__ import annotations
 import math
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.distributions import Normal
 
-from .audio_encoder import AudioEncoderConfig, build_audio_encoder, tokens_per_frame
+from ..core import CheckpointError, shown
+from .audio_encoder import (AudioEncoderConfig, build_audio_encoder, tokens_per_frame, config_from_file,
+                                           audio_config_from_file, planned_module, check_state_shapes)
 
 # %% auto #0
-__all__ = ['ENGINES', 'FaceFormerConfig', 'alibi_slopes', 'periodic_bias', 'PeriodicPositionalEncoding', 'FaceFormerDecoderLayer',
-           'FaceFormer', 'StaticRollout']
+__all__ = ['ENGINES', 'FACEFORMER_LIMITS', 'FaceFormerConfig', 'alibi_slopes', 'periodic_bias', 'PeriodicPositionalEncoding',
+           'FaceFormerDecoderLayer', 'FaceFormer', 'StaticRollout', 'faceformer_config_from_file',
+           'faceformer_from_file']
 
 # %% ../../nbs/11_models.faceformer.ipynb #25d84dd2
 @dataclass
@@ -420,3 +423,51 @@ def _compiled_step():
     "`StaticRollout.step` compiled once per process (recompiled by torch only when shapes or the model change)."
     if "step" not in _COMPILED: _COMPILED["step"] = torch.compile(StaticRollout.step, fullgraph=True, dynamic=False)
     return _COMPILED["step"]
+
+# %% ../../nbs/11_models.faceformer.ipynb #7116ed1e
+FACEFORMER_LIMITS = {"motion_dim": (1, 3_000_000), "feature_dim": (2, 4096), "n_subjects": (1, 100_000), "fps": (1, 1000),
+                     "period": (1, 10_000), "n_heads": (1, 256), "n_layers": (1, 64), "ff_mult": (1, 64), "dropout": (0, 0.99),
+                     "init_sigma": (1e-12, 1e6), "min_sigma": (1e-12, 1e6), "motion_scale": (1e-12, 1e12),
+                     "phone_classes": (0, 10_000)}   # what a checkpoint's model_config may ask (sizes far above any real model)
+
+def faceformer_config_from_file(mc,                          # a checkpoint's `model_config` (a dict)
+                                source,                      # the file, for messages
+                                what: str = "model_config",  # its key, for messages
+                               ) -> FaceFormerConfig:
+    "A `FaceFormerConfig` read from a file: known fields, right types, sizes within `FACEFORMER_LIMITS`; download never allowed."
+    cfg = config_from_file(FaceFormerConfig, mc, source, what, FACEFORMER_LIMITS, nested={"audio": audio_config_from_file})
+    if cfg.feature_dim % cfg.n_heads or cfg.feature_dim % 2:
+        raise CheckpointError(f"{shown(source)}: {what}.feature_dim={cfg.feature_dim} must be even and a multiple of "
+                              f"n_heads={cfg.n_heads}; the file is damaged or its config was edited")
+    if not all(isinstance(c, str) for c in cfg.phone_classes):
+        raise CheckpointError(f"{shown(source)}: {what}.phone_classes must be phone labels (strings)")
+    return cfg
+
+def faceformer_from_file(mc,                                 # the checkpoint's `model_config`
+                         state,                              # its weights (`model`): a state dict
+                         source,                             # the file, for messages
+                         start_token: str = "consistent",    # `FaceFormer(start_token=...)`
+                        ) -> FaceFormer:
+    "A `FaceFormer` rebuilt from a file's config and weights, each checked (types, sizes, memory, shapes) before it is built."
+    cfg = faceformer_config_from_file(mc, source)
+    if start_token not in ("consistent", "reference"):
+        raise CheckpointError(f"{shown(source)}: config.model.start_token={shown(repr(start_token))[:40]}: choose consistent or reference")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{shown(source)}: 'model' is a {type(state).__name__}, not a state dict of tensors")
+    plan_cfg, skip, extra = cfg, (), 0
+    if cfg.audio.backend != "mel" and not cfg.audio.tiny:                    # a pretrained encoder: built from the cache
+        w = state.get("audio_feature_map.weight")
+        if not (isinstance(w, torch.Tensor) and w.ndim == 2 and 1 <= w.shape[1] <= 4096):
+            raise CheckpointError(f"{shown(source)}: 'model' lacks a (d, audio width) audio_feature_map.weight")
+        plan_cfg = replace(cfg, audio=AudioEncoderConfig(mel_dim=int(w.shape[1])))
+        skip = ("audio_encoder.",)
+        extra = sum(v.numel() * v.element_size() for k, v in state.items()
+                    if isinstance(k, str) and k.startswith(skip) and isinstance(v, torch.Tensor))
+    plan = planned_module(lambda: FaceFormer(plan_cfg, start_token=start_token), source, "actor", extra)
+    check_state_shapes(plan.state_dict(), state, source, "model", skip)
+    model = FaceFormer(cfg, start_token=start_token)
+    try: model.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{shown(source)}: the weights do not fit the model its config describes "
+                              f"({shown(str(e).splitlines()[-1].strip())[:300]})") from None
+    return model

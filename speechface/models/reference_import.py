@@ -5,16 +5,16 @@
 # %% ../../nbs/12_models.reference_import.ipynb #d6d59160
 from __future__ import annotations
 import json, re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, replace, asdict
 from importlib.resources import files
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from ..core import load_checkpoint, UserError
-from .audio_encoder import AudioEncoderConfig
-from .faceformer import FaceFormer, FaceFormerConfig
+from ..core import load_checkpoint, UserError, shown
+from .audio_encoder import AudioEncoderConfig, planned_module
+from .faceformer import FaceFormer, FaceFormerConfig, faceformer_config_from_file
 
 # %% auto #0
 __all__ = ['KNOWN_MOTION_DIMS', 'KNOWN_PERIODS', 'ReferenceImportError', 'ppe_period', 'reference_dims', 'map_reference_key',
@@ -34,9 +34,9 @@ def ppe_period(pe: torch.Tensor,      # a stored periodic encoding, (1, L, d) as
               ) -> int | None:        # the smallest p with row t+p == row t for all t; None if not periodic
     "The period of a stored periodic positional encoding table."
     x = pe.reshape(-1, pe.shape[-1]).float()                                          # (L, d)
-    for p in range(1, x.shape[0]):
-        if torch.allclose(x[p], x[0], atol=atol) and torch.allclose(x[p:], x[:-p], atol=atol): return p
-    return None
+    if x.shape[0] > 10_000: raise ReferenceImportError(f"PPE.pe has {x.shape[0]} rows; FaceFormer stores max_seq_len = 600")
+    candidates = [p for p in range(1, x.shape[0]) if torch.allclose(x[p], x[0], atol=atol)][:16]   # a file cannot make this quadratic
+    return next((p for p in candidates if torch.allclose(x[p:], x[:-p], atol=atol)), None)
 
 def reference_dims(state_dict: dict, # a reference FaceFormer state_dict (or ours, after mapping)
                   ) -> dict:         # motion_dim, feature_dim, n_subjects, audio_dim, n_layers, ff_dim, period
@@ -272,7 +272,16 @@ def from_reference_checkpoint(path: str | Path | dict,        # vocaset.pth / bi
                              ) -> FaceFormer:
     "Our FaceFormer with a released reference checkpoint's weights, in eval mode; the report is at `.reference_import_report`."
     state_dict = path if isinstance(path, dict) else load_checkpoint(path)   # torch.load(weights_only=True)
+    source = "the checkpoint" if isinstance(path, dict) else path
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
+        raise ReferenceImportError(f"{shown(source)}: not a plain state_dict (names -> tensors); the released vocaset.pth / "
+                                   f"biwi.pth are, and a `speechface train` checkpoint loads with --ckpt as it is")
     dataset = dataset or reference_dataset(state_dict)
+    cfg = faceformer_config_from_file(asdict(reference_config(state_dict, dataset)), source, "the sizes its tensors give")
+    audio = state_dict.get("audio_feature_map.weight")                        # plan the decoder without the wav2vec2 (its
+    plan = replace(cfg, audio=AudioEncoderConfig(mel_dim=int(audio.shape[1]) if audio is not None and audio.ndim == 2 else 768))
+    planned_module(lambda: FaceFormer(plan, start_token="reference"), source, "FaceFormer",   # weights are in the file)
+                   sum(v.numel() * v.element_size() for k, v in state_dict.items() if k.startswith("audio_encoder.")))
     model = build_reference_model(reference_config(state_dict, dataset), wav2vec2_path, tiny_audio,
                                   wav2vec2_config=wav2vec2_config)
     model.reference_import_report = load_reference_state_dict(model, state_dict, strict=strict)

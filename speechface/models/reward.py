@@ -4,7 +4,7 @@
 
 # %% ../../nbs/13_models.reward.ipynb #e5ee879f
 from __future__ import annotations
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +12,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core import load_checkpoint
+from ..core import load_checkpoint, CheckpointError, shown
+from .audio_encoder import config_from_file, planned_module, check_state_shapes, checkpoint_entries
 
 # %% auto #0
-__all__ = ['MOTIONS', 'SpeechMeshConfig', 'SpeechMeshTransformer', 'sync_distance', 'RewardHeadConfig', 'RewardHead',
-           'clip_windows', 'score_sequence', 'freeze', 'SyncExpertScorer', 'backbone_state', 'head_state',
-           'load_backbone', 'load_reward_head']
+__all__ = ['MOTIONS', 'BACKBONE_LIMITS', 'HEAD_LIMITS', 'SpeechMeshConfig', 'SpeechMeshTransformer', 'sync_distance',
+           'RewardHeadConfig', 'RewardHead', 'clip_windows', 'score_sequence', 'freeze', 'SyncExpertScorer',
+           'backbone_state', 'head_state', 'load_backbone', 'load_reward_head']
 
 # %% ../../nbs/13_models.reward.ipynb #83ec5b96
 @dataclass
@@ -256,17 +257,57 @@ def head_state(head: RewardHead, **extras) -> dict:
     "A weights-only-loadable checkpoint dict for head_v2."
     return {"kind": "reward_head_v2", "model": head.state_dict(), "config": asdict(head.cfg), **extras}
 
+BACKBONE_LIMITS = {"motion_dim": (1, 3_000_000), "motion": set(MOTIONS), "n_selected": (1, 1_000_000), "clip_len": (1, 64),
+                   "mels_per_frame": (1, 64), "n_mels": (8, 1024), "d_model": (1, 4096), "n_heads": (1, 256),
+                   "n_layers": (1, 64), "conv_channels": (1, 1024), "embed_dim": (1, 65536), "dropout": (0, 0.99),
+                   "mesh_reference": {"template", "first_frame"}, "motion_scale": (1e-12, 1e12), "mel_mean": (-1e6, 1e6),
+                   "mel_std": (1e-12, 1e6)}                      # what a backbone checkpoint's config may ask
+HEAD_LIMITS = {"embed_dim": (1, 65536), "hidden": (1, 65536), "dropout": (0, 0.99)}
+
+def _reward_checkpoint(path, map_location, kind: str, what: str, example: str) -> dict:
+    "A reward checkpoint of `kind` with its 'model' and 'config' entries; else `CheckpointError` naming the file."
+    ck = checkpoint_entries(load_checkpoint(path, map_location), ("kind",), path, f"speechface's reward trainer (a {what})")
+    if ck["kind"] != kind:
+        raise CheckpointError(f"{shown(path)} is not a {what} checkpoint (kind={shown(repr(ck['kind']))[:60]}); "
+                              f"expected e.g. {example}")
+    return checkpoint_entries(ck, ("model", "config"), path, "speechface's reward trainer")
+
+def _built(build, path):
+    "`build()` with its argument checks (ValueError) turned into a `CheckpointError` naming the file."
+    try: return build()
+    except ValueError as e: raise CheckpointError(f"{shown(path)}: {shown(e)}") from None
+
+def _loaded(m: nn.Module, state: dict, path) -> nn.Module:
+    try: m.load_state_dict(state)
+    except RuntimeError as e: raise CheckpointError(f"{shown(path)}: the weights do not fit the model its config describes "
+                                                    f"({shown(str(e).splitlines()[-1].strip())[:300]})") from None
+    return m.eval()
+
 def load_backbone(path: str | Path, map_location="cpu") -> SpeechMeshTransformer:
-    "Rebuild a `SpeechMeshTransformer` from a checkpoint written with `backbone_state` (eval mode)."
-    ck = load_checkpoint(path, map_location)
-    if ck.get("kind") != "speech_mesh_transformer":
-        raise ValueError(f"{path} is not a reward backbone checkpoint (kind={ck.get('kind')!r}); expected e.g. checkpoints/reward/model_loss.pth")
-    m = SpeechMeshTransformer(SpeechMeshConfig(**ck["config"]), vertex_idx=ck["model"].get("vertex_idx"))   # coefficient backbones have none
-    m.load_state_dict(ck["model"]); return m.eval()
+    "Rebuild a `SpeechMeshTransformer` from a checkpoint written with `backbone_state` (eval mode); config and weights checked first."
+    ck = _reward_checkpoint(path, map_location, "speech_mesh_transformer", "reward backbone", "checkpoints/reward/model_loss.pth")
+    cfg = config_from_file(SpeechMeshConfig, ck["config"], path, "config", BACKBONE_LIMITS)
+    if cfg.d_model % cfg.n_heads:
+        raise CheckpointError(f"{shown(path)}: config.d_model={cfg.d_model} is not a multiple of n_heads={cfg.n_heads}")
+    state = ck["model"]
+    if not isinstance(state, dict): raise CheckpointError(f"{shown(path)}: 'model' is a {type(state).__name__}, not a state dict")
+    idx = state.get("vertex_idx")                                                 # coefficient backbones have none
+    plan_cfg = cfg
+    if idx is not None:
+        V = cfg.motion_dim // 3
+        if not (isinstance(idx, torch.Tensor) and idx.ndim == 1 and not idx.is_floating_point() and 0 < len(idx) <= V
+                and int(idx.min()) >= 0 and int(idx.max()) < V):
+            raise CheckpointError(f"{shown(path)}: model.vertex_idx must be 1 to {V} vertex indices in [0, {V}) "
+                                  f"(motion_dim={cfg.motion_dim}); the file is damaged or its config was edited")
+        plan_cfg = replace(cfg, motion_dim=3 * len(idx), n_selected=None)        # the same tensors, without reading idx
+    plan = planned_module(lambda: _built(lambda: SpeechMeshTransformer(replace(plan_cfg)), path), path, "reward backbone")
+    check_state_shapes(plan.state_dict(), state, path)
+    m = _built(lambda: SpeechMeshTransformer(cfg, vertex_idx=idx), path)
+    return _loaded(m, state, path)
 
 def load_reward_head(path: str | Path, map_location="cpu") -> RewardHead:
-    "Rebuild `RewardHead` (head_v2) from a checkpoint written with `head_state` (eval mode)."
-    ck = load_checkpoint(path, map_location)
-    if ck.get("kind") != "reward_head_v2":
-        raise ValueError(f"{path} is not a head_v2 checkpoint (kind={ck.get('kind')!r}); expected e.g. checkpoints/reward/v4_best.pt")
-    h = RewardHead(RewardHeadConfig(**ck["config"])); h.load_state_dict(ck["model"]); return h.eval()
+    "Rebuild `RewardHead` (head_v2) from a checkpoint written with `head_state` (eval mode); config and weights checked first."
+    ck = _reward_checkpoint(path, map_location, "reward_head_v2", "head_v2", "checkpoints/reward/v4_best.pt")
+    cfg = config_from_file(RewardHeadConfig, ck["config"], path, "config", HEAD_LIMITS)
+    check_state_shapes(planned_module(lambda: RewardHead(cfg), path, "reward head").state_dict(), ck["model"], path)
+    return _loaded(RewardHead(cfg), ck["model"], path)

@@ -4,15 +4,16 @@
 
 # %% ../../nbs/42_train.inference.ipynb #efa616f5
 from __future__ import annotations
-import time
+import re, time
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..core import get_device, load_checkpoint, UsageError
-from ..data.audio import load_wav, normalize_audio, AudioFileError
+from ..core import (get_device, load_checkpoint, UsageError, DataFileError, load_npy, regular_file, shown,
+                             atomic_write, atomic_folder)
+from ..data.audio import load_wav, read_audio, normalize_audio, AudioFileError, MIN_AUDIO_S
 from ..data.dataset import FaceFormerDataset, VOCASET, BIWI
 from ..data.mesh import export_sequence, load_templates, load_regions
 from ..data.textgrid import read_phone_tier
@@ -24,8 +25,8 @@ from ..evaluation.evaluate import evaluate_results, write_evaluation, expected_c
 from .supervised import load_actor, load_config, predict_conditions, style_conditions
 
 # %% auto #0
-__all__ = ['AUDIO_SUFFIXES', 'run_test', 'load_reference_audio', 'Animator', 'animate', 'audio_inputs', 'animate_many',
-           'animate_compare']
+__all__ = ['OUT_SUFFIXES', 'AUDIO_SUFFIXES', 'run_test', 'load_reference_audio', 'Animator', 'check_output', 'animate',
+           'audio_inputs', 'animate_many', 'animate_compare']
 
 # %% ../../nbs/42_train.inference.ipynb #ff157e01
 @torch.no_grad()
@@ -67,13 +68,22 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
     return table, report, out_dir
 
 # %% ../../nbs/42_train.inference.ipynb #1d370629
-def load_reference_audio(path: str | Path) -> np.ndarray:
-    "FaceFormer's demo audio handling: `librosa.load(path, sr=16000)` (mono, librosa's resampler), normalised as `Wav2Vec2Processor` does."
+def load_reference_audio(path: str | Path,                # any audio file `read_audio` reads
+                         max_seconds: float | None = None, # longest audio accepted (None: `MAX_AUDIO_S`)
+                         min_seconds: float = MIN_AUDIO_S, # shortest audio accepted
+                        ) -> np.ndarray:                   # (N,) normalised float32 waveform at 16 kHz
+    "FaceFormer's demo audio handling — `librosa.load(path, sr=16000)`: mono, librosa's resampler — on the checked reader, normalised as `Wav2Vec2Processor` does."
     import librosa
-    try: wav, _ = librosa.load(str(path), sr=16000)
-    except Exception as e: raise AudioFileError(f"{path}: unreadable audio ({type(e).__name__}: {e})") from None
-    if len(wav) == 0: raise AudioFileError(f"{path}: the audio has no samples")
-    return normalize_audio(wav.astype(np.float32))
+    x, rate = read_audio(path, max_seconds, min_seconds)     # what librosa.load decodes (soundfile, float32, channel mean)
+    wav = librosa.resample(x, orig_sr=rate, target_sr=16000)  # librosa.load's resampler (res_type='soxr_hq')
+    return normalize_audio(np.asarray(wav, np.float32))
+
+def _reference_min_samples(model) -> int:
+    "Fewest 16 kHz samples for which FaceFormer's frame count (`reference_frame_count`) gives one frame."
+    n = 1
+    while reference_frame_count(model, n) < 1: n += 16
+    while n > 1 and reference_frame_count(model, n - 1) >= 1: n -= 1
+    return n
 
 def _reference_actor(ck: dict, ckpt, dataset, subjects, templates, wav2vec2_config, device):
     "A released FaceFormer state_dict as (model, subjects, templates, fps); subjects and templates come from the dataset."
@@ -118,26 +128,66 @@ class Animator:
         self.one_hot, self.template = oh.to(self.device), tpls[tpl_name].reshape(1, -1).float().to(self.device)
 
     def faces(self, faces, out: Path):
-        return _faces(faces, self.ck.get("faces") if not self.reference else None, self.ckpt, out)
+        "The (F, 3) triangles for `out` (None for .npy), checked to index this actor's vertices."
+        tri = _faces(faces, self.ck.get("faces") if not self.reference else None, self.ckpt, out)
+        V = self.template.shape[1] // 3
+        if tri is not None and len(tri) and tri.max() >= V:
+            raise UsageError(f"{shown(faces if faces is not None else self.ckpt)}: the mesh faces index vertex {int(tri.max())} "
+                             f"but {shown(self.ckpt)} animates {V} vertices; pass the topology of this face (--faces)")
+        return tri
 
-    def load(self, audio_path, like_reference: bool = False) -> tuple:
+    def load(self, audio_path, like_reference: bool = False, max_seconds: float | None = None) -> tuple:
         "(normalised audio (N,) tensor, frames) of one file: speechface's handling, or FaceFormer's demo.py's."
         if like_reference:
             if self.model.cfg.audio.backend != "wav2vec2":
-                raise UsageError(f"--like-reference reproduces FaceFormer's wav2vec2 front end; {self.ckpt} uses the "
+                raise UsageError(f"--like-reference reproduces FaceFormer's wav2vec2 front end; {shown(self.ckpt)} uses the "
                                  f"{self.model.cfg.audio.backend!r} audio encoder")
-            audio_np = load_reference_audio(audio_path)
+            need = _reference_min_samples(self.model)                               # FaceFormer's count rounds down
+            audio_np = load_reference_audio(audio_path, max_seconds, min_seconds=max(MIN_AUDIO_S, need / 16000))
             n_frames = reference_frame_count(self.model, len(audio_np))             # int(N50/50·30) or N50 // 2
         else:
-            wav = load_wav(audio_path); audio_np = normalize_audio(wav)
+            wav = load_wav(audio_path, max_seconds=max_seconds); audio_np = normalize_audio(wav)
             n_frames = max(1, int(round(len(wav) / 16000 * self.fps)))               # the audio's duration at fps
         return torch.from_numpy(np.asarray(audio_np, np.float32)), n_frames
 
-def _write_motion(motion, out: Path, tri, audio_path, fps):
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".npy": np.save(out, motion.astype(np.float32))
-    elif out.suffix in (".obj", ".ply"): export_sequence(motion, tri, out.with_suffix(""), fmt=out.suffix[1:])
-    else: animate_to_video(motion, tri, out, audio=str(audio_path), fps=fps)
+OUT_SUFFIXES = (".npy", ".obj", ".ply", ".mp4")
+
+def _frame_file(p: Path) -> bool:
+    "An entry `export_sequence` writes into a frame folder: frame_00012.obj / .ply."
+    return p.is_file() and not p.is_symlink() and re.fullmatch(r"frame_\d{5,}\.(obj|ply)", p.name) is not None
+
+def check_output(out: str | Path,  # .npy, .obj, .ply or .mp4
+                ) -> Path:         # `out`, checked
+    "Refuse an output `animate` could not write, before any work: wrong suffix, a file in the way, a frame folder holding other files."
+    out = Path(out)
+    if out.suffix not in OUT_SUFFIXES:
+        raise UsageError(f"unsupported output {shown(out.name)!r}: use .npy, .obj, .ply or .mp4")
+    for parent in out.parents:                                  # the nearest existing ancestor must be a folder
+        if parent.exists():
+            if not parent.is_dir(): raise UsageError(f"--out {shown(out)}: {shown(parent)} is a file, not a folder")
+            break
+    if out.suffix in (".obj", ".ply"):                          # frames go to the folder named after the stem
+        folder = out.with_suffix("")
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"--out {shown(out)} writes one mesh per frame into the folder {shown(folder)}, but that is a "
+                             f"file; choose another output name or remove the file")
+        foreign = sorted(p.name for p in folder.iterdir() if not _frame_file(p)) if folder.is_dir() else []
+        if foreign:
+            raise UsageError(f"--out {shown(out)} writes its frames into {shown(folder)}, which holds files animate did not "
+                             f"write ({shown(', '.join(foreign[:3]))}{', ...' if len(foreign) > 3 else ''}); choose a new or "
+                             f"empty folder name")
+    elif out.is_dir():
+        raise UsageError(f"--out {shown(out)} is a folder; name the {out.suffix} file to write")
+    return out
+
+def _write_motion(motion, out: Path, tri, audio_path, fps, max_seconds=None):
+    "Write one motion: .npy atomically, .obj/.ply frames as a folder swapped in whole (a rerun leaves no stale frame), .mp4 with the speech."
+    if out.suffix == ".npy":
+        with atomic_write(out) as f: np.save(f, motion.astype(np.float32))
+    elif out.suffix in (".obj", ".ply"):
+        with atomic_folder(out.with_suffix(""), owns=_frame_file) as tmp: export_sequence(motion, tri, tmp, fmt=out.suffix[1:])
+    else:
+        animate_to_video(motion, tri, out, audio=read_audio(audio_path, max_seconds), fps=fps)
 
 @torch.no_grad()
 def animate(audio_path: str | Path,      # any audio file
@@ -155,16 +205,16 @@ def animate(audio_path: str | Path,      # any audio file
             like_reference: bool = False, # FaceFormer's demo: librosa resampling and the reference's frame count
             engine: str = "fused",       # decoding implementation (`ENGINES`; 'graph' on a GPU)
             window_s: float | None = None, # wav2vec2: attention within windows of this many seconds (long audio)
+            max_audio_s: float | None = None, # longest audio accepted (None: `data.audio.MAX_AUDIO_S`, 10 minutes)
            ) -> np.ndarray:               # (T, 3V) the motion written
     "Animate a face from speech with a trained actor or a released FaceFormer checkpoint and write it to `out`."
-    out = Path(out)
-    if out.suffix not in (".npy", ".obj", ".ply", ".mp4"): raise UsageError(f"unsupported output {out.name!r}: use .npy, .obj, .ply or .mp4")
+    out = check_output(out)                                                          # before the work
     an = Animator(ckpt, subject, template, device, templates, dataset, subjects, wav2vec2_config)
-    tri = an.faces(faces, out)                                                       # before the work
-    audio, n_frames = an.load(audio_path, like_reference)
+    tri = an.faces(faces, out)
+    audio, n_frames = an.load(audio_path, like_reference, max_audio_s)
     motion = an.model.predict(audio[None].to(an.device), an.template, an.one_hot, n_frames=n_frames, sample=sample,
                               engine=engine, window_s=window_s)[0].cpu().numpy()
-    _write_motion(motion, out, tri, audio_path, an.fps)
+    _write_motion(motion, out, tri, audio_path, an.fps, max_audio_s)
     return motion
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
@@ -175,13 +225,14 @@ def audio_inputs(inputs: list) -> list[Path]:
     for x in map(Path, inputs):
         if x.is_dir():
             found = sorted(p for p in x.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
-            if not found: raise UsageError(f"{x}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder")
+            if not found: raise UsageError(f"{shown(x)}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder")
             files += found
-        elif x.is_file(): files.append(x)
-        else: raise FileNotFoundError(f"{x}: no such audio file or folder")
+        elif x.exists(): files.append(x)                          # a FIFO or device: `read_audio` refuses it by name
+        else: raise FileNotFoundError(f"{shown(x)}: no such audio file or folder")
     stems = {}
     for f in files:
-        if f.stem in stems: raise UsageError(f"{stems[f.stem]} and {f} would both write {f.stem}.*: rename one or animate them separately")
+        if f.stem in stems: raise UsageError(f"{shown(stems[f.stem])} and {shown(f)} would both write {shown(f.stem)}.*: "
+                                             f"rename one or animate them separately")
         stems[f.stem] = f
     return files
 
@@ -195,6 +246,7 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
                  templates=None, faces=None, dataset=None, subjects=None, wav2vec2_config=None,
                  engine: str = "fused", window_s: float | None = None,
                  progress: bool = True,
+                 max_audio_s: float | None = None,  # longest audio accepted per file (None: `data.audio.MAX_AUDIO_S`)
                 ) -> dict:                      # files, audio_s, seconds, audio seconds per second
     """Animate many audio files with one loaded actor: sorted by length, decoded `batch_size` at a time in one batched
     rollout (`FaceFormer.predict_many`: each motion equals its own `predict`), written as they finish."""
@@ -202,12 +254,14 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
     if batch_size < 1: raise UsageError(f"batch_size must be ≥ 1, got {batch_size}")
     files = audio_inputs(inputs)
     out_dir = Path(out_dir)
-    if out_dir.suffix.lower() in (".npy", ".obj", ".ply", ".mp4") + AUDIO_SUFFIXES:
-        raise UsageError(f"--out {out_dir} looks like a file; with several inputs --out is a folder (and --format the file type)")
+    if out_dir.suffix.lower() in OUT_SUFFIXES + AUDIO_SUFFIXES:
+        raise UsageError(f"--out {shown(out_dir)} looks like a file; with several inputs --out is a folder (and --format the file type)")
+    if out_dir.exists() and not out_dir.is_dir(): raise UsageError(f"--out {shown(out_dir)} is a file; with several inputs --out is a folder")
+    for f in files: check_output(out_dir / f"{f.stem}.{fmt}")                     # before the work
     an = Animator(ckpt, subject, template, device, templates, dataset, subjects, wav2vec2_config)
     tri = an.faces(faces, Path(f"x.{fmt}"))
     t0 = time.time()
-    items = sorted(((f, *an.load(f)) for f in tqdm(files, desc="loading audio", disable=not progress, leave=False)),
+    items = sorted(((f, *an.load(f, max_seconds=max_audio_s)) for f in tqdm(files, desc="loading audio", disable=not progress, leave=False)),
                    key=lambda x: x[2])
     total = sum(len(a) for _, a, _ in items) / 16000
     bar = tqdm(total=len(items), desc=f"animating ({batch_size} at a time)", disable=not progress, unit="file")
@@ -215,7 +269,7 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
         chunk = items[i:i + batch_size]; B = len(chunk)
         motions = an.model.predict_many([a.to(an.device) for _, a, _ in chunk], an.template.expand(B, -1), an.one_hot.expand(B, -1),
                                         [T for *_, T in chunk], sample=sample, engine=engine, window_s=window_s)
-        for (f, _, _), m in zip(chunk, motions): _write_motion(m.cpu().numpy(), out_dir / f"{f.stem}.{fmt}", tri, f, an.fps)
+        for (f, _, _), m in zip(chunk, motions): _write_motion(m.cpu().numpy(), out_dir / f"{f.stem}.{fmt}", tri, f, an.fps, max_audio_s)
         bar.update(B)
     bar.close()
     dt = time.time() - t0
@@ -225,16 +279,28 @@ def _faces(faces, stored, ckpt, out: Path):
     "The (F, 3) triangles for mesh or video output: `--faces` (mesh file or .npy), else the checkpoint's; None for .npy."
     if out.suffix == ".npy": return None
     if faces is not None:
-        p = Path(faces)
-        if not p.is_file(): raise FileNotFoundError(f"{p}: faces file does not exist")
-        if p.suffix == ".npy": return np.load(p, allow_pickle=False).astype(np.int64)
-        import trimesh
-        try: return np.asarray(trimesh.load(p, process=False, force="mesh").faces, np.int64)
-        except Exception as e: raise UsageError(f"{p}: cannot read mesh faces ({type(e).__name__}: {e}); pass an .obj/.ply or (F, 3) .npy") from None
+        p = regular_file(faces, "the mesh faces file (--faces)")              # a FIFO would block the reader
+        if p.suffix == ".npy": tri = load_npy(p, what="mesh faces (an (F, 3) integer array)")
+        else:
+            import trimesh
+            try: tri = np.asarray(trimesh.load(p, process=False, force="mesh").faces)
+            except Exception as e:                                           # trimesh's parsers raise anything
+                raise DataFileError(f"{shown(p)}: cannot read mesh faces ({type(e).__name__}: {shown(e)}); pass an .obj/.ply "
+                                    f"or an (F, 3) .npy") from None
+        return _checked_faces(tri, p)
     if stored is None:
-        raise UsageError(f"{ckpt} carries no mesh faces for {out.suffix} output; pass the topology (--faces "
+        raise UsageError(f"{shown(ckpt)} carries no mesh faces for {out.suffix} output; pass the topology (--faces "
                          f"head_template.obj, BIWI.ply or an (F, 3) .npy) or write .npy")
     return stored.numpy()
+
+def _checked_faces(tri: np.ndarray, path) -> np.ndarray:
+    "(F, 3) int64 triangle indices, or a `DataFileError` saying what arrived."
+    ok = tri.ndim == 2 and tri.shape[1] == 3 and len(tri) > 0 and (np.issubdtype(tri.dtype, np.integer) or (
+         np.issubdtype(tri.dtype, np.floating) and np.isfinite(tri).all() and (tri == np.round(tri)).all()))
+    if not ok or tri.min() < 0:
+        raise DataFileError(f"{shown(path)}: expected mesh faces as a non-empty (F, 3) array of vertex indices ≥ 0, got "
+                            f"shape {tuple(tri.shape)} of {tri.dtype}; pass the dataset's mesh (.obj/.ply) or its faces as .npy")
+    return tri.astype(np.int64)
 
 @torch.no_grad()
 def animate_compare(audio_path: str | Path,      # one audio file
@@ -245,24 +311,31 @@ def animate_compare(audio_path: str | Path,      # one audio file
                     textgrid: str | Path | None = None,   # the audio's phones (captions, /p b m/ shading); None: no captions
                     gt: str | Path | None = None,         # a ground-truth (T, 3V) .npy to show first, if there is one
                     size: int = 512, engine: str = "fused", progress: bool = True,
+                    max_audio_s: float | None = None,     # longest audio accepted (None: `data.audio.MAX_AUDIO_S`)
                    ) -> dict:                    # `viz.face.comparison_video`'s timing dict
     "The main job's comparison layout (full face, mouth close-up, phone, lip-gap chart) for any set of checkpoints on one audio file."
     out = Path(out)
-    if out.suffix != ".mp4": raise UsageError(f"--compare writes a video: use an .mp4 output, got {out.name!r}")
+    if out.suffix != ".mp4": raise UsageError(f"--compare writes a video: use an .mp4 output, got {shown(out.name)!r}")
+    check_output(out)
     if not ckpts: raise UsageError("--compare needs at least one checkpoint")
     seqs, first = {}, None
-    if gt is not None: seqs["ground truth"] = np.load(gt, allow_pickle=False)
+    if gt is not None: seqs["ground truth"] = load_npy(gt, what="ground-truth motion (a (T, 3V) array, --gt)")
     for name, ck in ckpts.items():
         an = Animator(ck, subject, template, device)
         if first is None: first = an
         elif an.template.shape != first.template.shape:
             raise UsageError(f"{ck} predicts {an.template.shape[1] // 3} vertices, {first.ckpt} {first.template.shape[1] // 3}: "
                              f"compare checkpoints of one topology")
-        audio, n_frames = an.load(audio_path)
+        audio, n_frames = an.load(audio_path, max_seconds=max_audio_s)
         seqs[name] = an.model.predict(audio[None].to(an.device), an.template, an.one_hot, n_frames=n_frames,
                                       engine=engine)[0].cpu().numpy()
+    if gt is not None and (seqs["ground truth"].ndim != 2 or seqs["ground truth"].shape[1] != first.template.shape[1]):
+        raise DataFileError(f"{shown(gt)}: expected ground-truth motion of shape (T, {first.template.shape[1]}) for "
+                            f"{shown(first.ckpt)}, got {seqs['ground truth'].shape}; pass the .npy of this audio's recording")
     faces = first.ck.get("faces") if not first.reference else None
     if faces is None: raise UsageError(f"{first.ckpt} carries no mesh faces; --compare renders checkpoints written by `speechface train`")
     tier = read_phone_tier(textgrid) if textgrid else None
     rig = FaceRig(first.template.cpu().numpy().reshape(-1, 3), np.asarray(faces), load_regions(regions, first.template.shape[1] // 3))
-    return face_comparison_video(rig, seqs, first.fps, out, audio=str(audio_path), tier=tier, size=size, progress=progress)
+    return face_comparison_video(rig, seqs, first.fps, out, audio=read_audio(audio_path, max_audio_s), tier=tier, size=size,
+                                 progress=progress)
+

@@ -14,7 +14,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..core import seed_everything, save_checkpoint, load_checkpoint, atomic_write, UserError
+from ..core import (seed_everything, save_checkpoint, load_checkpoint, atomic_write, UserError, CheckpointError,
+                             DataFileError, safe_name, shown)
 from ..models.audio_encoder import AudioEncoderConfig, BACKENDS
 
 # %% auto #0
@@ -507,10 +508,15 @@ def fit(task: Task,               # what to train (modules, optimisers, data, st
     start, best, best_epoch, history = 0, math.inf, None, []
     if cfg.resume and last.is_file():
         ck = load_checkpoint(last, dev)
-        for k, m in task.modules.items(): m.load_state_dict(ck[k])
-        for k, o in task.optimizers.items(): o.load_state_dict(ck[k])
-        start, best, best_epoch, history = ck["epoch"], ck["best"], ck.get("best_epoch"), ck["history"]
-        task.load_state_dict(ck.get("task", {}))
+        try:                                                              # last.pt is a file: damaged, foreign or edited
+            for k, m in task.modules.items(): m.load_state_dict(ck[k])
+            for k, o in task.optimizers.items(): o.load_state_dict(ck[k])
+            start, best, best_epoch, history = int(ck["epoch"]), float(ck["best"]), ck.get("best_epoch"), list(ck["history"])
+            task.load_state_dict(ck.get("task", {}))
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+            raise CheckpointError(f"{shown(last)}: cannot resume from it ({type(e).__name__}: {shown(e)[:200]}); it was not "
+                                  f"written by this trainer with these settings — remove it, choose another run=, or set "
+                                  f"trainer.resume=false") from None
         if main and progress: print(f"resumed {run_dir} at epoch {start} (written by {ck.get('processes', 1)} process(es), now {world})")
     if start == 0 and main:
         row0 = task.before_training()                                     # epoch 0: e.g. the starting actor as a candidate
@@ -615,8 +621,9 @@ def run_task(make_task,                # cfg -> Task (built after seeding: the s
     if cfg.get("threads"): torch.set_num_threads(int(cfg.threads))
     loop = LoopConfig.from_config(cfg)                                    # types and ranges checked before anything is built
     seed_everything(cfg.seed)
+    try: run_dir = Path(cfg.out_dir) / safe_name(str(cfg.run), "the configuration", "run")   # one folder inside out_dir
+    except DataFileError as e: raise LoopConfigError(f"{e}; choose where runs go with out_dir=...") from None
     task = make_task(cfg)
-    run_dir = Path(cfg.out_dir) / cfg.run
     if int(os.environ.get("RANK", "0")) == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(run_dir / "config.json", "w") as f: json.dump(getattr(task, "cfg_dict", {}), f, indent=1)

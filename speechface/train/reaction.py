@@ -5,14 +5,15 @@
 # %% ../../nbs/46_train.reaction.ipynb #5d9030e8
 from __future__ import annotations
 import json, math, time
-from dataclasses import dataclass, field, asdict, fields
+from dataclasses import dataclass, field, asdict, fields, MISSING
 from pathlib import Path
 
 import numpy as np
 import torch
 import soxr
 
-from ..core import load_checkpoint, seed_everything, UserError
+from ..core import (load_checkpoint, seed_everything, UserError, CheckpointError, DataFileError, check_budget,
+                             shown)
 from ..data.audio import log_mel_spectrogram, LOG_FLOOR
 from ..data.react import REACTDataset, REACT_FPS, MODALITIES, load_appropriateness, appropriateness_path
 from ..data.check import react_clip_frames
@@ -27,12 +28,12 @@ from .loop import (Task, LoopConfig, LoopConfigError, check_settings, run_task, 
 from .tokenizer import TokenizerTrainer, train_tokenizer, load_tokenizer
 
 # %% auto #0
-__all__ = ['AUDIO_KINDS', 'MEL_RATE', 'MEL_N_FFT', 'FRAME_KEYS', 'TOKEN_KEYS', 'VAE_KEYS', 'ReactionAudioError',
-           'ReactionAudioConfig', 'reaction_audio_features', 'reaction_items', 'collate_reaction', 'reaction_settings',
-           'tokenizer_items', 'tokenizer_stage', 'tokenize_items', 'ReactionFSQTask', 'fsq_model_config',
-           'generate_fsq_reactions', 'ReactionDataError', 'reaction_datasets', 'train_reaction', 'vae_items',
-           'ReactionVAETask', 'vae_model_config', 'resolve_face', 'generate_vae_reactions', 'ReactionModel',
-           'load_reaction_model', 'generate_reactions']
+__all__ = ['AUDIO_KINDS', 'MEL_RATE', 'MEL_N_FFT', 'FRAME_KEYS', 'CONFIG_MAX_INT', 'CONFIG_MAX_LAYERS', 'TOKEN_KEYS', 'VAE_KEYS',
+           'ReactionAudioError', 'ReactionAudioConfig', 'reaction_audio_features', 'reaction_items', 'collate_reaction',
+           'reaction_settings', 'checked_model_config', 'checked_tokenizer', 'tokenizer_items', 'tokenizer_stage',
+           'tokenize_items', 'ReactionFSQTask', 'fsq_model_config', 'generate_fsq_reactions', 'ReactionDataError',
+           'reaction_datasets', 'train_reaction', 'vae_items', 'ReactionVAETask', 'vae_model_config', 'resolve_face',
+           'generate_vae_reactions', 'ReactionModel', 'load_reaction_model', 'generate_reactions']
 
 # %% ../../nbs/46_train.reaction.ipynb #607be0db
 AUDIO_KINDS = REACTION_AUDIO_KINDS   # ("mel", "whisper")
@@ -161,6 +162,76 @@ def reaction_settings(cfg) -> ReactionFSQTrainer | ReactionVAETrainer:
     ReactionAudioConfig(s.audio, s.n_mels, s.mels_per_frame, True, s.whisper_dir)   # the audio combination is possible
     return s
 
+# %% ../../nbs/46_train.reaction.ipynb #6594de8f
+CONFIG_MAX_INT = 2**20      # no size, count or length in a reaction model's config is larger (trained ones: < 10**4)
+CONFIG_MAX_LAYERS = 256     # layer counts (a 256-layer model takes ~2 s to lay out on the meta device; trained ones: <= 12)
+
+def _setting_ok(default, v) -> bool:
+    "Whether `v` is a plausible value for a config field whose default is `default` (same kind, bounded sizes)."
+    is_int = lambda x: isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= CONFIG_MAX_INT
+    if isinstance(default, bool): return isinstance(v, bool)
+    if isinstance(default, int): return is_int(v)
+    if isinstance(default, float): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if isinstance(default, str) or default is None: return v is None or (isinstance(v, str) and len(v) <= 4096 and v.isprintable())
+    if isinstance(default, (tuple, list)): return isinstance(v, (tuple, list)) and len(v) <= 64 and all(is_int(x) for x in v)
+    if isinstance(default, dict): return (isinstance(v, dict) and len(v) <= 64
+                                          and all(isinstance(k, str) and k.isprintable() and is_int(x) for k, x in v.items()))
+    return False
+
+def checked_model_config(cls: type,           # the config dataclass, e.g. `ReactionVAEConfig`
+                         d,                    # its fields as stored in the checkpoint
+                         build,                # config -> module (the model it describes)
+                         path: str | Path,     # the checkpoint, for messages
+                         what: str = "config", # e.g. "config", "tokenizer config"
+                        ):                     # the config, safe to build
+    "A model config read from a checkpoint: known fields of the right kinds and sizes, and a model that fits the memory budget."
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{shown(path)}: the {what} is a {type(d).__name__}, not a dict of settings; not a speechface run's checkpoint")
+    d = {k: v for k, v in d.items() if k != "allow_download"}         # never honoured from a file: nothing is downloaded
+    fs = {f.name: f for f in fields(cls)}
+    unknown = sorted(shown(k)[:40] for k in set(d) - set(fs))
+    if unknown:
+        raise CheckpointError(f"{shown(path)}: the {what} has settings {cls.__name__} does not know ({', '.join(unknown[:5])}); "
+                              f"written by another version or not by speechface — retrain, or load it with the version that wrote it")
+    for k, v in d.items():
+        f = fs[k]
+        default = f.default if f.default is not MISSING else f.default_factory() if f.default_factory is not MISSING else None
+        layers = "layers" in k and isinstance(v, int) and v > CONFIG_MAX_LAYERS
+        if layers or not _setting_ok(default, v):
+            raise CheckpointError(f"{shown(path)}: the {what}'s {k} = {shown(repr(v))[:80]} is not a plausible value (expected "
+                                  f"{type(default).__name__ if default is not None else 'a string'}"
+                                  f"{f' ≤ {CONFIG_MAX_LAYERS}' if 'layers' in k else ''}); the checkpoint is damaged or not speechface's")
+    try:
+        cfg = cls(**d)
+        with torch.device("meta"): m = build(cfg)                             # lays the model out without allocating it
+        n = sum(t.numel() * t.element_size() for t in [*m.parameters(), *m.buffers()])
+    except Exception as e:   # a config the model cannot be built from (heads not dividing the width, ...): the file's fault
+        raise CheckpointError(f"{shown(path)}: the {what} describes no buildable {cls.__name__} ({type(e).__name__}: "
+                              f"{shown(e)[:160]}); the checkpoint is damaged or not speechface's") from None
+    try: check_budget(n, path, f"the model its {what} describes ({n // 4:,} float32 parameters)")
+    except DataFileError as e: raise CheckpointError(str(e)) from None
+    return cfg
+
+def _load_weights(m: torch.nn.Module, state, path, what: str) -> torch.nn.Module:
+    "`m` with the checkpoint's weights; a missing, extra or mis-shaped tensor is a `CheckpointError`."
+    if not isinstance(state, dict): raise CheckpointError(f"{shown(path)}: the {what} weights are a {type(state).__name__}, not a state dict")
+    try: m.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{shown(path)}: the {what} weights do not fit the model its config describes "
+                              f"({shown(str(e).splitlines()[0])[:200]} ...); the checkpoint is damaged") from None
+    return m
+
+def checked_tokenizer(ck,                        # a face tokenizer's checkpoint dict, or its path
+                      path: str | Path | None = None, # where it was read, for messages
+                     ) -> FaceTokenizer:
+    "A `FaceTokenizer` in eval mode from a checkpoint whose kind, config sizes and weights are all checked first."
+    if not isinstance(ck, dict): path, ck = ck, load_checkpoint(ck)
+    if ck.get("kind") != "face_tokenizer":
+        raise CheckpointError(f"{shown(path)}: not a face-tokenizer checkpoint (kind {shown(repr(ck.get('kind')))[:40]}); "
+                              f"train one with `train_tokenizer` or the FSQ reaction trainer")
+    cfg = checked_model_config(FaceTokenizerConfig, ck.get("config"), FaceTokenizer, path, "tokenizer config")
+    return _load_weights(FaceTokenizer(cfg), ck.get("model"), path, "tokenizer").eval()
+
 # %% ../../nbs/46_train.reaction.ipynb #f88cf108
 def tokenizer_items(items: list[dict]) -> list[dict]:
     "Tokenizer items (x = 3DMM (T, 58); targets 3dmm and emotion) of every distinct speaker clip of `reaction_items`."
@@ -179,7 +250,7 @@ def tokenizer_stage(train: list[dict], val: list[dict],      # `reaction_items` 
                    ) -> tuple[FaceTokenizer, dict]:           # (the selected tokenizer, frozen; summary)
     "Train (or resume, or load from `stage.path`) the FSQ face tokenizer: 3DMM in, heads {3dmm: 58, emotion: 25}."
     if stage.path:
-        tok = load_tokenizer(stage.path)
+        tok = checked_tokenizer(stage.path)
         if tok.cfg.in_dim != 58 or set(tok.cfg.heads) != {"3dmm", "emotion"}:
             raise LoopConfigError(f"trainer.tokenizer.path={stage.path}: tokenizer reads {tok.cfg.in_dim}-d frames with heads "
                                   f"{sorted(tok.cfg.heads)}; the reaction model needs in_dim 58 and heads 3dmm, emotion")
@@ -458,15 +529,18 @@ def load_reaction_model(path: str | Path,      # a run's best.pt (or last.pt's s
     ck = load_checkpoint(path, device)
     kind = ck.get("kind")
     if kind not in ("reaction_fsq", "reaction_vae"):
-        raise ReactionDataError(f"{path}: not a reaction model checkpoint (kind {kind!r}); train one with "
+        raise ReactionDataError(f"{shown(path)}: not a reaction model checkpoint (kind {shown(repr(kind))[:40]}); train one with "
                                 f"`speechface train trainer=reaction_fsq|reaction_vae`")
-    audio = ReactionAudioConfig(**ck["audio"])
+    missing = [k for k in ("config", "audio", "model") + (("tokenizer",) if kind == "reaction_fsq" else ()) if k not in ck]
+    if missing: raise CheckpointError(f"{shown(path)}: the {kind} checkpoint lacks {missing}; it is damaged or was written by "
+                                      f"another program — retrain the run")
+    audio = checked_model_config(ReactionAudioConfig, ck["audio"], lambda c: torch.nn.Module(), path, "audio config")
     if kind == "reaction_fsq":
-        m = ReactionTokenPredictor(ReactionTokenPredictorConfig(**ck["config"]))
-        tok = load_tokenizer(ck["tokenizer"]).to(device)
+        cfg = checked_model_config(ReactionTokenPredictorConfig, ck["config"], ReactionTokenPredictor, path)
+        m, tok = ReactionTokenPredictor(cfg), checked_tokenizer(ck["tokenizer"], path).to(device)
     else:
-        m, tok = ReactionVAE(ReactionVAEConfig(**ck["config"])), None
-    m.load_state_dict(ck["model"])
+        m, tok = ReactionVAE(checked_model_config(ReactionVAEConfig, ck["config"], ReactionVAE, path)), None
+    _load_weights(m, ck["model"], path, "model")
     return ReactionModel(kind, m.to(device).eval(), audio, tok)
 
 def generate_reactions(rm: ReactionModel, dataset: REACTDataset, n_samples: int = 10, seed: int = 0,

@@ -511,7 +511,7 @@ def add_actor_predictions(seqs: list[dict],        # `load_sync_data` sequences 
                           split: str,              # the split `seqs` came from
                          ) -> list[dict]:          # the same sequences, each with 'actor' (T, 3V)
     "Attach the actor's autoregressive prediction (its own style for training speakers, the mean style otherwise)."
-    actor = load_actor(load_checkpoint(actor_ckpt)).eval()
+    actor = load_actor(actor_ckpt).eval()                                  # config, sizes and weights checked
     ds = FaceFormerDataset(root, split, with_mel=False, style="auto" if split == "train" else "independent")
     by_name = {it["name"]: it for it in (ds[i] for i in range(len(ds)))}
     for q in seqs:

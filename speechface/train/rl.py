@@ -199,10 +199,10 @@ class RLTask(Task):
         self.K = t.group_size if t.variant == "grpo" else 1
         if t.variant == "grpo" and self.K < 2: raise ValueError("variant grpo needs trainer.group_size ≥ 2")
         init = self.init = load_checkpoint(t.init_actor)
-        self.actor = load_actor(init)
+        self.actor = load_actor(init, source=t.init_actor)               # config, sizes and weights checked
         if not self.actor.cfg.stochastic and t.variant != "backprop":
             raise ValueError(f"{t.init_actor} is a deterministic actor: variant {t.variant!r} needs model.stochastic=true (or use backprop)")
-        self.ref = freeze(load_actor(init)).eval() if t.kl_weight else None
+        self.ref = freeze(load_actor(init, source=t.init_actor)).eval() if t.kl_weight else None
         self.backbone = freeze(load_backbone(t.backbone))
         self.head = load_reward_head(t.head).train()
         head_params = trainable_heads(self.head, t.train_heads)

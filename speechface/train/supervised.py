@@ -15,18 +15,18 @@ import torch.nn.functional as F
 from torch.utils.data import Subset
 from omegaconf import OmegaConf
 
-from ..core import load_checkpoint, UsageError
+from ..core import load_checkpoint, UsageError, DataFileError, CheckpointError, safe_name, shown
 from ..data.dataset import FaceFormerDataset, collate_faceformer, check_vertices
 from ..data.mesh import load_regions
-from ..models.audio_encoder import AudioEncoderConfig
-from ..models.faceformer import FaceFormer, FaceFormerConfig
+from ..models.audio_encoder import AudioEncoderConfig, checkpoint_entries
+from ..models.faceformer import FaceFormer, FaceFormerConfig, faceformer_from_file
 from .loop import (Task, run_task, TrainingDiverged, Rule, field_rules, RunSettings, AUDIO_RULES,
                                    register_schemas)
 
 # %% auto #0
-__all__ = ['schema_rules', 'validate_config', 'check_paths', 'ConfigError', 'load_config', 'motion_rms', 'model_config',
-           'masked_mse', 'style_conditions', 'predict_conditions', 'validate', 'epoch_lr', 'SupervisedTask', 'train',
-           'load_actor']
+__all__ = ['ACTOR_KEYS', 'schema_rules', 'validate_config', 'check_paths', 'ConfigError', 'load_config', 'motion_rms',
+           'model_config', 'masked_mse', 'style_conditions', 'predict_conditions', 'validate', 'epoch_lr',
+           'SupervisedTask', 'train', 'load_actor']
 
 # %% ../../nbs/41_train.supervised.ipynb #982c8e54
 def schema_rules(cfg) -> dict:
@@ -50,6 +50,12 @@ def validate_config(cfg, rules: dict | None = None) -> None:
         if not rule.ok(v): bad.append(f"{key}={v!r} ({type(v).__name__}) must be {rule.describe()}")
     ms = OmegaConf.select(cfg, "trainer.min_shift"); xs = OmegaConf.select(cfg, "trainer.max_shift")
     if isinstance(ms, int) and isinstance(xs, int) and xs < ms: bad.append(f"trainer.max_shift={xs} must be ≥ trainer.min_shift={ms}")
+    try: run = OmegaConf.select(cfg, "run", default=None)             # checkpoints go to out_dir/<run>: one folder name
+    except Exception: run = None
+    if run is not None:
+        try: safe_name(run, "the configuration", "run")
+        except DataFileError: bad.append(f"run={shown(repr(run))} must be one folder name inside out_dir (no '/', '\\', '..'); "
+                                         f"choose where runs go with out_dir=...")
     if bad: raise ConfigError("invalid configuration: " + "; ".join(bad))
 
 def check_paths(cfg) -> None:
@@ -269,11 +275,19 @@ def train(cfg,                         # composed config (`load_config`)
     return {"run_dir": r["run_dir"], "best_val_lve": r["best"], "epochs": r["epochs"], "history": r["history"],
             "processes": r["processes"]}
 
+ACTOR_KEYS = ("model", "model_config", "config")   # what `train` writes into best.pt / last.pt and `load_actor` reads
+
 def load_actor(ckpt: str | Path | dict, # a best.pt / last.pt path, or that checkpoint already loaded
-               device="cpu") -> FaceFormer:
-    "Rebuild a FaceFormer from a checkpoint written by `train` (best.pt or last.pt)."
-    ck = ckpt if isinstance(ckpt, dict) else load_checkpoint(ckpt, device)
-    mc = dict(ck["model_config"]); mc["audio"] = AudioEncoderConfig(**mc["audio"])
-    mc["phone_classes"] = tuple(mc.get("phone_classes", ()))                 # JSON/pickle turned the tuple into a list
-    model = FaceFormer(FaceFormerConfig(**mc), start_token=ck["config"]["model"].get("start_token", "consistent"))
-    model.load_state_dict(ck["model"]); return model.to(device).eval()
+               device="cpu",
+               source: str | Path | None = None, # the file a loaded dict came from, for messages
+              ) -> FaceFormer:
+    "Rebuild a FaceFormer from a checkpoint written by `train` (best.pt or last.pt); a damaged or hostile one is a `CheckpointError`."
+    source = source or (ckpt if not isinstance(ckpt, dict) else "the checkpoint")
+    ck = checkpoint_entries(ckpt if isinstance(ckpt, dict) else load_checkpoint(ckpt, device), ACTOR_KEYS, source)
+    run_cfg = ck["config"]
+    model_cfg = run_cfg.get("model", {}) if isinstance(run_cfg, dict) else None
+    if not isinstance(model_cfg, dict):
+        raise CheckpointError(f"{shown(source)}: its 'config' is not the training configuration (a dict with 'model'); "
+                              f"was it written by `speechface train`?")
+    model = faceformer_from_file(ck["model_config"], ck["model"], source, model_cfg.get("start_token", "consistent"))
+    return model.to(device).eval()
