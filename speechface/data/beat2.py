@@ -264,6 +264,7 @@ def _split_lines(path: Path, fix: str):
             try: line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
             except UnicodeDecodeError as e:
                 raise _err(path, f"line {n} is not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})", f"Save it as UTF-8. {fix}") from None
+            if "\r" in line.rstrip("\r\n"): raise _err(path, f"line {n} holds a carriage return (\\r) inside a row", fix)
             yield line
 
 def read_split_csv(path: str | Path) -> dict[str, str]:
