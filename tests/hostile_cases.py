@@ -477,7 +477,7 @@ def _(d, ctx):
 def _(d, ctx):
     root = copy_beat2(d, ctx); flac_huge_frames(root / "wave16k" / "1_ada_0_1_1.wav"); return b2_train(d, root)
 
-@case("wav_data_size_ffffffff_animate", "memory", "animate")
+@case("wav_data_size_ffffffff_animate", "memory", "animate", ok_rcs=(0, 1, 2))   # streaming writers leave the size unset: valid, if read without a 4 GiB allocation
 def _(d, ctx):
     (d / "a.wav").write_bytes(raw_wav(16000, bytes(3200), data_size=0xFFFFFFFF)); return animate(d, ctx, d / "a.wav")
 
@@ -518,7 +518,7 @@ def _(d, ctx): root = copy_tiny(d, ctx); _fifo(root / "vertices_npy" / "synth_f1
 @case("fifo_npy_baselines", "hang", "baselines")
 def _(d, ctx): root = copy_tiny(d, ctx); _fifo(root / "vertices_npy" / "synth_m6_sentence21.npy"); return ["baselines", str(root)]
 
-@case("fifo_pred_evaluate", "hang", "evaluate")
+@case("fifo_pred_evaluate", "hang", "evaluate", ok_rcs=(0, 1, 2))   # skipping the FIFO as a missing prediction is fine; blocking is not
 def _(d, ctx):
     root, res = _results(d, ctx); _fifo(sorted(res.glob("*.npy"))[0]); return ["evaluate", str(res), "--data", str(root)]
 

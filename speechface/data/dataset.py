@@ -165,6 +165,8 @@ class FaceFormerDataset(Dataset):
                 npy = corpus_file(self.root, f"vertices_npy/{npy.name}", "vertex file")
                 wav = corpus_file(self.root, f"wav/{npy.stem}.wav", "audio file")
                 if not wav.exists(): raise DataError(f"{shown(npy)}: no matching audio {shown(wav)}")
+                try: regular_file(wav, "audio file")                       # a FIFO is named now, not at its first batch
+                except DataFileError as e: raise DataError(str(e)) from None
                 if subj not in self.templates: raise DataError(f"{shown(npy)}: subject {shown(repr(subj))} has no template in {shown(self.root / 'templates.pkl')}")
                 self.items.append(Item(npy.stem, subj, sent, wav, npy))
         for it in self.items: check_vertices(it, self.spec, self.n_vertices, full=False)   # shapes, from the headers

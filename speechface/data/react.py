@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08b_data.react.ipynb #c379c2b9
 from __future__ import annotations
-import copy, csv, io
+import copy, csv, functools, io, os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,11 +68,20 @@ def react_paths(root: str | Path,  # the corpus folder (holds train/, val/, test
     root = Path(root); source = source if source is not None else root / f"{split}.csv"
     try: safe_name(split, source, "split")
     except DataFileError as e: raise REACTDataError(str(e)) from None
-    seq, out = _check_seq(seq, source), {}
+    seq, out, real_root = _check_seq(seq, source), {}, _real_dir(str(root))
     for m, (folder, ext) in MODALITIES.items():                             # inside ROOT: a modality folder may not lead out either
-        try: out[m] = inside(root, f"{split}/{folder}/{seq}{ext}", source, f"the {m} file of sequence")
-        except DataFileError as e: raise REACTDataError(str(e)) from None
+        rel = f"{split}/{folder}/{seq}{ext}"; p = root / rel
+        real = os.path.realpath(p) if os.path.islink(p) else os.path.join(_real_dir(str(p.parent)), p.name)
+        if os.path.commonpath([real_root, real]) != real_root:               # core.inside words the refusal
+            try: inside(root, rel, source, f"the {m} file of sequence")
+            except DataFileError as e: raise REACTDataError(str(e)) from None
+        out[m] = p
     return out
+
+@functools.lru_cache(maxsize=2**16)
+def _real_dir(d: str) -> str:
+    "`os.path.realpath` of a folder, memoised: a corpus' thousands of files share a few hundred folders (cleared per pairs file)."
+    return os.path.realpath(d)
 
 _ALIASES = {"NoXI": (("Expert_video", "P1"), ("Novice_video", "P2"))}  # Emotion files named by role in some releases
 
@@ -221,6 +230,7 @@ def read_pairs_csv(path: str | Path,  # ROOT/train.csv, val.csv or test.csv
     try: si, li = head.index("speaker_path"), head.index("listener_path")
     except ValueError: raise _err(path, f"header is {[c[:40] for c in rows[0][1][:6]]!r}, without 'speaker_path' and 'listener_path'", fix) from None
     split = path.stem if path.stem in REACT_SPLITS else None          # a corpus' own pairs file: check where its rows lead
+    _real_dir.cache_clear()                                           # folders resolved afresh for every pairs file read
     out = []
     for n, r in rows[1:]:
         if len(r) != len(head): raise _err(path, f"line {n} has {len(r)} columns, the header {len(head)}", fix)

@@ -18,7 +18,7 @@ from .audio_encoder import config_from_file, planned_module, check_state_shapes,
 # %% auto #0
 __all__ = ['MOTIONS', 'BACKBONE_LIMITS', 'HEAD_LIMITS', 'SpeechMeshConfig', 'SpeechMeshTransformer', 'sync_distance',
            'RewardHeadConfig', 'RewardHead', 'clip_windows', 'score_sequence', 'freeze', 'SyncExpertScorer',
-           'backbone_state', 'head_state', 'load_backbone', 'load_reward_head']
+           'backbone_state', 'head_state', 'CheckpointKindError', 'load_backbone', 'load_reward_head']
 
 # %% ../../nbs/13_models.reward.ipynb #83ec5b96
 @dataclass
@@ -264,11 +264,14 @@ BACKBONE_LIMITS = {"motion_dim": (1, 3_000_000), "motion": set(MOTIONS), "n_sele
                    "mel_std": (1e-12, 1e6)}                      # what a backbone checkpoint's config may ask
 HEAD_LIMITS = {"embed_dim": (1, 65536), "hidden": (1, 65536), "dropout": (0, 0.99)}
 
+class CheckpointKindError(CheckpointError, ValueError):
+    "A checkpoint of another kind than the loader reads (still a ValueError, as these loaders raised before)."
+
 def _reward_checkpoint(path, map_location, kind: str, what: str, example: str) -> dict:
     "A reward checkpoint of `kind` with its 'model' and 'config' entries; else `CheckpointError` naming the file."
     ck = checkpoint_entries(load_checkpoint(path, map_location), ("kind",), path, f"speechface's reward trainer (a {what})")
     if ck["kind"] != kind:
-        raise CheckpointError(f"{shown(path)} is not a {what} checkpoint (kind={shown(repr(ck['kind']))[:60]}); "
+        raise CheckpointKindError(f"{shown(path)} is not a {what} checkpoint (kind={shown(repr(ck['kind']))[:60]}); "
                               f"expected e.g. {example}")
     return checkpoint_entries(ck, ("model", "config"), path, "speechface's reward trainer")
 
