@@ -13,9 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-AS_LIMIT = 3 * 2**30        # address space of one run: every normal run here (train, test, animate, check-data) fits in 2 GiB
 TIMEOUT_S = 60              # one run: the slowest normal case (1-epoch BEAT2 train) takes ~30 s with 2 runs on 2 CPU cores
-BOMB_BYTES = 2 * 2**30      # uncompressed size of the deflated-zeros members: with the baseline this passes AS_LIMIT
+BOMB_BYTES = 2 * 2**30      # uncompressed size of the deflated-zeros members: inflated, they pass AS_HEADROOM
 MARKER = "pwned"            # code-execution payloads `touch d/pwned`
 
 
@@ -938,33 +937,90 @@ def _(d, ctx): root, res = _results(d, ctx); return ["evaluate", str(res), "--da
 
 
 # ------------------------------------------------------------------------------------------------------------- runner
-def _limit():
-    resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
-    os.setsid()
+# Each case is a fresh process, forked from a "zygote" that imported speechface (and torch) once: a case then costs its
+# own work instead of a 3-5 s interpreter start. The child gets its own session (killable as a group), stdin from
+# /dev/null, stdout/stderr to files, an address-space limit of what the zygote maps plus AS_HEADROOM, and runs
+# `speechface.cli.main(argv)` exactly as the console script does (an uncaught exception prints its traceback, exit 1).
+AS_HEADROOM = 2 * 2**30     # address space a run may add to what the zygote already maps (normal runs here add < 1.5 GiB)
+CASE_BUDGET = "1G"          # SPEECHFACE_MEMORY_BUDGET of every run: refusals must come from the budget, not the rlimit
+PRELOAD = ("speechface.cli", "speechface.pipeline", "speechface.data.check", "speechface.evaluation.evaluate",
+           "speechface.evaluation.baselines", "speechface.train.coefficients", "speechface.train.coefficient_rl",
+           "speechface.train.reaction", "speechface.data.synth", "speechface.data.dyadic", "speechface.data.beat2_synth")
 
-def run_case(c: Case, base: Path, ctx: Ctx) -> dict:
-    "Build and run one case; return a record: argv, rc (None on timeout), stdout, stderr, seconds, changed paths, marker."
+ZYGOTE = r'''
+import importlib, json, os, resource, signal, sys, time, traceback
+for m in sys.argv[2:]: importlib.import_module(m)
+from speechface.cli import main
+headroom = int(sys.argv[1])
+def vm_size():
+    with open("/proc/self/status") as f: return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
+def child(req):
+    os.setsid(); os.chdir(req["cwd"])
+    for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, req["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+                            (2, req["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
+        f = os.open(path, flags, 0o644); os.dup2(f, fd); os.close(f)
+    os.environ.clear(); os.environ.update(req["env"])
+    lim = vm_size() + headroom; resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+    sys.argv = ["speechface", *req["argv"]]
+    try: rc = main(req["argv"])
+    except SystemExit as e: rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException: traceback.print_exc(); rc = 1
+    for s in (sys.stdout, sys.stderr):
+        try: s.flush()
+        except BaseException: pass
+    os._exit(rc if isinstance(rc, int) else 0)
+print("ready", flush=True)
+for line in sys.stdin:
+    req = json.loads(line); t0 = time.perf_counter(); pid = os.fork()
+    if pid == 0: child(req)
+    timeout = False
+    while True:
+        p, status, ru = os.wait4(pid, os.WNOHANG)
+        if p: break
+        if time.perf_counter() - t0 > req["timeout"]:
+            timeout = True
+            try: os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError: pass
+            p, status, ru = os.wait4(pid, 0); break
+        time.sleep(0.02)
+    rc = os.waitstatus_to_exitcode(status)
+    print(json.dumps({"rc": rc, "timeout": timeout, "seconds": time.perf_counter() - t0, "maxrss_mib": ru.ru_maxrss / 1024}), flush=True)
+'''
+
+class Zygote:
+    "A process that imported speechface once and forks one child per case (see above)."
+    def __init__(self):
+        self.p = subprocess.Popen([sys.executable, "-c", ZYGOTE, str(AS_HEADROOM), *PRELOAD], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env={**os.environ, **case_env()})
+        assert self.p.stdout.readline().strip() == "ready", "the zygote could not import speechface"
+    def run(self, argv: list, cwd: Path, out: Path, err: Path) -> dict:
+        req = {"argv": argv, "cwd": str(cwd), "out": str(out), "err": str(err), "env": case_env(), "timeout": TIMEOUT_S}
+        self.p.stdin.write(json.dumps(req) + "\n"); self.p.stdin.flush()
+        return json.loads(self.p.stdout.readline())
+    def close(self):
+        self.p.stdin.close(); self.p.wait(timeout=30)
+
+def case_env() -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
+           "SPEECHFACE_MEMORY_BUDGET": CASE_BUDGET}
+    env.pop("SPEECHFACE_DEBUG", None)
+    return env
+
+def run_case(c: Case, base: Path, ctx: Ctx, zygote: Zygote) -> dict:
+    "Build and run one case; return a record: argv, rc (None on timeout), stdout, stderr, seconds, peak RSS, changed paths, marker."
     d = base / c.name; d.mkdir(parents=True)
     rec = {"name": c.name, "family": c.family, "command": c.command, "ok_rcs": c.ok_rcs, "argv": None, "rc": None, "stdout": "", "stderr": "",
-           "seconds": 0.0, "timeout": False, "changed": [], "marker": False, "build_error": None, "dir": d}
+           "seconds": 0.0, "timeout": False, "changed": [], "marker": False, "build_error": None, "dir": d, "maxrss_mib": 0.0}
     try:
         plant_sentinels(d, ctx)
         rec["argv"] = [str(a) for a in c.build(d, ctx)]
     except Exception as e:                                                     # a builder bug: reported, fails the case
         import traceback; rec["build_error"] = traceback.format_exc(); return rec
     before = tree_state(d, c.outputs)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", ""),
-           "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
-    env.pop("SPEECHFACE_DEBUG", None)
-    t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "speechface.cli", *rec["argv"]], cwd=d, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_limit)
-    try: out, err = p.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, 9); out, err = p.communicate(); rec["timeout"] = True
-    rec["seconds"] = time.perf_counter() - t0
-    rec["rc"] = None if rec["timeout"] else p.returncode
-    rec["stdout"], rec["stderr"] = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    out, err = base / f"{c.name}.stdout", base / f"{c.name}.stderr"
+    r = zygote.run(rec["argv"], d, out, err)
+    rec.update(seconds=r["seconds"], timeout=r["timeout"], rc=None if r["timeout"] else r["rc"], maxrss_mib=r["maxrss_mib"])
+    rec["stdout"], rec["stderr"] = (p.read_bytes().decode("utf-8", "replace") for p in (out, err))
     rec["changed"] = tree_diff(before, tree_state(d, c.outputs))
     rec["marker"] = (d / MARKER).exists()
     return rec
@@ -1004,9 +1060,9 @@ def stderr_line(rec: dict) -> str:
 
 def write_table(recs: list[dict], path: str | Path, problems: Callable = hostile_problems) -> None:
     "Markdown table: case, family, command, exit code, the stderr line, verdict."
-    rows = ["| case | family | command | exit | stderr line | verdict |", "|---|---|---|---|---|---|"]
+    rows = ["| case | family | command | exit | peak RSS (MiB) | stderr line | verdict |", "|---|---|---|---|---|---|---|"]
     for r in recs:
         probs = problems(r)
-        rows.append(f"| {r['name']} | {r['family']} | {r['command']} | {'timeout' if r['timeout'] else r['rc']} | "
+        rows.append(f"| {r['name']} | {r['family']} | {r['command']} | {'timeout' if r['timeout'] else r['rc']} | {r['maxrss_mib']:.0f} | "
                     f"{stderr_line(r)} | {'ok' if not probs else 'FAIL: ' + '; '.join(probs).replace('|', '/')} |")
     Path(path).write_text("\n".join(rows) + "\n")

@@ -1,7 +1,7 @@
 """Hostile inputs to every `speechface` command: exit 1 or 2 with one stderr line, no traceback, no hang, no memory
 blow-up, no file outside the output folder changed, no payload run. The cases are built in `tests/hostile_cases.py`;
 SPEECHFACE_HOSTILE_TABLE=path also writes the results as a markdown table."""
-import os, subprocess, sys, time
+import os, queue, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,8 +33,14 @@ def hostile_results(hostile_ctx, tmp_path_factory):
     "Every case run once, two at a time; name -> record. Writes the table when SPEECHFACE_HOSTILE_TABLE is set."
     base = tmp_path_factory.mktemp("hostile")
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(WORKERS) as ex:
-        recs = list(ex.map(lambda c: hc.run_case(c, base, hostile_ctx), hc.CASES + hc.SUCCESS))
+    zygotes = queue.Queue()
+    for _ in range(WORKERS): zygotes.put(hc.Zygote())
+    def one(c):
+        z = zygotes.get()
+        try: return hc.run_case(c, base, hostile_ctx, z)
+        finally: zygotes.put(z)
+    with ThreadPoolExecutor(WORKERS) as ex: recs = list(ex.map(one, hc.CASES + hc.SUCCESS))
+    while not zygotes.empty(): zygotes.get().close()
     wall = time.perf_counter() - t0
     print(f"\n{len(recs)} hostile cases in {wall:.0f} s wall ({sum(r['seconds'] for r in recs):.0f} s of runs, {WORKERS} workers)")
     table = os.environ.get("SPEECHFACE_HOSTILE_TABLE")
@@ -44,7 +50,9 @@ def hostile_results(hostile_ctx, tmp_path_factory):
         with open(table, "a") as f:
             f.write(f"\nMust succeed cleanly:\n\n")
             for c, r in zip(hc.SUCCESS, ok): f.write(f"- {c.name}: exit {r['rc']}, {_success_problems(c, r) or 'ok'}\n")
-            f.write(f"\n{len(recs)} cases, {wall:.0f} s wall with {WORKERS} workers.\n")
+            worst = max(recs, key=lambda r: r["maxrss_mib"])
+            f.write(f"\n{len(recs)} cases, {wall:.0f} s wall with {WORKERS} workers; peak RSS of the worst case: "
+                    f"{worst['maxrss_mib']:.0f} MiB ({worst['name']}; a forked run counts the zygote's pages it touched).\n")
     return {r["name"]: r for r in recs}
 
 

@@ -290,13 +290,13 @@ def read_split_csv(path: str | Path) -> dict[str, str]:
     if header is None: raise _err(path, "header is missing, not 'id,type'", fix)
     return out
 
-_PRAAT_TOKEN = re.compile(
+_PRAAT_TOKEN = re.compile(                            # what is matched by none of these (labels such as 'xmin =') is skipped
     r'"([^"]*(?:""[^"]*)*)"'                          # 1: a string; "" inside is one quote
     r'|<(exists|absent)>'                             # 2: a flag
     r'|([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)'  # 3: a number
     r'|(")'                                           # 4: a string that is never closed
-    r'|\[[^\]\["\n]*\]|![^\n]*|[^"<\[!0-9+\-.]+|.',   # comments Praat skips: 'item [1]:', '! ...', labels such as 'xmin ='
-    re.S)
+    r'|\[[^\]\["\n]*\]|![^\n]*')                      # comments Praat skips too: 'item [1]:', '! ...'
+
 
 def _praat_tokens(text: str, path: Path, fix: str):
     "(kind 's' / 'f' / 'n', value, line) of every string, flag and number of a Praat text file, in one pass."
