@@ -124,6 +124,19 @@ def test_like_reference_hostile_audio_is_one_line(released, tmp_path, make, need
     one_line_error(r, *needles)
 
 
+# ---------------------------------------------------------------------------------------------------- checkpoint fields
+@pytest.mark.parametrize("edit,needles", [
+    (lambda c: {"templates": {k: torch.zeros(7) for k in c["templates"]}}, ["'templates'", "expected 900 finite numbers"]),
+    (lambda c: {"train_subjects": c["train_subjects"][:3]}, ["'train_subjects' lists 3 names"]),
+    (lambda c: {"faces": torch.zeros(4, 2, dtype=torch.long)}, ["'faces'", "(F, 3)"]),
+], ids=["templates_wrong_shape", "subjects_short", "faces_wrong_shape"])
+def test_damaged_checkpoint_fields(actor, tmp_path, edit, needles):
+    "What animate reads besides the weights (subjects, templates, faces) is checked and named."
+    ck = torch.load(actor, weights_only=True)
+    torch.save({**ck, **edit(ck)}, tmp_path / "damaged.pt")
+    one_line_error(animate(tmp_path / "damaged.pt", wav(tmp_path / "a.wav"), tmp_path / "seq.obj"), "damaged.pt", *needles)
+
+
 # ---------------------------------------------------------------------------------------------------- outputs
 def test_out_obj_over_a_file(actor, tmp_path):
     (tmp_path / "x").write_text("mine")

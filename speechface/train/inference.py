@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..core import (get_device, load_checkpoint, UsageError, DataFileError, load_npy, regular_file, shown,
+from ..core import (get_device, load_checkpoint, UsageError, DataFileError, CheckpointError, load_npy, regular_file, shown,
                              atomic_write, atomic_folder)
 from ..data.audio import load_wav, read_audio, normalize_audio, AudioFileError, MIN_AUDIO_S
 from ..data.dataset import FaceFormerDataset, VOCASET, BIWI
@@ -102,6 +102,22 @@ def _template_tensors(path, model) -> dict:
     "subject -> flat (3V,) template tensor from a templates.pkl, checked against the model's V."
     return {s: torch.from_numpy(v.reshape(-1)) for s, v in load_templates(path, model.cfg.motion_dim // 3).items()}
 
+def _actor_fields(ck: dict, ckpt, model) -> tuple[list, float]:
+    "(training subjects, fps) of a `speechface train` checkpoint, checked: what `animate` reads besides the weights."
+    subjects, fps, tpls = ck.get("train_subjects"), ck.get("fps"), ck.get("templates")
+    problem = None
+    if not isinstance(subjects, (list, tuple)) or not subjects or not all(isinstance(s, str) for s in subjects):
+        problem = f"'train_subjects' is {shown(type(subjects).__name__)}, not a non-empty list of names"
+    elif len(subjects) != model.cfg.n_subjects:
+        problem = f"'train_subjects' lists {len(subjects)} names but the model has {model.cfg.n_subjects} style slots"
+    elif isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 1000:
+        problem = f"'fps' is {shown(repr(fps))[:40]}, not a frame rate in (0, 1000]"
+    elif not isinstance(tpls, dict):
+        problem = f"'templates' is {shown(type(tpls).__name__)}, not a dict of subject -> template"
+    if problem:
+        raise CheckpointError(f"{shown(ckpt)}: {problem}; the file is damaged or was not written by `speechface train`")
+    return list(subjects), fps
+
 class Animator:
     "A loaded actor, its style condition and its face, ready to animate audio (`animate`, `animate_many`)."
     def __init__(self, ckpt, subject=None, template=None, device="auto", templates=None, dataset=None, subjects=None,
@@ -113,25 +129,34 @@ class Animator:
             model, subjects, tpls, fps = _reference_actor(ck, ckpt, dataset, subjects, templates, wav2vec2_config, self.device)
         else:
             subjects = ck.get("train_subjects")
-            if subjects is None: raise UsageError(f"{ckpt} has no training-subject list: use a checkpoint written by `speechface train` "
-                                                  f"or a released FaceFormer state_dict")
-            model, fps = load_actor(ck, self.device), ck["fps"]
+            if subjects is None: raise UsageError(f"{shown(ckpt)} has no training-subject list: use a checkpoint written by "
+                                                  f"`speechface train` or a released FaceFormer state_dict")
+            model = load_actor(ck, self.device)
+            subjects, fps = _actor_fields(ck, ckpt, model)
             tpls = ck["templates"] if templates is None else _template_tensors(templates, model)
         subject = subject or subjects[0]
         n = len(subjects)
         if subject == "mean": oh = torch.full((1, n), 1 / n)
         elif subject in subjects: oh = torch.eye(n)[subjects.index(subject)][None]
-        else: raise UsageError(f"unknown style {subject!r}; choose one of {subjects} or 'mean'")
+        else: raise UsageError(f"unknown style {shown(repr(subject))}; choose one of {shown(subjects)} or 'mean'")
         tpl_name = template or (subject if subject != "mean" else subjects[0])
-        if tpl_name not in tpls: raise UsageError(f"unknown template {tpl_name!r}; choose one of {sorted(tpls)}")
+        if tpl_name not in tpls: raise UsageError(f"unknown template {shown(repr(tpl_name))}; choose one of {shown(sorted(tpls))}")
+        tpl = tpls[tpl_name]
+        if not isinstance(tpl, torch.Tensor) or tpl.numel() != model.cfg.motion_dim or not torch.isfinite(tpl).all():
+            where = shown(templates) if templates is not None else f"{shown(ckpt)} (its 'templates')"
+            raise CheckpointError(f"{where}: the template of {shown(repr(tpl_name))} is "
+                                  f"{tuple(tpl.shape) if isinstance(tpl, torch.Tensor) else type(tpl).__name__}"
+                                  f"{'' if not isinstance(tpl, torch.Tensor) or torch.isfinite(tpl).all() else ' with NaN/inf'}, "
+                                  f"expected {model.cfg.motion_dim} finite numbers ({model.cfg.motion_dim // 3} vertices × 3) "
+                                  f"for this model; the file is damaged or belongs to another model")
         self.model, self.fps, self.ckpt = model, fps, ckpt
-        self.one_hot, self.template = oh.to(self.device), tpls[tpl_name].reshape(1, -1).float().to(self.device)
+        self.one_hot, self.template = oh.to(self.device), tpl.reshape(1, -1).float().to(self.device)
 
     def faces(self, faces, out: Path):
         "The (F, 3) triangles for `out` (None for .npy), checked to index this actor's vertices."
         tri = _faces(faces, self.ck.get("faces") if not self.reference else None, self.ckpt, out)
         V = self.template.shape[1] // 3
-        if tri is not None and len(tri) and tri.max() >= V:
+        if tri is not None and tri.max() >= V:
             raise UsageError(f"{shown(faces if faces is not None else self.ckpt)}: the mesh faces index vertex {int(tri.max())} "
                              f"but {shown(self.ckpt)} animates {V} vertices; pass the topology of this face (--faces)")
         return tri
@@ -291,7 +316,11 @@ def _faces(faces, stored, ckpt, out: Path):
     if stored is None:
         raise UsageError(f"{shown(ckpt)} carries no mesh faces for {out.suffix} output; pass the topology (--faces "
                          f"head_template.obj, BIWI.ply or an (F, 3) .npy) or write .npy")
-    return stored.numpy()
+    stored = stored.numpy() if isinstance(stored, torch.Tensor) else stored
+    if not isinstance(stored, np.ndarray) or not np.issubdtype(stored.dtype, np.number):
+        raise CheckpointError(f"{shown(ckpt)}: 'faces' is {shown(type(stored).__name__)}, not an (F, 3) index array; "
+                              f"the file is damaged — pass the topology with --faces")
+    return _checked_faces(stored, f"{shown(ckpt)} (its 'faces')")
 
 def _checked_faces(tri: np.ndarray, path) -> np.ndarray:
     "(F, 3) int64 triangle indices, or a `DataFileError` saying what arrived."
