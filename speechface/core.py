@@ -4,19 +4,21 @@
 
 # %% ../nbs/00_core.ipynb #909cd292
 from __future__ import annotations
-import contextlib, io, os, pickle, random, shutil, stat, tempfile, types, zipfile, zlib
+import contextlib, dataclasses, io, math, os, pickle, random, shutil, stat, tempfile, types, zipfile, zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 # %% auto #0
 __all__ = ['MEMORY_FRACTION', 'seed_everything', 'get_device', 'atomic_write', 'UserError', 'UsageError', 'parse_bytes',
            'memory_budget', 'DataFileError', 'check_budget', 'shown', 'regular_file', 'safe_name', 'inside', 'load_npy',
-           'load_npz', 'atomic_folder', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'UnsafePickleError',
-           'BadPickleError', 'SafeUnpickler', 'safe_load_pickle']
+           'load_npz', 'atomic_folder', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'config_from_file',
+           'planned_module', 'check_state_shapes', 'checkpoint_entries', 'UnsafePickleError', 'BadPickleError',
+           'SafeUnpickler', 'safe_load_pickle']
 
 # %% ../nbs/00_core.ipynb #ce5c06ae
 def seed_everything(seed: int,              # the seed for `random`, NumPy and torch (CPU and all GPUs)
@@ -244,6 +246,8 @@ def atomic_folder(path: str | Path,                                   # the fold
                  ):
     "Context manager yielding a temporary folder that replaces `path` only if the block succeeds."
     path = Path(path)
+    if path.is_symlink():
+        raise UsageError(f"{shown(path)} is a symbolic link; give the folder it points to ({shown(os.path.realpath(path))}) instead")
     if path.exists() and not path.is_dir():
         raise UsageError(f"{shown(path)} exists and is not a folder; choose another output name or remove that file")
     if path.is_dir():
@@ -310,6 +314,124 @@ def load_checkpoint(path: str | Path,             # a file written by `save_chec
     if not isinstance(ck, dict):
         raise CheckpointError(f"{shown(path)}: holds a {type(ck).__name__}, not a checkpoint dict; "
                               f"pass a file written by speechface (or a state_dict)")
+    return ck
+
+# %% ../nbs/00_core.ipynb #98b4404f
+def _kinds(annotation) -> tuple:
+    "The alternatives of a field's annotation ('int | None' -> ('int', 'None'))."
+    return tuple(a.strip() for a in getattr(annotation, "__name__", str(annotation)).split("|"))
+
+def _type_ok(v, kind: str) -> bool:
+    if kind == "None": return v is None
+    if kind == "bool": return isinstance(v, (bool, np.bool_))
+    if kind == "int": return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+    if kind == "float": return (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                                and math.isfinite(v))
+    if kind == "str": return isinstance(v, str) and len(v) <= 4096
+    if kind == "dict":
+        return isinstance(v, dict) and len(v) <= 64 and all(isinstance(k, str) and k.isprintable() and len(k) <= 256
+                                                            and _type_ok(x, "int") for k, x in v.items())
+    if kind in ("tuple", "list"):
+        return isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float, bool)) and not isinstance(x, (list, tuple)) for x in v)
+    return False
+
+def config_from_file(cls,                         # the config dataclass, e.g. `AudioEncoderConfig`
+                     data,                        # what the file holds for it (must be a dict)
+                     source,                      # the file, for messages
+                     what: str = "model_config",  # where in the file, for messages
+                     limits: dict | None = None,  # field -> (lo, hi) for numbers (a length for tuples), or a set of allowed values
+                     nested: dict | None = None,  # field -> fn(value, source, what) building a nested config
+                    ):
+    "A `cls` from a dict read from a file: known fields only, each of its declared type and within `limits`; else `CheckpointError` naming the file and the field."
+    limits, nested = limits or {}, nested or {}
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{shown(source)}: {what} is a {type(data).__name__}, not a dict of {cls.__name__} fields; "
+                              f"was the file written by speechface?")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise CheckpointError(f"{shown(source)}: {what} has unknown field(s) {shown(', '.join(map(repr, unknown[:5])))} "
+                              f"(a {cls.__name__} has {', '.join(fields)}); was it written by another program or version?")
+    kw = {}
+    for name, f in fields.items():
+        key = f"{what}.{name}"
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise CheckpointError(f"{shown(source)}: {key} is missing; a {cls.__name__} needs it")
+            continue
+        v = data[name]
+        if name in nested: kw[name] = nested[name](v, source, key); continue
+        kinds = _kinds(f.type)
+        if not any(_type_ok(v, k) for k in kinds):
+            raise CheckpointError(f"{shown(source)}: {key}={shown(repr(v))[:80]} ({type(v).__name__}) must be "
+                                  f"{' or '.join(kinds)}; the file is damaged or was not written by speechface")
+        lim = limits.get(name)
+        if v is not None and lim is not None:
+            if isinstance(lim, tuple):
+                x = len(v) if isinstance(v, (list, tuple)) else v
+                if not lim[0] <= x <= lim[1]:
+                    raise CheckpointError(f"{shown(source)}: {key}={shown(repr(v))[:80]} is outside [{lim[0]:g}, {lim[1]:g}]"
+                                          f"{' (its length)' if isinstance(v, (list, tuple)) else ''}; no model this program "
+                                          f"trains has that size — the file is damaged or hostile")
+            elif v not in lim:
+                raise CheckpointError(f"{shown(source)}: {key}={shown(repr(v))[:80]}: choose one of {sorted(lim)}")
+        if isinstance(v, (np.integer, np.floating, np.bool_)): v = v.item()
+        kw[name] = tuple(v) if "tuple" in kinds and isinstance(v, list) else v
+    try: return cls(**kw)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{shown(source)}: {what}: {shown(e)}") from None
+
+def _nbytes(m: nn.Module) -> int: return sum(t.numel() * t.element_size() for t in (*m.parameters(), *m.buffers()))
+
+def planned_module(build,                   # () -> nn.Module, the constructor call to plan
+                   source,                  # the file whose config it is, for messages
+                   what: str = "model",     # e.g. 'actor'
+                   extra_bytes: int = 0,    # memory the model needs beyond what `build` makes (e.g. a pretrained encoder)
+                  ) -> nn.Module:
+    "`build()` on the meta device (shapes, no memory); its parameter and buffer bytes checked against the memory budget."
+    try:
+        with torch.device("meta"): m = build()
+    except Exception as e:   # a config the model cannot be built from (heads not dividing the width, ...): the file's fault
+        raise CheckpointError(f"{shown(source)}: its config describes no buildable {what} ({type(e).__name__}: "
+                              f"{shown(e)[:160]}); the file is damaged or was not written by speechface") from None
+    try: check_budget(_nbytes(m) + extra_bytes, source, f"the {what} its config describes")
+    except DataFileError as e: raise CheckpointError(str(e)) from None
+    return m
+
+def check_state_shapes(expected: dict,        # name -> tensor (or shape): e.g. `planned_module(...).state_dict()`
+                       state,                 # the state dict read from the file
+                       source,                # the file, for messages
+                       what: str = "model",   # the checkpoint's key, for messages
+                       skip: tuple = (),      # key prefixes not compared (e.g. a pretrained encoder built from elsewhere)
+                      ) -> None:
+    "The file's state dict has exactly the expected tensors, each of the expected shape; else `CheckpointError` naming the first differences."
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{shown(source)}: {what} is a {type(state).__name__}, not a state dict of tensors")
+    want = {k: tuple(getattr(v, "shape", v)) for k, v in expected.items() if not k.startswith(skip)}
+    have = {k: v for k, v in state.items() if not (isinstance(k, str) and k.startswith(skip))}
+    missing = [k for k in want if k not in have]
+    extra = [k for k in have if k not in want]
+    wrong = [f"{k} {tuple(have[k].shape) if isinstance(have[k], torch.Tensor) else type(have[k]).__name__} ≠ {want[k]}"
+             for k in want if k in have and not (isinstance(have[k], torch.Tensor) and tuple(have[k].shape) == want[k])]
+    if missing or extra or wrong:
+        parts = ([f"missing {', '.join(missing[:3])}"] if missing else []) + ([f"unexpected {', '.join(map(str, extra[:3]))}"] if extra else []) \
+                + ([f"shapes {'; '.join(wrong[:3])}"] if wrong else [])
+        raise CheckpointError(f"{shown(source)}: the weights in {what!r} do not fit the model its config describes "
+                              f"({shown(' | '.join(parts))}); the file is damaged or its config was edited")
+
+def checkpoint_entries(ck: dict,                 # a loaded checkpoint (`core.load_checkpoint`)
+                       keys,                     # entries the caller needs
+                       source,                   # the file, for messages
+                       writer: str = "`speechface train`", # what writes such files, for the hint
+                      ) -> dict:
+    "`ck` if it holds every key of `keys`; else `CheckpointError` naming the file and the missing key."
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"{shown(source)}: holds a {type(ck).__name__}, not a checkpoint dict; was it written by {writer}?")
+    missing = [k for k in keys if k not in ck]
+    if missing:
+        have = ", ".join(repr(shown(k)) for k in list(ck)[:8]) or "nothing"
+        raise CheckpointError(f"{shown(source)}: the checkpoint lacks {', '.join(map(repr, missing))} (it has {have}); "
+                              f"was it written by {writer}?")
     return ck
 
 # %% ../nbs/00_core.ipynb #180b723b

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from forkrun import Zygote
+
 import numpy as np
 
 TIMEOUT_S = 60              # one run: the slowest normal case (1-epoch BEAT2 train) takes ~30 s with 2 runs on 2 CPU cores
@@ -937,68 +939,7 @@ def _(d, ctx): root, res = _results(d, ctx); return ["evaluate", str(res), "--da
 
 
 # ------------------------------------------------------------------------------------------------------------- runner
-# Each case is a fresh process, forked from a "zygote" that imported speechface (and torch) once: a case then costs its
-# own work instead of a 3-5 s interpreter start. The child gets its own session (killable as a group), stdin from
-# /dev/null, stdout/stderr to files, an address-space limit of what the zygote maps plus AS_HEADROOM, and runs
-# `speechface.cli.main(argv)` exactly as the console script does (an uncaught exception prints its traceback, exit 1).
-AS_HEADROOM = 2 * 2**30     # address space a run may add to what the zygote already maps (normal runs here add < 1.5 GiB)
 CASE_BUDGET = "1G"          # SPEECHFACE_MEMORY_BUDGET of every run: refusals must come from the budget, not the rlimit
-PRELOAD = ("speechface.cli", "speechface.pipeline", "speechface.data.check", "speechface.evaluation.evaluate",
-           "speechface.evaluation.baselines", "speechface.train.coefficients", "speechface.train.coefficient_rl",
-           "speechface.train.reaction", "speechface.data.synth", "speechface.data.dyadic", "speechface.data.beat2_synth")
-
-ZYGOTE = r'''
-import importlib, json, os, resource, signal, sys, time, traceback
-for m in sys.argv[2:]: importlib.import_module(m)
-from speechface.cli import main
-headroom = int(sys.argv[1])
-def vm_size():
-    with open("/proc/self/status") as f: return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
-def child(req):
-    os.setsid(); os.chdir(req["cwd"])
-    for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, req["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
-                            (2, req["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
-        f = os.open(path, flags, 0o644); os.dup2(f, fd); os.close(f)
-    os.environ.clear(); os.environ.update(req["env"])
-    lim = vm_size() + headroom; resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
-    sys.argv = ["speechface", *req["argv"]]
-    try: rc = main(req["argv"])
-    except SystemExit as e: rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except BaseException: traceback.print_exc(); rc = 1
-    for s in (sys.stdout, sys.stderr):
-        try: s.flush()
-        except BaseException: pass
-    os._exit(rc if isinstance(rc, int) else 0)
-print("ready", flush=True)
-for line in sys.stdin:
-    req = json.loads(line); t0 = time.perf_counter(); pid = os.fork()
-    if pid == 0: child(req)
-    timeout = False
-    while True:
-        p, status, ru = os.wait4(pid, os.WNOHANG)
-        if p: break
-        if time.perf_counter() - t0 > req["timeout"]:
-            timeout = True
-            try: os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError: pass
-            p, status, ru = os.wait4(pid, 0); break
-        time.sleep(0.02)
-    rc = os.waitstatus_to_exitcode(status)
-    print(json.dumps({"rc": rc, "timeout": timeout, "seconds": time.perf_counter() - t0, "maxrss_mib": ru.ru_maxrss / 1024}), flush=True)
-'''
-
-class Zygote:
-    "A process that imported speechface once and forks one child per case (see above)."
-    def __init__(self):
-        self.p = subprocess.Popen([sys.executable, "-c", ZYGOTE, str(AS_HEADROOM), *PRELOAD], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, env={**os.environ, **case_env()})
-        assert self.p.stdout.readline().strip() == "ready", "the zygote could not import speechface"
-    def run(self, argv: list, cwd: Path, out: Path, err: Path) -> dict:
-        req = {"argv": argv, "cwd": str(cwd), "out": str(out), "err": str(err), "env": case_env(), "timeout": TIMEOUT_S}
-        self.p.stdin.write(json.dumps(req) + "\n"); self.p.stdin.flush()
-        return json.loads(self.p.stdout.readline())
-    def close(self):
-        self.p.stdin.close(); self.p.wait(timeout=30)
 
 def case_env() -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
@@ -1018,7 +959,7 @@ def run_case(c: Case, base: Path, ctx: Ctx, zygote: Zygote) -> dict:
         import traceback; rec["build_error"] = traceback.format_exc(); return rec
     before = tree_state(d, c.outputs)
     out, err = base / f"{c.name}.stdout", base / f"{c.name}.stderr"
-    r = zygote.run(rec["argv"], d, out, err)
+    r = zygote.run(rec["argv"], d, out, err, case_env(), TIMEOUT_S)
     rec.update(seconds=r["seconds"], timeout=r["timeout"], rc=None if r["timeout"] else r["rc"], maxrss_mib=r["maxrss_mib"])
     rec["stdout"], rec["stderr"] = (p.read_bytes().decode("utf-8", "replace") for p in (out, err))
     rec["changed"] = tree_diff(before, tree_state(d, c.outputs))
@@ -1059,10 +1000,12 @@ def stderr_line(rec: dict) -> str:
 
 
 def write_table(recs: list[dict], path: str | Path, problems: Callable = hostile_problems) -> None:
-    "Markdown table: case, family, command, exit code, the stderr line, verdict."
-    rows = ["| case | family | command | exit | peak RSS (MiB) | stderr line | verdict |", "|---|---|---|---|---|---|---|"]
-    for r in recs:
-        probs = problems(r)
-        rows.append(f"| {r['name']} | {r['family']} | {r['command']} | {'timeout' if r['timeout'] else r['rc']} | {r['maxrss_mib']:.0f} | "
-                    f"{stderr_line(r)} | {'ok' if not probs else 'FAIL: ' + '; '.join(probs).replace('|', '/')} |")
-    Path(path).write_text("\n".join(rows) + "\n")
+    "Markdown table at `path` and the same rows as CSV beside it: case, family, command, exit code, peak RSS, the stderr line, verdict."
+    import pandas as pd
+    rows = [{"case": r["name"], "family": r["family"], "command": r["command"], "exit": "timeout" if r["timeout"] else r["rc"],
+             "peak_rss_mib": round(r["maxrss_mib"]), "seconds": round(r["seconds"], 1), "stderr_line": stderr_line(r),
+             "verdict": "ok" if not problems(r) else "FAIL: " + "; ".join(problems(r))} for r in recs]
+    df = pd.DataFrame(rows)
+    df.to_csv(Path(path).with_suffix(".csv"), index=False)
+    md = df.drop(columns=["seconds"]).assign(verdict=df.verdict.str.replace("|", "/", regex=False))
+    Path(path).write_text(md.to_markdown(index=False) + "\n")

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from forkrun import run_cli
 
 TIMEOUT_S = 60     # a normal animate here takes ~5 s; a hang or a 33-minute decode is caught by this
 TINY = ["model.feature_dim=32", "model.audio.mel_dim=32", "trainer.lr=1e-3", "trainer.batch_size=4", "trainer.epochs=1"]
 
 
 def cli(*args, timeout=TIMEOUT_S):
-    "Run `speechface ARGS` in a fresh interpreter; a run past `timeout` fails the test (it would hang a user)."
+    "Run `speechface ARGS` in a fresh process (`forkrun`); a run past `timeout` fails the test (it would hang a user)."
     try:
-        return subprocess.run([sys.executable, "-m", "speechface.cli", *map(str, args)], capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        return run_cli(*args, timeout=timeout)
     except subprocess.TimeoutExpired:
         pytest.fail(f"speechface {' '.join(map(str, args))} ran past {timeout} s")
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from speechface.data.beat2 import beat2_paths, write_split_csv, read_split_csv
+from forkrun import run_cli
 
 ATTACK = "2_ben_x/../../../checkpoints"      # three '..' from smplxflame_30/2_ben_x (or cache/beat2/2_ben_x) lead to its grandparent
 
@@ -36,8 +37,7 @@ def _tree(top: Path, skip: tuple = ()) -> dict:
 def _speechface(*args, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     "`speechface ARGS` run in `cwd` (relative paths in the arguments are read from there)."
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
-    return subprocess.run([sys.executable, "-m", "speechface.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return run_cli(*args, cwd=cwd, env=env, timeout=timeout)
 
 
 def _one_line_error(r: subprocess.CompletedProcess) -> str:

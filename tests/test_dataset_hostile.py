@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from forkrun import run_cli
 
 TIMEOUT = 60          # a FIFO read blocks forever: a case that needs this long has hung
 TINY = ["model.feature_dim=32", "model.audio.mel_dim=32", "trainer.batch_size=4", "trainer.epochs=1"]
@@ -14,12 +15,11 @@ STEM = "synth_m6_sentence21"       # a test-split utterance: read by check-data,
 
 
 def speechface(*args, cwd) -> subprocess.CompletedProcess:
-    "Run `python -m speechface.cli ARGS` with a timeout; the test fails (it does not wait forever) if it hangs."
+    "Run `speechface ARGS` in a fresh process (`forkrun`) with a timeout; the test fails (it does not wait forever) if it hangs."
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     env.pop("SPEECHFACE_DEBUG", None)
     try:
-        return subprocess.run([sys.executable, "-m", "speechface.cli", *map(str, args)], capture_output=True, text=True,
-                              timeout=TIMEOUT, cwd=cwd, env=env, stdin=subprocess.DEVNULL)
+        return run_cli(*args, cwd=cwd, env=env, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         pytest.fail(f"speechface {' '.join(map(str, args))[:200]} hung for {TIMEOUT} s")
 

@@ -34,7 +34,7 @@ def hostile_results(hostile_ctx, tmp_path_factory):
     base = tmp_path_factory.mktemp("hostile")
     t0 = time.perf_counter()
     zygotes = queue.Queue()
-    for _ in range(WORKERS): zygotes.put(hc.Zygote())
+    for _ in range(WORKERS): zygotes.put(hc.Zygote(hc.case_env()))
     def one(c):
         z = zygotes.get()
         try: return hc.run_case(c, base, hostile_ctx, z)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from forkrun import run_cli
 
 TIMEOUT = 60
 SEQ = "NoXI/001_synth/P1/1"                       # the first speaker of train.csv in the tiny dyadic corpus
@@ -89,8 +90,7 @@ def damaged(request, tmp_path, dyadic):
 def _run(cwd: Path, *args) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     env.pop("SPEECHFACE_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "speechface.cli", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, errors="replace", timeout=TIMEOUT, stdin=subprocess.DEVNULL, env=env)
+    return run_cli(*args, cwd=cwd, env=env, timeout=TIMEOUT)
 
 
 def _unchanged(d: Path, root: Path, before_root: dict, before_sentinel: dict):

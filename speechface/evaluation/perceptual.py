@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..core import seed_everything, load_checkpoint, CheckpointError, shown
-from ..models.audio_encoder import config_from_file, planned_module, check_state_shapes, checkpoint_entries
+from ..core import (seed_everything, load_checkpoint, CheckpointError, shown, config_from_file, planned_module,
+                             check_state_shapes, checkpoint_entries)
 from ..data.audio import load_wav
 from ..data.dataset import FaceFormerDataset, check_vertices
 from ..data.textgrid import textgrid_folder, read_phone_tier

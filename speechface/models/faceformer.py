@@ -12,9 +12,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.distributions import Normal
 
-from ..core import CheckpointError, shown
-from .audio_encoder import (AudioEncoderConfig, build_audio_encoder, tokens_per_frame, config_from_file,
-                                           audio_config_from_file, planned_module, check_state_shapes)
+from ..core import CheckpointError, shown, config_from_file, planned_module, check_state_shapes
+from .audio_encoder import (AudioEncoderConfig, build_audio_encoder, tokens_per_frame,
+                                           audio_config_from_file)
 
 # %% auto #0
 __all__ = ['ENGINES', 'FACEFORMER_LIMITS', 'FaceFormerConfig', 'alibi_slopes', 'periodic_bias', 'PeriodicPositionalEncoding',

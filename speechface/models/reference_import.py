@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..core import load_checkpoint, UserError, shown
-from .audio_encoder import AudioEncoderConfig, planned_module
+from ..core import load_checkpoint, UserError, shown, planned_module
+from .audio_encoder import AudioEncoderConfig
 from .faceformer import FaceFormer, FaceFormerConfig, faceformer_config_from_file
 
 # %% auto #0

@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core import load_checkpoint, CheckpointError, shown
-from .audio_encoder import config_from_file, planned_module, check_state_shapes, checkpoint_entries
+from ..core import (load_checkpoint, CheckpointError, shown, config_from_file, planned_module, check_state_shapes,
+                             checkpoint_entries)
 
 # %% auto #0
 __all__ = ['MOTIONS', 'BACKBONE_LIMITS', 'HEAD_LIMITS', 'SpeechMeshConfig', 'SpeechMeshTransformer', 'sync_distance',

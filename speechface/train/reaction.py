@@ -4,7 +4,7 @@
 
 # %% ../../nbs/46_train.reaction.ipynb #5d9030e8
 from __future__ import annotations
-import json, math, time
+import dataclasses, json, math, time
 from dataclasses import dataclass, field, asdict, fields, MISSING
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import torch
 import soxr
 
 from ..core import (load_checkpoint, seed_everything, UserError, CheckpointError, DataFileError, check_budget,
-                             shown)
+                             shown, config_from_file, planned_module)
 from ..data.audio import log_mel_spectrogram, LOG_FLOOR
 from ..data.react import REACTDataset, REACT_FPS, MODALITIES, load_appropriateness, appropriateness_path
 from ..data.check import react_clip_frames
@@ -30,10 +30,11 @@ from .tokenizer import TokenizerTrainer, train_tokenizer, load_tokenizer
 # %% auto #0
 __all__ = ['AUDIO_KINDS', 'MEL_RATE', 'MEL_N_FFT', 'FRAME_KEYS', 'CONFIG_MAX_INT', 'CONFIG_MAX_LAYERS', 'TOKEN_KEYS', 'VAE_KEYS',
            'ReactionAudioError', 'ReactionAudioConfig', 'reaction_audio_features', 'reaction_items', 'collate_reaction',
-           'reaction_settings', 'checked_model_config', 'checked_tokenizer', 'tokenizer_items', 'tokenizer_stage',
-           'tokenize_items', 'ReactionFSQTask', 'fsq_model_config', 'generate_fsq_reactions', 'ReactionDataError',
-           'reaction_datasets', 'train_reaction', 'vae_items', 'ReactionVAETask', 'vae_model_config', 'resolve_face',
-           'generate_vae_reactions', 'ReactionModel', 'load_reaction_model', 'generate_reactions']
+           'reaction_settings', 'config_limits', 'checked_model_config', 'checked_tokenizer', 'tokenizer_items',
+           'tokenizer_stage', 'tokenize_items', 'ReactionFSQTask', 'fsq_model_config', 'generate_fsq_reactions',
+           'ReactionDataError', 'reaction_datasets', 'train_reaction', 'vae_items', 'ReactionVAETask',
+           'vae_model_config', 'resolve_face', 'generate_vae_reactions', 'ReactionModel', 'load_reaction_model',
+           'generate_reactions']
 
 # %% ../../nbs/46_train.reaction.ipynb #607be0db
 AUDIO_KINDS = REACTION_AUDIO_KINDS   # ("mel", "whisper")
@@ -166,17 +167,11 @@ def reaction_settings(cfg) -> ReactionFSQTrainer | ReactionVAETrainer:
 CONFIG_MAX_INT = 2**20      # no size, count or length in a reaction model's config is larger (trained ones: < 10**4)
 CONFIG_MAX_LAYERS = 256     # layer counts (a 256-layer model takes ~2 s to lay out on the meta device; trained ones: <= 12)
 
-def _setting_ok(default, v) -> bool:
-    "Whether `v` is a plausible value for a config field whose default is `default` (same kind, bounded sizes)."
-    is_int = lambda x: isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= CONFIG_MAX_INT
-    if isinstance(default, bool): return isinstance(v, bool)
-    if isinstance(default, int): return is_int(v)
-    if isinstance(default, float): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    if isinstance(default, str) or default is None: return v is None or (isinstance(v, str) and len(v) <= 4096 and v.isprintable())
-    if isinstance(default, (tuple, list)): return isinstance(v, (tuple, list)) and len(v) <= 64 and all(is_int(x) for x in v)
-    if isinstance(default, dict): return (isinstance(v, dict) and len(v) <= 64
-                                          and all(isinstance(k, str) and k.isprintable() and is_int(x) for k, x in v.items()))
-    return False
+def config_limits(cls: type) -> dict:
+    "Bounds for a reaction config read from a file: integers up to `CONFIG_MAX_INT` (layer counts `CONFIG_MAX_LAYERS`), at most 64 levels."
+    kind = lambda f: str(getattr(f.type, "__name__", f.type))
+    return {f.name: (0, CONFIG_MAX_LAYERS if "layers" in f.name else CONFIG_MAX_INT) if kind(f) == "int" else (0, 64)
+            for f in dataclasses.fields(cls) if kind(f) in ("int", "tuple")}
 
 def checked_model_config(cls: type,           # the config dataclass, e.g. `ReactionVAEConfig`
                          d,                    # its fields as stored in the checkpoint
@@ -184,32 +179,10 @@ def checked_model_config(cls: type,           # the config dataclass, e.g. `Reac
                          path: str | Path,     # the checkpoint, for messages
                          what: str = "config", # e.g. "config", "tokenizer config"
                         ):                     # the config, safe to build
-    "A model config read from a checkpoint: known fields of the right kinds and sizes, and a model that fits the memory budget."
-    if not isinstance(d, dict):
-        raise CheckpointError(f"{shown(path)}: the {what} is a {type(d).__name__}, not a dict of settings; not a speechface run's checkpoint")
-    d = {k: v for k, v in d.items() if k != "allow_download"}         # never honoured from a file: nothing is downloaded
-    fs = {f.name: f for f in fields(cls)}
-    unknown = sorted(shown(k)[:40] for k in set(d) - set(fs))
-    if unknown:
-        raise CheckpointError(f"{shown(path)}: the {what} has settings {cls.__name__} does not know ({', '.join(unknown[:5])}); "
-                              f"written by another version or not by speechface — retrain, or load it with the version that wrote it")
-    for k, v in d.items():
-        f = fs[k]
-        default = f.default if f.default is not MISSING else f.default_factory() if f.default_factory is not MISSING else None
-        layers = "layers" in k and isinstance(v, int) and v > CONFIG_MAX_LAYERS
-        if layers or not _setting_ok(default, v):
-            raise CheckpointError(f"{shown(path)}: the {what}'s {k} = {shown(repr(v))[:80]} is not a plausible value (expected "
-                                  f"{type(default).__name__ if default is not None else 'a string'}"
-                                  f"{f' ≤ {CONFIG_MAX_LAYERS}' if 'layers' in k else ''}); the checkpoint is damaged or not speechface's")
-    try:
-        cfg = cls(**d)
-        with torch.device("meta"): m = build(cfg)                             # lays the model out without allocating it
-        n = sum(t.numel() * t.element_size() for t in [*m.parameters(), *m.buffers()])
-    except Exception as e:   # a config the model cannot be built from (heads not dividing the width, ...): the file's fault
-        raise CheckpointError(f"{shown(path)}: the {what} describes no buildable {cls.__name__} ({type(e).__name__}: "
-                              f"{shown(e)[:160]}); the checkpoint is damaged or not speechface's") from None
-    try: check_budget(n, path, f"the model its {what} describes ({n // 4:,} float32 parameters)")
-    except DataFileError as e: raise CheckpointError(str(e)) from None
+    "A model config read from a checkpoint: `core.config_from_file` with `config_limits`, and a model that fits the memory budget (`core.planned_module`)."
+    if isinstance(d, dict): d = {k: v for k, v in d.items() if k != "allow_download"}   # never honoured from a file
+    cfg = config_from_file(cls, d, path, what, config_limits(cls))
+    planned_module(lambda: build(cfg), path, f"model its {what} describes")
     return cfg
 
 def _load_weights(m: torch.nn.Module, state, path, what: str) -> torch.nn.Module:

@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from torch.utils.data import Subset
 from omegaconf import OmegaConf
 
-from ..core import load_checkpoint, UsageError, DataFileError, CheckpointError, safe_name, shown
+from ..core import load_checkpoint, UsageError, DataFileError, CheckpointError, safe_name, shown, checkpoint_entries
 from ..data.dataset import FaceFormerDataset, collate_faceformer, check_vertices
 from ..data.mesh import load_regions
-from ..models.audio_encoder import AudioEncoderConfig, checkpoint_entries
+from ..models.audio_encoder import AudioEncoderConfig
 from ..models.faceformer import FaceFormer, FaceFormerConfig, faceformer_from_file
 from .loop import (Task, run_task, TrainingDiverged, Rule, field_rules, RunSettings, AUDIO_RULES,
                                    register_schemas)
@@ -258,7 +258,7 @@ class SupervisedTask(Task):
             ce = F.cross_entropy(logits.flatten(0, 1), b["phones"].flatten(), ignore_index=-100, reduction="sum")
             num = num + self.phone_weight * model.cfg.motion_scale ** 2 * ce     # CE in the MSE's units (motion_scale²)
             real = b["phones"] >= 0
-            metrics.update(train_phone_ce=float(ce / real.sum().clamp(min=1)),
+            metrics.update(train_phone_ce=float(ce.detach() / real.sum().clamp(min=1)),
                            train_phone_acc=((logits.argmax(-1) == b["phones"]) & real).sum().item() / max(real.sum().item(), 1))
         return num, m.sum(), metrics
 
