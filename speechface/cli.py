@@ -8,7 +8,7 @@ import argparse, os, sys, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DYADIC_PRESETS', 'BEAT2_PRESETS', 'SYNTH_MARKER', 'build_parser', 'user_errors', 'main']
+__all__ = ['DYADIC_PRESETS', 'BEAT2_PRESETS', 'SYNTH_MARKER', 'build_parser', 'user_errors', 'error_line', 'main']
 
 # %% ../nbs/52_cli.ipynb #93df0613
 DYADIC_PRESETS = {"dyadic": "full", "dyadic-tiny": "tiny"}   # CLI name -> `speechface.data.dyadic` preset
@@ -335,6 +335,14 @@ def user_errors() -> tuple:
     from speechface.core import UserError   # here, not at module level: this module must import without torch (below)
     return (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
+def error_line(e: BaseException) -> str:
+    "A user error as one line: control characters escaped; a DataLoader worker's re-raise keeps only the original message."
+    from speechface.core import shown    # here, not at module level: this module must import without torch
+    msg = str(e)
+    if "Original Traceback" in msg:      # torch re-raises a worker's error as 'Caught X in DataLoader worker N.\nOriginal Traceback ...'
+        msg = msg.strip().splitlines()[-1].split(": ", 1)[-1]
+    return shown(msg)
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `speechface` console script: user errors print one line and exit 2; bugs keep their traceback."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -343,8 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     if debug: return a.func(a)
     try: return a.func(a)
     except user_errors() as e:      # the user's to fix: what, which file or setting, what to do — one line, no traceback
-        from speechface.core import shown    # control characters escaped: one line, whatever a file's name holds
-        print(f"speechface {a.command}: error: {shown(e)}", file=sys.stderr)
+        print(f"speechface {a.command}: error: {error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"speechface {a.command}: interrupted", file=sys.stderr); return 130

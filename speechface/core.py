@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #909cd292
 from __future__ import annotations
-import contextlib, dataclasses, io, math, os, pickle, random, shutil, stat, tempfile, types, zipfile, zlib
+import contextlib, dataclasses, io, math, os, pickle, random, shutil, stat, tempfile, tokenize, types, zipfile, zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -173,14 +173,19 @@ def inside(root: str | Path,           # the folder the path must stay in
     return p
 
 # %% ../nbs/00_core.ipynb #79f9e911
+_NPY_HEADER_ERRORS = (ValueError, EOFError, OSError, SyntaxError, TypeError, MemoryError, RecursionError, tokenize.TokenError)
+                                     # what numpy's header parser (a Python literal read with `ast`) raises on a damaged header
+
 def _npy_header(f, path, what: str) -> tuple[tuple, bool, np.dtype, int]:
     "Read an .npy header from binary stream `f`: (shape, fortran_order, dtype, bytes the data takes); refuse object arrays."
     fmt = np.lib.format
     try:
         version = fmt.read_magic(f)
-        read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
-        shape, fortran, dtype = read(f) if read else fmt._read_array_header(f, version)
-    except (ValueError, EOFError, OSError, SyntaxError, TypeError) as e:
+        read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0,
+                (3, 0): fmt.read_array_header_2_0}.get(version)           # 3.0 = 2.0 with a UTF-8 header (ASCII reads alike)
+        if read is None: raise ValueError(f"unknown .npy format version {version}")
+        shape, fortran, dtype = read(f)
+    except _NPY_HEADER_ERRORS as e:
         raise DataFileError(f"{shown(path)}: {what} is not a readable .npy array ({shown(e)}); re-export it with numpy.save") from None
     if dtype.hasobject:
         raise DataFileError(f"{shown(path)}: {what} holds Python objects (dtype {dtype}); only numeric arrays are read — "
@@ -201,7 +206,7 @@ def load_npy(path: str | Path,        # a .npy file
                             f"{_size(have)} of data; the file is truncated or its header is wrong")
     if mmap_mode is None: check_budget(nbytes, path, what)
     try: return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
+    except _NPY_HEADER_ERRORS as e:
         raise DataFileError(f"{shown(path)}: {what} could not be read ({shown(e)})") from None
 
 def load_npz(path: str | Path,               # a .npz archive

@@ -994,7 +994,9 @@ def stderr_line(rec: dict) -> str:
     "The one stderr line (or the traceback's last line / a note), escaped for a table cell."
     if rec["build_error"]: return "(builder failed)"
     lines = rec["stderr"].strip().splitlines()
-    s = lines[-1] if lines else ("(empty; report on stdout: " + (rec["stdout"].strip().splitlines() or [""])[-1] + ")")
+    report = rec["stdout"].strip().splitlines()                             # check-data: its first error line
+    s = lines[-1] if lines else "(report on stdout) " + next((l for l in report if l.startswith("ERROR")), (report or [""])[-1])
+    s = s.replace(str(rec["dir"]), "CASE")                                   # the case's temporary folder, for a stable table
     if rec["timeout"]: s = f"(killed after {TIMEOUT_S} s) " + s
     return s.encode("unicode_escape").decode("ascii").replace("|", "\\|")[:300]
 
