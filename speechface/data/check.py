@@ -133,15 +133,21 @@ def format_report(problems: list[Problem], stats: dict) -> str:
     return "\n".join(lines)
 
 # %% ../../nbs/09_data.check.ipynb #c1857e43
-def _check_wav(p: Path, n_frames: int, tol: float, err) -> bool:
-    "True when a REACT2024 wav is readable, 44.1 kHz, complete and as long as `n_frames` of motion (within `tol` s)."
+def _wav_header(p: Path, err):
+    "The header (`soundfile.info`) of a regular, complete audio file; else None and a problem reported through `err`."
     try:
         regular_file(p, "audio file")                                   # a FIFO would block the header read
         cut = _wav_truncation(p)
-        if cut: err(p, f"truncated: the WAV header announces {cut[0]} bytes of samples but only {cut[1]} are present; copy it again"); return False
-        info = sf.info(str(p))
-    except DataFileError as e: err(p, str(e)); return False
-    except (sf.SoundFileError, RuntimeError, OSError) as e: err(p, f"not a readable audio file ({shown(e)})"); return False
+        if cut: err(p, f"truncated: the WAV header announces {cut[0]} bytes of samples but only {cut[1]} are present; copy it again"); return None
+        return sf.info(str(p))
+    except DataFileError as e: err(p, str(e))
+    except (sf.SoundFileError, RuntimeError, OSError) as e: err(p, f"not a readable audio file ({shown(e)})")
+    return None
+
+def _check_wav(p: Path, n_frames: int, tol: float, err) -> bool:
+    "True when a REACT2024 wav is readable, 44.1 kHz, complete and as long as `n_frames` of motion (within `tol` s)."
+    info = _wav_header(p, err)
+    if info is None: return False
     if info.samplerate != REACT_AUDIO_SR:
         err(p, f"sampled at {info.samplerate} Hz, REACT2024 audio is {REACT_AUDIO_SR} Hz: use the corpus' original wav"); return False
     if abs(info.frames / info.samplerate - n_frames / REACT_FPS) > tol:
@@ -231,13 +237,8 @@ def _check_beat2_wav(a: Path, id: str, split_csv: Path, err) -> float | None:
     if not a.exists():
         err(a, f"missing (the speech of {shown(id)}, listed in {split_csv.name}): copy wave16k/{shown(a.name)} from the corpus "
                f"or drop the id from the csv"); return None
-    try:
-        regular_file(a, "audio file")                                   # a FIFO would block the header read
-        cut = _wav_truncation(a)
-        if cut: err(a, f"truncated: the WAV header announces {cut[0]} bytes of samples but only {cut[1]} are present; copy it again"); return None
-        info = sf.info(str(a))
-    except DataFileError as e: err(a, str(e)); return None
-    except (sf.SoundFileError, RuntimeError, OSError) as e: err(a, f"not a readable audio file ({shown(e)})"); return None
+    info = _wav_header(a, err)
+    if info is None: return None
     if info.samplerate != BEAT2_SR:
         err(a, f"sampled at {info.samplerate} Hz, BEAT2's wave16k is {BEAT2_SR} Hz: use the corpus' 16 kHz wav"); return None
     return info.frames / info.samplerate
