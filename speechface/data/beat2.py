@@ -15,18 +15,19 @@ from torch.utils.data import Dataset
 from ..core import UsageError, DataFileError, check_budget, inside, load_npy, load_npz, regular_file, safe_name, shown
 from .audio import load_wav, AudioFileError, _wav_truncation
 from .dataset import DataError
+from .textgrid import AlignmentError, read_interval_tiers as textgrid_tiers
 from .rotation import axis_angle_to_matrix, matrix_to_rot6d
 
 # %% auto #0
 __all__ = ['BEAT2_FPS', 'BEAT2_SR', 'N_JOINTS', 'N_EXPRESSIONS', 'N_BETAS', 'BEAT2_FOLDERS', 'BEAT2_SPLITS', 'SPLIT_CSV',
            'SMPLX_JOINT_NAMES', 'SMPLX_PARENTS', 'POSE_SLICES', 'BEAT2_SHAPES', 'MOTION_KEYS', 'BEAT2_PARTS',
            'GESTURE_JOINTS', 'PART_DIMS', 'FINGER_BONES', 'SKELETON_OFFSETS', 'FOOT_JOINTS', 'FOOT_CONTACT_SPEED',
-           'SILENCE', 'UNKNOWN', 'MAX_SPLIT_BYTES', 'MAX_SPLIT_LINE', 'MAX_TEXTGRID_BYTES', 'CACHE_VERSION',
-           'CACHE_MARKER', 'FEATURES', 'BEAT2DataError', 'parse_beat2_id', 'check_beat2_id', 'beat2_paths',
-           'read_beat2_npz', 'write_beat2_npz', 'pose_rot6d', 'parts_from_rot6d', 'forward_kinematics', 'foot_contact',
-           'split_parts', 'read_split_csv', 'read_interval_tiers', 'normalize_word', 'read_word_tier',
-           'build_vocabulary', 'frame_words', 'load_beat2_recording', 'features_to_parts', 'cache_marker',
-           'BEAT2Dataset', 'write_word_textgrid', 'write_beat2_wav', 'write_split_csv']
+           'SILENCE', 'UNKNOWN', 'MAX_SPLIT_BYTES', 'MAX_SPLIT_LINE', 'CACHE_VERSION', 'CACHE_MARKER', 'FEATURES',
+           'BEAT2DataError', 'parse_beat2_id', 'check_beat2_id', 'beat2_paths', 'read_beat2_npz', 'write_beat2_npz',
+           'pose_rot6d', 'parts_from_rot6d', 'forward_kinematics', 'foot_contact', 'split_parts', 'read_split_csv',
+           'read_interval_tiers', 'normalize_word', 'read_word_tier', 'build_vocabulary', 'frame_words',
+           'load_beat2_recording', 'features_to_parts', 'cache_marker', 'BEAT2Dataset', 'write_word_textgrid',
+           'write_beat2_wav', 'write_split_csv']
 
 # %% ../../nbs/08e_data.beat2.ipynb #3bd652de
 BEAT2_FPS = 30          # motion frames per second (smplxflame_30)
@@ -251,7 +252,6 @@ def split_parts(poses: np.ndarray,       # (T, 165) axis-angle
 SILENCE, UNKNOWN = "", "<unk>"
 MAX_SPLIT_BYTES = 16 * 2**20     # the largest split file read (BEAT2's ~2,000 rows take ~60 KiB)
 MAX_SPLIT_LINE = 1024            # characters in one line of it (a row 'id,type' takes ~25)
-MAX_TEXTGRID_BYTES = 16 * 2**20  # the largest TextGrid read (a minute of BEAT2 words and phones takes ~50 KiB)
 
 def _split_lines(path: Path, fix: str):
     "The split file's lines, each at most MAX_SPLIT_LINE characters and decoded as UTF-8 on its own (errors name the line)."
@@ -290,69 +290,12 @@ def read_split_csv(path: str | Path) -> dict[str, str]:
     if header is None: raise _err(path, "header is missing, not 'id,type'", fix)
     return out
 
-_PRAAT_TOKEN = re.compile(                            # what is matched by none of these (labels such as 'xmin =') is skipped
-    r'"([^"]*(?:""[^"]*)*)"'                          # 1: a string; "" inside is one quote
-    r'|<(exists|absent)>'                             # 2: a flag
-    r'|([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)'  # 3: a number
-    r'|(")'                                           # 4: a string that is never closed
-    r'|\[[^\]\["\n]*\]|![^\n]*')                      # comments Praat skips too: 'item [1]:', '! ...'
-
-
-def _praat_tokens(text: str, path: Path, fix: str):
-    "(kind 's' / 'f' / 'n', value, line) of every string, flag and number of a Praat text file, in one pass."
-    line, last = 1, 0
-    for m in _PRAAT_TOKEN.finditer(text):
-        s, flag, num, open_quote = m.groups()
-        if s is None and flag is None and num is None and open_quote is None: continue
-        line += text.count("\n", last, m.start()); last = m.start()
-        if open_quote: raise _err(path, f"line {line}: a string that is never closed", fix)
-        if s is not None: yield "s", s.replace('""', '"'), line
-        elif flag: yield "f", flag, line
-        else:
-            x = float(num)
-            if not np.isfinite(x): raise _err(path, f"line {line}: number {shown(num[:30])} is out of range", fix)
-            yield "n", x, line
-
 def read_interval_tiers(path: str | Path) -> dict[str, list[tuple[float, float, str]]]:
-    "{name: [(start_s, end_s, label)]} of a Praat TextGrid's interval tiers (long or short text format), read in linear time."
-    path = Path(path); fix = "Copy the file again from the corpus, or save it from Praat as a text TextGrid"
-    _regular(path, "TextGrid", "Every recording needs its word alignment in textgrid/<id>.TextGrid; copy it from the corpus")
-    if (size := path.stat().st_size) > MAX_TEXTGRID_BYTES:
-        raise _err(path, f"is {size / 2**20:.1f} MiB, more than the {MAX_TEXTGRID_BYTES >> 20} MiB a TextGrid may take", fix)
-    raw = path.read_bytes()
-    try: text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise _err(path, f"not UTF-8 or UTF-16 text (byte {raw[e.start]:#04x} at offset {e.start})", fix) from None
-    tokens = _praat_tokens(text, path, fix)
-    def take(kind: str, what: str):
-        tok = next(tokens, None)
-        if tok is None: raise _err(path, f"ends while {what} was expected", fix)
-        if tok[0] != kind: raise _err(path, f"line {tok[2]}: expected {what}, found {shown(repr(tok[1]))[:40]}", fix)
-        return tok[1]
-    def count(what: str) -> int:
-        x = take("n", what)
-        if x < 0 or x != int(x): raise _err(path, f"{what} is {x:g}, not a count", fix)
-        return int(x)
-    head = take("s", "the file type 'ooTextFile'"), take("s", "the object class 'TextGrid'")
-    if head != ("ooTextFile", "TextGrid"): raise _err(path, f"is an {shown(head[0])} of class {shown(head[1])}, not a text TextGrid", fix)
-    take("n", "the start time"); take("n", "the end time")
-    if take("f", "<exists>") == "absent": return {}
-    tiers = {}
-    for _ in range(count("the number of tiers")):
-        cls, name = take("s", "a tier class"), take("s", "a tier name")
-        take("n", "the tier's start time"); take("n", "the tier's end time")
-        n = count(f"the size of tier {shown(repr(name))}")
-        if cls == "TextTier":
-            for _ in range(n): take("n", "a point's time"); take("s", "a point's mark")
-            continue
-        if cls != "IntervalTier": raise _err(path, f"tier {shown(repr(name))} is of class {shown(repr(cls))}, not IntervalTier or TextTier", fix)
-        entries = []
-        for j in range(n):
-            s, e, label = take("n", "an interval's start"), take("n", "an interval's end"), take("s", "an interval's text")
-            if e < s: raise _err(path, f"tier {shown(repr(name))}: interval {j + 1} ends at {e:g} s, before it starts at {s:g} s", fix)
-            entries.append((s, e, label.strip()))
-        tiers.setdefault(name, entries)
-    return tiers
+    "`data.textgrid.read_interval_tiers` in BEAT2's words: a missing file says what to copy; every problem is a `BEAT2DataError`."
+    try: return textgrid_tiers(path)
+    except FileNotFoundError:
+        raise _err(Path(path), "TextGrid not found", "Every recording needs its word alignment in textgrid/<id>.TextGrid; copy it from the corpus") from None
+    except AlignmentError as e: raise BEAT2DataError(str(e)) from None
 
 def normalize_word(mark: str) -> str:
     "A TextGrid mark as a vocabulary key: lower-case, surrounding punctuation and spaces stripped ('' = silence)."

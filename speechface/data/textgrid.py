@@ -4,7 +4,7 @@
 
 # %% ../../nbs/03_data.textgrid.ipynb #4e8b9efb
 from __future__ import annotations
-import json, math, os, reprlib
+import json, math, os, re, reprlib
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +12,9 @@ import numpy as np
 from ..core import UserError, DataFileError, check_budget, inside, regular_file, shown
 
 # %% auto #0
-__all__ = ['TEXTGRID_EXPANSION', 'METADATA_FIELDS', 'METADATA_PATHS', 'AlignmentError', 'write_textgrid', 'read_textgrid',
-           'MetadataError', 'read_metadata', 'phone_label', 'textgrid_folder', 'read_phone_tier', 'phone_inventory',
-           'frame_phones']
+__all__ = ['TEXTGRID_EXPANSION', 'MAX_TEXTGRID_BYTES', 'METADATA_FIELDS', 'METADATA_PATHS', 'AlignmentError', 'write_textgrid',
+           'read_interval_tiers', 'read_textgrid', 'MetadataError', 'read_metadata', 'phone_label', 'textgrid_folder',
+           'read_phone_tier', 'phone_inventory', 'frame_phones']
 
 # %% ../../nbs/03_data.textgrid.ipynb #70c16e80
 class AlignmentError(UserError, ValueError):
@@ -32,28 +32,81 @@ def write_textgrid(path: Path, duration: float, phones: list, stress: list, word
     tier("stress", [(s, e, {2: "primary", 1: "secondary"}[st]) for (s, e, _), st in zip(phones, stress) if st])
     tg.save(str(path), format="long_textgrid", includeBlankSpaces=True)
 
-TEXTGRID_EXPANSION = 64   # bytes of Python objects praatio makes per byte of TextGrid text, at most (lines, intervals)
+TEXTGRID_EXPANSION = 64   # bytes of Python objects a parser makes per byte of text, at most (budget check of metadata.json)
+
+MAX_TEXTGRID_BYTES = 16 * 2**20  # the largest TextGrid read (a minute of words and phones takes ~50 KiB)
+
+_PRAAT_TOKEN = re.compile(                            # what is matched by none of these (labels such as 'xmin =') is skipped
+    r'"([^"]*(?:""[^"]*)*)"'                          # 1: a string; "" inside is one quote
+    r'|<(exists|absent)>'                             # 2: a flag
+    r'|([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)'  # 3: a number
+    r'|(")'                                           # 4: a string that is never closed
+    r'|\[[^\]\["\n]*\]|![^\n]*')                      # comments Praat skips too: 'item [1]:', '! ...'
+
+
+def _praat_tokens(text: str, path: Path, bad):
+    "(kind 's' / 'f' / 'n', value, line) of every string, flag and number of a Praat text file, in one pass."
+    line, last = 1, 0
+    for m in _PRAAT_TOKEN.finditer(text):
+        s, flag, num, open_quote = m.groups()
+        if s is None and flag is None and num is None and open_quote is None: continue
+        line += text.count("\n", last, m.start()); last = m.start()
+        if open_quote: raise bad(f"line {line}: a string that is never closed")
+        if s is not None: yield "s", s.replace('""', '"'), line
+        elif flag: yield "f", flag, line
+        else:
+            x = float(num)
+            if not math.isfinite(x): raise bad(f"line {line}: number {shown(num[:30])} is out of range")
+            yield "n", x, line
+
+def read_interval_tiers(path: str | Path) -> dict[str, list[tuple[float, float, str]]]:
+    "{name: [(start_s, end_s, label)]} of a Praat TextGrid's interval tiers (long or short text format), read in linear time."
+    path = Path(path)
+    def bad(problem: str) -> AlignmentError:
+        return AlignmentError(f"{shown(path)}: unreadable TextGrid ({problem}); expected Praat's text TextGrid (UTF-8 or UTF-16) "
+                              f"as praatio or the Montreal Forced Aligner write it — copy or align the file again")
+    try: regular_file(path, "TextGrid")                                # a FIFO would block the read forever
+    except DataFileError as e: raise AlignmentError(str(e)) from None
+    if (size := path.stat().st_size) > MAX_TEXTGRID_BYTES:
+        raise bad(f"{size / 2**20:.1f} MiB, more than the {MAX_TEXTGRID_BYTES >> 20} MiB a TextGrid may take")
+    raw = path.read_bytes()
+    try: text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise bad(f"not UTF-8 or UTF-16 text (byte {raw[e.start]:#04x} at offset {e.start})") from None
+    tokens = _praat_tokens(text, path, bad)
+    def take(kind: str, what: str):
+        tok = next(tokens, None)
+        if tok is None: raise bad(f"ends while {what} was expected")
+        if tok[0] != kind: raise bad(f"line {tok[2]}: expected {what}, found {shown(repr(tok[1]))[:40]}")
+        return tok[1]
+    def count(what: str) -> int:
+        x = take("n", what)
+        if x < 0 or x != int(x): raise bad(f"{what} is {x:g}, not a count")
+        return int(x)
+    head = take("s", "the file type 'ooTextFile'"), take("s", "the object class 'TextGrid'")
+    if head != ("ooTextFile", "TextGrid"): raise bad(f"is an {shown(head[0])} of class {shown(head[1])}, not a text TextGrid")
+    take("n", "the start time"); take("n", "the end time")
+    if take("f", "<exists>") == "absent": return {}
+    tiers = {}
+    for _ in range(count("the number of tiers")):
+        cls, name = take("s", "a tier class"), take("s", "a tier name")
+        take("n", "the tier's start time"); take("n", "the tier's end time")
+        n = count(f"the size of tier {shown(repr(name))}")
+        if cls == "TextTier":
+            for _ in range(n): take("n", "a point's time"); take("s", "a point's mark")
+            continue
+        if cls != "IntervalTier": raise bad(f"tier {shown(repr(name))} is of class {shown(repr(cls))}, not IntervalTier or TextTier")
+        entries = []
+        for j in range(n):
+            s, e, label = take("n", "an interval's start"), take("n", "an interval's end"), take("s", "an interval's text")
+            if e < s: raise bad(f"tier {shown(repr(name))}: interval {j + 1} ends at {e:g} s, before it starts at {s:g} s")
+            entries.append((s, e, label.strip()))
+        tiers.setdefault(name, entries)
+    return tiers
 
 def read_textgrid(path: str | Path) -> dict:
     "Read the interval tiers of a TextGrid as lists of (start, end, label), silences included as ''; a damaged file is one `AlignmentError`."
-    from praatio import textgrid
-    from praatio.utilities.errors import PraatioException
-    try:
-        path = regular_file(path, "TextGrid")                           # a FIFO would block praatio's read forever
-        check_budget(TEXTGRID_EXPANSION * path.stat().st_size, path, "parsing the TextGrid")
-    except DataFileError as e: raise AlignmentError(str(e)) from None
-    try:                                                                # what praatio raises on text that is not a TextGrid
-        tg = textgrid.openTextgrid(str(path), includeEmptyIntervals=True)
-        tiers = {name: [(float(e.start), float(e.end), str(e.label)) for e in tg.getTier(name).entries]
-                 for name in tg.tierNames if isinstance(tg.getTier(name), textgrid.IntervalTier)}   # point tiers have no spans
-    except (PraatioException, ValueError, IndexError, KeyError, TypeError, AttributeError, RecursionError, MemoryError) as e:
-        raise AlignmentError(f"{shown(path)}: unreadable TextGrid ({type(e).__name__}: {shown(e)[:200]}); expected Praat's "
-                             f"text TextGrid (UTF-8 or UTF-16) as praatio or the Montreal Forced Aligner write it") from None
-    for name, ivs in tiers.items():
-        bad = next(((s, e) for s, e, _ in ivs if not (math.isfinite(s) and math.isfinite(e))), None)
-        if bad: raise AlignmentError(f"{shown(path)}: tier {shown(repr(name))} has an interval at {bad} (not finite times); "
-                                     f"re-run the aligner on this utterance")
-    return tiers
+    return read_interval_tiers(path)
 
 # %% ../../nbs/03_data.textgrid.ipynb #7b373d6d
 class MetadataError(DataFileError):
