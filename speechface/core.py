@@ -536,6 +536,7 @@ class SafeUnpickler(pickle._Unpickler):
 
 def safe_load_pickle(path: str | Path,       # e.g. `templates.pkl`, `FLAME_masks.pkl`
                      encoding: str = "latin1", # Python-2 pickles need latin1 to decode NumPy buffers
+                     unpickler: type | None = None, # a `SafeUnpickler` subclass with more allowed names (e.g. FLAME's); None: `SafeUnpickler`
                     ) -> Any:
     "Load a data pickle with `SafeUnpickler`; clear errors for missing, empty, truncated, oversized or unsafe files."
     path = regular_file(path, "pickle")
@@ -544,7 +545,7 @@ def safe_load_pickle(path: str | Path,       # e.g. `templates.pkl`, `FLAME_mask
     if not data: raise BadPickleError(f"{shown(path)}: file is empty (expected a pickle); re-create or re-download it")
     limit = min(8 * len(data) + 2**20, memory_budget())  # a pickle's objects are at most a few times its bytes
     try:
-        return SafeUnpickler(io.BytesIO(data), source=str(path), limit=limit, encoding=encoding).load()
+        return (unpickler or SafeUnpickler)(io.BytesIO(data), source=str(path), limit=limit, encoding=encoding).load()
     except (UnsafePickleError, BadPickleError) as e:
         if str(path) in str(e): raise
         raise type(e)(f"{shown(path)}: {e}") from None

@@ -6,7 +6,7 @@ outside the output folders before and after the command, runs it with an address
 records exit code, output and what changed. `tests/test_hostile.py` asserts the contract on the records.
 """
 from __future__ import annotations
-import csv, hashlib, io, json, os, resource, shutil, stat, struct, subprocess, sys, threading, time, zipfile
+import csv, hashlib, io, json, os, shutil, stat, struct, threading, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable

@@ -4,14 +4,14 @@
 
 # %% ../../nbs/08h_data.flame.ipynb #388e42d5
 from __future__ import annotations
-import io, os, pickle
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..core import (UserError, DataFileError, SafeUnpickler, UnsafePickleError, check_budget, load_npz, memory_budget,
-                             regular_file, shown)
+from ..core import (UserError, DataFileError, SafeUnpickler, UnsafePickleError, check_budget, load_npz,
+                             regular_file, safe_load_pickle, shown)
 from .rotation import axis_angle_to_matrix
 
 # %% auto #0
@@ -110,17 +110,9 @@ def _read_flame_file(p: Path) -> dict:
         except DataFileError as e:
             why = " (pickled objects are never loaded)" if "Python objects" in str(e) else ""
             raise FlameModelError(f"{e}{why}; a FLAME 2020 model holds {list(FLAME_KEYS)} as plain arrays (see the conversion one-liner)") from None
-    try: check_budget(p.stat().st_size, p, "the FLAME model")
-    except DataFileError as e: raise FlameModelError(str(e)) from None
-    data = p.read_bytes()
-    if not data: raise FlameModelError(f"{shown(p)}: the file is empty; download FLAME 2020 again from {FLAME_URL}")
-    limit = min(8 * len(data) + 2**20, memory_budget())              # an array the pickle cannot carry is refused, not allocated
-    try: d = _FlameUnpickler(io.BytesIO(data), source=str(p), limit=limit, encoding="latin1").load()
+    try: d = safe_load_pickle(p, unpickler=_FlameUnpickler)          # regular file, budget, sizes bounded by the file
     except UnsafePickleError: raise
-    except UserError as e: raise FlameModelError(str(e)) from None
-    except Exception as e:   # whatever a damaged pickle raises (truncation, bad opcodes, wrong types, MemoryError)
-        raise FlameModelError(f"{shown(p)}: not a readable FLAME pickle ({type(e).__name__}: {shown(e)[:200]}); the file may be "
-                              f"truncated — download FLAME 2020 again from {FLAME_URL}") from None
+    except UserError as e: raise FlameModelError(f"{e}; download FLAME 2020 again from {FLAME_URL}") from None
     if not isinstance(d, dict): raise FlameModelError(f"{shown(p)}: expected a pickled dict of arrays (FLAME's generic_model.pkl), got {type(d).__name__}")
     try: return {k: _plain(p, k, v) for k, v in d.items() if k in FLAME_KEYS}
     except FlameModelError: raise
