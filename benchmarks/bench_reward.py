@@ -14,7 +14,7 @@ def main():
     p.add_argument("--frames", type=int, default=120); p.add_argument("--repeats", type=int, default=3)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    from speechface.models.reward import SpeechMeshConfig, SpeechMeshTransformer, RewardHead, score_sequence
+    from speechface.models.reward import SyncExpertConfig, SyncExpert, RewardHead, score_sequence
     cases = [  # name, V, region size (None = all), backbone overrides
         ("tiny corpus, small backbone", 300, 10, {"d_model": 64, "n_layers": 1, "conv_channels": 8}),
         ("tiny corpus, default backbone", 300, 10, {}),
@@ -25,7 +25,7 @@ def main():
     rows = []
     for name, V, K, kw in cases:
         torch.manual_seed(0)
-        bb = SpeechMeshTransformer(SpeechMeshConfig(motion_dim=3 * V, **kw), None if K is None else torch.arange(K)).eval()
+        bb = SyncExpert(SyncExpertConfig(motion_dim=3 * V, **kw), None if K is None else torch.arange(K)).eval()
         head = RewardHead().eval()
         verts, mel, tpl = torch.randn(B, T, 3 * V) * 0.01, torch.randn(B, T - 4, 1, 20, 128), torch.zeros(B, 3 * V)
         with torch.no_grad():

@@ -23,7 +23,8 @@ def main():
     torch.set_num_threads(a.threads)
     from speechface.data.dataset import FaceFormerDataset, collate_faceformer
     from speechface.models.faceformer import FaceFormer
-    from speechface.train.supervised import load_config, model_config, masked_mse
+    from speechface.train.settings import load_config
+    from speechface.train.supervised import model_config, masked_mse
     root = a.root
     if root is None:
         from speechface.data.synth import generate_corpus

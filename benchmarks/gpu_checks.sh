@@ -50,14 +50,15 @@ if [[ $CHECKS == *reward* ]]; then
   echo "| precision | sync loss | sync top-1 | sync val acc | sync steps/s | sync peak MiB | head lip acc | wall s |" | tee "$OUT/reward_cuda.md"
   timeout 180 python3 -W ignore - "$ROOT" "$OUT" <<'PY' 2>&1 | tee -a "$OUT/reward_cuda.md" || status=1
 import sys, time, tempfile
-from speechface.train.reward import train_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig
+from speechface.train.reward import train_sync_expert, train_reward_head
+from speechface.train.settings import SyncExpertSettings, RewardHeadSettings
 root, tmp = sys.argv[1], tempfile.mkdtemp()
 for prec in ("no", "bf16"):
     t = time.time()
-    r = train_sync_expert(root, f"{tmp}/{prec}/model_loss.pth", epochs=6, progress=False, device="cuda",
-                          cfg=SyncTrainConfig(mixed_precision=prec))
-    h = train_reward_head(root, f"{tmp}/{prec}/model_loss.pth", f"{tmp}/{prec}/v4_best.pt", epochs=3, progress=False,
-                          device="cuda", cfg=HeadTrainConfig(mixed_precision=prec))
+    r = train_sync_expert(root, f"{tmp}/{prec}/sync_expert.pt", epochs=6, progress=False, device="cuda",
+                          cfg=SyncExpertSettings(mixed_precision=prec))
+    h = train_reward_head(root, f"{tmp}/{prec}/sync_expert.pt", f"{tmp}/{prec}/reward_head.pt", epochs=3, progress=False,
+                          device="cuda", cfg=RewardHeadSettings(mixed_precision=prec))
     last = r["history"][-1]
     print(f"| {prec} | {last['train_loss']:.4f} | {last['train_top1']:.3f} | {last.get('val_acc', float('nan')):.3f} | "
           f"{last['steps_per_s']:.2f} | {last['peak_mib']:.0f} | {h['history'][-1]['train_lip_acc']:.3f} | {time.time() - t:.1f} |")
@@ -68,7 +69,7 @@ if [[ $CHECKS == *react* ]]; then
   echo "| trainer | precision | epochs | s per epoch (last) | final train loss | best | generate 10 x S s | wall s |" | tee "$OUT/react_cuda.md"
   timeout 300 python3 -W ignore - "$DYADIC" "$OUT" <<'PY' 2>&1 | tee -a "$OUT/react_cuda.md" || status=1
 import sys, time, tempfile, torch
-from speechface.train.supervised import load_config
+from speechface.train.settings import load_config
 from speechface.train.reaction import train_reaction, load_reaction_model, generate_reactions
 from speechface.data.react import REACTDataset
 root, tmp = sys.argv[1], tempfile.mkdtemp()

@@ -10,14 +10,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .core import get_device
+from .core import UsageError, get_device
 from .models.audio_encoder import AudioEncoderConfig, speed_up_encoder
 from .models.faceformer import FaceFormer, FaceFormerConfig
 from .models.reference_import import build_reference_model
 
 # %% auto #0
-__all__ = ['timed', 'PeakMemory', 'precomputed_audio', 'benchmark_decoding', 'benchmark_animate', 'benchmark_encoder_options',
-           'benchmark_batch', 'benchmark_long_audio', 'markdown_table', 'run_inference_benchmark']
+__all__ = ['INFERENCE_SECTIONS', 'DEFAULT_SECTIONS', 'timed', 'PeakMemory', 'precomputed_audio', 'benchmark_decoding',
+           'benchmark_animate', 'benchmark_encoder_options', 'benchmark_batch', 'benchmark_long_audio',
+           'markdown_table', 'decoding_section', 'encoder_section', 'batch_section', 'long_section', 'animate_section',
+           'run_inference_benchmark']
 
 # %% ../nbs/50_bench.ipynb #31042b41
 def _sync(device: torch.device):
@@ -303,6 +305,62 @@ _ANIMATE_COLUMNS = {"dataset": "output", "audio_s": "audio (s)", "frames": "fram
 def _note(r): return (f"extrapolated from {r['recompute_steps_timed']} steps (peak: those steps)"
                       if r["recompute_extrapolated"] else "measured")
 
+# %% ../nbs/50_bench.ipynb #f8c645c5
+def decoding_section(dev, engines, *, frames, max_recompute_s, repeats, tiny, decode_datasets, **_):
+    "Decoding only (cached vs full recomputation) at each of `decode_datasets`' decoder sizes, or toy sizes."
+    for ds in decode_datasets:
+        sizes = (dict(feature_dim=16, motion_dim=60, n_subjects=2) if tiny else
+                 {"vocaset": dict(feature_dim=64, motion_dim=15069, n_subjects=8),
+                  "biwi": dict(feature_dim=128, motion_dim=70110, n_subjects=6)}[ds])
+        rows = benchmark_decoding(frames, dev, max_recompute_s=max_recompute_s, repeats=repeats, dataset=ds,
+                                  engines=engines, **sizes)
+        for r in rows: r["recompute_note"] = _note(r)
+        what = f"toy sizes at {ds} fps" if tiny else f"{ds.upper()} decoder: d {sizes['feature_dim']}, 3V {sizes['motion_dim']}, {sizes['n_subjects']} subjects"
+        cols = {**_DECODING_COLUMNS, **{k: v for e in engines[1:] for k, v in
+                ((f"{e}_s", f"{e} (s)"), (f"{e}_speedup", f"{e} ÷ {engines[0]} ×"), (f"{e}_max_diff", f"{e} max abs diff"))}}
+        print(f"## Decoding only ({what}; audio tokens precomputed; cached = {engines[0]})\n\n" + markdown_table(rows, cols))
+        print(f"\nmemory: {rows[0]['memory']}\n")
+        for r in rows: print(json.dumps({"bench": "decoding", "dataset": ds, **r}))
+        print(flush=True)
+
+def encoder_section(dev, engines, *, tiny, repeats, compile, **_):
+    "Audio-encoder options: precision and attention implementation of wav2vec2-base."
+    rows = benchmark_encoder_options(device=dev, tiny=tiny, repeats=repeats, compile=compile)
+    print(f"## Audio-encoder options (VOCASET actor, wav2vec2-base random weights, {rows[0]['audio_s']:g} s of audio)\n\n"
+          + markdown_table(rows, {"precision": "precision", "attention": "attention", "encoder_s": "encoder (s)",
+                                  "speedup": "speed-up ×", "mesh_max_abs_diff": "mesh max abs diff (m)",
+                                  "mesh_diff_rel": "mesh RMS diff ÷ motion RMS"}))
+    for r in rows: print(json.dumps({"bench": "encoder", **r}))
+
+def batch_section(dev, engines, *, tiny, **_):
+    "Many utterances: `predict_many`'s throughput by batch size."
+    rows = benchmark_batch(device=dev, tiny=tiny, engine=engines[-1])
+    print(f"## Many utterances (predict_many, {rows[0]['utterances']} utterances of 2-6 s, {rows[0]['audio_s']:.0f} s of audio)\n\n"
+          + markdown_table(rows, {"batch_size": "batch size", "seconds": "time (s)", "audio_s_per_s": "audio s per s",
+                                  "speedup": "speed-up ×"}))
+    for r in rows: print(json.dumps({"bench": "batch", **r}))
+
+def long_section(dev, engines, *, long_seconds, tiny, **_):
+    "Long audio: full attention against attention in windows."
+    rows = benchmark_long_audio(seconds=long_seconds, device=dev, tiny=tiny, engine=engines[-1])
+    print("## Long audio (predict; wav2vec2's CNN in chunks above 30 s)\n\n"
+          + markdown_table(rows, {"audio_s": "audio (s)", "frames": "frames", "attention": "attention", "predict_s": "predict (s)",
+                                  "realtime_factor": "RTF", "peak_mb": "peak MiB", "mesh_max_abs_diff": "mesh max abs diff (m)",
+                                  "mesh_diff_rel": "mesh RMS diff ÷ motion RMS"}))
+    print(f"\nmemory: {rows[0]['memory']}\n")
+    for r in rows: print(json.dumps({"bench": "long", **r}))
+
+def animate_section(dev, engines, *, seconds, tiny, repeats, **_):
+    "End-to-end `predict` with wav2vec2-base at VOCASET and BIWI sizes."
+    rows = benchmark_animate(seconds, device=dev, tiny=tiny, repeats=repeats, engine=engines[-1])
+    print(f"## End-to-end predict ({rows[0]['audio_encoder']}; decoder engine {engines[-1]})\n\n" + markdown_table(rows, _ANIMATE_COLUMNS))
+    print(f"\nmemory: {rows[0]['memory']}\n")
+    for r in rows: print(json.dumps({"bench": "animate", **r}))
+
+INFERENCE_SECTIONS = {"decoding": decoding_section, "encoder": encoder_section, "batch": batch_section,   # in the order they run
+                      "long": long_section, "animate": animate_section}
+DEFAULT_SECTIONS = ("decoding", "animate")   # what runs without --only
+
 # %% ../nbs/50_bench.ipynb #b03c8aec
 def run_inference_benchmark(device: str = "cpu",                 # cpu, cuda, cuda:N or auto
                             frames=(150, 300, 600, 1800),        # decoding lengths T
@@ -310,7 +368,7 @@ def run_inference_benchmark(device: str = "cpu",                 # cpu, cuda, cu
                             max_recompute_s: float = 60.,        # budget of one full-recompute run (longer: prefix, extrapolated)
                             repeats: int = 3,                    # median over this many runs of the cheap timings
                             threads: int | None = None,          # torch CPU threads (None: torch's choice)
-                            only: str | None = None,             # one part only: decoding | animate (the default two) | encoder | batch | long
+                            only: str | None = None,             # one section of `INFERENCE_SECTIONS` only; None: `DEFAULT_SECTIONS`
                             tiny: bool = False,                  # toy sizes (seconds to run; smoke tests)
                             engines=None,                        # decoding implementations (`ENGINES`); None: fused (+ graph on CUDA)
                             decode_datasets=("vocaset",),        # decoder sizes of the decoding table: vocaset, biwi
@@ -318,6 +376,9 @@ def run_inference_benchmark(device: str = "cpu",                 # cpu, cuda, cu
                             compile: bool = False,               # --only encoder: also torch.compile the transformer
                            ) -> int:
     "What `speechface bench inference` does: print markdown tables and one JSON line per row. Returns 0."
+    if only is not None and only not in INFERENCE_SECTIONS:
+        raise UsageError(f"no inference benchmark {only!r}: choose one of {', '.join(INFERENCE_SECTIONS)}, or none for "
+                         f"{' and '.join(DEFAULT_SECTIONS)}")
     if threads: torch.set_num_threads(threads)
     dev = get_device(device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -328,46 +389,8 @@ def run_inference_benchmark(device: str = "cpu",                 # cpu, cuda, cu
         print(f"note: the load average ({load:.1f}) reaches the core count: with other processes on the cores, OpenMP "
               f"threads stall on small kernels; --threads 1 gives steadier numbers\n", flush=True)
     engines = tuple(engines or (("fused", "graph") if dev.type == "cuda" else ("fused",)))
-    if only in (None, "decoding"):
-        for ds in decode_datasets:
-            sizes = (dict(feature_dim=16, motion_dim=60, n_subjects=2) if tiny else
-                     {"vocaset": dict(feature_dim=64, motion_dim=15069, n_subjects=8),
-                      "biwi": dict(feature_dim=128, motion_dim=70110, n_subjects=6)}[ds])
-            rows = benchmark_decoding(frames, dev, max_recompute_s=max_recompute_s, repeats=repeats, dataset=ds,
-                                      engines=engines, **sizes)
-            for r in rows: r["recompute_note"] = _note(r)
-            what = f"toy sizes at {ds} fps" if tiny else f"{ds.upper()} decoder: d {sizes['feature_dim']}, 3V {sizes['motion_dim']}, {sizes['n_subjects']} subjects"
-            cols = {**_DECODING_COLUMNS, **{k: v for e in engines[1:] for k, v in
-                    ((f"{e}_s", f"{e} (s)"), (f"{e}_speedup", f"{e} ÷ {engines[0]} ×"), (f"{e}_max_diff", f"{e} max abs diff"))}}
-            print(f"## Decoding only ({what}; audio tokens precomputed; cached = {engines[0]})\n\n" + markdown_table(rows, cols))
-            print(f"\nmemory: {rows[0]['memory']}\n")
-            for r in rows: print(json.dumps({"bench": "decoding", "dataset": ds, **r}))
-            print(flush=True)
-    if only == "encoder":
-        rows = benchmark_encoder_options(device=dev, tiny=tiny, repeats=repeats, compile=compile)
-        print(f"## Audio-encoder options (VOCASET actor, wav2vec2-base random weights, {rows[0]['audio_s']:g} s of audio)\n\n"
-              + markdown_table(rows, {"precision": "precision", "attention": "attention", "encoder_s": "encoder (s)",
-                                      "speedup": "speed-up ×", "mesh_max_abs_diff": "mesh max abs diff (m)",
-                                      "mesh_diff_rel": "mesh RMS diff ÷ motion RMS"}))
-        for r in rows: print(json.dumps({"bench": "encoder", **r}))
-    if only == "batch":
-        rows = benchmark_batch(device=dev, tiny=tiny, engine=engines[-1])
-        print(f"## Many utterances (predict_many, {rows[0]['utterances']} utterances of 2-6 s, {rows[0]['audio_s']:.0f} s of audio)\n\n"
-              + markdown_table(rows, {"batch_size": "batch size", "seconds": "time (s)", "audio_s_per_s": "audio s per s",
-                                      "speedup": "speed-up ×"}))
-        for r in rows: print(json.dumps({"bench": "batch", **r}))
-    if only == "long":
-        rows = benchmark_long_audio(seconds=long_seconds, device=dev, tiny=tiny, engine=engines[-1])
-        print("## Long audio (predict; wav2vec2's CNN in chunks above 30 s)\n\n"
-              + markdown_table(rows, {"audio_s": "audio (s)", "frames": "frames", "attention": "attention", "predict_s": "predict (s)",
-                                      "realtime_factor": "RTF", "peak_mb": "peak MiB", "mesh_max_abs_diff": "mesh max abs diff (m)",
-                                      "mesh_diff_rel": "mesh RMS diff ÷ motion RMS"}))
-        print(f"\nmemory: {rows[0]['memory']}\n")
-        for r in rows: print(json.dumps({"bench": "long", **r}))
-    if only in (None, "animate"):
-        rows = benchmark_animate(seconds, device=dev, tiny=tiny, repeats=repeats, engine=engines[-1])
-        print(f"## End-to-end predict ({rows[0]['audio_encoder']}; decoder engine {engines[-1]})\n\n" + markdown_table(rows, _ANIMATE_COLUMNS))
-        print(f"\nmemory: {rows[0]['memory']}\n")
-        for r in rows: print(json.dumps({"bench": "animate", **r}))
+    chosen = [k for k in INFERENCE_SECTIONS if k in ((only,) if only else DEFAULT_SECTIONS)]   # in the table's order
+    for k in chosen:
+        INFERENCE_SECTIONS[k](dev, engines, frames=frames, seconds=seconds, max_recompute_s=max_recompute_s, repeats=repeats, tiny=tiny,
+                decode_datasets=decode_datasets, long_seconds=long_seconds, compile=compile)
     return 0
-

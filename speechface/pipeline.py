@@ -16,7 +16,7 @@ import torch
 from .core import load_checkpoint, save_checkpoint
 from .data.dataset import FaceFormerDataset
 from .data.synth import generate_corpus
-from .models.reward import load_backbone
+from .models.reward import load_sync_expert
 from .data.audio import load_wav
 from .data.mesh import load_regions
 from .data.textgrid import read_phone_tier, textgrid_folder
@@ -24,38 +24,40 @@ from .viz.face import FaceRig, comparison_video as face_comparison_video
 from .evaluation.baselines import ground_truth, baseline_predictions, score_predictions
 from .evaluation.perceptual import perceptual_units, perceptual_summary, train_lip_reader, read_lip_reader
 from .evaluation.evaluate import add_perceptual_cis, style_average
-from .train.supervised import train, load_config, load_actor, style_conditions, predict_conditions
+from .train.supervised import train
+from .train.settings import load_config, SyncExpertSettings, RewardHeadSettings
+from .models.actor import load_actor, predict_mean_style
 from .train.inference import run_test
-from .train.reward import (train_sync_expert, train_eval_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig,
-                                     PERTURBATIONS, MESH_CLOSURE_PERTURBATIONS)
+from .train.reward import (train_sync_expert, train_eval_expert, train_reward_head, PERTURBATIONS,
+                                     MESH_CLOSURE_PERTURBATIONS)
 from .train.rl import train_rl
 
 # %% auto #0
-__all__ = ['PLANS', 'RL_RECIPE', 'READING_NOTE', 'DemoPlan', 'reference_rows', 'comparison_table', 'run_demo', 'video_items',
+__all__ = ['PLANS', 'RL_RECIPE', 'READING_NOTE', 'DemoSettings', 'reference_rows', 'comparison_table', 'run_demo', 'video_items',
            'comparison_sequences', 'comparison_video']
 
 # %% ../nbs/51_pipeline.ipynb #b279e3c0
 @dataclass
-class DemoPlan:
+class DemoSettings:
     "Sizes of one `speechface demo` run."
     preset: str                                   # synthetic corpus preset
     sft: list = field(default_factory=list)       # Hydra overrides of the SFT run
-    sync_epochs: int = 100                        # sync-expert epochs (each expert)
+    sync_epochs: int = SyncExpertSettings.epochs  # sync-expert epochs (each expert)
     sync_minutes: float | None = 4.0              # … or this wall-clock budget
-    sync_model: dict = field(default_factory=dict)  # SpeechMeshConfig overrides
-    head_epochs: int = 30                         # score-head epochs
+    sync_model: dict = field(default_factory=dict)  # SyncExpertConfig overrides
+    head_epochs: int = RewardHeadSettings.epochs  # score-head epochs
     head_minutes: float | None = 1.5
     closure_negatives: float = 1.0                # the reward's sync expert: weight of its closure-aware hard negatives
-                                                  # (`SyncTrainConfig.closure_negatives`; the evaluation expert keeps 0)
+                                                  # (`SyncExpertSettings.closure_negatives`; the evaluation expert keeps 0)
     rl: list = field(default_factory=list)        # Hydra overrides of the RL run
     reader_epochs: int = 40                       # lip-reader epochs (perceptual evaluation)
     video_size: int = 512                         # pixels per panel (full face and mouth close-up each)
     video_seconds: float = 18.0                   # test sentences of both test speakers, alternating, up to about this long
 
 PLANS = {
-    "full": DemoPlan("small", sft=["trainer=cpu"], sync_minutes=5.0,       # issue 12's pre-registered recipe (attempt 3)
+    "full": DemoSettings("small", sft=["trainer=cpu"], sync_minutes=5.0,       # issue 12's pre-registered recipe (attempt 3)
                      rl=["trainer.epochs=20", "trainer.lr=2e-5", "trainer.kl_weight=300", "trainer.sup_weight=1e7"]),
-    "quick": DemoPlan("tiny", sft=["trainer=cpu", "trainer.epochs=4", "trainer.val_every=2", "model.feature_dim=32",
+    "quick": DemoSettings("tiny", sft=["trainer=cpu", "trainer.epochs=4", "trainer.val_every=2", "model.feature_dim=32",
                                    "model.audio.mel_dim=32"],
                       sync_epochs=3, sync_minutes=None, sync_model={"d_model": 32, "n_layers": 1}, head_epochs=3,
                       head_minutes=None, rl=["trainer.epochs=1", "trainer.lr=1e-4"], reader_epochs=5, video_size=128,
@@ -72,7 +74,7 @@ def reference_rows(root, eval_expert, split: str = "test", lip_reader=None) -> p
     "Ground truth and static template on a split, scored like any prediction (the expert's own ceiling and floor)."
     ds = FaceFormerDataset(root, split, with_mel=False)
     gts, mel_cache = ground_truth(ds), {}                                  # each wav's mel clips computed once
-    if isinstance(eval_expert, (str, Path)): eval_expert = load_backbone(eval_expert)
+    if isinstance(eval_expert, (str, Path)): eval_expert = load_sync_expert(eval_expert)
     if isinstance(lip_reader, (str, Path)): lip_reader = read_lip_reader(lip_reader, ds.n_vertices)
     rows, units, p_cache = {}, {}, {}
     for name, preds in (("ground truth", gts), ("static template", baseline_predictions(ds, gts)["static template"])):
@@ -91,7 +93,7 @@ def comparison_table(root,                      # the corpus
                      lip_reader=None,           # a trained lip-reader (dict or path): adds the perceptual measures with CIs
                     ) -> pd.DataFrame:          # one row per method
     "Test every run under every training style (`run_test`), average over styles, and stack the rows."
-    if isinstance(eval_expert, (str, Path)): eval_expert = load_backbone(eval_expert)   # loaded once for every row
+    if isinstance(eval_expert, (str, Path)): eval_expert = load_sync_expert(eval_expert)   # loaded once for every row
     if isinstance(lip_reader, (str, Path)): lip_reader = read_lip_reader(lip_reader)
     rows = {}
     for name, (cfg, ckpt) in runs.items():
@@ -134,16 +136,16 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
     with _timed(tm, "sft", progress):
         if todo(sft_ckpt): train(sft_cfg, progress=progress)
     with _timed(tm, "sync expert", progress):
-        if todo(rw / "model_loss.pth"): train_sync_expert(data, rw / "model_loss.pth", seed=seed, cfg=SyncTrainConfig(
+        if todo(rw / "sync_expert.pt"): train_sync_expert(data, rw / "sync_expert.pt", seed=seed, cfg=SyncExpertSettings(
                           epochs=plan.sync_epochs, max_minutes=plan.sync_minutes, closure_negatives=plan.closure_negatives),
                           model=plan.sync_model or None, progress=progress)
     with _timed(tm, "evaluation expert", progress):
-        if todo(rw / "eval_sync_expert.pth"): train_eval_sync_expert(data, rw / "eval_sync_expert.pth", seed=seed + 1,
-                               cfg=SyncTrainConfig(epochs=plan.sync_epochs, max_minutes=plan.sync_minutes),
+        if todo(rw / "eval_expert.pt"): train_eval_expert(data, rw / "eval_expert.pt", seed=seed + 1,
+                               cfg=SyncExpertSettings(epochs=plan.sync_epochs, max_minutes=plan.sync_minutes),
                                model=plan.sync_model or None, progress=progress)
     with _timed(tm, "score head", progress):
-        if todo(rw / "v4_best.pt"): train_reward_head(data, rw / "model_loss.pth", rw / "v4_best.pt", seed=seed,
-                          cfg=HeadTrainConfig(epochs=plan.head_epochs, max_minutes=plan.head_minutes, perturbations=(
+        if todo(rw / "reward_head.pt"): train_reward_head(data, rw / "sync_expert.pt", rw / "reward_head.pt", seed=seed,
+                          cfg=RewardHeadSettings(epochs=plan.head_epochs, max_minutes=plan.head_minutes, perturbations=(
                               PERTURBATIONS + MESH_CLOSURE_PERTURBATIONS if plan.closure_negatives else PERTURBATIONS)),
                           actor=sft_ckpt, progress=progress)
     with _timed(tm, "lip-reader", progress):                      # the perceptual evaluation's reader: training-speaker GT only
@@ -154,7 +156,7 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
         rl = train_rl(rl_cfg, progress=progress)
     with _timed(tm, "evaluation", progress):
         table = comparison_table(data, {"SFT": (sft_cfg, sft_ckpt), "RL (reward backprop)": (rl_cfg, ck / "rl" / "best.pt")},
-                                 rw / "eval_sync_expert.pth", lip_reader=reader)
+                                 rw / "eval_expert.pt", lip_reader=reader)
     table.to_csv(out / "results.csv")
     md = table.round(4).to_markdown()
     (out / "results.md").write_text(f"# speechface demo ({'quick' if quick else 'full'}), test split\n\n{md}\n\n"
@@ -193,7 +195,7 @@ def comparison_sequences(root, sft_ckpt, rl_ckpt, split: str = "test", seconds: 
         out["names"].append(it["name"]); out["subjects"].append(ds.items[i].subject)
         out["seqs"]["ground truth"].append(it["vertice"])
         for n, a in actors.items():
-            out["seqs"][n].append(predict_conditions(a, it, "cpu", style_conditions(a.cfg.n_subjects, mean=True))[0].numpy())
+            out["seqs"][n].append(predict_mean_style(a, it))
         wav = load_wav(ds.items[i].wav); n = int(round(T / ds.spec.fps * 16000))
         out["audio"].append(np.pad(wav, (0, max(0, n - len(wav))))[:n])           # each clip's speech spans its frames
         out["phones"].append(read_phone_tier(textgrid_folder(root) / f"{it['name']}.TextGrid"))

@@ -38,7 +38,8 @@ def one_line_error(r, *needles):
 @pytest.fixture(scope="module")
 def actor(tmp_path_factory, tiny_corpus):
     "A speechface checkpoint of the tiny corpus (1 epoch, tiny model: what matters is that it loads and animates)."
-    from speechface.train.supervised import load_config, train
+    from speechface.train.settings import load_config
+    from speechface.train.supervised import train
     tmp = tmp_path_factory.mktemp("actor")
     (tmp / "tiny").symlink_to(tiny_corpus)
     train(load_config([f"dataset.root={tmp / 'tiny'}", f"out_dir={tmp / 'ck'}", *TINY]), progress=False)

@@ -134,7 +134,7 @@ def test_test_command_reads_checkpoint_safely(trained, capsys):
 def test_allow_download_from_a_file_is_dropped(trained, monkeypatch):
     "A checkpoint cannot switch downloading on: load_pretrained is called with allow_download=False."
     from speechface.models import audio_encoder
-    from speechface.train.supervised import load_actor
+    from speechface.models.actor import load_actor
     from speechface.core import UserError
     seen = []
     def fake(model_cls, name, allow_download=False, what=""):

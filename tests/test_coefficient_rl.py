@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from speechface.core import UsageError, save_checkpoint, load_checkpoint
-from speechface.models.reward import SpeechMeshConfig, SpeechMeshTransformer, backbone_state, load_backbone
-from speechface.train.reward import (open_coefficient_closures, perturb, load_beat2_sync_data, train_sync_expert,
-                                     train_reward_head, SyncTrainConfig, HeadTrainConfig)
+from speechface.models.reward import SyncExpertConfig, SyncExpert, sync_expert_state, load_sync_expert
+from speechface.train.reward import (open_coefficient_closures, perturb, load_beat2_sync_data, train_sync_expert, train_reward_head)
+from speechface.train.settings import SyncExpertSettings, RewardHeadSettings
 
 SMALL = dict(d_model=16, n_heads=2, n_layers=1, conv_channels=4, embed_dim=8)
 
@@ -21,7 +21,7 @@ def test_vertex_path_unchanged():
             "first_frame": [-0.33849505, 0.66326034, 0.36708519, -0.01105279]}
     for ref, first in want.items():
         torch.manual_seed(0)
-        bb = SpeechMeshTransformer(SpeechMeshConfig(motion_dim=120, mesh_reference=ref, **SMALL), vertex_idx=torch.arange(0, 40, 2)).eval()
+        bb = SyncExpert(SyncExpertConfig(motion_dim=120, mesh_reference=ref, **SMALL), vertex_idx=torch.arange(0, 40, 2)).eval()
         g = torch.Generator().manual_seed(1)
         mesh, mel, tpl = torch.randn(3, 5, 120, generator=g), torch.randn(3, 1, 20, 128, generator=g), torch.randn(3, 120, generator=g)
         with torch.no_grad(): vf, af = bb(mesh, mel, tpl)
@@ -31,7 +31,7 @@ def test_vertex_path_unchanged():
 
 
 def test_coefficient_backbone_bad_input(tmp_path):
-    bb = SpeechMeshTransformer(SpeechMeshConfig(motion_dim=106, motion="coefficients", **SMALL)).eval()
+    bb = SyncExpert(SyncExpertConfig(motion_dim=106, motion="coefficients", **SMALL)).eval()
     mel = torch.randn(2, 1, 20, 128)
     with pytest.raises(ValueError, match=r"mesh_clip must be \(B, 5, 106\) 106-d coefficient vectors"):
         bb(torch.randn(2, 5, 103), mel, torch.zeros(2, 103))
@@ -42,15 +42,15 @@ def test_coefficient_backbone_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"pass template=\(B, D\)"):
         bb(torch.randn(2, 5, 106), mel)
     with pytest.raises(ValueError, match="reads whole"):
-        SpeechMeshTransformer(SpeechMeshConfig(motion_dim=106, motion="coefficients", **SMALL), vertex_idx=torch.arange(4))
+        SyncExpert(SyncExpertConfig(motion_dim=106, motion="coefficients", **SMALL), vertex_idx=torch.arange(4))
     with pytest.raises(ValueError, match="reads whole"):
-        SpeechMeshTransformer(SpeechMeshConfig(motion_dim=106, motion="coefficients", n_selected=4, **SMALL))
+        SyncExpert(SyncExpertConfig(motion_dim=106, motion="coefficients", n_selected=4, **SMALL))
     with pytest.raises(ValueError, match="motion must be one of"):
-        SpeechMeshTransformer(SpeechMeshConfig(motion="flame", **SMALL))
+        SyncExpert(SyncExpertConfig(motion="flame", **SMALL))
     with pytest.raises(ValueError, match=r"motion_dim must be 3V"):               # the vertex path still checks xyz
-        SpeechMeshTransformer(SpeechMeshConfig(motion_dim=106, **SMALL))
-    save_checkpoint(tmp_path / "c.pth", backbone_state(bb))                      # a checkpoint without vertex_idx reloads
-    bb2 = load_backbone(tmp_path / "c.pth"); x, r = torch.randn(2, 5, 106), torch.randn(2, 106)
+        SyncExpert(SyncExpertConfig(motion_dim=106, **SMALL))
+    save_checkpoint(tmp_path / "c.pth", sync_expert_state(bb))                      # a checkpoint without vertex_idx reloads
+    bb2 = load_sync_expert(tmp_path / "c.pth"); x, r = torch.randn(2, 5, 106), torch.randn(2, 106)
     with torch.no_grad(): torch.testing.assert_close(bb2(x, mel, r)[0], bb(x, mel, r)[0])
     assert bb2.cfg.motion == "coefficients"
 
@@ -90,11 +90,11 @@ def test_beat2_sync_data(beat2_root):
 
 
 def test_reward_trainers_on_coefficients_bad_input(beat2_root, tmp_path):
-    with pytest.raises(ValueError, match=r"set SyncTrainConfig\(region=None\)"):
+    with pytest.raises(ValueError, match=r"set SyncExpertSettings\(region=None\)"):
         train_sync_expert(beat2_root, tmp_path / "bb.pth", epochs=1, load=load_beat2_sync_data, progress=False)
     train_sync_expert(beat2_root, tmp_path / "bb.pth", epochs=1, model=SMALL, load=load_beat2_sync_data, progress=False,
-                      cfg=SyncTrainConfig(region=None))
-    assert load_backbone(tmp_path / "bb.pth").cfg.motion == "coefficients"
+                      cfg=SyncExpertSettings(region=None))
+    assert load_sync_expert(tmp_path / "bb.pth").cfg.motion == "coefficients"
     with pytest.raises(ValueError, match="actor negatives are read from FaceFormer-layout corpora"):
         train_reward_head(beat2_root, tmp_path / "bb.pth", tmp_path / "h.pt", epochs=1, load=load_beat2_sync_data,
                           actor=tmp_path / "bb.pth", progress=False)
@@ -104,8 +104,8 @@ def test_ranking_and_rl_bad_input(beat2_root, tmp_path):
     from speechface.models.reward import RewardHead, RewardHeadConfig
     from speechface.train.coefficient_rl import reward_ranking, train_coefficient_rl
     from speechface.train.coefficients import train_coefficients
-    from speechface.train.supervised import load_config
-    bb = SpeechMeshTransformer(SpeechMeshConfig(motion_dim=106, motion="coefficients", **SMALL)).eval()
+    from speechface.train.settings import load_config
+    bb = SyncExpert(SyncExpertConfig(motion_dim=106, motion="coefficients", **SMALL)).eval()
     head = RewardHead(RewardHeadConfig(embed_dim=8)).eval()
     with pytest.raises(UsageError, match="needs at least one sequence"):
         reward_ranking(bb, head, [])
@@ -115,14 +115,14 @@ def test_ranking_and_rl_bad_input(beat2_root, tmp_path):
         reward_ranking(bb, head, [short])
     tab = reward_ranking(bb, head, [q], perturbations=("jitter",))
     assert list(tab.index) == ["ground truth", "audio shifted 8 frames", "static (reference)", "jitter"]
-    save_checkpoint(tmp_path / "bb.pth", backbone_state(bb))
+    save_checkpoint(tmp_path / "bb.pth", sync_expert_state(bb))
     from speechface.models.reward import head_state
     save_checkpoint(tmp_path / "h.pt", head_state(head))
     base = ["dataset=beat2", f"dataset.root={beat2_root}", "dataset.part=face", "dataset.window=45", "dataset.stride=15",
             f"out_dir={tmp_path}", "model.feature_dim=16", "model.stochastic=true", "device=cpu"]
     train_coefficients(load_config(["trainer=coefficients", *base, "run=sft", "trainer.epochs=1"]), progress=False)
     ck = load_checkpoint(tmp_path / "sft" / "best.pt")
-    rl = ["trainer=rl", *base, f"trainer.backbone={tmp_path / 'bb.pth'}", f"trainer.head={tmp_path / 'h.pt'}", "trainer.epochs=1"]
+    rl = ["trainer=rl", *base, f"trainer.sync_expert={tmp_path / 'bb.pth'}", f"trainer.head={tmp_path / 'h.pt'}", "trainer.epochs=1"]
     with pytest.raises(UsageError, match="dataset.part='gesture' but the actor was trained on 'face'"):
         train_coefficient_rl(load_config([*rl, f"trainer.init_actor={tmp_path / 'sft' / 'best.pt'}", "run=a",
                                           "dataset.part=gesture"]), progress=False)

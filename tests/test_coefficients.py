@@ -32,7 +32,15 @@ def test_run_folder_reload_predict(face_run, beat2):
     pred = predict_coefficients(model, ds, stats)
     for i in ds.ids:
         assert pred[i].shape == ds.targets[i].shape and np.isfinite(pred[i]).all()
-    # two epochs move it off the template, and the outputs are in coefficient units (the jaw's 6D first row stays ≈ [1, 0, 0])
+    # an untrained actor predicts the template exactly (its output layer starts at zero): the training mean in every frame
+    from speechface.models.faceformer import FaceFormer
+    untrained = predict_coefficients(FaceFormer(model.cfg).eval(), ds, stats)
+    for i in ds.ids: np.testing.assert_allclose(untrained[i], np.broadcast_to(stats.mean, untrained[i].shape), atol=1e-6)
+    # two epochs move it off the template: in normalised units the trained predictions are no longer all zero
+    for i in ds.ids:
+        rms = float(np.sqrt((stats.normalize(pred[i]) ** 2).mean()))
+        assert rms > 1e-3, f"{i}: predictions stay on the template after two epochs (normalised RMS {rms:.2e})"
+    # and the outputs are in coefficient units, not normalised ones (the jaw's 6D first row stays ≈ [1, 0, 0])
     assert np.abs(pred[ds.ids[0]][:, :3] - [1, 0, 0]).max() < 0.05
 
 
@@ -94,8 +102,7 @@ def test_missing_split_and_split_file(beat2, tmp_path):
 def test_wrong_dims(beat2, face_run):
     from speechface.core import UsageError
     from speechface.data.beat2_motion import BEAT2MotionDataset, MotionStats, jaw_opening, neutral_vector
-    from speechface.train.coefficients import (load_coefficient_actor, predict_coefficients, baseline_predictions,
-                                               face_metrics, evaluate_coefficients)
+    from speechface.train.coefficients import (load_coefficient_actor, predict_coefficients, baseline_predictions, face_metrics, evaluate_coefficients)
     model, stats, _ = load_coefficient_actor(face_run / "best.pt")
     with pytest.raises(UsageError, match="must have 258 dimensions"): MotionStats("gesture", stats.mean, stats.std)
     with pytest.raises(UsageError, match="face vectors have 106 dimensions"): stats.normalize(np.zeros((5, 258)))
@@ -123,20 +130,20 @@ def test_cli_reward_and_rl_on_coefficients(face_run, beat2, tmp_path):
     common = ["dataset=beat2", f"dataset.root={beat2}", "dataset.part=face", f"out_dir={tmp_path}", "threads=1", "--quiet"]
     small = ["+trainer.model.d_model=16", "+trainer.model.n_heads=2", "+trainer.model.n_layers=1", "+trainer.model.embed_dim=8",
              "+trainer.model.conv_channels=4"]
-    r = run("train", "trainer=reward_backbone", "trainer.epochs=2", "trainer.seqs_per_batch=4", *small, *common)
-    backbone = tmp_path / "reward" / "model_loss.pth"
-    assert backbone.is_file() and "reward_backbone: 2 epochs" in r.stdout, r.stdout
-    from speechface.models.reward import load_backbone
-    bb = load_backbone(backbone)
+    r = run("train", "trainer=sync_expert", "trainer.epochs=2", "trainer.seqs_per_batch=4", *small, *common)
+    backbone = tmp_path / "reward" / "sync_expert.pt"
+    assert backbone.is_file() and "sync_expert: 2 epochs" in r.stdout, r.stdout
+    from speechface.models.reward import load_sync_expert
+    bb = load_sync_expert(backbone)
     assert bb.cfg.motion == "coefficients" and bb.cfg.motion_dim == 106            # it reads the actor's 106-d clips
-    r = run("train", "trainer=reward_head", "trainer.epochs=2", f"trainer.backbone={backbone}", *common)
-    head = tmp_path / "reward" / "v4_best.pt"
+    r = run("train", "trainer=reward_head", "trainer.epochs=2", f"trainer.sync_expert={backbone}", *common)
+    head = tmp_path / "reward" / "reward_head.pt"
     assert head.is_file(), r.stdout
     r = run("train", "trainer=rl", "trainer.variant=backprop", "trainer.epochs=1", "trainer.batch_size=2", "run=rl",
-            f"trainer.init_actor={face_run / 'best.pt'}", f"trainer.backbone={backbone}", f"trainer.head={head}", *common)
+            f"trainer.init_actor={face_run / 'best.pt'}", f"trainer.sync_expert={backbone}", f"trainer.head={head}", *common)
     assert f"run {tmp_path / 'rl'}: best epoch" in r.stdout, r.stdout
     from speechface.core import load_checkpoint
     assert "coefficients" in load_checkpoint(tmp_path / "rl" / "best.pt")            # the normalisation travels with the actor
     r = run("train", "trainer=rl", "run=rl2", f"trainer.init_actor={face_run / 'best.pt'}",
-            f"trainer.backbone={backbone}", f"trainer.head={head}", *common, "dataset.part=gesture", check=False)  # last wins
+            f"trainer.sync_expert={backbone}", f"trainer.head={head}", *common, "dataset.part=gesture", check=False)  # last wins
     assert r.returncode != 0 and "dataset.part=" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -22,13 +22,26 @@ def torchrun(n: int, *args, cwd=None):
     return r
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_toy_task(folder: Path) -> None:
+    "toy_task.py in `folder`: the lesson's `ToyRegression`, read from its notebook cell (the package does not ship it)."
+    nb = json.loads((ROOT / "nbs" / "40a_train.loop.ipynb").read_text())
+    cell = next("".join(c["source"]) for c in nb["cells"] if "class ToyRegression(Task)" in "".join(c["source"]))
+    (folder / "toy_task.py").write_text("import torch\nfrom speechface.train.loop import Task\n\n" + cell + "\n")
+
+
 def test_toy_two_processes_equal_one(tmp_path):
+    write_toy_task(tmp_path)
     script = tmp_path / "toy.py"
     script.write_text(textwrap.dedent("""
         import sys, torch
-        from speechface.train.loop import fit, LoopConfig, ToyRegression
+        from speechface.train.loop import fit
+        from speechface.train.settings import FitSettings
+        from toy_task import ToyRegression
         torch.set_num_threads(1)
-        r = fit(ToyRegression(n=11), LoopConfig(epochs=int(sys.argv[2]), batch_size=4, grad_clip=0.5, seed=1, device="cpu"),
+        r = fit(ToyRegression(n=11), FitSettings(epochs=int(sys.argv[2]), batch_size=4, grad_clip=0.5, seed=1, device="cpu"),
                 sys.argv[1], progress=False)
         assert r["processes"] == int(sys.argv[3]), r["processes"]
     """))
@@ -91,15 +104,16 @@ def rl_runs(tmp_path_factory, tiny_corpus):
     prep = tmp / "prep.py"
     prep.write_text(textwrap.dedent(f"""
         import torch
-        from speechface.train.supervised import train, load_config
+        from speechface.train.supervised import train
+        from speechface.train.settings import load_config
         from speechface.train.reward import train_sync_expert, train_reward_head
         torch.set_num_threads(1)
         train(load_config({base!r} + ["trainer.lr=1e-3", "trainer.batch_size=4", "trainer.epochs=1"]), progress=False)
         ck = {str(tmp / 'ck')!r}
-        train_sync_expert({str(tiny_corpus)!r}, ck + "/reward/model_loss.pth", epochs=1, model=dict(d_model=32, n_layers=1), progress=False)
-        train_reward_head({str(tiny_corpus)!r}, ck + "/reward/model_loss.pth", ck + "/reward/v4_best.pt", epochs=1, progress=False)
+        train_sync_expert({str(tiny_corpus)!r}, ck + "/reward/sync_expert.pt", epochs=1, model=dict(d_model=32, n_layers=1), progress=False)
+        train_reward_head({str(tiny_corpus)!r}, ck + "/reward/sync_expert.pt", ck + "/reward/reward_head.pt", epochs=1, progress=False)
         from speechface.core import load_checkpoint, save_checkpoint      # the head's dropout off: random masks differ per process
-        h = load_checkpoint(ck + "/reward/v4_best.pt"); h["config"]["dropout"] = 0.0; save_checkpoint(ck + "/reward/v4_best.pt", h)
+        h = load_checkpoint(ck + "/reward/reward_head.pt"); h["config"]["dropout"] = 0.0; save_checkpoint(ck + "/reward/reward_head.pt", h)
     """))
     r = subprocess.run([sys.executable, str(prep)], capture_output=True, text=True, env=ENV, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -142,24 +156,25 @@ def reward_runs(tmp_path_factory, tiny_corpus):
     script = tmp / "reward.py"
     script.write_text(textwrap.dedent(f"""
         import sys, torch
-        from speechface.train.reward import train_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig
+        from speechface.train.reward import train_sync_expert, train_reward_head
+        from speechface.train.settings import SyncExpertSettings, RewardHeadSettings
         from speechface.models.reward import RewardHeadConfig
         torch.set_num_threads(1)
         out, which = sys.argv[1], sys.argv[2]
         if which == "sync":        # 16 training sequences in batches of 5: the last batch (1 sequence) leaves a process idle
-            train_sync_expert({str(tiny_corpus)!r}, out + "/model_loss.pth", epochs=2, progress=False, device="cpu",
-                              cfg=SyncTrainConfig(seqs_per_batch=5, clips_per_seq=4, shifts_per_clip=2),
+            train_sync_expert({str(tiny_corpus)!r}, out + "/sync_expert.pt", epochs=2, progress=False, device="cpu",
+                              cfg=SyncExpertSettings(seqs_per_batch=5, clips_per_seq=4, shifts_per_clip=2),
                               model=dict(d_model=32, n_layers=1, conv_channels=4, dropout=0.0))
         else:
-            train_reward_head({str(tiny_corpus)!r}, sys.argv[3], out + "/v4_best.pt", epochs=2, progress=False, device="cpu",
-                              cfg=HeadTrainConfig(batch_size=300), head_cfg=RewardHeadConfig(embed_dim=512, dropout=0.0))
+            train_reward_head({str(tiny_corpus)!r}, sys.argv[3], out + "/reward_head.pt", epochs=2, progress=False, device="cpu",
+                              cfg=RewardHeadSettings(batch_size=300), head_cfg=RewardHeadConfig(embed_dim=512, dropout=0.0))
     """))
     for n in (1, 2):
         torchrun(n, script, tmp / f"sync{n}", "sync")
     for n in (1, 2):
-        torchrun(n, script, tmp / f"head{n}", "head", tmp / "sync1" / "model_loss.pth")
-    return {k: load_checkpoint(tmp / k / ("model_loss_run" if k.startswith("sync") else "v4_best_run") / "last.pt")
-            for k in ("sync1", "sync2", "head1", "head2")} | {"backbone": load_checkpoint(tmp / "sync2" / "model_loss.pth")}
+        torchrun(n, script, tmp / f"head{n}", "head", tmp / "sync1" / "sync_expert.pt")
+    return {k: load_checkpoint(tmp / k / ("sync_expert_run" if k.startswith("sync") else "reward_head_run") / "last.pt")
+            for k in ("sync1", "sync2", "head1", "head2")} | {"backbone": load_checkpoint(tmp / "sync2" / "sync_expert.pt")}
 
 
 @pytest.mark.parametrize("kind", ["sync", "head"])
@@ -177,4 +192,4 @@ def test_reward_trainers_two_processes_equal_one(reward_runs, kind):
     rel = float((w1 - w2).norm() / w1.norm())
     print(f"{kind}: |w1 - w2| / |w1| = {rel:.2e}; largest per-tensor difference {_worst(one['model'], two['model'])}")
     assert rel < 1e-3, rel
-    if kind == "sync": assert reward_runs["backbone"]["kind"] == "speech_mesh_transformer"   # published for load_backbone
+    if kind == "sync": assert reward_runs["backbone"]["kind"] == "speech_mesh_transformer"   # published for load_sync_expert

@@ -48,6 +48,11 @@ def test_reload_and_generate(runs, dyadic, name):
     emo = generate_reactions(rm, ds, n_samples=2, seed=3)
     assert emo.shape == (len(ds), 2, 251, 25) and np.isfinite(emo).all()
     assert np.array_equal(emo, generate_reactions(rm, ds, n_samples=2, seed=3))
+    # the K reactions to one speaker are different reactions, not one reaction and float noise: for every speaker the RMS
+    # difference of the two is at least a tenth of the spread of real listeners' emotion (the tiny models reach ~1×)
+    scale = float(np.std([np.asarray(ds[i]["listener_emotion"]) for i in range(len(ds))]))
+    apart = np.sqrt(((emo[:, 0] - emo[:, 1]) ** 2).mean((1, 2)))                    # (S,)
+    assert (apart > 0.1 * scale).all(), f"reactions 0 and 1 differ by RMS {apart.round(4)}; real listeners' std {scale:.3f}"
     emo2, faces = generate_reactions(rm, ds, n_samples=2, seed=3, faces=True)      # what the dyadic renderer draws
     assert np.array_equal(emo2, emo) and faces.shape == (len(ds), 2, 251, 58) and np.isfinite(faces).all()
     if name == "vae": assert rm.model.cfg.face == "openface"                       # the corpus has OpenFace CSVs: auto picks them

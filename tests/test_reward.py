@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from speechface.core import save_checkpoint, load_checkpoint
-from speechface.models.reward import (SpeechMeshConfig, SpeechMeshTransformer, RewardHead, RewardHeadConfig, score_sequence,
-                                      freeze, backbone_state, head_state, load_backbone, load_reward_head, clip_windows,
+from speechface.models.reward import (SyncExpertConfig, SyncExpert, RewardHead, RewardHeadConfig, score_sequence,
+                                      freeze, sync_expert_state, head_state, load_sync_expert, load_reward_head, clip_windows,
                                       SyncExpertScorer)
 from speechface.data.audio import mel_frames
-from speechface.train.reward import (SyncTrainConfig, sample_shifts, epoch_anchors, candidate_mask,
-                                     train_sync_expert, load_sync_data)
+from speechface.train.settings import SyncExpertSettings
+from speechface.train.reward import sample_shifts, epoch_anchors, candidate_mask, train_sync_expert, load_sync_data
 from speechface.metrics.mesh import lip_sync_offset
 
 torch.set_num_threads(1)
@@ -17,8 +17,8 @@ V = 40
 
 def small(**kw):
     torch.manual_seed(0)
-    cfg = SpeechMeshConfig(motion_dim=3 * V, d_model=32, n_heads=2, n_layers=1, conv_channels=4, **kw)
-    return SpeechMeshTransformer(cfg, vertex_idx=torch.arange(0, V, 2)).eval(), RewardHead(RewardHeadConfig(hidden=32)).eval()
+    cfg = SyncExpertConfig(motion_dim=3 * V, d_model=32, n_heads=2, n_layers=1, conv_channels=4, **kw)
+    return SyncExpert(cfg, vertex_idx=torch.arange(0, V, 2)).eval(), RewardHead(RewardHeadConfig(hidden=32)).eval()
 
 def batch(B=3, T=14):
     g = torch.Generator().manual_seed(1)
@@ -36,8 +36,8 @@ def test_shapes_and_bad_input():
     assert all(out[k].shape == (4,) for k in ("lip_score", "real_score", "value"))
     with pytest.raises(ValueError, match="mel_clip must be"): bb(torch.randn(4, 5, 3 * V), torch.randn(4, 1, 16, 128), torch.randn(4, 3 * V))
     with pytest.raises(ValueError, match="vertex_idx must hold indices"):
-        SpeechMeshTransformer(SpeechMeshConfig(motion_dim=3 * V), vertex_idx=torch.tensor([0, V]))
-    fb = SpeechMeshTransformer(SpeechMeshConfig(motion_dim=3 * V, d_model=32, n_layers=1, mesh_reference="first_frame"))
+        SyncExpert(SyncExpertConfig(motion_dim=3 * V), vertex_idx=torch.tensor([0, V]))
+    fb = SyncExpert(SyncExpertConfig(motion_dim=3 * V, d_model=32, n_layers=1, mesh_reference="first_frame"))
     assert fb(torch.randn(2, 5, 3 * V), torch.randn(2, 1, 20, 128))[0].shape == (2, 512)  # no template needed
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -87,17 +87,17 @@ def test_frozen_backbone_trainable_value_head():
 
 def test_weights_only_checkpoint_round_trip(tmp_path):
     bb, head = small()
-    save_checkpoint(tmp_path / "model_loss.pth", backbone_state(bb, epoch=3, history=[{"loss": 1.0}]))
-    save_checkpoint(tmp_path / "v4_best.pt", head_state(head))
-    raw = torch.load(tmp_path / "model_loss.pth", weights_only=True)   # plain data only
+    save_checkpoint(tmp_path / "sync_expert.pt", sync_expert_state(bb, epoch=3, history=[{"loss": 1.0}]))
+    save_checkpoint(tmp_path / "reward_head.pt", head_state(head))
+    raw = torch.load(tmp_path / "sync_expert.pt", weights_only=True)   # plain data only
     assert raw["epoch"] == 3 and raw["config"]["d_model"] == 32
-    bb2, head2 = load_backbone(tmp_path / "model_loss.pth"), load_reward_head(tmp_path / "v4_best.pt")
+    bb2, head2 = load_sync_expert(tmp_path / "sync_expert.pt"), load_reward_head(tmp_path / "reward_head.pt")
     x = (torch.randn(2, 5, 3 * V), torch.randn(2, 1, 20, 128), torch.randn(2, 3 * V))
     with torch.no_grad():
         for a, b in zip(bb(*x), bb2(*x)): assert torch.equal(a, b)
         assert torch.equal(head(*bb(*x))["lip_score"], head2(*bb(*x))["lip_score"])
     assert torch.equal(bb2.vertex_idx, torch.arange(0, V, 2))
-    with pytest.raises(ValueError, match="not a head_v2"): load_reward_head(tmp_path / "model_loss.pth")
+    with pytest.raises(ValueError, match="not a head_v2"): load_reward_head(tmp_path / "sync_expert.pt")
 
 def test_shifted_negatives_respect_min_shift():
     rng = np.random.default_rng(0)
@@ -107,7 +107,7 @@ def test_shifted_negatives_respect_min_shift():
     assert (o > 0).any() and (o < 0).any()
     with pytest.raises(ValueError, match="no shift"): sample_shifts(np.array([0]), np.array([3]), 1, 3, 15)
     seqs = [{"mel": torch.zeros(n, 1, 20, 128)} for n in (20, 35, 12)]
-    cfg = SyncTrainConfig(clips_per_seq=6, shifts_per_clip=4, min_shift=3)
+    cfg = SyncExpertSettings(clips_per_seq=6, shifts_per_clip=4, min_shift=3)
     sid, pos, shift = epoch_anchors(seqs, [0, 1, 2], cfg, seed=0, epoch=1)
     N = len(sid)
     assert N == 18 and (np.abs(shift) >= 3).all() and (pos[:, None] + shift >= 0).all()
@@ -125,9 +125,9 @@ def test_shifted_negatives_respect_min_shift():
 
 def test_mel_frames_and_scorer_plug_into_lip_sync_offset(tmp_path, tiny_corpus):
     (tmp_path / "tiny").symlink_to(tiny_corpus)
-    res = train_sync_expert(tmp_path / "tiny", tmp_path / "ck" / "model_loss.pth", seed=0, epochs=1, progress=False,
+    res = train_sync_expert(tmp_path / "tiny", tmp_path / "ck" / "sync_expert.pt", seed=0, epochs=12, progress=False,
                             model={"d_model": 32, "n_layers": 1, "conv_channels": 4})
-    ck = load_checkpoint(tmp_path / "ck" / "model_loss.pth")        # weights-only loadable
+    ck = load_checkpoint(tmp_path / "ck" / "sync_expert.pt")        # weights-only loadable
     assert ck["seed"] == 0 and ck["kind"] == "speech_mesh_transformer"
     q = load_sync_data(tmp_path / "tiny", ("val",))[0]
     fr = mel_frames(q["mel"])
@@ -136,18 +136,26 @@ def test_mel_frames_and_scorer_plug_into_lip_sync_offset(tmp_path, tiny_corpus):
     assert np.array_equal(fr[-5:].reshape(20, 128), q["mel"][-1, 0].numpy())
     r = lip_sync_offset(SyncExpertScorer(res["backbone"], q["template"]), q["verts"], fr, max_offset=5)
     assert len(r.distances) == 11 and np.isfinite(r.distances).all()
+    # the trained expert finds a planted shift, sign and size: mesh late by k frames (audio[t] meets mesh[t - k]) reads +k.
+    # One 68-frame clip is noisy for a tiny expert, so the check is the median over the corpus' 18 clips.
+    clips = [(SyncExpertScorer(res["backbone"], c["template"]), np.asarray(c["verts"]), mel_frames(c["mel"]))
+             for c in load_sync_data(tmp_path / "tiny", ("train", "val"))]
+    late = lambda v, a, k: (v[:len(v) - k], a[k:]) if k >= 0 else (v[-k:], a[:len(a) + k])   # audio frame t meets mesh t - k
+    for k in (-3, 0, 3):
+        found = [lip_sync_offset(score, *late(v, a, k), max_offset=5).offset for score, v, a in clips]
+        assert np.median(found) == k, f"mesh late by {k} frames: offsets {sorted(found)}, median {np.median(found)}"
 
 def test_closure_negatives_from_the_command_line(tmp_path, tiny_corpus):
     "trainer.closure_negatives trains the closure term (its accuracy is logged) with the strengths given; bad strengths fail early."
     import pandas as pd
     from clirun import run
     (tmp_path / "tiny").symlink_to(tiny_corpus)
-    common = [f"dataset.root={tmp_path / 'tiny'}", f"out_dir={tmp_path / 'ck'}", "trainer=reward_backbone", "trainer.epochs=2",
+    common = [f"dataset.root={tmp_path / 'tiny'}", f"out_dir={tmp_path / 'ck'}", "trainer=sync_expert", "trainer.epochs=2",
               "+trainer.model.d_model=32", "+trainer.model.n_layers=1", "threads=1"]
     run("train", *common, "trainer.closure_negatives=1", "trainer.closure_open=[0.15,0.4]")
-    ck = load_checkpoint(tmp_path / "ck" / "reward" / "model_loss.pth")
+    ck = load_checkpoint(tmp_path / "ck" / "reward" / "sync_expert.pt")
     assert ck["train_config"]["closure_negatives"] == 1.0 and list(ck["train_config"]["closure_open"]) == [0.15, 0.4]
-    m = pd.read_csv(tmp_path / "ck" / "reward" / "model_loss_run" / "metrics.csv")
+    m = pd.read_csv(tmp_path / "ck" / "reward" / "sync_expert_run" / "metrics.csv")
     assert m["train_closure_acc"].between(0, 1).all() and m["train_closure_acc"].iloc[-1] > 0.5
     r = run("train", *common, "trainer.closure_negatives=1", "trainer.closure_open=[0]", check=False)
     assert r.returncode != 0 and "closure_open" in (r.stdout + r.stderr) and "Traceback" not in r.stderr

@@ -7,8 +7,8 @@ import torch
 
 from speechface.models.fsq import FSQ, RECOMMENDED_LEVELS, codebook_usage
 from speechface.models.face_tokenizer import FaceTokenizer, FaceTokenizerConfig
-from speechface.train.tokenizer import (TokenizerTrainer, random_walk_faces, train_tokenizer, load_tokenizer,
-                                        collate_frames)
+from speechface.train.settings import TokenizerSettings
+from speechface.train.tokenizer import random_walk_faces, train_tokenizer, load_tokenizer, collate_frames
 
 
 def test_fsq_rejects_bad_levels_and_inputs():
@@ -62,9 +62,9 @@ def test_training_resumes_exactly_and_checkpoint_loads(tmp_path):
     torch.set_num_threads(1)
     train, val = random_walk_faces(6, 40, seed=0), random_walk_faces(2, 40, seed=1)
     mcfg = FaceTokenizerConfig(width=16, n_heads=2, layers=1, block=8)
-    straight, s1 = train_tokenizer(train, val, mcfg, tmp_path / "a", TokenizerTrainer(epochs=4, val_every=1, batch_size=3, crop=24))
-    train_tokenizer(train, val, mcfg, tmp_path / "b", TokenizerTrainer(epochs=2, val_every=1, batch_size=3, crop=24))
-    resumed, s2 = train_tokenizer(train, val, mcfg, tmp_path / "b", TokenizerTrainer(epochs=4, val_every=1, batch_size=3, crop=24))
+    straight, s1 = train_tokenizer(train, val, mcfg, tmp_path / "a", TokenizerSettings(epochs=4, val_every=1, batch_size=3, crop=24))
+    train_tokenizer(train, val, mcfg, tmp_path / "b", TokenizerSettings(epochs=2, val_every=1, batch_size=3, crop=24))
+    resumed, s2 = train_tokenizer(train, val, mcfg, tmp_path / "b", TokenizerSettings(epochs=4, val_every=1, batch_size=3, crop=24))
     assert [r["val_l1"] for r in s1["history"]] == pytest.approx([r["val_l1"] for r in s2["history"]], abs=1e-6)
     b = collate_frames(val)
     with torch.no_grad():

@@ -81,8 +81,7 @@ def evaluate(out: Path, part: str, split: str, runs: dict, n_boot: int = 1000):
     import numpy as np, pandas as pd, torch
     from speechface.data.beat2_motion import BEAT2MotionDataset, neutral_vector
     from speechface.data.beat2_synth import expression_basis, rest_pose
-    from speechface.train.coefficients import (load_coefficient_actor, predict_coefficients, baseline_predictions,
-                                               evaluate_coefficients, fgd_encoder)
+    from speechface.train.coefficients import (load_coefficient_actor, predict_coefficients, baseline_predictions, evaluate_coefficients, fgd_encoder)
     torch.set_num_threads(1)
     data = corpus(out); methods, seeds, ds = {}, {}, None
     for name, (rd, seed) in runs.items():

@@ -42,13 +42,11 @@ def main():
     torch.set_num_threads(1); out = Path(a.out); out.mkdir(parents=True, exist_ok=True); t0 = time.time()
     from speechface.data.beat2_synth import cached_beat2_corpus, expression_basis, CoefficientFace
     from speechface.data.beat2_motion import BEAT2MotionDataset, neutral_vector
-    from speechface.train.supervised import load_config
-    from speechface.train.coefficients import (train_coefficients, load_coefficient_actor, predict_coefficients,
-                                               evaluate_coefficients)
-    from speechface.train.loop import SyncTrainConfig, HeadTrainConfig
-    from speechface.train.reward import (train_sync_expert, train_reward_head, load_beat2_sync_data, PERTURBATIONS,
-                                         CLOSURE_PERTURBATIONS)
-    from speechface.models.reward import load_backbone, load_reward_head, freeze, score_sequence
+    from speechface.train.settings import load_config
+    from speechface.train.coefficients import (train_coefficients, load_coefficient_actor, predict_coefficients, evaluate_coefficients)
+    from speechface.train.settings import SyncExpertSettings, RewardHeadSettings
+    from speechface.train.reward import (train_sync_expert, train_reward_head, load_beat2_sync_data, PERTURBATIONS, CLOSURE_PERTURBATIONS)
+    from speechface.models.reward import load_sync_expert, load_reward_head, freeze, score_sequence
     from speechface.train.coefficient_rl import reward_ranking, train_coefficient_rl
     from speechface.evaluation.coefficients import beat2_face_recordings, train_coefficient_lip_reader, coefficient_table
     from speechface.metrics.perceptual import bootstrap_ci
@@ -64,15 +62,15 @@ def main():
     log("actor", sft)
     rw = out / "ck" / "reward"                                                     # 2. the reward
     perts = PERTURBATIONS + CLOSURE_PERTURBATIONS
-    if not (rw / "model_loss.pth").is_file():
-        r = train_sync_expert(root, rw / "model_loss.pth", seed=a.seed, model=REWARD_MODEL, load=load_beat2_sync_data,
-                              cfg=SyncTrainConfig(region=None, seqs_per_batch=8, lr=3e-3, max_minutes=a.minutes), progress=False)
+    if not (rw / "sync_expert.pt").is_file():
+        r = train_sync_expert(root, rw / "sync_expert.pt", seed=a.seed, model=REWARD_MODEL, load=load_beat2_sync_data,
+                              cfg=SyncExpertSettings(region=None, seqs_per_batch=8, lr=3e-3, max_minutes=a.minutes), progress=False)
         log("sync expert: best val accuracy", round(r["best_val_acc"], 3))
-    if not (rw / "v4_best.pt").is_file():
-        r = train_reward_head(root, rw / "model_loss.pth", rw / "v4_best.pt", seed=a.seed, load=load_beat2_sync_data,
-                              cfg=HeadTrainConfig(perturbations=perts, max_minutes=a.minutes / 2), progress=False)
+    if not (rw / "reward_head.pt").is_file():
+        r = train_reward_head(root, rw / "sync_expert.pt", rw / "reward_head.pt", seed=a.seed, load=load_beat2_sync_data,
+                              cfg=RewardHeadSettings(perturbations=perts, max_minutes=a.minutes / 2), progress=False)
         log("score head: best val", round(r["best"], 3))
-    bb, hd = freeze(load_backbone(rw / "model_loss.pth")), load_reward_head(rw / "v4_best.pt")
+    bb, hd = freeze(load_sync_expert(rw / "sync_expert.pt")), load_reward_head(rw / "reward_head.pt")
     val_seqs = load_beat2_sync_data(root, ("val",))
     rank = reward_ranking(bb, hd, val_seqs, perturbations=perts, seed=a.seed)     # 3. ranking on the validation split
     RESULTS.mkdir(parents=True, exist_ok=True); rank.round(4).to_csv(RESULTS / "beat2_coefficient_reward_ranking.csv")
@@ -83,7 +81,7 @@ def main():
         rls[name] = out / "ck" / run / "last.pt"
         if not rls[name].is_file():
             train_coefficient_rl(load_config(["trainer=rl", *base, f"run={run}", f"trainer.init_actor={sft}",
-                                              f"trainer.backbone={rw / 'model_loss.pth'}", f"trainer.head={rw / 'v4_best.pt'}",
+                                              f"trainer.sync_expert={rw / 'sync_expert.pt'}", f"trainer.head={rw / 'reward_head.pt'}",
                                               "dataset.window=45", "dataset.stride=15", *overrides]), progress=False)
         log(name, rls[name])
 

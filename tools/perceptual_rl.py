@@ -34,7 +34,7 @@ def _backprop(kl: float, lr: str, epochs: int, *extra: str, select: str = "rewar
             f"trainer.epochs={epochs}", f"trainer.select={select}", *extra]
 
 CLOSURE_HEAD = ("trainer.head={reward}/v4_closure.pt",)                                     # attempt 2: stage head2
-REWARD3 = ("trainer.backbone={reward3}/model_loss.pth", "trainer.head={reward3}/v4_best.pt")  # attempt 3: closure-reward
+REWARD3 = ("trainer.sync_expert={reward3}/sync_expert.pt", "trainer.head={reward3}/reward_head.pt")  # attempt 3: closure-reward
 SUP = "trainer.sup_weight=1e7"     # the supervised anchor at a scale that matters (the MSE is in m², ~3e-8)
 CANDIDATES = {
     "A": _backprop(1000, "2e-5", 6),                       # the first attempt's `speechface demo` recipe
@@ -51,7 +51,7 @@ CANDIDATES = {
     "L": _backprop(300, "2e-5", 12, SUP, *REWARD3),
     "N": _backprop(300, "2e-5", 20, SUP, *REWARD3),        # chosen (perceptual_rl_prereg3.yaml)
     # J's settings on the reward whose expert has also seen near misses (stage closure-reward --name reward4)
-    "M": _backprop(300, "2e-5", 6, SUP, "trainer.backbone={reward4}/model_loss.pth", "trainer.head={reward4}/v4_best.pt"),
+    "M": _backprop(300, "2e-5", 6, SUP, "trainer.sync_expert={reward4}/sync_expert.pt", "trainer.head={reward4}/reward_head.pt"),
 }
 # closure-aware rewards (stage `closure-reward --name N`, folder ck/N): the sync expert's settings; the score head on it
 CLOSURE_REWARDS = {"reward3": dict(max_minutes=5, closure_negatives=1.0),                                 # open 0.4, shut 0.8
@@ -59,7 +59,7 @@ CLOSURE_REWARDS = {"reward3": dict(max_minutes=5, closure_negatives=1.0),       
 
 
 def cfg_for(out: Path, run: str, seed: int, extra: list):
-    from speechface.train.supervised import load_config
+    from speechface.train.settings import load_config
     return load_config([f"dataset.root={out / 'data'}", f"out_dir={out / 'ck'}", f"seed={seed}", "threads=1", f"run={run}", *extra])
 
 
@@ -67,11 +67,10 @@ def cfg_for(out: Path, run: str, seed: int, extra: list):
 def predict_mean_style(ckpt: Path, root: Path, split: str) -> list:
     "Each utterance of a split predicted once, in the style-independent condition (mean one-hot)."
     from speechface.data.dataset import FaceFormerDataset
-    from speechface.train.supervised import load_actor, predict_conditions, style_conditions
+    from speechface.models.actor import load_actor, predict_mean_style
     model = load_actor(ckpt, "cpu")
     ds = FaceFormerDataset(root, split, with_mel=False, style="independent")
-    conds = style_conditions(model.cfg.n_subjects, None, mean=True)
-    return [predict_conditions(model, ds[i], "cpu", conds)[0].numpy() for i in range(len(ds))]
+    return [predict_mean_style(model, ds[i]) for i in range(len(ds))]
 
 
 def score(out: Path, split: str, methods: dict, n_boot: int = 1000) -> tuple:
@@ -104,59 +103,62 @@ def main():
     t0 = time.time()
     if a.stage == "prepare":
         from speechface.data.synth import generate_corpus
-        from speechface.train.reward import train_sync_expert, train_eval_sync_expert, SyncTrainConfig
+        from speechface.train.reward import train_sync_expert, train_eval_expert
+        from speechface.train.settings import SyncExpertSettings
         from speechface.evaluation.perceptual import train_lip_reader
         from speechface.core import save_checkpoint
         if not (out / "data" / "metadata.json").is_file(): generate_corpus(out / "data", "small", seed=0)
         rw = out / "ck" / "reward"
-        if not (rw / "model_loss.pth").is_file():
-            train_sync_expert(out / "data", rw / "model_loss.pth", seed=0, cfg=SyncTrainConfig(max_minutes=4))
-        if not (rw / "eval_sync_expert.pth").is_file():
-            train_eval_sync_expert(out / "data", rw / "eval_sync_expert.pth", seed=1, cfg=SyncTrainConfig(max_minutes=4))
+        if not (rw / "sync_expert.pt").is_file():
+            train_sync_expert(out / "data", rw / "sync_expert.pt", seed=0, cfg=SyncExpertSettings(max_minutes=4))
+        if not (rw / "eval_expert.pt").is_file():
+            train_eval_expert(out / "data", rw / "eval_expert.pt", seed=1, cfg=SyncExpertSettings(max_minutes=4))
         if not (out / "lipreader.pt").is_file():
             r = train_lip_reader(out / "data", epochs=40)
             save_checkpoint(out / "lipreader.pt", {k: v for k, v in r.items()})
             print({k: r[k] for k in ("train_acc", "val_gt_acc", "seconds")})
     elif a.stage == "sft":
         from speechface.train.supervised import train
-        from speechface.train.reward import train_reward_head, HeadTrainConfig
+        from speechface.train.reward import train_reward_head
+        from speechface.train.settings import RewardHeadSettings
         run = f"sft{a.seed}"
         if not (out / "ck" / run / "best.pt").is_file():
             train(cfg_for(out, run, a.seed, ["trainer=cpu", "trainer.max_minutes=null"]), progress=False)
         rw = out / "ck" / "reward"
-        if a.seed == 0 and not (rw / "v4_best.pt").is_file():     # the score head's actor negatives: seed 0's SFT
-            train_reward_head(out / "data", rw / "model_loss.pth", rw / "v4_best.pt", seed=0,
-                              cfg=HeadTrainConfig(max_minutes=2), actor=out / "ck" / "sft0" / "best.pt", progress=False)
+        if a.seed == 0 and not (rw / "reward_head.pt").is_file():     # the score head's actor negatives: seed 0's SFT
+            train_reward_head(out / "data", rw / "sync_expert.pt", rw / "reward_head.pt", seed=0,
+                              cfg=RewardHeadSettings(max_minutes=2), actor=out / "ck" / "sft0" / "best.pt", progress=False)
     elif a.stage == "head2":          # closure-aware negatives for the score head (the reward-hacking probe's fix)
-        from speechface.train.reward import train_reward_head, HeadTrainConfig, PERTURBATIONS, CLOSURE_PERTURBATIONS
+        from speechface.train.reward import train_reward_head, PERTURBATIONS, CLOSURE_PERTURBATIONS
+        from speechface.train.settings import RewardHeadSettings
         rw = out / "ck" / "reward"
-        train_reward_head(out / "data", rw / "model_loss.pth", rw / "v4_closure.pt", seed=0, actor=out / "ck" / "sft0" / "best.pt",
-                          cfg=HeadTrainConfig(max_minutes=2, perturbations=PERTURBATIONS + CLOSURE_PERTURBATIONS), progress=False)
+        train_reward_head(out / "data", rw / "sync_expert.pt", rw / "v4_closure.pt", seed=0, actor=out / "ck" / "sft0" / "best.pt",
+                          cfg=RewardHeadSettings(max_minutes=2, perturbations=PERTURBATIONS + CLOSURE_PERTURBATIONS), progress=False)
     elif a.stage == "extend":         # more held-out sentences for the same val / test speakers (models stay valid)
         from speechface.data.synth import extend_split
         for split in ("val", "test"):
             m = extend_split(out / "data", split, a.last_sentence, progress=False); print(split, m["split"][split])
     elif a.stage == "closure-reward":  # closure-aware sync expert (hard mesh negatives) and a score head on it
-        from speechface.train.reward import (train_sync_expert, train_reward_head, SyncTrainConfig, HeadTrainConfig,
-                                             PERTURBATIONS, MESH_CLOSURE_PERTURBATIONS)
+        from speechface.train.reward import (train_sync_expert, train_reward_head, PERTURBATIONS, MESH_CLOSURE_PERTURBATIONS)
+        from speechface.train.settings import SyncExpertSettings, RewardHeadSettings
         rw = out / "ck" / a.name
-        if not (rw / "model_loss.pth").is_file():
-            r = train_sync_expert(out / "data", rw / "model_loss.pth", seed=0, cfg=SyncTrainConfig(**CLOSURE_REWARDS[a.name]), progress=False)
+        if not (rw / "sync_expert.pt").is_file():
+            r = train_sync_expert(out / "data", rw / "sync_expert.pt", seed=0, cfg=SyncExpertSettings(**CLOSURE_REWARDS[a.name]), progress=False)
             print("sync expert: best val acc", round(r["best_val_acc"], 3))
-        if not (rw / "v4_best.pt").is_file():
-            r = train_reward_head(out / "data", rw / "model_loss.pth", rw / "v4_best.pt", seed=0, actor=out / "ck" / "sft0" / "best.pt",
-                                  cfg=HeadTrainConfig(max_minutes=2, perturbations=PERTURBATIONS + MESH_CLOSURE_PERTURBATIONS),
+        if not (rw / "reward_head.pt").is_file():
+            r = train_reward_head(out / "data", rw / "sync_expert.pt", rw / "reward_head.pt", seed=0, actor=out / "ck" / "sft0" / "best.pt",
+                                  cfg=RewardHeadSettings(max_minutes=2, perturbations=PERTURBATIONS + MESH_CLOSURE_PERTURBATIONS),
                                   progress=False)
             print("score head: best", round(r["best"], 3))
     elif a.stage == "preference":     # does each reward's sync expert prefer the true clip to lips that fail to close / shut?
         from speechface.train.reward import closure_preference, load_sync_data, sync_accuracy_by_offset
-        from speechface.models.reward import load_backbone
+        from speechface.models.reward import load_sync_expert
         from speechface.data.mesh import load_regions
         reg = load_regions(out / "data" / "regions.pkl"); val = load_sync_data(out / "data", ("val",))
         rows = {}
         for n in ["reward", *CLOSURE_REWARDS]:
-            if not (out / "ck" / n / "model_loss.pth").is_file(): continue
-            bb = load_backbone(out / "ck" / n / "model_loss.pth")
+            if not (out / "ck" / n / "sync_expert.pt").is_file(): continue
+            bb = load_sync_expert(out / "ck" / n / "sync_expert.pt")
             pref = closure_preference(bb, val, reg, open_strengths=(0.15, 0.4)); pref.pop("clips")
             acc = sync_accuracy_by_offset(bb, val).table.set_index("offset")["accuracy"]
             rows[n] = {**pref, **{f"sync acc (offset {o})": acc[o] for o in (3, 8, 15) if o in acc}}
@@ -198,8 +200,8 @@ def main():
                 rw = out / "ck" / "reward"
                 for n in CLOSURE_REWARDS: ov = [o.replace("{" + n + "}", str(out / "ck" / n)) for o in ov]
                 ov = [o.replace("{reward}", str(rw)) for o in ov]
-                head = [] if any(o.startswith("trainer.head=") for o in ov) else [f"trainer.head={rw / 'v4_best.pt'}"]
-                bb = [] if any(o.startswith("trainer.backbone=") for o in ov) else [f"trainer.backbone={rw / 'model_loss.pth'}"]
+                head = [] if any(o.startswith("trainer.head=") for o in ov) else [f"trainer.head={rw / 'reward_head.pt'}"]
+                bb = [] if any(o.startswith("trainer.sync_expert=") for o in ov) else [f"trainer.sync_expert={rw / 'sync_expert.pt'}"]
                 t_run = time.time()
                 train_rl(cfg_for(out, run, a.seed, ["trainer=rl", f"trainer.init_actor={sft}", *bb, *head, *ov]), progress=False)
                 print(f"{run}: {time.time() - t_run:.0f} s")

@@ -23,20 +23,20 @@ def main():
     ap.add_argument("--split", default="val"); ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--lr", type=float, default=2e-4, help="Adam step on vertices, metres")
     ap.add_argument("--csv", default=None); ap.add_argument("--n-boot", type=int, default=300)
-    ap.add_argument("--backbone", default=None, help="reward backbone (default: OUT/ck/reward/model_loss.pth)")
-    ap.add_argument("--head", default=None, help="score head (default: OUT/ck/reward/v4_best.pt)")
+    ap.add_argument("--backbone", default=None, help="reward backbone (default: OUT/ck/reward/sync_expert.pt)")
+    ap.add_argument("--head", default=None, help="score head (default: OUT/ck/reward/reward_head.pt)")
     a = ap.parse_args(); torch.set_num_threads(1); torch.manual_seed(0)
     from speechface.core import load_checkpoint
     from speechface.data.dataset import FaceFormerDataset
     from speechface.data.mesh import load_regions
     from speechface.evaluation.baselines import ground_truth, baseline_predictions, expert_lip_sync, score_predictions
     from speechface.evaluation.perceptual import perceptual_units, perceptual_summary
-    from speechface.models.reward import load_backbone, load_reward_head, score_sequence, freeze
-    from speechface.train.supervised import load_actor, predict_conditions, style_conditions
+    from speechface.models.reward import load_sync_expert, load_reward_head, score_sequence, freeze
+    from speechface.models.actor import load_actor, predict_mean_style
     out = Path(a.out); rw = out / "ck" / "reward"
-    bb = freeze(load_backbone(a.backbone or rw / "model_loss.pth"))
-    head = freeze(load_reward_head(a.head or rw / "v4_best.pt").eval())
-    expert = load_backbone(rw / "eval_sync_expert.pth")
+    bb = freeze(load_sync_expert(a.backbone or rw / "sync_expert.pt"))
+    head = freeze(load_reward_head(a.head or rw / "reward_head.pt").eval())
+    expert = load_sync_expert(rw / "eval_expert.pt")
     reader = load_checkpoint(out / "lipreader.pt")
     ds = FaceFormerDataset(out / "data", a.split, with_mel=True, style="independent")
     items = [ds[i] for i in range(len(ds))]
@@ -51,8 +51,7 @@ def main():
 
     # 1. per-utterance correlation over a spread of motions
     sft = load_actor(out / "ck" / "sft0" / "best.pt").eval()
-    conds = style_conditions(sft.cfg.n_subjects, None, mean=True)
-    with torch.no_grad(): sft_preds = [predict_conditions(sft, it, "cpu", conds)[0].numpy() for it in items]
+    sft_preds = [predict_mean_style(sft, it) for it in items]
     def shut(g):
         s = g.copy().reshape(len(g), -1, 3); s[:, regions["inner_lip_lower"]] = s[:, regions["inner_lip_upper"]]; return s.reshape(len(g), -1)
     def smooth(g, k=5):

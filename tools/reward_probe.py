@@ -3,7 +3,7 @@ segments (closures restored, everything else the actor's) and score both with th
 expert: a reward that is blind to closure cannot teach RL to close the lips.
 
     python tools/reward_probe.py --root data/synth_small --actor checkpoints/faceformer_synthetic/best.pt \
-        --backbone checkpoints/reward/model_loss.pth --head checkpoints/reward/v4_best.pt --split val
+        --backbone checkpoints/reward/sync_expert.pt --head checkpoints/reward/reward_head.pt --split val
 """
 import argparse, json
 import numpy as np
@@ -22,17 +22,17 @@ def main():
     from speechface.data.dataset import FaceFormerDataset
     from speechface.evaluation.baselines import _alignments
     from speechface.metrics.mesh import segment_frames
-    from speechface.models.reward import load_backbone, load_reward_head, score_sequence, freeze, clip_windows
-    from speechface.train.supervised import load_actor, predict_conditions, style_conditions
+    from speechface.models.reward import load_sync_expert, load_reward_head, score_sequence, freeze, clip_windows
+    from speechface.models.actor import load_actor, predict_mean_style
     actor = load_actor(load_checkpoint(a.actor)).eval()
-    bb, head = freeze(load_backbone(a.backbone)), load_reward_head(a.head).eval()
+    bb, head = freeze(load_sync_expert(a.backbone)), load_reward_head(a.head).eval()
     ds = FaceFormerDataset(a.root, a.split, with_mel=True, style="independent")
     meta = json.loads((ds.root / "metadata.json").read_text())
     rows = []
     for i in range(len(ds)):
         it = ds[i]
         gt = torch.from_numpy(it["vertice"])
-        pred = predict_conditions(actor, it, "cpu", style_conditions(actor.cfg.n_subjects, mean=True))[0]
+        pred = torch.from_numpy(predict_mean_style(actor, it))
         lo, hi = segment_frames(_alignments(ds.root, meta, it["name"]), ds.spec.fps, len(gt), tolerance=0)
         inside = torch.zeros(len(gt), dtype=torch.bool)
         for l, h in zip(lo, hi): inside[l:h + 1] = True

@@ -2,8 +2,8 @@
 held-out test split, per seed; writes one CSV row per (seed, method) and the per-epoch curves.
 
     python tools/rl_experiment.py --root data/synth_small --sft 0=ckpt/sft0/best.pt 1=ckpt/sft1/best.pt \
-        --backbone checkpoints/reward/model_loss.pth --head checkpoints/reward/v4_best.pt \
-        --eval-expert checkpoints/reward/eval_sync_expert.pth --out runs/rl_compare --seeds 0
+        --backbone checkpoints/reward/sync_expert.pt --head checkpoints/reward/reward_head.pt \
+        --eval-expert checkpoints/reward/eval_expert.pt --out runs/rl_compare --seeds 0
 
 Run one process per seed (`--seeds 0`, `--seeds 1`) to use two cores; `--merge` joins their CSVs. `--rescore`
 re-scores the saved predictions of a finished run with the current metrics (training columns are kept).
@@ -75,7 +75,7 @@ def main():
     torch.set_num_threads(a.threads)
     from speechface.pipeline import reference_rows
     from speechface.evaluation.evaluate import style_average
-    from speechface.train.supervised import load_config
+    from speechface.train.settings import load_config
     from speechface.train.inference import run_test
     from speechface.train.rl import train_rl
     sft = dict(s.split("=", 1) for s in a.sft)
@@ -93,7 +93,7 @@ def main():
             run = run_name(name)
             lr = [] if any(o.startswith("trainer.lr=") for o in VARIANTS[name]) else [f"trainer.lr={a.lr}"]
             cfg = load_config(base + ["trainer=rl", f"run={run}", f"trainer.init_actor={sft[str(seed)]}",
-                                      f"trainer.backbone={a.backbone}", f"trainer.head={a.head}", f"trainer.epochs={a.epochs}",
+                                      f"trainer.sync_expert={a.backbone}", f"trainer.head={a.head}", f"trainer.epochs={a.epochs}",
                                       "trainer.select=reward"] + lr + VARIANTS[name])
             t0 = time.time(); res = train_rl(cfg, progress=False); wall = time.time() - t0
             tab, _, _ = run_test(cfg, "test", progress=False)

@@ -137,8 +137,6 @@ def generate_corpus(out: str | Path,           # output folder (created; existin
                     workers: int = 2,          # parallel speech-synthesis processes
                    ) -> dict:                   # the metadata written to metadata.json
     "Generate the synthetic talking-face corpus in FaceFormer's layout."
-    if preset in RENAMED_PRESETS:
-        raise ValueError(f"preset {preset!r} is now called {RENAMED_PRESETS[preset]!r} (the same corpus); use that name")
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     cfg = PRESETS[preset]; out = Path(out)
     for d in ("wav", "vertices_npy", "textgrids"): (out / d).mkdir(parents=True, exist_ok=True)

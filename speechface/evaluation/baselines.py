@@ -18,7 +18,7 @@ from ..data.textgrid import read_metadata, read_phone_tier, textgrid_folder
 from ..data.mesh import load_regions, upper_face_indices, inner_lip_distance
 from ..metrics.mesh import (lip_vertex_error, face_dynamics_deviation, mean_vertex_error,
                                      bilabial_closure_accuracy, mouth_opening_correlation, dynamics_stats, PAPER_UNITS, lip_sync_offset)
-from ..models.reward import load_backbone, SyncExpertScorer
+from ..models.reward import load_sync_expert, SyncExpertScorer
 
 # %% auto #0
 __all__ = ['FDD_UNITS', 'STYLE_ORACLE', 'ground_truth', 'baseline_predictions', 'unit_label', 'score_predictions',
@@ -82,7 +82,7 @@ def score_predictions(ds: FaceFormerDataset,            # the split the predicti
                       preds: list[np.ndarray],          # (T', 3V) per item of `ds.items`
                       regions: dict | None = None,      # region name -> indices (default: the dataset's masks)
                       gts: list[np.ndarray] | None = None, # `ground_truth(ds)`, if already loaded
-                      sync_expert=None,                 # an evaluation sync expert (SpeechMeshTransformer or its path)
+                      sync_expert=None,                 # an evaluation sync expert (SyncExpert or its path)
                       mel_cache: dict | None = None,    # stem -> reward mel clips, shared across calls (see `expert_lip_sync`)
                      ) -> dict:
     "LVE / FDD / MVE (+ closure and opening correlation when alignments exist, + expert lip-sync when given) on a split."
@@ -113,13 +113,13 @@ def score_predictions(ds: FaceFormerDataset,            # the split the predicti
 
 def expert_lip_sync(ds: FaceFormerDataset,      # the split the predictions are for
                     preds: list[np.ndarray],    # (T', 3V) per item of `ds.items`
-                    sync_expert,                # a SpeechMeshTransformer or the path of one (`load_backbone`)
+                    sync_expert,                # a SyncExpert or the path of one (`load_sync_expert`)
                     max_offset: int = 15,       # offsets ±M searched (shorter for short clips)
                     mel_cache: dict | None = None, # stem -> `rep_audio_mel`; filled here, so scoring several style
                                                    # conditions of one split reads and transforms each wav once
                    ) -> dict:                   # mean over utterances of the four sync numbers
     "Lip-sync of predictions by a sync expert: distance at offset 0, LSE-D (min over offsets), LSE-C, |detected offset|."
-    bb = load_backbone(sync_expert) if isinstance(sync_expert, (str, Path)) else sync_expert
+    bb = load_sync_expert(sync_expert) if isinstance(sync_expert, (str, Path)) else sync_expert
     L = bb.cfg.clip_len
     mel_view = copy.copy(ds); mel_view.with_mel = True                  # same items, with the reward model's mel clips
     mel_cache = {} if mel_cache is None else mel_cache

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from ..core import seed_everything
 from ..data.audio import load_wav
@@ -21,8 +20,9 @@ from ..metrics.coefficients import coefficient_vertices, coefficient_lip_region,
 from ..data.mesh import inner_lip_distance
 from ..metrics.perceptual import (closure_segments, lip_event_offsets, gt_event_offsets, vowel_loudness,
                                            opening_loudness)
-from ..models.lipreader import VISEMES, MeshLipReader, LipReaderConfig, lip_features, lip_reader_state, load_lip_reader
-from .perceptual import frame_visemes, perceptual_summary, resample_summaries
+from ..models.lipreader import lip_features, lip_reader_state, load_lip_reader
+from .perceptual import (frame_visemes, fit_lip_reader, lip_reader_accuracy, perceptual_summary,
+                                              resample_summaries)
 
 # %% auto #0
 __all__ = ['beat2_face_recordings', 'coefficient_methods', 'train_coefficient_lip_reader', 'coefficient_units',
@@ -63,19 +63,8 @@ def train_coefficient_lip_reader(face: CoefficientFace, recs: list[dict],  # tra
     scale = float(np.sqrt(np.mean([((s[:, idx] - tpl[idx]) ** 2).mean() for s in seqs]))) or 1.0
     X = [lip_features(s, tpl, idx, scale) for s in seqs]
     Y = [frame_visemes(r["phones"], len(s), BEAT2_FPS) for r, s in zip(recs, seqs)]
-    counts = np.bincount(np.concatenate(Y), minlength=len(VISEMES)).astype(np.float64)
-    weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(VISEMES), 0.0), dtype=torch.float32)
-    model = MeshLipReader(LipReaderConfig(in_dim=3 * len(idx), width=width))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-3)
-    for _ in range(epochs):                                              # one recording per step: they differ in length
-        model.train()
-        for i in torch.randperm(len(X)).tolist():
-            loss = F.cross_entropy(model(torch.from_numpy(X[i])[None])[0], torch.from_numpy(Y[i]), weight=weight)
-            opt.zero_grad(); loss.backward(); opt.step()
-    model.eval()
-    with torch.no_grad(): pred = [model(torch.from_numpy(x)[None])[0].argmax(-1).numpy() for x in X]
-    ok = sum(int((p[y > 0] == y[y > 0]).sum()) for p, y in zip(pred, Y)); n = sum(int((y > 0).sum()) for y in Y)
-    return {**lip_reader_state(model, scale, idx), "train_acc": ok / max(n, 1), "trained_on": "train split GT coefficients"}
+    model, _ = fit_lip_reader(X, Y, epochs, batch_size=1, lr=lr, width=width)  # one recording a step, order from the seeded global RNG
+    return {**lip_reader_state(model, scale, idx), "train_acc": lip_reader_accuracy(model, X, Y), "trained_on": "train split GT coefficients"}
 
 # %% ../../nbs/31a_evaluation.coefficients.ipynb #39ed707f
 def coefficient_units(face: CoefficientFace, recs: list[dict],

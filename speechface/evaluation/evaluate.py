@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..core import UserError, UsageError, load_npy, shown
 from ..data.dataset import FaceFormerDataset, resolve_spec
-from ..models.reward import load_backbone
+from ..models.reward import load_sync_expert
 from .baselines import score_predictions
 from .perceptual import perceptual_units, perceptual_summary, resample_summaries, read_lip_reader
 
@@ -165,7 +165,7 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
     n_frames = {it.stem: gt_frames(ds, it) for it in ds.items}
     rows, covered = {}, set()
     if isinstance(sync_expert, (str, Path)):
-        path, sync_expert = sync_expert, load_backbone(sync_expert)                       # once, not once per condition
+        path, sync_expert = sync_expert, load_sync_expert(sync_expert)                       # once, not once per condition
         c = sync_expert.cfg
         if c.motion != "vertices" or c.motion_dim != 3 * ds.n_vertices:
             raise UsageError(f"{shown(path)}: the sync expert reads {c.motion_dim}-d {c.motion}, but {ds.spec.name} meshes "
@@ -253,7 +253,7 @@ def evaluate_command(results_dir: str | Path,       # folder of predictions (RES
     "What `speechface evaluate` does: print the table and missing summary, write metrics.csv/json; 1 if nothing was scored."
     conditions = list(conditions)
     cond = conditions[0] if len(conditions) == 1 and conditions[0] in ("all", "styles", "mean") else conditions
-    for opt, f, how in (("--sync-expert", sync_expert, "`speechface train trainer=reward_backbone trainer.evaluation=true`"),
+    for opt, f, how in (("--sync-expert", sync_expert, "`speechface train trainer=sync_expert trainer.evaluation=true`"),
                         ("--lip-reader", lip_reader, "`speechface lipreader ROOT --out lr.pt`")):
         if f and not Path(f).is_file():
             raise UsageError(f"{opt} {shown(f)}: {'not a file' if Path(f).exists() else 'not found'}; train one with {how} "

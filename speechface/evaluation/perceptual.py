@@ -25,9 +25,9 @@ from ..models.lipreader import (VISEMES, viseme_of, MeshLipReader, LipReaderConf
                                          lip_reader_state, load_lip_reader)
 
 # %% auto #0
-__all__ = ['LIP_READER_LIMITS', 'PERCEPTUAL_METRICS', 'raw_phone_tier', 'lip_region', 'frame_visemes', 'train_lip_reader',
-           'read_lip_reader', 'perceptual_units', 'perceptual_summary', 'resample_summaries', 'perceptual_table',
-           'paired_differences', 'reward_ascent']
+__all__ = ['LIP_READER_LIMITS', 'PERCEPTUAL_METRICS', 'raw_phone_tier', 'lip_region', 'frame_visemes', 'fit_lip_reader',
+           'lip_reader_accuracy', 'train_lip_reader', 'read_lip_reader', 'perceptual_units', 'perceptual_summary',
+           'resample_summaries', 'perceptual_table', 'paired_differences', 'reward_ascent']
 
 # %% ../../nbs/31_evaluation.perceptual.ipynb #ea863ff8
 def raw_phone_tier(root: str | Path, stem: str) -> list:
@@ -47,13 +47,35 @@ def frame_visemes(phones: list, n_frames: int, fps: float) -> np.ndarray:
     return out
 
 # %% ../../nbs/31_evaluation.perceptual.ipynb #a10c09ef
-def _reader_batches(feats: list, labels: list, batch_size: int, gen: torch.Generator):
+def _reader_batches(feats: list, labels: list, batch_size: int, gen: torch.Generator | None):
     order = torch.randperm(len(feats), generator=gen).tolist()
     for i in range(0, len(order), batch_size):
         idx = order[i:i + batch_size]; T = max(len(feats[j]) for j in idx)
         x = torch.zeros(len(idx), T, feats[idx[0]].shape[1]); y = torch.full((len(idx), T), -100, dtype=torch.long)
         for b, j in enumerate(idx): x[b, :len(feats[j])] = torch.from_numpy(feats[j]); y[b, :len(labels[j])] = torch.from_numpy(labels[j])
         yield x, y                                                              # (B, T, 3K), (B, T) with -100 padding
+
+def fit_lip_reader(feats: list,                 # per utterance: (T, 3K) `lip_features`
+                   labels: list,                # per utterance: (T,) viseme indices (`frame_visemes`)
+                   epochs: int,                 # passes over the utterances
+                   batch_size: int = 8,         # utterances per step, zero-padded (label -100 on padding)
+                   lr: float = 3e-3,            # AdamW
+                   width: int = 64,             # `LipReaderConfig.width`
+                   gen: torch.Generator | None = None, # shuffles the utterances each epoch; None: torch's global generator
+                   progress: bool = False,
+                  ) -> tuple[MeshLipReader, list]: # the reader in eval mode (the last epoch's), mean CE per epoch
+    "A `MeshLipReader` fitted to per-frame visemes by class-balanced cross-entropy (AdamW, weight decay 1e-3)."
+    counts = np.bincount(np.concatenate(labels), minlength=len(VISEMES)).astype(np.float64)
+    weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(VISEMES), 0.0), dtype=torch.float32)
+    model = MeshLipReader(LipReaderConfig(in_dim=feats[0].shape[1], width=width))
+    opt, hist = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-3), []
+    for ep in tqdm(range(epochs), desc="lip-reader", disable=not progress):
+        model.train(); tot = nb = 0
+        for x, y in _reader_batches(feats, labels, batch_size, gen):
+            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), weight=weight, ignore_index=-100)  # class-balanced
+            opt.zero_grad(); loss.backward(); opt.step(); tot += loss.item(); nb += 1
+        hist.append({"epoch": ep + 1, "train_ce": tot / nb})
+    return model.eval(), hist
 
 def _split_features(ds: FaceFormerDataset, idx: np.ndarray, scale: float | None):
     gts = [np.asarray(check_vertices(it, ds.spec, ds.n_vertices), np.float32) for it in ds.items]
@@ -66,7 +88,7 @@ def _split_features(ds: FaceFormerDataset, idx: np.ndarray, scale: float | None)
     return feats, labels, scale
 
 @torch.no_grad()
-def _accuracy(model, feats, labels) -> float:
+def lip_reader_accuracy(model: MeshLipReader, feats: list, labels: list) -> float:  # per utterance: (T, 3K), (T,)
     "Frame accuracy over speech frames (GT viseme not silence)."
     ok = n = 0
     for x, y in zip(feats, labels):
@@ -89,20 +111,10 @@ def train_lip_reader(root: str | Path,         # a corpus in FaceFormer's layout
     idx = lip_region(load_regions(tr.root / tr.spec.masks, tr.n_vertices))
     f_tr, y_tr, scale = _split_features(tr, idx, None)
     f_va, y_va, _ = _split_features(va, idx, scale)
-    counts = np.bincount(np.concatenate(y_tr), minlength=len(VISEMES)).astype(np.float64)
-    weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(VISEMES), 0.0), dtype=torch.float32)
-    model = MeshLipReader(LipReaderConfig(in_dim=3 * len(idx), width=width))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-3)
-    gen, hist, t0 = torch.Generator().manual_seed(seed), [], time.time()
-    for ep in tqdm(range(epochs), desc="lip-reader", disable=not progress):
-        model.train(); tot = nb = 0
-        for x, y in _reader_batches(f_tr, y_tr, batch_size, gen):
-            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), weight=weight, ignore_index=-100)  # class-balanced
-            opt.zero_grad(); loss.backward(); opt.step(); tot += loss.item(); nb += 1
-        hist.append({"epoch": ep + 1, "train_ce": tot / nb})
-    model.eval()
-    return {**lip_reader_state(model, scale, idx), "history": hist, "train_acc": _accuracy(model, f_tr, y_tr),
-            "val_gt_acc": _accuracy(model, f_va, y_va), "seconds": time.time() - t0, "trained_on": "train split ground truth"}
+    t0 = time.time()
+    model, hist = fit_lip_reader(f_tr, y_tr, epochs, batch_size, lr, width, torch.Generator().manual_seed(seed), progress)
+    return {**lip_reader_state(model, scale, idx), "history": hist, "train_acc": lip_reader_accuracy(model, f_tr, y_tr),
+            "val_gt_acc": lip_reader_accuracy(model, f_va, y_va), "seconds": time.time() - t0, "trained_on": "train split ground truth"}
 
 # %% ../../nbs/31_evaluation.perceptual.ipynb #2f0c5e04
 LIP_READER_LIMITS = {"in_dim": (3, 3_000_000), "n_classes": (1, 10_000), "width": (1, 4096), "kernel": (1, 255),

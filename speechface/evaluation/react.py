@@ -14,16 +14,15 @@ import pandas as pd
 import matplotlib.pyplot as plt
 
 from ..core import UserError, DataFileError, check_budget, inside, regular_file, shown
-from ..metrics.react import (frc, frd, frdvs, frvar, frdiv, frsyn, lagged_correlation, gt_baseline, mime_baseline,
-                             random_baseline, mean_sequence_baseline)
+from ..metrics.react import (react_metrics, lagged_correlation, gt_baseline, mime_baseline, random_baseline,
+                                      mean_sequence_baseline)
 from ..data.react import (REACTDataset, REACT_FPS, EMOTION_COLUMNS, load_appropriateness, appropriateness_path,
                           read_react_wav)
 from ..data.dyadic import (RULES, LAG_JITTER, BROW_SIGMA, face_vector, emotion_vector, smile_envelope, nod_curve)
 
 # %% auto #0
-__all__ = ['ANNOTATION_BYTES_FACTOR', 'REACTEvalError', 'REACTSplit', 'react_split', 'per_speaker_frc_frd', 'bootstrap_ci',
-           'react_table', 'rule_listener', 'rule_oracle', 'speaker_batches', 'evaluate_generator',
-           'plot_reaction_curves']
+__all__ = ['ANNOTATION_BYTES_FACTOR', 'REACTEvalError', 'REACTSplit', 'react_split', 'bootstrap_ci', 'react_table',
+           'rule_listener', 'rule_oracle', 'speaker_batches', 'evaluate_generator', 'plot_reaction_curves']
 
 # %% ../../nbs/33_evaluation.react.ipynb #773f05c9
 class REACTEvalError(UserError, ValueError):
@@ -80,16 +79,6 @@ def react_split(root: str | Path,            # corpus folder: {split}.csv, {spli
                       st("listener_3dmm"), a, train, [it["speaker_audio"] for it in items], [it["listener_audio"] for it in items])
 
 # %% ../../nbs/33_evaluation.react.ipynb #db7cb942
-def per_speaker_frc_frd(pred,        # (S, K, T, 25) generated reactions
-                        listener,    # (S, T, 25) real listeners
-                        appropriate, # (S, S) appropriateness
-                       ) -> tuple[np.ndarray, np.ndarray]: # (S,) FRC terms, (S,) FRD terms; their means are FRC and FRD
-    "The per-speaker terms whose mean is FRC (sum_k max_j CCC) and FRD (sum_k min_j weighted DTW)."
-    a = np.asarray(appropriate)
-    c = np.array([frc(pred[s:s + 1], listener, a[s:s + 1]) for s in range(len(pred))])
-    d = np.array([frd(pred[s:s + 1], listener, a[s:s + 1]) for s in range(len(pred))])
-    return c, d
-
 def bootstrap_ci(values,             # (S,) per-speaker terms
                  n_boot: int = 2000, # bootstrap resamples
                  level: float = 0.95, # coverage of the interval
@@ -136,10 +125,9 @@ def react_table(methods: dict,               # name -> (S, K, T, 25) predictions
     todo = {**{b: naive[b] for b in baselines}, **{k: (lambda v=v: v) for k, v in _check_methods(methods, data).items()}}
     for name, make in todo.items():
         p = make()
-        c, d = per_speaker_frc_frd(p, data.listener_emotion, data.appropriate)
-        row = {"FRC": c.mean(), "FRD": d.mean(), "FRDvs": frdvs(p), "FRVar": frvar(p), "FRDiv": frdiv(p),
-               "FRSyn": frsyn(p, data.speaker_emotion),
-               "FRSyn (skip)": frsyn(p, data.speaker_emotion, all_samples=True, constant_dims="skip")}
+        row = react_metrics(p, data.listener_emotion, data.speaker_emotion, data.appropriate, per_speaker=True)
+        c, d = row["FRC"], row["FRD"]                                  # (S,) per-speaker terms
+        row.update(FRC=c.mean(), FRD=d.mean())
         if n_boot:
             row["FRC lo"], row["FRC hi"] = bootstrap_ci(c, n_boot, seed=seed)
             row["FRD lo"], row["FRD hi"] = bootstrap_ci(d, n_boot, seed=seed)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['EMOTION_GROUPS', 'N_EMOTION_DIMS', 'REACT2024_VAL_TABLE', 'ccc_matrix', 'ccc', 'frc', 'dtw_reference', 'dtw_distance',
-           'frd', 'frdiv', 'frdvs', 'frvar', 'lagged_correlation', 'tlcc_offsets', 'frsyn', 'gt_baseline',
-           'mime_baseline', 'random_baseline', 'mean_sequence_baseline', 'mean_frame_baseline', 'react_metrics']
+__all__ = ['EMOTION_GROUPS', 'N_EMOTION_DIMS', 'REACT2024_VAL_TABLE', 'ccc_matrix', 'ccc', 'frc_terms', 'frc', 'dtw_reference',
+           'dtw_distance', 'frd_terms', 'frd', 'frdiv', 'frdvs', 'frvar', 'lagged_correlation', 'tlcc_offsets', 'frsyn',
+           'gt_baseline', 'mime_baseline', 'random_baseline', 'mean_sequence_baseline', 'mean_frame_baseline',
+           'react_metrics']
 
 # %% ../../nbs/21_metrics.react.ipynb #b082499c
 EMOTION_GROUPS = {"au": (slice(0, 15), 1 / 15), "va": (slice(15, 17), 1.0), "exp": (slice(17, 25), 1 / 8)}  # dims, FRD weight
@@ -72,14 +73,18 @@ def ccc(x, # (T, D) or (T,) sequence
     if x.ndim == 1: x, y = x[:, None], y[:, None]
     return float(ccc_matrix(x, y)[0, 0])
 
-def frc(pred,        # (S, K, T, D) K generated reactions per speaker
-        listener,    # (L, T, D) real listener sequences (listener j answered speaker j)
-        appropriate, # (S, L) bool/0-1: listener j is an appropriate reaction to speaker s
-       ) -> float:
-    "Facial reaction correlation (REACT2024): mean_s sum_k max_{j appropriate} CCC(listener_j, pred_{s,k})."
+def frc_terms(pred,        # (S, K, T, D) K generated reactions per speaker
+              listener,    # (L, T, D) real listener sequences (listener j answered speaker j)
+              appropriate, # (S, L) bool/0-1: listener j is an appropriate reaction to speaker s
+             ) -> np.ndarray: # (S,) per-speaker terms; FRC is their mean
+    "Each speaker's FRC term: sum_k max_{j appropriate} CCC(listener_j, pred_{s,k})."
     p, l = _check_pred(pred), _f64(listener)
     a = _check_appropriate(appropriate, len(p), len(l))
-    return float(np.mean([ccc_matrix(p[s], l[a[s]]).max(1).sum() for s in range(len(p))]))
+    return np.array([ccc_matrix(p[s], l[a[s]]).max(1).sum() for s in range(len(p))])
+
+def frc(pred, listener, appropriate) -> float: # as `frc_terms`
+    "Facial reaction correlation (REACT2024): mean_s sum_k max_{j appropriate} CCC(listener_j, pred_{s,k})."
+    return float(np.mean(frc_terms(pred, listener, appropriate)))
 
 # %% ../../nbs/21_metrics.react.ipynb #a1c85c21
 def dtw_reference(x, # (T1, D) or (T1,) series
@@ -118,12 +123,12 @@ def dtw_distance(x, # (T1, D) or (T1,) series
     return float(_dtw_ndim().distance_fast(_series(x), _series(y)))
 
 # %% ../../nbs/21_metrics.react.ipynb #eb7f95a7
-def frd(pred,        # (S, K, T, 25) generated reactions
-        listener,    # (L, T, 25) real listener sequences
-        appropriate, # (S, L) bool/0-1 appropriateness matrix
-        parallel: bool = True, # let dtaidistance use all cores (OpenMP)
-       ) -> float:
-    "Facial reaction distance (REACT2024): mean_s sum_k min_{j appropriate} [DTW_AU/15 + DTW_VA + DTW_EXP/8]."
+def frd_terms(pred,        # (S, K, T, 25) generated reactions
+              listener,    # (L, T, 25) real listener sequences
+              appropriate, # (S, L) bool/0-1 appropriateness matrix
+              parallel: bool = True, # let dtaidistance use all cores (OpenMP)
+             ) -> np.ndarray: # (S,) per-speaker terms; FRD is their mean
+    "Each speaker's FRD term: sum_k min_{j appropriate} [DTW_AU/15 + DTW_VA + DTW_EXP/8]."
     p, l = _check_pred(pred), _f64(listener)
     if p.shape[-1] != N_EMOTION_DIMS: raise ValueError(f"FRD needs the 25 REACT emotion dims, got {p.shape[-1]}")
     a = _check_appropriate(appropriate, len(p), len(l))
@@ -137,7 +142,11 @@ def frd(pred,        # (S, K, T, 25) generated reactions
             m = dtw_ndim.distance_matrix_fast(series, block=((0, K), (K, K + len(nbr))), parallel=parallel)
             total += w * m[:K, K:]
         per_speaker.append(total.min(1).sum())
-    return float(np.mean(per_speaker))
+    return np.array(per_speaker)
+
+def frd(pred, listener, appropriate, parallel: bool = True) -> float: # as `frd_terms`
+    "Facial reaction distance (REACT2024): mean_s sum_k min_{j appropriate} [DTW_AU/15 + DTW_VA + DTW_EXP/8]."
+    return float(np.mean(frd_terms(pred, listener, appropriate, parallel)))
 
 # %% ../../nbs/21_metrics.react.ipynb #d507eac4
 def frdiv(pred, # (S, K, T, D) generated reactions
@@ -267,9 +276,12 @@ def react_metrics(pred,        # (S, K, T, 25) generated reactions
                   listener,    # (S, T, 25) real listeners
                   speaker,     # (S, T, 25) speakers
                   appropriate, # (S, S) appropriateness matrix
+                  per_speaker: bool = False, # FRC and FRD as their (S,) per-speaker terms (means: the metrics), for intervals
                   **frsyn_kw,  # e.g. all_samples=True, constant_dims='skip' (default: the baseline's quirks)
-                 ) -> dict[str, float]:
-    "All six REACT2024 metrics in the published table's order: FRC, FRD, FRDvs, FRVar, FRDiv, FRSyn."
-    return {"FRC": frc(pred, listener, appropriate), "FRD": frd(pred, listener, appropriate),
-            "FRDvs": frdvs(pred), "FRVar": frvar(pred), "FRDiv": frdiv(pred),
-            "FRSyn": frsyn(pred, speaker, **frsyn_kw)}
+                 ) -> dict:
+    """All six REACT2024 metrics in the published table's order (FRC, FRD, FRDvs, FRVar, FRDiv, FRSyn), then
+    FRSyn (skip): FRSyn over all samples with constant dimensions skipped, the column that still sees timing."""
+    c, d = frc_terms(pred, listener, appropriate), frd_terms(pred, listener, appropriate)
+    return {"FRC": c if per_speaker else float(np.mean(c)), "FRD": d if per_speaker else float(np.mean(d)),
+            "FRDvs": frdvs(pred), "FRVar": frvar(pred), "FRDiv": frdiv(pred), "FRSyn": frsyn(pred, speaker, **frsyn_kw),
+            "FRSyn (skip)": frsyn(pred, speaker, all_samples=True, constant_dims="skip")}

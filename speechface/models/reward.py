@@ -16,14 +16,15 @@ from ..core import (load_checkpoint, CheckpointError, shown, config_from_file, p
                              checkpoint_entries)
 
 # %% auto #0
-__all__ = ['MOTIONS', 'BACKBONE_LIMITS', 'HEAD_LIMITS', 'SpeechMeshConfig', 'SpeechMeshTransformer', 'sync_distance',
+__all__ = ['MOTIONS', 'SYNC_EXPERT_LIMITS', 'HEAD_LIMITS', 'SEED_FILE_NAMES', 'SyncExpertConfig', 'SyncExpert', 'sync_distance',
            'RewardHeadConfig', 'RewardHead', 'clip_windows', 'score_sequence', 'freeze', 'SyncExpertScorer',
-           'backbone_state', 'head_state', 'CheckpointKindError', 'load_backbone', 'load_reward_head']
+           'sync_expert_state', 'head_state', 'reward_file', 'CheckpointKindError', 'load_sync_expert',
+           'load_reward_head']
 
 # %% ../../nbs/13_models.reward.ipynb #83ec5b96
 @dataclass
-class SpeechMeshConfig:
-    "Hyper-parameters of the `SpeechMeshTransformer` reward backbone."
+class SyncExpertConfig:
+    "Hyper-parameters of the `SyncExpert`, the reward's sync expert."
     motion_dim: int = 15069          # 3V of the full mesh (VOCASET 15069, BIWI 70110); D of coefficient vectors (BEAT2 face: 106)
     motion: str = "vertices"         # the motion branch reads 'vertices' (B, 5, 3V) or 'coefficients' (B, 5, D)
     n_selected: int | None = None    # vertices the mesh branch sees (a region via `vertex_idx`); None = all V
@@ -43,17 +44,17 @@ class SpeechMeshConfig:
     mel_mean: float = -7.0           # log-mel standardisation (the trainer sets both from data)
     mel_std: float = 4.5
 
-MOTIONS = ("vertices", "coefficients")   # what the motion branch of the backbone can read
+MOTIONS = ("vertices", "coefficients")   # what the motion branch of the sync expert can read
 
 # %% ../../nbs/13_models.reward.ipynb #8fee6c0e
-def _encoder(c: SpeechMeshConfig) -> nn.TransformerEncoder:
+def _encoder(c: SyncExpertConfig) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(c.d_model, c.n_heads, 4 * c.d_model, c.dropout, activation="gelu",
                                        batch_first=True, norm_first=True)
     return nn.TransformerEncoder(layer, c.n_layers, enable_nested_tensor=False)
 
-class SpeechMeshTransformer(nn.Module):
+class SyncExpert(nn.Module):
     "Two-branch clip encoder: (mesh clip, mel clip) → (vertex_feat, audio_feat), a SyncNet-style expert (Chung & Zisserman 2016)."
-    def __init__(self, cfg: SpeechMeshConfig,                 # hyper-parameters
+    def __init__(self, cfg: SyncExpertConfig,                 # hyper-parameters
                  vertex_idx: torch.Tensor | None = None,      # (K,) vertex indices the mesh branch sees; None = all
                 ):
         super().__init__()
@@ -94,7 +95,7 @@ class SpeechMeshTransformer(nn.Module):
         return 3 * len(self.vertex_idx)
 
     def _coefficient_width(self, vertex_idx) -> int:
-        "A coefficient backbone reads every channel of its (B, 5, D) clips; returns D."
+        "A coefficient sync expert reads every channel of its (B, 5, D) clips; returns D."
         if vertex_idx is not None or self.cfg.n_selected is not None:
             raise ValueError("vertex_idx / n_selected select mesh vertices, but motion='coefficients' reads whole (B, 5, D) "
                              "vectors; leave both unset (or use motion='vertices' for meshes)")
@@ -110,7 +111,7 @@ class SpeechMeshTransformer(nn.Module):
             what = f"{c.motion_dim}-d coefficient vectors (motion='coefficients')" if c.motion == "coefficients" else "flat xyz vertices"
             raise ValueError(f"mesh_clip must be (B, {c.clip_len}, {c.motion_dim}) {what}, got {tuple(mesh_clip.shape)}")
         if c.mesh_reference == "template" and template is None:
-            raise ValueError("this backbone takes displacements from the template (mesh_reference='template'): pass "
+            raise ValueError("this sync expert takes displacements from the template (mesh_reference='template'): pass "
                              + ("template=(B, D), the reference vectors" if c.motion == "coefficients" else "template=(B, 3V)"))
         if c.motion == "coefficients":
             if c.mesh_reference == "template" and template.shape[-1] != c.motion_dim:
@@ -152,7 +153,7 @@ def sync_distance(vertex_feat: torch.Tensor, audio_feat: torch.Tensor) -> torch.
 @dataclass
 class RewardHeadConfig:
     "Hyper-parameters of `RewardHead` (head_v2)."
-    embed_dim: int = 512    # size of each backbone embedding; the head sees 2× this
+    embed_dim: int = 512    # size of each sync-expert embedding; the head sees 2× this
     hidden: int = 256       # hidden width of each of the three MLPs
     dropout: float = 0.1    # dropout after the hidden layer
 
@@ -185,18 +186,18 @@ def clip_windows(x: torch.Tensor,   # (B, T, ...) per-frame sequence
     if x.shape[1] < clip_len: raise ValueError(f"sequence of {x.shape[1]} frames is shorter than one clip ({clip_len})")
     return x.unfold(1, clip_len, stride).movedim(-1, 2)                     # (B, T_clip, clip_len, ...)
 
-def score_sequence(backbone: SpeechMeshTransformer,    # the reward backbone
+def score_sequence(sync_expert: SyncExpert, # the reward's sync expert
                    head: RewardHead | None,            # head_v2; None → only the sync distance
                    verts: torch.Tensor,                # (B, T, 3V) vertex sequences (e.g. the actor's sample)
                    mel_clips: torch.Tensor,            # (B, T_clip, 1, 20, 128) `rep_audio_mel`
                    mask: torch.Tensor | None = None,   # (B, T) True on real frames (`vertice_mask`)
-                   template: torch.Tensor | None = None, # (B, 3V) when the backbone uses template displacements
+                   template: torch.Tensor | None = None, # (B, 3V) when the sync expert uses template displacements
                    mel_mask: torch.Tensor | None = None, # (B, T_clip) True on real mel clips (`mel_mask`)
                    stride: int = 1,                    # clip stride the mel clips were made with
                    max_clips: int | None = None,       # forward at most this many clips at a time (memory bound)
                   ) -> dict:                           # per-clip (B, T_clip) scores, '<name>_seq' (B,) means, 'clip_mask'
     "Score every sliding clip of a batch of sequences in one batched forward; per-clip and per-sequence mean scores."
-    L = backbone.cfg.clip_len
+    L = sync_expert.cfg.clip_len
     B, T = verts.shape[:2]
     win = clip_windows(verts, L, stride)                                       # (B, Tc, 5, 3V)
     Tc = win.shape[1]
@@ -212,7 +213,7 @@ def score_sequence(backbone: SpeechMeshTransformer,    # the reward backbone
     step = max_clips or max(len(b_idx), 1)
     parts = []
     for s in range(0, len(b_idx), step):                                        # one chunk unless max_clips is set
-        vf, af = backbone(mesh[s:s + step], mel[s:s + step], None if tpl is None else tpl[s:s + step])
+        vf, af = sync_expert(mesh[s:s + step], mel[s:s + step], None if tpl is None else tpl[s:s + step])
         o = {"sync_dist": sync_distance(vf, af)}
         if head is not None: o.update({k: head(vf, af)[k] for k in ("lip_score", "real_score", "value")})
         parts.append(o)
@@ -233,36 +234,46 @@ def freeze(module: nn.Module) -> nn.Module:
 # %% ../../nbs/13_models.reward.ipynb #071cbd50
 class SyncExpertScorer:
     "A sync expert as a `lip_sync_offset` score_fn: (mesh_windows, audio_windows) → (N,) distances 1 - cos."
-    def __init__(self, backbone: SpeechMeshTransformer,      # a trained backbone (e.g. the evaluation expert)
-                 template: torch.Tensor | np.ndarray | None = None, # (3V,) subject template when the backbone needs one
+    def __init__(self, expert: SyncExpert,        # a trained sync expert (e.g. the evaluation expert)
+                 template: torch.Tensor | np.ndarray | None = None, # (3V,) subject template when the expert needs one
                 ):
-        self.backbone = backbone.eval()
+        self.expert = expert.eval()
         self.template = None if template is None else torch.as_tensor(np.asarray(template), dtype=torch.float32).reshape(1, -1)
 
     @torch.no_grad()
     def __call__(self, mesh_windows, audio_windows) -> np.ndarray:
-        c = self.backbone.cfg
+        c = self.expert.cfg
         m = torch.as_tensor(np.asarray(mesh_windows), dtype=torch.float32).reshape(len(mesh_windows), c.clip_len, -1)  # (N, 5, 3V)
         a = torch.as_tensor(np.asarray(audio_windows), dtype=torch.float32).reshape(len(audio_windows), 1, -1, c.n_mels)  # (N, 1, 20, 128)
         tpl = None if self.template is None else self.template.expand(len(m), -1)
-        return sync_distance(*self.backbone(m, a, tpl)).numpy()
+        return sync_distance(*self.expert(m, a, tpl)).numpy()
 
 
 # %% ../../nbs/13_models.reward.ipynb #64ad3f89
-def backbone_state(backbone: SpeechMeshTransformer, **extras) -> dict:
-    "A weights-only-loadable checkpoint dict for the backbone."
-    return {"kind": "speech_mesh_transformer", "model": backbone.state_dict(), "config": asdict(backbone.cfg), **extras}
+def sync_expert_state(expert: SyncExpert, **extras) -> dict:
+    "A weights-only-loadable checkpoint dict for the sync expert (`kind` keeps the class's old name, so old files load)."
+    return {"kind": "speech_mesh_transformer", "model": expert.state_dict(), "config": asdict(expert.cfg), **extras}
 
 def head_state(head: RewardHead, **extras) -> dict:
     "A weights-only-loadable checkpoint dict for head_v2."
     return {"kind": "reward_head_v2", "model": head.state_dict(), "config": asdict(head.cfg), **extras}
 
-BACKBONE_LIMITS = {"motion_dim": (1, 3_000_000), "motion": set(MOTIONS), "n_selected": (1, 1_000_000), "clip_len": (1, 64),
+SYNC_EXPERT_LIMITS = {"motion_dim": (1, 3_000_000), "motion": set(MOTIONS), "n_selected": (1, 1_000_000), "clip_len": (1, 64),
                    "mels_per_frame": (1, 64), "n_mels": (8, 1024), "d_model": (1, 4096), "n_heads": (1, 256),
                    "n_layers": (1, 64), "conv_channels": (1, 1024), "embed_dim": (1, 65536), "dropout": (0, 0.99),
                    "mesh_reference": {"template", "first_frame"}, "motion_scale": (1e-12, 1e12), "mel_mean": (-1e6, 1e6),
-                   "mel_std": (1e-12, 1e6)}                      # what a backbone checkpoint's config may ask
+                   "mel_std": (1e-12, 1e6)}                      # what a sync-expert checkpoint's config may ask
 HEAD_LIMITS = {"embed_dim": (1, 65536), "hidden": (1, 65536), "dropout": (0, 0.99)}
+
+SEED_FILE_NAMES = {"sync_expert.pt": "model_loss.pth", "reward_head.pt": "v4_best.pt",   # file name -> its old name
+                   "eval_expert.pt": "eval_sync_expert.pth"}
+
+def reward_file(path: str | Path) -> Path:
+    """`path`, or its old name beside it when only that exists: `sync_expert.pt` ← `model_loss.pth` (the seed's sync
+    expert), `reward_head.pt` ← `v4_best.pt` (the seed's best score head), `eval_expert.pt` ← `eval_sync_expert.pth`."""
+    p = Path(path)
+    old = p.with_name(SEED_FILE_NAMES[p.name]) if p.name in SEED_FILE_NAMES else None
+    return old if old is not None and not p.exists() and old.exists() else p
 
 class CheckpointKindError(CheckpointError, ValueError):
     "A checkpoint of another kind than the loader reads (still a ValueError, as these loaders raised before)."
@@ -286,15 +297,16 @@ def _loaded(m: nn.Module, state: dict, path) -> nn.Module:
                                                     f"({shown(str(e).splitlines()[-1].strip())[:300]})") from None
     return m.eval()
 
-def load_backbone(path: str | Path, map_location="cpu") -> SpeechMeshTransformer:
-    "Rebuild a `SpeechMeshTransformer` from a checkpoint written with `backbone_state` (eval mode); config and weights checked first."
-    ck = _reward_checkpoint(path, map_location, "speech_mesh_transformer", "reward backbone", "checkpoints/reward/model_loss.pth")
-    cfg = config_from_file(SpeechMeshConfig, ck["config"], path, "config", BACKBONE_LIMITS)
+def load_sync_expert(path: str | Path, map_location="cpu") -> SyncExpert:
+    "Rebuild a `SyncExpert` from a checkpoint written with `sync_expert_state` (eval mode); config and weights checked first."
+    path = reward_file(path)                                                      # or the seed's model_loss.pth beside it
+    ck = _reward_checkpoint(path, map_location, "speech_mesh_transformer", "sync expert", "checkpoints/reward/sync_expert.pt")
+    cfg = config_from_file(SyncExpertConfig, ck["config"], path, "config", SYNC_EXPERT_LIMITS)
     if cfg.d_model % cfg.n_heads:
         raise CheckpointError(f"{shown(path)}: config.d_model={cfg.d_model} is not a multiple of n_heads={cfg.n_heads}")
     state = ck["model"]
     if not isinstance(state, dict): raise CheckpointError(f"{shown(path)}: 'model' is a {type(state).__name__}, not a state dict")
-    idx = state.get("vertex_idx")                                                 # coefficient backbones have none
+    idx = state.get("vertex_idx")                                                 # coefficient sync experts have none
     plan_cfg = cfg
     if idx is not None:
         V = cfg.motion_dim // 3
@@ -303,14 +315,15 @@ def load_backbone(path: str | Path, map_location="cpu") -> SpeechMeshTransformer
             raise CheckpointError(f"{shown(path)}: model.vertex_idx must be 1 to {V} vertex indices in [0, {V}) "
                                   f"(motion_dim={cfg.motion_dim}); the file is damaged or its config was edited")
         plan_cfg = replace(cfg, motion_dim=3 * len(idx), n_selected=None)        # the same tensors, without reading idx
-    plan = planned_module(lambda: _built(lambda: SpeechMeshTransformer(replace(plan_cfg)), path), path, "reward backbone")
+    plan = planned_module(lambda: _built(lambda: SyncExpert(replace(plan_cfg)), path), path, "sync expert")
     check_state_shapes(plan.state_dict(), state, path)
-    m = _built(lambda: SpeechMeshTransformer(cfg, vertex_idx=idx), path)
+    m = _built(lambda: SyncExpert(cfg, vertex_idx=idx), path)
     return _loaded(m, state, path)
 
 def load_reward_head(path: str | Path, map_location="cpu") -> RewardHead:
     "Rebuild `RewardHead` (head_v2) from a checkpoint written with `head_state` (eval mode); config and weights checked first."
-    ck = _reward_checkpoint(path, map_location, "reward_head_v2", "head_v2", "checkpoints/reward/v4_best.pt")
+    path = reward_file(path)                                                      # or the seed's v4_best.pt beside it
+    ck = _reward_checkpoint(path, map_location, "reward_head_v2", "head_v2", "checkpoints/reward/reward_head.pt")
     cfg = config_from_file(RewardHeadConfig, ck["config"], path, "config", HEAD_LIMITS)
     check_state_shapes(planned_module(lambda: RewardHead(cfg), path, "reward head").state_dict(), ck["model"], path)
     return _loaded(RewardHead(cfg), ck["model"], path)

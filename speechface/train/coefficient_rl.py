@@ -37,7 +37,7 @@ class MelItems(Dataset):
 
 # %% ../../nbs/49_train.coefficient_rl.ipynb #00933118
 @torch.no_grad()
-def reward_ranking(backbone, head,                  # the frozen reward (`load_backbone`, `load_reward_head`)
+def reward_ranking(backbone, head,                  # the frozen reward (`load_sync_expert`, `load_reward_head`)
                    seqs: list[dict],                # `load_beat2_sync_data` (or `load_sync_data`) sequences of a split
                    shift: int = 8,                  # frames the audio is moved for the 'shifted audio' condition
                    perturbations=PERTURBATIONS,     # perturbed-motion conditions (`perturb`)

@@ -23,8 +23,11 @@ from ..metrics.coefficient_errors import coefficient_errors, articulation_from_e
 from ..metrics.mesh import mouth_opening_correlation, bilabial_closure_accuracy
 from ..metrics.gesture import audio_onsets, motion_beats, beat_alignment, frechet_distance
 from ..metrics.perceptual import bootstrap_ci, bootstrap_indices, frame_window
-from .loop import run_task, BEAT2DatasetSettings, CoefficientTrainer
-from .supervised import SupervisedTask, ConfigError, load_actor
+from .loop import run_task
+from .settings import BEAT2DatasetSettings, CoefficientSettings
+from .supervised import SupervisedTask
+from .settings import ConfigError
+from ..models.actor import load_actor
 from .gesture_encoder import train_gesture_encoder, gesture_features, gesture_windows
 
 # %% auto #0
@@ -38,7 +41,7 @@ __all__ = ['CLOSED_AT', 'CLOSE_CHANNEL', 'BILABIAL_PHONES', 'FGD_WINDOW', 'FGD_S
 def check_coefficient_config(cfg) -> None:
     "trainer=coefficients goes with dataset=beat2, and dataset.root is a BEAT2-layout folder; else `ConfigError` saying what to change."
     beat2 = OmegaConf.get_type(cfg.dataset) is BEAT2DatasetSettings
-    coeff = OmegaConf.get_type(cfg.trainer) is CoefficientTrainer
+    coeff = OmegaConf.get_type(cfg.trainer) is CoefficientSettings
     if coeff and not beat2:
         raise ConfigError(f"trainer=coefficients reads a BEAT2-layout corpus, but dataset={cfg.dataset.get('name')!r} is not one; "
                           f"add dataset=beat2 dataset.root=<beat_english_v2.0.0> dataset.part=face|gesture")

@@ -7,10 +7,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from ..metrics.gesture import frechet_distance
 
 # %% auto #0
-__all__ = ['GestureAutoencoder', 'gesture_windows', 'train_gesture_encoder', 'gesture_features', 'fgd']
+__all__ = ['GestureAutoencoder', 'gesture_windows', 'train_gesture_encoder', 'gesture_features']
 
 # %% ../../nbs/47_train.gesture_encoder.ipynb #f0ee1f53
 class GestureAutoencoder(nn.Module):
@@ -70,7 +69,3 @@ def gesture_features(encoder: GestureAutoencoder, # trained `train_gesture_encod
                     ) -> np.ndarray:               # (N, latent) time-averaged bottleneck
     "Encoder features of motion windows for FGD."
     return encoder.encode(torch.as_tensor(np.asarray(windows), dtype=torch.float32)).mean(-1).numpy()
-
-def fgd(encoder: GestureAutoencoder, real_windows: np.ndarray, generated_windows: np.ndarray) -> float:
-    "Fréchet gesture distance: Fréchet distance of the encoder features of real and generated windows (Yoon et al. 2020)."
-    return frechet_distance(gesture_features(encoder, real_windows), gesture_features(encoder, generated_windows))

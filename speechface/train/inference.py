@@ -22,7 +22,8 @@ from ..models.reference_import import (from_reference_checkpoint, reference_data
                                                  reference_frame_count)
 from ..viz.video import animate_to_video
 from ..evaluation.evaluate import evaluate_results, write_evaluation, expected_conditions
-from .supervised import load_actor, load_config, predict_conditions, style_conditions
+from ..models.actor import load_actor, predict_conditions, style_conditions
+from .settings import load_config
 
 # %% auto #0
 __all__ = ['OUT_SUFFIXES', 'AUDIO_SUFFIXES', 'run_test', 'load_reference_audio', 'Animator', 'check_output', 'animate',

@@ -23,9 +23,9 @@ from ..models.reaction_fsq import ReactionTokenPredictor, ReactionTokenPredictor
 from ..models.reaction_vae import ReactionVAE, ReactionVAEConfig, reaction_vae_batch_losses, join_face
 from ..metrics.react import frc
 from ..viz.dyadic import face_vector_from_openface
-from .loop import (Task, LoopConfig, LoopConfigError, check_settings, run_task, fit, TokenizerStage,
-                                   ReactionFSQTrainer, ReactionVAETrainer, DyadicDatasetSettings, REACTION_AUDIO_KINDS)
-from .tokenizer import TokenizerTrainer, train_tokenizer, load_tokenizer
+from .loop import Task, run_task
+from .settings import (ConfigError, check_settings, TokenizerSettings, ReactionFSQSettings, ReactionVAESettings, ReactionAudioSettings, REACTION_AUDIO_KINDS)
+from .tokenizer import train_tokenizer
 
 # %% auto #0
 __all__ = ['AUDIO_KINDS', 'MEL_RATE', 'MEL_N_FFT', 'FRAME_KEYS', 'CONFIG_MAX_INT', 'CONFIG_MAX_LAYERS', 'TOKEN_KEYS', 'VAE_KEYS',
@@ -46,12 +46,12 @@ class ReactionAudioError(UserError, ValueError):
 
 @dataclass
 class ReactionAudioConfig:
-    "How speaker audio becomes per-frame features (stored in every reaction checkpoint)."
-    kind: str = "mel"                # 'mel' (offline, default) | 'whisper' (needs a local checkpoint)
-    n_mels: int = 80                 # mel bands (Whisper's 80)
-    mels_per_frame: int = 2          # mel frames stacked per 25-fps frame: hop = 16000 / (25·2) = 320 samples
-    normalize: bool = True           # per-utterance mean/variance normalisation per band (mel only)
-    whisper_dir: str | None = None   # a local Whisper folder (save_pretrained); None: $SPEECHFACE_WHISPER_DIR
+    "How speaker audio becomes per-frame features (stored in every reaction checkpoint); defaults from `ReactionAudioSettings`."
+    kind: str = ReactionAudioSettings.audio          # 'mel' (offline, default) | 'whisper' (needs a local checkpoint)
+    n_mels: int = ReactionAudioSettings.n_mels       # mel bands (Whisper's 80)
+    mels_per_frame: int = ReactionAudioSettings.mels_per_frame  # mel frames stacked per 25-fps frame: hop = 16000 / (25·2) = 320 samples
+    normalize: bool = True                           # per-utterance mean/variance normalisation per band (mel only)
+    whisper_dir: str | None = ReactionAudioSettings.whisper_dir  # a local Whisper folder (save_pretrained); None: $SPEECHFACE_WHISPER_DIR
 
     def __post_init__(self):
         if self.kind not in AUDIO_KINDS: raise ReactionAudioError(f"audio kind must be one of {AUDIO_KINDS}, got {self.kind!r}")
@@ -144,22 +144,23 @@ def collate_reaction(items: list[dict],        # `reaction_items` (plus tokens)
     return out
 
 # %% ../../nbs/46_train.reaction.ipynb #4833aa2c
-def reaction_settings(cfg) -> ReactionFSQTrainer | ReactionVAETrainer:
+def reaction_settings(cfg) -> ReactionFSQSettings | ReactionVAESettings:
     "The checked trainer settings of a composed config (nested `trainer.tokenizer.*` included)."
     from omegaconf import OmegaConf
     t = OmegaConf.to_container(cfg.trainer, resolve=True)
-    cls = {"reaction_fsq": ReactionFSQTrainer, "reaction_vae": ReactionVAETrainer}.get(t.get("name"))
-    if cls is None: raise LoopConfigError(f"trainer.name={t.get('name')!r} is not a reaction trainer (reaction_fsq, reaction_vae)")
+    cls = {"reaction_fsq": ReactionFSQSettings, "reaction_vae": ReactionVAESettings}.get(t.get("name"))
+    if cls is None: raise ConfigError(f"trainer.name={t.get('name')!r} is not a reaction trainer (reaction_fsq, reaction_vae)")
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(t) - names)
-    if unknown: raise LoopConfigError(f"unknown trainer keys {unknown} for trainer={t['name']}")
-    if cls is ReactionFSQTrainer: t["tokenizer"] = TokenizerStage(**t.get("tokenizer", {}))
+    if unknown: raise ConfigError(f"unknown trainer keys {unknown} for trainer={t['name']}")
+    if cls is ReactionFSQSettings:
+        try: t["tokenizer"] = TokenizerSettings(**t.get("tokenizer", {}))
+        except ConfigError as e: raise ConfigError(str(e).replace("trainer.", "trainer.tokenizer.")) from None
     s = cls(**t)
     check_settings(s)
-    if cls is ReactionFSQTrainer:
-        check_settings(s.tokenizer, "trainer.tokenizer.")
+    if cls is ReactionFSQSettings:
         if not s.tokenizer.levels or any(not isinstance(l, int) or l < 2 for l in s.tokenizer.levels):
-            raise LoopConfigError(f"trainer.tokenizer.levels={s.tokenizer.levels!r} must be a list of integers ≥ 2, e.g. [8,5,5,5]")
+            raise ConfigError(f"trainer.tokenizer.levels={s.tokenizer.levels!r} must be a list of integers ≥ 2, e.g. [8,5,5,5]")
     ReactionAudioConfig(s.audio, s.n_mels, s.mels_per_frame, True, s.whisper_dir)   # the audio combination is possible
     return s
 
@@ -218,20 +219,19 @@ def tokenizer_items(items: list[dict]) -> list[dict]:
     return out
 
 def tokenizer_stage(train: list[dict], val: list[dict],      # `reaction_items` of the training and validation splits
-                    stage: TokenizerStage, run_dir: str | Path, # its run folder (resumed when it exists)
+                    stage: TokenizerSettings, run_dir: str | Path, # its run folder (resumed when it exists)
                     seed: int = 0, device: str = "cpu", progress: bool = False,
                    ) -> tuple[FaceTokenizer, dict]:           # (the selected tokenizer, frozen; summary)
     "Train (or resume, or load from `stage.path`) the FSQ face tokenizer: 3DMM in, heads {3dmm: 58, emotion: 25}."
     if stage.path:
         tok = checked_tokenizer(stage.path)
         if tok.cfg.in_dim != 58 or set(tok.cfg.heads) != {"3dmm", "emotion"}:
-            raise LoopConfigError(f"trainer.tokenizer.path={stage.path}: tokenizer reads {tok.cfg.in_dim}-d frames with heads "
+            raise ConfigError(f"trainer.tokenizer.path={stage.path}: tokenizer reads {tok.cfg.in_dim}-d frames with heads "
                                   f"{sorted(tok.cfg.heads)}; the reaction model needs in_dim 58 and heads 3dmm, emotion")
         return tok.requires_grad_(False), {"path": stage.path}
     cfg = FaceTokenizerConfig(in_dim=58, heads={"3dmm": 58, "emotion": 25}, width=stage.width, layers=stage.layers,
                               n_heads=stage.n_heads, block=stage.block, levels=tuple(stage.levels))
-    trainer = TokenizerTrainer(epochs=stage.epochs, batch_size=stage.batch_size, lr=stage.lr, crop=stage.crop, val_every=stage.val_every)
-    tok, summary = train_tokenizer(tokenizer_items(train), tokenizer_items(val), cfg, run_dir, trainer, seed=seed,
+    tok, summary = train_tokenizer(tokenizer_items(train), tokenizer_items(val), cfg, run_dir, stage, seed=seed,
                                    device=device, progress=progress)
     return tok.requires_grad_(False), summary
 
@@ -251,12 +251,12 @@ class ReactionFSQTask(Task):
     score_name = "val_ce"
     def __init__(self, model: ReactionTokenPredictor, tokenizer: FaceTokenizer,
                  train: list[dict], val: list[dict],           # `reaction_items` of the two splits
-                 s: ReactionFSQTrainer, audio: ReactionAudioConfig,
+                 s: ReactionFSQSettings, audio: ReactionAudioConfig,
                  appropriate: np.ndarray | None = None):       # (S, S) the validation split's appropriateness (select=frc)
         if tokenizer.codebook_size != model.cfg.vocab_size:
-            raise LoopConfigError(f"the tokenizer has {tokenizer.codebook_size} codes but the predictor's vocab_size is {model.cfg.vocab_size}")
+            raise ConfigError(f"the tokenizer has {tokenizer.codebook_size} codes but the predictor's vocab_size is {model.cfg.vocab_size}")
         if s.select == "frc" and (appropriate is None or np.shape(appropriate) != (len(val), len(val))):
-            raise LoopConfigError(f"trainer.select=frc needs the validation split's ({len(val)}, {len(val)}) appropriateness matrix "
+            raise ConfigError(f"trainer.select=frc needs the validation split's ({len(val)}, {len(val)}) appropriateness matrix "
                                   f"(neighbour_emotion_val.npy), got {None if appropriate is None else np.shape(appropriate)}; "
                                   f"use trainer.select=ce for a corpus without one")
         self.model, self.tokenizer, self.s, self.audio = model, tokenizer.eval(), s, audio
@@ -296,7 +296,7 @@ class ReactionFSQTask(Task):
         return {"kind": "reaction_fsq", "config": asdict(self.model.cfg), "audio": asdict(self.audio),
                 "tokenizer": {"kind": "face_tokenizer", "config": asdict(self.tokenizer.cfg), "model": self.tokenizer.state_dict()}}
 
-def fsq_model_config(s: ReactionFSQTrainer, vocab_size: int, audio_dim: int) -> ReactionTokenPredictorConfig:
+def fsq_model_config(s: ReactionFSQSettings, vocab_size: int, audio_dim: int) -> ReactionTokenPredictorConfig:
     "The predictor's sizes from the trainer settings."
     return ReactionTokenPredictorConfig(vocab_size=vocab_size, audio_dim=audio_dim, feature_dim=s.feature_dim, n_heads=s.n_heads,
                                         n_encoder_layers=s.n_encoder_layers, n_decoder_layers=s.n_decoder_layers,
@@ -353,7 +353,7 @@ def reaction_datasets(cfg, modalities=("emotion", "3dmm", "audio")) -> tuple[REA
 def _audio_cfg(s) -> ReactionAudioConfig:
     return ReactionAudioConfig(s.audio, s.n_mels, s.mels_per_frame, True, s.whisper_dir)
 
-def _fsq_task(cfg, s: ReactionFSQTrainer, progress: bool) -> ReactionFSQTask:
+def _fsq_task(cfg, s: ReactionFSQSettings, progress: bool) -> ReactionFSQTask:
     audio = _audio_cfg(s); whisper = audio.whisper() if audio.kind == "whisper" else None
     tr, va = reaction_datasets(cfg); cache = {}
     train, val = reaction_items(tr, audio, whisper, cache), reaction_items(va, audio, whisper, cache)
@@ -400,7 +400,7 @@ class ReactionVAETask(Task):
     "The reaction Trans-VAE on `fit`: the seed's losses (+ emotion L1); validation reconstruction on whole clips."
     score_name = "val_rec"
     def __init__(self, model: ReactionVAE, train: list[dict], val: list[dict],   # `vae_items` of the two splits
-                 s: ReactionVAETrainer, audio: ReactionAudioConfig):
+                 s: ReactionVAESettings, audio: ReactionAudioConfig):
         self.model, self.s, self.audio = model, s, audio
         self.train_set, self.val = train, val
         self.collate = lambda b: collate_reaction(b, s.crop)
@@ -429,7 +429,7 @@ class ReactionVAETask(Task):
     def best_extras(self):
         return {"kind": "reaction_vae", "config": asdict(self.model.cfg), "audio": asdict(self.audio)}
 
-def vae_model_config(s: ReactionVAETrainer, face: str, audio_dim: int) -> ReactionVAEConfig:
+def vae_model_config(s: ReactionVAESettings, face: str, audio_dim: int) -> ReactionVAEConfig:
     "The Trans-VAE's sizes and loss weights from the trainer settings."
     return ReactionVAEConfig(audio_dim=audio_dim, face=face, emotion_dim=s.emotion_dim if face == "openface" else 0,
                              feature_dim=s.feature_dim, latent_dim=s.latent_dim, n_heads=s.n_heads,
@@ -446,7 +446,7 @@ def resolve_face(face: str, root: str | Path) -> str:
     try: REACTDataset(root, "train", ("openface",), n_frames=None); return "openface"
     except UserError: return "3dmm"
 
-def _vae_task(cfg, s: ReactionVAETrainer, progress: bool) -> ReactionVAETask:
+def _vae_task(cfg, s: ReactionVAESettings, progress: bool) -> ReactionVAETask:
     audio = _audio_cfg(s); whisper = audio.whisper() if audio.kind == "whisper" else None
     face = resolve_face(s.face, cfg.dataset.root)
     if progress: print(f"reaction_vae: face features = {face}" + (" (the corpus has no OpenFace)" if s.face == "auto" and face == "3dmm" else ""))

@@ -15,35 +15,14 @@ from omegaconf import OmegaConf
 from ..core import save_checkpoint, load_checkpoint
 from ..data.dataset import FaceFormerDataset, collate_faceformer
 from ..data.mesh import load_regions
-from ..models.reward import load_backbone, load_reward_head, score_sequence, freeze, head_state, clip_windows
-from .supervised import load_actor, masked_mse, validate
+from ..models.reward import load_sync_expert, load_reward_head, score_sequence, freeze, head_state, clip_windows
+from ..models.actor import load_actor
+from .supervised import validate
 from .loop import Task, run_task
 
 # %% auto #0
-__all__ = ['RL_VARIANTS', 'seed_losses', 'trainable_heads', 'frame_mean', 'clip_mean', 'group_advantage', 'rl_losses',
-           'clip_windows_transpose', 'policy_pass', 'repeat_batch', 'RLTask', 'train_rl']
-
-# %% ../../nbs/44_train.rl.ipynb #600c0549
-def seed_losses(mu: torch.Tensor,          # (B, T, D) actor mean (with the template added)
-                sample: torch.Tensor,      # (B, T, D) the sampled motion (detached inside)
-                gt: torch.Tensor,          # (B, T, D) ground truth
-                mask: torch.Tensor,        # (B, T) True on real frames
-                sigma: torch.Tensor,       # (D,) policy std
-                lip: torch.Tensor, real: torch.Tensor, value: torch.Tensor, # (B,) per-sequence mean scores
-                reward_scale: float = 1.0, actor_weight: float = 1.0, critic_weight: float = 1.0, sup_weight: float = 1.0,
-               ) -> dict:
-    "The seed's actor-critic loss terms (the seed project's RL loop)."
-    sup = masked_mse(mu, gt, mask)
-    reward = ((lip + real) * reward_scale).detach()                                   # (B,) the reward is a signal
-    advantage = (reward - value).detach()                                             # (B,)
-    dist = torch.distributions.Normal(mu, sigma.expand_as(mu), validate_args=False)
-    m = mask[..., None].to(mu.dtype)
-    mean_lp = (dist.log_prob(sample.detach()) * m).sum((1, 2)) / (m.sum((1, 2)) * mu.shape[-1]).clamp(min=1)  # (B,)
-    actor = -(advantage * mean_lp).mean()
-    critic = ((reward - value) ** 2).mean()
-    total = sup_weight * sup + actor_weight * actor + critic_weight * critic
-    return {"total": total, "sup": sup, "actor": actor, "critic": critic, "reward": reward.mean(),
-            "value": value.mean(), "advantage": advantage.mean(), "mean_log_prob": mean_lp.mean()}
+__all__ = ['RL_VARIANTS', 'trainable_heads', 'frame_mean', 'clip_mean', 'group_advantage', 'rl_losses', 'clip_windows_transpose',
+           'policy_pass', 'repeat_batch', 'RLTask', 'train_rl']
 
 # %% ../../nbs/44_train.rl.ipynb #a26fd51f
 def trainable_heads(head, train_heads: bool = False) -> list:
@@ -193,7 +172,7 @@ class RLTask(Task):
         t = self.t = cfg.trainer
         if t.variant not in RL_VARIANTS: raise ValueError(f"trainer.variant={t.variant!r}; choose from {RL_VARIANTS}")
         if t.select not in ("lve", "reward", "last"): raise ValueError(f"trainer.select={t.select!r}; choose lve, reward or last")
-        for p, what in ((t.init_actor, "SFT actor (speechface train ...)"), (t.backbone, "reward backbone (speechface train trainer=reward_backbone)"),
+        for p, what in ((t.init_actor, "SFT actor (speechface train ...)"), (t.sync_expert, "reward backbone (speechface train trainer=sync_expert)"),
                         (t.head, "reward head (speechface train trainer=reward_head)")):
             if not Path(p).is_file(): raise FileNotFoundError(f"{p} not found: the {what} must exist before RL")
         self.K = t.group_size if t.variant == "grpo" else 1
@@ -203,7 +182,7 @@ class RLTask(Task):
         if not self.actor.cfg.stochastic and t.variant != "backprop":
             raise ValueError(f"{t.init_actor} is a deterministic actor: variant {t.variant!r} needs model.stochastic=true (or use backprop)")
         self.ref = freeze(load_actor(init, source=t.init_actor)).eval() if t.kl_weight else None
-        self.backbone = freeze(load_backbone(t.backbone))
+        self.backbone = freeze(load_sync_expert(t.sync_expert))
         self.head = load_reward_head(t.head).train()
         head_params = trainable_heads(self.head, t.train_heads)
         ds_tr, self.ds_va = self.datasets(cfg)

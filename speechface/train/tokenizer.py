@@ -5,7 +5,7 @@
 # %% ../../nbs/45_train.tokenizer.ipynb #0d422e46
 from __future__ import annotations
 import math, time
-from dataclasses import dataclass, asdict
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +19,12 @@ from ..metrics.mesh import lip_vertex_error
 from ..models.fsq import codebook_usage
 from ..models.face_tokenizer import FaceTokenizer, FaceTokenizerConfig, tokenizer_loss
 from ..evaluation.perceptual import lip_region, perceptual_units, perceptual_summary
-from .loop import Task, TrainerLoop, LoopConfig, fit, setting, check_settings, POS, NONNEG
+from .loop import Task, fit
+from .settings import FitSettings, TokenizerSettings
 
 # %% auto #0
-__all__ = ['MESH_REGIONS', 'random_walk_faces', 'mesh_vertex_indices', 'mesh_items', 'TokenizerTrainer', 'collate_frames',
-           'TokenizerTask', 'load_tokenizer', 'train_tokenizer', 'reconstruct_meshes', 'mesh_tokenizer_eval',
-           'codebook_sweep']
+__all__ = ['MESH_REGIONS', 'random_walk_faces', 'mesh_vertex_indices', 'mesh_items', 'collate_frames', 'TokenizerTask',
+           'load_tokenizer', 'train_tokenizer', 'reconstruct_meshes', 'mesh_tokenizer_eval', 'codebook_sweep']
 
 # %% ../../nbs/45_train.tokenizer.ipynb #b26d1b1d
 def random_walk_faces(n_seq: int = 8,            # sequences
@@ -78,19 +78,6 @@ def mesh_items(ds: FaceFormerDataset,            # a split of a FaceFormer-layou
     return [{"name": n, "x": r / scale, "targets": {"verts": r / scale}} for n, r in raw], scale
 
 # %% ../../nbs/45_train.tokenizer.ipynb #bbe68ce4
-@dataclass
-class TokenizerTrainer(TrainerLoop):
-    "`trainer=tokenizer`: L1 training of a `FaceTokenizer` (REACT2024 seed: Adam, L1 per output)."
-    name: str = "tokenizer"
-    epochs: int = setting(100, "int", lo=1)
-    batch_size: int = setting(8, "int", lo=1)                   # sequences (crops) per global batch
-    lr: float = setting(1e-3, "float", **POS)                   # AdamW
-    weight_decay: float = setting(0.0, "float", **NONNEG)
-    crop: int | None = setting(64, "int", lo=1, nullable=True)  # train on a random window of this many frames; null = whole sequences
-    val_every: int = setting(5, "int", lo=1)                    # validate every N epochs (and after the last)
-
-    def __post_init__(self): check_settings(self)
-
 def collate_frames(items: list[dict],              # `random_walk_faces` / `mesh_items` items
                    crop: int | None = None,        # random window of this many frames (torch's RNG); None: whole
                   ) -> dict:                       # x (B, T, in), mask (B, T), y:<head> (B, T, dim), name
@@ -113,7 +100,7 @@ def collate_frames(items: list[dict],              # `random_walk_faces` / `mesh
 class TokenizerTask(Task):
     "A `FaceTokenizer` on `fit`: masked L1 per head, validation L1 with codebook usage and perplexity."
     score_name = "val_l1"
-    def __init__(self, model: FaceTokenizer, train: list[dict], val: list[dict], cfg: TokenizerTrainer, meta: dict | None = None):
+    def __init__(self, model: FaceTokenizer, train: list[dict], val: list[dict], cfg: TokenizerSettings, meta: dict | None = None):
         heads = set(model.cfg.heads)
         for it in train + val:
             if set(it["targets"]) != heads or it["x"].shape[1] != model.cfg.in_dim:
@@ -159,17 +146,17 @@ def train_tokenizer(train: list[dict],                  # items (`random_walk_fa
                     val: list[dict],                    # selection items ([] keeps the last epoch)
                     model: FaceTokenizerConfig,         # tokenizer sizes; in_dim and heads must match the items
                     run_dir: str | Path,                # checkpoints/<run>: best.pt, last.pt, metrics.csv
-                    cfg: TokenizerTrainer | None = None,
+                    cfg: TokenizerSettings | None = None,
                     seed: int = 0,                      # initialisation and data order
                     device: str = "cpu",
                     progress: bool = False,
                     meta: dict | None = None,           # extra entries of best.pt (scale, vertex indices, ...)
                    ) -> tuple[FaceTokenizer, dict]:     # (the selected tokenizer in eval mode, `fit`'s summary)
     "Train a face tokenizer with masked L1 on `fit` and load its selected epoch."
-    cfg = cfg or TokenizerTrainer()
+    cfg = cfg or TokenizerSettings()
     seed_everything(seed)
     task = TokenizerTask(FaceTokenizer(model), train, val, cfg, meta)
-    loop = LoopConfig(**{k: getattr(cfg, k) for k in LoopConfig.__dataclass_fields__ if hasattr(cfg, k)}
+    loop = FitSettings(**{k: getattr(cfg, k) for k in FitSettings.__dataclass_fields__ if hasattr(cfg, k)}
                       | {"seed": seed, "device": device})
     summary = fit(task, loop, run_dir, progress)
     return load_tokenizer(Path(run_dir) / "best.pt"), summary
@@ -219,7 +206,7 @@ def codebook_sweep(level_sets: dict,              # label -> FSQ levels, e.g. `R
                    run_dir: str | Path,           # one run folder per (levels, seed) below it
                    seeds=(0,),                    # one tokenizer per seed and level set
                    model: dict | None = None,     # FaceTokenizerConfig sizes (width, layers, ...), the same for all
-                   trainer: TokenizerTrainer | None = None,
+                   trainer: TokenizerSettings | None = None,
                   ) -> pd.DataFrame:              # one row per (levels, seed)
     "Train one mesh tokenizer per level set and seed, identical otherwise; score each on the held-out split."
     rows, cache = [], {}

@@ -19,7 +19,7 @@ from .meshplot import frame_bounds, view_rotation, render_image
 # %% auto #0
 __all__ = ['PLATFORMS', 'OPENGL_FIX', 'BACKENDS', 'OpenGLUnavailableError', 'probe_platform', 'opengl_platform',
            'RenderInputError', 'BlankFrameError', 'check_vertices', 'check_frame', 'error_colors', 'shade_vertices',
-           'release_opengl', 'MeshRenderer', 'resolve_backend', 'frame_renderer', 'render_frames', 'render_sequence']
+           'MeshRenderer', 'resolve_backend', 'frame_renderer', 'render_frames', 'render_sequence']
 
 # %% ../../nbs/24_viz.render.ipynb #2313d394
 PLATFORMS = ("egl", "osmesa")  # tried in this order when PYOPENGL_PLATFORM is not set
@@ -203,11 +203,6 @@ def _offscreen(size: int):
                                          f"{OPENGL_FIX}") from e
     if (r.viewport_width, r.viewport_height) != (size, size): r.viewport_width = r.viewport_height = size
     return r
-
-def release_opengl():
-    "Delete the process' OpenGL context (e.g. before forking workers); the next render opens a new one."
-    r = _CONTEXT.pop("renderer", None)
-    if r is not None: r.delete()
 
 class MeshRenderer:
     "An offscreen pyrender renderer reused for every frame of a sequence: fixed framing, smooth shading, vertex colours."
