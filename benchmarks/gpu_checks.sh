@@ -55,10 +55,10 @@ from speechface.train.settings import SyncExpertSettings, RewardHeadSettings
 root, tmp = sys.argv[1], tempfile.mkdtemp()
 for prec in ("no", "bf16"):
     t = time.time()
-    r = train_sync_expert(root, f"{tmp}/{prec}/sync_expert.pt", epochs=6, progress=False, device="cuda",
-                          cfg=SyncExpertSettings(mixed_precision=prec))
-    h = train_reward_head(root, f"{tmp}/{prec}/sync_expert.pt", f"{tmp}/{prec}/reward_head.pt", epochs=3, progress=False,
-                          device="cuda", cfg=RewardHeadSettings(mixed_precision=prec))
+    r = train_sync_expert(root, SyncExpertSettings(epochs=6, mixed_precision=prec, out=f"{tmp}/{prec}/sync_expert.pt"),
+                          progress=False, device="cuda")
+    h = train_reward_head(root, RewardHeadSettings(epochs=3, mixed_precision=prec, sync_expert=f"{tmp}/{prec}/sync_expert.pt",
+                                                   out=f"{tmp}/{prec}/reward_head.pt"), progress=False, device="cuda")
     last = r["history"][-1]
     print(f"| {prec} | {last['train_loss']:.4f} | {last['train_top1']:.3f} | {last.get('val_acc', float('nan')):.3f} | "
           f"{last['steps_per_s']:.2f} | {last['peak_mib']:.0f} | {h['history'][-1]['train_lip_acc']:.3f} | {time.time() - t:.1f} |")

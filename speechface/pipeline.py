@@ -16,7 +16,7 @@ import torch
 from .core import load_checkpoint, save_checkpoint
 from .data.dataset import FaceFormerDataset
 from .data.synth import generate_corpus
-from .models.reward import load_sync_expert
+from .models.reward import load_sync_expert, reward_file
 from .data.audio import load_wav
 from .data.mesh import load_regions
 from .data.textgrid import read_phone_tier, textgrid_folder
@@ -60,10 +60,10 @@ PLANS = {
     "quick": DemoSettings("tiny", sft=["trainer=cpu", "trainer.epochs=4", "trainer.val_every=2", "model.feature_dim=32",
                                    "model.audio.mel_dim=32"],
                       sync_epochs=3, sync_minutes=None, sync_model={"d_model": 32, "n_layers": 1}, head_epochs=3,
-                      head_minutes=None, rl=["trainer.epochs=1", "trainer.lr=1e-4"], reader_epochs=5, video_size=128,
+                      head_minutes=None, rl=["trainer.epochs=1", "trainer.lr=1e-4", "trainer.kl_weight=30"], reader_epochs=5, video_size=128,
                       video_seconds=3.0),
 }
-RL_RECIPE = ["trainer=rl", "trainer.variant=backprop", "trainer.rollout=free", "trainer.kl_weight=30", "trainer.select=reward"]
+RL_RECIPE = ["trainer=rl", "trainer.variant=backprop", "trainer.rollout=free", "trainer.select=reward"]   # + each plan's rl
 READING_NOTE = ("How to read the columns: sync dist, LSE-D, LSE-C and |offset| come from the evaluation expert, a sync expert "
                 "of the reward's own family (same architecture and lip region, another seed, shifted-audio negatives only): "
                 "the reward family's view, which RL can learn to please. Closure F1, false closures, lip-read acc and MTM (with 95 % bootstrap "
@@ -97,7 +97,7 @@ def comparison_table(root,                      # the corpus
     if isinstance(lip_reader, (str, Path)): lip_reader = read_lip_reader(lip_reader)
     rows = {}
     for name, (cfg, ckpt) in runs.items():
-        tab, _, _ = run_test(cfg, split, ckpt=ckpt, progress=progress, sync_expert=eval_expert, lip_reader=lip_reader)
+        tab, _, _ = run_test(cfg, split, ckpt=ckpt, progress=progress, eval_expert=eval_expert, lip_reader=lip_reader)
         rows[name] = style_average(tab)
     out = pd.DataFrame.from_dict(rows, orient="index")
     if references: out = pd.concat([reference_rows(root, eval_expert, split, lip_reader), out])
@@ -115,7 +115,7 @@ def _timed(timings: dict, name: str, progress: bool):
     if progress: print(f"[demo] {name}: {timings[name]} s", flush=True)
 
 def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, checkpoints/, results.md, comparison.mp4
-             quick: bool = False,            # the tiny plan (minutes) instead of the full one
+             quick: bool = False,            # the tiny plan (about 35 s on 2 CPU cores) instead of the full one
              seed: int = 0,                  # seeds corpus, SFT, reward model and RL
              threads: int | None = None,     # torch CPU threads (None: torch's default)
              video: bool = True,             # render the GT | SFT | RL comparison video
@@ -132,22 +132,23 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
     with _timed(tm, "corpus", progress):
         if not (data / "metadata.json").is_file(): generate_corpus(data, plan.preset, seed=seed, progress=progress)
     sft_cfg, sft_ckpt = load_config(base + ["run=sft"] + plan.sft), ck / "sft" / "best.pt"
-    todo = lambda p: not (reuse and Path(p).is_file())
+    todo = lambda p: not (reuse and reward_file(p).is_file())        # reward files: or their old names (`reward_file`)
     with _timed(tm, "sft", progress):
         if todo(sft_ckpt): train(sft_cfg, progress=progress)
     with _timed(tm, "sync expert", progress):
-        if todo(rw / "sync_expert.pt"): train_sync_expert(data, rw / "sync_expert.pt", seed=seed, cfg=SyncExpertSettings(
-                          epochs=plan.sync_epochs, max_minutes=plan.sync_minutes, closure_negatives=plan.closure_negatives),
-                          model=plan.sync_model or None, progress=progress)
+        if todo(rw / "sync_expert.pt"): train_sync_expert(data, SyncExpertSettings(
+                          epochs=plan.sync_epochs, max_minutes=plan.sync_minutes, closure_negatives=plan.closure_negatives,
+                          model=plan.sync_model, seed=seed, out=str(rw / "sync_expert.pt")), progress=progress)
     with _timed(tm, "evaluation expert", progress):
-        if todo(rw / "eval_expert.pt"): train_eval_expert(data, rw / "eval_expert.pt", seed=seed + 1,
-                               cfg=SyncExpertSettings(epochs=plan.sync_epochs, max_minutes=plan.sync_minutes),
-                               model=plan.sync_model or None, progress=progress)
+        if todo(rw / "eval_expert.pt"): train_eval_expert(data, SyncExpertSettings(epochs=plan.sync_epochs,
+                               max_minutes=plan.sync_minutes, model=plan.sync_model, seed=seed + 1, out=str(rw / "eval_expert.pt")),
+                               progress=progress)
     with _timed(tm, "score head", progress):
-        if todo(rw / "reward_head.pt"): train_reward_head(data, rw / "sync_expert.pt", rw / "reward_head.pt", seed=seed,
-                          cfg=RewardHeadSettings(epochs=plan.head_epochs, max_minutes=plan.head_minutes, perturbations=(
-                              PERTURBATIONS + MESH_CLOSURE_PERTURBATIONS if plan.closure_negatives else PERTURBATIONS)),
-                          actor=sft_ckpt, progress=progress)
+        if todo(rw / "reward_head.pt"): train_reward_head(data, RewardHeadSettings(epochs=plan.head_epochs,
+                          max_minutes=plan.head_minutes, perturbations=(
+                              PERTURBATIONS + MESH_CLOSURE_PERTURBATIONS if plan.closure_negatives else PERTURBATIONS),
+                          sync_expert=str(rw / "sync_expert.pt"), out=str(rw / "reward_head.pt"), actor=str(sft_ckpt), seed=seed),
+                          progress=progress)
     with _timed(tm, "lip-reader", progress):                      # the perceptual evaluation's reader: training-speaker GT only
         if todo(ck / "lipreader.pt"): save_checkpoint(ck / "lipreader.pt", train_lip_reader(data, epochs=plan.reader_epochs, seed=seed, progress=progress))
     reader = read_lip_reader(ck / "lipreader.pt")

@@ -1,5 +1,5 @@
-"""The reward and RL on BEAT2 face coefficients: the vertex path of the reward backbone is unchanged, and bad input to
-the coefficient backbone, the BEAT2 reward trainers, the perturbations, the ranking and `CoefficientRLTask` fails with
+"""The reward and RL on BEAT2 face coefficients: the vertex path of the sync expert is unchanged, and bad input to
+the coefficient sync expert, the BEAT2 reward trainers, the perturbations, the ranking and `CoefficientRLTask` fails with
 a message that says what was expected and the fix."""
 from pathlib import Path
 
@@ -16,7 +16,7 @@ SMALL = dict(d_model=16, n_heads=2, n_layers=1, conv_channels=4, embed_dim=8)
 
 
 def test_vertex_path_unchanged():
-    "Fixed seed, fixed input: the vertex backbone gives the embeddings it gave before `motion` existed (recorded at 5cdfd4f)."
+    "Fixed seed, fixed input: the vertex sync expert gives the embeddings it gave before `motion` existed (recorded at 5cdfd4f)."
     want = {"template": [-0.45531824, 0.25580007, -0.39183584, -0.10414661],
             "first_frame": [-0.33849505, 0.66326034, 0.36708519, -0.01105279]}
     for ref, first in want.items():
@@ -30,7 +30,7 @@ def test_vertex_path_unchanged():
         assert "vertex_idx" in bb.state_dict()
 
 
-def test_coefficient_backbone_bad_input(tmp_path):
+def test_coefficient_sync_expert_bad_input(tmp_path):
     bb = SyncExpert(SyncExpertConfig(motion_dim=106, motion="coefficients", **SMALL)).eval()
     mel = torch.randn(2, 1, 20, 128)
     with pytest.raises(ValueError, match=r"mesh_clip must be \(B, 5, 106\) 106-d coefficient vectors"):
@@ -91,13 +91,13 @@ def test_beat2_sync_data(beat2_root):
 
 def test_reward_trainers_on_coefficients_bad_input(beat2_root, tmp_path):
     with pytest.raises(ValueError, match=r"set SyncExpertSettings\(region=None\)"):
-        train_sync_expert(beat2_root, tmp_path / "bb.pth", epochs=1, load=load_beat2_sync_data, progress=False)
-    train_sync_expert(beat2_root, tmp_path / "bb.pth", epochs=1, model=SMALL, load=load_beat2_sync_data, progress=False,
-                      cfg=SyncExpertSettings(region=None))
+        train_sync_expert(beat2_root, SyncExpertSettings(epochs=1, out=str(tmp_path / "bb.pth")), load=load_beat2_sync_data, progress=False)
+    train_sync_expert(beat2_root, SyncExpertSettings(epochs=1, model=SMALL, region=None, out=str(tmp_path / "bb.pth")),
+                      load=load_beat2_sync_data, progress=False)
     assert load_sync_expert(tmp_path / "bb.pth").cfg.motion == "coefficients"
     with pytest.raises(ValueError, match="actor negatives are read from FaceFormer-layout corpora"):
-        train_reward_head(beat2_root, tmp_path / "bb.pth", tmp_path / "h.pt", epochs=1, load=load_beat2_sync_data,
-                          actor=tmp_path / "bb.pth", progress=False)
+        train_reward_head(beat2_root, RewardHeadSettings(epochs=1, sync_expert=str(tmp_path / "bb.pth"), out=str(tmp_path / "h.pt"),
+                                                         actor=str(tmp_path / "bb.pth")), load=load_beat2_sync_data, progress=False)
 
 
 def test_ranking_and_rl_bad_input(beat2_root, tmp_path):

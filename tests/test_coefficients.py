@@ -126,7 +126,7 @@ def test_mesh_checkpoint_is_not_a_coefficient_actor(tmp_path):
 
 
 def test_cli_reward_and_rl_on_coefficients(face_run, beat2, tmp_path):
-    "dataset=beat2 routes the reward trainers and RL to the coefficient versions: backbone, score head, one RL epoch."
+    "dataset=beat2 routes the reward trainers and RL to the coefficient versions: sync expert, score head, one RL epoch."
     common = ["dataset=beat2", f"dataset.root={beat2}", "dataset.part=face", f"out_dir={tmp_path}", "threads=1", "--quiet"]
     small = ["+trainer.model.d_model=16", "+trainer.model.n_heads=2", "+trainer.model.n_layers=1", "+trainer.model.embed_dim=8",
              "+trainer.model.conv_channels=4"]

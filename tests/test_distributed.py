@@ -110,8 +110,9 @@ def rl_runs(tmp_path_factory, tiny_corpus):
         torch.set_num_threads(1)
         train(load_config({base!r} + ["trainer.lr=1e-3", "trainer.batch_size=4", "trainer.epochs=1"]), progress=False)
         ck = {str(tmp / 'ck')!r}
-        train_sync_expert({str(tiny_corpus)!r}, ck + "/reward/sync_expert.pt", epochs=1, model=dict(d_model=32, n_layers=1), progress=False)
-        train_reward_head({str(tiny_corpus)!r}, ck + "/reward/sync_expert.pt", ck + "/reward/reward_head.pt", epochs=1, progress=False)
+        from speechface.train.settings import SyncExpertSettings, RewardHeadSettings
+        train_sync_expert({str(tiny_corpus)!r}, SyncExpertSettings(epochs=1, model=dict(d_model=32, n_layers=1), out=ck + "/reward/sync_expert.pt"), progress=False)
+        train_reward_head({str(tiny_corpus)!r}, RewardHeadSettings(epochs=1, sync_expert=ck + "/reward/sync_expert.pt", out=ck + "/reward/reward_head.pt"), progress=False)
         from speechface.core import load_checkpoint, save_checkpoint      # the head's dropout off: random masks differ per process
         h = load_checkpoint(ck + "/reward/reward_head.pt"); h["config"]["dropout"] = 0.0; save_checkpoint(ck + "/reward/reward_head.pt", h)
     """))
@@ -162,19 +163,19 @@ def reward_runs(tmp_path_factory, tiny_corpus):
         torch.set_num_threads(1)
         out, which = sys.argv[1], sys.argv[2]
         if which == "sync":        # 16 training sequences in batches of 5: the last batch (1 sequence) leaves a process idle
-            train_sync_expert({str(tiny_corpus)!r}, out + "/sync_expert.pt", epochs=2, progress=False, device="cpu",
-                              cfg=SyncExpertSettings(seqs_per_batch=5, clips_per_seq=4, shifts_per_clip=2),
-                              model=dict(d_model=32, n_layers=1, conv_channels=4, dropout=0.0))
+            train_sync_expert({str(tiny_corpus)!r}, SyncExpertSettings(epochs=2, seqs_per_batch=5, clips_per_seq=4, shifts_per_clip=2,
+                              model=dict(d_model=32, n_layers=1, conv_channels=4, dropout=0.0), out=out + "/sync_expert.pt"),
+                              progress=False, device="cpu")
         else:
-            train_reward_head({str(tiny_corpus)!r}, sys.argv[3], out + "/reward_head.pt", epochs=2, progress=False, device="cpu",
-                              cfg=RewardHeadSettings(batch_size=300), head_cfg=RewardHeadConfig(embed_dim=512, dropout=0.0))
+            train_reward_head({str(tiny_corpus)!r}, RewardHeadSettings(epochs=2, batch_size=300, sync_expert=sys.argv[3], out=out + "/reward_head.pt"),
+                              head_cfg=RewardHeadConfig(embed_dim=512, dropout=0.0), progress=False, device="cpu")
     """))
     for n in (1, 2):
         torchrun(n, script, tmp / f"sync{n}", "sync")
     for n in (1, 2):
         torchrun(n, script, tmp / f"head{n}", "head", tmp / "sync1" / "sync_expert.pt")
     return {k: load_checkpoint(tmp / k / ("sync_expert_run" if k.startswith("sync") else "reward_head_run") / "last.pt")
-            for k in ("sync1", "sync2", "head1", "head2")} | {"backbone": load_checkpoint(tmp / "sync2" / "sync_expert.pt")}
+            for k in ("sync1", "sync2", "head1", "head2")} | {"sync_expert": load_checkpoint(tmp / "sync2" / "sync_expert.pt")}
 
 
 @pytest.mark.parametrize("kind", ["sync", "head"])
@@ -192,4 +193,4 @@ def test_reward_trainers_two_processes_equal_one(reward_runs, kind):
     rel = float((w1 - w2).norm() / w1.norm())
     print(f"{kind}: |w1 - w2| / |w1| = {rel:.2e}; largest per-tensor difference {_worst(one['model'], two['model'])}")
     assert rel < 1e-3, rel
-    if kind == "sync": assert reward_runs["backbone"]["kind"] == "speech_mesh_transformer"   # published for load_sync_expert
+    if kind == "sync": assert reward_runs["sync_expert"]["kind"] == "speech_mesh_transformer"   # published for load_sync_expert

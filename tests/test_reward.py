@@ -1,4 +1,4 @@
-"Reward model: shapes, batched scoring, frozen backbone for RL, weights-only checkpoints, sync negatives."
+"Reward model: shapes, batched scoring, frozen sync expert for RL, weights-only checkpoints, sync negatives."
 import numpy as np
 import pytest
 import torch
@@ -70,7 +70,7 @@ def test_clip_windows_is_unfold_of_frames():
     w = clip_windows(x, 5, 2)
     assert w.shape == (2, 3, 5, 2) and torch.equal(w[1, 2], x[1, 4:9])
 
-def test_frozen_backbone_trainable_value_head():
+def test_frozen_sync_expert_trainable_value_head():
     bb, head = small()
     freeze(bb); head.train()
     assert not any(p.requires_grad for p in bb.parameters()) and not bb.training
@@ -125,8 +125,8 @@ def test_shifted_negatives_respect_min_shift():
 
 def test_mel_frames_and_scorer_plug_into_lip_sync_offset(tmp_path, tiny_corpus):
     (tmp_path / "tiny").symlink_to(tiny_corpus)
-    res = train_sync_expert(tmp_path / "tiny", tmp_path / "ck" / "sync_expert.pt", seed=0, epochs=12, progress=False,
-                            model={"d_model": 32, "n_layers": 1, "conv_channels": 4})
+    res = train_sync_expert(tmp_path / "tiny", SyncExpertSettings(seed=0, epochs=12, out=str(tmp_path / "ck" / "sync_expert.pt"),
+                            model={"d_model": 32, "n_layers": 1, "conv_channels": 4}), progress=False)
     ck = load_checkpoint(tmp_path / "ck" / "sync_expert.pt")        # weights-only loadable
     assert ck["seed"] == 0 and ck["kind"] == "speech_mesh_transformer"
     q = load_sync_data(tmp_path / "tiny", ("val",))[0]
@@ -134,11 +134,11 @@ def test_mel_frames_and_scorer_plug_into_lip_sync_offset(tmp_path, tiny_corpus):
     assert fr.shape == (len(q["verts"]), 4, 128)
     assert np.array_equal(fr[3:8].reshape(20, 128), q["mel"][3, 0].numpy())   # clip i = frames i..i+4
     assert np.array_equal(fr[-5:].reshape(20, 128), q["mel"][-1, 0].numpy())
-    r = lip_sync_offset(SyncExpertScorer(res["backbone"], q["template"]), q["verts"], fr, max_offset=5)
+    r = lip_sync_offset(SyncExpertScorer(res["expert"], q["template"]), q["verts"], fr, max_offset=5)
     assert len(r.distances) == 11 and np.isfinite(r.distances).all()
     # the trained expert finds a planted shift, sign and size: mesh late by k frames (audio[t] meets mesh[t - k]) reads +k.
     # One 68-frame clip is noisy for a tiny expert, so the check is the median over the corpus' 18 clips.
-    clips = [(SyncExpertScorer(res["backbone"], c["template"]), np.asarray(c["verts"]), mel_frames(c["mel"]))
+    clips = [(SyncExpertScorer(res["expert"], c["template"]), np.asarray(c["verts"]), mel_frames(c["mel"]))
              for c in load_sync_data(tmp_path / "tiny", ("train", "val"))]
     late = lambda v, a, k: (v[:len(v) - k], a[k:]) if k >= 0 else (v[-k:], a[:len(a) + k])   # audio frame t meets mesh t - k
     for k in (-3, 0, 3):

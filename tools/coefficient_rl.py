@@ -46,7 +46,7 @@ def main():
     from speechface.train.coefficients import (train_coefficients, load_coefficient_actor, predict_coefficients, evaluate_coefficients)
     from speechface.train.settings import SyncExpertSettings, RewardHeadSettings
     from speechface.train.reward import (train_sync_expert, train_reward_head, load_beat2_sync_data, PERTURBATIONS, CLOSURE_PERTURBATIONS)
-    from speechface.models.reward import load_sync_expert, load_reward_head, freeze, score_sequence
+    from speechface.models.reward import load_sync_expert, load_reward_head, reward_file, freeze, score_sequence
     from speechface.train.coefficient_rl import reward_ranking, train_coefficient_rl
     from speechface.evaluation.coefficients import beat2_face_recordings, train_coefficient_lip_reader, coefficient_table
     from speechface.metrics.perceptual import bootstrap_ci
@@ -62,13 +62,15 @@ def main():
     log("actor", sft)
     rw = out / "ck" / "reward"                                                     # 2. the reward
     perts = PERTURBATIONS + CLOSURE_PERTURBATIONS
-    if not (rw / "sync_expert.pt").is_file():
-        r = train_sync_expert(root, rw / "sync_expert.pt", seed=a.seed, model=REWARD_MODEL, load=load_beat2_sync_data,
-                              cfg=SyncExpertSettings(region=None, seqs_per_batch=8, lr=3e-3, max_minutes=a.minutes), progress=False)
+    if not reward_file(rw / "sync_expert.pt").is_file():
+        r = train_sync_expert(root, SyncExpertSettings(region=None, seqs_per_batch=8, lr=3e-3, max_minutes=a.minutes, seed=a.seed,
+                                                       model=REWARD_MODEL, out=str(rw / "sync_expert.pt")),
+                              load=load_beat2_sync_data, progress=False)
         log("sync expert: best val accuracy", round(r["best_val_acc"], 3))
-    if not (rw / "reward_head.pt").is_file():
-        r = train_reward_head(root, rw / "sync_expert.pt", rw / "reward_head.pt", seed=a.seed, load=load_beat2_sync_data,
-                              cfg=RewardHeadSettings(perturbations=perts, max_minutes=a.minutes / 2), progress=False)
+    if not reward_file(rw / "reward_head.pt").is_file():
+        r = train_reward_head(root, RewardHeadSettings(perturbations=perts, max_minutes=a.minutes / 2, seed=a.seed,
+                                                       sync_expert=str(rw / "sync_expert.pt"), out=str(rw / "reward_head.pt")),
+                              load=load_beat2_sync_data, progress=False)
         log("score head: best val", round(r["best"], 3))
     bb, hd = freeze(load_sync_expert(rw / "sync_expert.pt")), load_reward_head(rw / "reward_head.pt")
     val_seqs = load_beat2_sync_data(root, ("val",))

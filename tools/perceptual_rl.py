@@ -104,15 +104,16 @@ def main():
     if a.stage == "prepare":
         from speechface.data.synth import generate_corpus
         from speechface.train.reward import train_sync_expert, train_eval_expert
+        from speechface.models.reward import reward_file
         from speechface.train.settings import SyncExpertSettings
         from speechface.evaluation.perceptual import train_lip_reader
         from speechface.core import save_checkpoint
         if not (out / "data" / "metadata.json").is_file(): generate_corpus(out / "data", "small", seed=0)
         rw = out / "ck" / "reward"
-        if not (rw / "sync_expert.pt").is_file():
-            train_sync_expert(out / "data", rw / "sync_expert.pt", seed=0, cfg=SyncExpertSettings(max_minutes=4))
-        if not (rw / "eval_expert.pt").is_file():
-            train_eval_expert(out / "data", rw / "eval_expert.pt", seed=1, cfg=SyncExpertSettings(max_minutes=4))
+        if not reward_file(rw / "sync_expert.pt").is_file():
+            train_sync_expert(out / "data", SyncExpertSettings(max_minutes=4, seed=0, out=str(rw / "sync_expert.pt")))
+        if not reward_file(rw / "eval_expert.pt").is_file():
+            train_eval_expert(out / "data", SyncExpertSettings(max_minutes=4, seed=1, out=str(rw / "eval_expert.pt")))
         if not (out / "lipreader.pt").is_file():
             r = train_lip_reader(out / "data", epochs=40)
             save_checkpoint(out / "lipreader.pt", {k: v for k, v in r.items()})
@@ -120,44 +121,48 @@ def main():
     elif a.stage == "sft":
         from speechface.train.supervised import train
         from speechface.train.reward import train_reward_head
+        from speechface.models.reward import reward_file
         from speechface.train.settings import RewardHeadSettings
         run = f"sft{a.seed}"
         if not (out / "ck" / run / "best.pt").is_file():
             train(cfg_for(out, run, a.seed, ["trainer=cpu", "trainer.max_minutes=null"]), progress=False)
         rw = out / "ck" / "reward"
-        if a.seed == 0 and not (rw / "reward_head.pt").is_file():     # the score head's actor negatives: seed 0's SFT
-            train_reward_head(out / "data", rw / "sync_expert.pt", rw / "reward_head.pt", seed=0,
-                              cfg=RewardHeadSettings(max_minutes=2), actor=out / "ck" / "sft0" / "best.pt", progress=False)
+        if a.seed == 0 and not reward_file(rw / "reward_head.pt").is_file():     # the score head's actor negatives: seed 0's SFT
+            train_reward_head(out / "data", RewardHeadSettings(max_minutes=2, seed=0, sync_expert=str(rw / "sync_expert.pt"),
+                              out=str(rw / "reward_head.pt"), actor=str(out / "ck" / "sft0" / "best.pt")), progress=False)
     elif a.stage == "head2":          # closure-aware negatives for the score head (the reward-hacking probe's fix)
         from speechface.train.reward import train_reward_head, PERTURBATIONS, CLOSURE_PERTURBATIONS
         from speechface.train.settings import RewardHeadSettings
         rw = out / "ck" / "reward"
-        train_reward_head(out / "data", rw / "sync_expert.pt", rw / "v4_closure.pt", seed=0, actor=out / "ck" / "sft0" / "best.pt",
-                          cfg=RewardHeadSettings(max_minutes=2, perturbations=PERTURBATIONS + CLOSURE_PERTURBATIONS), progress=False)
+        train_reward_head(out / "data", RewardHeadSettings(max_minutes=2, perturbations=PERTURBATIONS + CLOSURE_PERTURBATIONS, seed=0,
+                          sync_expert=str(rw / "sync_expert.pt"), out=str(rw / "v4_closure.pt"),
+                          actor=str(out / "ck" / "sft0" / "best.pt")), progress=False)
     elif a.stage == "extend":         # more held-out sentences for the same val / test speakers (models stay valid)
         from speechface.data.synth import extend_split
         for split in ("val", "test"):
             m = extend_split(out / "data", split, a.last_sentence, progress=False); print(split, m["split"][split])
     elif a.stage == "closure-reward":  # closure-aware sync expert (hard mesh negatives) and a score head on it
         from speechface.train.reward import (train_sync_expert, train_reward_head, PERTURBATIONS, MESH_CLOSURE_PERTURBATIONS)
+        from speechface.models.reward import reward_file
         from speechface.train.settings import SyncExpertSettings, RewardHeadSettings
         rw = out / "ck" / a.name
-        if not (rw / "sync_expert.pt").is_file():
-            r = train_sync_expert(out / "data", rw / "sync_expert.pt", seed=0, cfg=SyncExpertSettings(**CLOSURE_REWARDS[a.name]), progress=False)
-            print("sync expert: best val acc", round(r["best_val_acc"], 3))
-        if not (rw / "reward_head.pt").is_file():
-            r = train_reward_head(out / "data", rw / "sync_expert.pt", rw / "reward_head.pt", seed=0, actor=out / "ck" / "sft0" / "best.pt",
-                                  cfg=RewardHeadSettings(max_minutes=2, perturbations=PERTURBATIONS + MESH_CLOSURE_PERTURBATIONS),
+        if not reward_file(rw / "sync_expert.pt").is_file():
+            r = train_sync_expert(out / "data", SyncExpertSettings(**CLOSURE_REWARDS[a.name], seed=0, out=str(rw / "sync_expert.pt")),
                                   progress=False)
+            print("sync expert: best val acc", round(r["best_val_acc"], 3))
+        if not reward_file(rw / "reward_head.pt").is_file():
+            r = train_reward_head(out / "data", RewardHeadSettings(max_minutes=2, perturbations=PERTURBATIONS + MESH_CLOSURE_PERTURBATIONS,
+                                  seed=0, sync_expert=str(rw / "sync_expert.pt"), out=str(rw / "reward_head.pt"),
+                                  actor=str(out / "ck" / "sft0" / "best.pt")), progress=False)
             print("score head: best", round(r["best"], 3))
     elif a.stage == "preference":     # does each reward's sync expert prefer the true clip to lips that fail to close / shut?
         from speechface.train.reward import closure_preference, load_sync_data, sync_accuracy_by_offset
-        from speechface.models.reward import load_sync_expert
+        from speechface.models.reward import load_sync_expert, reward_file
         from speechface.data.mesh import load_regions
         reg = load_regions(out / "data" / "regions.pkl"); val = load_sync_data(out / "data", ("val",))
         rows = {}
         for n in ["reward", *CLOSURE_REWARDS]:
-            if not (out / "ck" / n / "sync_expert.pt").is_file(): continue
+            if not reward_file(out / "ck" / n / "sync_expert.pt").is_file(): continue
             bb = load_sync_expert(out / "ck" / n / "sync_expert.pt")
             pref = closure_preference(bb, val, reg, open_strengths=(0.15, 0.4)); pref.pop("clips")
             acc = sync_accuracy_by_offset(bb, val).table.set_index("offset")["accuracy"]

@@ -1,4 +1,4 @@
-"""Can the reward be gamed? Three probes of a trained reward model (backbone + score head) on one split:
+"""Can the reward be gamed? Three probes of a trained reward model (sync expert + score head) on one split:
 
 1. correlation, per utterance, of the reward (lip + real, mean over clips) with each independent perceptual measure,
    over ground truth, the static template, the SFT actor and perturbed ground truth (late, smoothed, shut mouth);
@@ -23,7 +23,7 @@ def main():
     ap.add_argument("--split", default="val"); ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--lr", type=float, default=2e-4, help="Adam step on vertices, metres")
     ap.add_argument("--csv", default=None); ap.add_argument("--n-boot", type=int, default=300)
-    ap.add_argument("--backbone", default=None, help="reward backbone (default: OUT/ck/reward/sync_expert.pt)")
+    ap.add_argument("--sync-expert", "--backbone", dest="sync_expert", default=None, help="the sync expert (default: OUT/ck/reward/sync_expert.pt)")
     ap.add_argument("--head", default=None, help="score head (default: OUT/ck/reward/reward_head.pt)")
     a = ap.parse_args(); torch.set_num_threads(1); torch.manual_seed(0)
     from speechface.core import load_checkpoint
@@ -34,7 +34,7 @@ def main():
     from speechface.models.reward import load_sync_expert, load_reward_head, score_sequence, freeze
     from speechface.models.actor import load_actor, predict_mean_style
     out = Path(a.out); rw = out / "ck" / "reward"
-    bb = freeze(load_sync_expert(a.backbone or rw / "sync_expert.pt"))
+    bb = freeze(load_sync_expert(a.sync_expert or rw / "sync_expert.pt"))
     head = freeze(load_reward_head(a.head or rw / "reward_head.pt").eval())
     expert = load_sync_expert(rw / "eval_expert.pt")
     reader = load_checkpoint(out / "lipreader.pt")

@@ -3,7 +3,7 @@ segments (closures restored, everything else the actor's) and score both with th
 expert: a reward that is blind to closure cannot teach RL to close the lips.
 
     python tools/reward_probe.py --root data/synth_small --actor checkpoints/faceformer_synthetic/best.pt \
-        --backbone checkpoints/reward/sync_expert.pt --head checkpoints/reward/reward_head.pt --split val
+        --sync-expert checkpoints/reward/sync_expert.pt --head checkpoints/reward/reward_head.pt --split val
 """
 import argparse, json
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", required=True); ap.add_argument("--actor", required=True)
-    ap.add_argument("--backbone", required=True); ap.add_argument("--head", required=True)
+    ap.add_argument("--sync-expert", "--backbone", dest="sync_expert", required=True); ap.add_argument("--head", required=True)
     ap.add_argument("--split", default="val"); ap.add_argument("--csv", default=None); ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -25,7 +25,7 @@ def main():
     from speechface.models.reward import load_sync_expert, load_reward_head, score_sequence, freeze, clip_windows
     from speechface.models.actor import load_actor, predict_mean_style
     actor = load_actor(load_checkpoint(a.actor)).eval()
-    bb, head = freeze(load_sync_expert(a.backbone)), load_reward_head(a.head).eval()
+    bb, head = freeze(load_sync_expert(a.sync_expert)), load_reward_head(a.head).eval()
     ds = FaceFormerDataset(a.root, a.split, with_mel=True, style="independent")
     meta = json.loads((ds.root / "metadata.json").read_text())
     rows = []

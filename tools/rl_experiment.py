@@ -2,7 +2,7 @@
 held-out test split, per seed; writes one CSV row per (seed, method) and the per-epoch curves.
 
     python tools/rl_experiment.py --root data/synth_small --sft 0=ckpt/sft0/best.pt 1=ckpt/sft1/best.pt \
-        --backbone checkpoints/reward/sync_expert.pt --head checkpoints/reward/reward_head.pt \
+        --sync-expert checkpoints/reward/sync_expert.pt --head checkpoints/reward/reward_head.pt \
         --eval-expert checkpoints/reward/eval_expert.pt --out runs/rl_compare --seeds 0
 
 Run one process per seed (`--seeds 0`, `--seeds 1`) to use two cores; `--merge` joins their CSVs. `--rescore`
@@ -33,7 +33,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", required=True); ap.add_argument("--out", required=True)
     ap.add_argument("--sft", nargs="+", required=True, metavar="SEED=CKPT", help="SFT checkpoint per seed")
-    ap.add_argument("--backbone", required=True); ap.add_argument("--head", required=True)
+    ap.add_argument("--sync-expert", "--backbone", dest="sync_expert", required=True); ap.add_argument("--head", required=True)
     ap.add_argument("--eval-expert", required=True); ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--epochs", type=int, default=4); ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS)); ap.add_argument("--threads", type=int, default=1)
@@ -85,7 +85,7 @@ def main():
             ref = reference_rows(a.root, a.eval_expert)
             rows += [{"seed": seed, "method": m, **ref.loc[m].to_dict()} for m in ref.index]
         base = [f"dataset.root={a.root}", f"out_dir={out / f'seed{seed}'}", f"seed={seed}", f"threads={a.threads}",
-                f"sync_expert={a.eval_expert}"]
+                f"eval_expert={a.eval_expert}"]
         if not a.no_sft:
             tab, _, _ = run_test(load_config(base + ["run=sft"]), "test", ckpt=sft[str(seed)], progress=False)
             rows.append({"seed": seed, "method": "SFT", **style_average(tab).to_dict()})
@@ -93,7 +93,7 @@ def main():
             run = run_name(name)
             lr = [] if any(o.startswith("trainer.lr=") for o in VARIANTS[name]) else [f"trainer.lr={a.lr}"]
             cfg = load_config(base + ["trainer=rl", f"run={run}", f"trainer.init_actor={sft[str(seed)]}",
-                                      f"trainer.sync_expert={a.backbone}", f"trainer.head={a.head}", f"trainer.epochs={a.epochs}",
+                                      f"trainer.sync_expert={a.sync_expert}", f"trainer.head={a.head}", f"trainer.epochs={a.epochs}",
                                       "trainer.select=reward"] + lr + VARIANTS[name])
             t0 = time.time(); res = train_rl(cfg, progress=False); wall = time.time() - t0
             tab, _, _ = run_test(cfg, "test", progress=False)

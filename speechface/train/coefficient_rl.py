@@ -37,7 +37,7 @@ class MelItems(Dataset):
 
 # %% ../../nbs/49_train.coefficient_rl.ipynb #00933118
 @torch.no_grad()
-def reward_ranking(backbone, head,                  # the frozen reward (`load_sync_expert`, `load_reward_head`)
+def reward_ranking(sync_expert, head,               # the frozen reward (`load_sync_expert`, `load_reward_head`)
                    seqs: list[dict],                # `load_beat2_sync_data` (or `load_sync_data`) sequences of a split
                    shift: int = 8,                  # frames the audio is moved for the 'shifted audio' condition
                    perturbations=PERTURBATIONS,     # perturbed-motion conditions (`perturb`)
@@ -47,7 +47,7 @@ def reward_ranking(backbone, head,                  # the frozen reward (`load_s
     if not seqs: raise UsageError("reward_ranking needs at least one sequence (e.g. load_beat2_sync_data(root, ('val',)))")
     head.eval(); g = torch.Generator().manual_seed(seed); rows = {}
     def score(v, mel, tpl):                           # (T, D), (Tc, 1, 20, 128), (D,) -> (lip, real)
-        s = score_sequence(backbone, head, v[None], mel[None], template=tpl[None])
+        s = score_sequence(sync_expert, head, v[None], mel[None], template=tpl[None])
         return float(s["lip_score_seq"][0]), float(s["real_score_seq"][0])
     for q in seqs:
         v, mel, tpl = q["verts"], q["mel"], q["template"]
@@ -95,7 +95,7 @@ class CoefficientRLTask(RLTask):
             it = self.ds_va[i]
             p = torch.as_tensor(ds.stats.normalize(pred[it["name"]]), dtype=torch.float32, device=dev)   # (T, D)
             se += float(((p.cpu() - torch.from_numpy(it["vertice"])) ** 2).sum()); n += it["vertice"].size
-            s = score_sequence(self.backbone, self.head, p[None], torch.as_tensor(it["rep_audio_mel"], device=dev)[None],
+            s = score_sequence(self.sync_expert, self.head, p[None], torch.as_tensor(it["rep_audio_mel"], device=dev)[None],
                                template=torch.as_tensor(it["template"], device=dev)[None])
             lip.append(float(s["lip_score_seq"][0])); real.append(float(s["real_score_seq"][0]))
         self.head.train(was)

@@ -35,7 +35,7 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
              split: str = "test",        # dataset split to predict
              ckpt: str | Path | None = None, # default checkpoints/<run>/best.pt
              progress: bool = True,
-             sync_expert=None,           # evaluation sync expert (path/model) for lip-sync columns; default cfg.sync_expert
+             eval_expert=None,           # the evaluation expert (path/model) for lip-sync columns; default cfg.eval_expert
              perceptual: bool = False,   # add the perceptual measures with CIs (`evaluate_results`)
              lip_reader=None,            # a trained lip-reader (path or dict): adds lip-reading accuracy
             ) -> tuple:                   # (metrics table, report, results_dir)
@@ -62,7 +62,7 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
         pred = predict_conditions(model, it, device, conds).cpu().numpy()                  # (C, T, 3V)
         for c, name in enumerate(names): np.save(out_dir / f"{it['name']}_condition_{name}.npy", pred[c].astype(np.float32))
     table, report = evaluate_results(out_dir, cfg.dataset.root, split, cfg.dataset.kind,
-                                     sync_expert=sync_expert if sync_expert is not None else cfg.get("sync_expert"),
+                                     sync_expert=eval_expert if eval_expert is not None else cfg.get("eval_expert"),
                                      perceptual=perceptual or lip_reader is not None, lip_reader=lip_reader)
     report["predict_s"] = time.time() - t0
     write_evaluation(table, report, run_dir / "styledependant")

@@ -120,6 +120,105 @@ def write_csv(path: Path, history: list[dict]):
 class TrainingDiverged(UserError, RuntimeError):
     "The loss became NaN or infinite."
 
+def _resume(task: Task, last: Path, dev, announce: bool, world: int) -> tuple:
+    "(start epoch, best score, best epoch, history) read back from `last.pt` into the task's modules and optimisers."
+    ck = load_checkpoint(last, dev)
+    try:                                                                  # last.pt is a file: damaged, foreign or edited
+        for k, m in task.modules.items(): m.load_state_dict(ck[k])
+        for k, o in task.optimizers.items(): o.load_state_dict(ck[k])
+        state = int(ck["epoch"]), float(ck["best"]), ck.get("best_epoch"), list(ck["history"])
+        task.load_state_dict(ck.get("task", {}))
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+        raise CheckpointError(f"{shown(last)}: cannot resume from it ({type(e).__name__}: {shown(e)[:200]}); it was not "
+                              f"written by this trainer with these settings — remove it, choose another run=, or set "
+                              f"trainer.resume=false") from None
+    if announce: print(f"resumed {last.parent} at epoch {state[0]} (written by {ck.get('processes', 1)} process(es), now {world})")
+    return state
+
+def _save_best(task: Task, run_dir: Path, epoch: int, best: float, model_state: dict) -> None:
+    save_checkpoint(run_dir / "best.pt", {"model": model_state, "epoch": epoch, f"best_{task.score_name}": best,
+                                          **task.best_extras()})
+
+def _optimizer_step(task: Task, params: dict, acc, grad_clip: float | None) -> None:
+    "One step of every optimiser: gradients summed over processes, unscaled (fp16), clipped, applied, zeroed."
+    for k, o in task.optimizers.items():
+        sync_gradients(params[k], acc)
+        if acc.scaler is not None: acc.scaler.unscale_(o)
+        if grad_clip: torch.nn.utils.clip_grad_norm_(params[k], grad_clip)
+        if acc.scaler is not None: acc.scaler.step(o)
+        else: o.step()
+        o.zero_grad(set_to_none=True)
+    if acc.scaler is not None: acc.scaler.update()
+
+def _train_epoch(task: Task, cfg: FitSettings, acc, dev, params: dict, epoch: int, sched: dict, last: Path, show: bool) -> dict:
+    "One epoch of steps on this process's shards of the global batches; the log row's training columns (over all processes)."
+    rank, world = acc.process_index, acc.num_processes
+    local = [shard(b, rank, world) for b in epoch_batches(len(task.train_set), cfg.batch_size, cfg.seed, epoch)]
+    dl = DataLoader(task.train_set, batch_sampler=[ix for ix, _ in local], collate_fn=task.collate, num_workers=cfg.num_workers)
+    num_sum = den_sum = 0.0
+    metric_sums, t0 = {}, time.time()
+    for i, (batch, (_, w)) in enumerate(tqdm(zip(dl, local), total=len(local), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                                             disable=not show, leave=False)):
+        batch = _to(batch, dev)
+        task.shard_weight = w                                             # 0: a stand-in item (fewer items than processes)
+        n_pass = task.passes(batch)
+        for _ in range(n_pass):                                           # PPO: several steps on one batch
+            with acc.autocast():
+                num, den, metrics = task.step(batch, epoch)
+            den_w = (torch.as_tensor(den, dtype=torch.float32, device=dev) * w if den is not None
+                     else torch.tensor(1.0 / world, device=dev))          # None: num is already this process's part of the global mean
+            tot = acc.reduce(torch.stack([num.detach().float() * w, den_w]), "sum")
+            if not torch.isfinite(tot).all():
+                raise TrainingDiverged(f"non-finite loss ({float(tot[0] / tot[1])}) at epoch {epoch + 1}, batch {i + 1} "
+                                       f"({batch.get('name')}); stopped. The last good checkpoint is "
+                                       f"{last if last.exists() else 'none (first epoch)'}; lower trainer.lr, check the data "
+                                       f"with `speechface check-data`, or set trainer.grad_clip.")
+            loss = num.float() * w / tot[1].clamp(min=1e-12) / (1 if n_pass > 1 else cfg.grad_accum)
+            acc.backward(loss)
+            if n_pass > 1 or (i + 1) % cfg.grad_accum == 0 or i + 1 == len(local):
+                _optimizer_step(task, params, acc, cfg.grad_clip)
+        num_sum += float(tot[0])                                          # the log follows the last pass
+        den_sum += float(tot[1])
+        for k, v in metrics.items(): metric_sums[k] = metric_sums.get(k, 0.0) + float(v) * w
+    if world > 1:                                                         # BatchNorm running statistics: one value for all processes
+        for m in task.modules.values():
+            for buf in m.buffers():
+                if buf.is_floating_point(): buf.copy_(acc.reduce(buf.detach().clone(), "mean"))
+    row = {"epoch": epoch + 1, "train_loss": num_sum / max(den_sum, 1e-12), **sched}
+    if metric_sums:
+        keys = sorted(metric_sums)
+        red = acc.reduce(torch.tensor([metric_sums[k] for k in keys], device=dev, dtype=torch.float64), "sum")
+        row.update({k: float(v) / max(len(local), 1) / world for k, v in zip(keys, red)})
+    dt = time.time() - t0
+    peak = float(acc.reduce(torch.tensor([peak_memory_mib(dev)], device=dev), "max"))
+    row.update(epoch_s=dt, items_per_s=len(task.train_set) / dt, steps_per_s=len(local) / dt, peak_mib=peak)
+    return row
+
+def _record_epoch(task: Task, run_dir: Path, row: dict, history: list, best: float, best_epoch, world: int,
+                  tb, show: bool) -> tuple:
+    "Main process, after validation: the row logged, `last.pt` written, `best.pt` when the score improved; (best, best_epoch)."
+    history.append(row)
+    score = task.score(row)
+    improved = score < best
+    if improved: best, best_epoch = score, row["epoch"]
+    state = {**{k: m.state_dict() for k, m in task.modules.items()}, **{k: o.state_dict() for k, o in task.optimizers.items()},
+             "epoch": row["epoch"], "best": best, "best_epoch": best_epoch, f"best_{task.score_name}": best, "history": history,
+             "task": task.state_dict(), "processes": world, **task.last_extras()}
+    save_checkpoint(run_dir / "last.pt", state)
+    if improved: _save_best(task, run_dir, row["epoch"], best, state["model"])
+    task.save_extra(run_dir, row["epoch"], improved)
+    write_csv(run_dir / "metrics.csv", history)
+    if tb is not None:
+        for k, v in row.items():
+            if k != "epoch" and isinstance(v, (int, float)): tb.add_scalar(k, v, row["epoch"])
+    if show: print(" | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+    return best, best_epoch
+
+def _tensorboard(run_dir: Path):
+    try: from torch.utils.tensorboard import SummaryWriter
+    except ImportError: raise ImportError("trainer.tensorboard=true needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
 def fit(task: Task,               # what to train (modules, optimisers, data, step, validation)
         cfg: FitSettings,          # loop settings
         run_dir: str | Path,      # checkpoints/<run>: last.pt, best.pt, metrics.csv, tensorboard/
@@ -129,111 +228,38 @@ def fit(task: Task,               # what to train (modules, optimisers, data, st
     acc = make_accelerator(cfg.mixed_precision, cfg.device)
     rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
     dev = torch.device("cpu") if acc.device.type == "cpu" else acc.device     # gloo ranks report cpu:0, which torch.load cannot map back
-    run_dir = Path(run_dir); last = run_dir / "last.pt"
+    run_dir = Path(run_dir)
+    last = run_dir / "last.pt"
     if main: run_dir.mkdir(parents=True, exist_ok=True)
     task.to(dev)
     task.count = (lambda x: acc.reduce(x.detach().float().reshape(1), "sum")[0]) if world > 1 else (lambda x: x)
     task.processes = world
     params = {k: [p for g in o.param_groups for p in g["params"] if p.requires_grad] for k, o in task.optimizers.items()}
     start, best, best_epoch, history = 0, math.inf, None, []
-    if cfg.resume and last.is_file():
-        ck = load_checkpoint(last, dev)
-        try:                                                              # last.pt is a file: damaged, foreign or edited
-            for k, m in task.modules.items(): m.load_state_dict(ck[k])
-            for k, o in task.optimizers.items(): o.load_state_dict(ck[k])
-            start, best, best_epoch, history = int(ck["epoch"]), float(ck["best"]), ck.get("best_epoch"), list(ck["history"])
-            task.load_state_dict(ck.get("task", {}))
-        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
-            raise CheckpointError(f"{shown(last)}: cannot resume from it ({type(e).__name__}: {shown(e)[:200]}); it was not "
-                                  f"written by this trainer with these settings — remove it, choose another run=, or set "
-                                  f"trainer.resume=false") from None
-        if main and progress: print(f"resumed {run_dir} at epoch {start} (written by {ck.get('processes', 1)} process(es), now {world})")
-    if start == 0 and main:
-        row0 = task.before_training()                                     # epoch 0: e.g. the starting actor as a candidate
-        if row0 is not None:
-            history, best, best_epoch = [row0], task.score(row0), 0
-            task.history = history
-            save_checkpoint(run_dir / "best.pt", {"model": task.modules["model"].state_dict(), "epoch": 0,
-                                                  f"best_{task.score_name}": best, **task.best_extras()})
-            task.save_extra(run_dir, 0, True)
+    if cfg.resume and last.is_file(): start, best, best_epoch, history = _resume(task, last, dev, main and progress, world)
+    if start == 0 and main and (row0 := task.before_training()) is not None:   # epoch 0: e.g. the starting actor as a candidate
+        history, best, best_epoch = [row0], task.score(row0), 0
+        task.history = history
+        _save_best(task, run_dir, 0, best, task.modules["model"].state_dict())
+        task.save_extra(run_dir, 0, True)
     task.history = history                                                # the log rows so far (complete on the main process)
-    tb = None
-    if cfg.tensorboard and main:
-        try: from torch.utils.tensorboard import SummaryWriter
-        except ImportError: raise ImportError("trainer.tensorboard=true needs the tensorboard package: pip install tensorboard") from None
-        tb = SummaryWriter(str(run_dir / "tensorboard"))
+    tb = _tensorboard(run_dir) if cfg.tensorboard and main else None
     t_start = time.time()
+    elapsed = lambda: (time.time() - t_start) / 60                        # minutes
     for epoch in range(start, cfg.epochs):
         seed_everything(cfg.seed * 1_000_003 + epoch * 1009 + rank, deterministic=False)
         u = epoch / max(1, cfg.epochs - 1)                                # progress through the run, 0 → 1
         if cfg.max_minutes:                                               # … or through the time budget (same on every process)
-            u = float(acc.reduce(torch.tensor([min(1.0, max(u, (time.time() - t_start) / 60 / cfg.max_minutes))], device=dev), "max"))
+            u = float(acc.reduce(torch.tensor([min(1.0, max(u, elapsed() / cfg.max_minutes))], device=dev), "max"))
         sched = task.begin_epoch(epoch, u)
-        local = [shard(b, rank, world) for b in epoch_batches(len(task.train_set), cfg.batch_size, cfg.seed, epoch)]
-        dl = DataLoader(task.train_set, batch_sampler=[ix for ix, _ in local], collate_fn=task.collate, num_workers=cfg.num_workers)
-        num_sum = den_sum = 0.0; metric_sums, t0 = {}, time.time()
-        for i, (batch, (_, w)) in enumerate(tqdm(zip(dl, local), total=len(local), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                                                 disable=not (progress and main), leave=False)):
-            batch = _to(batch, dev)
-            task.shard_weight = w                                         # 0: a stand-in item (fewer items than processes)
-            n_pass = task.passes(batch)
-            for inner in range(n_pass):                                   # PPO: several steps on one batch
-                with acc.autocast():
-                    num, den, metrics = task.step(batch, epoch)
-                den_w = (torch.as_tensor(den, dtype=torch.float32, device=dev) * w if den is not None
-                         else torch.tensor(1.0 / world, device=dev))       # None: num is already this process's part of the global mean
-                tot = acc.reduce(torch.stack([num.detach().float() * w, den_w]), "sum")
-                if not torch.isfinite(tot).all():
-                    raise TrainingDiverged(f"non-finite loss ({float(tot[0] / tot[1])}) at epoch {epoch + 1}, batch {i + 1} "
-                                           f"({batch.get('name')}); stopped. The last good checkpoint is {last if last.exists() else 'none (first epoch)'}; "
-                                           f"lower trainer.lr, check the data with `speechface check-data`, or set trainer.grad_clip.")
-                loss = num.float() * w / tot[1].clamp(min=1e-12) / (1 if n_pass > 1 else cfg.grad_accum)
-                acc.backward(loss)
-                if n_pass > 1 or (i + 1) % cfg.grad_accum == 0 or i + 1 == len(local):
-                    for k, o in task.optimizers.items():
-                        sync_gradients(params[k], acc)
-                        if acc.scaler is not None: acc.scaler.unscale_(o)
-                        if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(params[k], cfg.grad_clip)
-                        if acc.scaler is not None: acc.scaler.step(o)
-                        else: o.step()
-                        o.zero_grad(set_to_none=True)
-                    if acc.scaler is not None: acc.scaler.update()
-            num_sum += float(tot[0]); den_sum += float(tot[1])                # the log follows the last pass
-            for k, v in metrics.items(): metric_sums[k] = metric_sums.get(k, 0.0) + float(v) * w
-        if world > 1:                                                     # BatchNorm running statistics: one value for all processes
-            for m in task.modules.values():
-                for buf in m.buffers():
-                    if buf.is_floating_point(): buf.copy_(acc.reduce(buf.detach().clone(), "mean"))
-        row = {"epoch": epoch + 1, "train_loss": num_sum / max(den_sum, 1e-12), **sched}
-        if metric_sums:
-            keys = sorted(metric_sums)
-            red = acc.reduce(torch.tensor([metric_sums[k] for k in keys], device=dev, dtype=torch.float64), "sum")
-            row.update({k: float(v) / max(len(local), 1) / world for k, v in zip(keys, red)})
-        dt = time.time() - t0
-        row.update(epoch_s=dt, items_per_s=len(task.train_set) / dt,
-                   steps_per_s=len(local) / dt, peak_mib=float(acc.reduce(torch.tensor([peak_memory_mib(dev)], device=dev), "max")))
+        row = _train_epoch(task, cfg, acc, dev, params, epoch, sched, last, progress and main)
         row.update(task.end_epoch(row))
-        out_of_time = bool(cfg.max_minutes) and bool(acc.reduce(torch.tensor([float((time.time() - t_start) / 60 > cfg.max_minutes)], device=dev), "max"))
+        out_of_time = bool(cfg.max_minutes) and bool(acc.reduce(torch.tensor([float(elapsed() > cfg.max_minutes)], device=dev), "max"))
         if main:
             if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs or out_of_time:   # the last epoch is always validated
                 for m in task.modules.values(): m.eval()
                 row.update(task.validate(epoch))
-            history.append(row)
-            score = task.score(row); improved = score < best
-            if improved: best, best_epoch = score, epoch + 1
-            state = {**{k: m.state_dict() for k, m in task.modules.items()}, **{k: o.state_dict() for k, o in task.optimizers.items()},
-                     "epoch": epoch + 1, "best": best, "best_epoch": best_epoch, f"best_{task.score_name}": best, "history": history,
-                     "task": task.state_dict(), "processes": world, **task.last_extras()}
-            save_checkpoint(last, state)
-            if improved:
-                save_checkpoint(run_dir / "best.pt", {"model": state["model"], "epoch": epoch + 1,
-                                                      f"best_{task.score_name}": best, **task.best_extras()})
-            task.save_extra(run_dir, epoch + 1, improved)
-            write_csv(run_dir / "metrics.csv", history)
-            if tb is not None:
-                for k, v in row.items():
-                    if k != "epoch" and isinstance(v, (int, float)): tb.add_scalar(k, v, epoch + 1)
-            if progress: print(" | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+            best, best_epoch = _record_epoch(task, run_dir, row, history, best, best_epoch, world, tb, progress)
         else: history.append(row)
         acc.wait_for_everyone()
         if out_of_time:

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from ..core import save_checkpoint, load_checkpoint
 from ..data.dataset import FaceFormerDataset, collate_faceformer
 from ..data.mesh import load_regions
-from ..models.reward import load_sync_expert, load_reward_head, score_sequence, freeze, head_state, clip_windows
+from ..models.reward import load_sync_expert, load_reward_head, reward_file, score_sequence, freeze, head_state, clip_windows
 from ..models.actor import load_actor
 from .supervised import validate
 from .loop import Task, run_task
@@ -155,12 +155,12 @@ def repeat_batch(batch: dict, k: int) -> dict:
     return {**out, "group": group.repeat_interleave(k)}
 
 # %% ../../nbs/44_train.rl.ipynb #663e5d13
-def _val_scorer(backbone, head):
+def _val_scorer(sync_expert, head):
     def score(pred, it):                                                                 # pred (C, T, 3V)
         C = len(pred)
         mel = torch.as_tensor(it["rep_audio_mel"], device=pred.device)[None].expand(C, *it["rep_audio_mel"].shape)
         tpl = torch.as_tensor(np.asarray(it["template"], np.float32), device=pred.device)[None].expand(C, -1)
-        s = score_sequence(backbone, head, pred, mel, template=tpl)
+        s = score_sequence(sync_expert, head, pred, mel, template=tpl)
         return {"val_lip": float(s["lip_score_seq"].mean()), "val_real": float(s["real_score_seq"].mean())}
     return score
 
@@ -172,9 +172,9 @@ class RLTask(Task):
         t = self.t = cfg.trainer
         if t.variant not in RL_VARIANTS: raise ValueError(f"trainer.variant={t.variant!r}; choose from {RL_VARIANTS}")
         if t.select not in ("lve", "reward", "last"): raise ValueError(f"trainer.select={t.select!r}; choose lve, reward or last")
-        for p, what in ((t.init_actor, "SFT actor (speechface train ...)"), (t.sync_expert, "reward backbone (speechface train trainer=sync_expert)"),
+        for p, what in ((t.init_actor, "SFT actor (speechface train ...)"), (t.sync_expert, "sync expert (speechface train trainer=sync_expert)"),
                         (t.head, "reward head (speechface train trainer=reward_head)")):
-            if not Path(p).is_file(): raise FileNotFoundError(f"{p} not found: the {what} must exist before RL")
+            if not reward_file(p).is_file(): raise FileNotFoundError(f"{p} not found: the {what} must exist before RL")
         self.K = t.group_size if t.variant == "grpo" else 1
         if t.variant == "grpo" and self.K < 2: raise ValueError("variant grpo needs trainer.group_size ≥ 2")
         init = self.init = load_checkpoint(t.init_actor)
@@ -182,7 +182,7 @@ class RLTask(Task):
         if not self.actor.cfg.stochastic and t.variant != "backprop":
             raise ValueError(f"{t.init_actor} is a deterministic actor: variant {t.variant!r} needs model.stochastic=true (or use backprop)")
         self.ref = freeze(load_actor(init, source=t.init_actor)).eval() if t.kl_weight else None
-        self.backbone = freeze(load_sync_expert(t.sync_expert))
+        self.sync_expert = freeze(load_sync_expert(t.sync_expert))
         self.head = load_reward_head(t.head).train()
         head_params = trainable_heads(self.head, t.train_heads)
         ds_tr, self.ds_va = self.datasets(cfg)
@@ -192,7 +192,7 @@ class RLTask(Task):
         self.optimizers = {"optimizer": torch.optim.Adam([{"params": [p for p in self.actor.parameters() if p.requires_grad], "lr": t.lr},
                                                           {"params": head_params, "lr": t.head_lr}])}
         self.cfg_dict = OmegaConf.to_container(cfg, resolve=True)
-        self.val_extra = _val_scorer(self.backbone, self.head)
+        self.val_extra = _val_scorer(self.sync_expert, self.head)
         self.extras = {k: init[k] for k in ("train_subjects", "fps", "templates", "faces", "coefficients") if k in init}
         self.steps, self.lve_cap = 0, math.inf
 
@@ -206,7 +206,7 @@ class RLTask(Task):
         return ds_tr, ds_va
 
     def to(self, device):
-        super().to(device); self.backbone.to(device)
+        super().to(device); self.sync_expert.to(device)
         if self.ref is not None: self.ref.to(device)
     def _validate(self):
         dev = next(self.actor.parameters()).device
@@ -237,7 +237,7 @@ class RLTask(Task):
             P = self.P = policy_pass(actor, b, t.rollout, t.variant != "backprop", self.ref)
             scored = P["mu"] if t.variant == "backprop" and not warm else (P["mu"] if t.variant == "backprop" else P["action"]).detach()
             ts = time.time()
-            sc = score_sequence(self.backbone, self.head, scored, b["rep_audio_mel"], b["vertice_mask"],
+            sc = score_sequence(self.sync_expert, self.head, scored, b["rep_audio_mel"], b["vertice_mask"],
                                 template=b["template"], mel_mask=b["mel_mask"])
             self.t_score += time.time() - ts; self.n_clips += int(sc["clip_mask"].sum())
             mu = P["mu"]
@@ -248,13 +248,13 @@ class RLTask(Task):
             b, P = self.b, self.P
             mu = actor(b["audio"], b["template"], b["one_hot"], vertice=b["vertice"] if t.rollout == "teacher" else P["action"],
                        mode="teacher")["mu"]
-            sc = score_sequence(self.backbone, self.head, P["action"], b["rep_audio_mel"], b["vertice_mask"],
+            sc = score_sequence(self.sync_expert, self.head, P["action"], b["rep_audio_mel"], b["vertice_mask"],
                                 template=b["template"], mel_mask=b["mel_mask"])
         self.inner += 1
         Ls = rl_losses(t.variant, mu, P["action"], b["vertice"], b["vertice_mask"], actor.sigma(), sc,
                        reward_scale=t.reward_scale, actor_weight=0.0 if warm else t.actor_weight, critic_weight=t.critic_weight,
                        sup_weight=0.0 if warm else t.sup_weight, kl_weight=0.0 if warm else t.kl_weight, ref_mu=P.get("ref_mu"),
-                       clip_eps=t.clip_eps, group=b["group"], clip_len=self.backbone.cfg.clip_len,
+                       clip_eps=t.clip_eps, group=b["group"], clip_len=self.sync_expert.cfg.clip_len,
                        old_log_prob=self.old_lp if t.variant == "ppo" else None, advantage=self.adv if t.variant == "ppo" else None,
                        count=self.count)                        # means over the global batch: exact on any number of processes
         # the terms are this process's parts of global means; the loop averages metrics over processes

@@ -273,8 +273,8 @@ REACTION_AUDIO_KINDS = ("mel", "whisper")    # per-frame audio features of the r
 @dataclass
 class TokenizerSettings(LoopSettings):
     """`train_tokenizer`, and `trainer.tokenizer.*` of `trainer=reaction_fsq`: L1 training of an FSQ face tokenizer
-    (REACT2024 seed: Adam, L1 per output); the reaction trainer's is trained on every training clip's 3DMM."""
-    name: str = "tokenizer"
+    (REACT2024 seed: Adam, L1 per output); the reaction trainer's is trained on every training clip's 3DMM. No
+    `trainer=` preset of its own: the tokenizer is trained from Python or as the FSQ reaction trainer's first stage."""
     path: str | None = None                                      # an existing tokenizer best.pt; null: train one in <run>/tokenizer
     epochs: int = setting(100, "int", lo=1)
     batch_size: int = setting(8, "int", lo=1)                    # sequences (crops) per global batch
