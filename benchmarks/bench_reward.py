@@ -1,7 +1,7 @@
 """Reward-model throughput: clips scored per second by `score_sequence` (one batched forward), CPU, 1 thread by default.
 
 Usage: python benchmarks/bench_reward.py [--threads 1] [--seconds 4] [--repeats 3]
-Scores B sequences of T frames (B·(T-4) sliding clips) for a few backbone/mesh sizes. Prints a table and one JSON line.
+Scores B sequences of T frames (B·(T-4) sliding clips) for a few sync-expert/mesh sizes. Prints a table and one JSON line.
 """
 import argparse, json, time
 
@@ -15,9 +15,9 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     from speechface.models.reward import SyncExpertConfig, SyncExpert, RewardHead, score_sequence
-    cases = [  # name, V, region size (None = all), backbone overrides
-        ("tiny corpus, small backbone", 300, 10, {"d_model": 64, "n_layers": 1, "conv_channels": 8}),
-        ("tiny corpus, default backbone", 300, 10, {}),
+    cases = [  # name, V, region size (None = all), SyncExpertConfig overrides
+        ("tiny corpus, small sync expert", 300, 10, {"d_model": 64, "n_layers": 1, "conv_channels": 8}),
+        ("tiny corpus, default sync expert", 300, 10, {}),
         ("VOCASET V=5023, lips 250, default", 5023, 250, {}),
         ("VOCASET V=5023, all vertices, default", 5023, None, {}),
     ]

@@ -131,19 +131,19 @@ def test_cli_reward_and_rl_on_coefficients(face_run, beat2, tmp_path):
     small = ["+trainer.model.d_model=16", "+trainer.model.n_heads=2", "+trainer.model.n_layers=1", "+trainer.model.embed_dim=8",
              "+trainer.model.conv_channels=4"]
     r = run("train", "trainer=sync_expert", "trainer.epochs=2", "trainer.seqs_per_batch=4", *small, *common)
-    backbone = tmp_path / "reward" / "sync_expert.pt"
-    assert backbone.is_file() and "sync_expert: 2 epochs" in r.stdout, r.stdout
+    expert = tmp_path / "reward" / "sync_expert.pt"
+    assert expert.is_file() and "sync_expert: 2 epochs" in r.stdout, r.stdout
     from speechface.models.reward import load_sync_expert
-    bb = load_sync_expert(backbone)
+    bb = load_sync_expert(expert)
     assert bb.cfg.motion == "coefficients" and bb.cfg.motion_dim == 106            # it reads the actor's 106-d clips
-    r = run("train", "trainer=reward_head", "trainer.epochs=2", f"trainer.sync_expert={backbone}", *common)
+    r = run("train", "trainer=reward_head", "trainer.epochs=2", f"trainer.sync_expert={expert}", *common)
     head = tmp_path / "reward" / "reward_head.pt"
     assert head.is_file(), r.stdout
     r = run("train", "trainer=rl", "trainer.variant=backprop", "trainer.epochs=1", "trainer.batch_size=2", "run=rl",
-            f"trainer.init_actor={face_run / 'best.pt'}", f"trainer.sync_expert={backbone}", f"trainer.head={head}", *common)
+            f"trainer.init_actor={face_run / 'best.pt'}", f"trainer.sync_expert={expert}", f"trainer.head={head}", *common)
     assert f"run {tmp_path / 'rl'}: best epoch" in r.stdout, r.stdout
     from speechface.core import load_checkpoint
     assert "coefficients" in load_checkpoint(tmp_path / "rl" / "best.pt")            # the normalisation travels with the actor
     r = run("train", "trainer=rl", "run=rl2", f"trainer.init_actor={face_run / 'best.pt'}",
-            f"trainer.sync_expert={backbone}", f"trainer.head={head}", *common, "dataset.part=gesture", check=False)  # last wins
+            f"trainer.sync_expert={expert}", f"trainer.head={head}", *common, "dataset.part=gesture", check=False)  # last wins
     assert r.returncode != 0 and "dataset.part=" in r.stderr and "Traceback" not in r.stderr, r.stderr

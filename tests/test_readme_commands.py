@@ -140,7 +140,7 @@ def test_the_checker_can_fail():
 
 
 def _train_line(trainer: str, evaluation: bool = False) -> list[str]:
-    "The overrides of the README's one `speechface train trainer=<trainer>` line (reward_backbone: the reward's or the evaluation expert)."
+    "The overrides of the README's one `speechface train trainer=<trainer>` line (sync_expert: the reward's or the evaluation expert)."
     found = [c[1:] for c in COMMANDS if c[:1] == ["train"] and f"trainer={trainer}" in c
              and evaluation == ("trainer.evaluation=true" in c)]
     assert len(found) == 1, f"expected one README line `speechface train trainer={trainer}`, found {found}"
@@ -162,10 +162,10 @@ def test_readme_reward_lines_are_the_demo_recipe():
     from speechface.pipeline import PLANS
     from speechface.train.reward import PERTURBATIONS, MESH_CLOSURE_PERTURBATIONS
     plan = PLANS["full"]
-    expert = load_config(_train_line("reward_backbone")).trainer
+    expert = load_config(_train_line("sync_expert")).trainer
     assert (expert.evaluation, expert.closure_negatives, expert.epochs, expert.max_minutes) == (
         False, plan.closure_negatives, plan.sync_epochs, plan.sync_minutes)
-    evaluation = load_config(_train_line("reward_backbone", evaluation=True)).trainer
+    evaluation = load_config(_train_line("sync_expert", evaluation=True)).trainer
     assert (evaluation.closure_negatives, evaluation.epochs, evaluation.max_minutes) == (0, plan.sync_epochs, plan.sync_minutes)
     head = load_config(_train_line("reward_head")).trainer
     assert (head.epochs, head.max_minutes) == (plan.head_epochs, plan.head_minutes)
