@@ -36,7 +36,7 @@ def main():
                     generator=torch.Generator().manual_seed(0))
     rss0 = rss_mb(); peak = rss0; t0 = time.perf_counter(); n = frames = clips = 0
     for b in tqdm(dl, desc="epoch", unit="batch"):
-        n += len(b["name"]); frames += int(b["vertice_mask"].sum()); clips += int(b["mel_mask"].sum())
+        n += len(b["name"]); frames += int(b["motion_mask"].sum()); clips += int(b["mel_mask"].sum())
         peak = max(peak, rss_mb())
     dt = time.perf_counter() - t0
     row = {"corpus_MB": round(corpus_mb, 1), "split": a.split, "utterances": n, "frames": frames, "mel_clips": clips,

@@ -38,13 +38,13 @@ def main():
                     generator=torch.Generator().manual_seed(0))
 
     def step(b, shared: bool, phones: bool):
-        T = b["vertice"].shape[1]
+        T = b["motion"].shape[1]
         mem = model.encode_audio(b["audio"], T) if shared or phones else None
         with torch.no_grad():
             own = model(b["audio"], b["template"], b["one_hot"], n_frames=T, mode="autoregressive",
                         mem=mem.detach() if shared else None)["mu"]
-        out = model(b["audio"], b["template"], b["one_hot"], vertice=own, mode="teacher", mem=mem if shared else None)
-        loss = masked_mse(out["mu"], b["vertice"], b["vertice_mask"])
+        out = model(b["audio"], b["template"], b["one_hot"], motion=own, mode="teacher", mem=mem if shared else None)
+        loss = masked_mse(out["mu"], b["motion"], b["motion_mask"])
         if phones:
             ce = F.cross_entropy(model.phone_logits(mem).flatten(0, 1), b["phones"].flatten(), ignore_index=-100)
             loss = loss + model.cfg.motion_scale ** 2 * ce

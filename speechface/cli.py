@@ -157,14 +157,14 @@ def _animate(a) -> int:
         names = a.names or [Path(c).parent.name or Path(c).stem for c in a.compare]
         if len(names) != len(a.compare) or len(set(names)) != len(names):
             raise UsageError(f"--names must give one distinct name per --compare checkpoint, got {names}")
-        r = animate_compare(a.audio[0], dict(zip(names, a.compare)), a.out, a.regions, subject=a.subject, template=a.template,
+        r = animate_compare(a.audio[0], dict(zip(names, a.compare)), a.out, a.regions, style=a.style, template=a.template,
                             device=a.device, textgrid=a.textgrid, gt=a.gt, size=a.size, engine=a.engine, progress=not a.quiet,
                             max_audio_s=a.max_audio_seconds)
         cols = " | ".join((["ground truth"] if a.gt else []) + names)
         print(f"wrote {r['path']}: {r['frames']} frames ({cols}), {r['s_per_frame'] * 1000:.0f} ms per frame")
         return 0
     if not a.ckpt: raise UsageError("animate needs --ckpt (or --compare CKPT ...)")
-    common = dict(subject=a.subject, template=a.template, device=a.device, sample=a.sample, templates=a.templates,
+    common = dict(style=a.style, template=a.template, device=a.device, sample=a.sample, templates=a.templates,
                   faces=a.faces, dataset=a.dataset, subjects=a.subjects, wav2vec2_config=a.wav2vec2_config,
                   engine=a.engine, window_s=a.window_s, max_audio_s=a.max_audio_seconds)
     if len(a.audio) == 1 and not Path(a.audio[0]).is_dir():
@@ -188,7 +188,7 @@ def _lipreader(a) -> int:
 
 def _evaluate(a) -> int:
     from speechface.evaluation.evaluate import evaluate_command
-    return evaluate_command(a.results_dir, a.data, a.split, a.dataset, a.conditions, a.sync_expert, a.perceptual,
+    return evaluate_command(a.results_dir, a.data, a.split, a.dataset, a.conditions, a.eval_expert, a.perceptual,
                             a.lip_reader, a.out)
 
 def _bench_inference(a) -> int:
@@ -274,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--window-s", type=float, default=None, help="wav2vec2: attend within windows of this many seconds "
                                                                 "(long audio; default: the whole utterance)")
     n.add_argument("--quiet", action="store_true")
-    n.add_argument("--subject", default=None, help="speaking style: a training subject or 'mean' (default: the first training subject)")
+    n.add_argument("--style", default=None, help="speaking style: a training subject or 'mean' (default: the first training subject)")
+    n.add_argument("--subject", dest="style", help=argparse.SUPPRESS)     # the old name of --style, kept for scripts
     n.add_argument("--template", default=None, help="face identity: a training subject (default: the style's)")
     n.add_argument("--templates", default=None, metavar="PKL", help="templates.pkl to take the face from (required for "
                                                                       "released vocaset.pth / biwi.pth, which carry none)")
@@ -315,7 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--conditions", nargs="+", default=["all"], metavar="C",
                    help="'all' (default), 'styles', 'mean', or training-subject names")
     e.add_argument("--out", default=None, metavar="DIR", help="where metrics.csv/json go (default: the results folder's parent)")
-    e.add_argument("--sync-expert", default=None, metavar="PTH", help="evaluation sync expert checkpoint: adds sync dist, LSE-D, LSE-C, |offset|")
+    e.add_argument("--eval-expert", default=None, metavar="PTH", help="evaluation expert (a second sync expert, never the "
+                   "reward's) checkpoint: adds sync dist, LSE-D, LSE-C, |offset|")
+    e.add_argument("--sync-expert", dest="eval_expert", help=argparse.SUPPRESS)   # the old name of --eval-expert, kept for scripts
     e.add_argument("--perceptual", action="store_true", help="add closure F1, lip-event timing (MTM) and opening measures "
                                                               "with 95 %% CIs (needs the utterances' TextGrids)")
     e.add_argument("--lip-reader", default=None, metavar="PT", help="a lip-reader from `speechface lipreader`: adds lip-read "

@@ -78,7 +78,7 @@ def reference_rows(root, eval_expert, split: str = "test", lip_reader=None) -> p
     if isinstance(lip_reader, (str, Path)): lip_reader = read_lip_reader(lip_reader, ds.n_vertices)
     rows, units, p_cache = {}, {}, {}
     for name, preds in (("ground truth", gts), ("static template", baseline_predictions(ds, gts)["static template"])):
-        rows[name] = score_predictions(ds, preds, gts=gts, sync_expert=eval_expert, mel_cache=mel_cache)
+        rows[name] = score_predictions(ds, preds, gts=gts, eval_expert=eval_expert, mel_cache=mel_cache)
         if lip_reader is not None:
             units[name] = perceptual_units(ds, preds, lip_reader, cache=p_cache); rows[name].update(perceptual_summary(units[name]))
     if units: add_perceptual_cis(rows, units, [], 1000)
@@ -181,7 +181,7 @@ def video_items(ds: FaceFormerDataset, seconds: float) -> list[int]:
     while total < seconds and any(queues):
         q = queues[k % len(queues)]; k += 1
         if not q: continue
-        i = q.pop(0); picks.append(i); total += len(ds[i]["vertice"]) / ds.spec.fps
+        i = q.pop(0); picks.append(i); total += len(ds[i]["motion"]) / ds.spec.fps
     return picks
 
 @torch.no_grad()
@@ -192,9 +192,9 @@ def comparison_sequences(root, sft_ckpt, rl_ckpt, split: str = "test", seconds: 
     actors = {n: load_actor(p).eval() for n, p in (("SFT", sft_ckpt), ("RL", rl_ckpt))}
     out = {"ds": ds, "names": [], "subjects": [], "seqs": {"ground truth": [], "SFT": [], "RL": []}, "audio": [], "phones": []}
     for i in video_items(ds, seconds):
-        it = ds[i]; T = len(it["vertice"])
+        it = ds[i]; T = len(it["motion"])
         out["names"].append(it["name"]); out["subjects"].append(ds.items[i].subject)
-        out["seqs"]["ground truth"].append(it["vertice"])
+        out["seqs"]["ground truth"].append(it["motion"])
         for n, a in actors.items():
             out["seqs"][n].append(predict_mean_style(a, it))
         wav = load_wav(ds.items[i].wav); n = int(round(T / ds.spec.fps * 16000))

@@ -687,7 +687,7 @@ def _(d, ctx):
 
 @case("ckpt_actor_as_sync_expert_evaluate", "traceback", "evaluate")
 def _(d, ctx):
-    root, res = _results(d, ctx); return ["evaluate", str(res), "--data", str(root), "--sync-expert", str(copy_ckpt(d, ctx))]
+    root, res = _results(d, ctx); return ["evaluate", str(res), "--data", str(root), "--eval-expert", str(copy_ckpt(d, ctx))]
 
 @case("evaluate_split_nope", "traceback", "evaluate")
 def _(d, ctx): root, res = _results(d, ctx); return ["evaluate", str(res), "--data", str(root), "--split", "nope"]
@@ -869,7 +869,7 @@ def _(d, ctx):
 def _(d, ctx): (d / f"a{ANSI}.wav").write_bytes(b"not audio"); return animate(d, ctx, d / f"a{ANSI}.wav")
 
 @case("ansi_subject_animate", "smaller", "animate")
-def _(d, ctx): return animate(d, ctx, write_wav(d / "a.wav"), "--subject", f"x{ANSI}")
+def _(d, ctx): return animate(d, ctx, write_wav(d / "a.wav"), "--style", f"x{ANSI}")
 
 
 # 7. code execution that must keep being refused ----------------------------------------------------------------------
@@ -910,7 +910,7 @@ for _i, (_n, _f) in enumerate(PT_EXEC.items()):
 @case("pt_reduce_os_system_sync_expert", "code execution", "evaluate")
 def _(d, ctx):
     root, res = _results(d, ctx); ck = pt_with_pickle(d / "evil.pt", PT_EXEC["pt_reduce_os_system"](d))
-    return ["evaluate", str(res), "--data", str(root), "--sync-expert", str(ck)]
+    return ["evaluate", str(res), "--data", str(root), "--eval-expert", str(ck)]
 
 @case("pt_reduce_os_system_compare", "code execution", "animate")
 def _(d, ctx):

@@ -71,7 +71,8 @@ def test_words_per_frame_and_parts(beat2_tiny):
             assert ds.vocab[item["words"][f]] == w, (id, a + f, w)
     m = read_beat2_npz(beat2_paths(beat2_tiny, ds.ids[0])["motion"])
     parts = split_parts(m["poses"], m["expressions"], m["trans"])
-    np.testing.assert_allclose(ds[0]["gesture"].numpy(), parts["gesture"][:60], atol=1e-6)
+    np.testing.assert_allclose(ds[0]["latent_all"].numpy(), parts["latent_all"][:60], atol=1e-6)
+    np.testing.assert_allclose(ds[0]["pose_6d"].numpy().reshape(60, 55, 6)[:, 22], parts["face"][:60, :6], atol=1e-6)   # the jaw is in EMAGE's 330
 
 
 def test_speaker_filter_and_vocabulary(beat2_tiny):
@@ -90,16 +91,16 @@ def test_cache_invalidation(tmp_path, beat2_tiny):
     kw = dict(window=30, speakers=["ada"], cache_dir=cache)
     a = BEAT2Dataset(root, "train", **kw); assert a.cache_stats == {"hit": 0, "miss": 2}
     b = BEAT2Dataset(root, "train", **kw); assert b.cache_stats == {"hit": 2, "miss": 0}
-    np.testing.assert_array_equal(a[0]["gesture"], b[0]["gesture"])
+    np.testing.assert_array_equal(a[0]["latent_all"], b[0]["latent_all"])
     npz = beat2_paths(root, "1_ada_0_1_1")["motion"]
     z = dict(np.load(npz)); z["poses"] = z["poses"] + 0.1
     from speechface.data.beat2 import write_beat2_npz
     write_beat2_npz(npz, z["poses"], z["expressions"], z["trans"], z["betas"])
     c = BEAT2Dataset(root, "train", **kw); assert c.cache_stats == {"hit": 1, "miss": 1}
-    assert not np.allclose(c[0]["gesture"].numpy(), a[0]["gesture"].numpy())
+    assert not np.allclose(c[0]["latent_all"].numpy(), a[0]["latent_all"].numpy())
     st = npz.stat(); os.utime(npz, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))   # touched only: a new key, same arrays
     d = BEAT2Dataset(root, "train", **kw); assert d.cache_stats == {"hit": 1, "miss": 1}
-    np.testing.assert_array_equal(d[0]["gesture"], c[0]["gesture"])
+    np.testing.assert_array_equal(d[0]["latent_all"], c[0]["latent_all"])
     e = BEAT2Dataset(root, "train", **kw, vocab=d.vocab[:5]); assert e.cache_stats == {"hit": 0, "miss": 2}   # a setting changed
     entry = e.cache_folder("1_ada_0_1_1")
     assert [p.name for p in entry.parent.iterdir()] == [entry.name]                 # the stale entries were removed
@@ -114,7 +115,7 @@ def _damage(root):
     p(root, ids[2])["audio"].unlink()
     p(root, ids[3])["text"].unlink()
     write_beat2_wav(p(root, ids[4])["audio"], np.zeros(16000 * 2, np.float32))
-    z = dict(np.load(p(root, ids[5])["motion"])); z["betas"] = np.array([None] * 300, dtype=object)
+    z = dict(np.load(p(root, ids[5])["motion"])); z["expressions"] = np.array([[None] * 100] * len(z["poses"]), dtype=object)
     with open(p(root, ids[5])["motion"], "wb") as f: np.savez(f, **z)
     return ids
 
@@ -126,7 +127,7 @@ def test_each_bad_file_named(tmp_path, beat2_tiny):
     errors = [p.message for p in probs if p.level == "error"]
     for id, ext, needle in [(ids[0], ".npz", "truncated"), (ids[1], ".npz", "recorded at mocap_frame_rate = 60 fps, expected 30"),
                             (ids[2], ".wav", "missing"), (ids[3], ".TextGrid", "TextGrid not found"),
-                            (ids[4], ".npz", "length mismatch"), (ids[5], ".npz", "a pickle")]:
+                            (ids[4], ".npz", "length mismatch"), (ids[5], ".npz", "expressions holds Python objects (a pickle)")]:
         assert any(id + ext in e and needle in e for e in errors), (id, needle, errors)
     assert sum(v for k, v in stats.items() if k.endswith("valid")) == 2
     # the loader stops at the first bad recording of a split, naming it

@@ -176,8 +176,8 @@ def test_evaluate_unknown_split_and_condition(trained, capsys):
     one_line_error(sf("evaluate", res, "--data", tmp / "tiny", "--split", "nope"), "unknown split 'nope'", "test, train, val")
     one_line_error(sf("evaluate", res, "--data", tmp / "tiny", "--conditions", "nope"), "unknown condition(s) 'nope'", "synth_f1")
     one_line_error(sf("evaluate", res, "--data", tmp / "tiny", "--lip-reader", trained[2]), "lacks 'scale', 'idx'")
-    one_line_error(sf("evaluate", res, "--data", tmp / "tiny", "--sync-expert", trained[2]), "lacks 'kind'")
-    one_line_error(sf("evaluate", res, "--data", tmp / "tiny", "--sync-expert", tmp / "missing.pth"), "--sync-expert", "not found")
+    one_line_error(sf("evaluate", res, "--data", tmp / "tiny", "--eval-expert", trained[2]), "lacks 'kind'")
+    one_line_error(sf("evaluate", res, "--data", tmp / "tiny", "--eval-expert", tmp / "missing.pth"), "--eval-expert", "not found")
     bad = res / sorted(p.name for p in res.glob("*.npy"))[0]
     saved = bad.read_bytes()
     try:

@@ -79,10 +79,10 @@ def beat2_root():
 def test_beat2_sync_data(beat2_root):
     seqs = load_beat2_sync_data(beat2_root, ("val",))
     q = seqs[0]
-    assert q["verts"].shape[1] == 106 and q["template"].shape == (106,) and len(q["mel"]) == len(q["verts"]) - 4
-    assert q["motion"] == "coefficients" and q["opening"].shape == (len(q["verts"]),)
+    assert q["motion"].shape[1] == 106 and q["template"].shape == (106,) and len(q["mel"]) == len(q["motion"]) - 4
+    assert q["motion_kind"] == "coefficients" and q["opening"].shape == (len(q["motion"]),)
     g = load_beat2_sync_data(beat2_root, ("val",), part="gesture")[0]
-    assert g["verts"].shape[1] == 258 and "opening" not in g                     # no jaw in the gesture vector
+    assert g["motion"].shape[1] == 258 and "opening" not in g                     # no jaw in the gesture vector
     with pytest.raises(UsageError, match="part 'lips' is not one of"):
         load_beat2_sync_data(beat2_root, ("val",), part="lips")
     with pytest.raises(Exception, match="train_test_split.csv"):
@@ -110,7 +110,7 @@ def test_ranking_and_rl_bad_input(beat2_root, tmp_path):
     with pytest.raises(UsageError, match="needs at least one sequence"):
         reward_ranking(bb, head, [])
     q = load_beat2_sync_data(beat2_root, ("val",))[0]
-    short = {**q, "verts": q["verts"][:10], "mel": q["mel"][:6], "opening": q["opening"][:10]}
+    short = {**q, "motion": q["motion"][:10], "mel": q["mel"][:6], "opening": q["opening"][:10]}
     with pytest.raises(UsageError, match="too short for a 8-frame audio shift"):
         reward_ranking(bb, head, [short])
     tab = reward_ranking(bb, head, [q], perturbations=("jitter",))

@@ -37,7 +37,7 @@ def released(tmp_path_factory):
 def _args(tmp, out, *extra):
     return ["animate", tmp / "speech.wav", "--ckpt", tmp / "vocaset.pth", "--wav2vec2-config", tmp / "tiny_wav2vec2.json",
             "--templates", tmp / "templates.pkl", "--template", "FaceTalk_170809_00138_TA",
-            "--subject", "FaceTalk_170725_00137_TA", "--out", out, *extra]
+            "--style", "FaceTalk_170725_00137_TA", "--out", out, *extra]
 
 
 def test_like_reference_equals_the_reference_algorithm(released):

@@ -36,7 +36,7 @@ def test_outputs_match_reference_algorithm(dataset):
     with torch.no_grad():
         want_tf = ref(audio, tpl, gt, oh)
         want_ar = ref.predict(audio, tpl, oh)
-        got_tf = ours(audio, tpl, oh, vertice=gt, mode="teacher")["mu"]
+        got_tf = ours(audio, tpl, oh, motion=gt, mode="teacher")["mu"]
         got_ar = ours.predict(audio, tpl, oh, n_frames=T)
         got_rc = ours(audio, tpl, oh, n_frames=T, mode="recompute")["mu"]
     assert want_ar.shape == got_ar.shape == (1, T, 150)

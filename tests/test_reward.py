@@ -131,14 +131,14 @@ def test_mel_frames_and_scorer_plug_into_lip_sync_offset(tmp_path, tiny_corpus):
     assert ck["seed"] == 0 and ck["kind"] == "speech_mesh_transformer"
     q = load_sync_data(tmp_path / "tiny", ("val",))[0]
     fr = mel_frames(q["mel"])
-    assert fr.shape == (len(q["verts"]), 4, 128)
+    assert fr.shape == (len(q["motion"]), 4, 128)
     assert np.array_equal(fr[3:8].reshape(20, 128), q["mel"][3, 0].numpy())   # clip i = frames i..i+4
     assert np.array_equal(fr[-5:].reshape(20, 128), q["mel"][-1, 0].numpy())
-    r = lip_sync_offset(SyncExpertScorer(res["expert"], q["template"]), q["verts"], fr, max_offset=5)
+    r = lip_sync_offset(SyncExpertScorer(res["expert"], q["template"]), q["motion"], fr, max_offset=5)
     assert len(r.distances) == 11 and np.isfinite(r.distances).all()
     # the trained expert finds a planted shift, sign and size: mesh late by k frames (audio[t] meets mesh[t - k]) reads +k.
     # One 68-frame clip is noisy for a tiny expert, so the check is the median over the corpus' 18 clips.
-    clips = [(SyncExpertScorer(res["expert"], c["template"]), np.asarray(c["verts"]), mel_frames(c["mel"]))
+    clips = [(SyncExpertScorer(res["expert"], c["template"]), np.asarray(c["motion"]), mel_frames(c["mel"]))
              for c in load_sync_data(tmp_path / "tiny", ("train", "val"))]
     late = lambda v, a, k: (v[:len(v) - k], a[k:]) if k >= 0 else (v[-k:], a[:len(a) + k])   # audio frame t meets mesh t - k
     for k in (-3, 0, 3):

@@ -53,11 +53,11 @@ def test_animate_any_wav(trained, tmp_path):
     stereo48 = tmp_path / "stereo48k.wav"
     import soxr; x = soxr.resample(wav, sr, 48000); sf.write(stereo48, np.stack([x, x], 1), 48000, subtype="PCM_24")
     ck = tmp / "ck" / "faceformer_synthetic" / "best.pt"
-    run("animate", stereo48, "--ckpt", ck, "--out", tmp_path / "a.npy", "--subject", "synth_m2")
+    run("animate", stereo48, "--ckpt", ck, "--out", tmp_path / "a.npy", "--style", "synth_m2")
     m = np.load(tmp_path / "a.npy"); assert m.shape == (round(len(wav) / sr * 30), 900) and np.isfinite(m).all()
-    run("animate", stereo48, "--ckpt", ck, "--out", tmp_path / "seq.obj", "--subject", "mean")
+    run("animate", stereo48, "--ckpt", ck, "--out", tmp_path / "seq.obj", "--subject", "mean")          # the old name of --style still works
     assert len(list((tmp_path / "seq").glob("*.obj"))) == m.shape[0]
-    r = run("animate", stereo48, "--ckpt", ck, "--out", tmp_path / "b.npy", "--subject", "nobody", check=False)
+    r = run("animate", stereo48, "--ckpt", ck, "--out", tmp_path / "b.npy", "--style", "nobody", check=False)
     assert r.returncode == 2 and "unknown style" in r.stderr
 
 

@@ -95,9 +95,9 @@ def main():
     for name, pred in methods.items():                                            # reward and normalised MSE per recording
         rew, mse = [], []
         for q in val_seqs:
-            p = torch.as_tensor(ds.stats.normalize(pred[q["name"]][: len(q["verts"])]), dtype=torch.float32)
+            p = torch.as_tensor(ds.stats.normalize(pred[q["name"]][: len(q["motion"])]), dtype=torch.float32)
             s = score_sequence(bb, hd.eval(), p[None], q["mel"][None], template=q["template"][None])
-            rew.append(float(s["lip_score_seq"][0] + s["real_score_seq"][0])); mse.append(float(((p - q["verts"]) ** 2).mean()))
+            rew.append(float(s["lip_score_seq"][0] + s["real_score_seq"][0])); mse.append(float(((p - q["motion"]) ** 2).mean()))
         row = {}
         for k, v in (("reward", rew), ("norm_mse", mse)):
             row[k], row[f"{k}_lo"], row[f"{k}_hi"] = bootstrap_ci(lambda u: float(np.mean(u)), v, a.n_boot)

@@ -63,7 +63,7 @@ def main():
     for name, preds in motions.items():
         units = perceptual_units(ds, preds, reader, regions)
         for it, p, u in zip(items, preds, units):
-            with torch.no_grad(): r = float(reward(torch.as_tensor(np.asarray(p, np.float32)[: len(it["vertice"])]), it))
+            with torch.no_grad(): r = float(reward(torch.as_tensor(np.asarray(p, np.float32)[: len(it["motion"])]), it))
             s = perceptual_summary([u])
             rows.append({"motion": name, "stem": u["stem"], "reward": r, **{k: s[k] for k in ("closure F1", "lip-read acc", "MTM (ms)", "false closures")}})
     per = pd.DataFrame(rows)
@@ -75,7 +75,7 @@ def main():
     # 2. gradient ascent on the reward from ground truth (3. scored by the evaluation expert too)
     from speechface.evaluation.perceptual import reward_ascent
     record = sorted({0, a.steps // 4, a.steps // 2, a.steps})
-    climb = reward_ascent(lambda seq, i: reward(seq, items[i]), [g[: len(it["vertice"])] for g, it in zip(gts, items)],
+    climb = reward_ascent(lambda seq, i: reward(seq, items[i]), [g[: len(it["motion"])] for g, it in zip(gts, items)],
                           steps=a.steps, lr=a.lr, record=record)
     traj = []
     for step in record:

@@ -31,7 +31,7 @@ def main():
     rows = []
     for i in range(len(ds)):
         it = ds[i]
-        gt = torch.from_numpy(it["vertice"])
+        gt = torch.from_numpy(it["motion"])
         pred = torch.from_numpy(predict_mean_style(actor, it))
         lo, hi = segment_frames(_alignments(ds.root, meta, it["name"]), ds.spec.fps, len(gt), tolerance=0)
         inside = torch.zeros(len(gt), dtype=torch.bool)

@@ -58,7 +58,7 @@ def main():
             for _, r in old[~old.method.isin(["ground truth", "static template"])].iterrows():
                 run = run_name(r.method.replace(" (last epoch)", "")) + ("_last" if r.method.endswith("(last epoch)") else "")
                 tab, _ = evaluate_results(out / f"seed{seed}" / run / "styledependant" / "results", a.root, "test",
-                                          sync_expert=a.eval_expert)
+                                          eval_expert=a.eval_expert)
                 rows.append({"seed": seed, "method": r.method, **style_average(tab).to_dict(),
                              **{k: r[k] for k in keep if k in r}})
                 print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rows[-1].items()}), flush=True)

@@ -20,14 +20,15 @@ from .rotation import axis_angle_to_matrix, matrix_to_rot6d
 
 # %% auto #0
 __all__ = ['BEAT2_FPS', 'BEAT2_SR', 'N_JOINTS', 'N_EXPRESSIONS', 'N_BETAS', 'BEAT2_FOLDERS', 'BEAT2_SPLITS', 'SPLIT_CSV',
-           'SMPLX_JOINT_NAMES', 'SMPLX_PARENTS', 'POSE_SLICES', 'BEAT2_SHAPES', 'MOTION_KEYS', 'BEAT2_PARTS',
-           'GESTURE_JOINTS', 'PART_DIMS', 'FINGER_BONES', 'SKELETON_OFFSETS', 'FOOT_JOINTS', 'FOOT_CONTACT_SPEED',
-           'SILENCE', 'UNKNOWN', 'MAX_SPLIT_BYTES', 'MAX_SPLIT_LINE', 'CACHE_VERSION', 'CACHE_MARKER', 'FEATURES',
-           'BEAT2DataError', 'parse_beat2_id', 'check_beat2_id', 'beat2_paths', 'read_beat2_npz', 'write_beat2_npz',
-           'pose_rot6d', 'parts_from_rot6d', 'forward_kinematics', 'foot_contact', 'split_parts', 'read_split_csv',
-           'read_interval_tiers', 'normalize_word', 'read_word_tier', 'build_vocabulary', 'frame_words',
-           'load_beat2_recording', 'features_to_parts', 'cache_marker', 'BEAT2Dataset', 'write_word_textgrid',
-           'write_beat2_wav', 'write_split_csv']
+           'SMPLX_JOINT_NAMES', 'SMPLX_PARENTS', 'POSE_SLICES', 'BEAT2_SHAPES', 'BETAS_SHAPES', 'MOTION_KEYS',
+           'BEAT2_PARTS', 'PART_DIMS', 'FINGER_BONES', 'SKELETON_OFFSETS', 'FOOT_JOINTS', 'FOOT_CONTACT_SPEED',
+           'SILENCE', 'UNKNOWN', 'MAX_SPLIT_BYTES', 'MAX_SPLIT_LINE', 'MIN_OVERLAP', 'CACHE_VERSION', 'CACHE_MARKER',
+           'FEATURES', 'ON_ERROR', 'BEAT2DataError', 'parse_beat2_id', 'check_beat2_id', 'beat2_paths',
+           'read_beat2_npz', 'write_beat2_npz', 'pose_rot6d', 'parts_from_rot6d', 'forward_kinematics', 'foot_contact',
+           'split_parts', 'read_split_csv', 'read_interval_tiers', 'normalize_word', 'read_word_tier',
+           'build_vocabulary', 'frame_words', 'BEAT2LengthWarning', 'length_check', 'BEAT2SkipWarning',
+           'default_cache_dir', 'load_beat2_recording', 'features_to_parts', 'cache_marker', 'BEAT2Dataset',
+           'write_word_textgrid', 'write_beat2_wav', 'write_split_csv']
 
 # %% ../../nbs/08e_data.beat2.ipynb #3bd652de
 BEAT2_FPS = 30          # motion frames per second (smplxflame_30)
@@ -79,8 +80,9 @@ def beat2_paths(root: str | Path,                   # beat_english_v2.0.0 (the f
     except DataFileError as e: raise BEAT2DataError(str(e)) from None
 
 # %% ../../nbs/08e_data.beat2.ipynb #bae834e9
-BEAT2_SHAPES = {"betas": (N_BETAS,), "poses": (None, 3 * N_JOINTS), "expressions": (None, N_EXPRESSIONS), "trans": (None, 3)}
-MOTION_KEYS = (*BEAT2_SHAPES, "mocap_frame_rate")   # the members read; 'gender', 'model' and anything else stay packed
+BEAT2_SHAPES = {"poses": (None, 3 * N_JOINTS), "expressions": (None, N_EXPRESSIONS), "trans": (None, 3)}  # the sequences, always read
+BETAS_SHAPES = ((N_BETAS,), (1, N_BETAS))   # betas as the release stores them; read only when asked for
+MOTION_KEYS = tuple(BEAT2_SHAPES)           # always read; 'mocap_frame_rate' when present, 'betas' when asked; 'gender', 'model' and the rest stay packed
 
 def _err(path, problem: str, fix: str) -> BEAT2DataError:
     return BEAT2DataError(f"{shown(path)}: {problem}. {fix}")
@@ -91,8 +93,8 @@ def _regular(path: Path, what: str, fix: str) -> Path:
     except FileNotFoundError: raise _err(path, f"{what} not found", fix) from None
     except DataFileError as e: raise BEAT2DataError(f"{e}. {fix}") from None
 
-def _npz_headers(path: Path, keys: tuple, fix: str) -> dict[str, tuple[tuple, np.dtype]]:
-    "(shape, dtype) of the wanted members of an .npz, read from their .npy headers alone (nothing else is inflated)."
+def _npz_headers(path: Path, keys: tuple, fix: str, optional: tuple = ()) -> dict[str, tuple[tuple, np.dtype]]:
+    "(shape, dtype) of the wanted members of an .npz (`optional` ones when present), read from their .npy headers alone."
     try: z = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
         raise _err(path, f"truncated or not an .npz archive ({path.stat().st_size} bytes; {type(e).__name__}: {shown(e)})", fix) from None
@@ -101,7 +103,7 @@ def _npz_headers(path: Path, keys: tuple, fix: str) -> dict[str, tuple[tuple, np
         names = {n.removesuffix(".npy"): n for n in z.namelist()}
         missing = [k for k in keys if k not in names]
         if missing: raise _err(path, f"has no {', '.join(missing)} (keys: {shown(sorted(names)[:20])})", fix)
-        for k in keys:
+        for k in (*keys, *(o for o in optional if o in names)):
             try:
                 with z.open(names[k]) as f:
                     version = fmt.read_magic(f)
@@ -113,36 +115,45 @@ def _npz_headers(path: Path, keys: tuple, fix: str) -> dict[str, tuple[tuple, np
             out[k] = shape, dtype
     return out
 
+def _real(dtype: np.dtype) -> bool: return np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+
 def read_beat2_npz(path: str | Path,        # smplxflame_30/<id>.npz
-                   fps: int | None = BEAT2_FPS, # the frame rate the caller expects; None: any
-                  ) -> dict:                # betas (300,), poses (T,165), expressions (T,100), trans (T,3) float32; fps int
-    "Read one BEAT2 SMPL-X/FLAME motion file: headers checked (dtypes, shapes, equal frames) before its five members are inflated."
+                   fps: int | None = BEAT2_FPS, # the frame rate the caller expects; None: any (a file without one: 30)
+                   betas: bool = True,      # read betas too (the datasets do not: they need poses, expressions, trans only)
+                  ) -> dict:                # poses (T,165), expressions (T,100), trans (T,3) float32, betas (300,) when asked; fps
+    "Read one BEAT2 SMPL-X/FLAME motion file: headers checked (dtypes, shapes, equal frames) before the needed members are inflated."
     path = Path(path)
-    fix = ("Expected an .npz with betas (300,), poses (T, 165), expressions (T, 100), trans (T, 3) and "
-           "mocap_frame_rate; copy the file again from beat_english_v2.0.0/smplxflame_30")
+    fix = ("Expected an .npz with poses (T, 165), expressions (T, 100), trans (T, 3)" + (", betas (300,)" if betas else "")
+           + " and optionally mocap_frame_rate; copy the file again from beat_english_v2.0.0/smplxflame_30")
     _regular(path, "motion file", fix)
-    heads, T = _npz_headers(path, MOTION_KEYS, fix), None
+    want = (*MOTION_KEYS, *(("betas",) if betas else ()))
+    heads, T = _npz_headers(path, want, fix, optional=("mocap_frame_rate",)), None
     for k, (shape, dtype) in heads.items():
-        if dtype.hasobject: raise _err(path, f"{k} holds Python objects (a pickle), which are not loaded", fix)
-        if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
-            raise _err(path, f"{k} has dtype {shown(dtype)}, not real numbers", fix)
         if k == "mocap_frame_rate":
-            if np.prod(shape) != 1: raise _err(path, f"mocap_frame_rate has shape {shape}, not one number", fix)
+            if _real(dtype) and np.prod(shape) != 1: raise _err(path, f"mocap_frame_rate has shape {shape}, not one number", fix)
+            continue                                          # a pickled (object) frame rate is never unpacked: treated as absent
+        if dtype.hasobject: raise _err(path, f"{k} holds Python objects (a pickle), which are not loaded", fix)
+        if not _real(dtype): raise _err(path, f"{k} has dtype {shown(dtype)}, not real numbers", fix)
+        if k == "betas":
+            if tuple(shape) not in BETAS_SHAPES: raise _err(path, f"betas has shape {shape}, expected (300,) or (1, 300)", fix)
             continue
-        want = BEAT2_SHAPES[k]
-        if len(shape) != len(want) or any(s is not None and s != d for s, d in zip(want, shape)):
-            raise _err(path, f"{k} has shape {shape}, expected {tuple('T' if s is None else s for s in want)}", fix)
-        if want[0] is None:
-            if T is not None and shape[0] != T: raise _err(path, f"{k} has {shape[0]} frames but poses has {T}", "The arrays must describe the same frames; copy the file again")
-            T = shape[0]
+        want_shape = BEAT2_SHAPES[k]
+        if len(shape) != len(want_shape) or any(s is not None and s != d for s, d in zip(want_shape, shape)):
+            raise _err(path, f"{k} has shape {shape}, expected {tuple('T' if s is None else s for s in want_shape)}", fix)
+        if T is not None and shape[0] != T: raise _err(path, f"{k} has {shape[0]} frames but poses has {T}", "The arrays must describe the same frames; copy the file again")
+        T = shape[0]
     if T == 0: raise _err(path, "has 0 frames", fix)
-    try: arrays = load_npz(path, MOTION_KEYS, what="motion file")       # only these members; sizes against the memory budget
+    stated = "mocap_frame_rate" in heads and _real(heads["mocap_frame_rate"][1])
+    try: arrays = load_npz(path, want, optional=("mocap_frame_rate",) if stated else (), what="motion file")   # sizes against the memory budget
     except DataFileError as e: raise BEAT2DataError(f"{e}. {fix}") from None
     out = {}
-    for k in BEAT2_SHAPES:
+    for k in want:
         a = arrays[k]; bad = ~np.isfinite(a)
         if bad.any(): raise _err(path, f"{k} has {int(bad.sum())} NaN/inf value(s), the first at index {tuple(int(i) for i in np.argwhere(bad)[0])}", fix)
-        out[k] = np.ascontiguousarray(a, dtype=np.float32)
+        out[k] = np.ascontiguousarray(a, dtype=np.float32).reshape(N_BETAS) if k == "betas" else np.ascontiguousarray(a, dtype=np.float32)
+    if not stated:                                            # no (readable) mocap_frame_rate: the folder's rate, smplxflame_30
+        out["fps"] = BEAT2_FPS if fps is None else fps
+        return out
     rate = float(arrays["mocap_frame_rate"].reshape(()))
     if not (np.isfinite(rate) and rate > 0): raise _err(path, f"mocap_frame_rate is {rate:g}, not a frame rate", fix)
     if fps is not None and abs(rate - fps) > 1e-6:
@@ -162,7 +173,7 @@ def write_beat2_npz(path: str | Path,       # where to write (folders are create
     "Write one motion file in BEAT2's layout: float64 arrays, an integer mocap_frame_rate, gender/model strings."
     T = len(poses)
     arrays = dict(betas=np.zeros(N_BETAS) if betas is None else betas, poses=poses, expressions=expressions, trans=trans)
-    for k, shape in BEAT2_SHAPES.items():
+    for k, shape in {"betas": (N_BETAS,), **BEAT2_SHAPES}.items():
         want = tuple(T if s is None else s for s in shape)
         if np.shape(arrays[k]) != want: raise ValueError(f"{k} must have shape {want}, got {np.shape(arrays[k])}")
     members = {**{k: np.asarray(v, np.float64) for k, v in arrays.items()},
@@ -181,8 +192,8 @@ BEAT2_PARTS = {
     "lower": (0, 1, 2, 4, 5, 7, 8, 10, 11),
     "face": (22,),
 }
-GESTURE_JOINTS = tuple(sorted(BEAT2_PARTS["upper"] + BEAT2_PARTS["hands"] + BEAT2_PARTS["lower"]))  # the 52 of the 415-d vector
-PART_DIMS = {"upper": 78, "hands": 180, "lower": 61, "face": 106, "gesture": 415}
+PART_DIMS = {"upper": 78, "hands": 180, "lower": 61, "face": 106,
+             "pose_6d": 6 * N_JOINTS, "latent_all": 6 * N_JOINTS + 3 + 4}   # EMAGE's whole body (330) and its generator's input (337)
 
 def pose_rot6d(poses: np.ndarray, # (T, 165) axis-angle
               ) -> np.ndarray:    # (T, 55, 6) EMAGE 6D per joint
@@ -194,13 +205,13 @@ def parts_from_rot6d(r6: np.ndarray,          # (T, 55, 6) `pose_rot6d`
                      expressions: np.ndarray, # (T, 100)
                      trans: np.ndarray,       # (T, 3)
                      contact: np.ndarray,     # (T, 4) foot contact (`foot_contact`)
-                    ) -> dict[str, np.ndarray]: # upper (T,78), hands (T,180), lower (T,61), face (T,106), gesture (T,415)
-    "EMAGE's four parts and the 415-d whole-body vector from per-joint 6D rotations."
-    T = len(r6); f = lambda j: r6[:, list(j)].reshape(T, -1)
+                    ) -> dict[str, np.ndarray]: # upper (T,78), hands (T,180), lower (T,61), face (T,106), pose_6d (T,330), latent_all (T,337)
+    "EMAGE's four parts, its 330-d whole body `pose_6d` and its 337-d `latent_all` from per-joint 6D rotations."
+    T = len(r6); f = lambda j: r6[:, list(j)].reshape(T, -1); whole = r6.reshape(T, -1)          # (T, 330)
     return {"upper": f(BEAT2_PARTS["upper"]), "hands": f(BEAT2_PARTS["hands"]),
             "lower": np.concatenate([f(BEAT2_PARTS["lower"]), trans, contact], 1),
             "face": np.concatenate([f(BEAT2_PARTS["face"]), expressions], 1),
-            "gesture": np.concatenate([f(GESTURE_JOINTS), expressions, trans], 1)}
+            "pose_6d": whole, "latent_all": np.concatenate([whole, trans, contact], 1)}          # (T, 337)
 
 # %% ../../nbs/08e_data.beat2.ipynb #bf5d44b4
 FINGER_BONES = {   # metres, left hand (x mirrored for the right): base from the wrist, then the two phalanges
@@ -243,7 +254,7 @@ def foot_contact(poses: np.ndarray,    # (T, 165) axis-angle
 def split_parts(poses: np.ndarray,       # (T, 165) axis-angle
                 expressions: np.ndarray, # (T, 100)
                 trans: np.ndarray,       # (T, 3)
-               ) -> dict[str, np.ndarray]: # upper (T,78), hands (T,180), lower (T,61), face (T,106), gesture (T,415)
+               ) -> dict[str, np.ndarray]: # upper (T,78), hands (T,180), lower (T,61), face (T,106), pose_6d (T,330), latent_all (T,337)
     "EMAGE's body parts of one recording: 6D rotations, translation, foot contact, expressions."
     return parts_from_rot6d(pose_rot6d(poses), np.asarray(expressions, np.float32), np.asarray(trans, np.float32),
                             foot_contact(poses, trans))
@@ -302,10 +313,11 @@ def normalize_word(mark: str) -> str:
     return mark.strip().strip(".,;:!?\"'()[]").lower()
 
 def read_word_tier(path: str | Path) -> list[tuple[float, float, str]]:
-    "The word tier of a BEAT2 TextGrid as [(start_s, end_s, word)], silences as ''."
+    "The word tier of a BEAT2 TextGrid as [(start_s, end_s, word)], silences as ''; the first interval tier when none is named 'words'."
     tiers = read_interval_tiers(path)
     name = next((n for n in tiers if n.lower() in ("words", "word") or n.lower().endswith(" - words")), None)
-    if name is None: raise _err(path, f"no word tier (tiers: {shown(list(tiers))})", "Name the word tier 'words'")
+    if name is None: name = next(iter(tiers), None)          # no tier named so: the first, as EMAGE reads it (tgrid[0])
+    if name is None: raise _err(path, "has no interval tier", "Expected a word tier ('words') of intervals; align the recording again")
     return [(s, e, normalize_word(w)) for s, e, w in tiers[name]]
 
 def build_vocabulary(tiers: list[list]) -> list[str]:
@@ -320,11 +332,42 @@ def frame_words(tier: list, n_frames: int, vocab: list[str], fps: float = BEAT2_
         if w: out[np.searchsorted(t, s): np.searchsorted(t, e)] = idx.get(w, 1)
     return out
 
+# %% ../../nbs/08e_data.beat2.ipynb #fdea37ea
+MIN_OVERLAP = 0.5   # the shorter of motion and speech must last at least this fraction of the longer (else: a wrong pairing)
+
+class BEAT2LengthWarning(UserWarning):
+    "Motion and speech of BEAT2 recordings differ in length by more than the tolerance; both were cut to the shorter."
+
+def length_check(frames: int,                     # motion frames
+                 fps: float,                      # their rate
+                 audio_s: float,                  # the wav's duration (s)
+                 audio_name: str,                 # the wav, for the message
+                 length_tol: float = 0.5,         # a difference up to this (s) is cut without a word
+                 min_overlap: float = MIN_OVERLAP, # the shorter must last this fraction of the longer
+                ) -> tuple[str, str] | None:     # None, ('warning', text) or ('error', text)
+    "The verdict on a recording's motion and speech durations: None within `length_tol`, a warning when both are cut to a plausible shorter, an error when the overlap is implausibly short."
+    motion_s = frames / fps
+    if abs(motion_s - audio_s) <= length_tol: return None
+    short, long = sorted((motion_s, audio_s))
+    what = f"{frames} frames = {motion_s:.2f} s of motion but {shown(audio_name)} lasts {audio_s:.2f} s"
+    if short < min_overlap * long:
+        return "error", (f"length mismatch: {what}; the shorter covers {short / long:.0%} of the longer, less than min_overlap = "
+                         f"{min_overlap:g}: different takes, or one was cut short")
+    return "warning", f"{what} ({long - short:.2f} s apart): both cut to the shorter, {short:.2f} s"
+
 # %% ../../nbs/08e_data.beat2.ipynb #06db65ef
-CACHE_VERSION = "2"                   # 2: entries in hash-named folders, each with a marker file (1 named them after the id)
+CACHE_VERSION = "3"                   # 3: + lengths.npy, foot contact before the cut; 2: hash-named folders with a marker (1: named after the id)
 CACHE_MARKER = ".speechface-cache"    # the file that makes a folder an entry this cache wrote, and may remove
 _CACHE_NAME = "speechface.data.beat2"
 FEATURES = {"rot6d": (0, 330), "expressions": (330, 430), "trans": (430, 433), "contact": (433, 437)}  # per-frame cache columns
+ON_ERROR = ("raise", "skip")          # what a dataset does with a recording it cannot read
+
+class BEAT2SkipWarning(UserWarning):
+    "BEAT2 recordings that could not be read were left out (on_error='skip'); the dataset's `skipped` names each and why."
+
+def default_cache_dir() -> Path:
+    "$SPEECHFACE_CACHE, else ~/.cache/speechface: where cache_dir='auto' keeps processed recordings (entries under beat2/)."
+    return Path(os.environ.get("SPEECHFACE_CACHE") or Path.home() / ".cache" / "speechface")
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -335,28 +378,28 @@ def _sha256(path: Path) -> str:
 def load_beat2_recording(root: str | Path, id: str,
                          vocab: list[str],            # `build_vocabulary` of the training split
                          fps: int = BEAT2_FPS, sr: int = BEAT2_SR,
-                         length_tol: float = 0.5,     # allowed |motion - audio| duration (s)
-                        ) -> dict:                    # features (T, 437), words (T,), audio (T*sr/fps,) float32
-    "One recording processed: 6D rotations, expressions, trans, foot contact, per-frame words and the aligned audio."
+                         length_tol: float = 0.5,     # |motion - audio| (s) cut without a word (`length_check`)
+                         min_overlap: float = MIN_OVERLAP, # below this fraction of the longer, an error
+                        ) -> dict:                    # features (T, 437), words (T,), audio (T*sr/fps,) float32, lengths (2,)
+    "One recording processed: 6D rotations, expressions, trans, foot contact, per-frame words and the audio, both cut to the shorter."
     paths = beat2_paths(root, id)
-    m = read_beat2_npz(paths["motion"], fps)
+    m = read_beat2_npz(paths["motion"], fps, betas=False)
     _regular(paths["audio"], f"speech of {id}", "Copy wave16k/<id>.wav from the corpus, or drop the id from train_test_split.csv")
     try: audio = load_wav(paths["audio"], sr)
     except (AudioFileError, DataFileError) as e: raise BEAT2DataError(str(e)) from None
     tier = read_word_tier(paths["text"])
-    T_m, T_a = len(m["poses"]), len(audio) * fps // sr
-    if abs(T_m / fps - len(audio) / sr) > length_tol:
-        raise _err(paths["motion"], f"length mismatch: {T_m} frames = {T_m / fps:.2f} s of motion but {paths['audio'].name} lasts "
-                                    f"{len(audio) / sr:.2f} s (tolerance {length_tol} s)",
-                   "The motion and the speech are from different takes, or one was cut short: copy both again")
-    T = min(T_m, T_a)
+    T_m = len(m["poses"])
+    verdict = length_check(T_m, fps, len(audio) / sr, paths["audio"].name, length_tol, min_overlap)
+    if verdict and verdict[0] == "error": raise _err(paths["motion"], verdict[1], "Copy both files again, or drop the id from train_test_split.csv")
+    T = min(T_m, len(audio) * fps // sr)                                       # both from their common start
     r6 = pose_rot6d(m["poses"][:T])
-    feats = np.concatenate([r6.reshape(T, -1), m["expressions"][:T], m["trans"][:T],
-                            foot_contact(m["poses"][:T], m["trans"][:T])], 1).astype(np.float32)   # (T, 437)
-    return {"features": feats, "words": frame_words(tier, T, vocab, fps), "audio": audio[: T * sr // fps]}
+    contact = foot_contact(m["poses"], m["trans"])[:T]                         # on the whole take, as EMAGE, then cut
+    feats = np.concatenate([r6.reshape(T, -1), m["expressions"][:T], m["trans"][:T], contact], 1).astype(np.float32)   # (T, 437)
+    return {"features": feats, "words": frame_words(tier, T, vocab, fps), "audio": audio[: T * sr // fps],
+            "lengths": np.array([T_m, len(audio)], np.int64)}                  # before the cut: motion frames, audio samples
 
 def features_to_parts(features: np.ndarray) -> dict[str, np.ndarray]:
-    "EMAGE's parts (upper, hands, lower, face, gesture) from cached (T, 437) per-frame features."
+    "EMAGE's parts (upper, hands, lower, face) and whole-body vectors (pose_6d, latent_all) from cached (T, 437) per-frame features."
     T = len(features); c = lambda k: features[:, slice(*FEATURES[k])]
     return parts_from_rot6d(c("rot6d").reshape(T, N_JOINTS, 6), c("expressions"), c("trans"), c("contact"))
 
@@ -383,35 +426,54 @@ class BEAT2Dataset(Dataset):
                  window: int = 90,                     # frames per window (a multiple of 3 at 30 fps: whole audio samples)
                  stride: int = 30,                     # frames between window starts (likewise)
                  fps: int = BEAT2_FPS,                 # the motion frame rate the files must have
-                 cache_dir: str | Path | None = None,  # store processed recordings here; None: keep them in memory
+                 cache_dir: str | Path | None = None,  # store processed recordings here; 'auto': `default_cache_dir()`; None: in memory
                  vocab: list[str] | None = None,       # None: built on this root's training split
                  sr: int = BEAT2_SR,                   # audio sample rate served
-                 length_tol: float = 0.5,              # allowed |motion - audio| duration (s)
+                 length_tol: float = 0.5,              # |motion - audio| (s) cut to the shorter without a warning
                  hash_sources: bool = True,            # cache key includes each source's SHA-256 (else size + mtime only)
+                 on_error: str = "raise",              # a recording that cannot be read: 'raise', or 'skip' it (listed in `skipped`)
+                 min_overlap: float = MIN_OVERLAP,     # motion and speech overlapping less than this fraction of the longer: an error
                 ):
         if split not in BEAT2_SPLITS: raise UsageError(f"split {split!r} is not one of {', '.join(BEAT2_SPLITS)}")
         for name, n in (("window", window), ("stride", stride)):
             if n <= 0 or (n * sr) % fps:
                 raise UsageError(f"{name}={n} frames at {fps} fps is {n * sr / fps:g} samples at {sr} Hz, not a whole number; "
                                  f"choose a multiple of {fps // np.gcd(sr, fps)} frames (e.g. {n - n % (fps // np.gcd(sr, fps)) or fps // np.gcd(sr, fps)})")
+        if on_error not in ON_ERROR: raise UsageError(f"on_error={on_error!r} is not one of {', '.join(ON_ERROR)}")
         self.root, self.split, self.window, self.stride, self.fps, self.sr = Path(root), split, window, stride, fps, sr
-        self.length_tol, self.hash_sources = length_tol, hash_sources
+        self.length_tol, self.hash_sources, self.on_error, self.min_overlap = length_tol, hash_sources, on_error, min_overlap
+        self.skipped: dict[str, str] = {}                # id -> why it was left out (on_error='skip'), this split's and the vocabulary's
         table = read_split_csv(self.root / SPLIT_CSV)
         want = None if speakers is None else {str(s).lower() for s in speakers}
         self.ids = [i for i, t in table.items() if t == split and (want is None or str(parse_beat2_id(i)[0]) in want or parse_beat2_id(i)[1].lower() in want)]
         if not self.ids:
             raise BEAT2DataError(f"{shown(self.root / SPLIT_CSV)}: no {split!r} recordings" + (f" of speakers {shown(sorted(want))}" if want else "")
                                  + f"; speakers present: {sorted({parse_beat2_id(i)[1] for i in table})}")
-        self.vocab = vocab if vocab is not None else build_vocabulary([read_word_tier(beat2_paths(self.root, i)["text"]) for i, t in table.items() if t == "train"])
-        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.vocab = vocab if vocab is not None else build_vocabulary([self._try(i, lambda i=i: read_word_tier(beat2_paths(self.root, i)["text"]), [])
+                                                                      for i, t in table.items() if t == "train"])
+        self.cache_dir = None if cache_dir is None else default_cache_dir() if str(cache_dir) == "auto" else Path(cache_dir)
         self.cache_stats = {"hit": 0, "miss": 0}
-        self.recordings = {i: self._recording(i) for i in self.ids}
+        self.recordings = {i: r for i in self.ids if (r := self._try(i, lambda i=i: self._recording(i), None)) is not None}
+        if self.skipped:
+            warnings.warn(f"{shown(self.root)}: {len(self.skipped)} recording(s) left out (on_error='skip'): "
+                          + "; ".join(f"{shown(k)}: {v}" for k, v in list(self.skipped.items())[:3])
+                          + ("; ..." if len(self.skipped) > 3 else "") + " (all of them in .skipped; `speechface check-data` lists every problem)",
+                          BEAT2SkipWarning, stacklevel=2)
+        self.ids = [i for i in self.ids if i in self.recordings]
+        if not self.ids:
+            raise BEAT2DataError(f"{shown(self.root)}: every {split!r} recording was skipped as unreadable; the first: {next(iter(self.skipped.values()))}")
+        self.cut = {i: (int(r["lengths"][0]) / fps, int(r["lengths"][1]) / sr) for i, r in self.recordings.items()
+                    if abs(int(r["lengths"][0]) / fps - int(r["lengths"][1]) / sr) > length_tol}   # id -> (motion s, speech s) before the cut
+        if self.cut:
+            warnings.warn(f"{shown(self.root)}: {len(self.cut)} recording(s) whose motion and speech differ by more than {length_tol} s were cut "
+                          f"to the shorter: " + "; ".join(f"{shown(k)} (motion {m:.2f} s, speech {a:.2f} s)" for k, (m, a) in list(self.cut.items())[:3])
+                          + ("; ..." if len(self.cut) > 3 else "") + " (all of them in .cut)", BEAT2LengthWarning, stacklevel=2)
         self.short = [i for i in self.ids if len(self.recordings[i]["words"]) < window]
         self.index = [(i, a) for i in self.ids for a in range(0, len(self.recordings[i]["words"]) - window + 1, stride)]
 
     def cache_key(self, id: str) -> str:
         "16 hex digits over the loader version, the settings and each source file's size, mtime (and SHA-256)."
-        h = hashlib.sha256(json.dumps([CACHE_VERSION, self.fps, self.sr, self.length_tol, FOOT_CONTACT_SPEED, self.vocab]).encode())
+        h = hashlib.sha256(json.dumps([CACHE_VERSION, self.fps, self.sr, FOOT_CONTACT_SPEED, self.vocab]).encode())
         for k, p in beat2_paths(self.root, id).items():
             try: st = p.stat()
             except OSError: st = None
@@ -428,23 +490,35 @@ class BEAT2Dataset(Dataset):
         home = hashlib.sha256(json.dumps(["beat2 recording", id]).encode()).hexdigest()[:32]
         return self.cache_dir / "beat2" / home / (key or self.cache_key(id))
 
+    def _try(self, id: str, read, default):
+        "read(), or — with on_error='skip' — `default` for a recording whose files are missing or bad, the reason kept in `skipped`."
+        try: return read()
+        except BEAT2DataError as e:
+            if self.on_error == "raise": raise
+            self.skipped.setdefault(id, str(e)); return default
+
     def _read_entry(self, entry: Path, id: str, key: str) -> dict | None:
         "The arrays of a complete entry this cache wrote for (id, key), memory-mapped and their shapes checked; else None."
         mark = cache_marker(entry)
         if mark is None or (mark.get("id"), mark.get("key"), mark.get("version")) != (id, key, CACHE_VERSION): return None
-        try: rec = {k: load_npy(entry / f"{k}.npy", mmap_mode="r", what=f"cached {k}") for k in ("features", "words", "audio")}
+        try: rec = {k: load_npy(entry / f"{k}.npy", mmap_mode="r", what=f"cached {k}") for k in ("features", "words", "audio", "lengths")}
         except (DataFileError, FileNotFoundError): return None
-        f, w, a = rec["features"], rec["words"], rec["audio"]
+        f, w, a, n = rec["features"], rec["words"], rec["audio"], rec["lengths"]
         ok = (f.ndim == 2 and f.shape[1] == FEATURES["contact"][1] and f.dtype == np.float32 and w.shape == (len(f),)
-              and np.issubdtype(w.dtype, np.integer) and a.shape == (len(f) * self.sr // self.fps,) and np.issubdtype(a.dtype, np.floating))
+              and np.issubdtype(w.dtype, np.integer) and a.shape == (len(f) * self.sr // self.fps,) and np.issubdtype(a.dtype, np.floating)
+              and n.shape == (2,) and np.issubdtype(n.dtype, np.integer))
         return rec if ok else None
 
     def _recording(self, id: str) -> dict:
-        load = lambda: load_beat2_recording(self.root, id, self.vocab, self.fps, self.sr, self.length_tol)
+        load = lambda: load_beat2_recording(self.root, id, self.vocab, self.fps, self.sr, self.length_tol, self.min_overlap)
         if self.cache_dir is None: return load()
         key = self.cache_key(id); entry = self.cache_folder(id, key); home = entry.parent
         if (rec := self._read_entry(entry, id, key)) is not None:
-            self.cache_stats["hit"] += 1; return rec
+            self.cache_stats["hit"] += 1
+            T_m, n_a = (int(x) for x in rec["lengths"])                        # the length verdict again: min_overlap is not in the key
+            verdict = length_check(T_m, self.fps, n_a / self.sr, f"{id}.wav", self.length_tol, self.min_overlap)
+            if verdict and verdict[0] == "error": raise _err(beat2_paths(self.root, id)["motion"], verdict[1], "Copy both files again")
+            return rec
         self.cache_stats["miss"] += 1
         rec = load()
         try: home.mkdir(parents=True, exist_ok=True)
@@ -463,7 +537,10 @@ class BEAT2Dataset(Dataset):
         try:
             (tmp / CACHE_MARKER).write_text(json.dumps({"cache": _CACHE_NAME, "version": CACHE_VERSION, "id": id, "key": key}))
             for k, v in rec.items(): np.save(tmp / f"{k}.npy", v)
-            os.replace(tmp, entry)
+            try: os.replace(tmp, entry)
+            except OSError:                                    # another process wrote the same entry first: use theirs
+                if (done := self._read_entry(entry, id, key)) is None: raise
+                shutil.rmtree(tmp, ignore_errors=True); return done
         except BaseException:
             try: shutil.rmtree(tmp)
             except OSError as e: warnings.warn(f"{shown(tmp)}: could not remove this unfinished BEAT2 cache entry ({shown(e)})")
@@ -474,7 +551,7 @@ class BEAT2Dataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         id, a = self.index[i]; b = a + self.window; r = self.recordings[id]
-        parts = features_to_parts(np.asarray(r["features"][a:b]))
+        parts = features_to_parts(np.array(r["features"][a:b]))     # a copy: the cache maps read-only files
         s0, s1 = a * self.sr // self.fps, b * self.sr // self.fps                  # exact: window, stride are whole samples
         return {"id": id, "speaker": parse_beat2_id(id)[0], "start": a,
                 "audio": torch.from_numpy(np.array(r["audio"][s0:s1])),             # (window * sr / fps,)
@@ -483,7 +560,8 @@ class BEAT2Dataset(Dataset):
 
     def __repr__(self):
         return (f"BEAT2Dataset({self.split}: {len(self.ids)} recordings, {len(self)} windows of {self.window} frames, "
-                f"vocabulary {len(self.vocab)}, {len(self.short)} shorter than a window)")
+                f"vocabulary {len(self.vocab)}, {len(self.short)} shorter than a window, {len(self.cut)} cut to the shorter, "
+                f"{len(self.skipped)} skipped)")
 
 # %% ../../nbs/08e_data.beat2.ipynb #d5c45d96
 def write_word_textgrid(path: str | Path, duration: float, words: list[tuple[float, float, str]]) -> Path:

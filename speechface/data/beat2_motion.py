@@ -138,16 +138,22 @@ def motion_stats(sequences: list,           # (T_i, D) coefficient sequences of 
     return MotionStats(part, x.mean(0), np.maximum(x.std(0), min_std))
 
 # %% ../../nbs/08g_data.beat2_motion.ipynb #d7ca4e8c
-def train_speakers(root: str | Path) -> list[str]:
-    "Names of the training split's speakers, ordered by speaker number (the one-hot's order)."
+def train_speakers(root: str | Path,               # a BEAT2-layout corpus
+                   speakers: list | None = None,     # only these speakers (numbers or names); None: all
+                  ) -> list[str]:
+    "Names of the training split's speakers (of `speakers` only, when given), ordered by speaker number (the one-hot's order)."
     table = read_split_csv(Path(root) / "train_test_split.csv")
-    found = sorted({parse_beat2_id(i) for i, t in table.items() if t == "train"})
-    if not found: raise BEAT2DataError(f"{Path(root) / 'train_test_split.csv'}: no 'train' recordings; the actor needs a training split")
+    want = None if speakers is None else {str(s).lower() for s in speakers}
+    found = sorted({(n, name) for n, name in (parse_beat2_id(i) for i, t in table.items() if t == "train")
+                    if want is None or str(n) in want or name.lower() in want})
+    if not found: raise BEAT2DataError(f"{Path(root) / 'train_test_split.csv'}: no 'train' recordings" + (f" of speakers {sorted(want)}" if want else "")
+                                       + "; the actor needs a training split")
     return [name for _, name in found]
 
-def training_stats(root: str | Path, part: str, cache_dir: str | Path | None = None, min_std: float = MIN_STD) -> MotionStats:
-    "`motion_stats` of a part over every recording of the training split."
-    ds = BEAT2Dataset(root, "train", window=3, stride=3, cache_dir=cache_dir)
+def training_stats(root: str | Path, part: str, cache_dir: str | Path | None = None, min_std: float = MIN_STD,
+                   speakers: list | None = None, on_error: str = "raise") -> MotionStats:
+    "`motion_stats` of a part over every (readable) recording of the training split, of `speakers` only when given."
+    ds = BEAT2Dataset(root, "train", speakers, window=3, stride=3, cache_dir=cache_dir, on_error=on_error)
     return motion_stats([part_vector(features_to_parts(np.asarray(r["features"])), part) for r in ds.recordings.values()], part, min_std)
 
 class BEAT2MotionDataset(Dataset):
@@ -159,22 +165,24 @@ class BEAT2MotionDataset(Dataset):
                  window: int | None = None,            # frames per item (a multiple of 3); None: whole recordings
                  stride: int = 30,                     # frames between window starts (a multiple of 3)
                  stats: MotionStats | None = None,     # normalisation; None: computed on the training split
-                 speakers: list | None = None,         # only these speakers (numbers or names); None: all
-                 cache_dir: str | Path | None = None,  # `BEAT2Dataset`'s on-disk cache
+                 speakers: list | None = None,         # only these speakers (numbers or names), e.g. [2] as EMAGE's benchmark; None: all
+                 cache_dir: str | Path | None = None,  # `BEAT2Dataset`'s on-disk cache ('auto': the default one); None: in memory
                  min_std: float = MIN_STD,             # floor of the standard deviation (when computing stats)
+                 on_error: str = "raise",              # a recording that cannot be read: 'raise' or 'skip' (`BEAT2Dataset`)
                 ):
         motion_parts(part)
         self.root, self.split, self.part, self.window = Path(root), split, part, window
         if not (self.root / "train_test_split.csv").is_file():
             raise BEAT2DataError(f"{self.root}: no train_test_split.csv, so this is not a BEAT2-layout corpus; point at "
                                  f"beat_english_v2.0.0 or generate the synthetic one with `speechface synth --preset beat2 --out {self.root}`")
-        self.beat2 = BEAT2Dataset(root, split, speakers, window=window or 3, stride=stride if window else 3, cache_dir=cache_dir)
-        self.train_speakers = train_speakers(root)
+        self.beat2 = BEAT2Dataset(root, split, speakers, window=window or 3, stride=stride if window else 3, cache_dir=cache_dir,
+                                  on_error=on_error)
+        self.train_speakers = train_speakers(root, speakers)
         self.ids = list(self.beat2.ids)
         self.targets = {i: part_vector(features_to_parts(np.asarray(self.beat2.recordings[i]["features"])), part) for i in self.ids}
-        if stats is None:
-            stats = (motion_stats(list(self.targets.values()), part, min_std) if split == "train" and speakers is None
-                     else training_stats(root, part, cache_dir, min_std))
+        if stats is None:                                  # the training split's (of the same speakers)
+            stats = (motion_stats(list(self.targets.values()), part, min_std) if split == "train"
+                     else training_stats(root, part, cache_dir, min_std, speakers, on_error))
         if stats.part != part:
             raise UsageError(f"statistics of part {stats.part!r} given for part {part!r}; use the same part's statistics")
         self.stats = stats
@@ -201,7 +209,7 @@ class BEAT2MotionDataset(Dataset):
         id, a, b = self.index[i]
         return {"name": id if self.window is None else f"{id}@{a}", "subject": self.speaker(id),
                 "audio": normalize_audio(self.audio(id, a, b)).astype(np.float32),                        # (N,)
-                "vertice": self.stats.normalize(self.targets[id][a:b]).astype(np.float32),                # (T, D)
+                "motion": self.stats.normalize(self.targets[id][a:b]).astype(np.float32),                # (T, D)
                 "template": np.zeros(motion_dim(self.part), np.float32), "one_hot": self.one_hot(id)}
 
     def __repr__(self):

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08f_data.beat2_synth.ipynb #88ae0a9d
 from __future__ import annotations
-import json
+import json, shutil
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -26,9 +26,10 @@ from .beat2 import (BEAT2_FPS, BEAT2_SR, N_BETAS, N_EXPRESSIONS, SMPLX_JOINT_NAM
 __all__ = ['SPEAKERS', 'GENERATOR_VERSION', 'BEAT2_SYNTH_PRESETS', 'JAW_OPEN', 'EXPRESSION_SEED', 'EXPRESSION_DECAY',
            'ARTICULATION_CHANNELS', 'SHOULDER_DOWN', 'ELBOW_REST', 'FINGER_CURL', 'BEAT_LAG', 'BEAT_SIGMA',
            'BEAT_MIN_GAP', 'BEAT_ELBOW', 'BEAT_WRIST', 'NOD_AMP', 'SWAY_AMP', 'N_FACE', 'COEFFICIENT_HEAD_VERTICES',
-           'Beat2Preset', 'GestureStyle', 'speaker_styles', 'expression_basis', 'face_motion', 'rest_pose',
-           'beat_events', 'body_motion', 'split_face_vector', 'coefficient_curves', 'CoefficientFace',
-           'generate_beat2_corpus', 'beat2_fingerprint', 'cached_beat2_corpus', 'arm_activity', 'measured_beat_lag']
+           'RELEASE_QUIRKS', 'Beat2Preset', 'GestureStyle', 'speaker_styles', 'expression_basis', 'face_motion',
+           'rest_pose', 'beat_events', 'body_motion', 'split_face_vector', 'coefficient_curves', 'CoefficientFace',
+           'generate_beat2_corpus', 'beat2_fingerprint', 'cached_beat2_corpus', 'arm_activity', 'measured_beat_lag',
+           'plant_release_quirks']
 
 # %% ../../nbs/08f_data.beat2_synth.ipynb #d34bbcbf
 SPEAKERS = ((1, "ada", "en-us+f1"), (2, "ben", "en-us+m1"), (3, "cleo", "en-us+f2"), (4, "dan", "en-us+m3"),
@@ -271,3 +272,39 @@ def measured_beat_lag(poses: np.ndarray,    # (T, 165) axis-angle
     idx = np.round(np.asarray(onsets) * fps).astype(int)
     score = [sum(a[i + L] for i in idx if 0 <= i + L < T) for L in range(-max_lag, max_lag + 1)]
     return int(np.argmax(score)) - max_lag
+
+# %% ../../nbs/08f_data.beat2_synth.ipynb #2d708c4d
+RELEASE_QUIRKS = {   # id of the tiny preset -> the real release's variation planted into a copy of it
+    "1_ada_0_1_1": "speech 1.5 s longer than the motion",
+    "1_ada_0_2_2": "motion 40 % as long as the speech",
+    "2_ben_0_1_1": "gender and model pickled, no mocap_frame_rate, betas (1, 300), float32 arrays",
+    "2_ben_0_2_2": "mocap_frame_rate a pickled object",
+    "1_ada_0_3_3": "word tier named 'transcript'",
+    "2_ben_0_3_3": "wav missing",
+    "1_ada_0_4_4": "TextGrid missing",
+}
+
+def _rewrite_npz(path: Path, frames: int | None = None, drop: tuple = (), **change) -> None:
+    "Rewrite a motion file with np.savez (object arrays pickled, as the release's writer did): cut to `frames`, members dropped or changed."
+    with np.load(path, allow_pickle=False) as z: d = {k: z[k] for k in z.files if k not in drop}   # our own file: no pickles in it
+    if frames is not None: d.update({k: d[k][:frames] for k in ("poses", "expressions", "trans")})
+    d.update(change)
+    with open(path, "wb") as f: np.savez(f, **d)
+
+def plant_release_quirks(src: str | Path,   # a tiny synthetic BEAT2 corpus (`cached_beat2_corpus("tiny")`): read only
+                         out: str | Path,   # the copy to write (must not exist)
+                        ) -> dict[str, str]: # id -> the quirk planted (`RELEASE_QUIRKS`)
+    "A copy of the tiny synthetic BEAT2 corpus with one of the real release's quirks planted in each of seven recordings."
+    out = Path(out); shutil.copytree(src, out, ignore=shutil.ignore_patterns(".manifest.json"))
+    p = lambda id: beat2_paths(out, id)
+    frames = {id: len(read_beat2_npz(p(id)["motion"], betas=False)["poses"]) for id in RELEASE_QUIRKS}
+    _rewrite_npz(p("1_ada_0_1_1")["motion"], frames["1_ada_0_1_1"] - round(1.5 * BEAT2_FPS))   # the wav (and its TextGrid) run on
+    _rewrite_npz(p("1_ada_0_2_2")["motion"], round(0.4 * frames["1_ada_0_2_2"]))
+    with np.load(p("2_ben_0_1_1")["motion"]) as z: f32 = {k: z[k].astype(np.float32) for k in ("poses", "expressions", "trans")}
+    _rewrite_npz(p("2_ben_0_1_1")["motion"], drop=("mocap_frame_rate",), gender=np.array("male", dtype=object),
+                 model=np.array("smplx2020", dtype=object), betas=np.zeros((1, N_BETAS)), **f32)
+    _rewrite_npz(p("2_ben_0_2_2")["motion"], mocap_frame_rate=np.array(30, dtype=object))
+    tg = p("1_ada_0_3_3")["text"]
+    tg.write_bytes(tg.read_bytes().replace(b'name = "words"', b'name = "transcript"', 1))
+    p("2_ben_0_3_3")["audio"].unlink(); p("1_ada_0_4_4")["text"].unlink()
+    return dict(RELEASE_QUIRKS)

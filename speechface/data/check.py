@@ -15,11 +15,12 @@ from .mesh import load_templates, load_regions, MeshDataError
 from .textgrid import AlignmentError, read_metadata, textgrid_folder, read_phone_tier
 from .react import (REACT_AUDIO_SR, REACT_FPS, REACT_FRAMES, REACT_SPLITS, REACTDataError,
                                    appropriateness_path, load_appropriateness, read_3dmm_npy, read_emotion_csv,
-                                   read_pairs_csv, react_paths, _resolve, MODALITIES)
+                                   read_pairs_csv, react_paths, _resolve, MODALITIES,
+                                   video_source, list_video_frames, read_video_frames)
 from .openface import OpenFaceError, read_openface_csv
 from .audio import _wav_truncation
 from .beat2 import (BEAT2_FPS, BEAT2_SR, BEAT2_FOLDERS, BEAT2DataError, beat2_paths, parse_beat2_id,
-                                   read_beat2_npz, read_split_csv, read_word_tier)
+                                   read_beat2_npz, read_split_csv, read_word_tier, length_check)
 from .dataset import DatasetSpec, DataError, Item, check_item, corpus_file, parse_stem, resolve_spec
 
 # %% auto #0
@@ -167,6 +168,24 @@ def _check_openface(p: Path, n_frames: int | None, max_gated: float, err, warn) 
                 f"{max_gated:.0%}: the face was lost or is a different one; check the video")
     return True
 
+def _check_video(p: Path, seq: str, n_frames: int | None, pairs_name: str, err) -> int:
+    "The frames of a clip's video (frame folder or .mp4) when they are all there, numbered 1..T, T = the clip's, the first decodable; else 0 and a problem."
+    try:
+        src = video_source(p)
+        if src is None:
+            err(p, f"missing (video of {shown(seq)}: a folder of frames 1.png ... as the release stores it, or {p.name}.mp4; "
+                   f"the split has a Video_files folder): copy it into place or drop the pair from {pairs_name}"); return 0
+        if not src.is_dir():
+            import imageio_ffmpeg
+            try: count = imageio_ffmpeg.count_frames_and_secs(str(src))[0]
+            except (OSError, RuntimeError) as e: err(src, f"not a readable video ({shown(e)})"); return 0
+            if n_frames and count != n_frames: err(src, f"has {count} frames, the clip {n_frames}: a different recording, or cut short?"); return 0
+            return count
+        frames = list_video_frames(src, n_frames)
+        read_video_frames(frames[:1])                                       # one decode per clip: a png that is no image shows here
+        return len(frames)
+    except USER_ERRORS as e: err(p, str(e)); return 0
+
 def _read(p: Path, what: str, reader, *args):
     "`reader(p, *args)`, an existing `p` first proven a regular file: whatever the reader's own checks, a FIFO never reaches an `open`."
     if p.exists(): regular_file(p, what)                                # a missing one: the reader's own message says what to copy
@@ -194,6 +213,11 @@ def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, 
         seqs = sorted({s for pair in pairs for s in pair})
         n_ok = n_video = n_openface = 0
         has_openface = (root / split / MODALITIES["openface"][0]).is_dir()
+        has_video, n_video_frames = (root / split / MODALITIES["video"][0]).is_dir(), 0
+        if not has_video:
+            warn(root / split / MODALITIES["video"][0], "missing: no video for this split. REACTDataset loads it without video, but "
+                 "the official REACT2024 ReactionDataset lists Video_files/<seq>/ (frames 1.png ...) for every clip's length even "
+                 "when no video is requested, so it cannot load this split; copy the frame folders from the release")
         for seq in seqs:
             try: paths, ok, T = react_paths(root, split, seq), True, {}    # names from the csv: checked to stay inside
             except USER_ERRORS as e: err(csv_path, str(e)); continue
@@ -214,7 +238,10 @@ def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, 
             if has_openface:
                 if not paths["openface"].exists(): err(paths["openface"], f"missing (openface of {shown(seq)}; the split has an OpenFace folder): run OpenFace on the clip or drop the pair from {csv_path.name}"); ok = False
                 else: ok &= _check_openface(paths["openface"], n, max_gated, err, warn); n_openface += 1
-            n_video += paths["video"].is_file(); n_ok += ok
+            if has_video:
+                nv = _check_video(paths["video"], seq, n, csv_path.name, err)
+                n_video += nv > 0; n_video_frames += nv; ok &= nv > 0
+            n_ok += ok
         if split != "train":
             ap = appropriateness_path(root, split)
             if not ap.exists(): warn(ap, f"missing: the appropriateness matrix of {split!r} ({2 * len(pairs)} x {2 * len(pairs)}); FRC/FRD cannot be computed")
@@ -224,7 +251,7 @@ def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, 
                     empty = np.flatnonzero(~a.any(1))
                     if empty.size: err(ap, f"rows {empty[:10].tolist()} (mirrored samples) have no appropriate listener")
                 except USER_ERRORS as e: err(ap, str(e))
-        stats.update({f"{split} pairs": len(pairs), f"{split} sequences": len(seqs), f"{split} valid": n_ok, f"{split} videos": n_video,
+        stats.update({f"{split} pairs": len(pairs), f"{split} sequences": len(seqs), f"{split} valid": n_ok, f"{split} videos": n_video, f"{split} video frames": n_video_frames,
                       **({f"{split} openface": n_openface} if has_openface else {})})
     if len(stats) == 1: err(root, f"no pairs csv found ({', '.join(s + '.csv' for s in splits)}): not a REACT2024 folder")
     for p in probs:
@@ -258,7 +285,7 @@ def check_beat2(root: str | Path,          # beat_english_v2.0.0: train_test_spl
     for id, split in table.items():
         try: paths, ok, T, dur = beat2_paths(root, id), True, None, None   # ids from the csv: checked to stay inside
         except USER_ERRORS as e: err(split_csv, str(e)); continue
-        try: T = len(_read(paths["motion"], "motion file", read_beat2_npz, fps)["poses"])
+        try: T = len(_read(paths["motion"], "motion file", read_beat2_npz, fps, False)["poses"])   # betas unread, as the loaders
         except USER_ERRORS as e: err(paths["motion"], str(e)); ok = False
         dur = _check_beat2_wav(paths["audio"], id, split_csv, err); ok &= dur is not None
         try:
@@ -266,9 +293,10 @@ def check_beat2(root: str | Path,          # beat_english_v2.0.0: train_test_spl
             if dur is not None and abs(tier[-1][1] - dur) > duration_tol:
                 err(paths["text"], f"the word tier ends at {tier[-1][1]:.2f} s but {shown(paths['audio'].name)} lasts {dur:.2f} s (tolerance {duration_tol} s): aligned to a different recording?"); ok = False
         except USER_ERRORS as e: err(paths["text"], str(e)); ok = False
-        if T is not None and dur is not None and abs(T / fps - dur) > duration_tol:
-            err(paths["motion"], f"length mismatch: {T} frames = {T / fps:.2f} s of motion but {shown(paths['audio'].name)} lasts {dur:.2f} s "
-                                 f"(tolerance {duration_tol} s): different takes, or one was cut short"); ok = False
+        verdict = length_check(T, fps, dur, paths["audio"].name, duration_tol) if T is not None and dur is not None else None
+        if verdict:                                        # a plausible gap is cut by the loaders (a warning); a wrong pairing is an error
+            probs.append(Problem(verdict[0], str(paths["motion"]), verdict[1] + ("" if verdict[0] == "error" else " by the loaders")))
+            ok &= verdict[0] != "error"
         valid[split] += ok
     for key, (folder, ext) in BEAT2_FOLDERS.items():
         for f in sorted((root / folder).glob(f"*{ext}")) if (root / folder).is_dir() else []:
@@ -281,4 +309,4 @@ def check_beat2(root: str | Path,          # beat_english_v2.0.0: train_test_spl
         try: speakers.add(parse_beat2_id(i)[0])
         except USER_ERRORS: pass                                        # reported above, with its line
     return probs, {"dataset": "beat2", "recordings": len(table), "speakers": len(speakers),
-                   **{f"{shown(s)} valid": n for s, n in valid.items()}}
+                   **{f"{shown(s)} valid": n for s, n in valid.items()}, "left out by on_error=skip": len(table) - sum(valid.values())}

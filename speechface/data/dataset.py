@@ -187,7 +187,7 @@ class FaceFormerDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         it = self.items[i]
         v, audio = check_item(it, self.spec, self.n_vertices, self.duration_tol)
-        out = {"audio": normalize_audio(audio).astype(np.float32), "vertice": np.array(v, dtype=np.float32),
+        out = {"audio": normalize_audio(audio).astype(np.float32), "motion": np.array(v, dtype=np.float32),
                "template": self.templates[it.subject].reshape(-1), "one_hot": self.one_hot(it.subject),
                "name": it.stem, "subject": it.subject}
         if self.with_mel: out["rep_audio_mel"] = mel_clips(audio, len(v), self.spec.fps).astype(np.float32)
@@ -213,12 +213,12 @@ def collate_faceformer(batch: list[dict]) -> dict:
                                          f"(training subjects (N,) with unseen subjects (N, N)); batch them separately")
     out = {"name": [b["name"] for b in batch], "subject": [b["subject"] for b in batch]}
     out["audio"], out["audio_mask"] = _pad([b["audio"] for b in batch])                       # (B, N_max)
-    out["vertice"], out["vertice_mask"] = _pad([b["vertice"] for b in batch])                 # (B, T_max, 3V)
+    out["motion"], out["motion_mask"] = _pad([b["motion"] for b in batch])                 # (B, T_max, 3V)
     out["template"] = torch.as_tensor(np.stack([b["template"] for b in batch]))              # (B, 3V)
     out["one_hot"] = torch.as_tensor(np.stack([b["one_hot"] for b in batch]))                # (B, N) or (B, N, N)
     if "rep_audio_mel" in batch[0]:
         out["rep_audio_mel"], out["mel_mask"] = _pad([b["rep_audio_mel"] for b in batch])     # (B, T_clip_max, 1, 20, 128)
     if "phones" in batch[0]:
-        out["phones"] = torch.full(out["vertice"].shape[:2], -100, dtype=torch.long)        # (B, T_max), -100 = padding
+        out["phones"] = torch.full(out["motion"].shape[:2], -100, dtype=torch.long)        # (B, T_max), -100 = padding
         for i, b in enumerate(batch): out["phones"][i, :len(b["phones"])] = torch.as_tensor(b["phones"])
     return out

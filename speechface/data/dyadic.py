@@ -19,7 +19,8 @@ from .articulation import SpeakingStyle, mouth_curves
 from .synth import SENTENCES, cached_build, source_fingerprint
 from .openface import AU_INTENSITY, AU_PRESENCE, N_LANDMARKS, N_EYE_LANDMARKS, write_openface_csv
 from .react import (EMOTION_AUS, EXPRESSIONS, EMOTION_COLUMNS, FV_DIM, REACT_FPS, REACT_AUDIO_SR,
-                                   write_react_sequence, write_pairs_csv, appropriateness_path, react_paths)
+                                   write_react_sequence, write_pairs_csv, appropriateness_path, react_paths,
+                                   write_video_frames, VIDEO_FRAME_SIZE)
 
 # %% auto #0
 __all__ = ['EXPRESSION_NAMES', 'HEAD_NAMES', 'FACE_DIM', 'AU_NAMES', 'EXPRESSION_CLASSES', 'FPS', 'AUDIO_SR', 'RULES',
@@ -28,12 +29,13 @@ __all__ = ['EXPRESSION_NAMES', 'HEAD_NAMES', 'FACE_DIM', 'AU_NAMES', 'EXPRESSION
            'OF_FOCAL', 'OF_DISTANCE', 'OF_ORIGIN', 'JAW_DROP', 'LIP_GAP', 'LIP_CONTACT', 'SMILE_OUT', 'SMILE_UP',
            'STRETCH_OUT', 'PUCKER_NARROW', 'BROW_RAISE', 'BROW_LOWER', 'LID_RAISE', 'IBUG_MIRROR',
            'OPENFACE_AU_BLENDSHAPES', 'GAZE_PARTNER', 'GAZE_AVERT_SD', 'GAZE_FIXATION', 'GAZE_AVERT_P', 'DROP_RATE',
-           'DOUBT_RATE', 'EYE_RADIUS', 'MATCH_TOLERANCE', 'APPROPRIATE_F1', 'ReactionRule', 'ListenerStyle',
-           'DyadicPreset', 'DyadicPerson', 'ScriptTurn', 'Script', 'Dyad', 'make_script', 'make_dyads', 'speech_jobs',
-           'sentence_onsets', 'smile_envelope', 'nod_curve', 'DyadRecording', 'render_dyad', 'face_vector',
-           'emotion_vector', 'neutral_face', 'face_shape', 'face_landmarks', 'euler_rotation', 'openface_aus',
-           'gaze_angles', 'openface_frames', 'reaction_match', 'match_f1', 'appropriateness_matrix', 'clip_events',
-           'dyad_recordings', 'generate_dyadic_corpus', 'dyadic_fingerprint', 'cached_dyadic_corpus', 'measured_lag']
+           'DOUBT_RATE', 'EYE_RADIUS', 'VIDEO_SIZE', 'MATCH_TOLERANCE', 'APPROPRIATE_F1', 'ReactionRule',
+           'ListenerStyle', 'DyadicPreset', 'DyadicPerson', 'ScriptTurn', 'Script', 'Dyad', 'make_script', 'make_dyads',
+           'speech_jobs', 'sentence_onsets', 'smile_envelope', 'nod_curve', 'DyadRecording', 'render_dyad',
+           'face_vector', 'emotion_vector', 'neutral_face', 'face_shape', 'face_landmarks', 'euler_rotation',
+           'openface_aus', 'gaze_angles', 'openface_frames', 'video_frames', 'reaction_match', 'match_f1',
+           'appropriateness_matrix', 'clip_events', 'dyad_recordings', 'generate_dyadic_corpus', 'dyadic_fingerprint',
+           'cached_dyadic_corpus', 'measured_lag']
 
 # %% ../../nbs/08c_data.dyadic.ipynb #2b4936f7
 EXPRESSION_NAMES = (  # the 52 expression coefficients, ARKit blendshape order
@@ -513,6 +515,15 @@ def _ring(c, r, n):
     a = 2 * np.pi * np.arange(n) / n
     return c[..., None, :] + r * np.stack([np.cos(a), np.sin(a), np.zeros(n)], 1)   # (..., n, 3)
 
+def _posed_landmarks(state: dict, face: np.ndarray, rng: np.random.Generator, image_size: int):
+    "The person's face shape (drawn from `rng`), head-frame landmarks (F, 68, 3), rotation (F, 3, 3), translation (F, 3) mm, focal and centre px."
+    shape = face_shape(rng)
+    P = face_landmarks(face, shape) - np.array(OF_ORIGIN)                           # (F, 68, 3) head frame
+    R = euler_rotation(state["pitch"], state["yaw"], state["roll"])                 # (F, 3, 3)
+    T = np.stack([1000 * state["tx"] + rng.uniform(-10, 10), 1000 * state["ty"] + rng.uniform(-10, 10),
+                  OF_DISTANCE + 1000 * state["tz"] + rng.uniform(-40, 40)], 1)      # (F, 3) mm
+    return P, R, T, OF_FOCAL * image_size / 224, image_size / 2
+
 def openface_frames(state: dict,             # one person's per-frame state (`DyadRecording.state[p]`)
                     face: np.ndarray,        # (F, 58) the same person's `face_vector`
                     fps: float = FPS,        # frame rate of the state
@@ -523,12 +534,7 @@ def openface_frames(state: dict,             # one person's per-frame state (`Dy
                    ) -> dict:                # OpenFace column -> (F,) for `write_openface_csv` (it numbers frames)
     "What OpenFace 2.0 FeatureExtraction would report for the synthetic face: 2D/3D landmarks, pose, gaze, eyes, AUs."
     rng = np.random.default_rng(seed); F = len(face)
-    shape = face_shape(rng)
-    P = face_landmarks(face, shape) - np.array(OF_ORIGIN)                           # (F, 68, 3) head frame
-    R = euler_rotation(state["pitch"], state["yaw"], state["roll"])                 # (F, 3, 3)
-    T = np.stack([1000 * state["tx"] + rng.uniform(-10, 10), 1000 * state["ty"] + rng.uniform(-10, 10),
-                  OF_DISTANCE + 1000 * state["tz"] + rng.uniform(-40, 40)], 1)      # (F, 3) mm
-    f, c = OF_FOCAL * image_size / 224, image_size / 2
+    P, R, T, f, c = _posed_landmarks(state, face, rng, image_size)
     cam = lambda X: np.einsum("fij,f...j->f...i", R, X) + T.reshape(F, *([1] * (X.ndim - 2)), 3)   # head -> camera
     px = lambda X: f * X[..., :2] / X[..., 2:] + c                                 # pinhole projection
     L3 = cam(P); L2 = px(L3)                                                        # (F, 68, 3) mm, (F, 68, 2) px
@@ -567,6 +573,34 @@ def openface_frames(state: dict,             # one person's per-frame state (`Dy
                 for i in range(N_LANDMARKS): cols[f"x_{i}"][k] += rng.normal(0, 3); cols[f"y_{i}"][k] += rng.normal(0, 3)
     cols.update(confidence=conf, success=success)
     return cols
+
+# %% ../../nbs/08c_data.dyadic.ipynb #5b7f1a99
+VIDEO_SIZE = 64   # px: the stand-in frames (the release's are VIDEO_FRAME_SIZE = 256; any size loads, the baseline resizes)
+_COLOURS = dict(bg=(38, 42, 50), skin=(222, 186, 158), brow=(92, 60, 40), eye=(250, 250, 250), lids=(40, 30, 30),
+                nose=(170, 120, 100), lips=(176, 72, 82), mouth=(70, 22, 32))
+_STROKES = (("polygon", np.r_[0:17, 26:16:-1], "skin"), ("line", np.r_[17:22], "brow"), ("line", np.r_[22:27], "brow"),
+            ("polygon", np.r_[36:42], "eye"), ("polygon", np.r_[42:48], "eye"), ("line", np.r_[27:31], "nose"),
+            ("line", np.r_[31:36], "nose"), ("polygon", np.r_[48:60], "lips"), ("polygon", np.r_[60:68], "mouth"))
+
+def video_frames(state: dict,             # one person's per-frame state (`DyadRecording.state[p]`)
+                 face: np.ndarray,        # (F, 58) the same person's `face_vector`
+                 seed=0,                  # the seed of the person's `openface_frames` (same face shape and pose)
+                 size: int = VIDEO_SIZE,  # px, square
+                ) -> list:                # F PIL images (RGB)
+    "The stand-in video of one person: the 68 landmarks of `openface_frames` (same seed) drawn as a flat face, one image per frame."
+    from PIL import Image, ImageDraw
+    P, R, T, f, c = _posed_landmarks(state, face, np.random.default_rng(seed), size)
+    X = np.einsum("fij,fkj->fki", R, P) + T[:, None]                                  # (F, 68, 3) camera frame, mm
+    L = f * X[..., :2] / X[..., 2:] + c                                               # (F, 68, 2) px
+    strokes = [(kind, L[:, idx].reshape(len(L), -1).tolist(), _COLOURS[col]) for kind, idx, col in _STROKES]   # flat x, y lists
+    out = []
+    for i in range(len(L)):
+        im = Image.new("RGB", (size, size), _COLOURS["bg"]); d = ImageDraw.Draw(im)
+        for kind, xy, col in strokes:
+            if kind == "polygon": d.polygon(xy[i], fill=col, outline=_COLOURS["lids"] if col == _COLOURS["eye"] else None)
+            else: d.line(xy[i], fill=col, width=1)
+        out.append(im)
+    return out
 
 # %% ../../nbs/08c_data.dyadic.ipynb #5edcddb3
 MATCH_TOLERANCE = 0.25   # s of slack on each side of a rule's lag range
@@ -651,6 +685,7 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
                            seed: int = 0,                    # everything is a deterministic function of (preset, seed)
                            workers: int = 2,                 # parallel speech-synthesis processes
                            progress: bool = True,            # show progress bars
+                           video: bool = True,               # write the stand-in frames (Video_files/<seq>/1.png ...)
                           ) -> dict:                          # the metadata written to metadata.json
     "Generate the synthetic dyadic corpus in the REACT2024 layout, with ground-truth events and computed appropriateness."
     cfg = _preset(preset); out = Path(out); T = cfg.clip_frames; dur = T / FPS
@@ -663,6 +698,7 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
         faces = [face_vector(st, p.speaking.asymmetry) for st, p in zip(rec.state, d.persons)]
         emos = [emotion_vector(f, st) for f, st in zip(faces, rec.state)]
         ofs = [openface_frames(st, f, seed=[seed, 5150, d.index, p]) for p, (st, f) in enumerate(zip(rec.state, faces))]
+        vids = [video_frames(st, f, seed=[seed, 5150, d.index, p]) if video else None for p, (st, f) in enumerate(zip(rec.state, faces))]
         for c in range(cfg.clips):
             a, b = c * T, (c + 1) * T; t0, t1 = a / FPS, b / FPS
             ev = []
@@ -671,6 +707,7 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
                 write_react_sequence(out, d.split, rel, emos[p][a:b], faces[p][a:b],                 # REACT2024's own files
                                      np.clip(hi[p][a * 1764: b * 1764], -1, 1))                      # 1764 samples per frame
                 write_openface_csv(react_paths(out, d.split, rel)["openface"], {k: v[a:b] for k, v in ofs[p].items()})  # our extension
+                if video: write_video_frames(react_paths(out, d.split, rel)["video"], vids[p][a:b])           # 1.png ... T.png
                 e = clip_events(rec.events[p], t0, t1); ev.append((rel, e))
                 ann = dict(person=person.name, chat=d.chat, dyad=d.index, script=d.script, clip=c + 1, start=round(t0, 4),
                            frames=T, fps=FPS, voice=person.voice, pitch=person.pitch, rate=person.rate,
@@ -684,11 +721,14 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
         spk = [r[2]["triggers"] for r in rows] + [r[3]["triggers"] for r in rows]      # mirrored: i < N, then N + i swapped
         lis = [r[3]["reactions"] for r in rows] + [r[2]["reactions"] for r in rows]
         a, score = appropriateness_matrix(spk, lis, dur)
-        with atomic_write(appropriateness_path(out, split)) as f: np.save(f, a)
+        with atomic_write(appropriateness_path(out, split)) as f: np.save(f, a.astype(np.float64))   # 0/1 float64, as matrix_split.py writes
         with atomic_write(out / f"appropriateness_scores_{split}.npy") as f: np.save(f, score.astype(np.float32))
         meta_splits[split] = dict(pairs=len(rows), samples=2 * len(rows),
                                   appropriate_per_speaker=float(a.sum(1).mean()) if rows else None,
                                   true_pairs_by_rule=float((np.diag(score) >= APPROPRIATE_F1).mean()) if rows else None)
+    (out / "FaceVerse").mkdir(parents=True, exist_ok=True)                     # the mean face of neutral-relative coefficients
+    np.save(out / "FaceVerse" / "mean_face.npy", np.zeros(FV_DIM, np.float32))
+    np.save(out / "FaceVerse" / "std_face.npy", np.ones(FV_DIM, np.float32))
     dyads, _ = make_dyads(cfg, seed)
     meta = {"generator": "speechface.data.dyadic", "version": GENERATOR_VERSION, "preset": asdict(cfg),
             "preset_name": preset if isinstance(preset, str) else None, "seed": seed, "fps": FPS, "clip_frames": T,
@@ -698,6 +738,10 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
                                    "(which ships no OpenFace CSVs): OpenFace 2.0 FeatureExtraction's 714 columns",
                          "image_size": 224, "focal_px": OF_FOCAL, "distance_mm": OF_DISTANCE, "drop_rate": DROP_RATE,
                          "doubt_rate": DOUBT_RATE, "au_threshold": AU_THRESHOLD},
+            "video": ({"layout": "{split}/Video_files/<site>/<chat>/<person>/<clip>/{1..T}.png as the release stores frames",
+                       "stand_in": "the 68 OpenFace landmarks of the clip drawn as a flat face (video_frames)",
+                       "size": [VIDEO_SIZE, VIDEO_SIZE], "release_size": [VIDEO_FRAME_SIZE, VIDEO_FRAME_SIZE]} if video else None),
+            "mean_face": "FaceVerse/mean_face.npy: 58 zeros (the 3DMM is relative to the neutral face); std_face.npy: ones",
             "rules": [asdict(r) for r in RULES], "lag_jitter": LAG_JITTER, "match_tolerance": MATCH_TOLERANCE,
             "appropriate_f1": APPROPRIATE_F1, "splits": meta_splits,
             "dyads": {d.chat: dict(split=d.split, script=d.script) for d in dyads}}

@@ -19,15 +19,19 @@ from .dataset import DataError
 from .openface import read_openface_csv, openface_features
 
 # %% auto #0
-__all__ = ['REACT_FPS', 'REACT_FRAMES', 'REACT_AUDIO_SR', 'REACT_SPLITS', 'EMOTION_AUS', 'EXPRESSIONS', 'EMOTION_COLUMNS',
-           'EMOTION_DIM', 'FV_DIM', 'FV_SLICES', 'MODALITIES', 'SEQ_FIX', 'CSV_BYTES_FACTOR', 'REACTDataError',
+__all__ = ['REACT_FPS', 'REACT_FRAMES', 'REACT_EVAL_FRAMES', 'VIDEO_FRAME_SIZE', 'REACT_AUDIO_SR', 'REACT_SPLITS', 'EMOTION_AUS',
+           'EXPRESSIONS', 'EMOTION_COLUMNS', 'EMOTION_DIM', 'FV_DIM', 'FV_SLICES', 'MODALITIES', 'SEQ_FIX',
+           'CSV_BYTES_FACTOR', 'VIDEO_FRAME_EXTS', 'MAX_VIDEO_FRAMES', 'VIDEO_FIX', 'MFCC78_DIM', 'REACTDataError',
            'react_paths', 'read_emotion_csv', 'write_emotion_csv', 'read_3dmm_npy', 'write_3dmm_npy', 'read_pairs_csv',
            'write_pairs_csv', 'mirror_pairs', 'appropriateness_path', 'load_appropriateness', 'read_react_wav',
-           'REACTDataset', 'write_react_sequence']
+           'video_source', 'list_video_frames', 'read_video_frames', 'read_video_mp4', 'write_video_frames',
+           'kaldi_mfcc', 'react_mfcc78', 'read_react_wav_raw', 'REACTDataset', 'write_react_sequence']
 
 # %% ../../nbs/08b_data.react.ipynb #078e7bea
 REACT_FPS = 25          # frames per second of every REACT2024 modality
-REACT_FRAMES = 751      # frames per clip (30.04 s); the baseline evaluates the first 750
+REACT_FRAMES = 751      # frames per clip (30.04 s)
+REACT_EVAL_FRAMES = 750 # frames the official evaluation scores: the first 750 of each clip (`[:, :750]`)
+VIDEO_FRAME_SIZE = 256  # px: the release's frames are 256 x 256 (the baseline resizes to 256, centre-crops 224)
 REACT_AUDIO_SR = 44100  # sample rate of Audio_files/*.wav
 REACT_SPLITS = ("train", "val", "test")
 EMOTION_AUS = (1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 17, 23, 24, 25, 26)  # AU occurrences in Emotion columns 0:15
@@ -37,7 +41,7 @@ EMOTION_DIM = 25        # 15 AU + valence, arousal + 8 expression probabilities
 FV_DIM = 58             # FaceVerse coefficients per frame: 52 expression + 3 angle + 3 translation
 FV_SLICES = {"expression": slice(0, 52), "angle": slice(52, 55), "translation": slice(55, 58)}
 MODALITIES = {"emotion": ("Emotion", ".csv"), "3dmm": ("3D_FV_files", ".npy"),
-              "audio": ("Audio_files", ".wav"), "video": ("Video_files", ".mp4"),
+              "audio": ("Audio_files", ".wav"), "video": ("Video_files", ""),   # video: a folder of frames
               "openface": ("OpenFace", ".csv")}   # the last is our extension: OpenFace 2.0 CSVs (not shipped by REACT2024)
 SEQ_FIX = "Fix the row; paths are relative to ROOT/<split>/<modality folder>/"
 
@@ -83,16 +87,17 @@ def _real_dir(d: str) -> str:
     "`os.path.realpath` of a folder, memoised: a corpus' thousands of files share a few hundred folders (cleared per pairs file)."
     return os.path.realpath(d)
 
-_ALIASES = {"NoXI": (("Expert_video", "P1"), ("Novice_video", "P2"))}  # Emotion files named by role in some releases
+_ALIASES = {"NoXI": (("Expert_video", "P1"), ("Novice_video", "P2")),              # Emotion files named by role in some releases
+            "RECOLA": (("P25", "P1"), ("P41", "P1"), ("P45", "P1"), ("P26", "P2"), ("P42", "P2"), ("P46", "P2"))}
 
 def _resolve(p: Path, modality: str) -> Path:
-    "The file of a modality; for NoXI emotion files also the P1/P2 names some releases use (never a file outside the site's folder)."
+    "The file of a modality; for NoXI and RECOLA emotion files also the P1/P2 names some releases use (never a file outside the site's folder)."
     if p.exists() or modality != "emotion": return p
     for site, subs in _ALIASES.items():
         if site in p.parts:
             i = len(p.parts) - 1 - p.parts[::-1].index(site)                 # the site folder: what follows is the sequence
             base, rest = Path(*p.parts[:i + 1]), list(p.parts[i + 1:])
-            rest = [dict(subs).get(r, r) for r in rest[:-1]] + rest[-1:]      # Expert_video -> P1, Novice_video -> P2
+            rest = [dict(subs).get(r, r) for r in rest[:-1]] + rest[-1:]      # Expert_video -> P1, P26 -> P2, ...
             q = base.joinpath(*rest)
             if q != p and q.exists():
                 try: return inside(base, Path(*rest), p, "the P1/P2 alias of the emotion file")
@@ -292,29 +297,203 @@ def read_react_wav(path: str | Path,       # Audio_files/<site>/<chat>/<person>/
                        "expected_sr=None if the rate change is intended")
     return load_wav(path, sr)
 
+# %% ../../nbs/08b_data.react.ipynb #b72104d8
+VIDEO_FRAME_EXTS = (".png", ".jpg")  # the baseline parses every name in a frame folder as int(name[:-4])
+MAX_VIDEO_FRAMES = 100_000           # entries listed in one frame folder before giving up (a clip has 751)
+VIDEO_FIX = ("A clip's video is a folder of frames 1.png ... T.png (T = the clip's frames), as the release ships it; "
+             "copy the folder again from the corpus")
+
+def video_source(folder: str | Path,  # `react_paths(...)["video"]`: Video_files/<site>/<chat>/<person>/<clip>
+                ) -> Path | None:      # the frame folder, else the clip's .mp4, else None
+    "Where a clip's video is: its frame folder (the release's layout) or `<clip>.mp4` beside it (never a file outside that folder)."
+    folder = Path(folder)
+    if folder.is_dir(): return folder
+    mp4 = folder.with_name(folder.name + ".mp4")
+    if not mp4.exists() and not mp4.is_symlink(): return None
+    try: inside(folder.parent, mp4.name, mp4, "the video file")
+    except DataFileError as e: raise REACTDataError(str(e)) from None
+    return _regular(mp4, "video file", VIDEO_FIX)
+
+def list_video_frames(folder: str | Path,            # a clip's frame folder
+                      n_frames: int | None = None,  # frames it must hold (the clip's); None: any
+                     ) -> list[Path]:               # the frames in time order
+    "The frames `1.png` ... `T.png` of a frame folder in order, each a regular file inside it; numbering must run 1..T."
+    folder, frames = Path(folder), {}
+    try: entries = os.scandir(folder)
+    except FileNotFoundError: raise _err(folder, "frame folder not found", VIDEO_FIX) from None
+    except OSError as e: raise _err(folder, f"is not a readable frame folder ({e.strerror})", VIDEO_FIX) from None
+    with entries:
+        for i, e in enumerate(entries):
+            if i >= MAX_VIDEO_FRAMES:
+                raise _err(folder, f"holds more than {MAX_VIDEO_FRAMES} entries, not one clip's frames", VIDEO_FIX)
+            stem, ext = e.name[:-4], e.name[-4:].lower()
+            if ext not in VIDEO_FRAME_EXTS or not (stem.isascii() and stem.isdigit()):
+                raise _err(folder / e.name, f"{e.name!r} is not a frame named <number>.png or <number>.jpg (the official "
+                                            f"loader reads every name in the folder as a frame number)", "Remove it from the frame folder")
+            if e.is_symlink():
+                try: inside(folder, e.name, folder, "a frame")
+                except DataFileError as x: raise REACTDataError(str(x)) from None
+            _regular(folder / e.name, "video frame", VIDEO_FIX)
+            k = int(stem)
+            if k in frames: raise _err(folder / e.name, f"frame {k} is also {frames[k].name!r}", "Keep one file per frame number")
+            frames[k] = folder / e.name
+    if not frames: raise _err(folder, "holds no frames", VIDEO_FIX)
+    gap = next((k for k in range(1, len(frames) + 1) if k not in frames), None)
+    if gap is not None:
+        raise _err(folder, f"has {len(frames)} frames numbered {min(frames)}..{max(frames)}: frame {gap} is missing (the "
+                           f"official loader would shift every later frame against the emotion rows)", VIDEO_FIX)
+    if n_frames is not None and len(frames) != n_frames:
+        raise _err(folder, f"has {len(frames)} frames, the clip {n_frames}", VIDEO_FIX)
+    return [frames[k] for k in range(1, len(frames) + 1)]
+
+def read_video_frames(frames: list,              # frame files (`list_video_frames`, or a window of it)
+                     ) -> np.ndarray:             # (T, H, W, 3) uint8 RGB
+    "Decode frames with PIL (RGB, as the official loader converts them); every frame must have the first one's size."
+    from PIL import Image
+    out, size = None, None
+    for i, f in enumerate(frames):
+        f = _regular(Path(f), "video frame", VIDEO_FIX)
+        try:
+            with Image.open(f) as im:
+                if size is None:
+                    size = im.size
+                    try: check_budget(len(frames) * size[0] * size[1] * 3, f, f"{len(frames)} decoded frames of {size[0]}x{size[1]}")
+                    except DataFileError as e: raise REACTDataError(str(e)) from None
+                    out = np.empty((len(frames), size[1], size[0], 3), np.uint8)             # (T, H, W, 3)
+                elif im.size != size:
+                    raise _err(f, f"is {im.size[0]}x{im.size[1]} px but the clip's first frame is {size[0]}x{size[1]}", VIDEO_FIX)
+                out[i] = np.asarray(im.convert("RGB"))
+        except REACTDataError: raise
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise _err(f, f"is not a readable image ({shown(e)})", VIDEO_FIX) from None
+    return out if out is not None else np.zeros((0, 0, 0, 3), np.uint8)
+
+def read_video_mp4(path: str | Path, start: int = 0, stop: int | None = None) -> np.ndarray: # (stop - start, H, W, 3) uint8
+    "Frames [start, stop) of a clip's .mp4, decoded by imageio-ffmpeg (the mp4 alternative to a frame folder)."
+    import imageio_ffmpeg
+    path = _regular(Path(path), "video file", VIDEO_FIX); out = []
+    try:
+        gen = imageio_ffmpeg.read_frames(str(path)); meta = next(gen); w, h = meta["size"]
+        try: check_budget(((stop or REACT_FRAMES) - start) * w * h * 3, path, "the decoded video")
+        except DataFileError as e: raise REACTDataError(str(e)) from None
+        for i, fr in enumerate(gen):
+            if stop is not None and i >= stop: break
+            if i >= start: out.append(np.frombuffer(fr, np.uint8).reshape(h, w, 3))
+        gen.close()
+    except REACTDataError: raise
+    except (OSError, RuntimeError, StopIteration, KeyError, ValueError) as e:
+        raise _err(path, f"is not a readable video ({shown(e)})", VIDEO_FIX) from None
+    if stop is not None and len(out) != stop - start:
+        raise _err(path, f"has {start + len(out)} frames, fewer than the {stop} asked for", VIDEO_FIX)
+    return np.stack(out)
+
+def write_video_frames(folder: str | Path,  # Video_files/<site>/<chat>/<person>/<clip> (created)
+                       images,              # (T, H, W, 3) uint8 frames, or an iterable of PIL images
+                       compress_level: int = 1, # PNG zlib level: 1 is fast, the files stay small
+                      ) -> Path:
+    "Write a clip's frames as the release stores them: `1.png` ... `T.png` in the clip's own folder."
+    from PIL import Image
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    for i, im in enumerate(images, 1):
+        im = im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im, np.uint8))
+        im.save(folder / f"{i}.png", compress_level=compress_level)
+    return folder
+
+# %% ../../nbs/08b_data.react.ipynb #c6537a99
+MFCC78_DIM = 78   # 3 (mfcc, delta, delta-delta) x 13 cepstra x 2 Kaldi windows per 25-fps frame at 44.1 kHz
+
+def _hz_to_mel(f): return 1127.0 * np.log(1.0 + np.asarray(f, np.float64) / 700.0)
+
+@functools.lru_cache(maxsize=8)
+def _kaldi_tables(sr: int, win: int, n_fft: int, n_mels: int, n_ceps: int, low: float, lifter: float):
+    "Povey window (win,), mel filters (n_fft//2 + 1, n_mels), DCT (n_mels, n_ceps) and lifter (n_ceps,), float32 like Kaldi's torch port."
+    window = torch.hann_window(win, periodic=False, dtype=torch.float32).pow(0.85)             # Povey: Hann^0.85
+    lo, hi = float(_hz_to_mel(low)), float(_hz_to_mel(0.5 * sr)); step = (hi - lo) / (n_mels + 1)
+    b = torch.arange(n_mels, dtype=torch.float32)[:, None]                                       # (M, 1)
+    left, centre, right = lo + b * step, lo + (b + 1.0) * step, lo + (b + 2.0) * step
+    mel = 1127.0 * (1.0 + (sr / n_fft) * torch.arange(n_fft // 2, dtype=torch.float32) / 700.0).log()   # (F,) bin centres
+    tri = torch.clamp(torch.minimum((mel - left) / (centre - left), (right - mel) / (right - centre)), min=0)   # (M, F)
+    tri = torch.nn.functional.pad(tri, (0, 1))                                                   # (M, F + 1): Nyquist unweighted
+    n, k = torch.arange(n_mels, dtype=torch.float32), torch.arange(n_ceps, dtype=torch.float32)[:, None]
+    dct = torch.cos(np.pi / n_mels * (n + 0.5) * k) * np.sqrt(2.0 / n_mels)                     # (C, M) orthonormal DCT-II
+    dct[0] = np.sqrt(1.0 / n_mels)
+    lift = 1.0 + 0.5 * lifter * torch.sin(np.pi * k[:, 0] / lifter)                             # (C,)
+    return window, tri.T.contiguous(), dct.T.contiguous(), lift
+
+def kaldi_mfcc(x: torch.Tensor,        # (..., N) float32 waveform(s)
+               sr: int,                # sample rate
+               n_ceps: int = 13, n_mels: int = 23, low_hz: float = 20.0, lifter: float = 22.0,
+              ) -> torch.Tensor:       # (..., W, n_ceps) with W = 1 + (N - win) // shift windows
+    "Kaldi MFCCs with `compute-mfcc-feats` defaults as torchaudio's Kaldi port sets them (use_energy, energy floor 1, no dither)."
+    win, shift = int(sr * 25.0 * 0.001), int(sr * 10.0 * 0.001)                   # 1102, 441 at 44.1 kHz
+    n_fft = 1 << (win - 1).bit_length()                                             # 2048
+    window, tri, dct, lift = _kaldi_tables(sr, win, n_fft, n_mels, n_ceps, low_hz, lifter)
+    f = x.unfold(-1, win, shift)                                                    # (..., W, win)
+    f = f - f.mean(-1, keepdim=True)                                                # DC offset removed per window
+    eps = torch.finfo(torch.float32).eps
+    energy = torch.clamp(f.pow(2).sum(-1), min=eps).log().clamp(min=0.0)            # (..., W) raw log energy, floor log(1)
+    f = f - 0.97 * torch.cat([f[..., :1], f[..., :-1]], -1)                         # pre-emphasis, first sample replicated
+    f = torch.nn.functional.pad(f * window, (0, n_fft - win))                       # (..., W, n_fft)
+    power = torch.fft.rfft(f).abs().pow(2.0)                                        # (..., W, n_fft // 2 + 1)
+    c = torch.clamp(power @ tri, min=eps).log() @ dct * lift                        # (..., W, C)
+    return torch.cat([energy[..., None], c[..., 1:]], -1)
+
+def _deltas(c: np.ndarray) -> np.ndarray:  # (..., C, W) -> (..., C, W)
+    "Regression deltas over +-2 steps with the ends replicated, divided by 10 (torchaudio's compute_deltas, win_length 5)."
+    p = np.concatenate([c[..., :1], c[..., :1], c, c[..., -1:], c[..., -1:]], -1)
+    W = c.shape[-1]
+    return sum(k * p[..., 2 + k: 2 + k + W] for k in (-2, -1, 1, 2)) / 10.0
+
+def react_mfcc78(wave: np.ndarray,     # (N,) mono waveform (float64 as soundfile reads it)
+                 n_frames: int,        # the clip's frames T (the official loader: its video's frame count)
+                 sr: int = REACT_AUDIO_SR, fps: int = REACT_FPS,
+                ) -> np.ndarray:       # (T, 78) float32
+    "The REACT2024 baseline's audio feature: per 25-fps frame, Kaldi MFCC + deltas + delta-deltas of its 1764 samples."
+    n = int(sr / fps)
+    w = np.asarray(wave, np.float64)[: n * n_frames]
+    w = np.pad(w, (0, n * n_frames - len(w)))
+    c = kaldi_mfcc(torch.from_numpy(w.reshape(n_frames, n)).float(), sr).numpy()   # (T, W, 13)
+    c = np.swapaxes(c, 1, 2)                                                        # (T, 13, W)
+    d = _deltas(c).astype(np.float32); dd = _deltas(d).astype(np.float32)
+    return np.stack([c, d, dd], 1).reshape(n_frames, -1).astype(np.float32)         # (T, 3 * 13 * W)
+
+def read_react_wav_raw(path: str | Path) -> np.ndarray:   # (N,) float64 mono at the file's rate (44.1 kHz)
+    "A REACT2024 wav as the baseline reads it (soundfile float64, channels averaged), checked first: regular, 44.1 kHz, within budget."
+    path = _regular(Path(path), "audio file", "Copy the clip's wav again from the corpus")
+    try: info = sf.info(path)
+    except (sf.SoundFileError, RuntimeError) as e: raise _err(path, f"is not a readable audio file ({shown(e)})", "Copy the clip's wav again") from None
+    if info.samplerate != REACT_AUDIO_SR:
+        raise _err(path, f"is sampled at {info.samplerate} Hz, but REACT2024 audio is {REACT_AUDIO_SR} Hz", "Use the corpus' original wav")
+    try: check_budget(info.frames * info.channels * 8, path, "the decoded audio")
+    except DataFileError as e: raise REACTDataError(str(e)) from None
+    x, _ = sf.read(path, dtype="float64", always_2d=True)
+    return x.mean(1)
+
 # %% ../../nbs/08b_data.react.ipynb #76cdcc27
 class REACTDataset(Dataset):
     "REACT2024 speaker/listener samples of one split (Song et al. 2024), optionally mirrored into 2N samples."
     def __init__(self,
                  root: str | Path,                    # corpus folder: {split}.csv and {split}/<modality folders>
                  split: str = "train",                # 'train', 'val' or 'test'
-                 modalities: tuple = ("emotion", "3dmm", "audio"), # which to load ('video' is only checked for presence; 'openface' adds (T, 160) features and a mask)
+                 modalities: tuple = ("emotion", "3dmm", "audio"), # which to load ('video': frame folders; 'openface' adds (T, 160) features and a mask)
                  mirror: bool = True,                 # 2N samples (speaker<->listener swapped), the evaluation order
                  clip_length: int | None = None,      # frames per item; None: the whole sequence
                  random_crop: bool = False,           # random window start (seeded by seed and index); else frame 0
-                 audio: str = "waveform",             # 'waveform' (float32 at sr) or 'path'
+                 audio: str = "waveform",             # 'waveform' (float32 at sr), 'path', or 'mfcc78' (the baseline's (T, 78) feature)
+                 video: str = "path",                 # 'path' (the frame folder or .mp4) or 'frames' ((T, H, W, 3) uint8)
                  sr: int = 16000,                     # audio rate returned (16 kHz: wav2vec2 / Whisper)
-                 mean_face: np.ndarray | str | Path | None = None, # (58,) FaceVerse mean subtracted from 3DMM (the baseline does)
+                 mean_face: np.ndarray | str | Path | None = None, # (58,) FaceVerse mean subtracted from 3DMM: the real corpus' mean_face.npy (the baseline always does); none for the synthetic corpus
                  n_frames: int | None = REACT_FRAMES, # frames every file must have; None: any (emotion and 3DMM must agree)
                  seed: int = 0,                       # for random_crop
                 ):
         self.root, self.split = Path(root), split
         unknown = set(modalities) - set(MODALITIES)
         if unknown: raise ValueError(f"unknown modalities {sorted(unknown)}; choose from {list(MODALITIES)}")
-        if audio not in ("waveform", "path"): raise ValueError(f"audio must be 'waveform' or 'path', got {audio!r}")
+        if audio not in ("waveform", "path", "mfcc78"): raise ValueError(f"audio must be 'waveform', 'path' or 'mfcc78', got {audio!r}")
+        if video not in ("path", "frames"): raise ValueError(f"video must be 'path' or 'frames', got {video!r}")
         if clip_length is not None and clip_length < 1: raise ValueError(f"clip_length must be >= 1 or None, got {clip_length}")
         self.modalities, self.clip_length, self.random_crop = tuple(modalities), clip_length, random_crop
-        self.audio, self.sr, self.n_frames, self.seed = audio, sr, n_frames, seed
+        self.audio, self.video, self.sr, self.n_frames, self.seed = audio, video, sr, n_frames, seed
         self.pairs = read_pairs_csv(self.root / f"{split}.csv")
         self.samples = mirror_pairs(self.pairs) if mirror else list(self.pairs)
         self.mean_face = None
@@ -328,6 +507,11 @@ class REACTDataset(Dataset):
         for seq in sorted({s for pair in self.pairs for s in pair}):
             for m, p in react_paths(self.root, split, seq).items():
                 if m not in self.modalities: continue
+                if m == "video":                                                        # a frame folder (or .mp4), counted
+                    src = video_source(p)
+                    if src is None: missing.append(f"{p}/ (frames 1.png ...)")
+                    elif src.is_dir(): list_video_frames(src, self.n_frames)
+                    continue
                 q = _resolve(p, m)
                 if not q.exists(): missing.append(str(p))
                 elif not q.is_file(): _regular(q, f"{m} file", "Replace it with the corpus' file")   # a FIFO, a folder: refused
@@ -377,14 +561,22 @@ class REACTDataset(Dataset):
                                      f"FeatureExtraction again on this clip's own 25-fps video")
             of = openface_features(fr, REACT_FPS, n)
             out["openface"], out["openface_mask"] = of.features, of.valid               # (T, 160) float32, (T,) bool
+        if "video" in self.modalities:
+            src = video_source(p["video"])
+            if src is None: raise _err(p["video"], "video not found (a frame folder 1.png ... or <clip>.mp4)", VIDEO_FIX)
+            n = self.n_frames or next((len(v) for v in out.values()), None)
+            out["video"] = list_video_frames(src, n) if src.is_dir() else src            # frames in order, or the .mp4
+            if not src.is_dir() and n is None:
+                raise REACTDataError(f"{src}: an .mp4 clip with n_frames=None and no emotion/3DMM: the clip length is unknown; pass n_frames")
         if "audio" in self.modalities:
-            out["audio"] = str(p["audio"]) if self.audio == "path" else read_react_wav(p["audio"], self.sr)
+            out["audio"] = (str(p["audio"]) if self.audio == "path" else read_react_wav_raw(p["audio"]) if self.audio == "mfcc78"
+                            else read_react_wav(p["audio"], self.sr))
         return out
 
     def __getitem__(self, idx: int) -> dict:
         spk, lis = self.samples[idx]
         s, l = self._load(spk), self._load(lis)
-        T = next((len(v) for d in (s, l) for k, v in d.items() if k != "audio"), self.n_frames)
+        T = next((len(v) for d in (s, l) for k, v in d.items() if k != "audio" and not isinstance(v, Path)), self.n_frames)
         if T is None: raise REACTDataError("modalities=('audio',) with n_frames=None: the clip length is unknown; pass n_frames")
         a, b = self._window(idx, T)
         item = {"index": idx, "speaker": spk, "listener": lis, "start": a, "n_frames": b - a}
@@ -399,7 +591,12 @@ class REACTDataset(Dataset):
                                              f"of motion; re-copy the wav")
                     w = np.pad(w, (0, i1 - i0 - len(w)))                              # < 1 frame of padding
                     item[f"{who}_audio"] = torch.from_numpy(w)                        # (L·sr/25,)
+                elif k == "audio" and self.audio == "mfcc78":
+                    item[f"{who}_audio"] = torch.from_numpy(react_mfcc78(v, T)[a:b])    # (L, 78), the official T-frame cut
                 elif k == "audio": item[f"{who}_audio"] = v
+                elif k == "video" and self.video == "path": item[f"{who}_video"] = str(v if isinstance(v, Path) else v[0].parent)
+                elif k == "video":                                                      # (L, H, W, 3) uint8
+                    item[f"{who}_video"] = torch.from_numpy(read_video_mp4(v, a, b) if isinstance(v, Path) else read_video_frames(v[a:b]))
                 else: item[f"{who}_{k}"] = torch.from_numpy(np.ascontiguousarray(v[a:b]))  # (L, 25) / (L, 58) / (L, 160) / (L,)
         return item
 

@@ -82,7 +82,7 @@ def score_predictions(ds: FaceFormerDataset,            # the split the predicti
                       preds: list[np.ndarray],          # (T', 3V) per item of `ds.items`
                       regions: dict | None = None,      # region name -> indices (default: the dataset's masks)
                       gts: list[np.ndarray] | None = None, # `ground_truth(ds)`, if already loaded
-                      sync_expert=None,                 # an evaluation sync expert (SyncExpert or its path)
+                      eval_expert=None,                 # the evaluation expert (a SyncExpert or its path)
                       mel_cache: dict | None = None,    # stem -> reward mel clips, shared across calls (see `expert_lip_sync`)
                      ) -> dict:
     "LVE / FDD / MVE (+ closure and opening correlation when alignments exist, + expert lip-sync when given) on a split."
@@ -108,18 +108,18 @@ def score_predictions(ds: FaceFormerDataset,            # the split the predicti
             closed += int(res.closed.sum()); total += res.n_segments
             corr.append(mouth_opening_correlation(dp, dg).r)
         row["closure acc"] = closed / max(total, 1); row["opening corr"] = float(np.mean(corr))
-    if sync_expert is not None: row.update(expert_lip_sync(ds, preds, sync_expert, mel_cache=mel_cache))
+    if eval_expert is not None: row.update(expert_lip_sync(ds, preds, eval_expert, mel_cache=mel_cache))
     return row
 
 def expert_lip_sync(ds: FaceFormerDataset,      # the split the predictions are for
                     preds: list[np.ndarray],    # (T', 3V) per item of `ds.items`
-                    sync_expert,                # a SyncExpert or the path of one (`load_sync_expert`)
+                    eval_expert,                # a SyncExpert or the path of one (`load_sync_expert`)
                     max_offset: int = 15,       # offsets ±M searched (shorter for short clips)
                     mel_cache: dict | None = None, # stem -> `rep_audio_mel`; filled here, so scoring several style
                                                    # conditions of one split reads and transforms each wav once
                    ) -> dict:                   # mean over utterances of the four sync numbers
     "Lip-sync of predictions by a sync expert: distance at offset 0, LSE-D (min over offsets), LSE-C, |detected offset|."
-    bb = load_sync_expert(sync_expert) if isinstance(sync_expert, (str, Path)) else sync_expert
+    bb = load_sync_expert(eval_expert) if isinstance(eval_expert, (str, Path)) else eval_expert
     L = bb.cfg.clip_len
     mel_view = copy.copy(ds); mel_view.with_mel = True                  # same items, with the reward model's mel clips
     mel_cache = {} if mel_cache is None else mel_cache

@@ -148,7 +148,7 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
                      split: str = "test",       # which split the predictions cover
                      dataset: str = "auto",     # 'vocaset', 'biwi', 'synthetic' or 'auto'
                      conditions: str | list = "all",  # 'all', 'styles', 'mean' or a list of condition names
-                     sync_expert=None,          # evaluation sync expert (path or model): adds lip-sync columns
+                     eval_expert=None,          # evaluation expert (path or model): adds lip-sync columns
                      perceptual: bool = False,  # add the perceptual measures (closure F1, timing, opening) with CIs
                      lip_reader=None,           # a trained lip-reader (path or dict, `speechface lipreader`): adds lip-reading
                      n_boot: int = 1000,        # bootstrap resamples for the perceptual CIs
@@ -164,11 +164,11 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
                for c in expected_conditions(ds, it.subject, wanted) if c not in files[it.stem]]
     n_frames = {it.stem: gt_frames(ds, it) for it in ds.items}
     rows, covered = {}, set()
-    if isinstance(sync_expert, (str, Path)):
-        path, sync_expert = sync_expert, load_sync_expert(sync_expert)                       # once, not once per condition
-        c = sync_expert.cfg
+    if isinstance(eval_expert, (str, Path)):
+        path, eval_expert = eval_expert, load_sync_expert(eval_expert)                       # once, not once per condition
+        c = eval_expert.cfg
         if c.motion != "vertices" or c.motion_dim != 3 * ds.n_vertices:
-            raise UsageError(f"{shown(path)}: the sync expert reads {c.motion_dim}-d {c.motion}, but {ds.spec.name} meshes "
+            raise UsageError(f"{shown(path)}: the evaluation expert reads {c.motion_dim}-d {c.motion}, but {ds.spec.name} meshes "
                              f"have {ds.n_vertices} vertices ({3 * ds.n_vertices} coordinates); pass the expert trained on this corpus")
     mel_cache = {}                                                                        # each wav's mel clips, once
     units, reader, p_cache = {}, None, {}
@@ -178,7 +178,7 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
         items = [it for it in ds.items if c in files[it.stem] and c in expected_conditions(ds, it.subject, [c])]
         if not items: continue
         preds = [load_prediction(files[it.stem][c], n_frames[it.stem], ds.n_vertices) for it in items]
-        rows[c] = {"utterances": len(items), **score_predictions(_subset(ds, items), preds, sync_expert=sync_expert, mel_cache=mel_cache)}
+        rows[c] = {"utterances": len(items), **score_predictions(_subset(ds, items), preds, eval_expert=eval_expert, mel_cache=mel_cache)}
         if perceptual:
             units[c] = perceptual_units(_subset(ds, items), preds, reader, cache=p_cache)   # each utterance's files read once
             rows[c].update(perceptual_summary(units[c]))
@@ -245,7 +245,7 @@ def evaluate_command(results_dir: str | Path,       # folder of predictions (RES
                      split: str = "test",           # split the predictions cover
                      dataset: str = "auto",         # 'auto', 'vocaset', 'biwi' or 'synthetic'
                      conditions=("all",),           # 'all', 'styles', 'mean', or training-subject names
-                     sync_expert: str | None = None,  # evaluation sync expert checkpoint (adds the expert's columns)
+                     eval_expert: str | None = None,  # evaluation expert checkpoint (adds the expert's columns)
                      perceptual: bool = False,      # add the perceptual measures with 95 % CIs
                      lip_reader: str | None = None, # a lip-reader checkpoint (adds lip-read accuracy; implies perceptual)
                      out: str | Path | None = None, # where metrics.csv/json go (default: the results folder's parent)
@@ -253,12 +253,12 @@ def evaluate_command(results_dir: str | Path,       # folder of predictions (RES
     "What `speechface evaluate` does: print the table and missing summary, write metrics.csv/json; 1 if nothing was scored."
     conditions = list(conditions)
     cond = conditions[0] if len(conditions) == 1 and conditions[0] in ("all", "styles", "mean") else conditions
-    for opt, f, how in (("--sync-expert", sync_expert, "`speechface train trainer=sync_expert trainer.evaluation=true`"),
+    for opt, f, how in (("--eval-expert", eval_expert, "`speechface train trainer=sync_expert trainer.evaluation=true`"),
                         ("--lip-reader", lip_reader, "`speechface lipreader ROOT --out lr.pt`")):
         if f and not Path(f).is_file():
             raise UsageError(f"{opt} {shown(f)}: {'not a file' if Path(f).exists() else 'not found'}; train one with {how} "
                              f"or leave the option out")
-    try: table, report = evaluate_results(results_dir, data, split, dataset, cond, sync_expert,
+    try: table, report = evaluate_results(results_dir, data, split, dataset, cond, eval_expert,
                                           perceptual=perceptual or bool(lip_reader), lip_reader=lip_reader)
     except NoPredictionsError as e:
         print(f"speechface evaluate: {e}", file=sys.stderr); return 1

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 from ..core import UserError, DataFileError, check_budget, inside, regular_file, shown
 from ..metrics.react import (react_metrics, lagged_correlation, gt_baseline, mime_baseline, random_baseline,
                                       mean_sequence_baseline)
-from ..data.react import (REACTDataset, REACT_FPS, EMOTION_COLUMNS, load_appropriateness, appropriateness_path,
+from ..data.react import (REACTDataset, REACT_FPS, REACT_EVAL_FRAMES, EMOTION_COLUMNS, load_appropriateness, appropriateness_path,
                           read_react_wav)
 from ..data.dyadic import (RULES, LAG_JITTER, BROW_SIGMA, face_vector, emotion_vector, smile_envelope, nod_curve)
 
@@ -48,11 +48,13 @@ class REACTSplit:
     def __len__(self): return len(self.samples)
 
 def _stack_split(root, split, n_frames, modalities=("emotion", "3dmm", "audio")):
-    try: ds = REACTDataset(root, split, modalities, mirror=True, clip_length=n_frames, audio="path", n_frames=None)
+    try: ds = REACTDataset(root, split, modalities, mirror=True, audio="path", n_frames=None)
     except UserError as e: raise REACTEvalError(f"cannot evaluate split {split!r} of {root}: {e}") from e
     items = []
     for i in range(len(ds)):
         it = ds[i]
+        if n_frames is not None and it["n_frames"] > n_frames:          # the official evaluation's [:, :750]: the first frames
+            it = {k: v[:n_frames] if hasattr(v, "numpy") else v for k, v in it.items()} | {"n_frames": n_frames}
         if items and it["n_frames"] != items[0]["n_frames"]:
             raise REACTEvalError(f"{root}/{split}: sample {i} {ds.samples[i]} has {it['n_frames']} frames but sample 0 has "
                                  f"{items[0]['n_frames']}; clips must share a length: pass n_frames=<shortest> "
@@ -62,7 +64,7 @@ def _stack_split(root, split, n_frames, modalities=("emotion", "3dmm", "audio"))
 
 def react_split(root: str | Path,            # corpus folder: {split}.csv, {split}/..., neighbour_emotion_{split}.npy
                 split: str = "val",          # the evaluated split
-                n_frames: int | None = None, # frames from each clip start (REACT2024: 750); None: whole clips
+                n_frames: int | None = REACT_EVAL_FRAMES, # the first n_frames of each clip (all of a shorter one), as the official evaluation's [:, :750]; None: whole clips
                 train_split: str | None = "train", # split whose listeners make the MeanSeq baseline; None: none
                ) -> REACTSplit:
     "Read a REACT-layout split as mirrored (S, T, ...) arrays with its appropriateness matrix (Song et al. 2024, REACT2024)."
@@ -73,7 +75,7 @@ def react_split(root: str | Path,            # corpus folder: {split}.csv, {spli
     except UserError as e: raise REACTEvalError(str(e)) from e
     train = None
     if train_split is not None:
-        _, tr = _stack_split(root, train_split, n_frames or items[0]["n_frames"], ("emotion",))
+        _, tr = _stack_split(root, train_split, items[0]["n_frames"], ("emotion",))
         train = np.stack([it["listener_emotion"].numpy() for it in tr]).astype(np.float32)
     return REACTSplit(root, split, list(ds.samples), st("speaker_emotion"), st("listener_emotion"), st("speaker_3dmm"),
                       st("listener_3dmm"), a, train, [it["speaker_audio"] for it in items], [it["listener_audio"] for it in items])
@@ -219,7 +221,7 @@ def evaluate_generator(generate_fn: Callable,      # speaker batch -> (B, K, T, 
                        seed: int = 0,
                        name: str = "generator",    # the generator's row name
                        batch_size: int = 8,
-                       n_frames: int | None = None, # frames evaluated (REACT2024: 750); None: whole clips
+                       n_frames: int | None = REACT_EVAL_FRAMES, # frames evaluated from each clip start (the official 750); None: whole clips
                        audio_sr: int = 16000,      # rate of the waveforms in the batch
                        **table_kw,                 # `react_table` options (baselines, n_boot)
                       ) -> tuple[pd.DataFrame, np.ndarray]: # the table, the (S, K, T, 25) predictions

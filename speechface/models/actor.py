@@ -47,7 +47,7 @@ def predict_conditions(model: FaceFormer, item: dict, device, conds: np.ndarray)
     C = len(conds)
     audio = torch.as_tensor(item["audio"])[None].expand(C, -1).to(device)
     tpl = torch.as_tensor(item["template"])[None].expand(C, -1).to(device)
-    return model.predict(audio, tpl, torch.as_tensor(conds).to(device), n_frames=len(item["vertice"]))
+    return model.predict(audio, tpl, torch.as_tensor(conds).to(device), n_frames=len(item["motion"]))
 
 @torch.no_grad()
 def predict_mean_style(model: FaceFormer, item: dict, device="cpu") -> np.ndarray:

@@ -207,8 +207,8 @@ class FaceFormer(nn.Module):
     def forward(self, audio: torch.Tensor,          # (B, N) normalised 16 kHz audio (padded batches allowed)
                 template: torch.Tensor,             # (B, motion_dim) neutral pose / zero for coefficients
                 one_hot: torch.Tensor,              # (B, n_subjects) style condition
-                vertice: torch.Tensor | None = None, # (B, T, motion_dim) ground truth: teacher forcing
-                n_frames: int | None = None,        # frames to generate when `vertice` is None
+                motion: torch.Tensor | None = None,  # (B, T, motion_dim) ground truth: teacher forcing (FaceFormer's `vertice`)
+                n_frames: int | None = None,        # frames to generate when `motion` is None
                 mode: str = "auto",                 # 'teacher', 'autoregressive' (fused), 'cached', 'recompute' (reference-style AR), 'auto'
                 sample: bool = False,               # also return a sample (AR: feed samples back instead of mu)
                 teacher_mix: float = 1.0,           # scheduled sampling: probability of feeding GT per frame ('teacher')
@@ -217,8 +217,8 @@ class FaceFormer(nn.Module):
                 engine: str = "fused",              # 'autoregressive' only: fused | static | graph (CUDA graph) | compile (`ENGINES`)
                ) -> dict:
         "Predict motion. Returns `mu` (B, T, D) with the template added, `sample` (if stochastic), `sigma`."
-        if mode == "auto": mode = "teacher" if vertice is not None else "autoregressive"
-        if vertice is not None: n_frames = vertice.shape[1]
+        if mode == "auto": mode = "teacher" if motion is not None else "autoregressive"
+        if motion is not None: n_frames = motion.shape[1]
         if n_frames is None: n_frames = max(1, int(audio.shape[1] / 16000 * self.cfg.fps))
         if mem is None: mem = self.encode_audio(audio, n_frames)                           # (B, T, k, d)
         elif mem.shape[:2] != (audio.shape[0], n_frames):
@@ -226,8 +226,8 @@ class FaceFormer(nn.Module):
         tpl = template[:, None]                                                            # (B, 1, D)
         style = self._style(one_hot)                                                       # (B, 1, d)
         if mode == "teacher":
-            if vertice is None: raise ValueError("mode='teacher' needs the ground truth `vertice`")
-            prev = (torch.cat([tpl, vertice[:, :-1]], 1) - tpl) / self.cfg.motion_scale     # (B, T, D) shifted GT
+            if motion is None: raise ValueError("mode='teacher' needs the ground truth `motion`")
+            prev = (torch.cat([tpl, motion[:, :-1]], 1) - tpl) / self.cfg.motion_scale     # (B, T, D) shifted GT
             if teacher_mix < 1.0:                                                          # scheduled sampling
                 with torch.no_grad(): mu0 = self._decode(self.vertice_map(prev) + style, mem, 0, None)
                 own = torch.cat([torch.zeros_like(tpl), mu0[:, :-1]], 1)

@@ -190,7 +190,7 @@ def score_sequence(sync_expert: SyncExpert, # the reward's sync expert
                    head: RewardHead | None,            # head_v2; None → only the sync distance
                    verts: torch.Tensor,                # (B, T, 3V) vertex sequences (e.g. the actor's sample)
                    mel_clips: torch.Tensor,            # (B, T_clip, 1, 20, 128) `rep_audio_mel`
-                   mask: torch.Tensor | None = None,   # (B, T) True on real frames (`vertice_mask`)
+                   mask: torch.Tensor | None = None,   # (B, T) True on real frames (`motion_mask`)
                    template: torch.Tensor | None = None, # (B, 3V) when the sync expert uses template displacements
                    mel_mask: torch.Tensor | None = None, # (B, T_clip) True on real mel clips (`mel_mask`)
                    stride: int = 1,                    # clip stride the mel clips were made with

@@ -32,7 +32,7 @@ class MelItems(Dataset):
     def __len__(self): return len(self.ds)
     def __getitem__(self, i: int) -> dict:
         it = self.ds[i]
-        return {**it, "rep_audio_mel": np.asarray(mel_clips(it["audio"], len(it["vertice"]), self.ds.beat2.fps), np.float32)}
+        return {**it, "rep_audio_mel": np.asarray(mel_clips(it["audio"], len(it["motion"]), self.ds.beat2.fps), np.float32)}
     def __repr__(self): return f"MelItems({self.ds!r})"
 
 # %% ../../nbs/49_train.coefficient_rl.ipynb #00933118
@@ -50,7 +50,7 @@ def reward_ranking(sync_expert, head,               # the frozen reward (`load_s
         s = score_sequence(sync_expert, head, v[None], mel[None], template=tpl[None])
         return float(s["lip_score_seq"][0]), float(s["real_score_seq"][0])
     for q in seqs:
-        v, mel, tpl = q["verts"], q["mel"], q["template"]
+        v, mel, tpl = q["motion"], q["mel"], q["template"]
         if len(mel) <= shift: raise UsageError(f"{q['name']}: {len(mel)} clips, too short for a {shift}-frame audio shift")
         conds = {"ground truth": (v, mel), f"audio shifted {shift} frames": (v, torch.roll(mel, shift, 0)),
                  "static (reference)": (tpl.expand_as(v).clone(), mel)}
@@ -78,8 +78,9 @@ class CoefficientRLTask(RLTask):
         if "part" not in d: raise UsageError("CoefficientRLTask reads a BEAT2-layout corpus: compose the config with dataset=beat2")
         stats = MotionStats.from_dict(self.init["coefficients"])
         if d.part != stats.part: raise UsageError(f"dataset.part={d.part!r} but the actor was trained on {stats.part!r}; set dataset.part={stats.part}")
-        tr = BEAT2MotionDataset(d.root, "train", d.part, window=d.window, stride=d.stride, stats=stats, cache_dir=d.cache_dir)
-        va = BEAT2MotionDataset(d.root, "val", d.part, stats=stats, cache_dir=d.cache_dir)
+        kw = dict(cache_dir=d.cache_dir, speakers=d.get("speakers"), on_error=d.get("on_error", "raise"))
+        tr = BEAT2MotionDataset(d.root, "train", d.part, window=d.window, stride=d.stride, stats=stats, **kw)
+        va = BEAT2MotionDataset(d.root, "val", d.part, stats=stats, **kw)
         self.lips = None
         return MelItems(tr), MelItems(va)
 
@@ -94,7 +95,7 @@ class CoefficientRLTask(RLTask):
         for i in range(len(self.ds_va)):
             it = self.ds_va[i]
             p = torch.as_tensor(ds.stats.normalize(pred[it["name"]]), dtype=torch.float32, device=dev)   # (T, D)
-            se += float(((p.cpu() - torch.from_numpy(it["vertice"])) ** 2).sum()); n += it["vertice"].size
+            se += float(((p.cpu() - torch.from_numpy(it["motion"])) ** 2).sum()); n += it["motion"].size
             s = score_sequence(self.sync_expert, self.head, p[None], torch.as_tensor(it["rep_audio_mel"], device=dev)[None],
                                template=torch.as_tensor(it["template"], device=dev)[None])
             lip.append(float(s["lip_score_seq"][0])); real.append(float(s["real_score_seq"][0]))

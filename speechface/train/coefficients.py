@@ -82,7 +82,7 @@ def predict_coefficients(model: FaceFormer,          # a trained actor (its moti
         preds = model.predict_many([torch.as_tensor(it["audio"], device=dev) for it in items],
                                    torch.as_tensor(np.stack([it["template"] for it in items]), device=dev),
                                    torch.as_tensor(np.stack([it["one_hot"] for it in items]), device=dev),
-                                   [len(it["vertice"]) for it in items])
+                                   [len(it["motion"]) for it in items])
         for it, p in zip(items, preds): out[it["name"]] = stats.denormalize(p.float().cpu().numpy())
     return out
 
@@ -102,8 +102,9 @@ class CoefficientTask(SupervisedTask):
         check_coefficient_config(cfg)
         t = self.t = cfg.trainer; d = cfg.dataset
         self.phone_weight = 0.0                                   # BEAT2's TextGrids have words only
-        ds_tr = BEAT2MotionDataset(d.root, "train", d.part, window=d.window, stride=d.stride, cache_dir=d.cache_dir)
-        self.ds_va = BEAT2MotionDataset(d.root, "val", d.part, stats=ds_tr.stats, cache_dir=d.cache_dir)
+        kw = dict(cache_dir=d.cache_dir, speakers=d.get("speakers"), on_error=d.get("on_error", "raise"))   # dataset.speakers: EMAGE's [2]
+        ds_tr = BEAT2MotionDataset(d.root, "train", d.part, window=d.window, stride=d.stride, **kw)
+        self.ds_va = BEAT2MotionDataset(d.root, "val", d.part, stats=ds_tr.stats, **kw)
         self.actor_setup(cfg, ds_tr, coefficient_model_config(cfg, ds_tr))
         self.extras = {"coefficients": {**ds_tr.stats.to_dict(), "train_speakers": list(ds_tr.train_speakers),
                                         "fps": float(ds_tr.beat2.fps)}}

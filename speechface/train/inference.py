@@ -62,7 +62,7 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
         pred = predict_conditions(model, it, device, conds).cpu().numpy()                  # (C, T, 3V)
         for c, name in enumerate(names): np.save(out_dir / f"{it['name']}_condition_{name}.npy", pred[c].astype(np.float32))
     table, report = evaluate_results(out_dir, cfg.dataset.root, split, cfg.dataset.kind,
-                                     sync_expert=eval_expert if eval_expert is not None else cfg.get("eval_expert"),
+                                     eval_expert=eval_expert if eval_expert is not None else cfg.get("eval_expert"),
                                      perceptual=perceptual or lip_reader is not None, lip_reader=lip_reader)
     report["predict_s"] = time.time() - t0
     write_evaluation(table, report, run_dir / "styledependant")
@@ -121,7 +121,7 @@ def _actor_fields(ck: dict, ckpt, model) -> tuple[list, float]:
 
 class Animator:
     "A loaded actor, its style condition and its face, ready to animate audio (`animate`, `animate_many`)."
-    def __init__(self, ckpt, subject=None, template=None, device="auto", templates=None, dataset=None, subjects=None,
+    def __init__(self, ckpt, style=None, template=None, device="auto", templates=None, dataset=None, subjects=None,
                  wav2vec2_config=None):
         self.device = get_device(device)
         ck = self.ck = load_checkpoint(ckpt)
@@ -135,12 +135,12 @@ class Animator:
             model = load_actor(ck, self.device)
             subjects, fps = _actor_fields(ck, ckpt, model)
             tpls = ck["templates"] if templates is None else _template_tensors(templates, model)
-        subject = subject or subjects[0]
+        style = style or subjects[0]
         n = len(subjects)
-        if subject == "mean": oh = torch.full((1, n), 1 / n)
-        elif subject in subjects: oh = torch.eye(n)[subjects.index(subject)][None]
-        else: raise UsageError(f"unknown style {shown(repr(subject))}; choose one of {shown(subjects)} or 'mean'")
-        tpl_name = template or (subject if subject != "mean" else subjects[0])
+        if style == "mean": oh = torch.full((1, n), 1 / n)
+        elif style in subjects: oh = torch.eye(n)[subjects.index(style)][None]
+        else: raise UsageError(f"unknown style {shown(repr(style))}; choose one of {shown(subjects)} or 'mean'")
+        tpl_name = template or (style if style != "mean" else subjects[0])
         if tpl_name not in tpls: raise UsageError(f"unknown template {shown(repr(tpl_name))}; choose one of {shown(sorted(tpls))}")
         tpl = tpls[tpl_name]
         if not isinstance(tpl, torch.Tensor) or tpl.numel() != model.cfg.motion_dim or not torch.isfinite(tpl).all():
@@ -219,7 +219,7 @@ def _write_motion(motion, out: Path, tri, audio_path, fps, max_seconds=None):
 def animate(audio_path: str | Path,      # any audio file
             ckpt: str | Path,            # a best.pt / last.pt written by `speechface train`, or a released vocaset.pth / biwi.pth
             out: str | Path,             # .npy, .obj, .ply or .mp4
-            subject: str | None = None,  # style: a training subject or 'mean' (default: the first training subject)
+            style: str | None = None,    # speaking style: a training subject or 'mean' (default: the first training subject)
             template: str | None = None, # face identity: a subject of the templates (default: the style's)
             device: str = "auto",
             sample: bool = False,        # draw from the stochastic policy instead of its mean
@@ -235,7 +235,7 @@ def animate(audio_path: str | Path,      # any audio file
            ) -> np.ndarray:               # (T, 3V) the motion written
     "Animate a face from speech with a trained actor or a released FaceFormer checkpoint and write it to `out`."
     out = check_output(out)                                                          # before the work
-    an = Animator(ckpt, subject, template, device, templates, dataset, subjects, wav2vec2_config)
+    an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config)
     tri = an.faces(faces, out)
     audio, n_frames = an.load(audio_path, like_reference, max_audio_s)
     motion = an.model.predict(audio[None].to(an.device), an.template, an.one_hot, n_frames=n_frames, sample=sample,
@@ -268,7 +268,7 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
                  out_dir: str | Path,          # one <name>.<fmt> per input
                  fmt: str = "npy",             # npy | obj | ply | mp4
                  batch_size: int = 8,          # utterances decoded together (sorted by length: little padding)
-                 subject: str | None = None, template: str | None = None, device: str = "auto", sample: bool = False,
+                 style: str | None = None, template: str | None = None, device: str = "auto", sample: bool = False,
                  templates=None, faces=None, dataset=None, subjects=None, wav2vec2_config=None,
                  engine: str = "fused", window_s: float | None = None,
                  progress: bool = True,
@@ -284,7 +284,7 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
         raise UsageError(f"--out {shown(out_dir)} looks like a file; with several inputs --out is a folder (and --format the file type)")
     if out_dir.exists() and not out_dir.is_dir(): raise UsageError(f"--out {shown(out_dir)} is a file; with several inputs --out is a folder")
     for f in files: check_output(out_dir / f"{f.stem}.{fmt}")                     # before the work
-    an = Animator(ckpt, subject, template, device, templates, dataset, subjects, wav2vec2_config)
+    an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config)
     tri = an.faces(faces, Path(f"x.{fmt}"))
     t0 = time.time()
     items = sorted(((f, *an.load(f, max_seconds=max_audio_s)) for f in tqdm(files, desc="loading audio", disable=not progress, leave=False)),
@@ -337,7 +337,7 @@ def animate_compare(audio_path: str | Path,      # one audio file
                     ckpts: dict,                 # name -> checkpoint, e.g. {'SFT': 'sft/best.pt', 'RL': 'rl/best.pt'}
                     out: str | Path,             # .mp4
                     regions: str | Path,         # the corpus' regions (regions.pkl: lips, inner-lip pairs, eyes)
-                    subject: str | None = None, template: str | None = None, device: str = "auto",
+                    style: str | None = None, template: str | None = None, device: str = "auto",
                     textgrid: str | Path | None = None,   # the audio's phones (captions, /p b m/ shading); None: no captions
                     gt: str | Path | None = None,         # a ground-truth (T, 3V) .npy to show first, if there is one
                     size: int = 512, engine: str = "fused", progress: bool = True,
@@ -351,7 +351,7 @@ def animate_compare(audio_path: str | Path,      # one audio file
     seqs, first = {}, None
     if gt is not None: seqs["ground truth"] = load_npy(gt, what="ground-truth motion (a (T, 3V) array, --gt)")
     for name, ck in ckpts.items():
-        an = Animator(ck, subject, template, device)
+        an = Animator(ck, style, template, device)
         if first is None: first = an
         elif an.template.shape != first.template.shape:
             raise UsageError(f"{ck} predicts {an.template.shape[1] // 3} vertices, {first.ckpt} {first.template.shape[1] // 3}: "

@@ -40,14 +40,14 @@ __all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'MESH_CLOSURE_PERTURBATIONS
 # %% ../../nbs/43_train.reward.ipynb #ae446b5a
 def load_sync_data(root: str | Path,        # a corpus in FaceFormer's layout
                    splits=("train",),       # splits to load
-                  ) -> list[dict]:           # per sequence: name, verts (T, 3V), template (3V,), mel (T-4, 1, 20, 128)
+                  ) -> list[dict]:           # per sequence: name, motion (T, 3V), template (3V,), mel (T-4, 1, 20, 128)
     "Load whole splits (vertices, template, mel clips) as tensors."
     out = []
     for s in splits:
         ds = FaceFormerDataset(root, s, with_mel=True)
         for i in range(len(ds)):
             it = ds[i]
-            out.append({"name": it["name"], "verts": torch.from_numpy(it["vertice"]),
+            out.append({"name": it["name"], "motion": torch.from_numpy(it["motion"]),
                         "template": torch.from_numpy(np.ascontiguousarray(it["template"], dtype=np.float32)),
                         "mel": torch.from_numpy(it["rep_audio_mel"])})
     return out
@@ -56,16 +56,16 @@ def load_beat2_sync_data(root: str | Path,          # a BEAT2-layout corpus (hol
                          splits=("train",),         # splits to load
                          part: str = "face",        # 'face' (106) or 'gesture' (258)
                          cache_dir: str | Path | None = None, # `BEAT2Dataset`'s on-disk cache
-                        ) -> list[dict]:            # per recording: name, verts (T, D), template (D,), mel (T-4, 1, 20, 128),
-                                                    # motion='coefficients'[, opening (T,) jaw angle for the face]
+                        ) -> list[dict]:            # per recording: name, motion (T, D), template (D,), mel (T-4, 1, 20, 128),
+                                                    # motion_kind='coefficients'[, opening (T,) jaw angle for the face]
     "BEAT2 recordings as sync sequences: the actor's normalised part vectors, its reference (the training mean, 0), 30-fps mel clips."
     out = []
     for s in splits:
         ds = BEAT2MotionDataset(root, s, part, cache_dir=cache_dir)     # normalised with the training split's statistics
         for i in range(len(ds)):
-            it = ds[i]; T = len(it["vertice"])
-            q = {"name": it["name"], "verts": torch.from_numpy(it["vertice"]), "template": torch.from_numpy(it["template"]),
-                 "mel": torch.as_tensor(np.asarray(mel_clips(it["audio"], T, ds.beat2.fps))), "motion": "coefficients"}
+            it = ds[i]; T = len(it["motion"])
+            q = {"name": it["name"], "motion": torch.from_numpy(it["motion"]), "template": torch.from_numpy(it["template"]),
+                 "mel": torch.as_tensor(np.asarray(mel_clips(it["audio"], T, ds.beat2.fps))), "motion_kind": "coefficients"}
             if part == "face": q["opening"] = torch.from_numpy(jaw_opening(ds.targets[it["name"]]).astype(np.float32))
             out.append(q)
     return out
@@ -118,13 +118,13 @@ def sync_accuracy_by_offset(expert: SyncExpert,       # a trained sync expert
     "Fraction of clips where the aligned pair beats the ±offset-shifted pair, by offset, plus offset detection (SyncNet §4)."
     expert.eval()
     if isinstance(data, FaceFormerDataset):
-        data = [{"verts": torch.from_numpy(it["vertice"]), "template": torch.as_tensor(it["template"]),
+        data = [{"motion": torch.from_numpy(it["motion"]), "template": torch.as_tensor(it["template"]),
                  "mel": torch.from_numpy(it["rep_audio_mel"]), "name": it["name"]} for it in (data[i] for i in range(len(data)))]
     L = expert.cfg.clip_len
     wins, dists, detected, curves = {o: 0 for o in offsets}, {o: [] for o in offsets}, [], []
     for q in data:
         tc = len(q["mel"])
-        vf = expert.encode_mesh(clip_windows(q["verts"][None], L)[0], q["template"][None])   # (Tc, D)
+        vf = expert.encode_mesh(clip_windows(q["motion"][None], L)[0], q["template"][None])   # (Tc, D)
         D = 1 - vf @ expert.encode_audio(q["mel"]).T                                          # (Tc, Tc): mesh t, audio u
         t = torch.arange(tc)
         for o in offsets:
@@ -132,9 +132,9 @@ def sync_accuracy_by_offset(expert: SyncExpert,       # a trained sync expert
                 ok = (t + sgn * o >= 0) & (t + sgn * o < tc)
                 d_al, d_sh = D[t[ok], t[ok]], D[t[ok], t[ok] + sgn * o]
                 dists[o].append(d_sh); wins[o] += int((d_al < d_sh).sum()) if o else 0
-        M = min(max_offset, (len(q["verts"]) - L) // 2)
+        M = min(max_offset, (len(q["motion"]) - L) // 2)
         if M >= 1:
-            r = lip_sync_offset(SyncExpertScorer(expert, q["template"]), q["verts"].numpy(), mel_frames(q["mel"], L), M, L)
+            r = lip_sync_offset(SyncExpertScorer(expert, q["template"]), q["motion"].numpy(), mel_frames(q["mel"], L), M, L)
             detected.append(r.offset)
             if M == max_offset: curves.append(r.distances)
     rows = []
@@ -205,7 +205,7 @@ class SyncExpertTask(Task):
         L, K, q = self.bb.cfg.clip_len, self.cfg.shifts_per_clip, self.seqs
         c_sid = np.r_[sid, np.repeat(sid, K)].astype(np.int64); c_pos = np.r_[pos, (pos[:, None] + shift).ravel()].astype(np.int64)
         if len(sid):
-            vf = self.bb.encode_mesh(torch.stack([q[s]["verts"][t:t + L] for s, t in zip(sid, pos)]),
+            vf = self.bb.encode_mesh(torch.stack([q[s]["motion"][t:t + L] for s, t in zip(sid, pos)]),
                                      torch.stack([q[s]["template"] for s in sid]))                      # (N, D)
             af = self.bb.encode_audio(torch.stack([q[s]["mel"][t] for s, t in zip(c_sid, c_pos)]))     # (N + NK, D)
         else:                                                                                        # zero rows, still on the graph
@@ -297,15 +297,15 @@ def train_sync_expert(root: str | Path,                             # corpus in 
     train = [q for q in load(root, splits) if len(q["mel"]) > s.min_shift]
     if not train: raise ValueError(f"{root}: no training sequence longer than {s.min_shift + 5} frames in {splits}")
     val = load(root, (val_split,)) if val_split else []
-    V3 = train[0]["verts"].shape[1]
-    motion = train[0].get("motion", "vertices")
+    V3 = train[0]["motion"].shape[1]
+    motion = train[0].get("motion_kind", "vertices")
     idx = None
     if motion == "coefficients":                                              # every channel, no mesh region
         if s.region: raise ValueError(f"region={s.region!r} selects mesh vertices, but {root} gave {V3}-d coefficient "
                                       f"sequences; set SyncExpertSettings(region=None) (trainer.region=null)")
         if s.closure_negatives > 0: raise ValueError("closure_negatives perturbs the inner lips of meshes; coefficient sequences "
                                                      "have none: set SyncExpertSettings(closure_negatives=0)")
-        disp = torch.cat([(q["verts"] - q["template"]).flatten() for q in train])
+        disp = torch.cat([(q["motion"] - q["template"]).flatten() for q in train])
     else:
         regions = _corpus_regions(root, splits[0], V3 // 3) if s.region or s.closure_negatives > 0 else {}   # read once
         if s.region:
@@ -313,7 +313,7 @@ def train_sync_expert(root: str | Path,                             # corpus in 
             if s.region not in regions: raise ValueError(f"region {s.region!r} not in {sorted(regions)}")
             idx = torch.as_tensor(regions[s.region])
         sel = idx if idx is not None else torch.arange(V3 // 3)
-        disp = torch.cat([(q["verts"] - q["template"]).reshape(len(q["verts"]), -1, 3)[:, sel].flatten() for q in train])
+        disp = torch.cat([(q["motion"] - q["template"]).reshape(len(q["motion"]), -1, 3)[:, sel].flatten() for q in train])
     mel = torch.cat([q["mel"].flatten() for q in train])
     mcfg = SyncExpertConfig(**{"motion_dim": V3, "motion": motion, "motion_scale": float(disp.pow(2).mean().sqrt()) or 1.0,
                                "mel_mean": float(mel.mean()), "mel_std": float(mel.std()), **(s.model or {})})
@@ -417,7 +417,7 @@ def shut_openings(verts: torch.Tensor,  # (T, 3V)
     out[:, moving] += strength * gap[:, None, :]
     return out.reshape(verts.shape)
 
-def attach_closure_negatives(q: dict,             # a sync sequence (`load_sync_data`): verts (T, 3V)
+def attach_closure_negatives(q: dict,             # a sync sequence (`load_sync_data`): motion (T, 3V)
                              regions: dict,       # inner_lip_upper / inner_lip_lower (+ lower_lip)
                              clip_len: int = 5,   # the sync expert's clip length
                              open_strengths: tuple = (0.4,),  # `open_closures` strengths (fractions of the mean opening)
@@ -427,7 +427,7 @@ def attach_closure_negatives(q: dict,             # a sync sequence (`load_sync_
     """Add q['hard'] (H, T, 3V): the sequence with its closures opened (`open_closures`, one per open strength) and its
     openings shut (`shut_openings`, one per shut strength), and q['hard_ok'] (T-clip_len+1, H): which clips of each the
     perturbation changes enough to be a negative."""
-    v = q["verts"]
+    v = q["motion"]
     hard = torch.stack([open_closures(v, regions, s) for s in open_strengths] + [shut_openings(v, regions, s) for s in shut_strengths])
     need = [min(min_change, 0.625 * s) for s in open_strengths] + [min_change] * len(shut_strengths)
     gap = lambda x: torch.from_numpy(inner_lip_distance(x.numpy(), regions["inner_lip_upper"], regions["inner_lip_lower"]))
@@ -472,7 +472,7 @@ def closure_preference(expert: SyncExpert,     # a sync expert
         q = attach_closure_negatives(dict(q), regions, L, open_strengths, shut_strengths)
         idx = torch.arange(len(q["mel"]))[:, None] + torch.arange(L)                       # (Tc, L) frame indices
         tpl = q["template"][None].expand(len(idx), -1)
-        af = expert.encode_audio(q["mel"]); vt = expert.encode_mesh(q["verts"][idx], tpl)
+        af = expert.encode_audio(q["mel"]); vt = expert.encode_mesh(q["motion"][idx], tpl)
         for k in range(len(names)):
             ok = torch.as_tensor(q["hard_ok"][:, k])
             if not ok.any(): continue
@@ -492,12 +492,12 @@ def _head_examples(bb, seqs, cfg: RewardHeadSettings, rng: np.random.Generator, 
         if "actor" in q:                                                                     # the SFT actor's own motion
             V.append(bb.encode_mesh(clip_windows(q["actor"][None], L)[0], tpl))
             A.append(af); lip += [nan] * tc; real += [0.0] * tc
-        vf = bb.encode_mesh(clip_windows(q["verts"][None], L)[0], tpl)                      # (Tc, D)
+        vf = bb.encode_mesh(clip_windows(q["motion"][None], L)[0], tpl)                      # (Tc, D)
         t = np.arange(tc)
         sh = t + sample_shifts(t, np.full(tc, tc), 1, cfg.min_shift, cfg.max_shift, rng)[:, 0]
         V += [vf, vf]; A += [af, af[sh]]; lip += [1.0] * tc + [0.0] * tc; real += [1.0] * tc + [nan] * tc
         for k in cfg.perturbations:
-            pv = bb.encode_mesh(clip_windows(perturb(q["verts"], q["template"], k, gen, regions, q.get("opening"))[None], L)[0], tpl)
+            pv = bb.encode_mesh(clip_windows(perturb(q["motion"], q["template"], k, gen, regions, q.get("opening"))[None], L)[0], tpl)
             V.append(pv); A.append(af); lip += [nan] * tc; real += [0.0] * tc
     return {"v": torch.cat(V), "a": torch.cat(A), "lip": torch.tensor(lip), "real": torch.tensor(real)}
 
@@ -524,7 +524,7 @@ def add_actor_predictions(seqs: list[dict],        # `load_sync_data` sequences 
         it = by_name[q["name"]]
         oh = it["one_hot"] if it["one_hot"].ndim == 1 else it["one_hot"].mean(0)
         q["actor"] = actor.predict(torch.from_numpy(it["audio"])[None], q["template"][None], torch.from_numpy(oh)[None],
-                                   n_frames=len(q["verts"]))[0]
+                                   n_frames=len(q["motion"]))[0]
     return seqs
 
 def _balanced_bce_global(logit, y, count):
@@ -605,7 +605,7 @@ def train_reward_head(root: str | Path,                              # corpus
     bb = freeze(load_sync_expert(expert_path))
     train = [q for q in load(root, ("train",)) if len(q["mel"]) > s.min_shift]
     val = load(root, (val_split,)) if val_split else None
-    coefficients = train[0].get("motion") == "coefficients"
+    coefficients = train[0].get("motion_kind") == "coefficients"
     if actor and coefficients:
         raise ValueError("actor negatives are read from FaceFormer-layout corpora; for coefficient sequences attach the actor's "
                          "predictions as q['actor'] yourself or leave actor unset")
@@ -615,7 +615,7 @@ def train_reward_head(root: str | Path,                              # corpus
         if val: val = add_actor_predictions(val, actor, root, val_split)
     regions = None
     if set(s.perturbations) & set(MESH_CLOSURE_PERTURBATIONS) and not coefficients:   # coefficients: the jaw opening instead
-        regions = _corpus_regions(root, "train", train[0]["verts"].shape[1] // 3)
+        regions = _corpus_regions(root, "train", train[0]["motion"].shape[1] // 3)
     val_ex = _head_examples(bb, val, s, np.random.default_rng(10_000 + seed),
                             torch.Generator().manual_seed(10_000 + seed), regions) if val_split else None
     head = RewardHead(head_cfg or RewardHeadConfig(embed_dim=bb.cfg.embed_dim))

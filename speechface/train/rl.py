@@ -132,19 +132,19 @@ def policy_pass(actor, batch: dict, rollout: str = "teacher", stochastic: bool =
     "One policy pass: 'teacher' (GT past, the seed) or 'free' (the actor's own KV-cached rollout, re-scored in one pass)."
     a, tpl, oh = batch["audio"], batch["template"], batch["one_hot"]
     if rollout == "teacher":
-        inputs = batch["vertice"]
-        out = actor(a, tpl, oh, vertice=inputs, mode="teacher", sample=stochastic)
+        inputs = batch["motion"]
+        out = actor(a, tpl, oh, motion=inputs, mode="teacher", sample=stochastic)
         action = out.get("sample")
     elif rollout == "free":
         with torch.no_grad():
-            ro = actor(a, tpl, oh, n_frames=batch["vertice"].shape[1], mode="autoregressive", sample=stochastic)
+            ro = actor(a, tpl, oh, n_frames=batch["motion"].shape[1], mode="autoregressive", sample=stochastic)
         inputs = ro["sample"] if stochastic else ro["mu"]                               # what the policy fed itself
-        out = actor(a, tpl, oh, vertice=inputs, mode="teacher")                        # same mu, now with gradient
+        out = actor(a, tpl, oh, motion=inputs, mode="teacher")                        # same mu, now with gradient
         action = inputs if stochastic else None
     else: raise ValueError(f"trainer.rollout must be 'teacher' or 'free', got {rollout!r}")
     res = {"mu": out["mu"], "action": None if action is None else action.detach()}
     if ref is not None:
-        with torch.no_grad(): res["ref_mu"] = ref(a, tpl, oh, vertice=inputs, mode="teacher")["mu"]
+        with torch.no_grad(): res["ref_mu"] = ref(a, tpl, oh, motion=inputs, mode="teacher")["mu"]
     return res
 
 def repeat_batch(batch: dict, k: int) -> dict:
@@ -237,7 +237,7 @@ class RLTask(Task):
             P = self.P = policy_pass(actor, b, t.rollout, t.variant != "backprop", self.ref)
             scored = P["mu"] if t.variant == "backprop" and not warm else (P["mu"] if t.variant == "backprop" else P["action"]).detach()
             ts = time.time()
-            sc = score_sequence(self.sync_expert, self.head, scored, b["rep_audio_mel"], b["vertice_mask"],
+            sc = score_sequence(self.sync_expert, self.head, scored, b["rep_audio_mel"], b["motion_mask"],
                                 template=b["template"], mel_mask=b["mel_mask"])
             self.t_score += time.time() - ts; self.n_clips += int(sc["clip_mask"].sum())
             mu = P["mu"]
@@ -246,12 +246,12 @@ class RLTask(Task):
                 self.adv = ((sc["lip_score"] + sc["real_score"]) * t.reward_scale - sc["value"]).detach() * sc["clip_mask"]
         else:                                                   # PPO: re-evaluate the same actions with a fresh graph
             b, P = self.b, self.P
-            mu = actor(b["audio"], b["template"], b["one_hot"], vertice=b["vertice"] if t.rollout == "teacher" else P["action"],
+            mu = actor(b["audio"], b["template"], b["one_hot"], motion=b["motion"] if t.rollout == "teacher" else P["action"],
                        mode="teacher")["mu"]
-            sc = score_sequence(self.sync_expert, self.head, P["action"], b["rep_audio_mel"], b["vertice_mask"],
+            sc = score_sequence(self.sync_expert, self.head, P["action"], b["rep_audio_mel"], b["motion_mask"],
                                 template=b["template"], mel_mask=b["mel_mask"])
         self.inner += 1
-        Ls = rl_losses(t.variant, mu, P["action"], b["vertice"], b["vertice_mask"], actor.sigma(), sc,
+        Ls = rl_losses(t.variant, mu, P["action"], b["motion"], b["motion_mask"], actor.sigma(), sc,
                        reward_scale=t.reward_scale, actor_weight=0.0 if warm else t.actor_weight, critic_weight=t.critic_weight,
                        sup_weight=0.0 if warm else t.sup_weight, kl_weight=0.0 if warm else t.kl_weight, ref_mu=P.get("ref_mu"),
                        clip_eps=t.clip_eps, group=b["group"], clip_len=self.sync_expert.cfg.clip_len,

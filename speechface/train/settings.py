@@ -380,7 +380,9 @@ class BEAT2DatasetSettings:
     part: str = setting("face", "choice", choices=("face", "gesture"))   # face: jaw 6D + 100 FLAME (106) | gesture: upper + hands 6D (258)
     window: int | None = setting(90, "int", lo=3, nullable=True)          # training window (frames, a multiple of 3); null: whole recordings
     stride: int = setting(30, "int", lo=3)                                # frames between training windows (a multiple of 3)
-    cache_dir: str | None = None                                          # BEAT2Dataset's on-disk cache; null: in memory
+    cache_dir: str | None = "auto"                                        # BEAT2Dataset's on-disk cache; 'auto': $SPEECHFACE_CACHE or ~/.cache/speechface; null: in memory
+    speakers: list | None = None                                          # only these speakers (numbers or names); EMAGE's benchmark: [2]; null: all
+    on_error: str = setting("skip", "choice", choices=("skip", "raise"))  # a recording that cannot be read: skip it with a warning (as EMAGE) or stop
     num_workers: int = setting(0, "int", lo=0)
 
 SCHEMAS = {("trainer", "supervised_schema"): SupervisedSettings, ("trainer", "rl_schema"): RLSettings,

@@ -62,7 +62,7 @@ def validate(model: FaceFormer, ds: FaceFormerDataset, lips: np.ndarray, device,
         conds = style_conditions(model.cfg.n_subjects, None if conditions == "mean" else it["one_hot"], conditions == "mean")
         pred_t = predict_conditions(model, it, device, conds)                             # (C, T, 3V)
         pred = pred_t.cpu().numpy()
-        gt = it["vertice"][None]                                                          # (1, T, 3V)
+        gt = it["motion"][None]                                                          # (1, T, 3V)
         err = ((pred - gt).reshape(*pred.shape[:2], -1, 3)[:, :, lips] ** 2).sum(-1)       # (C, T, K)
         lve += err.max(-1).mean() * pred.shape[1]; mse += ((pred - gt) ** 2).mean() * pred.shape[1]; n += pred.shape[1]
         for k, v in (extra(pred_t, it) if extra else {}).items(): sums[k] = sums.get(k, 0.0) + float(v)
@@ -116,7 +116,7 @@ class SupervisedTask(Task):
 
     def step(self, b, epoch):
         model, t = self.model, self.t
-        T = b["vertice"].shape[1]
+        T = b["motion"].shape[1]
         mem = model.encode_audio(b["audio"], T)                   # one encoder pass serves every pass below
         if t.mode == "autoregressive":                            # the reference's training: roll out, backprop through it
             out = model(b["audio"], b["template"], b["one_hot"], n_frames=T, mode="autoregressive", mem=mem)
@@ -124,13 +124,13 @@ class SupervisedTask(Task):
             with torch.no_grad():
                 own = model(b["audio"], b["template"], b["one_hot"], n_frames=T, mode="autoregressive", mem=mem.detach())["mu"]
             keep = (torch.rand(own.shape[:2], device=own.device) < self.mix)[..., None]
-            out = model(b["audio"], b["template"], b["one_hot"], vertice=torch.where(keep, b["vertice"], own), mode="teacher",
+            out = model(b["audio"], b["template"], b["one_hot"], motion=torch.where(keep, b["motion"], own), mode="teacher",
                         input_noise=t.input_noise, mem=mem)
         else:
-            out = model(b["audio"], b["template"], b["one_hot"], vertice=b["vertice"], mode="teacher", teacher_mix=self.mix,
+            out = model(b["audio"], b["template"], b["one_hot"], motion=b["motion"], mode="teacher", teacher_mix=self.mix,
                         input_noise=t.input_noise, mem=mem)
-        m = b["vertice_mask"]
-        num = ((out["mu"].float() - b["vertice"]) ** 2 * m[..., None]).sum() / out["mu"].shape[-1]   # Σ over real frames of the frame MSE
+        m = b["motion_mask"]
+        num = ((out["mu"].float() - b["motion"]) ** 2 * m[..., None]).sum() / out["mu"].shape[-1]   # Σ over real frames of the frame MSE
         metrics = {"train_mse": float(num.detach() / m.sum().clamp(min=1))}
         if self.phone_weight > 0:                                 # auxiliary phone targets for the audio encoder
             logits = model.phone_logits(mem).float()              # (B, T, P); every real frame has a label, padding -100

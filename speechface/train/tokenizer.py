@@ -70,7 +70,7 @@ def mesh_items(ds: FaceFormerDataset,            # a split of a FaceFormer-layou
     raw = []
     for i in range(len(ds)):
         it = ds[i]
-        v = it["vertice"].reshape(len(it["vertice"]), -1, 3)[:, idx] - it["template"].reshape(-1, 3)[idx]   # (T, K, 3)
+        v = it["motion"].reshape(len(it["motion"]), -1, 3)[:, idx] - it["template"].reshape(-1, 3)[idx]   # (T, K, 3)
         raw.append((it["name"], v.reshape(len(v), -1).astype(np.float32)))
     if scale is None:
         scale = float(np.sqrt(np.mean(np.concatenate([r for _, r in raw]) ** 2)))
@@ -189,7 +189,7 @@ def mesh_tokenizer_eval(preds: list,               # (T, 3V) per item of `ds` (`
                         cache: dict | None = None, # shared across calls: per-utterance ground truth (`perceptual_units`)
                        ) -> dict:                  # LVE (mm²), closure F1 / recall / precision / false closures, usage
     "Lip error, bilabial closures and codebook usage of decoded sequences against the split's ground truth."
-    gts = [np.asarray(ds[i]["vertice"], np.float64) for i in range(len(ds))]
+    gts = [np.asarray(ds[i]["motion"], np.float64) for i in range(len(ds))]
     row = {"LVE (mm²)": lip_vertex_error(preds, gts, regions["lips"]) * 1e6}
     s = perceptual_summary(perceptual_units(ds, preds, regions=regions, cache=cache))
     row.update({k: s[k] for k in ("closure F1", "closure recall", "closure precision", "false closures", "hold ratio")})
