@@ -258,7 +258,8 @@ def success(name, family, command, check):
 
 TINY_MODEL = ["model.feature_dim=32", "model.audio.mel_dim=32", "trainer.batch_size=4", "trainer.epochs=1"]
 B2_TRAIN = ["trainer=coefficients", "dataset=beat2", "model.feature_dim=32", "model.audio.mel_dim=32",
-            "trainer.batch_size=4", "trainer.epochs=1"]
+            "trainer.batch_size=4", "trainer.epochs=1",
+            "dataset.on_error=raise"]   # the refusal itself; on_error=skip (the default) leaves the file out with a warning
 REACT_TRAIN = ["trainer=reaction_fsq", "dataset=dyadic", "trainer.epochs=1", "trainer.batch_size=2"]
 
 def train_tiny(d, root, *extra): return ["train", f"dataset.root={root}", f"out_dir={d / 'out'}", *TINY_MODEL, *extra, "--quiet"]

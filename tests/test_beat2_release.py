@@ -81,3 +81,20 @@ def test_motion_dataset_and_check_data_cli(corpora, tmp_path):
     for name in ("1_ada_0_2_2.npz", "2_ben_0_3_3.wav", "1_ada_0_4_4.TextGrid", "1_ada_0_1_1.npz"):   # three errors, the gap a warning
         assert name in r.stdout, (name, r.stdout)
     assert "2_ben_0_1_1" not in r.stdout and "2_ben_0_2_2" not in r.stdout and "1_ada_0_3_3" not in r.stdout, r.stdout
+
+
+def test_training_skips_a_bad_recording_with_one_warning_line(tmp_path):
+    "`speechface train dataset=beat2` (on_error=skip): a recording whose wav is damaged is left out, named in one warning line."
+    import shutil
+    from hostile_cases import raw_wav
+    root = tmp_path / "beat2"
+    shutil.copytree(cached_beat2_corpus("tiny"), root, ignore=shutil.ignore_patterns(".manifest.json"))
+    (root / "wave16k" / "1_ada_0_1_1.wav").write_bytes(raw_wav(1, bytes(4000)))          # a 1 Hz header
+    cmd = [sys.executable, "-m", "speechface.cli", "train", "trainer=coefficients", "dataset=beat2", f"dataset.root={root}",
+           "model.feature_dim=32", "model.audio.mel_dim=32", "trainer.batch_size=4", "trainer.epochs=1", f"out_dir={tmp_path / 'out'}",
+           f"dataset.cache_dir={tmp_path / 'cache'}", "--quiet"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("speechface train: warning: ") and "1_ada_0_1_1.wav" in lines[0], r.stderr
+    assert "1 Hz" in lines[0] and "on_error='skip'" in lines[0]

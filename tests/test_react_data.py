@@ -9,7 +9,8 @@ from speechface.core import UserError
 from speechface.data.audio import AudioFileError
 from speechface.data.react import (REACT_AUDIO_SR, REACT_FRAMES, REACTDataError, REACTDataset, load_appropriateness,
                                    read_3dmm_npy, read_emotion_csv, read_pairs_csv, read_react_wav, react_paths,
-                                   write_3dmm_npy, write_emotion_csv, write_pairs_csv, write_react_sequence)
+                                   write_3dmm_npy, write_emotion_csv, write_pairs_csv, write_react_sequence,
+                                   write_video_frames)
 from speechface.data.check import check_dataset, check_react
 from speechface.data.openface import (OPENFACE_COLUMNS, OpenFaceError, openface_features, read_openface_csv,
                                       write_openface_csv)
@@ -18,6 +19,7 @@ RNG = np.random.default_rng(0)
 EMO = np.concatenate([RNG.integers(0, 2, (REACT_FRAMES, 15)), RNG.uniform(-1, 1, (REACT_FRAMES, 2)),
                       RNG.dirichlet(np.ones(8), REACT_FRAMES)], 1).astype(np.float32)
 FV = RNG.normal(size=(REACT_FRAMES, 58)).astype(np.float32)
+FRAMES = np.zeros((REACT_FRAMES, 2, 2, 3), np.uint8)
 PAIRS = [("NoXI/065_2016-04-14_Nottingham/Expert_video/1", "NoXI/065_2016-04-14_Nottingham/Novice_video/1"),
          ("UDIVA/talk/FC1_T/2", "UDIVA/talk/FC2_T/2")]
 
@@ -33,11 +35,12 @@ def _raises(fn, path, *needles, cls=REACTDataError):
 
 @pytest.fixture
 def corpus(tmp_path):
-    "A byte-exact miniature of the real layout: val split, 2 pairs, header-row csvs, (751,1,58) float32, 44.1 kHz wavs."
+    "A byte-exact miniature of the real layout: val split, 2 pairs, header-row csvs, (751,1,58) float32, 44.1 kHz wavs, frame folders."
     root = tmp_path / "react"
     for s, l in PAIRS:
         for seq in (s, l):
             write_react_sequence(root, "val", seq, EMO, FV, 0.05 * RNG.standard_normal(REACT_FRAMES * REACT_AUDIO_SR // 25))
+            write_video_frames(react_paths(root, "val", seq)["video"], FRAMES)   # the release's frame folders, 2 x 2 px
     write_pairs_csv(root / "val.csv", PAIRS)
     np.save(root / "neighbour_emotion_val.npy", np.eye(4))
     return root
@@ -55,7 +58,8 @@ def test_written_files_are_the_corpus_format(corpus):
     pd = pytest.importorskip("pandas")
     got = pd.read_csv(p["emotion"], header=None).drop(0).to_numpy().astype(np.float32)   # the baseline's reader
     np.testing.assert_allclose(got, EMO, atol=1e-6)
-    assert check_react(corpus) == ([], {"dataset": "react", "val pairs": 2, "val sequences": 4, "val valid": 4, "val videos": 0})
+    assert check_react(corpus) == ([], {"dataset": "react", "val pairs": 2, "val sequences": 4, "val valid": 4, "val videos": 4,
+                                   "val video frames": 4 * REACT_FRAMES})
 
 
 def test_dataset_mirrors_and_windows(corpus):

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/07_data.synth.ipynb #6884b0ef
 from __future__ import annotations
-import hashlib, importlib.metadata, importlib.util, json, os, pickle, shutil, tempfile
+import hashlib, importlib.metadata, importlib.util, itertools, json, os, pickle, shutil, tempfile
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
@@ -15,12 +15,14 @@ from tqdm.auto import tqdm
 from ..core import atomic_write
 from .textgrid import write_textgrid, read_textgrid
 from .espeak import Espeak, synthesize_many
+from . import festival
 from .head import HeadShape, build_head
 from .articulation import FaceRig, SpeakingStyle, mouth_curves, upper_face_curves, BILABIALS
 
 # %% auto #0
-__all__ = ['SENTENCES', 'GENERATOR_VERSION', 'PRESETS', 'RENAMED_PRESETS', 'SPLIT_SUBJECTS', 'SPLIT_SENTENCES', 'CorpusPreset',
-           'SyntheticSubject', 'make_subjects', 'sentence_text', 'utterance_motion', 'generate_corpus', 'extend_split',
+__all__ = ['SENTENCES', 'GENERATOR_VERSION', 'PRESETS', 'RENAMED_PRESETS', 'SPLIT_SUBJECTS', 'SPLIT_SENTENCES', 'VOICE_FAMILIES',
+           'FESTIVAL_SHORT', 'FESTIVAL_SPLIT_SUBJECTS', 'CorpusPreset', 'SyntheticSubject', 'voice_families',
+           'make_subjects', 'speakers', 'sentence_text', 'utterance_motion', 'generate_corpus', 'extend_split',
            'source_fingerprint', 'corpus_fingerprint', 'cached_build', 'cached_corpus', 'oracle_motions',
            'oracle_motion']
 
@@ -76,26 +78,58 @@ SPLIT_SUBJECTS = {
     "test": [("synth_m6", "en-us+m6"), ("synth_m7", "en-us+m7")],
 }
 SPLIT_SENTENCES = {"train": (1, 40), "val": (21, 40), "test": (21, 40)}  # VOCASET's sentence ranges (inclusive)
+VOICE_FAMILIES = ("espeak", "festival")   # synthesiser families, in the order their speakers are numbered
+FESTIVAL_SHORT = {"kal_diphone": "kal", "ked_diphone": "ked", "cmu_us_slt_arctic_hts": "slt"}   # voice -> speaker-name stem
+FESTIVAL_SPLIT_SUBJECTS = {                # every Festival voice speaks in every split: 2 train, 1 val, 1 test speaker each
+    split: [(f"fest_{FESTIVAL_SHORT[v]}{n}", v) for n in nums for v in festival.FESTIVAL_VOICES]
+    for split, nums in (("train", (1, 2)), ("val", (3,)), ("test", (4,)))}
 
 @dataclass
 class SyntheticSubject:
     "One synthetic speaker: voice, head and speaking style."
     name: str; split: str; index: int
-    voice: str; pitch: int; rate: int
+    voice: str; pitch: int; rate: int  # eSpeak: variant, 0-100, words/min; Festival: voice, semitones, % of its speed
     shape: HeadShape = field(default_factory=HeadShape)
     style: SpeakingStyle = field(default_factory=SpeakingStyle)
+    family: str = "espeak"             # synthesiser family, one of `VOICE_FAMILIES`
 
-def make_subjects(seed: int) -> list[SyntheticSubject]:
-    "The twelve subjects of a corpus, deterministic from `seed`."
-    out, i = [], 0
+def voice_families(voices) -> tuple:
+    "`voices` ('espeak,festival' or a sequence) as a tuple in `VOICE_FAMILIES` order; unknown or empty is an error."
+    names = [v.strip() for v in (voices.split(",") if isinstance(voices, str) else voices)]
+    bad = [v for v in names if v not in VOICE_FAMILIES]
+    if bad or not names: raise ValueError(f"voices={voices!r}: choose one or more of {', '.join(VOICE_FAMILIES)} (comma-separated)")
+    return tuple(f for f in VOICE_FAMILIES if f in names)
+
+def make_subjects(seed: int, voices=("espeak",)) -> list[SyntheticSubject]:
+    "The subjects of a corpus, deterministic from `seed`: twelve per voice family in `voices`."
+    voices, out, i = voice_families(voices), [], 0
     for split, members in SPLIT_SUBJECTS.items():
         for name, voice in members:
             rng = np.random.default_rng([seed, i])
             female = name.startswith("synth_f")
-            out.append(SyntheticSubject(name, split, i, voice, int(rng.integers(55, 76) if female else rng.integers(32, 52)),
-                                        int(rng.integers(140, 186)), HeadShape.random(rng), SpeakingStyle.random(rng)))
+            if "espeak" in voices:
+                out.append(SyntheticSubject(name, split, i, voice, int(rng.integers(55, 76) if female else rng.integers(32, 52)),
+                                            int(rng.integers(140, 186)), HeadShape.random(rng), SpeakingStyle.random(rng)))
+            i += 1
+    for split, members in FESTIVAL_SPLIT_SUBJECTS.items():      # numbered after eSpeak's, whichever families are asked for
+        for name, voice in members:
+            rng = np.random.default_rng([seed, i])
+            hts = festival.FESTIVAL_VOICES[voice][4] is None         # the HTS voice has no pitch control
+            pitch = int(rng.integers(-3, 4)) * (not hts)
+            if "festival" in voices:
+                out.append(SyntheticSubject(name, split, i, voice, pitch, int(rng.integers(85, 116)), HeadShape.random(rng),
+                                            SpeakingStyle.random(rng), "festival"))
             i += 1
     return out
+
+def speakers(meta: dict,                 # a corpus' metadata.json
+             family: str | None = None,  # keep one synthesiser family ('espeak', 'festival')
+             voice: str | None = None,   # keep one voice ('en-us+f3', 'kal_diphone', ...)
+             split: str | None = None,   # keep one split
+            ) -> list[str]:
+    "Names of a corpus' speakers, filtered by family, voice and split (a subject without `family` is eSpeak's)."
+    return sorted(n for n, s in meta["subjects"].items() if (family is None or s.get("family", "espeak") == family)
+                  and (voice is None or s["voice"] == voice) and (split is None or s["split"] == split))
 
 def sentence_text(subject: SyntheticSubject, sentence: int) -> str:
     "The text subject `subject` speaks as sentence number `sentence` (1-based)."
@@ -117,10 +151,14 @@ def utterance_motion(rig: FaceRig, subject: SyntheticSubject,
 # %% ../../nbs/07_data.synth.ipynb #140b1072
 def _write_utterances(out: Path, jobs: list, heads: dict, fps: int, seed: int, desc: str, progress: bool, workers: int) -> dict:
     "Synthesise and write the (subject, sentence) `jobs` (wav, vertices, TextGrid); their texts by stem. Each utterance is a function of (seed, subject, sentence) alone."
-    speech = synthesize_many([dict(text=sentence_text(s, k), voice=s.voice, rate=s.rate, pitch=s.pitch,
-                                   seed=(seed * 1009 + s.index) * 101 + k) for s, k in jobs], workers=workers)
+    esp, fes = [j for j in jobs if j[0].family == "espeak"], [j for j in jobs if j[0].family == "festival"]
+    speech = itertools.chain(
+        zip(esp, synthesize_many([dict(text=sentence_text(s, k), voice=s.voice, rate=s.rate, pitch=s.pitch,
+                                       seed=(seed * 1009 + s.index) * 101 + k) for s, k in esp], workers=workers)),
+        zip(fes, festival.synthesize_many([dict(text=sentence_text(s, k), voice=s.voice, pitch=s.pitch, rate=s.rate)
+                                           for s, k in fes], workers=workers)))   # Festival is deterministic: no seed
     rigs, texts = {name: FaceRig(h) for name, h in heads.items()}, {}
-    for (s, k), utt in tqdm(zip(jobs, speech), total=len(jobs), desc=desc, disable=not progress, unit="utt"):
+    for (s, k), utt in tqdm(speech, total=len(jobs), desc=desc, disable=not progress, unit="utt"):
         stem = f"{s.name}_sentence{k:02d}"
         texts[stem] = utt.text
         verts, _ = utterance_motion(rigs[s.name], s, utt.phones, utt.stress, utt.audio, utt.sr, fps,
@@ -135,12 +173,15 @@ def generate_corpus(out: str | Path,           # output folder (created; existin
                     seed: int = 0,             # everything is a deterministic function of (preset, seed)
                     progress: bool = True,     # show a progress bar
                     workers: int = 2,          # parallel speech-synthesis processes
+                    voices=("espeak",),        # synthesiser families ('espeak,festival'); each brings twelve speakers
                    ) -> dict:                   # the metadata written to metadata.json
     "Generate the synthetic talking-face corpus in FaceFormer's layout."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    voices = voice_families(voices)
+    if "festival" in voices: festival.require_festival()              # before any work: one line with the install command
     cfg = PRESETS[preset]; out = Path(out)
     for d in ("wav", "vertices_npy", "textgrids"): (out / d).mkdir(parents=True, exist_ok=True)
-    subjects = make_subjects(seed)
+    subjects = make_subjects(seed, voices)
     jobs = [(s, k) for s in subjects for k in (cfg.train_sentences if s.split == "train" else cfg.heldout_sentences)]
     heads = {s.name: build_head(cfg.n_vertices, s.shape) for s in subjects}
     templates = {name: h.vertices for name, h in heads.items()}
@@ -157,6 +198,9 @@ def generate_corpus(out: str | Path,           # output folder (created; existin
             "subjects": {s.name: {"split": s.split, "index": s.index, "voice": s.voice, "pitch": s.pitch, "rate": s.rate,
                                   "shape": asdict(s.shape), "style": asdict(s.style)} for s in subjects},
             "texts": texts}
+    if voices != ("espeak",):                                        # eSpeak-only corpora keep their metadata bytes
+        meta["voices"] = list(voices)
+        for s in subjects: meta["subjects"][s.name]["family"] = s.family
     with atomic_write(out / "metadata.json", "w") as f: json.dump(meta, f, indent=1, sort_keys=True)
     return meta
 
@@ -177,7 +221,7 @@ def extend_split(root: str | Path,   # a synthetic corpus (`generate_corpus`)
         raise ValueError(f"split={split!r}: only held-out splits (val, test) can grow; training sentences fix the trained models")
     lo, hi = meta["split"][split]["sentences"]                       # the split's range (VOCASET's; files may cover less)
     cfg = PRESETS[meta["preset"]]
-    subjects = [s for s in make_subjects(meta["seed"]) if s.split == split]
+    subjects = [s for s in make_subjects(meta["seed"], meta.get("voices", ["espeak"])) if s.split == split]
     have = max((int(p.stem.rsplit("sentence", 1)[1]) for s in subjects for p in (root / "wav").glob(f"{s.name}_sentence*.wav")),
                default=None)
     if have is None: raise FileNotFoundError(f"{root / 'wav'}: no recordings of the {split} speakers; regenerate the corpus")
@@ -192,7 +236,8 @@ def extend_split(root: str | Path,   # a synthetic corpus (`generate_corpus`)
 
 # %% ../../nbs/07_data.synth.ipynb #65e33272
 _GENERATOR_MODULES = ("speechface.data.synth", "speechface.data.head", "speechface.data.articulation",
-                      "speechface.data.espeak", "speechface.data.textgrid", "speechface.core")
+                      "speechface.data.espeak", "speechface.data.festival", "speechface.data.textgrid",
+                      "speechface.core")
 
 def source_fingerprint(key: str,       # what the data are a function of besides code: generator version, preset, seed
                        modules: tuple,  # the modules whose source generates them
@@ -204,9 +249,10 @@ def source_fingerprint(key: str,       # what the data are a function of besides
     except importlib.metadata.PackageNotFoundError: pass
     return h.hexdigest()[:12]
 
-def corpus_fingerprint(preset: str, seed: int) -> str:
-    "12 hex digits naming what a corpus is a function of: preset, seed, generator source, eSpeak NG data version."
-    return source_fingerprint(f"{GENERATOR_VERSION}|{preset}|{seed}", _GENERATOR_MODULES)
+def corpus_fingerprint(preset: str, seed: int, voices=("espeak",)) -> str:
+    "12 hex digits naming what a corpus is a function of: preset, seed, voice families, generator source, eSpeak NG data version."
+    fam = "" if voice_families(voices) == ("espeak",) else "|" + "+".join(voice_families(voices))
+    return source_fingerprint(f"{GENERATOR_VERSION}|{preset}|{seed}{fam}", _GENERATOR_MODULES)
 
 def _manifest(root: Path) -> dict:
     return {p.relative_to(root).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
@@ -242,10 +288,13 @@ def cached_build(name: str,                          # folder name under <cache>
 def cached_corpus(preset: str = "tiny",              # a key of `PRESETS`
                   seed: int = 0,                     # the corpus seed
                   cache_dir: str | Path | None = None, # default $SPEECHFACE_CACHE or ~/.cache/speechface
+                  voices=("espeak",),                # synthesiser families (`generate_corpus`)
                  ) -> Path:                          # the corpus folder: read it, copy it before changing anything
     "A corpus generated once per fingerprint and shared by every caller (tests, lessons); checked unchanged on each call."
-    return cached_build(f"{preset}-seed{seed}-{corpus_fingerprint(preset, seed)}",
-                        lambda d: generate_corpus(d, preset, seed, progress=False), cache_dir)
+    voices = voice_families(voices)
+    fam = "" if voices == ("espeak",) else "-" + "+".join(voices)
+    return cached_build(f"{preset}{fam}-seed{seed}-{corpus_fingerprint(preset, seed, voices)}",
+                        lambda d: generate_corpus(d, preset, seed, progress=False, voices=voices), cache_dir)
 
 # %% ../../nbs/07_data.synth.ipynb #70333cd6
 def oracle_motions(root: str | Path, stem: str,
