@@ -29,7 +29,8 @@ def test_synthesis_per_voice(voice):
     for t, u in zip(TEXTS, utts):
         assert u.sr == 22050 and u.audio.dtype == np.int16 and u.duration > 0.8
         s, e = np.array([p[0] for p in u.phones]), np.array([p[1] for p in u.phones])
-        np.testing.assert_allclose(s[1:], e[:-1]); assert abs(e[-1] - u.duration) < 1e-9 and s[0] == 0
+        np.testing.assert_allclose(s[1:], e[:-1])
+        assert abs(e[-1] - u.duration) < 1e-9 and s[0] == 0
         labels = [p for *_, p in u.phones]
         assert all(lab == "" or normalize_phone(lab) == lab for lab in labels), labels     # all in the articulation inventory
         assert {"b", "m"} <= set(labels) and len(u.stress) == len(u.phones) and 2 in u.stress

@@ -1,5 +1,5 @@
 """End-to-end tests of the synthetic corpus and the CLI, run as a user would (subprocesses)."""
-import hashlib, json, os, pickle, subprocess, sys, time
+import hashlib, json, os, pickle, shutil, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pytest
 
@@ -125,3 +125,19 @@ def test_dyadic_corpus_from_the_cli_and_check_data(tmp_path):
     assert bad.returncode == 1, bad.stdout
     assert str(npy) in bad.stdout and "truncated" in bad.stdout, bad.stdout
     assert str(csv) in bad.stdout, bad.stdout
+
+
+@pytest.mark.skipif(shutil.which("festival") is None, reason="Festival is not installed (apt-get install festival "
+                    "festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts); CI installs it")
+def test_synth_with_festival_voices_loads_and_checks(tmp_path):
+    root = tmp_path / "mixed"
+    run("synth", "--preset", "tiny", "--voices", "espeak,festival", "--out", str(root), "--quiet")
+    meta = json.loads((root / "metadata.json").read_text())
+    assert meta["voices"] == ["espeak", "festival"]
+    fams = {n: s["family"] for n, s in meta["subjects"].items()}
+    assert sorted(fams.values()).count("festival") == 12 and sorted(fams.values()).count("espeak") == 12
+    tr = FaceFormerDataset(root, "train", with_mel=False)
+    assert len(tr.train_subjects) == 14 and {fams[s] for s in tr.train_subjects} == {"espeak", "festival"}
+    assert {it.subject for it in FaceFormerDataset(root, "test", with_mel=False).items} >= {"fest_kal4", "fest_ked4", "fest_slt4"}
+    r = run("check-data", str(root))
+    assert "OK: no problems found" in r.stdout

@@ -132,7 +132,8 @@ def _number(tok: str, path: Path, i: int, what: str) -> float:
 def read_segs(path: str | Path,   # a Festival `utt.save.segs` file: '#', then 'END_TIME 100 PHONE' per segment
              ) -> list[tuple[float, str]]:   # (end time in s, radio phone) per segment, in order
     "Festival's Segment relation as written by `utt.save.segs`, checked: times increasing, phones in the radio set."
-    path = Path(path); lines = _lines(path, "Festival segment file (.segs)")
+    path = Path(path)
+    lines = _lines(path, "Festival segment file (.segs)")
     if not lines or lines[0].strip() != "#":
         raise DataFileError(f"{shown(path)}: a Festival .segs file starts with a '#' line; this one starts "
                             f"{shown(repr(lines[0][:40])) if lines else 'empty'}. Re-synthesise it")
@@ -146,20 +147,24 @@ def read_segs(path: str | Path,   # a Festival `utt.save.segs` file: '#', then '
         if parts[2] not in RADIO_TO_ARTICULATION:
             raise DataFileError(f"{shown(path)}: line {i + 1}: phone {shown(repr(parts[2]))} is not in Festival's radio phone set "
                                 f"(RADIO_TO_ARTICULATION); is the voice an English radio-phone voice?")
-        segs.append((t, parts[2])); last = t
+        segs.append((t, parts[2]))
+        last = t
     if not segs: raise DataFileError(f"{shown(path)}: no segments after the '#' line; Festival spoke nothing")
     return segs
 
 def read_extra(path: str | Path, n_segs: int) -> tuple[list[tuple[float, float, str]], list[int]]:
     "Words (start, end, word) and per-segment syllable stress (0/1) written by `festival_script`, checked against the .segs."
-    path = Path(path); words, stress = [], []
+    path = Path(path)
+    words, stress = [], []
     for i, line in enumerate(_lines(path, "word/stress file (.extra)")):
         kind, _, rest = line.partition(" ")
         if kind == "word" and len(rest.split(" ", 2)) == 3:
             s, e, w = rest.split(" ", 2)
             words.append((_number(s, path, i, "word start"), _number(e, path, i, "word end"), w))
         elif kind == "stress" and rest in ("0", "1"): stress.append(int(rest))
-        else: raise DataFileError(f"{shown(path)}: line {i + 1}: expected 'word START END WORD' or 'stress 0|1', got {shown(repr(line[:60]))}")
+        else:
+            raise DataFileError(f"{shown(path)}: line {i + 1}: expected 'word START END WORD' or 'stress 0|1', "
+                                f"got {shown(repr(line[:60]))}")
     if len(stress) != n_segs:
         raise DataFileError(f"{shown(path)}: {len(stress)} stress lines for {n_segs} segments in the .segs file; re-synthesise")
     return words, stress
@@ -174,19 +179,27 @@ def to_utterance(text: str, wav: str | Path, segs: str | Path, extra: str | Path
     if file_sr != sr: x = soxr.resample(x, file_sr, sr)                      # (round(N·sr/file_sr),)
     audio = np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
     dur = len(audio) / sr
-    seg = read_segs(segs); words, syl = read_extra(extra, len(seg))
+    seg = read_segs(segs)
+    words, syl = read_extra(extra, len(seg))
     if seg[-1][0] > dur + 0.05:
         raise DataFileError(f"{shown(segs)}: segments run to {seg[-1][0]} s but {shown(wav)} lasts {dur:.3f} s; re-synthesise")
     phones, stress, start = [], [], 0.0
     for (end, ph), st in zip(seg, syl):
-        end = min(end, dur); label = RADIO_TO_ARTICULATION[ph]
+        end = min(end, dur)
+        label = RADIO_TO_ARTICULATION[ph]
         if end <= start: continue
         if label == "" and phones and phones[-1][2] == "":                     # merge neighbouring silences
-            phones[-1] = (phones[-1][0], end, ""); start = end; continue
-        phones.append((start, end, label)); stress.append(2 * st if ph in RADIO_VOWELS else 0); start = end
+            phones[-1] = (phones[-1][0], end, "")
+            start = end
+            continue
+        phones.append((start, end, label))
+        stress.append(2 * st if ph in RADIO_VOWELS else 0)
+        start = end
     if start < dur:                                                           # the wave's tail after the last segment
         if phones and phones[-1][2] == "": phones[-1] = (phones[-1][0], dur, "")
-        else: phones.append((start, dur, "")); stress.append(0)
+        else:
+            phones.append((start, dur, ""))
+            stress.append(0)
     words = [(s, min(e, dur), w) for s, e, w in words if min(e, dur) > s]
     return Utterance(audio=audio, sr=sr, text=text, phones=phones, stress=stress, words=words)
 
@@ -198,7 +211,8 @@ def synthesize_batch(jobs: list[dict],          # each: text, voice, pitch (semi
     require_festival()
     if not jobs: return []
     with tempfile.TemporaryDirectory(prefix="speechface-festival-") as d:
-        d = Path(d); script = d / "batch.scm"
+        d = Path(d)
+        script = d / "batch.scm"
         script.write_text(festival_script(jobs, d), "ascii")
         env = {**os.environ, "LC_ALL": "C"}
         try: r = subprocess.run(["festival", "-b", str(script)], cwd=d, capture_output=True, timeout=timeout, env=env)

@@ -87,8 +87,12 @@ FESTIVAL_SPLIT_SUBJECTS = {                # every Festival voice speaks in ever
 @dataclass
 class SyntheticSubject:
     "One synthetic speaker: voice, head and speaking style."
-    name: str; split: str; index: int
-    voice: str; pitch: int; rate: int  # eSpeak: variant, 0-100, words/min; Festival: voice, semitones, % of its speed
+    name: str
+    split: str
+    index: int
+    voice: str
+    pitch: int
+    rate: int  # eSpeak: variant, 0-100, words/min; Festival: voice, semitones, % of its speed
     shape: HeadShape = field(default_factory=HeadShape)
     style: SpeakingStyle = field(default_factory=SpeakingStyle)
     family: str = "espeak"             # synthesiser family, one of `VOICE_FAMILIES`
@@ -150,7 +154,8 @@ def utterance_motion(rig: FaceRig, subject: SyntheticSubject,
 
 # %% ../../nbs/07_data.synth.ipynb #140b1072
 def _write_utterances(out: Path, jobs: list, heads: dict, fps: int, seed: int, desc: str, progress: bool, workers: int) -> dict:
-    "Synthesise and write the (subject, sentence) `jobs` (wav, vertices, TextGrid); their texts by stem. Each utterance is a function of (seed, subject, sentence) alone."
+    """Synthesise and write the (subject, sentence) `jobs` (wav, vertices, TextGrid); their texts by stem.
+    Each utterance is a function of (seed, subject, sentence) alone."""
     esp, fes = [j for j in jobs if j[0].family == "espeak"], [j for j in jobs if j[0].family == "festival"]
     speech = itertools.chain(
         zip(esp, synthesize_many([dict(text=sentence_text(s, k), voice=s.voice, rate=s.rate, pitch=s.pitch,
@@ -179,7 +184,8 @@ def generate_corpus(out: str | Path,           # output folder (created; existin
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     voices = voice_families(voices)
     if "festival" in voices: festival.require_festival()              # before any work: one line with the install command
-    cfg = PRESETS[preset]; out = Path(out)
+    cfg = PRESETS[preset]
+    out = Path(out)
     for d in ("wav", "vertices_npy", "textgrids"): (out / d).mkdir(parents=True, exist_ok=True)
     subjects = make_subjects(seed, voices)
     jobs = [(s, k) for s in subjects for k in (cfg.train_sentences if s.split == "train" else cfg.heldout_sentences)]
@@ -211,7 +217,8 @@ def extend_split(root: str | Path,   # a synthetic corpus (`generate_corpus`)
                 ) -> dict:           # the updated metadata
     """More sentences for the speakers of a held-out split: the utterances `generate_corpus` would make for those sentence
     numbers (each is a function of corpus seed, speaker and sentence only), added to the folder and to metadata.json."""
-    root = Path(root); mp = root / "metadata.json"
+    root = Path(root)
+    mp = root / "metadata.json"
     if not mp.is_file(): raise FileNotFoundError(f"{mp} not found: extend_split extends a corpus made by generate_corpus")
     meta = json.loads(mp.read_text())
     if meta.get("generator") != "speechface.data.synth" or meta.get("version") != GENERATOR_VERSION:
@@ -230,7 +237,8 @@ def extend_split(root: str | Path,   # a synthetic corpus (`generate_corpus`)
     jobs = [(s, k) for s in subjects for k in range(have + 1, last_sentence + 1)]
     heads = {s.name: build_head(cfg.n_vertices, s.shape) for s in subjects}
     texts = _write_utterances(root, jobs, heads, cfg.fps, meta["seed"], f"extend {split}", progress, workers)
-    meta["split"][split]["sentences"] = [lo, max(hi, last_sentence)]; meta["texts"].update(texts)
+    meta["split"][split]["sentences"] = [lo, max(hi, last_sentence)]
+    meta["texts"].update(texts)
     with atomic_write(mp, "w") as f: json.dump(meta, f, indent=1, sort_keys=True)
     return meta
 
@@ -303,7 +311,8 @@ def oracle_motions(root: str | Path, stem: str,
     "The generator's motion for `stem` driven by its TextGrid alignment, once per style; files and rig are read once."
     root = Path(root)
     meta = json.loads((root / "metadata.json").read_text())
-    name = stem.rsplit("_", 1)[0]; k = int(stem[-2:])
+    name = stem.rsplit("_", 1)[0]
+    k = int(stem[-2:])
     p = meta["subjects"][name]
     for s in styles:
         if s is not None and s not in meta["subjects"]:
