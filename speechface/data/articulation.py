@@ -48,7 +48,8 @@ _DIPHTHONGS = {"aI": ("a", "I"), "aU": ("a", "U"), "eI": ("E", "I"), "oU": ("O",
 
 def normalize_phone(label: str) -> str:
     "eSpeak label -> table key: drop length marks, digit/`#` variants; keep diphthongs and affricates."
-    core = label.replace(":", "").rstrip("0123456789#")
+    core = label.replace(":", "")
+    core = core.rstrip("0123456789#") or core                        # '0' (lot) and '3' (nurse) are phonemes, not variants
     if core in _DIPHTHONGS or core in _TARGETS: return core
     for n in (3, 2, 1):                                              # longest known prefix ('@L' -> '@', 'aa' -> 'a')
         if core[:n] in _TARGETS or core[:n] in _DIPHTHONGS: return core[:n]

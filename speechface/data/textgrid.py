@@ -187,7 +187,8 @@ def read_metadata(root: str | Path,           # a corpus folder
 # %% ../../nbs/03_data.textgrid.ipynb #477caf90
 def phone_label(label: str) -> str:
     "Normalise one aligner label: drop length marks, trailing stress digits and `#` variants ('' = silence)."
-    return label.strip().replace(":", "").rstrip("0123456789#")
+    core = label.strip().replace(":", "")
+    return core.rstrip("0123456789#") or core                         # eSpeak's '0' (lot) and '3' (nurse) are phonemes
 
 def textgrid_folder(root: str | Path) -> Path:
     "The TextGrid folder of a corpus: the one named in `metadata.json` (synthetic corpus) or `<root>/textgrids`, proven inside `root`."

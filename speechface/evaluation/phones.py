@@ -29,7 +29,7 @@ __all__ = ['BILABIALS', 'LABIODENTALS', 'ESPEAK_OPEN', 'ARPABET_OPEN', 'SILENCES
 # %% ../../nbs/31b_evaluation.phones.ipynb #0f3d062c
 BILABIALS = ("p", "b", "m")            # /p b m/: the lips must close
 LABIODENTALS = ("f", "v")              # /f v/: the lower lip rises to the teeth and narrows the gap
-ESPEAK_OPEN = ("E", "a", "aa", "A", "O", "V")  # eSpeak (the corpus): ɛ, a/æ, æ (bath), ɑ, ɔ, ʌ; '0' (ɒ) left out, see below
+ESPEAK_OPEN = ("E", "a", "aa", "A", "0", "O", "V")  # eSpeak (the corpus): ɛ, a/æ, æ (bath), ɑ, ɒ, ɔ, ʌ
 ARPABET_OPEN = ("AA", "AE", "AH", "AO", "EH")  # ARPAbet (MFA's english_us_arpa, Festival's radio set): ɑ æ ʌ ɔ ɛ; AH0 is schwa
 SILENCES = ("", "sil", "sp", "spn", "pau", "<eps>", "h#")  # pauses and MFA's spoken noise: no lip target
 _ARPABET_VOWEL = re.compile(r"[A-Z]{2}[012]")   # a stressed ARPAbet vowel: the mark of an MFA alignment
