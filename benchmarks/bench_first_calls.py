@@ -22,13 +22,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def median_time(fn, repeats: int) -> float:
     ts = []
     for _ in range(repeats):
-        t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
     return statistics.median(ts)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=1); p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args(argv)
     import torch
     torch.set_num_threads(a.threads)
@@ -39,12 +42,16 @@ def main(argv=None) -> int:
                                                  load_pretrained)
     rows = []
     x = torch.randn(2, 3, 16000)
-    t0 = time.perf_counter(); log_mel_spectrogram(x, 16000, 400, 160, 80); first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    log_mel_spectrogram(x, 16000, 400, 160, 80)
+    first = time.perf_counter() - t0
     warm = median_time(lambda: log_mel_spectrogram(x, 16000, 400, 160, 80), a.repeats)
     rows.append({"what": "log-mel, first call ÷ warm call", "value": first / warm, "first_ms": 1e3 * first, "warm_ms": 1e3 * warm})
 
     with tempfile.TemporaryDirectory() as d:
-        t0 = time.perf_counter(); generate_corpus(Path(d) / "tiny", "tiny", progress=False); wall = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        generate_corpus(Path(d) / "tiny", "tiny", progress=False)
+        wall = time.perf_counter() - t0
         speech = sum(sf.info(str(w)).duration for w in (Path(d) / "tiny" / "wav").glob("*.wav"))
     rows.append({"what": "tiny corpus, speech s ÷ wall s", "value": speech / wall, "speech_s": speech, "wall_s": wall})
 

@@ -75,7 +75,9 @@ def main():
         for label in labels:
             phases.clear()
             demo.sentence.value = demo.sentences[label]
-            t0 = time.perf_counter(); demo.run(); total = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            demo.run()
+            total = time.perf_counter() - t0
             if "✓" not in demo.status.value: raise RuntimeError(f"the demo failed on {label}: {demo.status.value}")
             n, fps = len(demo.result["frames"]), demo.result["fps"]
             h, w = demo.result["frames"][0].shape[:2]

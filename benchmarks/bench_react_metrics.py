@@ -50,7 +50,9 @@ def main():
     print(f"{'metric':<28} {'value':>12} {'seconds':>9}")
     print("-" * 51)
     for name, fn in runs:
-        t = time.perf_counter(); v = fn(); dt = time.perf_counter() - t
+        t = time.perf_counter()
+        v = fn()
+        dt = time.perf_counter() - t
         extra = f"   ({1e3 * dt / n_dtw:.2f} ms per DTW)" if name.startswith("FRD ") else ""
         print(f"{name:<28} {v:>12.4f} {dt:>9.2f}{extra}", flush=True)
 

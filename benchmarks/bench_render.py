@@ -14,9 +14,11 @@ import numpy as np
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("root", nargs="?"); p.add_argument("--preset", default="tiny")
+    p.add_argument("root", nargs="?")
+    p.add_argument("--preset", default="tiny")
     p.add_argument("--stem", default=None, help="utterance to render (default: the longest)")
-    p.add_argument("--size", type=int, default=512); p.add_argument("--frames", type=int, default=None)
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--frames", type=int, default=None)
     p.add_argument("--backends", nargs="+", default=["pyrender", "matplotlib"])
     p.add_argument("--fps", type=float, default=30)
     a = p.parse_args()
@@ -25,7 +27,8 @@ def main():
     root = Path(a.root) if a.root else None
     if root is None:
         from speechface.data.synth import generate_corpus
-        root = Path(tempfile.mkdtemp()) / a.preset; generate_corpus(root, a.preset, progress=False)
+        root = Path(tempfile.mkdtemp()) / a.preset
+        generate_corpus(root, a.preset, progress=False)
     faces = np.load(root / "faces.npy")
     stem = a.stem or max((f.stem for f in (root / "vertices_npy").glob("*.npy")),
                          key=lambda s: np.load(root / "vertices_npy" / f"{s}.npy", mmap_mode="r").shape[0])
@@ -50,7 +53,8 @@ def main():
                      "ms_per_frame": round(1e3 * dt / len(seq), 1), "load1": round(os.getloadavg()[0], 2)})
     keys = list(rows[0])
     print(f"{stem}: {len(seq)} frames, V={seq.shape[1] // 3}, {os.cpu_count()} CPU cores")
-    print("| " + " | ".join(keys) + " |"); print("|" + "---|" * len(keys))
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
     for r in rows: print("| " + " | ".join(str(r[k]) for k in keys) + " |")
     for r in rows: print(json.dumps(r))
 

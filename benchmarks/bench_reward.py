@@ -10,8 +10,10 @@ import torch
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--threads", type=int, default=1); p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--frames", type=int, default=120); p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--frames", type=int, default=120)
+    p.add_argument("--repeats", type=int, default=3)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     from speechface.models.reward import SyncExpertConfig, SyncExpert, RewardHead, score_sequence
@@ -32,7 +34,9 @@ def main():
             score_sequence(bb, head, verts, mel, template=tpl)                        # warm-up
             best = float("inf")
             for _ in range(a.repeats):
-                t0 = time.perf_counter(); score_sequence(bb, head, verts, mel, template=tpl); best = min(best, time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                score_sequence(bb, head, verts, mel, template=tpl)
+                best = min(best, time.perf_counter() - t0)
         n = B * (T - 4)
         rows.append({"case": name, "params_M": round(sum(p.numel() for p in bb.parameters()) / 1e6, 2), "clips": n,
                      "seconds": round(best, 3), "clips_per_s": round(n / best)})

@@ -17,8 +17,10 @@ from torch.utils.data import DataLoader
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("root", nargs="?"); p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--threads", type=int, default=1); p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("root", nargs="?")
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=4)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     from speechface.data.dataset import FaceFormerDataset, collate_faceformer
@@ -28,7 +30,8 @@ def main():
     root = a.root
     if root is None:
         from speechface.data.synth import generate_corpus
-        root = Path(tempfile.mkdtemp()) / "small"; generate_corpus(root, "small", progress=False)
+        root = Path(tempfile.mkdtemp()) / "small"
+        generate_corpus(root, "small", progress=False)
     cfg = load_config([f"dataset.root={root}", "trainer=cpu"])
     ds = FaceFormerDataset(root, "train", with_mel=False, phones=True)
     torch.manual_seed(0)
@@ -48,7 +51,9 @@ def main():
         if phones:
             ce = F.cross_entropy(model.phone_logits(mem).flatten(0, 1), b["phones"].flatten(), ignore_index=-100)
             loss = loss + model.cfg.motion_scale ** 2 * ce
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
 
     variants = {"encoder twice, no phones": (False, False), "encoder shared, no phones": (True, False),
                 "encoder shared + phone CE": (True, True)}
@@ -59,7 +64,9 @@ def main():
         if len(batches) == a.steps + 2: break
     for i, b in enumerate(batches):
         for name, (shared, phones) in variants.items():
-            t0 = time.perf_counter(); step(b, shared, phones); dt = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            step(b, shared, phones)
+            dt = time.perf_counter() - t0
             if i >= 2: times[name].append(dt)                            # the first two batches warm up
     base = statistics.median(times["encoder twice, no phones"])
     rows = {k: {"ms_per_step": 1000 * statistics.median(v), "ratio_to_encoder_twice": statistics.median(v) / base}

@@ -16,10 +16,12 @@ from pathlib import Path
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("root", nargs="?", help="corpus folder (default: the cached synthetic corpus of --preset)")
-    p.add_argument("--preset", default="tiny"); p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     p.add_argument("--precisions", nargs="+", default=["no", "bf16"])
-    p.add_argument("--device", default="cpu"); p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--feature-dim", type=int, default=64)
     a = p.parse_args(argv)
     if a.root: root = Path(a.root)
@@ -38,7 +40,8 @@ def main(argv=None) -> int:
             t0 = time.time()
             r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
             if r.returncode:
-                print(r.stdout[-2000:], r.stderr[-4000:], file=sys.stderr); return 1
+                print(r.stdout[-2000:], r.stderr[-4000:], file=sys.stderr)
+                return 1
             with open(out / "bench" / "metrics.csv") as f: rows_csv = list(csv.DictReader(f))
             hist = rows_csv[1:] or rows_csv                                          # the first epoch is warm-up
             med = lambda k: statistics.median(float(h[k]) for h in hist)

@@ -63,14 +63,18 @@ def open_jaw(v: np.ndarray, w: np.ndarray, pivot: np.ndarray, angles_deg: np.nda
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("template", type=Path); p.add_argument("--masks", type=Path)
-    p.add_argument("--size", type=int, default=384); p.add_argument("--out", type=Path)
+    p.add_argument("template", type=Path)
+    p.add_argument("--masks", type=Path)
+    p.add_argument("--size", type=int, default=384)
+    p.add_argument("--out", type=Path)
     a = p.parse_args()
     from speechface.data.mesh import load_regions
     from speechface.viz.face import FaceRig, FaceViews, dark_fraction
     v, faces = load_template(a.template)
     regions = load_regions(a.masks, len(v)) if a.masks else {"lips": derived_lips(v, faces)}
-    t0 = time.perf_counter(); rig = FaceRig(v, faces, regions); t_rig = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rig = FaceRig(v, faces, regions)
+    t_rig = time.perf_counter() - t0
     up, lo = rig.lip_pairs
     angles = np.concatenate([np.linspace(0, 10, 20), np.linspace(10, 0, 20)])
     w = jaw_weights(v, faces, up, lo)
@@ -78,7 +82,9 @@ def main():
     gap = np.linalg.norm(seq[:, up] - seq[:, lo], axis=-1).mean(1)       # (T,) the rig's own inner-lip gap, metres
     views = FaceViews(rig, [seq.reshape(len(seq), -1)], size=a.size)
     views.render(seq[0])                                                   # warm-up: GL context
-    t0 = time.perf_counter(); shots = [views.render(f) for f in seq]; t_render = (time.perf_counter() - t0) / len(seq)
+    t0 = time.perf_counter()
+    shots = [views.render(f) for f in seq]
+    t_render = (time.perf_counter() - t0) / len(seq)
     dark = np.array([dark_fraction(close) for _, close in shots])
     r = float(np.corrcoef(dark, gap)[0, 1])
     print(f"template {a.template.name}: V={len(v)} F={len(faces)}; lips {len(regions['lips'])} vertices "

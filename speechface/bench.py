@@ -29,7 +29,10 @@ def timed(fn,                    # a callable with no arguments
           device: torch.device,  # where it runs (synchronised before and after on CUDA)
          ) -> tuple:             # (seconds, fn's result)
     "Wall-clock seconds of `fn()`, synchronising CUDA so that queued kernels are counted."
-    _sync(device); t0 = time.perf_counter(); out = fn(); _sync(device)
+    _sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    _sync(device)
     return time.perf_counter() - t0, out
 
 def _proc_kb(field: str) -> int | None:
@@ -44,7 +47,8 @@ class PeakMemory:
     def __enter__(self):
         gc.collect()
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device); torch.cuda.reset_peak_memory_stats(self.device)
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
             self._base = torch.cuda.memory_allocated(self.device)
             self.method = "torch.cuda.max_memory_allocated - allocated before"
             return self
@@ -82,7 +86,8 @@ def _fit_cost(obs: list) -> np.ndarray | None:
     "Non-negative (a, b, c) of seconds ≈ a·n + b·n² + c·n³ fitted to (n, seconds) runs, by relative error."
     if not obs: return None
     from scipy.optimize import nnls
-    n = np.array([o[0] for o in obs], float); t = np.array([o[1] for o in obs], float)
+    n = np.array([o[0] for o in obs], float)
+    t = np.array([o[1] for o in obs], float)
     A = np.stack([n, n ** 2, n ** 3], 1) / t[:, None]
     return nnls(A, np.ones_like(t))[0]
 
@@ -104,7 +109,7 @@ def benchmark_decoding(frames=(150, 300, 600, 1800),  # sequence lengths T to de
                        seed: int = 0,
                        engines=("fused",),              # cached-decoding implementations to time (`ENGINES`); the first is the reference
                       ) -> list:                        # one dict per T
-    "Time cached autoregressive decoding (KV cache, fused feedback) against the reference's full recomputation at VOCASET sizes; peak memory of each."
+    "Time cached autoregressive decoding (KV cache, fused feedback) against the reference's full recomputation at VOCASET sizes; peak memory of each."  # noqa: E501
     dev = get_device(device)
     preset = {"vocaset": FaceFormerConfig.vocaset, "biwi": FaceFormerConfig.biwi}[dataset]
     cfg = preset(motion_dim=motion_dim, feature_dim=feature_dim, n_subjects=n_subjects, stochastic=False,
@@ -169,7 +174,8 @@ def benchmark_animate(seconds=(2, 8, 16),             # audio durations
         torch.manual_seed(seed)
         model = build_reference_model(cfg, tiny_audio=tiny, seed=seed).to(dev).eval()
         with torch.no_grad(): nn.init.normal_(model.vertice_map_r.weight, std=1e-3)
-        tpl = torch.zeros(1, cfg.motion_dim, device=dev); one_hot = torch.eye(cfg.n_subjects, device=dev)[:1]
+        tpl = torch.zeros(1, cfg.motion_dim, device=dev)
+        one_hot = torch.eye(cfg.n_subjects, device=dev)[:1]
         model.predict(torch.randn(1, 16000, device=dev), tpl, one_hot, engine=engine)                   # warm-up
         for s in seconds:
             audio = torch.randn(1, int(16000 * s), device=dev)
@@ -180,7 +186,8 @@ def benchmark_animate(seconds=(2, 8, 16),             # audio durations
                 enc.append(t)
                 with precomputed_audio(model, tokens):
                     dec.append(timed(lambda: model.predict(audio, tpl, one_hot, n_frames=T, engine=engine), dev)[0])
-                with PeakMemory(dev) as pm: full.append(timed(lambda: model.predict(audio, tpl, one_hot, n_frames=T, engine=engine), dev)[0])
+                with PeakMemory(dev) as pm: full.append(timed(lambda: model.predict(audio, tpl, one_hot, n_frames=T, engine=engine),
+                                                              dev)[0])
             e, d_, f = (statistics.median(x) for x in (enc, dec, full))
             rows.append({"dataset": ds, "audio_s": s, "frames": T, "motion_dim": cfg.motion_dim, "d": cfg.feature_dim,
                          "encoder_s": e, "decoder_s": d_, "predict_s": f, "realtime_factor": f / s,
@@ -205,8 +212,10 @@ def benchmark_encoder_options(seconds: float = 16,            # audio duration
     "Encoder time of each inference option (`speed_up_encoder`) and its effect on the predicted mesh, against fp32 + SDPA."
     dev = get_device(device)
     base = _vocaset_actor(dev, seed, tiny)
-    audio = torch.randn(1, int(16000 * seconds), device=dev); T = int(seconds * base.cfg.fps)
-    tpl = torch.zeros(1, base.cfg.motion_dim, device=dev); oh = torch.eye(8, device=dev)[:1]
+    audio = torch.randn(1, int(16000 * seconds), device=dev)
+    T = int(seconds * base.cfg.fps)
+    tpl = torch.zeros(1, base.cfg.motion_dim, device=dev)
+    oh = torch.eye(8, device=dev)[:1]
     opts = list(options) + ([("fp32", "compile")] if compile else [])
     rows, ref = [], None
     for prec, attn in opts:
@@ -238,7 +247,8 @@ def benchmark_batch(batch_sizes=(1, 4, 16),   # utterances decoded together
     audios = [torch.randn(int(16000 * s), generator=g).to(dev) for s in secs]
     frames = [int(s * model.cfg.fps) for s in secs]
     order = np.argsort(frames)                                                         # sorted by length, as animate_many
-    tpl = torch.zeros(1, model.cfg.motion_dim, device=dev); oh = torch.eye(8, device=dev)[:1]
+    tpl = torch.zeros(1, model.cfg.motion_dim, device=dev)
+    oh = torch.eye(8, device=dev)[:1]
     rows = []
     for bs in batch_sizes:
         def run():
@@ -262,10 +272,12 @@ def benchmark_long_audio(seconds=(60, 300),    # audio durations
     chunks above 30 s either way), and the windowed mesh's difference from the full one."""
     dev = get_device(device)
     model = _vocaset_actor(dev, seed, tiny)
-    tpl = torch.zeros(1, model.cfg.motion_dim, device=dev); oh = torch.eye(8, device=dev)[:1]
+    tpl = torch.zeros(1, model.cfg.motion_dim, device=dev)
+    oh = torch.eye(8, device=dev)[:1]
     rows = []
     for s in seconds:
-        audio = torch.randn(1, int(16000 * s), device=dev); T = int(s * model.cfg.fps)
+        audio = torch.randn(1, int(16000 * s), device=dev)
+        T = int(s * model.cfg.fps)
         full = None
         for w in (None, window_s):
             gc.collect()
@@ -277,7 +289,8 @@ def benchmark_long_audio(seconds=(60, 300),    # audio durations
                 rms = float((full - tpl[:, None]).pow(2).mean().sqrt())
                 row.update(mesh_max_abs_diff=float((mesh - full).abs().max()),
                            mesh_diff_rel=float((mesh - full).pow(2).mean().sqrt()) / max(rms, 1e-12))
-            rows.append(row); mesh = None
+            rows.append(row)
+            mesh = None
         full = None
     return rows
 
@@ -315,7 +328,7 @@ def decoding_section(dev, engines, *, frames, max_recompute_s, repeats, tiny, de
         rows = benchmark_decoding(frames, dev, max_recompute_s=max_recompute_s, repeats=repeats, dataset=ds,
                                   engines=engines, **sizes)
         for r in rows: r["recompute_note"] = _note(r)
-        what = f"toy sizes at {ds} fps" if tiny else f"{ds.upper()} decoder: d {sizes['feature_dim']}, 3V {sizes['motion_dim']}, {sizes['n_subjects']} subjects"
+        what = f"toy sizes at {ds} fps" if tiny else f"{ds.upper()} decoder: d {sizes['feature_dim']}, 3V {sizes['motion_dim']}, {sizes['n_subjects']} subjects"  # noqa: E501
         cols = {**_DECODING_COLUMNS, **{k: v for e in engines[1:] for k, v in
                 ((f"{e}_s", f"{e} (s)"), (f"{e}_speedup", f"{e} ÷ {engines[0]} ×"), (f"{e}_max_diff", f"{e} max abs diff"))}}
         print(f"## Decoding only ({what}; audio tokens precomputed; cached = {engines[0]})\n\n" + markdown_table(rows, cols))

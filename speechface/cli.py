@@ -44,7 +44,8 @@ def _synth_into(out: Path, force: bool, write) -> None:
                          f"{', ...' if len(foreign) > 3 else ''}); synth would overwrite templates.pkl, metadata.json and "
                          f"the data files in it. Choose a new or empty folder, or pass --force to write into it anyway")
     if foreign:                                      # --force: the files are written over in place, the others kept
-        write(out); return
+        write(out)
+        return
     with atomic_folder(out, owns=lambda p: p.name in made) as tmp:
         write(tmp)
         entries = sorted(p.name for p in tmp.iterdir())
@@ -115,7 +116,9 @@ def _baselines(a) -> int:
     from speechface.evaluation.baselines import baseline_table
     tab = baseline_table(a.root, a.dataset, tuple(a.splits))
     print(tab.round(3).to_markdown())
-    if a.csv: tab.to_csv(a.csv); print(f"wrote {a.csv}")
+    if a.csv:
+        tab.to_csv(a.csv)
+        print(f"wrote {a.csv}")
     return 0
 
 def _train(a) -> int:
@@ -124,7 +127,8 @@ def _train(a) -> int:
     cfg = load_config(a.overrides)
     if a.show_config:
         from omegaconf import OmegaConf
-        print(OmegaConf.to_yaml(cfg)); return 0
+        print(OmegaConf.to_yaml(cfg))
+        return 0
     beat2 = "part" in cfg.dataset                                   # dataset=beat2: face / gesture coefficients
     if cfg.trainer.name == "coefficients" or (beat2 and cfg.trainer.name not in ("rl", "sync_expert", "reward_head")):
         from speechface.train.coefficients import train_coefficients
@@ -139,7 +143,8 @@ def _train(a) -> int:
     if not beat2: check_paths(cfg)
     if cfg.trainer.name == "rl":                                   # speechface train trainer=rl run=<rl run> ...
         from speechface.train.rl import train_rl
-        res = train_rl(cfg, progress=not a.quiet); res["epochs"] = len(res["history"]) - 1
+        res = train_rl(cfg, progress=not a.quiet)
+        res["epochs"] = len(res["history"]) - 1
     elif cfg.trainer.name in ("reaction_fsq", "reaction_vae"):    # listener reactions on a REACT2024-layout corpus
         from speechface.train.reaction import train_reaction
         res = train_reaction(cfg, progress=not a.quiet)
@@ -158,9 +163,12 @@ def _test(a) -> int:
     from speechface.train.inference import run_test
     from speechface.train.settings import load_config, check_paths
     from speechface.evaluation.evaluate import format_missing
-    cfg = load_config(a.overrides); check_paths(cfg)
+    cfg = load_config(a.overrides)
+    check_paths(cfg)
     table, report, out = run_test(cfg, split=a.split, ckpt=a.ckpt, progress=not a.quiet)
-    print(table.round(3).to_markdown()); print(format_missing(report)); print(f"predictions in {out}")
+    print(table.round(3).to_markdown())
+    print(format_missing(report))
+    print(f"predictions in {out}")
     return 0
 
 def _animate(a) -> int:
@@ -259,8 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--duration-tol", type=float, default=0.5, help="allowed audio/motion duration mismatch in seconds")
     c.set_defaults(func=_check)
     b = sub.add_parser("baselines", help="LVE/FDD/MVE/closure of the static template, mean pose and oracle")
-    b.add_argument("root"); b.add_argument("--dataset", default="auto", choices=["auto", "vocaset", "biwi", "synthetic"])
-    b.add_argument("--splits", nargs="+", default=["val", "test"]); b.add_argument("--csv", default=None, help="also write CSV")
+    b.add_argument("root")
+    b.add_argument("--dataset", default="auto", choices=["auto", "vocaset", "biwi", "synthetic"])
+    b.add_argument("--splits", nargs="+", default=["val", "test"])
+    b.add_argument("--csv", default=None, help="also write CSV")
     b.set_defaults(func=_baselines)
     t = sub.add_parser("train", help="train a model chosen by trainer=: the FaceFormer actor (supervised, cpu), the reward model "
                                  "(sync_expert, reward_head), RL fine-tuning (rl), listener reactions (reaction_fsq, "
@@ -268,12 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
                                  "dataset.root=data/synth_small trainer.epochs=30")
     t.add_argument("overrides", nargs="*", help="Hydra overrides key=value (see speechface/configs/)")
     t.add_argument("--show-config", action="store_true", help="print the composed configuration (every key) and exit")
-    t.add_argument("--quiet", action="store_true"); t.set_defaults(func=_train)
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_train)
     e = sub.add_parser("test", help="predict a split (default test) under every style into <out_dir>/<run>/styledependant/results "
                                 "(FaceFormer's layout) and score it")
     e.add_argument("overrides", nargs="*", help="the same overrides as for training (run, out_dir, dataset.root, ...)")
-    e.add_argument("--split", default="test"); e.add_argument("--ckpt", default=None, help="default <out_dir>/<run>/best.pt")
-    e.add_argument("--quiet", action="store_true"); e.set_defaults(func=_test)
+    e.add_argument("--split", default="test")
+    e.add_argument("--ckpt", default=None, help="default <out_dir>/<run>/best.pt")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_test)
     n = sub.add_parser("animate", help="animate a face from audio files or folders (.npy, .obj/.ply frames or .mp4 with audio)")
     n.add_argument("audio", nargs="+", help="an audio file, or several files and/or folders (then --out is a folder)")
     n.add_argument("--ckpt", default=None, help="the checkpoint to animate with")
@@ -310,13 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                                           "(default: the packaged wav2vec2-base-960h)")
     n.add_argument("--like-reference", action="store_true", help="FaceFormer's demo.py audio handling (librosa) and "
                                                                  "frame count instead of speechface's")
-    n.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)"); n.add_argument("--sample", action="store_true", help="sample the stochastic policy")
+    n.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    n.add_argument("--sample", action="store_true", help="sample the stochastic policy")
     n.set_defaults(func=_animate)
     l = sub.add_parser("lipreader", help="train the mesh lip-reader of the perceptual evaluation on a corpus' training GT")
-    l.add_argument("root"); l.add_argument("--out", required=True, help="checkpoint to write, e.g. checkpoints/lipreader.pt")
+    l.add_argument("root")
+    l.add_argument("--out", required=True, help="checkpoint to write, e.g. checkpoints/lipreader.pt")
     l.add_argument("--dataset", default="auto", choices=["auto", "vocaset", "biwi", "synthetic"])
-    l.add_argument("--epochs", type=int, default=40); l.add_argument("--seed", type=int, default=0)
-    l.add_argument("--quiet", action="store_true"); l.set_defaults(func=_lipreader)
+    l.add_argument("--epochs", type=int, default=40)
+    l.add_argument("--seed", type=int, default=0)
+    l.add_argument("--quiet", action="store_true")
+    l.set_defaults(func=_lipreader)
     d = sub.add_parser("demo", help="the whole pipeline on the built-in corpus: SFT, reward model, RL, table, video")
     d.add_argument("--out", default="demo_out", help="output folder: results.md, results.csv, comparison.mp4, timings.json, "
                                                   "data/, checkpoints/ (default: demo_out; a corpus already in OUT/data is reused)")
@@ -327,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-video", action="store_true", help="skip the comparison video")
     d.add_argument("--reuse", action="store_true", help="keep the SFT, sync-expert, score-head and lip-reader checkpoints "
                                                      "already in --out; rerun RL onwards")
-    d.add_argument("--quiet", action="store_true"); d.set_defaults(func=_demo)
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=_demo)
     e = sub.add_parser("evaluate", help="score a results folder of <stem>_condition_<condition>.npy files per style condition",
                        description="Score FaceFormer-layout predictions per style condition, average over styles, "
                                    "list missing files; writes metrics.csv and metrics.json.")
@@ -414,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"speechface {a.command}: error: {error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"speechface {a.command}: interrupted", file=sys.stderr); return 130
+        print(f"speechface {a.command}: interrupted", file=sys.stderr)
+        return 130
 
 # %% ../nbs/52_cli.ipynb #7b7cc451
 #| eval: false

@@ -71,7 +71,8 @@ def atomic_write(path: str | Path, # the file to (re)write
     try:
         with os.fdopen(fd, mode, encoding=(encoding or "utf-8") if mode == "w" else None) as f:
             yield f
-            f.flush(); os.fsync(f.fileno())
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
@@ -347,7 +348,7 @@ def config_from_file(cls,                         # the config dataclass, e.g. `
                      limits: dict | None = None,  # field -> (lo, hi) for numbers (a length for tuples), or a set of allowed values
                      nested: dict | None = None,  # field -> fn(value, source, what) building a nested config
                     ):
-    "A `cls` from a dict read from a file: known fields only, each of its declared type and within `limits`; else `CheckpointError` naming the file and the field."
+    "A `cls` from a dict read from a file: known fields only, each of its declared type and within `limits`; else `CheckpointError` naming the file and the field."  # noqa: E501
     limits, nested = limits or {}, nested or {}
     if not isinstance(data, dict):
         raise CheckpointError(f"{shown(source)}: {what} is a {type(data).__name__}, not a dict of {cls.__name__} fields; "
@@ -365,7 +366,9 @@ def config_from_file(cls,                         # the config dataclass, e.g. `
                 raise CheckpointError(f"{shown(source)}: {key} is missing; a {cls.__name__} needs it")
             continue
         v = data[name]
-        if name in nested: kw[name] = nested[name](v, source, key); continue
+        if name in nested:
+            kw[name] = nested[name](v, source, key)
+            continue
         kinds = _kinds(f.type)
         if not any(_type_ok(v, k) for k in kinds):
             raise CheckpointError(f"{shown(source)}: {key}={shown(repr(v))[:80]} ({type(v).__name__}) must be "
@@ -409,7 +412,7 @@ def check_state_shapes(expected: dict,        # name -> tensor (or shape): e.g. 
                        what: str = "model",   # the checkpoint's key, for messages
                        skip: tuple = (),      # key prefixes not compared (e.g. a pretrained encoder built from elsewhere)
                       ) -> None:
-    "The file's state dict has exactly the expected tensors, each of the expected shape; else `CheckpointError` naming the first differences."
+    "The file's state dict has exactly the expected tensors, each of the expected shape; else `CheckpointError` naming the first differences."  # noqa: E501
     if not isinstance(state, dict):
         raise CheckpointError(f"{shown(source)}: {what} is a {type(state).__name__}, not a state dict of tensors")
     want = {k: tuple(getattr(v, "shape", v)) for k, v in expected.items() if not k.startswith(skip)}
@@ -419,8 +422,8 @@ def check_state_shapes(expected: dict,        # name -> tensor (or shape): e.g. 
     wrong = [f"{k} {tuple(have[k].shape) if isinstance(have[k], torch.Tensor) else type(have[k]).__name__} ≠ {want[k]}"
              for k in want if k in have and not (isinstance(have[k], torch.Tensor) and tuple(have[k].shape) == want[k])]
     if missing or extra or wrong:
-        parts = ([f"missing {', '.join(missing[:3])}"] if missing else []) + ([f"unexpected {', '.join(map(str, extra[:3]))}"] if extra else []) \
-                + ([f"shapes {'; '.join(wrong[:3])}"] if wrong else [])
+        parts = (([f"missing {', '.join(missing[:3])}"] if missing else []) + ([f"unexpected {', '.join(map(str, extra[:3]))}"] if extra else [])  # noqa: E501
+                 + ([f"shapes {'; '.join(wrong[:3])}"] if wrong else []))
         raise CheckpointError(f"{shown(source)}: the weights in {what!r} do not fit the model its config describes "
                               f"({shown(' | '.join(parts))}); the file is damaged or its config was edited")
 
@@ -481,8 +484,12 @@ class BadPickleError(DataFileError, pickle.UnpicklingError):
 def _ints(x, depth: int = 0):
     "The integers in `x` and in the tuples/lists inside it (3 levels), with the products of integer tuples."
     if isinstance(x, (bool, np.bool_)): return
-    if isinstance(x, (int, np.integer)): yield int(x); return
-    if isinstance(x, np.dtype): yield x.itemsize; return
+    if isinstance(x, (int, np.integer)):
+        yield int(x)
+        return
+    if isinstance(x, np.dtype):
+        yield x.itemsize
+        return
     if isinstance(x, (tuple, list)) and depth < 3:
         if x and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in x):
             yield int(np.prod([abs(int(v)) for v in x], dtype=np.float64))
@@ -495,7 +502,8 @@ class SafeUnpickler(pickle._Unpickler):
     """Pure-Python unpickler that resolves only the exact (module, name) pairs of `_SAFE_GLOBALS`, never lets a pickle
     set attributes on them (BUILD), and refuses constructor calls asking for more memory than the pickle carries."""
     def __init__(self, file, source: str = "<stream>", limit: int = 2**20, **kw):
-        super().__init__(file, **kw); self.source, self.limit = source, limit
+        super().__init__(file, **kw)
+        self.source, self.limit = source, limit
     def find_class(self, module: str, name: str):
         obj = _SAFE_GLOBALS.get((module, name))     # exact pairs only: no prefixes, no dotted attribute walks
         if obj is not None: return obj
@@ -513,10 +521,12 @@ class SafeUnpickler(pickle._Unpickler):
             raise BadPickleError(f"{shown(self.source)}: the pickle asks {name}() for a size of {big:,} — more than the "
                                  f"{self.limit:,} its own bytes could fill; a data pickle carries its data. Refused.")
     def _reduce(self):
-        args = self.stack[-1]; self._sized(self.stack[-2], args)
+        args = self.stack[-1]
+        self._sized(self.stack[-2], args)
         pickle._Unpickler.dispatch[pickle.REDUCE[0]](self)
     def _newobj(self):
-        self._sized(self.stack[-2], self.stack[-1]); pickle._Unpickler.dispatch[pickle.NEWOBJ[0]](self)
+        self._sized(self.stack[-2], self.stack[-1])
+        pickle._Unpickler.dispatch[pickle.NEWOBJ[0]](self)
     def _newobj_ex(self):
         self._sized(self.stack[-3], (self.stack[-2], tuple(self.stack[-1].values())))
         pickle._Unpickler.dispatch[pickle.NEWOBJ_EX[0]](self)
@@ -536,7 +546,7 @@ class SafeUnpickler(pickle._Unpickler):
 
 def safe_load_pickle(path: str | Path,       # e.g. `templates.pkl`, `FLAME_masks.pkl`
                      encoding: str = "latin1", # Python-2 pickles need latin1 to decode NumPy buffers
-                     unpickler: type | None = None, # a `SafeUnpickler` subclass with more allowed names (e.g. FLAME's); None: `SafeUnpickler`
+                     unpickler: type | None = None, # a `SafeUnpickler` subclass with more allowed names (e.g. FLAME's); None: `SafeUnpickler`  # noqa: E501
                     ) -> Any:
     "Load a data pickle with `SafeUnpickler`; clear errors for missing, empty, truncated, oversized or unsafe files."
     path = regular_file(path, "pickle")

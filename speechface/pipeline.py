@@ -6,14 +6,14 @@
 from __future__ import annotations
 import json, time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .core import load_checkpoint, save_checkpoint
+from .core import save_checkpoint
 from .data.dataset import FaceFormerDataset
 from .data.synth import generate_corpus
 from .models.reward import load_sync_expert, reward_file
@@ -60,13 +60,15 @@ PLANS = {
     "quick": DemoSettings("tiny", sft=["trainer=cpu", "trainer.epochs=4", "trainer.val_every=2", "model.feature_dim=32",
                                    "model.audio.mel_dim=32"],
                       sync_epochs=3, sync_minutes=None, sync_model={"d_model": 32, "n_layers": 1}, head_epochs=3,
-                      head_minutes=None, rl=["trainer.epochs=1", "trainer.lr=1e-4", "trainer.kl_weight=30"], reader_epochs=5, video_size=128,
+                      head_minutes=None, rl=["trainer.epochs=1", "trainer.lr=1e-4", "trainer.kl_weight=30"], reader_epochs=5,
+                          video_size=128,
                       video_seconds=3.0),
 }
 RL_RECIPE = ["trainer=rl", "trainer.variant=backprop", "trainer.rollout=free", "trainer.select=reward"]   # + each plan's rl
 READING_NOTE = ("How to read the columns: sync dist, LSE-D, LSE-C and |offset| come from the evaluation expert, a sync expert "
                 "of the reward's own family (same architecture and lip region, another seed, shifted-audio negatives only): "
-                "the reward family's view, which RL can learn to please. Closure F1, false closures, lip-read acc and MTM (with 95 % bootstrap "
+                "the reward family's view, which RL can learn to please. Closure F1, false closures, lip-read acc and MTM (with 95 % "
+                "bootstrap "
                 "intervals over utterances, 'CI' columns) share nothing with the reward: the independent view.")
 
 # %% ../nbs/51_pipeline.ipynb #5b0708cb
@@ -80,7 +82,8 @@ def reference_rows(root, eval_expert, split: str = "test", lip_reader=None) -> p
     for name, preds in (("ground truth", gts), ("static template", baseline_predictions(ds, gts)["static template"])):
         rows[name] = score_predictions(ds, preds, gts=gts, eval_expert=eval_expert, mel_cache=mel_cache)
         if lip_reader is not None:
-            units[name] = perceptual_units(ds, preds, lip_reader, cache=p_cache); rows[name].update(perceptual_summary(units[name]))
+            units[name] = perceptual_units(ds, preds, lip_reader, cache=p_cache)
+            rows[name].update(perceptual_summary(units[name]))
     if units: add_perceptual_cis(rows, units, [], 1000)
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -124,7 +127,8 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
             ) -> dict:                       # paths, the results table and the step timings
     "Corpus → SFT → reward model → RL → evaluation table → comparison video."
     plan = PLANS["quick" if quick else "full"]
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     if threads: torch.set_num_threads(threads)
     data, ck, tm = out / "data", out / "checkpoints", {}
     rw = ck / "reward"
@@ -150,7 +154,8 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
                           sync_expert=str(rw / "sync_expert.pt"), out=str(rw / "reward_head.pt"), actor=str(sft_ckpt), seed=seed),
                           progress=progress)
     with _timed(tm, "lip-reader", progress):                      # the perceptual evaluation's reader: training-speaker GT only
-        if todo(ck / "lipreader.pt"): save_checkpoint(ck / "lipreader.pt", train_lip_reader(data, epochs=plan.reader_epochs, seed=seed, progress=progress))
+        if todo(ck / "lipreader.pt"): save_checkpoint(ck / "lipreader.pt",
+                                                      train_lip_reader(data, epochs=plan.reader_epochs, seed=seed, progress=progress))
     reader = read_lip_reader(ck / "lipreader.pt")
     with _timed(tm, "rl", progress):
         rl_cfg = load_config(base + ["run=rl", f"trainer.init_actor={sft_ckpt}"] + RL_RECIPE + plan.rl)
@@ -169,7 +174,9 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
                                  seconds=plan.video_seconds, progress=progress)
             res["video"], res["video_timing"] = v["path"], v
     (out / "timings.json").write_text(json.dumps({**tm, "total": round(sum(tm.values()), 1)}, indent=1))
-    if progress: print(md); print(json.dumps(tm))
+    if progress:
+        print(md)
+        print(json.dumps(tm))
     return res
 
 def video_items(ds: FaceFormerDataset, seconds: float) -> list[int]:
@@ -179,9 +186,12 @@ def video_items(ds: FaceFormerDataset, seconds: float) -> list[int]:
     picks, total, k = [], 0.0, 0
     queues = [list(v) for v in by.values()]
     while total < seconds and any(queues):
-        q = queues[k % len(queues)]; k += 1
+        q = queues[k % len(queues)]
+        k += 1
         if not q: continue
-        i = q.pop(0); picks.append(i); total += len(ds[i]["motion"]) / ds.spec.fps
+        i = q.pop(0)
+        picks.append(i)
+        total += len(ds[i]["motion"]) / ds.spec.fps
     return picks
 
 @torch.no_grad()
@@ -192,12 +202,15 @@ def comparison_sequences(root, sft_ckpt, rl_ckpt, split: str = "test", seconds: 
     actors = {n: load_actor(p).eval() for n, p in (("SFT", sft_ckpt), ("RL", rl_ckpt))}
     out = {"ds": ds, "names": [], "subjects": [], "seqs": {"ground truth": [], "SFT": [], "RL": []}, "audio": [], "phones": []}
     for i in video_items(ds, seconds):
-        it = ds[i]; T = len(it["motion"])
-        out["names"].append(it["name"]); out["subjects"].append(ds.items[i].subject)
+        it = ds[i]
+        T = len(it["motion"])
+        out["names"].append(it["name"])
+        out["subjects"].append(ds.items[i].subject)
         out["seqs"]["ground truth"].append(it["motion"])
         for n, a in actors.items():
             out["seqs"][n].append(predict_mean_style(a, it))
-        wav = load_wav(ds.items[i].wav); n = int(round(T / ds.spec.fps * 16000))
+        wav = load_wav(ds.items[i].wav)
+        n = int(round(T / ds.spec.fps * 16000))
         out["audio"].append(np.pad(wav, (0, max(0, n - len(wav))))[:n])           # each clip's speech spans its frames
         out["phones"].append(read_phone_tier(textgrid_folder(root) / f"{it['name']}.TextGrid"))
     return out
@@ -207,12 +220,15 @@ def comparison_video(root, sft_ckpt, rl_ckpt, out, split: str = "test", size: in
     """GT | SFT | RL on several test sentences of every test speaker in turn (the mean style), each column a full face
     and a mouth close-up, the phone being spoken under them and the lip-gap strip chart with /p b m/ shaded, with the
     speech. Returns `viz.face.comparison_video`'s timing dict."""
-    c = comparison_sequences(root, sft_ckpt, rl_ckpt, split, seconds); ds = c["ds"]; fps = ds.spec.fps
+    c = comparison_sequences(root, sft_ckpt, rl_ckpt, split, seconds)
+    ds = c["ds"]
+    fps = ds.spec.fps
     tier, bounds, titles, t_off = [], [], [], 0.0
     for name, subject, g, phones in zip(c["names"], c["subjects"], c["seqs"]["ground truth"], c["phones"]):
         tier += [(s + t_off, e + t_off, l) for s, e, l in phones]
         titles += [f"{subject}: {name}"] * len(g)
-        t_off += len(g) / fps; bounds.append(t_off)
+        t_off += len(g) / fps
+        bounds.append(t_off)
     seqs = {k: np.concatenate(v) for k, v in c["seqs"].items()}
     rig = FaceRig(ds[0]["template"], np.load(Path(root) / "faces.npy"), load_regions(Path(root) / ds.spec.masks))
     return face_comparison_video(rig, seqs, fps, out, audio=(np.concatenate(c["audio"]), 16000), tier=tier, size=size,

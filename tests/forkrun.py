@@ -63,18 +63,20 @@ class Zygote:
     def run(self, argv: list, cwd: str | Path, out: str | Path, err: str | Path, env: dict, timeout: float) -> dict:
         "Fork one `speechface ARGV` with stdout/stderr to the files `out`/`err`: {rc, timeout, seconds, maxrss_mib}."
         req = {"argv": [str(a) for a in argv], "cwd": str(cwd), "out": str(out), "err": str(err), "env": env, "timeout": timeout}
-        self.p.stdin.write(json.dumps(req) + "\n"); self.p.stdin.flush()
+        self.p.stdin.write(json.dumps(req) + "\n")
+        self.p.stdin.flush()
         return json.loads(self.p.stdout.readline())
 
     def close(self):
-        self.p.stdin.close(); self.p.wait(timeout=30)
+        self.p.stdin.close()
+        self.p.wait(timeout=30)
 
 
 _shared, _lock = None, threading.Lock()
 
 def run_cli(*args, cwd: str | Path | None = None, env: dict | None = None, timeout: float = 60,
             ) -> subprocess.CompletedProcess:
-    "`speechface ARGS` forked from a shared zygote, as `subprocess.run(..., capture_output=True, text=True)` returns it; raises `subprocess.TimeoutExpired` on a hang."
+    "`speechface ARGS` forked from a shared zygote, as `subprocess.run(..., capture_output=True, text=True)` returns it; raises `subprocess.TimeoutExpired` on a hang."  # noqa: E501
     global _shared
     with _lock:
         if _shared is None: _shared = Zygote()

@@ -7,7 +7,7 @@ records exit code, output and what changed. `tests/test_hostile.py` asserts the 
 """
 from __future__ import annotations
 import csv, hashlib, io, json, os, shutil, stat, struct, threading, zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +23,11 @@ MARKER = "pwned"            # code-execution payloads `touch d/pwned`
 @dataclass
 class Ctx:
     "What the builders need: the cached corpora (read only: copy them) and a tiny trained checkpoint."
-    tiny: Path; beat2: Path; dyadic: Path; ckpt: Path; bombs: Path
+    tiny: Path
+    beat2: Path
+    dyadic: Path
+    ckpt: Path
+    bombs: Path
 
 
 @dataclass
@@ -43,9 +47,12 @@ def tree_state(root: Path, skip: tuple = ()) -> dict:
     out = {}
     for dirpath, dirs, files in os.walk(root, followlinks=False):
         rel_dir = Path(dirpath).relative_to(root)
-        if rel_dir.parts and rel_dir.parts[0] in skip: dirs[:] = []; continue
+        if rel_dir.parts and rel_dir.parts[0] in skip:
+            dirs[:] = []
+            continue
         for n in dirs + files:
-            p = Path(dirpath) / n; rel = str(rel_dir / n)
+            p = Path(dirpath) / n
+            rel = str(rel_dir / n)
             if not rel_dir.parts and n in skip: continue
             st = os.lstat(p)
             if stat.S_ISLNK(st.st_mode): out[rel] = ("link", os.readlink(p))
@@ -77,17 +84,23 @@ def plant_sentinels(d: Path, ctx: Ctx):
 
 
 def copy_tiny(d: Path, ctx: Ctx, name: str = "data") -> Path:
-    dst = d / name; shutil.copytree(ctx.tiny, dst, ignore=shutil.ignore_patterns(".manifest.json")); return dst
+    dst = d / name
+    shutil.copytree(ctx.tiny, dst, ignore=shutil.ignore_patterns(".manifest.json"))
+    return dst
 
 
 def copy_beat2(d: Path, ctx: Ctx, name: str = "beat2") -> Path:
-    dst = d / name; shutil.copytree(ctx.beat2, dst, ignore=shutil.ignore_patterns(".manifest.json", "beats")); return dst
+    dst = d / name
+    shutil.copytree(ctx.beat2, dst, ignore=shutil.ignore_patterns(".manifest.json", "beats"))
+    return dst
 
 
 def copy_react(d: Path, ctx: Ctx, full: bool = False, name: str = "react") -> Path:
     "The dyadic corpus: whole (for training) or its val split only (csv, files, metadata) for check-data."
     dst = d / name
-    if full: shutil.copytree(ctx.dyadic, dst, ignore=shutil.ignore_patterns(".manifest.json")); return dst
+    if full:
+        shutil.copytree(ctx.dyadic, dst, ignore=shutil.ignore_patterns(".manifest.json"))
+        return dst
     dst.mkdir()
     for f in ("val.csv", "metadata.json", "neighbour_emotion_val.npy"): shutil.copy(ctx.dyadic / f, dst / f)
     shutil.copytree(ctx.dyadic / "val", dst / "val")
@@ -95,7 +108,10 @@ def copy_react(d: Path, ctx: Ctx, full: bool = False, name: str = "react") -> Pa
 
 
 def copy_ckpt(d: Path, ctx: Ctx) -> Path:
-    dst = d / "ckpt" / "best.pt"; dst.parent.mkdir(); shutil.copy(ctx.ckpt, dst); return dst
+    dst = d / "ckpt" / "best.pt"
+    dst.parent.mkdir()
+    shutil.copy(ctx.ckpt, dst)
+    return dst
 
 
 def write_wav(path: Path, seconds: float = 1.0, sr: int = 16000) -> Path:
@@ -111,32 +127,43 @@ def raw_wav(sr: int, data: bytes, channels: int = 1, bits: int = 16, data_size: 
     block = channels * bits // 8
     fmt = struct.pack("<HHIIHH", 1, channels, sr, sr * block, block, bits)
     n = len(data) if data_size is None else data_size
-    return b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", n) + data
+    return b"RIFF" + struct.pack("<I",
+                                 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", n) + data
 
 
 def flac_huge_frames(path: Path) -> Path:
     "A valid short FLAC whose STREAMINFO announces 2**36 - 1 samples."
     import soundfile as sf
-    buf = io.BytesIO(); sf.write(buf, np.zeros(1600, np.float32), 16000, format="FLAC", subtype="PCM_16")
-    b = bytearray(buf.getvalue()); assert b[:4] == b"fLaC"
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(1600, np.float32), 16000, format="FLAC", subtype="PCM_16")
+    b = bytearray(buf.getvalue())
+    assert b[:4] == b"fLaC"
     v = int.from_bytes(b[18:26], "big") | (2**36 - 1)       # sample rate(20) channels(3) bps(5) total samples(36)
-    b[18:26] = v.to_bytes(8, "big"); b[26:42] = bytes(16)   # zero MD5: "unknown"
-    path.parent.mkdir(parents=True, exist_ok=True); path.write_bytes(bytes(b)); return path
+    b[18:26] = v.to_bytes(8, "big")
+    b[26:42] = bytes(16)   # zero MD5: "unknown"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(b))
+    return path
 
 
 def npy_header_only(path: Path, shape: tuple, dtype: str = "<f4", payload: bytes = b"\0" * 64) -> Path:
     "An .npy whose header declares `shape` but holds only `payload`."
-    h = io.BytesIO(); np.lib.format.write_array_header_1_0(h, {"descr": dtype, "fortran_order": False, "shape": shape})
-    path.parent.mkdir(parents=True, exist_ok=True); path.write_bytes(h.getvalue() + payload); return path
+    h = io.BytesIO()
+    np.lib.format.write_array_header_1_0(h, {"descr": dtype, "fortran_order": False, "shape": shape})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(h.getvalue() + payload)
+    return path
 
 
 def set_meta(root: Path, **kw) -> None:
-    meta = json.loads((root / "metadata.json").read_text()); meta.update(kw)
+    meta = json.loads((root / "metadata.json").read_text())
+    meta.update(kw)
     (root / "metadata.json").write_text(json.dumps(meta))
 
 
 def write_csv_rows(path: Path, rows: list, encoding: str = "utf-8") -> None:
-    buf = io.StringIO(); csv.writer(buf, lineterminator="\n").writerows(rows)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
     path.write_bytes(buf.getvalue().encode(encoding, "surrogateescape"))
 
 
@@ -145,9 +172,12 @@ def first_stem(root: Path, sub: str = "vertices_npy", ext: str = ".npy") -> str:
 
 
 # -------------------------------------------------------------------------------------------------- pickle payloads
-def _u(s: str) -> bytes: b = s.encode(); return b"X" + struct.pack("<I", len(b)) + b
+def _u(s: str) -> bytes:
+    b = s.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
 def _g(mod: str, name: str) -> bytes: return b"c" + mod.encode() + b"\n" + name.encode() + b"\n"
-def _sg(mod: str, name: str) -> bytes: return b"\x8c" + bytes([len(mod)]) + mod.encode() + b"\x8c" + bytes([len(name)]) + name.encode() + b"\x93"
+def _sg(mod: str,
+        name: str) -> bytes: return b"\x8c" + bytes([len(mod)]) + mod.encode() + b"\x8c" + bytes([len(name)]) + name.encode() + b"\x93"
 def in_dict(value: bytes, proto: int = 2) -> bytes:
     "A pickle of {'synth_f1': <value opcodes>}."
     return b"\x80" + bytes([proto]) + b"}" + _u("synth_f1") + value + b"s."
@@ -192,25 +222,35 @@ def _rewrite_zip(src: Path, dst: Path, replace: dict | None = None, extra: dict 
 def _put(z: zipfile.ZipFile, name: str, v):
     zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
     if isinstance(v, tuple):                                        # ('zeros', n): n zero bytes, deflated, streamed
-        zi.compress_type = zipfile.ZIP_DEFLATED; zi._compresslevel = 1
+        zi.compress_type = zipfile.ZIP_DEFLATED
+        zi._compresslevel = 1
         with z.open(zi, "w", force_zip64=True) as f:
             head, n = v[2] if len(v) > 2 else b"", v[1]
-            f.write(head); chunk = bytes(1 << 24); left = n - len(head)
-            while left > 0: f.write(chunk[:min(left, len(chunk))]); left -= len(chunk)
+            f.write(head)
+            chunk = bytes(1 << 24)
+            left = n - len(head)
+            while left > 0:
+                f.write(chunk[:min(left, len(chunk))])
+                left -= len(chunk)
     else: z.writestr(zi, v)
 
 
 def pt_with_pickle(path: Path, raw: bytes) -> Path:
     "A torch zip checkpoint whose data.pkl is `raw`."
     import torch
-    tmp = path.with_name(path.name + ".base"); torch.save({"a": 1}, tmp)
-    _rewrite_zip(tmp, path, {"/data.pkl": raw}); tmp.unlink(); return path
+    tmp = path.with_name(path.name + ".base")
+    torch.save({"a": 1}, tmp)
+    _rewrite_zip(tmp, path, {"/data.pkl": raw})
+    tmp.unlink()
+    return path
 
 
 def pt_edit(src: Path, dst: Path, fn) -> Path:
     "Load a checkpoint, change it with `fn(ck) -> ck`, save it."
     import torch
-    ck = fn(torch.load(src, weights_only=True)); torch.save(ck, dst); return dst
+    ck = fn(torch.load(src, weights_only=True))
+    torch.save(ck, dst)
+    return dst
 
 
 _bomb_lock = threading.Lock()
@@ -221,13 +261,17 @@ def pt_bomb(ctx: Ctx) -> Path:
     with _bomb_lock:
         if out.is_file(): return out
         import torch
-        ck = torch.load(ctx.ckpt, weights_only=True); ck["extra"] = torch.zeros(54321, dtype=torch.uint8)
-        base = ctx.bombs / "bomb_base.pt"; torch.save(ck, base)
+        ck = torch.load(ctx.ckpt, weights_only=True)
+        ck["extra"] = torch.zeros(54321, dtype=torch.uint8)
+        base = ctx.bombs / "bomb_base.pt"
+        torch.save(ck, base)
         with zipfile.ZipFile(base) as z:
-            pname = next(n for n in z.namelist() if n.endswith("/data.pkl")); pk = z.read(pname)
+            pname = next(n for n in z.namelist() if n.endswith("/data.pkl"))
+            pk = z.read(pname)
             key = next(n for n in z.namelist() if "/data/" in n and z.getinfo(n).file_size == 54321)
-        n = BOMB_BYTES; big = b"\x8a\x05" + n.to_bytes(5, "little")
-        old_numel, old_size = b"M" + struct.pack("<H", 54321), b"M" + struct.pack("<H", 54321)
+        n = BOMB_BYTES
+        big = b"\x8a\x05" + n.to_bytes(5, "little")
+        old_numel = b"M" + struct.pack("<H", 54321)
         assert pk.count(old_numel) >= 1, "numel/size encoding changed"
         pk = pk.replace(old_numel, big)
         _rewrite_zip(base, out, {"/data.pkl": pk, key: ("zeros", n)})
@@ -239,7 +283,8 @@ def npz_bomb(ctx: Ctx, src: Path) -> Path:
     out = ctx.bombs / "bomb.npz"
     with _bomb_lock:
         if out.is_file(): return out
-        h = io.BytesIO(); np.lib.format.write_array_header_1_0(h, {"descr": "|u1", "fortran_order": False, "shape": (BOMB_BYTES,)})
+        h = io.BytesIO()
+        np.lib.format.write_array_header_1_0(h, {"descr": "|u1", "fortran_order": False, "shape": (BOMB_BYTES,)})
         _rewrite_zip(src, out, extra={"pad.npy": ("zeros", BOMB_BYTES + len(h.getvalue()), h.getvalue())})
         return out
 
@@ -249,11 +294,15 @@ CASES: list[Case] = []
 SUCCESS: list[Case] = []
 
 def case(name, family, command, outputs=("out",), ok_rcs=(1, 2)):
-    def deco(fn): CASES.append(Case(name, family, command, fn, outputs, ok_rcs=ok_rcs)); return fn
+    def deco(fn):
+        CASES.append(Case(name, family, command, fn, outputs, ok_rcs=ok_rcs))
+        return fn
     return deco
 
 def success(name, family, command, check):
-    def deco(fn): SUCCESS.append(Case(name, family, command, fn, ("out",), check)); return fn
+    def deco(fn):
+        SUCCESS.append(Case(name, family, command, fn, ("out",), check))
+        return fn
     return deco
 
 TINY_MODEL = ["model.feature_dim=32", "model.audio.mel_dim=32", "trainer.batch_size=4", "trainer.epochs=1"]
@@ -272,12 +321,15 @@ def animate(d, ctx, audio, *extra, out="out/o.npy"):
 # 1. data loss / path escape ------------------------------------------------------------------------------------------
 def _beat2_traversal(d, ctx, id="2_ben_x/../../../checkpoints"):
     "BEAT2 root d/beat2 whose split csv lists `id`; the traversal's files (a valid recording) lie at d/checkpoints.*."
-    root = copy_beat2(d, ctx); src = "2_ben_0_1_1"
+    root = copy_beat2(d, ctx)
+    src = "2_ben_0_1_1"
     for sub in ("smplxflame_30", "wave16k", "textgrid"): (root / sub / id.split("/")[0]).mkdir()
     for sub, ext in (("smplxflame_30", ".npz"), ("wave16k", ".wav"), ("textgrid", ".TextGrid")):
-        landing = Path(os.path.normpath(root / sub / f"{id}{ext}")); landing.parent.mkdir(parents=True, exist_ok=True)
+        landing = Path(os.path.normpath(root / sub / f"{id}{ext}"))
+        landing.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / sub / f"{src}{ext}", landing)
-    (d / "checkpoints" / "run1").mkdir(parents=True); (d / "checkpoints" / "run1" / "best.pt").write_bytes(os.urandom(512))
+    (d / "checkpoints" / "run1").mkdir(parents=True)
+    (d / "checkpoints" / "run1" / "best.pt").write_bytes(os.urandom(512))
     with open(root / "train_test_split.csv", "a") as f: f.write(f"{id},train\n")
     return root
 
@@ -317,68 +369,91 @@ def react_file(root, modality="Emotion", ext=".csv"):
 
 @case("react_csv_dotdot_check", "path escape", "check-data")
 def _(d, ctx):
-    root = copy_react(d, ctx); _react_rows(root, [[0, "../../sentinel/other_dataset/x", "LIS"]])
+    root = copy_react(d, ctx)
+    _react_rows(root, [[0, "../../sentinel/other_dataset/x", "LIS"]])
     return ["check-data", str(root), "--dataset", "react"]
 
 @case("react_csv_inner_dotdot_check", "path escape", "check-data")
 def _(d, ctx):
-    root = copy_react(d, ctx); _react_rows(root, [[0, "NoXI/../../../../sentinel/x", "LIS"]])
+    root = copy_react(d, ctx)
+    _react_rows(root, [[0, "NoXI/../../../../sentinel/x", "LIS"]])
     return ["check-data", str(root), "--dataset", "react"]
 
 @case("react_csv_absolute_check", "path escape", "check-data")
 def _(d, ctx):
-    root = copy_react(d, ctx); _react_rows(root, [[0, str(d / "sentinel" / "x"), "LIS"]])
+    root = copy_react(d, ctx)
+    _react_rows(root, [[0, str(d / "sentinel" / "x"), "LIS"]])
     return ["check-data", str(root), "--dataset", "react"]
 
 @case("react_csv_dotdot_train", "path escape", "train")
 def _(d, ctx):
-    root = copy_react(d, ctx, full=True); _react_rows(root, [[0, "NoXI/../../x", "LIS"]], "train.csv")
+    root = copy_react(d, ctx, full=True)
+    _react_rows(root, [[0, "NoXI/../../x", "LIS"]], "train.csv")
     return react_train(d, root)
 
 def _outside_regions(d, root):
-    (d / "sentinel" / "elsewhere").mkdir(); shutil.copy(root / "regions.pkl", d / "sentinel" / "elsewhere" / "regions.pkl")
+    (d / "sentinel" / "elsewhere").mkdir()
+    shutil.copy(root / "regions.pkl", d / "sentinel" / "elsewhere" / "regions.pkl")
     return d / "sentinel" / "elsewhere" / "regions.pkl"
 
 @case("meta_masks_dotdot_check", "path escape", "check-data")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); _outside_regions(d, root); (root / "regions.pkl").unlink()
-    set_meta(root, masks="../sentinel/elsewhere/regions.pkl"); return ["check-data", str(root)]
+    root = copy_tiny(d, ctx)
+    _outside_regions(d, root)
+    (root / "regions.pkl").unlink()
+    set_meta(root, masks="../sentinel/elsewhere/regions.pkl")
+    return ["check-data", str(root)]
 
 @case("meta_masks_absolute_check", "path escape", "check-data")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); p = _outside_regions(d, root); (root / "regions.pkl").unlink()
-    set_meta(root, masks=str(p)); return ["check-data", str(root)]
+    root = copy_tiny(d, ctx)
+    p = _outside_regions(d, root)
+    (root / "regions.pkl").unlink()
+    set_meta(root, masks=str(p))
+    return ["check-data", str(root)]
 
 @case("meta_masks_dotdot_lipreader", "path escape", "lipreader")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); _outside_regions(d, root); (root / "regions.pkl").unlink()
+    root = copy_tiny(d, ctx)
+    _outside_regions(d, root)
+    (root / "regions.pkl").unlink()
     set_meta(root, masks="../sentinel/elsewhere/regions.pkl")
     return ["lipreader", str(root), "--out", str(d / "out" / "lr.pt"), "--epochs", "1", "--quiet"]
 
 @case("meta_textgrids_dotdot_check", "path escape", "check-data")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); shutil.move(root / "textgrids", d / "sentinel" / "tg")
-    set_meta(root, textgrids="../sentinel/tg"); return ["check-data", str(root)]
+    root = copy_tiny(d, ctx)
+    shutil.move(root / "textgrids", d / "sentinel" / "tg")
+    set_meta(root, textgrids="../sentinel/tg")
+    return ["check-data", str(root)]
 
 @case("meta_textgrids_absolute_train", "path escape", "train")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); shutil.move(root / "textgrids", d / "sentinel" / "tg")
-    set_meta(root, textgrids=str(d / "sentinel" / "tg")); return train_tiny(d, root, "trainer.phone_weight=1.0")
+    root = copy_tiny(d, ctx)
+    shutil.move(root / "textgrids", d / "sentinel" / "tg")
+    set_meta(root, textgrids=str(d / "sentinel" / "tg"))
+    return train_tiny(d, root, "trainer.phone_weight=1.0")
 
 @case("symlink_npy_outside_check", "path escape", "check-data")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); f = root / "vertices_npy" / f"{first_stem(root)}.npy"
-    shutil.move(f, d / "sentinel" / "outside.npy"); f.symlink_to(d / "sentinel" / "outside.npy")
+    root = copy_tiny(d, ctx)
+    f = root / "vertices_npy" / f"{first_stem(root)}.npy"
+    shutil.move(f, d / "sentinel" / "outside.npy")
+    f.symlink_to(d / "sentinel" / "outside.npy")
     return ["check-data", str(root)]
 
 @case("symlink_wav_dir_outside_baselines", "path escape", "baselines")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); shutil.move(root / "wav", d / "sentinel" / "wav"); (root / "wav").symlink_to(d / "sentinel" / "wav")
+    root = copy_tiny(d, ctx)
+    shutil.move(root / "wav", d / "sentinel" / "wav")
+    (root / "wav").symlink_to(d / "sentinel" / "wav")
     return ["baselines", str(root)]
 
 @case("symlink_templates_devzero_check", "path escape", "check-data")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); (root / "templates.pkl").unlink(); (root / "templates.pkl").symlink_to("/dev/zero")
+    root = copy_tiny(d, ctx)
+    (root / "templates.pkl").unlink()
+    (root / "templates.pkl").symlink_to("/dev/zero")
     return ["check-data", str(root)]
 
 @case("train_run_dotdot", "path escape", "train")
@@ -389,13 +464,16 @@ def _(d, ctx): return train_tiny(d, copy_tiny(d, ctx), "run=../sentinel/checkpoi
 
 @case("test_run_into_sentinel", "path escape", "test")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); shutil.copy(ctx.ckpt, d / "sentinel" / "checkpoints" / "run1" / "best.pt")
+    root = copy_tiny(d, ctx)
+    shutil.copy(ctx.ckpt, d / "sentinel" / "checkpoints" / "run1" / "best.pt")
     return ["test", f"dataset.root={root}", f"out_dir={d / 'out'}", "run=../sentinel/checkpoints/run1", "--quiet"]
 
 
 # 2. memory from tiny files -------------------------------------------------------------------------------------------
 def _templates(d, ctx, payload: bytes):
-    root = copy_tiny(d, ctx); (root / "templates.pkl").write_bytes(payload); return root
+    root = copy_tiny(d, ctx)
+    (root / "templates.pkl").write_bytes(payload)
+    return root
 
 for _cmd in ("check-data", "train"):
     def _mk(cmd):
@@ -418,20 +496,27 @@ def _(d, ctx): return ["check-data", str(_templates(d, ctx, PICKLES["long_binput
 
 @case("regions_long_binput_lipreader", "memory", "lipreader")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); (root / "regions.pkl").write_bytes(PICKLES["long_binput_2_31"](d))
+    root = copy_tiny(d, ctx)
+    (root / "regions.pkl").write_bytes(PICKLES["long_binput_2_31"](d))
     return ["lipreader", str(root), "--out", str(d / "out" / "lr.pt"), "--epochs", "1", "--quiet"]
 
 @case("npy_header_huge_check", "memory", "check-data")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); npy_header_only(root / "vertices_npy" / f"{first_stem(root)}.npy", (2**34, 900)); return ["check-data", str(root)]
+    root = copy_tiny(d, ctx)
+    npy_header_only(root / "vertices_npy" / f"{first_stem(root)}.npy", (2**34, 900))
+    return ["check-data", str(root)]
 
 @case("npy_header_huge_train", "memory", "train")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); npy_header_only(root / "vertices_npy" / "synth_f1_sentence01.npy", (2**34, 900)); return train_tiny(d, root)
+    root = copy_tiny(d, ctx)
+    npy_header_only(root / "vertices_npy" / "synth_f1_sentence01.npy", (2**34, 900))
+    return train_tiny(d, root)
 
 def _results(d, ctx):
     "A results folder of the tiny corpus' test split: GT copied in as predictions (synth_m6/m7, every condition)."
-    root = copy_tiny(d, ctx); res = d / "out" / "results"; res.mkdir(parents=True)
+    root = copy_tiny(d, ctx)
+    res = d / "out" / "results"
+    res.mkdir(parents=True)
     subjects = ["synth_f1", "synth_m1", "synth_f2", "synth_m2", "synth_f3", "synth_m3", "synth_f4", "synth_m4", "mean"]
     for npy in sorted((root / "vertices_npy").glob("synth_m[67]_*.npy")):
         for c in subjects: shutil.copy(npy, res / f"{npy.stem}_condition_{c}.npy")
@@ -439,33 +524,44 @@ def _results(d, ctx):
 
 @case("evaluate_pred_header_huge", "memory", "evaluate")
 def _(d, ctx):
-    root, res = _results(d, ctx); p = sorted(res.glob("*.npy"))[0]; npy_header_only(p, (2**34, 900))
+    root, res = _results(d, ctx)
+    p = sorted(res.glob("*.npy"))[0]
+    npy_header_only(p, (2**34, 900))
     return ["evaluate", str(res), "--data", str(root)]
 
 @case("npz_member_bomb_check", "memory", "check-data", ok_rcs=(0, 1, 2))   # an unused member may be ignored, not inflated
 def _(d, ctx):
-    root = copy_beat2(d, ctx); f = root / "smplxflame_30" / "1_ada_0_1_1.npz"; shutil.copy(npz_bomb(ctx, f), f)
+    root = copy_beat2(d, ctx)
+    f = root / "smplxflame_30" / "1_ada_0_1_1.npz"
+    shutil.copy(npz_bomb(ctx, f), f)
     return ["check-data", str(root)]
 
 @case("npz_member_bomb_train", "memory", "train", outputs=("out", "cache"), ok_rcs=(0, 1, 2))
 def _(d, ctx):
-    root = copy_beat2(d, ctx); f = root / "smplxflame_30" / "1_ada_0_1_1.npz"; shutil.copy(npz_bomb(ctx, f), f)
+    root = copy_beat2(d, ctx)
+    f = root / "smplxflame_30" / "1_ada_0_1_1.npz"
+    shutil.copy(npz_bomb(ctx, f), f)
     return b2_train(d, root, f"dataset.cache_dir={d / 'cache'}")
 
 @case("npz_member_header_huge_check", "memory", "check-data", ok_rcs=(0, 1, 2))
 def _(d, ctx):
-    root = copy_beat2(d, ctx); f = root / "smplxflame_30" / "1_ada_0_2_2.npz"
-    h = io.BytesIO(); np.lib.format.write_array_header_1_0(h, {"descr": "<f8", "fortran_order": False, "shape": (2**37,)})
-    _rewrite_zip(f, d / "x.npz", extra={"pad.npy": h.getvalue() + bytes(64)}); shutil.move(d / "x.npz", f)
+    root = copy_beat2(d, ctx)
+    f = root / "smplxflame_30" / "1_ada_0_2_2.npz"
+    h = io.BytesIO()
+    np.lib.format.write_array_header_1_0(h, {"descr": "<f8", "fortran_order": False, "shape": (2**37,)})
+    _rewrite_zip(f, d / "x.npz", extra={"pad.npy": h.getvalue() + bytes(64)})
+    shutil.move(d / "x.npz", f)
     return ["check-data", str(root)]
 
 @case("wav_1hz_animate", "memory", "animate")
 def _(d, ctx):
-    (d / "a.wav").write_bytes(raw_wav(1, bytes(4000))); return animate(d, ctx, d / "a.wav")
+    (d / "a.wav").write_bytes(raw_wav(1, bytes(4000)))
+    return animate(d, ctx, d / "a.wav")
 
 @case("wav_1hz_train_beat2", "memory", "train", outputs=("out", "cache"))
 def _(d, ctx):
-    root = copy_beat2(d, ctx); (root / "wave16k" / "1_ada_0_1_1.wav").write_bytes(raw_wav(1, bytes(4000)))
+    root = copy_beat2(d, ctx)
+    (root / "wave16k" / "1_ada_0_1_1.wav").write_bytes(raw_wav(1, bytes(4000)))
     return b2_train(d, root)
 
 @case("flac_2_36_frames_animate", "memory", "animate")
@@ -473,28 +569,37 @@ def _(d, ctx): return animate(d, ctx, flac_huge_frames(d / "a.flac"))
 
 @case("flac_2_36_frames_check", "memory", "check-data")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); flac_huge_frames(root / "wav" / f"{first_stem(root)}.wav"); return ["check-data", str(root)]
+    root = copy_tiny(d, ctx)
+    flac_huge_frames(root / "wav" / f"{first_stem(root)}.wav")
+    return ["check-data", str(root)]
 
 @case("flac_2_36_frames_train_beat2", "memory", "train", outputs=("out", "cache"))
 def _(d, ctx):
-    root = copy_beat2(d, ctx); flac_huge_frames(root / "wave16k" / "1_ada_0_1_1.wav"); return b2_train(d, root)
+    root = copy_beat2(d, ctx)
+    flac_huge_frames(root / "wave16k" / "1_ada_0_1_1.wav")
+    return b2_train(d, root)
 
-@case("wav_data_size_ffffffff_animate", "memory", "animate", ok_rcs=(0, 1, 2))   # streaming writers leave the size unset: valid, if read without a 4 GiB allocation
+@case("wav_data_size_ffffffff_animate", "memory", "animate", ok_rcs=(0, 1, 2))   # streaming writers leave the size unset: valid, if read without a 4 GiB allocation  # noqa: E501
 def _(d, ctx):
-    (d / "a.wav").write_bytes(raw_wav(16000, bytes(3200), data_size=0xFFFFFFFF)); return animate(d, ctx, d / "a.wav")
+    (d / "a.wav").write_bytes(raw_wav(16000, bytes(3200), data_size=0xFFFFFFFF))
+    return animate(d, ctx, d / "a.wav")
 
 @case("pt_deflated_tensor_animate", "memory", "animate")
 def _(d, ctx):
-    ck = copy_ckpt(d, ctx); shutil.copy(pt_bomb(ctx), ck)
+    ck = copy_ckpt(d, ctx)
+    shutil.copy(pt_bomb(ctx), ck)
     return ["animate", str(write_wav(d / "a.wav")), "--ckpt", str(ck), "--out", str(d / "out" / "o.npy"), "--device", "cpu", "--quiet"]
 
 @case("pt_deflated_tensor_test", "memory", "test")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); ck = d / "ck.pt"; shutil.copy(pt_bomb(ctx), ck)
+    root = copy_tiny(d, ctx)
+    ck = d / "ck.pt"
+    shutil.copy(pt_bomb(ctx), ck)
     return ["test", f"dataset.root={root}", f"out_dir={d / 'out'}", "--ckpt", str(ck), "--quiet"]
 
 def _huge_model(ck):
-    ck["model_config"].update(feature_dim=2**16, n_layers=4096, ff_mult=64); return ck
+    ck["model_config"].update(feature_dim=2**16, n_layers=4096, ff_mult=64)
+    return ck
 
 @case("ckpt_huge_model_config_animate", "memory", "animate")
 def _(d, ctx):
@@ -509,49 +614,78 @@ def _(d, ctx):
 
 
 # 3. hangs ------------------------------------------------------------------------------------------------------------
-def _fifo(p: Path): p.unlink(missing_ok=True); os.mkfifo(p); return p
+def _fifo(p: Path):
+    p.unlink(missing_ok=True)
+    os.mkfifo(p)
+    return p
 
 @case("fifo_npy_check", "hang", "check-data")
-def _(d, ctx): root = copy_tiny(d, ctx); _fifo(root / "vertices_npy" / f"{first_stem(root)}.npy"); return ["check-data", str(root)]
+def _(d, ctx):
+    root = copy_tiny(d, ctx)
+    _fifo(root / "vertices_npy" / f"{first_stem(root)}.npy")
+    return ["check-data", str(root)]
 
 @case("fifo_npy_train", "hang", "train")
-def _(d, ctx): root = copy_tiny(d, ctx); _fifo(root / "vertices_npy" / "synth_f1_sentence01.npy"); return train_tiny(d, root)
+def _(d, ctx):
+    root = copy_tiny(d, ctx)
+    _fifo(root / "vertices_npy" / "synth_f1_sentence01.npy")
+    return train_tiny(d, root)
 
 @case("fifo_npy_baselines", "hang", "baselines")
-def _(d, ctx): root = copy_tiny(d, ctx); _fifo(root / "vertices_npy" / "synth_m6_sentence21.npy"); return ["baselines", str(root)]
+def _(d, ctx):
+    root = copy_tiny(d, ctx)
+    _fifo(root / "vertices_npy" / "synth_m6_sentence21.npy")
+    return ["baselines", str(root)]
 
 @case("fifo_pred_evaluate", "hang", "evaluate", ok_rcs=(0, 1, 2))   # skipping the FIFO as a missing prediction is fine; blocking is not
 def _(d, ctx):
-    root, res = _results(d, ctx); _fifo(sorted(res.glob("*.npy"))[0]); return ["evaluate", str(res), "--data", str(root)]
+    root, res = _results(d, ctx)
+    _fifo(sorted(res.glob("*.npy"))[0])
+    return ["evaluate", str(res), "--data", str(root)]
 
 @case("fifo_wav_animate", "hang", "animate")
 def _(d, ctx): return animate(d, ctx, _fifo(d / "a.wav"))
 
 @case("fifo_wav_in_folder_animate", "hang", "animate")
 def _(d, ctx):
-    write_wav(d / "in" / "a.wav"); _fifo(d / "in" / "b.wav"); return animate(d, ctx, d / "in", out="out/many")
+    write_wav(d / "in" / "a.wav")
+    _fifo(d / "in" / "b.wav")
+    return animate(d, ctx, d / "in", out="out/many")
 
 @case("fifo_wav_like_reference_animate", "hang", "animate")
 def _(d, ctx): return animate(d, ctx, _fifo(d / "a.wav"), "--like-reference")
 
 @case("fifo_templates_check", "hang", "check-data")
-def _(d, ctx): root = copy_tiny(d, ctx); _fifo(root / "templates.pkl"); return ["check-data", str(root)]
+def _(d, ctx):
+    root = copy_tiny(d, ctx)
+    _fifo(root / "templates.pkl")
+    return ["check-data", str(root)]
 
 @case("fifo_templates_animate", "hang", "animate")
 def _(d, ctx): return animate(d, ctx, write_wav(d / "a.wav"), "--templates", str(_fifo(d / "t.pkl")))
 
 @case("fifo_textgrid_check", "hang", "check-data")
-def _(d, ctx): root = copy_tiny(d, ctx); _fifo(sorted((root / "textgrids").glob("*.TextGrid"))[0]); return ["check-data", str(root)]
+def _(d, ctx):
+    root = copy_tiny(d, ctx)
+    _fifo(sorted((root / "textgrids").glob("*.TextGrid"))[0])
+    return ["check-data", str(root)]
 
 @case("fifo_metadata_train", "hang", "train")
-def _(d, ctx): root = copy_tiny(d, ctx); _fifo(root / "metadata.json"); return train_tiny(d, root)
+def _(d, ctx):
+    root = copy_tiny(d, ctx)
+    _fifo(root / "metadata.json")
+    return train_tiny(d, root)
 
 @case("fifo_beat2_split_check", "hang", "check-data")
-def _(d, ctx): root = copy_beat2(d, ctx); _fifo(root / "train_test_split.csv"); return ["check-data", str(root), "--dataset", "beat2"]
+def _(d, ctx):
+    root = copy_beat2(d, ctx)
+    _fifo(root / "train_test_split.csv")
+    return ["check-data", str(root), "--dataset", "beat2"]
 
 @case("fifo_react_emotion_check", "hang", "check-data")
 def _(d, ctx):
-    root = copy_react(d, ctx); _fifo(react_file(root))
+    root = copy_react(d, ctx)
+    _fifo(react_file(root))
     return ["check-data", str(root), "--dataset", "react"]
 
 @case("fifo_faces_animate", "hang", "animate")
@@ -560,7 +694,9 @@ def _(d, ctx): return animate(d, ctx, write_wav(d / "a.wav"), "--faces", str(_fi
 
 # 4. tracebacks -------------------------------------------------------------------------------------------------------
 def _beat2_csv(d, ctx, rows, encoding="utf-8"):
-    root = copy_beat2(d, ctx); write_csv_rows(root / "train_test_split.csv", [["id", "type"], *rows], encoding); return root
+    root = copy_beat2(d, ctx)
+    write_csv_rows(root / "train_test_split.csv", [["id", "type"], *rows], encoding)
+    return root
 
 LATIN = "2_ben_0_1_1\udce9"        # a lone 0xE9 byte (surrogateescape): not UTF-8
 LONG = "2_ben_" + "x" * 200_000     # over csv's 131072-character field limit
@@ -579,33 +715,40 @@ def _(d, ctx): return b2_train(d, _beat2_csv(d, ctx, [["1_ada_0_1_1", "train"], 
 
 @case("beat2_csv_nul_byte_check", "traceback", "check-data")
 def _(d, ctx):
-    root = copy_beat2(d, ctx); (root / "train_test_split.csv").write_bytes(b"id,type\n1_ada_0_1_1\x00,train\n")
+    root = copy_beat2(d, ctx)
+    (root / "train_test_split.csv").write_bytes(b"id,type\n1_ada_0_1_1\x00,train\n")
     return ["check-data", str(root), "--dataset", "beat2"]
 
 @case("react_csv_non_utf8_check", "traceback", "check-data")
 def _(d, ctx):
-    root = copy_react(d, ctx); (root / "val.csv").write_bytes(b",speaker_path,listener_path\n0,NoXI/005_synth/P1/1\xe9,NoXI/005_synth/P2/1\n")
+    root = copy_react(d, ctx)
+    (root / "val.csv").write_bytes(b",speaker_path,listener_path\n0,NoXI/005_synth/P1/1\xe9,NoXI/005_synth/P2/1\n")
     return ["check-data", str(root), "--dataset", "react"]
 
 @case("react_csv_long_field_check", "traceback", "check-data")
 def _(d, ctx):
-    root = copy_react(d, ctx); _react_rows(root, [[0, "NoXI/" + "x" * 200_000, "LIS"]])
+    root = copy_react(d, ctx)
+    _react_rows(root, [[0, "NoXI/" + "x" * 200_000, "LIS"]])
     return ["check-data", str(root), "--dataset", "react"]
 
 @case("react_csv_long_field_train", "traceback", "train")
 def _(d, ctx):
-    root = copy_react(d, ctx, full=True); _react_rows(root, [[0, "NoXI/" + "x" * 200_000, "LIS"]], "train.csv")
+    root = copy_react(d, ctx, full=True)
+    _react_rows(root, [[0, "NoXI/" + "x" * 200_000, "LIS"]], "train.csv")
     return react_train(d, root)
 
 @case("react_emotion_non_utf8_check", "traceback", "check-data")
 def _(d, ctx):
-    root = copy_react(d, ctx); p = react_file(root)
-    p.write_bytes(b"\xff\xfe" + p.read_bytes()[2:]); return ["check-data", str(root), "--dataset", "react"]
+    root = copy_react(d, ctx)
+    p = react_file(root)
+    p.write_bytes(b"\xff\xfe" + p.read_bytes()[2:])
+    return ["check-data", str(root), "--dataset", "react"]
 
 def _meta_case(name, cmd, edit):
     @case(name, "traceback", cmd)
     def _(d, ctx):
-        root = copy_tiny(d, ctx); edit(root)
+        root = copy_tiny(d, ctx)
+        edit(root)
         return {"check-data": lambda: ["check-data", str(root)], "train": lambda: train_tiny(d, root),
                 "baselines": lambda: ["baselines", str(root)],
                 "lipreader": lambda: ["lipreader", str(root), "--out", str(d / "out" / "lr.pt"), "--epochs", "1", "--quiet"]}[cmd]()
@@ -630,17 +773,21 @@ def _(d, ctx):
 
 @case("templates_truncated_check", "traceback", "check-data")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); (root / "templates.pkl").write_bytes((root / "templates.pkl").read_bytes()[:100]); return ["check-data", str(root)]
+    root = copy_tiny(d, ctx)
+    (root / "templates.pkl").write_bytes((root / "templates.pkl").read_bytes()[:100])
+    return ["check-data", str(root)]
 
 @case("regions_truncated_evaluate", "traceback", "evaluate")
 def _(d, ctx):
-    root, res = _results(d, ctx); (root / "regions.pkl").write_bytes((root / "regions.pkl").read_bytes()[:50])
+    root, res = _results(d, ctx)
+    (root / "regions.pkl").write_bytes((root / "regions.pkl").read_bytes()[:50])
     return ["evaluate", str(res), "--data", str(root)]
 
 @case("regions_list_lipreader", "traceback", "lipreader")
 def _(d, ctx):
     import pickle
-    root = copy_tiny(d, ctx); (root / "regions.pkl").write_bytes(pickle.dumps([1, 2, 3]))
+    root = copy_tiny(d, ctx)
+    (root / "regions.pkl").write_bytes(pickle.dumps([1, 2, 3]))
     return ["lipreader", str(root), "--out", str(d / "out" / "lr.pt"), "--epochs", "1", "--quiet"]
 
 @case("ckpt_list_animate", "traceback", "animate")
@@ -652,7 +799,8 @@ def _(d, ctx):
 @case("ckpt_tensor_test", "traceback", "test")
 def _(d, ctx):
     import torch
-    root = copy_tiny(d, ctx); torch.save(torch.zeros(3), d / "t.pt")
+    root = copy_tiny(d, ctx)
+    torch.save(torch.zeros(3), d / "t.pt")
     return ["test", f"dataset.root={root}", f"out_dir={d / 'out'}", "--ckpt", str(d / "t.pt"), "--quiet"]
 
 @case("ckpt_no_model_config_animate", "traceback", "animate")
@@ -662,7 +810,8 @@ def _(d, ctx):
 
 @case("ckpt_no_model_config_test", "traceback", "test")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); ck = pt_edit(ctx.ckpt, d / "n.pt", lambda c: {k: v for k, v in c.items() if k != "model_config"})
+    root = copy_tiny(d, ctx)
+    ck = pt_edit(ctx.ckpt, d / "n.pt", lambda c: {k: v for k, v in c.items() if k != "model_config"})
     return ["test", f"dataset.root={root}", f"out_dir={d / 'out'}", "--ckpt", str(ck), "--quiet"]
 
 @case("ckpt_model_config_str_animate", "traceback", "animate")
@@ -679,22 +828,29 @@ def _(d, ctx):
 
 @case("ckpt_garbage_lip_reader_evaluate", "traceback", "evaluate")
 def _(d, ctx):
-    root, res = _results(d, ctx); (d / "lr.pt").write_bytes(b"not a checkpoint at all" * 10)
+    root, res = _results(d, ctx)
+    (d / "lr.pt").write_bytes(b"not a checkpoint at all" * 10)
     return ["evaluate", str(res), "--data", str(root), "--lip-reader", str(d / "lr.pt")]
 
 @case("ckpt_actor_as_lip_reader_evaluate", "traceback", "evaluate")
 def _(d, ctx):
-    root, res = _results(d, ctx); return ["evaluate", str(res), "--data", str(root), "--lip-reader", str(copy_ckpt(d, ctx))]
+    root, res = _results(d, ctx)
+    return ["evaluate", str(res), "--data", str(root), "--lip-reader", str(copy_ckpt(d, ctx))]
 
 @case("ckpt_actor_as_sync_expert_evaluate", "traceback", "evaluate")
 def _(d, ctx):
-    root, res = _results(d, ctx); return ["evaluate", str(res), "--data", str(root), "--eval-expert", str(copy_ckpt(d, ctx))]
+    root, res = _results(d, ctx)
+    return ["evaluate", str(res), "--data", str(root), "--eval-expert", str(copy_ckpt(d, ctx))]
 
 @case("evaluate_split_nope", "traceback", "evaluate")
-def _(d, ctx): root, res = _results(d, ctx); return ["evaluate", str(res), "--data", str(root), "--split", "nope"]
+def _(d, ctx):
+    root, res = _results(d, ctx)
+    return ["evaluate", str(res), "--data", str(root), "--split", "nope"]
 
 @case("evaluate_conditions_nope", "traceback", "evaluate")
-def _(d, ctx): root, res = _results(d, ctx); return ["evaluate", str(res), "--data", str(root), "--conditions", "nope"]
+def _(d, ctx):
+    root, res = _results(d, ctx)
+    return ["evaluate", str(res), "--data", str(root), "--conditions", "nope"]
 
 @case("evaluate_pred_wrong_shape", "traceback", "evaluate")
 def _(d, ctx):
@@ -704,31 +860,39 @@ def _(d, ctx):
 
 @case("evaluate_pred_text_file", "traceback", "evaluate")
 def _(d, ctx):
-    root, res = _results(d, ctx); sorted(res.glob("*.npy"))[0].write_text("hello"); return ["evaluate", str(res), "--data", str(root)]
+    root, res = _results(d, ctx)
+    sorted(res.glob("*.npy"))[0].write_text("hello")
+    return ["evaluate", str(res), "--data", str(root)]
 
 @case("evaluate_results_is_file", "traceback", "evaluate")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); (d / "out").mkdir(); (d / "out" / "r.txt").write_text("x")
+    root = copy_tiny(d, ctx)
+    (d / "out").mkdir()
+    (d / "out" / "r.txt").write_text("x")
     return ["evaluate", str(d / "out" / "r.txt"), "--data", str(root)]
 
 @case("test_split_nope", "traceback", "test")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); return ["test", f"dataset.root={root}", f"out_dir={d / 'out'}", "--ckpt", str(copy_ckpt(d, ctx)), "--split", "nope", "--quiet"]
+    root = copy_tiny(d, ctx)
+    return ["test", f"dataset.root={root}", f"out_dir={d / 'out'}", "--ckpt", str(copy_ckpt(d, ctx)), "--split", "nope", "--quiet"]
 
 @case("baselines_split_nope", "traceback", "baselines")
 def _(d, ctx): return ["baselines", str(copy_tiny(d, ctx)), "--splits", "nope"]
 
 @case("faces_text_file_animate", "traceback", "animate")
 def _(d, ctx):
-    (d / "f.npy").write_text("not an array"); return animate(d, ctx, write_wav(d / "a.wav"), "--faces", str(d / "f.npy"), out="out/seq.obj")
+    (d / "f.npy").write_text("not an array")
+    return animate(d, ctx, write_wav(d / "a.wav"), "--faces", str(d / "f.npy"), out="out/seq.obj")
 
 @case("faces_wrong_shape_animate", "traceback", "animate")
 def _(d, ctx):
-    np.save(d / "f.npy", np.arange(5.0)); return animate(d, ctx, write_wav(d / "a.wav"), "--faces", str(d / "f.npy"), out="out/seq.obj")
+    np.save(d / "f.npy", np.arange(5.0))
+    return animate(d, ctx, write_wav(d / "a.wav"), "--faces", str(d / "f.npy"), out="out/seq.obj")
 
 @case("faces_out_of_range_animate", "traceback", "animate")
 def _(d, ctx):
-    np.save(d / "f.npy", np.array([[0, 1, 99999]])); return animate(d, ctx, write_wav(d / "a.wav"), "--faces", str(d / "f.npy"), out="out/seq.obj")
+    np.save(d / "f.npy", np.array([[0, 1, 99999]]))
+    return animate(d, ctx, write_wav(d / "a.wav"), "--faces", str(d / "f.npy"), out="out/seq.obj")
 
 @case("faces_pickled_npy_animate", "traceback", "animate")
 def _(d, ctx):
@@ -743,11 +907,14 @@ def _(d, ctx): return animate(d, ctx, write_wav(d / "a.wav", 0.01))
 def _(d, ctx): return animate(d, ctx, write_wav(d / "a.wav", 0.01), "--like-reference")
 
 @case("audio_garbage_like_reference_animate", "traceback", "animate")
-def _(d, ctx): (d / "a.wav").write_bytes(b"definitely not audio" * 50); return animate(d, ctx, d / "a.wav", "--like-reference")
+def _(d, ctx):
+    (d / "a.wav").write_bytes(b"definitely not audio" * 50)
+    return animate(d, ctx, d / "a.wav", "--like-reference")
 
 @case("out_obj_stem_is_file_animate", "traceback", "animate")
 def _(d, ctx):
-    (d / "out").mkdir(); (d / "out" / "x").write_text("an existing file named like the frame folder")
+    (d / "out").mkdir()
+    (d / "out" / "x").write_text("an existing file named like the frame folder")
     return animate(d, ctx, write_wav(d / "a.wav"), out="out/x.obj")
 
 @case("out_unsupported_suffix_animate", "traceback", "animate")
@@ -755,18 +922,22 @@ def _(d, ctx): return animate(d, ctx, write_wav(d / "a.wav"), out="out/x.exe")
 
 @case("textgrid_garbage_check", "traceback", "check-data")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); sorted((root / "textgrids").glob("*.TextGrid"))[0].write_bytes(b"File type = \"ooTextFile\"\n\x00\xff garbage")
+    root = copy_tiny(d, ctx)
+    sorted((root / "textgrids").glob("*.TextGrid"))[0].write_bytes(b"File type = \"ooTextFile\"\n\x00\xff garbage")
     return ["check-data", str(root)]
 
 @case("textgrid_garbage_train_phones", "traceback", "train")
 def _(d, ctx):
     root = copy_tiny(d, ctx)
-    for p in (root / "textgrids").glob("*.TextGrid"): p.write_text('File type = "ooTextFile"\nObject class = "TextGrid"\nxmin = 0\nxmax = banana\n')
+    for p in (root / "textgrids").glob("*.TextGrid"): p.write_text('File type = "ooTextFile"\nObject class = "TextGrid"\nxmin = 0\nxmax = '
+                                                                   'banana\n')
     return train_tiny(d, root, "trainer.phone_weight=1.0")
 
 @case("textgrid_garbage_beat2_train", "traceback", "train")
 def _(d, ctx):
-    root = copy_beat2(d, ctx); (root / "textgrid" / "1_ada_0_1_1.TextGrid").write_bytes(b"\xff\xfe\x00garbage"); return b2_train(d, root)
+    root = copy_beat2(d, ctx)
+    (root / "textgrid" / "1_ada_0_1_1.TextGrid").write_bytes(b"\xff\xfe\x00garbage")
+    return b2_train(d, root)
 
 @case("textgrid_garbage_evaluate_perceptual", "traceback", "evaluate")
 def _(d, ctx):
@@ -775,28 +946,42 @@ def _(d, ctx):
     return ["evaluate", str(res), "--data", str(root), "--perceptual"]
 
 @case("wav_not_audio_check", "traceback", "check-data")
-def _(d, ctx): root = copy_tiny(d, ctx); (root / "wav" / f"{first_stem(root)}.wav").write_text("RIFF but not really"); return ["check-data", str(root)]
+def _(d, ctx):
+    root = copy_tiny(d, ctx)
+    (root / "wav" / f"{first_stem(root)}.wav").write_text("RIFF but not really")
+    return ["check-data", str(root)]
 
 @case("wav_not_audio_beat2_train", "traceback", "train")
-def _(d, ctx): root = copy_beat2(d, ctx); (root / "wave16k" / "1_ada_0_1_1.wav").write_text("not audio"); return b2_train(d, root)
+def _(d, ctx):
+    root = copy_beat2(d, ctx)
+    (root / "wave16k" / "1_ada_0_1_1.wav").write_text("not audio")
+    return b2_train(d, root)
 
 
 def _empty(name, cmd, rel):
     @case(f"empty_{name}", "traceback", {"beat2": "check-data", "react": "check-data", "beat2-train": "train"}.get(cmd, cmd))
     def _(d, ctx):
         if cmd == "animate":
-            if rel == "audio": (d / "a.wav").write_bytes(b""); return animate(d, ctx, d / "a.wav")
+            if rel == "audio":
+                (d / "a.wav").write_bytes(b"")
+                return animate(d, ctx, d / "a.wav")
             if rel == "ckpt":
                 (d / "e.pt").write_bytes(b"")
                 return ["animate", str(write_wav(d / "a.wav")), "--ckpt", str(d / "e.pt"), "--out", str(d / "out" / "o.npy")]
-            (d / "e.npy").write_bytes(b""); return animate(d, ctx, write_wav(d / "a.wav"), "--faces", str(d / "e.npy"), out="out/s.obj")
+            (d / "e.npy").write_bytes(b"")
+            return animate(d, ctx, write_wav(d / "a.wav"), "--faces", str(d / "e.npy"), out="out/s.obj")
         if cmd in ("beat2", "beat2-train"):
-            root = copy_beat2(d, ctx); p = root / rel.format(id="1_ada_0_1_1"); p.write_bytes(b"")
+            root = copy_beat2(d, ctx)
+            p = root / rel.format(id="1_ada_0_1_1")
+            p.write_bytes(b"")
             return ["check-data", str(root), "--dataset", "beat2"] if cmd == "beat2" else b2_train(d, root)
         if cmd == "react":
-            root = copy_react(d, ctx); (react_file(root, *rel) if isinstance(rel, tuple) else root / rel).write_bytes(b""); return ["check-data", str(root), "--dataset", "react"]
+            root = copy_react(d, ctx)
+            (react_file(root, *rel) if isinstance(rel, tuple) else root / rel).write_bytes(b"")
+            return ["check-data", str(root), "--dataset", "react"]
         root = copy_tiny(d, ctx)
-        p = root / rel.format(stem=first_stem(root)); p.write_bytes(b"")
+        p = root / rel.format(stem=first_stem(root))
+        p.write_bytes(b"")
         return ["check-data", str(root)] if cmd == "check-data" else ["baselines", str(root)] if cmd == "baselines" else train_tiny(d, root)
 
 _empty("templates_check", "check-data", "templates.pkl")
@@ -841,7 +1026,8 @@ def _(d, ctx): return train_tiny(d, _templates(d, ctx, PICKLES["build_codecs_def
 @case("ckpt_allow_download_animate", "smaller", "animate")
 def _(d, ctx):
     def fn(c):
-        c["model_config"]["audio"].update(backend="wav2vec2", name_or_path="facebook/wav2vec2-base-960h", allow_download=True); return c
+        c["model_config"]["audio"].update(backend="wav2vec2", name_or_path="facebook/wav2vec2-base-960h", allow_download=True)
+        return c
     ck = pt_edit(ctx.ckpt, d / "dl.pt", fn)
     return ["animate", str(write_wav(d / "a.wav")), "--ckpt", str(ck), "--out", str(d / "out" / "o.npy"), "--device", "cpu", "--quiet"]
 
@@ -858,16 +1044,20 @@ def _(d, ctx): return ["check-data", str(_beat2_csv(d, ctx, [["1_ada_0_1_1", f"t
 
 @case("ansi_react_csv_check", "smaller", "check-data")
 def _(d, ctx):
-    root = copy_react(d, ctx); _react_rows(root, [[0, f"NoXI/{ANSI}/P1/1", "LIS"]])
+    root = copy_react(d, ctx)
+    _react_rows(root, [[0, f"NoXI/{ANSI}/P1/1", "LIS"]])
     return ["check-data", str(root), "--dataset", "react"]
 
 @case("ansi_react_csv_train", "smaller", "train")
 def _(d, ctx):
-    root = copy_react(d, ctx, full=True); _react_rows(root, [[0, f"NoXI/{ANSI}/P1/1", "LIS"]], "train.csv")
+    root = copy_react(d, ctx, full=True)
+    _react_rows(root, [[0, f"NoXI/{ANSI}/P1/1", "LIS"]], "train.csv")
     return react_train(d, root)
 
 @case("ansi_audio_name_animate", "smaller", "animate")
-def _(d, ctx): (d / f"a{ANSI}.wav").write_bytes(b"not audio"); return animate(d, ctx, d / f"a{ANSI}.wav")
+def _(d, ctx):
+    (d / f"a{ANSI}.wav").write_bytes(b"not audio")
+    return animate(d, ctx, d / f"a{ANSI}.wav")
 
 @case("ansi_subject_animate", "smaller", "animate")
 def _(d, ctx): return animate(d, ctx, write_wav(d / "a.wav"), "--style", f"x{ANSI}")
@@ -882,7 +1072,8 @@ for _i, _p in enumerate(EXEC):
         @case(f"pkl_{p}_{cmd}", "code execution", cmd)
         def _(d, ctx):
             if cmd == "animate":
-                (d / "t.pkl").write_bytes(PICKLES[p](d)); return animate(d, ctx, write_wav(d / "a.wav"), "--templates", str(d / "t.pkl"))
+                (d / "t.pkl").write_bytes(PICKLES[p](d))
+                return animate(d, ctx, write_wav(d / "a.wav"), "--templates", str(d / "t.pkl"))
             root = copy_tiny(d, ctx)
             if cmd == "lipreader":
                 (root / "regions.pkl").write_bytes(PICKLES[p](d))
@@ -910,12 +1101,14 @@ for _i, (_n, _f) in enumerate(PT_EXEC.items()):
 
 @case("pt_reduce_os_system_sync_expert", "code execution", "evaluate")
 def _(d, ctx):
-    root, res = _results(d, ctx); ck = pt_with_pickle(d / "evil.pt", PT_EXEC["pt_reduce_os_system"](d))
+    root, res = _results(d, ctx)
+    ck = pt_with_pickle(d / "evil.pt", PT_EXEC["pt_reduce_os_system"](d))
     return ["evaluate", str(res), "--data", str(root), "--eval-expert", str(ck)]
 
 @case("pt_reduce_os_system_compare", "code execution", "animate")
 def _(d, ctx):
-    root = copy_tiny(d, ctx); ck = pt_with_pickle(d / "evil.pt", PT_EXEC["pt_reduce_os_system"](d))
+    root = copy_tiny(d, ctx)
+    ck = pt_with_pickle(d / "evil.pt", PT_EXEC["pt_reduce_os_system"](d))
     return ["animate", str(write_wav(d / "a.wav")), "--compare", str(ck), "--regions", str(root / "regions.pkl"),
             "--out", str(d / "out" / "c.mp4"), "--device", "cpu", "--quiet"]
 
@@ -928,7 +1121,8 @@ def _stale_gone(d: Path, rec: dict):
 
 @success("animate_obj_over_stale_frames", "overwrite", "animate", _stale_gone)
 def _(d, ctx):
-    seq = d / "out" / "seq"; seq.mkdir(parents=True)
+    seq = d / "out" / "seq"
+    seq.mkdir(parents=True)
     for t in (0, 1, 9998, 9999): (seq / f"frame_{t:05d}.obj").write_text("v 0 0 0\n")
     return animate(d, ctx, write_wav(d / "a.wav", 0.5), out="out/seq.obj")
 
@@ -936,7 +1130,9 @@ def _ok_table(d: Path, rec: dict):
     assert "LVE" in rec["stdout"], rec["stdout"][-500:]
 
 @success("evaluate_clean_results", "baseline", "evaluate", _ok_table)
-def _(d, ctx): root, res = _results(d, ctx); return ["evaluate", str(res), "--data", str(root)]
+def _(d, ctx):
+    root, res = _results(d, ctx)
+    return ["evaluate", str(res), "--data", str(root)]
 
 
 # ------------------------------------------------------------------------------------------------------------- runner
@@ -950,14 +1146,18 @@ def case_env() -> dict:
 
 def run_case(c: Case, base: Path, ctx: Ctx, zygote: Zygote) -> dict:
     "Build and run one case; return a record: argv, rc (None on timeout), stdout, stderr, seconds, peak RSS, changed paths, marker."
-    d = base / c.name; d.mkdir(parents=True)
-    rec = {"name": c.name, "family": c.family, "command": c.command, "ok_rcs": c.ok_rcs, "argv": None, "rc": None, "stdout": "", "stderr": "",
+    d = base / c.name
+    d.mkdir(parents=True)
+    rec = {"name": c.name, "family": c.family, "command": c.command, "ok_rcs": c.ok_rcs, "argv": None, "rc": None, "stdout": "",
+           "stderr": "",
            "seconds": 0.0, "timeout": False, "changed": [], "marker": False, "build_error": None, "dir": d, "maxrss_mib": 0.0}
     try:
         plant_sentinels(d, ctx)
         rec["argv"] = [str(a) for a in c.build(d, ctx)]
-    except Exception as e:                                                     # a builder bug: reported, fails the case
-        import traceback; rec["build_error"] = traceback.format_exc(); return rec
+    except Exception:                                                     # a builder bug: reported, fails the case
+        import traceback
+        rec["build_error"] = traceback.format_exc()
+        return rec
     before = tree_state(d, c.outputs)
     out, err = base / f"{c.name}.stdout", base / f"{c.name}.stderr"
     r = zygote.run(rec["argv"], d, out, err, case_env(), TIMEOUT_S)
@@ -988,7 +1188,8 @@ def hostile_problems(rec: dict) -> list[str]:
 def describe(rec: dict) -> str:
     "A failure message: argv, rc, the tail of stderr."
     return (f"{rec['name']} ({rec['family']}): speechface {' '.join(rec['argv'] or [])[:600]}\n rc={rec['rc']} "
-            f"timeout={rec['timeout']} {rec['seconds']:.1f}s\n stderr tail: {rec['stderr'][-1500:]!r}\n stdout tail: {rec['stdout'][-400:]!r}")
+            f"timeout={rec['timeout']} {rec['seconds']:.1f}s\n stderr tail: {rec['stderr'][-1500:]!r}\n stdout tail: "
+            f"{rec['stdout'][-400:]!r}")
 
 
 def stderr_line(rec: dict) -> str:

@@ -1,7 +1,7 @@
 """An independent re-statement of the reference FaceFormer (EvelynFan/FaceFormer, Fan et al. CVPR 2022) for tests.
 
-Written from the facts of EvelynFan/FaceFormer's faceformer.py (module names, shapes, masks, the audio path and how `predict` counts frames),
-not from the reference's code. Its `state_dict()` has the reference's key names and shapes, so it stands in for
+Written from the facts of EvelynFan/FaceFormer's faceformer.py (module names, shapes, masks, the audio path and how
+`predict` counts frames), not from the reference's code. Its `state_dict()` has the reference's key names and shapes, so it stands in for
 the released `vocaset.pth` / `biwi.pth`; its forward and predict implement the reference algorithm the plain,
 slow way (full attention with explicit masks, the whole prefix re-run every frame), so our cached decoder can be
 checked against it. Batch size 1 only, as the reference's (H, T, T) float mask implies.
@@ -95,7 +95,8 @@ class ReferenceReplica(nn.Module):
         T = vertice.shape[1]
         memory = self.encode_audio(audio, T)
         if self.dataset == "BIWI" and memory.shape[1] < 2 * T:
-            T = memory.shape[1] // 2; vertice = vertice[:, :T]
+            T = memory.shape[1] // 2
+            vertice = vertice[:, :T]
         memory = self.audio_feature_map(memory)
         x = self.vertice_map(torch.cat([tpl, vertice[:, :-1]], 1) - tpl) + style       # (1, T, d)
         return self._decode(x, memory) + tpl                                           # (1, T, 3V)

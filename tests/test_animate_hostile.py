@@ -4,8 +4,7 @@ the way, faces that are not faces, a dataset where synth would write. Each must 
 2, no traceback, in seconds — and a rerun of `animate --out seq.obj` on shorter audio must leave no stale frame.
 
 The CLI runs as `python -m speechface.cli`, so `PYTHONPATH=<an older checkout>` runs the same tests on older code."""
-import io, os, pickle, struct, subprocess, sys
-from pathlib import Path
+import io, os, pickle, struct, subprocess
 
 import numpy as np
 import pytest
@@ -78,14 +77,19 @@ def raw_wav(path, rate, data):
 
 def flac_huge_frames(path):
     "A valid 0.1 s FLAC whose STREAMINFO announces 2**36 - 1 frames (four days at 16 kHz)."
-    buf = io.BytesIO(); sf.write(buf, np.zeros(1600, np.float32), 16000, format="FLAC", subtype="PCM_16")
-    b = bytearray(buf.getvalue()); assert b[:4] == b"fLaC"
-    b[18:26] = (int.from_bytes(b[18:26], "big") | (2**36 - 1)).to_bytes(8, "big"); b[26:42] = bytes(16)
-    path.write_bytes(bytes(b)); return path
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(1600, np.float32), 16000, format="FLAC", subtype="PCM_16")
+    b = bytearray(buf.getvalue())
+    assert b[:4] == b"fLaC"
+    b[18:26] = (int.from_bytes(b[18:26], "big") | (2**36 - 1)).to_bytes(8, "big")
+    b[26:42] = bytes(16)
+    path.write_bytes(bytes(b))
+    return path
 
 
 def fifo(path):
-    os.mkfifo(path); return path
+    os.mkfifo(path)
+    return path
 
 
 def animate(ckpt, audio, out, *extra):
@@ -146,7 +150,8 @@ def test_out_obj_over_a_file(actor, tmp_path):
 
 
 def test_out_obj_into_a_folder_of_other_files(actor, tmp_path):
-    (tmp_path / "seq").mkdir(); (tmp_path / "seq" / "notes.txt").write_text("mine")
+    (tmp_path / "seq").mkdir()
+    (tmp_path / "seq" / "notes.txt").write_text("mine")
     one_line_error(animate(actor, wav(tmp_path / "a.wav"), tmp_path / "seq.obj"), "notes.txt")
     assert sorted(p.name for p in (tmp_path / "seq").iterdir()) == ["notes.txt"]
 
@@ -178,9 +183,11 @@ def test_rerun_replaces_the_frames(actor, tmp_path):
 # ---------------------------------------------------------------------------------------------------- synth --out
 @pytest.mark.parametrize("preset", ["tiny", "dyadic-tiny", "beat2-tiny"])
 def test_synth_refuses_a_folder_it_did_not_make(tmp_path, preset):
-    data = tmp_path / "dataset"; data.mkdir()
+    data = tmp_path / "dataset"
+    data.mkdir()
     (data / "templates.pkl").write_bytes(b"sentinel: their templates")
-    (data / "wav").mkdir(); (data / "wav" / "keep.wav").write_bytes(b"sentinel")
+    (data / "wav").mkdir()
+    (data / "wav" / "keep.wav").write_bytes(b"sentinel")
     one_line_error(cli("synth", "--preset", preset, "--out", data, "--quiet"), "dataset", "--force")
     assert (data / "templates.pkl").read_bytes() == b"sentinel: their templates"
     assert sorted(p.relative_to(data).as_posix() for p in data.rglob("*")) == ["templates.pkl", "wav", "wav/keep.wav"]

@@ -66,7 +66,8 @@ def test_zero_length_audio(tmp_path):
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nonfinite_samples(tmp_path, bad):
-    x = np.zeros((1000, 2), np.float32); x[700, 1] = bad
+    x = np.zeros((1000, 2), np.float32)
+    x[700, 1] = bad
     sf.write(tmp_path / "bad.wav", x, 16000, subtype="FLOAT")
     msg = _expect_error(tmp_path / "bad.wav", "NaN/inf")
     assert "sample 700, channel 1" in msg
@@ -118,7 +119,9 @@ def test_sr_argument_validated(tmp_path):
 
 def test_normalize_audio_masked_batch():
     g = torch.Generator().manual_seed(0)
-    x = torch.zeros(2, 100); x[0] = torch.randn(100, generator=g) * 3 + 1; x[1, :40] = torch.randn(40, generator=g) * 0.1 - 2
+    x = torch.zeros(2, 100)
+    x[0] = torch.randn(100, generator=g) * 3 + 1
+    x[1, :40] = torch.randn(40, generator=g) * 0.1 - 2
     m = torch.arange(100)[None] < torch.tensor([[100], [40]])
     y = normalize_audio(x, m)
     assert torch.allclose(y[1, :40].mean(), torch.tensor(0.), atol=1e-4)   # float32, as wav2vec2's extractor
@@ -172,7 +175,8 @@ def test_mel_clips_errors_name_lengths():
 
 
 def test_mel_click_is_centred_on_its_mesh_frame():
-    click = np.zeros(16000, np.float32); click[16000 * 7 // 25] = 1.0     # start of mesh frame 7 at 25 fps
+    click = np.zeros(16000, np.float32)
+    click[16000 * 7 // 25] = 1.0     # start of mesh frame 7 at 25 fps
     energy = np.exp(log_mel(click, 25)).sum(1)
     assert int(energy.argmax()) == 28
 

@@ -1,4 +1,4 @@
-"BEAT2 layout: the synthetic corpus is deterministic byte for byte, the loader's alignment, filtering and cache, every bad file named, the CLI end to end."
+"BEAT2 layout: the synthetic corpus is deterministic byte for byte, the loader's alignment, filtering and cache, every bad file named, the CLI end to end."  # noqa: E501
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from speechface.data.beat2 import (BEAT2Dataset, BEAT2DataError, beat2_paths, read_beat2_npz, read_split_csv, read_word_tier,
-                                   frame_words, split_parts, write_beat2_wav, PART_DIMS)
+                                   split_parts, write_beat2_wav, PART_DIMS)
 from speechface.data.beat2_synth import generate_beat2_corpus, cached_beat2_corpus, measured_beat_lag, BEAT_LAG
 from speechface.data.check import check_dataset
 
@@ -18,7 +18,7 @@ def beat2_tiny():
 
 
 def _files(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file() and p.name != ".manifest.json"}
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file() and p.name != ".manifest.json"}  # noqa: E501
 
 
 def test_synthetic_corpus_is_deterministic(tmp_path, beat2_tiny):
@@ -72,7 +72,7 @@ def test_words_per_frame_and_parts(beat2_tiny):
     m = read_beat2_npz(beat2_paths(beat2_tiny, ds.ids[0])["motion"])
     parts = split_parts(m["poses"], m["expressions"], m["trans"])
     np.testing.assert_allclose(ds[0]["latent_all"].numpy(), parts["latent_all"][:60], atol=1e-6)
-    np.testing.assert_allclose(ds[0]["pose_6d"].numpy().reshape(60, 55, 6)[:, 22], parts["face"][:60, :6], atol=1e-6)   # the jaw is in EMAGE's 330
+    np.testing.assert_allclose(ds[0]["pose_6d"].numpy().reshape(60, 55, 6)[:, 22], parts["face"][:60, :6], atol=1e-6)   # the jaw is in EMAGE's 330  # noqa: E501
 
 
 def test_speaker_filter_and_vocabulary(beat2_tiny):
@@ -87,21 +87,29 @@ def test_speaker_filter_and_vocabulary(beat2_tiny):
 
 
 def test_cache_invalidation(tmp_path, beat2_tiny):
-    root = Path(shutil.copytree(beat2_tiny, tmp_path / "b2")); cache = tmp_path / "cache"
+    root = Path(shutil.copytree(beat2_tiny, tmp_path / "b2"))
+    cache = tmp_path / "cache"
     kw = dict(window=30, speakers=["ada"], cache_dir=cache)
-    a = BEAT2Dataset(root, "train", **kw); assert a.cache_stats == {"hit": 0, "miss": 2}
-    b = BEAT2Dataset(root, "train", **kw); assert b.cache_stats == {"hit": 2, "miss": 0}
+    a = BEAT2Dataset(root, "train", **kw)
+    assert a.cache_stats == {"hit": 0, "miss": 2}
+    b = BEAT2Dataset(root, "train", **kw)
+    assert b.cache_stats == {"hit": 2, "miss": 0}
     np.testing.assert_array_equal(a[0]["latent_all"], b[0]["latent_all"])
     npz = beat2_paths(root, "1_ada_0_1_1")["motion"]
-    z = dict(np.load(npz)); z["poses"] = z["poses"] + 0.1
+    z = dict(np.load(npz))
+    z["poses"] = z["poses"] + 0.1
     from speechface.data.beat2 import write_beat2_npz
     write_beat2_npz(npz, z["poses"], z["expressions"], z["trans"], z["betas"])
-    c = BEAT2Dataset(root, "train", **kw); assert c.cache_stats == {"hit": 1, "miss": 1}
+    c = BEAT2Dataset(root, "train", **kw)
+    assert c.cache_stats == {"hit": 1, "miss": 1}
     assert not np.allclose(c[0]["latent_all"].numpy(), a[0]["latent_all"].numpy())
-    st = npz.stat(); os.utime(npz, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))   # touched only: a new key, same arrays
-    d = BEAT2Dataset(root, "train", **kw); assert d.cache_stats == {"hit": 1, "miss": 1}
+    st = npz.stat()
+    os.utime(npz, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))   # touched only: a new key, same arrays
+    d = BEAT2Dataset(root, "train", **kw)
+    assert d.cache_stats == {"hit": 1, "miss": 1}
     np.testing.assert_array_equal(d[0]["latent_all"], c[0]["latent_all"])
-    e = BEAT2Dataset(root, "train", **kw, vocab=d.vocab[:5]); assert e.cache_stats == {"hit": 0, "miss": 2}   # a setting changed
+    e = BEAT2Dataset(root, "train", **kw, vocab=d.vocab[:5])
+    assert e.cache_stats == {"hit": 0, "miss": 2}   # a setting changed
     entry = e.cache_folder("1_ada_0_1_1")
     assert [p.name for p in entry.parent.iterdir()] == [entry.name]                 # the stale entries were removed
 
@@ -109,13 +117,16 @@ def test_cache_invalidation(tmp_path, beat2_tiny):
 def _damage(root):
     ids = list(read_split_csv(root / "train_test_split.csv"))
     p = beat2_paths
-    m = p(root, ids[0])["motion"]; m.write_bytes(m.read_bytes()[: m.stat().st_size // 3])
-    z = dict(np.load(p(root, ids[1])["motion"])); z["mocap_frame_rate"] = np.int64(60)
+    m = p(root, ids[0])["motion"]
+    m.write_bytes(m.read_bytes()[: m.stat().st_size // 3])
+    z = dict(np.load(p(root, ids[1])["motion"]))
+    z["mocap_frame_rate"] = np.int64(60)
     with open(p(root, ids[1])["motion"], "wb") as f: np.savez(f, **z)
     p(root, ids[2])["audio"].unlink()
     p(root, ids[3])["text"].unlink()
     write_beat2_wav(p(root, ids[4])["audio"], np.zeros(16000 * 2, np.float32))
-    z = dict(np.load(p(root, ids[5])["motion"])); z["expressions"] = np.array([[None] * 100] * len(z["poses"]), dtype=object)
+    z = dict(np.load(p(root, ids[5])["motion"]))
+    z["expressions"] = np.array([[None] * 100] * len(z["poses"]), dtype=object)
     with open(p(root, ids[5])["motion"], "wb") as f: np.savez(f, **z)
     return ids
 
@@ -140,7 +151,8 @@ def test_cli_synth_and_check(tmp_path):
     r = subprocess.run([sys.executable, "-m", "speechface.cli", "synth", "--preset", "beat2-tiny", "--out", str(tmp_path / "c"), "--quiet"],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 0 and "wrote 8 recordings of 2 speakers" in r.stdout, r.stderr
-    r = subprocess.run([sys.executable, "-m", "speechface.cli", "check-data", str(tmp_path / "c"), "--dataset", "beat2"], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, "-m", "speechface.cli", "check-data", str(tmp_path / "c"), "--dataset", "beat2"],
+                       capture_output=True, text=True, env=env)
     assert r.returncode == 0 and "OK: no problems found" in r.stdout, r.stdout + r.stderr
     beat2_paths(tmp_path / "c", "2_ben_0_4_4")["audio"].unlink()
     r = subprocess.run([sys.executable, "-m", "speechface.cli", "check-data", str(tmp_path / "c")], capture_output=True, text=True, env=env)

@@ -49,10 +49,13 @@ def _one_line_error(r: subprocess.CompletedProcess) -> str:
 @pytest.mark.parametrize("target", ["checkpoints", "data"])
 def test_id_climbing_out_of_the_corpus_deletes_nothing(tmp_path, beat2_tiny, target):
     "A split row `2_ben_x/../../../<target>` with the empty folders and a valid recording it needs: training stops at once."
-    work = tmp_path / "work"; root = work / "data" / "beat2"
+    work = tmp_path / "work"
+    root = work / "data" / "beat2"
     shutil.copytree(beat2_tiny, root)
-    (work / "checkpoints" / "run1").mkdir(parents=True); (work / "checkpoints" / "run1" / "best.pt").write_bytes(b"weights" * 100)
-    (work / "data" / "other").mkdir(); (work / "data" / "other" / "vertices.npy").write_bytes(b"a sibling dataset")
+    (work / "checkpoints" / "run1").mkdir(parents=True)
+    (work / "checkpoints" / "run1" / "best.pt").write_bytes(b"weights" * 100)
+    (work / "data" / "other").mkdir()
+    (work / "data" / "other" / "vertices.npy").write_bytes(b"a sibling dataset")
     id = ATTACK.replace("checkpoints", target)
     for key, p in beat2_paths(root, "2_ben_0_1_1").items():               # the recording the row resolves to, one level above the corpus
         (root / p.parent.name / "2_ben_x").mkdir()
@@ -74,7 +77,8 @@ def test_id_climbing_out_of_the_corpus_deletes_nothing(tmp_path, beat2_tiny, tar
 def test_escape_in_id_is_shown_escaped(tmp_path, beat2_tiny):
     "An id holding terminal escapes: the CLI's one line shows them as text, never as control characters."
     root = Path(shutil.copytree(beat2_tiny, tmp_path / "b2"))
-    write_split_csv(root / "train_test_split.csv", {**read_split_csv(root / "train_test_split.csv"), "2_ben_\x1b[2J\x1b]0;owned\x07_1": "val"})
+    write_split_csv(root / "train_test_split.csv",
+                    {**read_split_csv(root / "train_test_split.csv"), "2_ben_\x1b[2J\x1b]0;owned\x07_1": "val"})
     r = _speechface("train", "--quiet", "trainer=coefficients", "dataset=beat2", f"dataset.root={root}", f"out_dir={tmp_path / 'out'}",
                     cwd=tmp_path)
     line = _one_line_error(r)
@@ -88,37 +92,50 @@ def _cache(root, cache, **kw):
 
 def test_cache_removes_only_its_own_stale_entries(tmp_path, beat2_tiny):
     from speechface.data.beat2 import CACHE_MARKER, cache_marker
-    root = Path(shutil.copytree(beat2_tiny, tmp_path / "b2")); cache = tmp_path / "cache"
+    root = Path(shutil.copytree(beat2_tiny, tmp_path / "b2"))
+    cache = tmp_path / "cache"
     (cache / "beat2" / "1_ada_0_1_1").mkdir(parents=True)                       # the old layout's folder name, and a user's files
     (cache / "beat2" / "1_ada_0_1_1" / "mine.txt").write_text("not the cache's")
-    (cache / "notes").mkdir(); (cache / "notes" / "a.txt").write_text("not the cache's")
-    a = _cache(root, cache); assert a.cache_stats == {"hit": 0, "miss": 2}
-    entry = a.cache_folder("1_ada_0_1_1"); home = entry.parent
+    (cache / "notes").mkdir()
+    (cache / "notes" / "a.txt").write_text("not the cache's")
+    a = _cache(root, cache)
+    assert a.cache_stats == {"hit": 0, "miss": 2}
+    entry = a.cache_folder("1_ada_0_1_1")
+    home = entry.parent
     assert cache_marker(entry) == {"cache": "speechface.data.beat2", "version": "3", "id": "1_ada_0_1_1", "key": entry.name}
-    (home / "foreign").mkdir(); (home / "foreign" / "x.bin").write_bytes(b"x")              # no marker
-    (home / "forged").mkdir(); (home / "forged" / CACHE_MARKER).write_text('{"cache": "speechface.data.beat2", "id": "1_ada_0_2_2"}')
-    (home / "bad_marker").mkdir(); (home / "bad_marker" / CACHE_MARKER).write_bytes(b"\xff[" * 100)
-    outside = tmp_path / "outside"; outside.mkdir()
+    (home / "foreign").mkdir()
+    (home / "foreign" / "x.bin").write_bytes(b"x")              # no marker
+    (home / "forged").mkdir()
+    (home / "forged" / CACHE_MARKER).write_text('{"cache": "speechface.data.beat2", "id": "1_ada_0_2_2"}')
+    (home / "bad_marker").mkdir()
+    (home / "bad_marker" / CACHE_MARKER).write_bytes(b"\xff[" * 100)
+    outside = tmp_path / "outside"
+    outside.mkdir()
     (outside / CACHE_MARKER).write_text('{"cache": "speechface.data.beat2", "id": "1_ada_0_1_1", "key": "0"}')
     (home / "link").symlink_to(outside, target_is_directory=True)              # a link to a marked folder is not an entry
     stale = [a.cache_folder(i).name for i in a.ids]                              # the entries the next dataset makes stale
     before = _tree(tmp_path, skip=("cache",)) | {"cache/" + k: v for k, v in _tree(cache).items() if not any(s in k for s in stale)}
-    b = _cache(root, cache, vocab=a.vocab[:4]); assert b.cache_stats == {"hit": 0, "miss": 2}   # every entry goes stale
+    b = _cache(root, cache, vocab=a.vocab[:4])
+    assert b.cache_stats == {"hit": 0, "miss": 2}   # every entry goes stale
     new = b.cache_folder("1_ada_0_1_1")
     assert not entry.exists() and new.is_dir() and cache_marker(new)["key"] == new.name
     after = _tree(tmp_path, skip=("cache",)) | {"cache/" + k: v for k, v in _tree(cache).items()}
     assert all(after.get(k) == v for k, v in before.items()), [k for k, v in before.items() if after.get(k) != v]
     assert sorted(p.name for p in home.iterdir()) == sorted(["foreign", "forged", "bad_marker", "link", new.name])
     # something not made by the cache where the new entry must go is an error, not removed
-    shutil.rmtree(new); new.mkdir(); (new / "keep.txt").write_text("x")
+    shutil.rmtree(new)
+    new.mkdir()
+    (new / "keep.txt").write_text("x")
     with pytest.raises(Exception, match="was not written by this cache"): _cache(root, cache, vocab=a.vocab[:4])
     assert (new / "keep.txt").read_text() == "x"
 
 
 def test_stale_entry_that_cannot_be_removed_is_reported(tmp_path, beat2_tiny, monkeypatch):
     import speechface.data.beat2 as b2
-    root = Path(shutil.copytree(beat2_tiny, tmp_path / "b2")); cache = tmp_path / "cache"
-    a = _cache(root, cache); entry = a.cache_folder("1_ada_0_1_1")
+    root = Path(shutil.copytree(beat2_tiny, tmp_path / "b2"))
+    cache = tmp_path / "cache"
+    a = _cache(root, cache)
+    entry = a.cache_folder("1_ada_0_1_1")
     def refuse(path, *a, **kw): raise PermissionError(13, "Permission denied", str(path))
     monkeypatch.setattr(b2.shutil, "rmtree", refuse)
     with pytest.warns(UserWarning, match="could not remove this stale BEAT2 cache entry"):
@@ -163,7 +180,8 @@ def _read_limited(npz: Path) -> dict:
 
 def test_unused_1gib_member_is_never_inflated(tmp_path, beat2_tiny):
     "A real motion file plus a member deflated from 1 GiB of zeros: read under a 512 MiB address-space allowance."
-    npz = tmp_path / "bomb.npz"; shutil.copy(beat2_paths(beat2_tiny, "1_ada_0_1_1")["motion"], npz)
+    npz = tmp_path / "bomb.npz"
+    shutil.copy(beat2_paths(beat2_tiny, "1_ada_0_1_1")["motion"], npz)
     _zeros_member(npz, "junk", (2**28,))
     assert npz.stat().st_size < 2**23                                            # a few MiB on disk
     out = _read_limited(npz)
@@ -174,7 +192,8 @@ def test_unused_1gib_member_is_never_inflated(tmp_path, beat2_tiny):
 def test_declared_frames_disagree_before_inflating(tmp_path, beat2_tiny):
     "`expressions` declaring 2^21 frames (1.6 GiB deflated to a few MiB) is refused from its header, under the same allowance."
     import zipfile
-    src = beat2_paths(beat2_tiny, "1_ada_0_1_1")["motion"]; npz = tmp_path / "lie.npz"
+    src = beat2_paths(beat2_tiny, "1_ada_0_1_1")["motion"]
+    npz = tmp_path / "lie.npz"
     with zipfile.ZipFile(src) as zi, zipfile.ZipFile(npz, "w") as zo:
         for n in zi.namelist():
             if n != "expressions.npy": zo.writestr(zi.getinfo(n), zi.read(n))
@@ -190,7 +209,9 @@ def _within(fn, seconds: float = 60):
     def run():
         try: box["value"] = fn()
         except BaseException as e: box["error"] = e
-    t = threading.Thread(target=run, daemon=True); t.start(); t.join(seconds)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
     assert not t.is_alive(), f"still blocked after {seconds} s"
     return box
 
@@ -201,7 +222,8 @@ def test_fifo_in_place_of_a_file_is_refused(tmp_path, beat2_tiny, kind):
     from speechface.data.beat2 import BEAT2Dataset, BEAT2DataError
     root = Path(shutil.copytree(beat2_tiny, tmp_path / "b2"))
     p = root / "train_test_split.csv" if kind == "csv" else beat2_paths(root, "1_ada_0_1_1")[kind]
-    p.unlink(); os.mkfifo(p)
+    p.unlink()
+    os.mkfifo(p)
     box = _within(lambda: BEAT2Dataset(root, "train", speakers=["ada"], window=30, vocab=["", "<unk>"]))
     assert isinstance(box.get("error"), BEAT2DataError) and "FIFO" in str(box["error"]) and p.name in str(box["error"]), box
     if kind == "motion":                                                          # and through the CLI: one line, no hang
@@ -228,7 +250,8 @@ def test_bad_split_csv_is_one_line(tmp_path, content, needle):
     from speechface.core import UserError
     from speechface.data.beat2 import BEAT2DataError
     assert issubclass(BEAT2DataError, UserError)
-    p = tmp_path / "train_test_split.csv"; p.write_bytes(content)
+    p = tmp_path / "train_test_split.csv"
+    p.write_bytes(content)
     with pytest.raises(BEAT2DataError) as e: read_split_csv(p)
     msg = str(e.value)
     assert msg.startswith(str(p)) and needle in msg and "\n" not in msg and len(msg) < 600, msg
@@ -242,10 +265,12 @@ def test_garbage_textgrids_are_one_line(tmp_path, beat2_tiny):
     rng = np.random.default_rng(0)
     cases = {"random": rng.bytes(8192), "latin1": good.replace(b'"ooTextFile"', b'"ooTextFile\xe9"'), "cut": good[:len(good) // 3],
              "json": b"[" * 200_000, "huge number": good.replace(b"xmin = 0", b"xmin = 1e999", 1), "empty": b"",
-             "quadratic for praatio (2 MB)": head + b'text = "a' * 230_000, "open brackets": b"[" * 10**6, "size": head.replace(b"size = ", b"size = 1e15 ", 1),
+             "quadratic for praatio (2 MB)": head + b'text = "a' * 230_000, "open brackets": b"[" * 10**6,
+             "size": head.replace(b"size = ", b"size = 1e15 ", 1),
              "binary": b"ooBinaryFile\x08TextGrid" + rng.bytes(100)}
     for name, data in cases.items():
-        p = tmp_path / f"{name}.TextGrid"; p.write_bytes(data)
+        p = tmp_path / f"{name}.TextGrid"
+        p.write_bytes(data)
         with pytest.raises(BEAT2DataError) as e: read_word_tier(p)
         msg = str(e.value)
         assert msg.startswith(str(p)) and "\n" not in msg and len(msg) < 600, (name, msg)
@@ -255,11 +280,15 @@ def test_garbage_textgrids_are_one_line(tmp_path, beat2_tiny):
 def test_symlinked_file_leaving_the_corpus_is_refused(tmp_path, beat2_tiny):
     from speechface.data.beat2 import BEAT2Dataset, BEAT2DataError
     root = Path(shutil.copytree(beat2_tiny, tmp_path / "b2"))
-    wav = beat2_paths(root, "1_ada_0_1_1")["audio"]; secret = tmp_path / "secret.wav"
-    shutil.move(wav, secret); wav.symlink_to(secret)
+    wav = beat2_paths(root, "1_ada_0_1_1")["audio"]
+    secret = tmp_path / "secret.wav"
+    shutil.move(wav, secret)
+    wav.symlink_to(secret)
     with pytest.raises(BEAT2DataError, match="leads outside"): BEAT2Dataset(root, "train", speakers=["ada"], window=30)
-    link = tmp_path / "link_to_corpus"; link.symlink_to(root, target_is_directory=True)   # a link to the whole corpus is fine
-    wav.unlink(); shutil.move(secret, wav)
+    link = tmp_path / "link_to_corpus"
+    link.symlink_to(root, target_is_directory=True)   # a link to the whole corpus is fine
+    wav.unlink()
+    shutil.move(secret, wav)
     assert BEAT2Dataset(link, "train", speakers=["ada"], window=30).ids == ["1_ada_0_1_1", "1_ada_0_2_2"]
 
 

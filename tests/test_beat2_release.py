@@ -71,7 +71,8 @@ def test_motion_dataset_and_check_data_cli(corpora, tmp_path):
     from speechface.data.beat2_motion import BEAT2MotionDataset
     _, out = corpora
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BEAT2LengthWarning); warnings.simplefilter("ignore", BEAT2SkipWarning)
+        warnings.simplefilter("ignore", BEAT2LengthWarning)
+        warnings.simplefilter("ignore", BEAT2SkipWarning)
         va = BEAT2MotionDataset(out, "val", "gesture", speakers=["ada"], on_error="skip")
     assert va.train_speakers == ["ada"] and va.ids == ["1_ada_0_3_3"] and va[0]["one_hot"].tolist() == [1.0]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}

@@ -31,7 +31,8 @@ def test_decoding_speedup_from_planted_costs(monkeypatch, capsys):
     monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
     forward = FaceFormer.forward
     def costly(self, *a, **k):                                          # each decode advances the fake clock by its planted cost
-        n = k["n_frames"]; clock[0] += 1e-3 * n if k["mode"] == "autoregressive" else 1e-4 * n ** 2
+        n = k["n_frames"]
+        clock[0] += 1e-3 * n if k["mode"] == "autoregressive" else 1e-4 * n ** 2
         return forward(self, *a, **k)
     monkeypatch.setattr(FaceFormer, "forward", costly)
     bench.run_inference_benchmark(only="decoding", tiny=True, frames=[20, 40, 120], max_recompute_s=0.5, repeats=1)

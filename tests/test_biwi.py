@@ -64,7 +64,8 @@ def test_check_data_accepts_the_biwi_layout(biwi):
 def test_check_data_names_a_bad_region_file(biwi, tmp_path):
     tmp, _, _ = biwi
     import shutil
-    bad = tmp_path / "BIWI"; shutil.copytree(tmp / "BIWI", bad)
+    bad = tmp_path / "BIWI"
+    shutil.copytree(tmp / "BIWI", bad)
     (bad / "regions" / "lve.txt").write_text("2, 6, 99999")
     r = run("check-data", bad, "--dataset", "biwi", check=False)
     assert r.returncode == 1 and "lve.txt: region 'lips' has indices outside [0, 23370)" in r.stdout

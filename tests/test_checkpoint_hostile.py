@@ -138,14 +138,16 @@ def test_allow_download_from_a_file_is_dropped(trained, monkeypatch):
     from speechface.core import UserError
     seen = []
     def fake(model_cls, name, allow_download=False, what=""):
-        seen.append((name, allow_download)); raise audio_encoder.AudioEncoderUnavailable("not cached (test)")
+        seen.append((name, allow_download))
+        raise audio_encoder.AudioEncoderUnavailable("not cached (test)")
     monkeypatch.setattr(audio_encoder, "load_pretrained", fake)
     ck = torch.load(trained[2], weights_only=True)
     ck["model_config"]["audio"].update(backend="wav2vec2", name_or_path="facebook/wav2vec2-base-960h", allow_download=True)
     with pytest.raises(UserError): load_actor(ck)
     assert seen == [("facebook/wav2vec2-base-960h", False)]
     # the mel actor itself: the flag is dropped, the model loads
-    ck = torch.load(trained[2], weights_only=True); ck["model_config"]["audio"]["allow_download"] = True
+    ck = torch.load(trained[2], weights_only=True)
+    ck["model_config"]["audio"]["allow_download"] = True
     assert load_actor(ck).cfg.audio.allow_download is False
 
 
@@ -171,7 +173,8 @@ def test_train_run_must_be_one_folder(trained, tmp_path, capsys, run_name):
 def test_evaluate_unknown_split_and_condition(trained, capsys):
     tmp, ov, _ = trained
     sf = lambda *a: cli(capsys, *a)
-    r = sf("test", *ov, "--quiet"); assert r.returncode == 0, r.stderr[-2000:]
+    r = sf("test", *ov, "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
     res = tmp / "out" / "faceformer_synthetic" / "styledependant" / "results"
     one_line_error(sf("evaluate", res, "--data", tmp / "tiny", "--split", "nope"), "unknown split 'nope'", "test, train, val")
     one_line_error(sf("evaluate", res, "--data", tmp / "tiny", "--conditions", "nope"), "unknown condition(s) 'nope'", "synth_f1")
@@ -183,8 +186,11 @@ def test_evaluate_unknown_split_and_condition(trained, capsys):
     try:
         bad.write_text("hello")
         one_line_error(sf("evaluate", res, "--data", tmp / "tiny"), bad.name, "not a readable .npy")
-        bad.unlink(); os.mkfifo(bad)                                      # skipped (never opened): reported missing
-        r = sf("evaluate", res, "--data", tmp / "tiny"); assert r.returncode == 0, r.stderr[-2000:]
+        bad.unlink()
+        os.mkfifo(bad)                                      # skipped (never opened): reported missing
+        r = sf("evaluate", res, "--data", tmp / "tiny")
+        assert r.returncode == 0, r.stderr[-2000:]
         assert "missing 1" in r.stdout
     finally:
-        bad.unlink(missing_ok=True); bad.write_bytes(saved)
+        bad.unlink(missing_ok=True)
+        bad.write_bytes(saved)

@@ -54,6 +54,7 @@ def test_show_config_lists_every_key():
 
 def test_cli_module_imports_without_torch():
     "The synth workers re-run the console script; a torch import in speechface.cli made `synth --preset tiny` 24x slower."
-    r = subprocess.run([sys.executable, "-c", "import sys, speechface.cli; print(sorted(m for m in ('torch', 'numpy', 'hydra') if m in sys.modules))"],
+    r = subprocess.run([sys.executable, "-c",
+                        "import sys, speechface.cli; print(sorted(m for m in ('torch', 'numpy', 'hydra') if m in sys.modules))"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

@@ -16,8 +16,11 @@ from speechface.metrics.coefficients import coefficient_lip_distance, shift_fram
 def tiny_flame(V=10, seed=0):
     "A FLAME-structured model dict (5 joints, 2 identity + 100 expression directions)."
     rng = np.random.default_rng(seed)
-    w = np.zeros((V, 5)); w[: V // 2, 1] = 1; w[V // 2:, FLAME_JAW] = 1
-    Jr = np.zeros((5, V)); Jr[:, :] = 1.0 / V
+    w = np.zeros((V, 5))
+    w[: V // 2, 1] = 1
+    w[V // 2:, FLAME_JAW] = 1
+    Jr = np.zeros((5, V))
+    Jr[:, :] = 1.0 / V
     return {"v_template": rng.normal(0, 0.05, (V, 3)), "shapedirs": rng.normal(0, 0.01, (V, 3, 102)),
             "posedirs": rng.normal(0, 0.001, (V, 3, 36)), "J_regressor": scipy.sparse.csc_matrix(Jr), "weights": w,
             "kintree_table": np.array([[2 ** 32 - 1, 0, 1, 1, 1], [0, 1, 2, 3, 4]]), "f": np.array([[0, 1, 2]])}
@@ -30,7 +33,9 @@ def chumpy_pickle(path, d, protocol, expression=False):
         def __init__(self, x): self.x, self._dirty_vars, self._itr, self._depends_on_deps = x, set(), None, {}
         def __getstate__(self):
             s = dict(self.__dict__)
-            if expression: s.pop("x"); s["a"], s["b"] = 1, 2          # a chumpy expression: no plain 'x'
+            if expression:
+                s.pop("x")
+                s["a"], s["b"] = 1, 2          # a chumpy expression: no plain 'x'
             return s
     Ch.__module__, Ch.__qualname__, Ch.__name__ = "chumpy.ch", "Ch", "Ch"
     mod.Ch, pkg.ch = Ch, mod
@@ -53,7 +58,8 @@ def test_coefficient_shapes():
     with pytest.raises(ValueError, match=r"x\[None\]"): coefficient_curves(E[0])
     with pytest.raises(ValueError, match="4 frames but the expressions have 5"): coefficient_curves(E, np.zeros((4, 3)))
     with pytest.raises(ValueError, match=r"jaw must be a \(T, 3\)"): coefficient_curves(E, np.zeros((5, 6)))
-    bad = E.copy(); bad[2, 7] = np.nan
+    bad = E.copy()
+    bad[2, 7] = np.nan
     with pytest.raises(ValueError, match="NaN/inf values.*frame 2"): coefficient_curves(bad)
     with pytest.raises(ValueError, match=r"\(T, 106\)"): split_face_vector(np.zeros((5, 100)))
 
@@ -84,7 +90,8 @@ def test_units_and_recordings_bad_input(tmp_path):
     from speechface.data.beat2_synth import cached_beat2_corpus
     from speechface.data.beat2 import beat2_paths, write_word_textgrid
     from speechface.evaluation.coefficients import beat2_face_recordings, coefficient_units
-    root = tmp_path / "beat2"; shutil.copytree(cached_beat2_corpus("tiny"), root)
+    root = tmp_path / "beat2"
+    shutil.copytree(cached_beat2_corpus("tiny"), root)
     test = beat2_face_recordings(root, "test")
     with pytest.raises(ValueError, match="one per recording"): coefficient_units(CoefficientFace(), test, [])
     short = [(r["expressions"][:10], r["jaw"][:10]) for r in test]
@@ -117,7 +124,8 @@ def test_flame_chumpy_pickle_loads_without_chumpy(tmp_path, protocol):
     chumpy_pickle(tmp_path / "generic_model.pkl", d, protocol)
     assert "chumpy" not in sys.modules
     m = load_flame_model(tmp_path / "generic_model.pkl")
-    np.testing.assert_array_equal(m.v_template, d["v_template"]); np.testing.assert_array_equal(m.shapedirs, d["shapedirs"])
+    np.testing.assert_array_equal(m.v_template, d["v_template"])
+    np.testing.assert_array_equal(m.shapedirs, d["shapedirs"])
     np.testing.assert_array_equal(m.J_regressor, d["J_regressor"].toarray())
     np.testing.assert_allclose(flame_vertices(m, np.zeros((2, 100)))[0], d["v_template"], atol=1e-7)
 
@@ -138,7 +146,8 @@ def test_flame_pickle_cannot_run_code(tmp_path):
 def test_flame_bad_files(tmp_path):
     (tmp_path / "empty.pkl").write_bytes(b"")
     with pytest.raises(FlameModelError, match="empty"): load_flame_model(tmp_path / "empty.pkl")
-    d = tiny_flame(); blob = pickle.dumps(d, protocol=2)
+    d = tiny_flame()
+    blob = pickle.dumps(d, protocol=2)
     (tmp_path / "cut.pkl").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(FlameModelError, match="truncated"): load_flame_model(tmp_path / "cut.pkl")
     np.savez(tmp_path / "nokeys.npz", v_template=d["v_template"])

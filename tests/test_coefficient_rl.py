@@ -50,7 +50,8 @@ def test_coefficient_sync_expert_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"motion_dim must be 3V"):               # the vertex path still checks xyz
         SyncExpert(SyncExpertConfig(motion_dim=106, **SMALL))
     save_checkpoint(tmp_path / "c.pth", sync_expert_state(bb))                      # a checkpoint without vertex_idx reloads
-    bb2 = load_sync_expert(tmp_path / "c.pth"); x, r = torch.randn(2, 5, 106), torch.randn(2, 106)
+    bb2 = load_sync_expert(tmp_path / "c.pth")
+    x, r = torch.randn(2, 5, 106), torch.randn(2, 106)
     with torch.no_grad(): torch.testing.assert_close(bb2(x, mel, r)[0], bb(x, mel, r)[0])
     assert bb2.cfg.motion == "coefficients"
 
@@ -60,7 +61,8 @@ def test_coefficient_perturbations_bad_input():
     with pytest.raises(ValueError, match=r"opening must be \(30,\)"):
         open_coefficient_closures(x, torch.rand(29))
     torch.testing.assert_close(open_coefficient_closures(x, torch.ones(30)), x)   # never closed: nothing to open
-    opening = torch.ones(30); opening[10:14] = 0
+    opening = torch.ones(30)
+    opening[10:14] = 0
     out = open_coefficient_closures(x, opening, strength=0.5)
     assert not torch.allclose(out[10:14], x[10:14]) and torch.allclose(out[:5], x[:5])
     with pytest.raises(ValueError, match="jaw opening for face coefficients"):

@@ -87,7 +87,8 @@ def test_wrong_part_in_python(beat2):
 def test_missing_split_and_split_file(beat2, tmp_path):
     from speechface.data.beat2 import BEAT2DataError
     from speechface.data.beat2_motion import BEAT2MotionDataset
-    root = tmp_path / "c"; shutil.copytree(beat2, root)
+    root = tmp_path / "c"
+    shutil.copytree(beat2, root)
     lines = (root / "train_test_split.csv").read_text().splitlines()
     (root / "train_test_split.csv").write_text("\n".join(l for l in lines if not l.endswith(",val")) + "\n")
     with pytest.raises(BEAT2DataError, match="no 'val' recordings"): BEAT2MotionDataset(root, "val", "face")
@@ -102,7 +103,8 @@ def test_missing_split_and_split_file(beat2, tmp_path):
 def test_wrong_dims(beat2, face_run):
     from speechface.core import UsageError
     from speechface.data.beat2_motion import BEAT2MotionDataset, MotionStats, jaw_opening, neutral_vector
-    from speechface.train.coefficients import (load_coefficient_actor, predict_coefficients, baseline_predictions, face_metrics, evaluate_coefficients)
+    from speechface.train.coefficients import (load_coefficient_actor, predict_coefficients, baseline_predictions, face_metrics,
+                                               evaluate_coefficients)
     model, stats, _ = load_coefficient_actor(face_run / "best.pt")
     with pytest.raises(UsageError, match="must have 258 dimensions"): MotionStats("gesture", stats.mean, stats.std)
     with pytest.raises(UsageError, match="face vectors have 106 dimensions"): stats.normalize(np.zeros((5, 258)))
@@ -115,7 +117,8 @@ def test_wrong_dims(beat2, face_run):
     gt = f.targets[f.ids[0]]
     with pytest.raises(ValueError, match="predict every frame"): face_metrics(gt[:5], gt)
     with pytest.raises(UsageError, match="no prediction"): evaluate_coefficients(f, {"empty": {}})
-    with pytest.raises(UsageError, match="window=None"): predict_coefficients(model, BEAT2MotionDataset(beat2, "train", "face", window=30), stats)
+    with pytest.raises(UsageError, match="window=None"): predict_coefficients(model, BEAT2MotionDataset(beat2, "train", "face", window=30),
+                                                                              stats)
 
 
 def test_mesh_checkpoint_is_not_a_coefficient_actor(tmp_path):

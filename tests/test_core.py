@@ -8,7 +8,8 @@ from speechface.core import (safe_load_pickle, UnsafePickleError, UserError, loa
 
 # ---------------------------------------------------------------- pickle building blocks (opcode by opcode)
 def X(text: str) -> bytes:  # BINUNICODE: accepted by the unpickler under any protocol header
-    b = text.encode("utf-8"); return b"X" + struct.pack("<I", len(b)) + b
+    b = text.encode("utf-8")
+    return b"X" + struct.pack("<I", len(b)) + b
 
 def header(proto: int) -> bytes:
     return b"" if proto < 2 else b"\x80" + bytes([proto])
@@ -18,7 +19,8 @@ def body(obj, proto: int) -> bytes:
     b = pickle.dumps(obj, protocol=proto)
     if proto >= 2: b = b[2:]
     if proto >= 4 and b[:1] == b"\x95": b = b[9:]
-    assert b.endswith(b"."); return b[:-1]
+    assert b.endswith(b".")
+    return b[:-1]
 
 def in_dict_of_arrays(payload: bytes, proto: int) -> bytes:
     "A templates.pkl-shaped dict: a real (V, 3) array, then the payload under another key."
@@ -46,7 +48,8 @@ def marker(tmp_path):
 
 
 def _refused(tmp_path, data: bytes, name="templates.pkl"):
-    p = tmp_path / name; p.write_bytes(data)
+    p = tmp_path / name
+    p.write_bytes(data)
     with pytest.raises(UnsafePickleError, match=name):
         safe_load_pickle(p)
 
@@ -87,7 +90,8 @@ def test_globals_outside_the_list_refused(tmp_path, marker, proto, module, name)
 
 
 def test_copyreg_reconstructor_with_os_system_refused(tmp_path, marker):
-    payload = GLOBAL("copy_reg", "_reconstructor") + GLOBAL("posix", "system") + GLOBAL("__builtin__", "str") + X(f"touch {marker}") + b"\x87R"
+    payload = GLOBAL("copy_reg", "_reconstructor") + GLOBAL("posix",
+                                                            "system") + GLOBAL("__builtin__", "str") + X(f"touch {marker}") + b"\x87R"
     _refused(tmp_path, in_dict_of_arrays(payload, 2))
 
 
@@ -111,10 +115,12 @@ def test_inst_obj_persid_refused(tmp_path, marker, payload):
 
 def test_hostile_pickle_in_a_subprocess_leaves_no_marker(tmp_path):
     "The same dotted walk, loaded by a fresh interpreter through the dataset loader: refused, exit clean, no file."
-    marker = tmp_path / "ran"; root = tmp_path
+    marker = tmp_path / "ran"
+    root = tmp_path
     (root / "templates.pkl").write_bytes(in_dict_of_arrays(run_code_via(STACK_GLOBAL("numpy.dtypes", "__builtins__.get"),
                                                                         f"open({str(marker)!r}, 'w').close()"), 4))
-    r = subprocess.run([sys.executable, "-c", f"from speechface.data.mesh import load_templates; load_templates({str(root / 'templates.pkl')!r})"],
+    r = subprocess.run([sys.executable, "-c",
+                        f"from speechface.data.mesh import load_templates; load_templates({str(root / 'templates.pkl')!r})"],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "refused to load 'numpy.dtypes.__builtins__.get'" in r.stderr
     assert not marker.exists()
@@ -129,7 +135,8 @@ def _py2_pickle(d: dict) -> bytes:
     def i(n): return b"K" + bytes([n])
     out = b"\x80\x02}("
     for k, a in d.items():
-        a = np.ascontiguousarray(a); dt = a.dtype
+        a = np.ascontiguousarray(a)
+        dt = a.dtype
         order = dt.str[0] if dt.str[0] in "<>" else "|"
         dtype = (b"cnumpy\ndtype\n" + s(dt.str[1:]) + i(0) + i(1) + b"\x87R(" + i(3) + s(order)
                  + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xff" + i(0) + b"tb")
@@ -143,45 +150,53 @@ _EXPECTED = {"FaceTalk_170725_00137_TA": np.arange(12, dtype=np.float32).reshape
 
 def _check(out):
     for k, v in _EXPECTED.items():
-        assert out[k].dtype == v.dtype; np.testing.assert_array_equal(out[k], v)
+        assert out[k].dtype == v.dtype
+        np.testing.assert_array_equal(out[k], v)
 
 
 def test_python2_protocol2_pickle_loads(tmp_path):
-    p = tmp_path / "FLAME_masks.pkl"; p.write_bytes(_py2_pickle(_EXPECTED))
+    p = tmp_path / "FLAME_masks.pkl"
+    p.write_bytes(_py2_pickle(_EXPECTED))
     _check(safe_load_pickle(p))
 
 
 # pickle.dumps of {'FaceTalk_...': arange(12, float32).reshape(4, 3), 'lips': [1 2 3], 'mask': [True False],
 # 'scale': float64(0.5)} under NumPy 1.26.4 / Python 3.11, protocols 2, 4 and 5 (GLOBALs under numpy.core)
 _NUMPY1 = {
- 2: "gAJ9cQAoWBgAAABGYWNlVGFsa18xNzA3MjVfMDAxMzdfVEFxAWNudW1weS5jb3JlLm11bHRpYXJyYXkKX3JlY29uc3RydWN0CnECY251bXB5Cm5kYXJyYXkKcQNLAIVxBGNfY29kZWNzCmVuY29kZQpxBVgBAAAAYnEGWAYAAABsYXRpbjFxB4ZxCFJxCYdxClJxCyhLAUsESwOGcQxjbnVtcHkKZHR5cGUKcQ1YAgAAAGY0cQ6JiIdxD1JxEChLA1gBAAAAPHERTk5OSv////9K/////0sAdHESYoloBVg1AAAAAAAAAAAAwoA/AAAAQAAAQEAAAMKAQAAAwqBAAADDgEAAAMOgQAAAAEEAABBBAAAgQQAAMEFxE2gHhnEUUnEVdHEWYlgEAAAAbGlwc3EXaAJoA0sAhXEYaAmHcRlScRooSwFLA4VxG2gNWAIAAABpOHEciYiHcR1ScR4oSwNoEU5OTkr/////Sv////9LAHRxH2KJaAVYGAAAAAEAAAAAAAAAAgAAAAAAAAADAAAAAAAAAHEgaAeGcSFScSJ0cSNiWAQAAABtYXNrcSRoAmgDSwCFcSVoCYdxJlJxJyhLAUsChXEoaA1YAgAAAGIxcSmJiIdxKlJxKyhLA1gBAAAAfHEsTk5OSv////9K/////0sAdHEtYoloBVgCAAAAAQBxLmgHhnEvUnEwdHExYlgFAAAAc2NhbGVxMmNudW1weS5jb3JlLm11bHRpYXJyYXkKc2NhbGFyCnEzaA1YAgAAAGY4cTSJiIdxNVJxNihLA2gRTk5OSv////9K/////0sAdHE3YmgFWAkAAAAAAAAAAADDoD9xOGgHhnE5UnE6hnE7UnE8dS4=",
- 4: "gASVywEAAAAAAAB9lCiMGEZhY2VUYWxrXzE3MDcyNV8wMDEzN19UQZSMFW51bXB5LmNvcmUubXVsdGlhcnJheZSMDF9yZWNvbnN0cnVjdJSTlIwFbnVtcHmUjAduZGFycmF5lJOUSwCFlEMBYpSHlFKUKEsBSwRLA4aUaAWMBWR0eXBllJOUjAJmNJSJiIeUUpQoSwOMATyUTk5OSv////9K/////0sAdJRiiUMwAAAAAAAAgD8AAABAAABAQAAAgEAAAKBAAADAQAAA4EAAAABBAAAQQQAAIEEAADBBlHSUYowEbGlwc5RoBGgHSwCFlGgJh5RSlChLAUsDhZRoDowCaTiUiYiHlFKUKEsDaBJOTk5K/////0r/////SwB0lGKJQxgBAAAAAAAAAAIAAAAAAAAAAwAAAAAAAACUdJRijARtYXNrlGgEaAdLAIWUaAmHlFKUKEsBSwKFlGgOjAJiMZSJiIeUUpQoSwOMAXyUTk5OSv////9K/////0sAdJRiiUMCAQCUdJRijAVzY2FsZZRoAowGc2NhbGFylJOUaA6MAmY4lImIh5RSlChLA2gSTk5OSv////9K/////0sAdJRiQwgAAAAAAADgP5SGlFKUdS4=",
- 5: "gAWVwgEAAAAAAAB9lCiMGEZhY2VUYWxrXzE3MDcyNV8wMDEzN19UQZSMEm51bXB5LmNvcmUubnVtZXJpY5SMC19mcm9tYnVmZmVylJOUKJYwAAAAAAAAAAAAAAAAAIA/AAAAQAAAQEAAAIBAAACgQAAAwEAAAOBAAAAAQQAAEEEAACBBAAAwQZSMBW51bXB5lIwFZHR5cGWUk5SMAmY0lImIh5RSlChLA4wBPJROTk5K/////0r/////SwB0lGJLBEsDhpSMAUOUdJRSlIwEbGlwc5RoBCiWGAAAAAAAAAABAAAAAAAAAAIAAAAAAAAAAwAAAAAAAACUaAiMAmk4lImIh5RSlChLA2gMTk5OSv////9K/////0sAdJRiSwOFlGgPdJRSlIwEbWFza5RoBCiWAgAAAAAAAAABAJRoCIwCYjGUiYiHlFKUKEsDjAF8lE5OTkr/////Sv////9LAHSUYksChZRoD3SUUpSMBXNjYWxllIwVbnVtcHkuY29yZS5tdWx0aWFycmF5lIwGc2NhbGFylJOUaAiMAmY4lImIh5RSlChLA2gMTk5OSv////9K/////0sAdJRiQwgAAAAAAADgP5SGlFKUdS4="}
+ 2: "gAJ9cQAoWBgAAABGYWNlVGFsa18xNzA3MjVfMDAxMzdfVEFxAWNudW1weS5jb3JlLm11bHRpYXJyYXkKX3JlY29uc3RydWN0CnECY251bXB5Cm5kYXJyYXkKcQNLAIVxBGNfY29kZWNzCmVuY29kZQpxBVgBAAAAYnEGWAYAAABsYXRpbjFxB4ZxCFJxCYdxClJxCyhLAUsESwOGcQxjbnVtcHkKZHR5cGUKcQ1YAgAAAGY0cQ6JiIdxD1JxEChLA1gBAAAAPHERTk5OSv////9K/////0sAdHESYoloBVg1AAAAAAAAAAAAwoA/AAAAQAAAQEAAAMKAQAAAwqBAAADDgEAAAMOgQAAAAEEAABBBAAAgQQAAMEFxE2gHhnEUUnEVdHEWYlgEAAAAbGlwc3EXaAJoA0sAhXEYaAmHcRlScRooSwFLA4VxG2gNWAIAAABpOHEciYiHcR1ScR4oSwNoEU5OTkr/////Sv////9LAHRxH2KJaAVYGAAAAAEAAAAAAAAAAgAAAAAAAAADAAAAAAAAAHEgaAeGcSFScSJ0cSNiWAQAAABtYXNrcSRoAmgDSwCFcSVoCYdxJlJxJyhLAUsChXEoaA1YAgAAAGIxcSmJiIdxKlJxKyhLA1gBAAAAfHEsTk5OSv////9K/////0sAdHEtYoloBVgCAAAAAQBxLmgHhnEvUnEwdHExYlgFAAAAc2NhbGVxMmNudW1weS5jb3JlLm11bHRpYXJyYXkKc2NhbGFyCnEzaA1YAgAAAGY4cTSJiIdxNVJxNihLA2gRTk5OSv////9K/////0sAdHE3YmgFWAkAAAAAAAAAAADDoD9xOGgHhnE5UnE6hnE7UnE8dS4=",  # noqa: E501
+ 4: "gASVywEAAAAAAAB9lCiMGEZhY2VUYWxrXzE3MDcyNV8wMDEzN19UQZSMFW51bXB5LmNvcmUubXVsdGlhcnJheZSMDF9yZWNvbnN0cnVjdJSTlIwFbnVtcHmUjAduZGFycmF5lJOUSwCFlEMBYpSHlFKUKEsBSwRLA4aUaAWMBWR0eXBllJOUjAJmNJSJiIeUUpQoSwOMATyUTk5OSv////9K/////0sAdJRiiUMwAAAAAAAAgD8AAABAAABAQAAAgEAAAKBAAADAQAAA4EAAAABBAAAQQQAAIEEAADBBlHSUYowEbGlwc5RoBGgHSwCFlGgJh5RSlChLAUsDhZRoDowCaTiUiYiHlFKUKEsDaBJOTk5K/////0r/////SwB0lGKJQxgBAAAAAAAAAAIAAAAAAAAAAwAAAAAAAACUdJRijARtYXNrlGgEaAdLAIWUaAmHlFKUKEsBSwKFlGgOjAJiMZSJiIeUUpQoSwOMAXyUTk5OSv////9K/////0sAdJRiiUMCAQCUdJRijAVzY2FsZZRoAowGc2NhbGFylJOUaA6MAmY4lImIh5RSlChLA2gSTk5OSv////9K/////0sAdJRiQwgAAAAAAADgP5SGlFKUdS4=",  # noqa: E501
+ 5: "gAWVwgEAAAAAAAB9lCiMGEZhY2VUYWxrXzE3MDcyNV8wMDEzN19UQZSMEm51bXB5LmNvcmUubnVtZXJpY5SMC19mcm9tYnVmZmVylJOUKJYwAAAAAAAAAAAAAAAAAIA/AAAAQAAAQEAAAIBAAACgQAAAwEAAAOBAAAAAQQAAEEEAACBBAAAwQZSMBW51bXB5lIwFZHR5cGWUk5SMAmY0lImIh5RSlChLA4wBPJROTk5K/////0r/////SwB0lGJLBEsDhpSMAUOUdJRSlIwEbGlwc5RoBCiWGAAAAAAAAAABAAAAAAAAAAIAAAAAAAAAAwAAAAAAAACUaAiMAmk4lImIh5RSlChLA2gMTk5OSv////9K/////0sAdJRiSwOFlGgPdJRSlIwEbWFza5RoBCiWAgAAAAAAAAABAJRoCIwCYjGUiYiHlFKUKEsDjAF8lE5OTkr/////Sv////9LAHSUYksChZRoD3SUUpSMBXNjYWxllIwVbnVtcHkuY29yZS5tdWx0aWFycmF5lIwGc2NhbGFylJOUaAiMAmY4lImIh5RSlChLA2gMTk5OSv////9K/////0sAdJRiQwgAAAAAAADgP5SGlFKUdS4="}  # noqa: E501
 
 @pytest.mark.parametrize("proto", [2, 4, 5])
 def test_numpy1_pickles_load(tmp_path, proto):
-    p = tmp_path / "templates.pkl"; p.write_bytes(base64.b64decode(_NUMPY1[proto]))
-    out = safe_load_pickle(p); _check(out)
+    p = tmp_path / "templates.pkl"
+    p.write_bytes(base64.b64decode(_NUMPY1[proto]))
+    out = safe_load_pickle(p)
+    _check(out)
     assert out["scale"] == 0.5 and out["scale"].dtype == np.float64
 
 
 @pytest.mark.parametrize("proto", range(6))
 def test_numpy2_pickles_load(tmp_path, proto):
     d = {**_EXPECTED, "scale": np.float64(0.5), "dt": np.dtype("f8"), "cls": type(np.dtype("f4")), "nested": [np.int32(3), (1.5, "a")]}
-    p = tmp_path / "x.pkl"; p.write_bytes(pickle.dumps(d, protocol=proto))
-    out = safe_load_pickle(p); _check(out)
+    p = tmp_path / "x.pkl"
+    p.write_bytes(pickle.dumps(d, protocol=proto))
+    out = safe_load_pickle(p)
+    _check(out)
     assert out["dt"] == np.dtype("f8") and out["cls"] is type(np.dtype("f4")) and out["nested"][0] == 3
 
 
 def test_truncated_pickle_names_file(tmp_path):
-    p = tmp_path / "masks.pkl"; p.write_bytes(pickle.dumps({"a": np.zeros(100)})[:40])
+    p = tmp_path / "masks.pkl"
+    p.write_bytes(pickle.dumps({"a": np.zeros(100)})[:40])
     with pytest.raises(pickle.UnpicklingError, match="masks.pkl"):
         safe_load_pickle(p)
 
 
 def test_checkpoint_with_objects_refused(tmp_path):
     marker = tmp_path / "ran"
-    p = tmp_path / "evil.pt"; torch.save({"model": _Payload(os.system, f"touch {marker}")}, p)
+    p = tmp_path / "evil.pt"
+    torch.save({"model": _Payload(os.system, f"touch {marker}")}, p)
     with pytest.raises(CheckpointError, match="weights-only") as e:
         load_checkpoint(p)
     assert isinstance(e.value, UserError) and not marker.exists()

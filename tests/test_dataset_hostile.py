@@ -1,7 +1,7 @@
 """Hostile FaceFormer-layout folders (and the BEAT2/REACT branches of check-data) through the real CLI: `check-data` lists
 the problem and exits 1, `baselines` and `train` print one line and exit 2 — never a hang, never a traceback, never "OK".
 Every case damages a copy of the cached tiny corpus; FIFO cases would block forever before issue 26."""
-import io, json, os, shutil, subprocess, sys
+import io, json, os, shutil, subprocess
 from pathlib import Path
 
 import numpy as np
@@ -33,22 +33,30 @@ def corpus(tmp_path, tiny_corpus) -> Path:
 # ------------------------------------------------------------------------------------------------------- damage
 def set_meta(**kw):
     def edit(r: Path):
-        m = json.loads((r / "metadata.json").read_text()); m.update(kw); (r / "metadata.json").write_text(json.dumps(m))
+        m = json.loads((r / "metadata.json").read_text())
+        m.update(kw)
+        (r / "metadata.json").write_text(json.dumps(m))
     return edit
 
 def fifo(rel: str):
-    def edit(r: Path): (r / rel).unlink(); os.mkfifo(r / rel)
+    def edit(r: Path):
+        (r / rel).unlink()
+        os.mkfifo(r / rel)
     return edit
 
 def header_only(r: Path):
-    h = io.BytesIO(); np.lib.format.write_array_header_1_0(h, {"descr": "<f4", "fortran_order": False, "shape": (2**34, 900)})
+    h = io.BytesIO()
+    np.lib.format.write_array_header_1_0(h, {"descr": "<f4", "fortran_order": False, "shape": (2**34, 900)})
     (r / "vertices_npy" / f"{STEM}.npy").write_bytes(h.getvalue() + bytes(64))
 
 def symlink_outside(r: Path):
-    f = r / "vertices_npy" / f"{STEM}.npy"; f.rename(r.parent / "elsewhere.npy"); f.symlink_to(r.parent / "elsewhere.npy")
+    f = r / "vertices_npy" / f"{STEM}.npy"
+    f.rename(r.parent / "elsewhere.npy")
+    f.symlink_to(r.parent / "elsewhere.npy")
 
 def masks_outside(r: Path):
-    (r.parent / "elsewhere").mkdir(); (r / "regions.pkl").rename(r.parent / "elsewhere" / "regions.pkl")
+    (r.parent / "elsewhere").mkdir()
+    (r / "regions.pkl").rename(r.parent / "elsewhere" / "regions.pkl")
     set_meta(masks="../elsewhere/regions.pkl")(r)
 
 def templates_payload(payload: bytes):
@@ -56,7 +64,8 @@ def templates_payload(payload: bytes):
     return edit
 
 def pickled(obj) -> bytes:
-    import pickle; return pickle.dumps(obj, protocol=2)
+    import pickle
+    return pickle.dumps(obj, protocol=2)
 
 def ansi_name(r: Path):
     for sub, ext in (("wav", ".wav"), ("vertices_npy", ".npy"), ("textgrids", ".TextGrid")):
@@ -141,7 +150,9 @@ def test_check_data_react_fifo_files(tmp_path):
     root = Path(shutil.copytree(cached_dyadic_corpus("tiny"), tmp_path / "react", ignore=shutil.ignore_patterns(".manifest.json")))
     seq = read_pairs_csv(root / "val.csv")[0][0]
     for m in ("emotion", "3dmm"):
-        p = react_paths(root, "val", seq)[m]; p.unlink(); os.mkfifo(p)
+        p = react_paths(root, "val", seq)[m]
+        p.unlink()
+        os.mkfifo(p)
     r = speechface("check-data", root, "--dataset", "react", cwd=tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
     assert r.stdout.count("found a FIFO") >= 2, r.stdout[-3000:]

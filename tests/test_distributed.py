@@ -111,10 +111,14 @@ def rl_runs(tmp_path_factory, tiny_corpus):
         train(load_config({base!r} + ["trainer.lr=1e-3", "trainer.batch_size=4", "trainer.epochs=1"]), progress=False)
         ck = {str(tmp / 'ck')!r}
         from speechface.train.settings import SyncExpertSettings, RewardHeadSettings
-        train_sync_expert({str(tiny_corpus)!r}, SyncExpertSettings(epochs=1, model=dict(d_model=32, n_layers=1), out=ck + "/reward/sync_expert.pt"), progress=False)
-        train_reward_head({str(tiny_corpus)!r}, RewardHeadSettings(epochs=1, sync_expert=ck + "/reward/sync_expert.pt", out=ck + "/reward/reward_head.pt"), progress=False)
+        expert = SyncExpertSettings(epochs=1, model=dict(d_model=32, n_layers=1), out=ck + "/reward/sync_expert.pt")
+        train_sync_expert({str(tiny_corpus)!r}, expert, progress=False)
+        head = RewardHeadSettings(epochs=1, sync_expert=ck + "/reward/sync_expert.pt", out=ck + "/reward/reward_head.pt")
+        train_reward_head({str(tiny_corpus)!r}, head, progress=False)
         from speechface.core import load_checkpoint, save_checkpoint      # the head's dropout off: random masks differ per process
-        h = load_checkpoint(ck + "/reward/reward_head.pt"); h["config"]["dropout"] = 0.0; save_checkpoint(ck + "/reward/reward_head.pt", h)
+        h = load_checkpoint(ck + "/reward/reward_head.pt")
+        h["config"]["dropout"] = 0.0
+        save_checkpoint(ck + "/reward/reward_head.pt", h)
     """))
     r = subprocess.run([sys.executable, str(prep)], capture_output=True, text=True, env=ENV, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -143,7 +147,8 @@ def test_rl_two_processes_equal_one(rl_runs, tmp_path):
     assert abs(h1["val_lve"] - h2["val_lve"]) <= 1e-4 * h1["val_lve"]
     init = load_checkpoint(rl_runs["init"])["model"]
     keys = [k for k in init if init[k].is_floating_point()]
-    d1 = torch.cat([(one["model"][k] - init[k]).flatten() for k in keys]); d2 = torch.cat([(two["model"][k] - init[k]).flatten() for k in keys])
+    d1 = torch.cat([(one["model"][k] - init[k]).flatten() for k in keys])
+    d2 = torch.cat([(two["model"][k] - init[k]).flatten() for k in keys])
     cos = float(torch.nn.functional.cosine_similarity(d1, d2, 0))
     print(f"update norms {float(d1.norm()):.4g} / {float(d2.norm()):.4g}, cosine {cos:.4f}")
     assert d1.norm() > 0 and cos > 0.99 and abs(float(d1.norm() / d2.norm()) - 1) < 0.05
@@ -167,7 +172,8 @@ def reward_runs(tmp_path_factory, tiny_corpus):
                               model=dict(d_model=32, n_layers=1, conv_channels=4, dropout=0.0), out=out + "/sync_expert.pt"),
                               progress=False, device="cpu")
         else:
-            train_reward_head({str(tiny_corpus)!r}, RewardHeadSettings(epochs=2, batch_size=300, sync_expert=sys.argv[3], out=out + "/reward_head.pt"),
+            head = RewardHeadSettings(epochs=2, batch_size=300, sync_expert=sys.argv[3], out=out + "/reward_head.pt")
+            train_reward_head({str(tiny_corpus)!r}, head,
                               head_cfg=RewardHeadConfig(embed_dim=512, dropout=0.0), progress=False, device="cpu")
     """))
     for n in (1, 2):

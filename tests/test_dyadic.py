@@ -71,7 +71,7 @@ def test_custom_preset_frames(tmp_path):
 
 
 # ---------------------------------------------------------------- OpenFace CSVs of the faces
-from speechface.data.dyadic import (EXPRESSION_NAMES, LIP_CONTACT, dyadic_fingerprint, face_vector, openface_frames,
+from speechface.data.dyadic import (EXPRESSION_NAMES, LIP_CONTACT, face_vector, openface_frames,
                                     neutral_face, IBUG_MIRROR)
 from speechface.data.openface import OPENFACE_COLUMNS, openface_features, read_openface_csv
 from speechface.data.react import REACTDataset, read_3dmm_npy, read_emotion_csv, read_pairs_csv, react_paths
@@ -88,7 +88,9 @@ def _state(n=200, seed=0):
 
 
 def test_openface_frames_seeded_and_state_untouched():
-    s = _state(); before = {k: v.copy() for k, v in s.items()}; f = face_vector(s)
+    s = _state()
+    before = {k: v.copy() for k, v in s.items()}
+    f = face_vector(s)
     a, b = openface_frames(s, f, seed=[1, 2], drop_rate=2.0), openface_frames(s, f, seed=[1, 2], drop_rate=2.0)
     assert all(np.array_equal(a[k], b[k]) for k in a)                                  # same seed, same columns
     assert all(np.array_equal(before[k], s[k]) for k in s)                             # dropouts zero copies, not the state
@@ -100,7 +102,8 @@ def test_openface_frames_seeded_and_state_untouched():
 
 
 def test_lip_gap_sealed_and_pose(tmp_path):
-    s = _state(); f = face_vector(s)
+    s = _state()
+    f = face_vector(s)
     cols = openface_frames(s, f, seed=0, drop_rate=0, doubt_rate=0)
     gap = cols["y_66"] - cols["y_62"]
     assert np.abs(gap[50:60]).max() < 1e-6 and gap[(f[:, EXPRESSION_NAMES.index("jawOpen")] > 0.3) & (s["close"] < 1)].min() > 4
@@ -121,11 +124,14 @@ def test_neutral_face_is_ibug_ordered():
 
 
 def test_corpus_openface_agrees_with_other_files(dyadic_root):
-    split = "train"; seq = read_pairs_csv(dyadic_root / f"{split}.csv")[0][0]
+    split = "train"
+    seq = read_pairs_csv(dyadic_root / f"{split}.csv")[0][0]
     p = react_paths(dyadic_root, split, seq)
     fr, fv, emo = read_openface_csv(p["openface"]), read_3dmm_npy(p["3dmm"]), read_emotion_csv(p["emotion"])
     assert len(fr) == len(fv) == 251
-    ok = fr.valid; jaw = fv[:, EXPRESSION_NAMES.index("jawOpen")]; press = fv[:, EXPRESSION_NAMES.index("mouthPressLeft")]
+    ok = fr.valid
+    jaw = fv[:, EXPRESSION_NAMES.index("jawOpen")]
+    press = fv[:, EXPRESSION_NAMES.index("mouthPressLeft")]
     free = ok & (press <= LIP_CONTACT)
     assert np.corrcoef((fr["y_66"] - fr["y_62"])[free], jaw[free])[0, 1] > 0.9
     assert (fr["AU12_c"] == emo[:, 7]).mean() >= 0.95 and (fr["AU12_c"] == emo[:, 7])[ok].all()

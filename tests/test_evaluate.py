@@ -23,7 +23,8 @@ def test_split(corpus):
 @pytest.fixture
 def perfect(tmp_path, test_split):
     "Test fixture: a results folder whose every prediction is a copy of the ground truth."
-    out = tmp_path / "run" / "styledependant" / "results"; out.mkdir(parents=True)
+    out = tmp_path / "run" / "styledependant" / "results"
+    out.mkdir(parents=True)
     for it in test_split.items:
         gt = np.load(it.npy)
         for c in [*test_split.train_subjects, "mean"]: np.save(out / result_name(it.stem, c), gt)
@@ -39,8 +40,10 @@ def test_perfect_predictions_score_zero(perfect, corpus, test_split):
 
 
 def test_longer_predictions_are_truncated(perfect, corpus, test_split):
-    it = test_split.items[0]; f = perfect / result_name(it.stem, "synth_f1")
-    gt = np.load(it.npy); np.save(f, np.concatenate([gt, np.full((30, gt.shape[1]), 9.0, np.float32)]))
+    it = test_split.items[0]
+    f = perfect / result_name(it.stem, "synth_f1")
+    gt = np.load(it.npy)
+    np.save(f, np.concatenate([gt, np.full((30, gt.shape[1]), 9.0, np.float32)]))
     table, _ = evaluate_results(perfect, corpus, conditions=["synth_f1"])
     assert table.loc["synth_f1", "LVE (×1e-5)"] == 0
 
@@ -75,14 +78,19 @@ def test_wrong_dimension_raises_naming_the_file(perfect, corpus, test_split):
 
 
 def test_short_prediction_raises_with_both_lengths(perfect, corpus, test_split):
-    it = test_split.items[1]; name = result_name(it.stem, "mean"); gt = np.load(it.npy)
+    it = test_split.items[1]
+    name = result_name(it.stem, "mean")
+    gt = np.load(it.npy)
     np.save(perfect / name, gt[:-4])
     with pytest.raises(PredictionFileError, match=f"{name}: the prediction has {len(gt) - 4} frames but the ground truth has {len(gt)}"):
         evaluate_results(perfect, corpus)
 
 
 def test_nan_prediction_raises_naming_the_file(perfect, corpus, test_split):
-    it = test_split.items[0]; name = result_name(it.stem, "synth_m1"); gt = np.load(it.npy); gt[3, 5] = np.nan
+    it = test_split.items[0]
+    name = result_name(it.stem, "synth_m1")
+    gt = np.load(it.npy)
+    gt[3, 5] = np.nan
     np.save(perfect / name, gt)
     with pytest.raises(PredictionFileError, match=f"{name}: 1 frame"): evaluate_results(perfect, corpus)
 

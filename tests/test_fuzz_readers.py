@@ -2,7 +2,7 @@
 fields included) is either read as valid data or refused with a `UserError` (or FileNotFoundError) — never another
 exception, a hang or a memory blow-up. Deterministic (derandomize); SPEECHFACE_HOSTILE_TABLE=path also writes the
 example counts to <path minus suffix>.fuzz.md."""
-import contextlib, io, json, os, pickle, resource, signal, struct
+import contextlib, io, json, os, pickle, resource, signal
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +32,12 @@ def mutate(data: bytes, ops: list) -> bytes:
     b = bytearray(data)
     for op, pos, arg in ops:
         n = len(b)
-        if op == "cut": del b[pos % (n + 1):]; continue
-        if n == 0: b += b"\0"; n = 1
+        if op == "cut":
+            del b[pos % (n + 1):]
+            continue
+        if n == 0:
+            b += b"\0"
+            n = 1
         p = pos % n
         if op == "flip": b[p] ^= arg
         elif op == "insert": b[p:p] = arg
@@ -49,16 +53,20 @@ def guarded():
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (vm + EXTRA_AS, hard))
     def alarm(*_): raise TimeoutError(f"a read took over {EXAMPLE_TIMEOUT_S} s")
-    old = signal.signal(signal.SIGALRM, alarm); signal.alarm(EXAMPLE_TIMEOUT_S)
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(EXAMPLE_TIMEOUT_S)
     try: yield
     finally:
-        signal.alarm(0); signal.signal(signal.SIGALRM, old); resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def fuzz(reader: str, tmp: Path, name: str, seed: bytes, ops, read, valid):
     "Write the mutated seed to tmp/name, read it; the result must satisfy `valid` or the read must raise UserError / FileNotFoundError."
     RUNS[reader] = RUNS.get(reader, 0) + 1
-    p = tmp / name; p.write_bytes(mutate(seed, ops))
+    p = tmp / name
+    p.write_bytes(mutate(seed, ops))
     try:
         with guarded(): out = read(p)
     except (UserError, FileNotFoundError): return
@@ -68,7 +76,8 @@ def fuzz(reader: str, tmp: Path, name: str, seed: bytes, ops, read, valid):
 # --------------------------------------------------------------------------------------------------------- seeds
 def _wav_seed() -> bytes:
     import soundfile as sf
-    b = io.BytesIO(); sf.write(b, (0.1 * np.sin(np.arange(1600) / 5)).astype(np.float32), 16000, format="WAV", subtype="PCM_16")
+    b = io.BytesIO()
+    sf.write(b, (0.1 * np.sin(np.arange(1600) / 5)).astype(np.float32), 16000, format="WAV", subtype="PCM_16")
     return b.getvalue()
 
 def _templates_seed() -> bytes:
@@ -77,17 +86,20 @@ def _templates_seed() -> bytes:
 
 def _ckpt_seed() -> bytes:
     import torch
-    b = io.BytesIO(); torch.save({"model": {"w": torch.ones(3, 2)}, "epoch": 1, "model_config": {"feature_dim": 8}}, b)
+    b = io.BytesIO()
+    torch.save({"model": {"w": torch.ones(3, 2)}, "epoch": 1, "model_config": {"feature_dim": 8}}, b)
     return b.getvalue()
 
 def _npz_seed(tmp: Path) -> bytes:
     from speechface.data.beat2 import write_beat2_npz
-    T = 3; p = write_beat2_npz(tmp / "seed.npz", np.zeros((T, 165)), np.zeros((T, 100)), np.zeros((T, 3)))
+    T = 3
+    p = write_beat2_npz(tmp / "seed.npz", np.zeros((T, 165)), np.zeros((T, 100)), np.zeros((T, 3)))
     return p.read_bytes()
 
 def _textgrid_seed(tmp: Path, tier: str) -> bytes:
     from praatio import textgrid
-    tg = textgrid.Textgrid(); tg.addTier(textgrid.IntervalTier(tier, [(0.1, 0.3, "AH1"), (0.3, 0.5, "B")], 0, 1.0))
+    tg = textgrid.Textgrid()
+    tg.addTier(textgrid.IntervalTier(tier, [(0.1, 0.3, "AH1"), (0.3, 0.5, "B")], 0, 1.0))
     tg.save(str(tmp / "seed.TextGrid"), format="long_textgrid", includeBlankSpaces=True)
     return (tmp / "seed.TextGrid").read_bytes()
 
@@ -95,7 +107,8 @@ EMOTION = ("AU1," * 24 + "AU2\n").encode() + b"\n".join(b",".join(b"0.5" for _ i
 PAIRS = b",speaker_path,listener_path\n0,NoXI/001/P1/1,NoXI/001/P2/1\n1,NoXI/001/P1/2,NoXI/001/P2/2\n"
 SPLIT = b"id,type\n2_scott_0_1_1,train\n2_scott_0_2_2,val\n3_solomon_0_1_1,test\n"
 META = json.dumps({"fps": 30, "n_vertices": 300, "masks": "regions.pkl", "textgrids": "textgrids",
-                   "split": {"train": {"subjects": ["a"], "sentences": [1, 40]}, "val": {"subjects": ["b"], "sentences": [21, 40]}}}).encode()
+                   "split": {"train": {"subjects": ["a"], "sentences": [1, 40]},
+                             "val": {"subjects": ["b"], "sentences": [21, 40]}}}).encode()
 
 
 def _finite(a, ndim=None, last=None):
@@ -206,7 +219,9 @@ def _seeds(tmp_path_factory):
     global WAV, TEMPLATES, CKPT, NPZ, FV, PHONES_TG, WORDS_TG
     tmp = tmp_path_factory.mktemp("seeds")
     WAV, TEMPLATES, CKPT, NPZ = _wav_seed(), _templates_seed(), _ckpt_seed(), _npz_seed(tmp)
-    b = io.BytesIO(); np.save(b, np.zeros((4, 1, 58), np.float32)); FV = b.getvalue()
+    b = io.BytesIO()
+    np.save(b, np.zeros((4, 1, 58), np.float32))
+    FV = b.getvalue()
     PHONES_TG, WORDS_TG = _textgrid_seed(tmp, "phones"), _textgrid_seed(tmp, "words")
     yield
     lines = [f"- {k}: {v} examples" for k, v in RUNS.items()]

@@ -6,12 +6,14 @@ from speechface.metrics.gesture import motion_beats, joint_speed, audio_onsets, 
 def test_motion_beats_bad_inputs():
     with pytest.raises(ValueError, match=r"\(T, J, 3\)"): motion_beats(np.zeros((30, 55)), 30)
     with pytest.raises(ValueError, match="at least 2 frames"): joint_speed(np.zeros((1, 55, 3)), 30)
-    p = np.zeros((40, 55, 3)); p[5, 3, 0] = np.nan
+    p = np.zeros((40, 55, 3))
+    p[5, 3, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"): motion_beats(p, 30)
     with pytest.raises(ValueError, match="fps"): joint_speed(np.zeros((40, 55, 3)), 0)
 
 def test_audio_onsets_bad_inputs():
-    w = np.zeros(16000); w[10] = np.nan
+    w = np.zeros(16000)
+    w[10] = np.nan
     with pytest.raises(ValueError, match="NaN"): audio_onsets(w, 16000)
 
 def test_beat_alignment_bad_inputs():
@@ -23,5 +25,6 @@ def test_beat_alignment_bad_inputs():
 def test_frechet_bad_inputs():
     x = np.random.default_rng(0).standard_normal((20, 4))
     with pytest.raises(ValueError, match=r"\(N, D\)"): frechet_distance(x[:, 0], x[:, 0])
-    y = x.copy(); y[0, 0] = np.nan
+    y = x.copy()
+    y[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"): frechet_distance(x, y)

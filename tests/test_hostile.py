@@ -48,7 +48,7 @@ def hostile_results(hostile_ctx, tmp_path_factory):
         hc.write_table([r for r in recs if r["name"] in {c.name for c in hc.CASES}], table)
         ok = [r for r in recs if r["name"] in {c.name for c in hc.SUCCESS}]
         with open(table, "a") as f:
-            f.write(f"\nMust succeed cleanly:\n\n")
+            f.write("\nMust succeed cleanly:\n\n")
             for c, r in zip(hc.SUCCESS, ok): f.write(f"- {c.name}: exit {r['rc']}, {_success_problems(c, r) or 'ok'}\n")
             worst = max(recs, key=lambda r: r["maxrss_mib"])
             f.write(f"\n{len(recs)} cases, {wall:.0f} s wall with {WORKERS} workers; peak RSS of the worst case: "
@@ -93,7 +93,13 @@ def test_must_succeed_cleanly(hostile_results, case):
 
 def test_tree_state_sees_changes(tmp_path):
     "The sentinel hash notices an edited, an added and a removed file, and never opens a FIFO."
-    (tmp_path / "a").write_text("1"); (tmp_path / "b").write_text("2"); os.mkfifo(tmp_path / "f")
-    (tmp_path / "out").mkdir(); before = hc.tree_state(tmp_path, ("out",))
-    (tmp_path / "a").write_text("x"); (tmp_path / "b").unlink(); (tmp_path / "c").write_text("3"); (tmp_path / "out" / "ok").write_text("")
+    (tmp_path / "a").write_text("1")
+    (tmp_path / "b").write_text("2")
+    os.mkfifo(tmp_path / "f")
+    (tmp_path / "out").mkdir()
+    before = hc.tree_state(tmp_path, ("out",))
+    (tmp_path / "a").write_text("x")
+    (tmp_path / "b").unlink()
+    (tmp_path / "c").write_text("3")
+    (tmp_path / "out" / "ok").write_text("")
     assert hc.tree_diff(before, hc.tree_state(tmp_path, ("out",))) == ["+c", "-b", "~a"]

@@ -57,14 +57,16 @@ def tiny_model(tmp_path_factory, tiny_corpus):
 
 def free_port() -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def start_lab(workspace: Path, tmp: Path, env: dict) -> tuple[subprocess.Popen, str]:
     "JupyterLab on 127.0.0.1 without token or password, its settings and runtime files under `tmp`."
     settings = tmp / "lab-settings"
     for name, value in LAB_SETTINGS.items():
-        (settings / name).parent.mkdir(parents=True, exist_ok=True); (settings / name).write_text(json.dumps(value))
+        (settings / name).parent.mkdir(parents=True, exist_ok=True)
+        (settings / name).write_text(json.dumps(value))
     port = free_port()
     env = {**env, "JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "lab-workspaces"),
            "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp / "jupyter-config"),
@@ -122,7 +124,8 @@ def test_demo_animates_in_jupyterlab(tiny_model, tmp_path):
                                    "(the Python package only; it drives Debian's /usr/bin/chromium)")
     t0 = time.time()
     data, ckpts = tiny_model
-    workspace = tmp_path / "workspace"; workspace.mkdir()
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
     nb = json.loads((ROOT / "nbs" / "95_interactive.ipynb").read_text())
     nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     (workspace / "95_interactive.ipynb").write_text(json.dumps(nb))
@@ -188,7 +191,8 @@ def test_demo_animates_in_jupyterlab(tiny_model, tmp_path):
                 page.locator("button.sf-react").click()
                 page.wait_for_function("""(old) => { const v = document.querySelector('video.sf-react-video');
                     const s = document.querySelector('.sf-react-status');
-                    return v && v.src && v.src !== old && s && s.textContent.includes('✓'); }""", arg=old_react, timeout=90_000, polling=250)
+                    return v && v.src && v.src !== old && s && s.textContent.includes('✓'); }""", arg=old_react, timeout=90_000,
+                                       polling=250)
                 page.wait_for_function("""() => { const v = document.querySelector('video.sf-react-video');
                     return v && v.readyState >= 2 && v.duration > 0 && v.videoWidth > 0; }""", timeout=20_000)
                 assert page.locator("img.sf-react-plot").is_visible()

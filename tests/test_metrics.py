@@ -96,7 +96,8 @@ def test_ccc_matches_lin_formula():
 
 def test_frc_sum_over_samples_and_gt_quirk():
     rng = np.random.default_rng(2)
-    listener = rng.random((3, 50, 25)); listener[:, :, :5] = 0          # 5 of 25 dims constant
+    listener = rng.random((3, 50, 25))
+    listener[:, :, :5] = 0          # 5 of 25 dims constant
     appropriate = np.eye(3, dtype=bool)
     assert frc(gt_baseline(listener), listener, appropriate) == pytest.approx(10 * 20 / 25, abs=1e-5)  # 8, not 10
     with pytest.raises(ValueError, match=r"\(3, 3\)"): frc(gt_baseline(listener), listener, np.eye(2))
@@ -128,10 +129,12 @@ def test_frd_weights_and_gt_zero():
 
 
 def test_diversity_metrics_by_hand():
-    p = np.zeros((2, 2, 1, 1)); p[0, 1] = 2.0                         # speaker 0 samples 0, 2; speaker 1 samples 0, 0
+    p = np.zeros((2, 2, 1, 1))
+    p[0, 1] = 2.0                         # speaker 0 samples 0, 2; speaker 1 samples 0, 0
     assert frdiv(p) == pytest.approx((2 * 4 / 2 + 0) / 2)             # ordered pairs: 2 * 4 / (2*1*1*1), then mean
     assert frdvs(p) == pytest.approx((0 + 2 * 4 / 2) / 2)             # sample 0: 0; sample 1: 2*4/(2*1)
-    q = np.zeros((1, 1, 3, 1)); q[0, 0, :, 0] = [0, 1, 2]
+    q = np.zeros((1, 1, 3, 1))
+    q[0, 0, :, 0] = [0, 1, 2]
     assert frvar(q) == pytest.approx(1.0)                             # unbiased variance of 0, 1, 2
 
 
@@ -141,7 +144,8 @@ def test_tlcc_quirks():
     lag = 7
     listener = np.concatenate([rng.random((1, lag, 3)), sp[:, :-lag]], 1)  # listener[t] = speaker[t - lag]
     assert tlcc_offsets(listener, sp, 49)[0] == -lag                   # baseline's sign: offset = -lag at the peak
-    listener_c = listener.copy(); listener_c[..., 0] = 0                # one constant dim
+    listener_c = listener.copy()
+    listener_c[..., 0] = 0                # one constant dim
     assert tlcc_offsets(listener_c, sp, 49)[0] == 49                    # NaN at every lag -> first lag wins
     assert tlcc_offsets(listener_c, sp, 49, constant_dims="skip")[0] == -lag
     assert np.isnan(lagged_correlation(listener_c, sp, 5)).all()

@@ -49,11 +49,13 @@ def corpus(tmp_path):
 # ---------------------------------------------------------------- the real format, byte for byte
 def test_written_files_are_the_corpus_format(corpus):
     p = react_paths(corpus, "val", PAIRS[0][0])
-    ref = io.BytesIO(); np.save(ref, FV[:, None, :].astype(np.float32))
+    ref = io.BytesIO()
+    np.save(ref, FV[:, None, :].astype(np.float32))
     assert p["3dmm"].read_bytes() == ref.getvalue()                       # exactly np.save of (751, 1, 58) float32
     lines = p["emotion"].read_text().splitlines()
     assert len(lines) == 1 + REACT_FRAMES and len(lines[0].split(",")) == 25 and not lines[0][0].isdigit()
-    info = sf.info(p["audio"]); assert (info.samplerate, info.channels, info.frames) == (44100, 1, 751 * 44100 // 25)
+    info = sf.info(p["audio"])
+    assert (info.samplerate, info.channels, info.frames) == (44100, 1, 751 * 44100 // 25)
     assert (corpus / "val.csv").read_text().splitlines()[0] == ",speaker_path,listener_path"
     pd = pytest.importorskip("pandas")
     got = pd.read_csv(p["emotion"], header=None).drop(0).to_numpy().astype(np.float32)   # the baseline's reader
@@ -78,20 +80,25 @@ def test_dataset_mirrors_and_windows(corpus):
 # ---------------------------------------------------------------- 3DMM npy
 @pytest.mark.parametrize("cut", [5, 60, 127, 1000, 43000])
 def test_truncated_npy(tmp_path, cut):
-    f = write_3dmm_npy(tmp_path / "c.npy", FV); f.write_bytes(f.read_bytes()[:cut])
+    f = write_3dmm_npy(tmp_path / "c.npy", FV)
+    f.write_bytes(f.read_bytes()[:cut])
     _raises(lambda: read_3dmm_npy(f), f, "truncated", "copy the file again")
 
 
 @pytest.mark.parametrize("shape", [(751, 58, 1), (751, 2, 58), (751,), (751, 57), (2, 751, 1, 58)])
 def test_npy_wrong_shape(tmp_path, shape):
-    f = tmp_path / "c.npy"; np.save(f, np.zeros(shape, np.float32))
+    f = tmp_path / "c.npy"
+    np.save(f, np.zeros(shape, np.float32))
     _raises(lambda: read_3dmm_npy(f), f, f"shape {shape}", "(T, 1, 58)")
 
 
 def test_npy_pickle_nan_and_length(tmp_path):
-    f = tmp_path / "c.npy"; np.save(f, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    f = tmp_path / "c.npy"
+    np.save(f, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     _raises(lambda: read_3dmm_npy(f), f, "pickle")
-    x = FV.copy(); x[10, 3] = np.nan; write_3dmm_npy(f, x)
+    x = FV.copy()
+    x[10, 3] = np.nan
+    write_3dmm_npy(f, x)
     _raises(lambda: read_3dmm_npy(f), f, "NaN", "frame 10")
     write_3dmm_npy(f, FV[:700])
     _raises(lambda: read_3dmm_npy(f, REACT_FRAMES), f, "700 frames, expected 751")
@@ -112,19 +119,23 @@ def test_emotion_csv_hostile(tmp_path):
         "headonly": (good[0] + "\n", ["no data rows"]),
     }
     for name, (text, needles) in cases.items():
-        f = tmp_path / f"{name}.csv"; f.write_text(text)
+        f = tmp_path / f"{name}.csv"
+        f.write_text(text)
         _raises(lambda: read_emotion_csv(f), f, *needles)
-    f = tmp_path / "short.csv"; f.write_text("\n".join(good[:100]))
+    f = tmp_path / "short.csv"
+    f.write_text("\n".join(good[:100]))
     _raises(lambda: read_emotion_csv(f, REACT_FRAMES), f, "99 frames, expected 751")
     _raises(lambda: read_emotion_csv(tmp_path / "none.csv"), tmp_path / "none.csv", "not found")
 
 
 # ---------------------------------------------------------------- wav
 def test_wav_wrong_rate_and_truncated(tmp_path, corpus):
-    f = tmp_path / "a.wav"; sf.write(f, np.zeros(48000, np.float32), 48000)
+    f = tmp_path / "a.wav"
+    sf.write(f, np.zeros(48000, np.float32), 48000)
     _raises(lambda: read_react_wav(f), f, "48000 Hz", "44100 Hz", "expected_sr=None")
     assert read_react_wav(f, expected_sr=None).shape == (16000,)
-    w = react_paths(corpus, "val", PAIRS[1][1])["audio"]; w.write_bytes(w.read_bytes()[:len(w.read_bytes()) // 2])
+    w = react_paths(corpus, "val", PAIRS[1][1])["audio"]
+    w.write_bytes(w.read_bytes()[:len(w.read_bytes()) // 2])
     _raises(lambda: REACTDataset(corpus, "val")[1], w, "truncated", cls=AudioFileError)
     probs, _ = check_react(corpus)
     assert [p.path for p in probs] == [str(w)] and "truncated" in probs[0].message
@@ -148,7 +159,8 @@ def test_pairs_csv_hostile(tmp_path):
              "d.csv": (",speaker_path,listener_path\n0,../../x,x/y/w/1\n", "not a relative sequence path"),
              "e.csv": (",speaker_path,listener_path\n", "no pairs")}
     for name, (text, needle) in cases.items():
-        f = tmp_path / name; f.write_text(text)
+        f = tmp_path / name
+        f.write_text(text)
         _raises(lambda: read_pairs_csv(f), f, needle)
 
 
@@ -156,8 +168,11 @@ def test_appropriateness_hostile(tmp_path, corpus):
     f = tmp_path / "m.npy"
     for arr, needle in ((np.ones((4, 3)), "not square"), (np.full((4, 4), 0.5), "other than 0 and 1"),
                         (np.eye(6), "pairs give 4")):
-        np.save(f, arr); _raises(lambda: load_appropriateness(f, 4), f, needle)
-    m = np.eye(4); m[2, 2] = 0; np.save(corpus / "neighbour_emotion_val.npy", m)
+        np.save(f, arr)
+        _raises(lambda: load_appropriateness(f, 4), f, needle)
+    m = np.eye(4)
+    m[2, 2] = 0
+    np.save(corpus / "neighbour_emotion_val.npy", m)
     probs, _ = check_react(corpus)
     assert len(probs) == 1 and "rows [2]" in probs[0].message
 
@@ -198,8 +213,11 @@ def test_openface_header_with_and_without_spaces(tmp_path):
 
 
 def test_openface_gating(tmp_path):
-    face = _face(); face["success"] = np.ones(50); face["success"][10:30] = 0
-    face["confidence"] = np.full(50, 0.95); face["confidence"][40] = 0.3
+    face = _face()
+    face["success"] = np.ones(50)
+    face["success"][10:30] = 0
+    face["confidence"] = np.full(50, 0.95)
+    face["confidence"][40] = 0.3
     fr = read_openface_csv(write_openface_csv(tmp_path / "g.csv", face, fps=30))
     assert fr.valid.sum() == 50 - 21
     feat = openface_features(fr)
@@ -215,11 +233,13 @@ def test_openface_hostile(tmp_path):
     _raises(lambda: read_openface_csv(tmp_path / "cut.csv"), tmp_path / "cut.csv", "truncated", cls=OpenFaceError)
     (tmp_path / "img.csv").write_text("face, confidence\n0, 0.9\n")
     _raises(lambda: read_openface_csv(tmp_path / "img.csv"), tmp_path / "img.csv", "not an OpenFace sequence CSV", cls=OpenFaceError)
-    face = _face(); face["face_id"] = np.arange(50) % 2
+    face = _face()
+    face["face_id"] = np.arange(50) % 2
     m = write_openface_csv(tmp_path / "multi.csv", face)
     _raises(lambda: read_openface_csv(m), m, "pass face_id", cls=OpenFaceError)
     assert len(read_openface_csv(m, face_id=1)) == 25
-    face = _face(); face["timestamp"] = face["timestamp"][::-1]
+    face = _face()
+    face["timestamp"] = face["timestamp"][::-1]
     r = write_openface_csv(tmp_path / "rev.csv", face)
     _raises(lambda: read_openface_csv(r), r, "not strictly increasing", cls=OpenFaceError)
 
@@ -248,7 +268,8 @@ def _write_openface(root, n=REACT_FRAMES, success=None):
 
 
 def test_openface_modality_shapes_mask_and_mirror(corpus):
-    succ = np.ones(REACT_FRAMES); succ[300:320] = 0
+    succ = np.ones(REACT_FRAMES)
+    succ[300:320] = 0
     _write_openface(corpus, success=succ)
     ds = REACTDataset(corpus, "val", modalities=("3dmm", "openface"), clip_length=400)
     it = ds[2]                                                                       # a mirrored sample
@@ -262,11 +283,13 @@ def test_openface_modality_shapes_mask_and_mirror(corpus):
 
 def test_openface_missing_and_wrong_length(corpus):
     _write_openface(corpus)
-    p = react_paths(corpus, "val", PAIRS[1][1])["openface"]; p.unlink()
+    p = react_paths(corpus, "val", PAIRS[1][1])["openface"]
+    p.unlink()
     msg = _raises(lambda: REACTDataset(corpus, "val", modalities=("emotion", "openface")), corpus / "val.csv", "1 file(s)")
     assert str(p) in msg
     REACTDataset(corpus, "val", modalities=("emotion",))                               # fine without the modality
-    cols = {"x_0": np.zeros(500)}; write_openface_csv(p, cols)
+    cols = {"x_0": np.zeros(500)}
+    write_openface_csv(p, cols)
     ds = REACTDataset(corpus, "val", modalities=("emotion", "openface"))
     _raises(lambda: ds[1], p, "has 500 frames, but the clip has 751")
     p.write_text(", ".join(OPENFACE_COLUMNS[:20]) + "\n")                            # header only, no frames

@@ -80,7 +80,8 @@ def test_face_vector_motion_rejects_bad_input():
     from speechface.data.head import build_head
     from speechface.viz.dyadic import face_vector_motion
     head = build_head(400)
-    bad = np.zeros((4, 58)); bad[2, 17] = np.nan
+    bad = np.zeros((4, 58))
+    bad[2, 17] = np.nan
     with pytest.raises(RenderInputError, match="NaN/inf at frame 2"):
         face_vector_motion(head, bad)
     assert face_vector_motion(head, np.zeros(58)).shape == (1, 400, 3)

@@ -4,7 +4,7 @@ an .npy whose header lies, a pairs csv that is not UTF-8 or has a field over the
 name. Each must end in one line (train: exit 2, one stderr line) or a listed problem (check-data: exit 1, the report
 on stdout), never a traceback, a hang or raw control characters, and no file outside the run's output may change.
 The cached corpus is copied first (`shutil.copytree`): it is never damaged in place."""
-import hashlib, os, shutil, stat, subprocess, sys
+import hashlib, os, shutil, stat, subprocess
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,9 @@ def tree(root: Path) -> dict:
     out = {}
     for dirpath, dirs, files in os.walk(root, followlinks=False):
         for n in dirs + files:
-            p = Path(dirpath) / n; st = os.lstat(p); rel = str(p.relative_to(root))
+            p = Path(dirpath) / n
+            st = os.lstat(p)
+            rel = str(p.relative_to(root))
             if stat.S_ISLNK(st.st_mode): out[rel] = ("link", os.readlink(p))
             elif stat.S_ISREG(st.st_mode): out[rel] = ("file", hashlib.sha256(p.read_bytes()).hexdigest())
             else: out[rel] = ("other", stat.S_IFMT(st.st_mode))
@@ -47,19 +49,25 @@ def _npy(root: Path) -> Path: return root / "train" / "3D_FV_files" / f"{SEQ}.np
 
 def _lying_header(root: Path):
     "A 3DMM .npy whose header declares 9,999,999 frames over the 251 it holds (same header length: the padding shrinks)."
-    p = _npy(root); b = p.read_bytes(); assert b"(251, 1, 58), }  " in b[:128]
+    p = _npy(root)
+    b = p.read_bytes()
+    assert b"(251, 1, 58), }  " in b[:128]
     p.write_bytes(b.replace(b"(251, 1, 58), }  ", b"(9999999, 1, 58)}", 1))
 
 
 def _fifo(root: Path):
-    p = _npy(root); p.unlink(); os.mkfifo(p)
+    p = _npy(root)
+    p.unlink()
+    os.mkfifo(p)
 
 
 def _symlink_out(root: Path):
     "The 3DMM folder of one site replaced by a symlink to a folder outside the corpus that holds valid-looking files."
     site = root / "train" / "3D_FV_files" / "NoXI"
     outside = root.parent / "sentinel" / "elsewhere"
-    shutil.copytree(site, outside); shutil.rmtree(site); os.symlink(outside, site)
+    shutil.copytree(site, outside)
+    shutil.rmtree(site)
+    os.symlink(outside, site)
 
 
 DAMAGE = {   # name -> (what it does to the copied corpus ROOT, a word the one line / the report must contain)
@@ -68,7 +76,7 @@ DAMAGE = {   # name -> (what it does to the copied corpus ROOT, a word the one l
     "symlink_out": (_symlink_out, "leads outside"),
     "fifo_3dmm": (_fifo, "FIFO"),
     "lying_npy_header": (_lying_header, "declares shape (9999999, 1, 58)"),
-    "non_utf8_csv": (lambda r: (r / "train.csv").write_bytes(b",speaker_path,listener_path\n0,NoXI/001_synth/P1/1\xe9,NoXI/001_synth/P2/1\n"),
+    "non_utf8_csv": (lambda r: (r / "train.csv").write_bytes(b",speaker_path,listener_path\n0,NoXI/001_synth/P1/1\xe9,NoXI/001_synth/P2/1\n"),  # noqa: E501
                      "not UTF-8"),
     "csv_field_limit": (lambda r: _rows(r, [("NoXI/" + "x" * 200_000, "NoXI/001_synth/P2/1")]), "field larger than field limit"),
     "ansi_name": (lambda r: _rows(r, [(f"NoXI/{ANSI}/P1/1", "NoXI/001_synth/P2/1")]), "\\x1b[2J"),
@@ -78,7 +86,8 @@ DAMAGE = {   # name -> (what it does to the copied corpus ROOT, a word the one l
 @pytest.fixture
 def damaged(request, tmp_path, dyadic):
     "(case folder, corpus copy) after the damage, with a sentinel folder beside the corpus and the state of both recorded."
-    sentinel = tmp_path / "sentinel"; sentinel.mkdir()
+    sentinel = tmp_path / "sentinel"
+    sentinel.mkdir()
     np.save(sentinel / "secret.npy", np.zeros((251, 1, 58), np.float32))              # what an escaping path would read
     (sentinel / "notes.txt").write_text("do not touch\n")
     root = tmp_path / "react"
@@ -124,7 +133,8 @@ def test_train_stops_with_one_line(damaged):
 
 def test_clean_copy_passes(tmp_path, dyadic):
     "The control: the same copy undamaged is clean for check-data, and nothing is written into it."
-    root = tmp_path / "react"; shutil.copytree(dyadic, root, ignore=shutil.ignore_patterns(".manifest.json"))
+    root = tmp_path / "react"
+    shutil.copytree(dyadic, root, ignore=shutil.ignore_patterns(".manifest.json"))
     before = tree(root)
     r = _run(tmp_path, "check-data", root, "--dataset", "react")
     assert r.returncode == 0 and "OK: no problems found" in r.stdout, (r.stdout[-2000:], r.stderr[-2000:])

@@ -31,8 +31,10 @@ def _release(root, split="val", pairs=PAIRS, T=REACT_FRAMES):
     for j, seq in enumerate(sorted({s for p in pairs for s in p})):
         emo = np.concatenate([rng.integers(0, 2, (T, 15)), rng.uniform(-1, 1, (T, 2)), rng.dirichlet(np.ones(8), T)], 1)
         p = write_react_sequence(root, split, seq, emo, rng.normal(size=(T, 58)), 0.05 * rng.standard_normal(T * 1764))
-        e = p["emotion"]; alias = e.parent.parent / ROLE[e.parent.name]                 # Emotion/<site>/<chat>/P1/<clip>.csv
-        alias.mkdir(exist_ok=True); e.rename(alias / e.name)
+        e = p["emotion"]
+        alias = e.parent.parent / ROLE[e.parent.name]                 # Emotion/<site>/<chat>/P1/<clip>.csv
+        alias.mkdir(exist_ok=True)
+        e.rename(alias / e.name)
         write_video_frames(p["video"], np.full((T, FRAME, FRAME, 3), 30 * j, np.uint8))
     write_pairs_csv(root / f"{split}.csv", pairs)
     np.save(appropriateness_path(root, split), np.eye(2 * len(pairs)))                  # float64, as matrix_split.py writes
@@ -91,7 +93,8 @@ def test_check_data_counts_frames_per_clip(release, tmp_path):
 def test_mp4_is_accepted_beside_frame_folders(release, tmp_path):
     import imageio_ffmpeg
     root = shutil.copytree(release, tmp_path / "mp4")
-    folder = react_paths(root, "val", PAIRS[0][0])["video"]; shutil.rmtree(folder)
+    folder = react_paths(root, "val", PAIRS[0][0])["video"]
+    shutil.rmtree(folder)
     w = imageio_ffmpeg.write_frames(str(folder) + ".mp4", (16, 16), fps=REACT_FPS, macro_block_size=1)
     w.send(None)
     for _ in range(REACT_FRAMES): w.send(np.zeros((16, 16, 3), np.uint8).tobytes())
@@ -113,11 +116,14 @@ def test_hostile_frame_names_are_refused(tmp_path, name, needle):
 
 def test_hostile_frame_files_are_refused(tmp_path, monkeypatch):
     d = write_video_frames(tmp_path / "clip", np.zeros((3, 4, 4, 3), np.uint8))
-    os.remove(d / "3.png"); os.symlink("/etc/hostname", d / "3.png")
+    os.remove(d / "3.png")
+    os.symlink("/etc/hostname", d / "3.png")
     with pytest.raises(REACTDataError, match="leads outside"): list_video_frames(d)
-    os.remove(d / "3.png"); os.mkfifo(d / "3.png")
+    os.remove(d / "3.png")
+    os.mkfifo(d / "3.png")
     with pytest.raises(REACTDataError, match="FIFO"): list_video_frames(d)               # named, never opened
-    os.remove(d / "3.png"); os.symlink("1.png", d / "3.png")
+    os.remove(d / "3.png")
+    os.symlink("1.png", d / "3.png")
     assert len(list_video_frames(d, 3)) == 3                                            # a link inside the folder is fine
     monkeypatch.setattr("speechface.data.react.MAX_VIDEO_FRAMES", 2)
     with pytest.raises(REACTDataError, match="more than 2 entries"): list_video_frames(d)
@@ -131,7 +137,8 @@ def test_frames_of_another_size_and_missing_video(release, tmp_path):
     write_video_frames(tmp_path / "other", np.zeros((1, 5, 4, 3), np.uint8))
     with pytest.raises(REACTDataError, match="is 4x5 px but the clip's first frame is 4x4"):
         read_video_frames([d / "1.png", tmp_path / "other" / "1.png"])
-    root = shutil.copytree(release, tmp_path / "novideo"); shutil.rmtree(react_paths(root, "val", PAIRS[2][1])["video"])
+    root = shutil.copytree(release, tmp_path / "novideo")
+    shutil.rmtree(react_paths(root, "val", PAIRS[2][1])["video"])
     with pytest.raises(REACTDataError, match=r"1 file\(s\) named by the pairs are missing.*P42/2/ \(frames 1.png"):
         REACTDataset(root, "val", ("emotion", "video"))
 

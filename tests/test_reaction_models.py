@@ -7,7 +7,7 @@ from speechface.models.reaction_vae import (FACE_DIM, ReactionShapeError, Reacti
                                             reaction_vae_batch_losses, split_face)
 from speechface.models.reaction_fsq import (ReactionTokenPredictor, ReactionTokenPredictorConfig, sample_top_k,
                                             token_batch_loss)
-from speechface.models.reaction_online import OnlineReactionManager, concat_windows
+from speechface.models.reaction_online import OnlineReactionManager
 
 torch.set_num_threads(1)
 
@@ -32,7 +32,9 @@ def test_vae_learns_listener_from_speaker():
     first = None
     for _ in range(150):
         losses = reaction_vae_batch_losses(model, batch, augment=False)
-        opt.zero_grad(); losses["loss"].backward(); opt.step()
+        opt.zero_grad()
+        losses["loss"].backward()
+        opt.step()
         first = first if first is not None else losses["rec_landmarks"].item()
     assert losses["rec_landmarks"].item() < 0.3 * first, (first, losses["rec_landmarks"].item())
 
@@ -48,7 +50,10 @@ def test_token_predictor_learns_one_window_ahead_copy():
     batch = {"speaker_tokens": spk, "speaker_audio": torch.zeros(16, 16, 8), "listener_tokens": lis}
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(200):
-        out = token_batch_loss(model, batch); opt.zero_grad(); out["loss"].backward(); opt.step()
+        out = token_batch_loss(model, batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
     assert out["loss"].item() < 0.5 and out["accuracy"] > 0.85, out
 
 def test_vae_bad_inputs():
@@ -70,7 +75,8 @@ def test_vae_stream_order_errors():
     model.encode_window(st, torch.rand(1, 3, FACE_DIM), torch.randn(1, 3, 8))         # a short, final window
     model.decode_window(st)
     with pytest.raises(ReactionShapeError, match="call reset"): model.encode_window(st, torch.rand(1, 4, FACE_DIM), torch.randn(1, 4, 8))
-    with pytest.raises(ReactionShapeError, match="1..4 frames"): model.encode_window(model.init_state(1), torch.rand(1, 5, FACE_DIM), torch.randn(1, 5, 8))
+    with pytest.raises(ReactionShapeError,
+                       match="1..4 frames"): model.encode_window(model.init_state(1), torch.rand(1, 5, FACE_DIM), torch.randn(1, 5, 8))
 
 def test_token_bad_inputs_and_sampling_args():
     model = tiny_tok().eval()
@@ -81,7 +87,8 @@ def test_token_bad_inputs_and_sampling_args():
     with pytest.raises(ReactionShapeError, match="batch lacks"): token_batch_loss(model, {"speaker_tokens": s})
     with pytest.raises(ValueError, match="temperature"): sample_top_k(torch.randn(3, 8), 2, -1.0)
     with pytest.raises(ValueError, match="top_k"): sample_top_k(torch.randn(3, 8), -2)
-    st = model.init_state(2); model.decode_window(st)
+    st = model.init_state(2)
+    model.decode_window(st)
     with pytest.raises(ReactionShapeError, match="push it first"): model.decode_window(st)
 
 def test_manager_errors_and_detokenizer():

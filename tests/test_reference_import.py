@@ -79,7 +79,8 @@ def test_real_vocaset_shapes_with_wav2vec2_base(tmp_path):
     sd = legacy_weight_norm_keys(ref.state_dict())
     assert sd["PPE.pe"].shape == (1, 630, 64) and "audio_encoder.encoder.pos_conv_embed.conv.weight_g" in sd
     path = tmp_path / "vocaset.pth"
-    torch.save(sd, path); del ref
+    torch.save(sd, path)
+    del ref
     m = from_reference_checkpoint(path, "vocaset")
     assert m.audio_encoder.out_dim == 768 and m.cfg.audio.model_name == "facebook/wav2vec2-base-960h"
     assert (m.cfg.motion_dim, m.cfg.feature_dim, m.cfg.n_subjects) == (15069, 64, 8)

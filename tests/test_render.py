@@ -51,7 +51,8 @@ def test_check_frame_rejects_black_and_empty_frames():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_nan_vertices_raise_and_write_nothing(corpus, backend, tmp_path):
-    seq = corpus["seq"][:4].copy(); seq[2, 30] = np.nan
+    seq = corpus["seq"][:4].copy()
+    seq[2, 30] = np.nan
     with pytest.raises(RenderInputError, match="frame 2"): render_sequence(seq, corpus["faces"], backend, size=64)
     out = tmp_path / "nan.mp4"
     with pytest.raises(RenderInputError): write_video(render_frames(seq, corpus["faces"], backend, size=64), 30, out)
@@ -63,10 +64,12 @@ def test_collapsed_or_unframed_vertices_raise(corpus, backend, tmp_path):
     faces, seq = corpus["faces"], corpus["seq"][:4]
     with pytest.raises(RenderInputError, match="one point"):                  # the whole sequence at one point
         render_sequence(np.zeros_like(seq), faces, backend, size=64)
-    bad = seq.copy(); bad[1] = np.tile(bad[1].reshape(-1, 3).mean(0), bad.shape[1] // 3)
+    bad = seq.copy()
+    bad[1] = np.tile(bad[1].reshape(-1, 3).mean(0), bad.shape[1] // 3)
     with pytest.raises(RenderInputError, match="one point"):                  # one frame collapsed
         render_sequence(bad, faces, backend, size=64)
-    away = seq.copy(); away[2] += 10.0                                        # one frame far outside the framing
+    away = seq.copy()
+    away[2] += 10.0                                        # one frame far outside the framing
     with pytest.raises(BlankFrameError, match="blank"):
         render_sequence(away, faces, backend, size=64, bounds=render.frame_bounds(seq))
     out = tmp_path / "away.mp4"
@@ -76,7 +79,8 @@ def test_collapsed_or_unframed_vertices_raise(corpus, backend, tmp_path):
 
 
 def test_mp4_has_frames_duration_and_audio(corpus, tmp_path):
-    seq = corpus["seq"]; T = len(seq)
+    seq = corpus["seq"]
+    T = len(seq)
     out = animate_to_video(seq, corpus["faces"], tmp_path / "f1.mp4", audio=corpus["wav"], fps=30, size=128)
     info = video_info(out)
     assert (info["video_codec"], info["pix_fmt"], info["width"], info["height"]) == ("h264", "yuv420p", 128, 128)
@@ -91,14 +95,17 @@ def test_missing_audio_fails_before_rendering(corpus, tmp_path):
     from speechface.data.audio import AudioFileError
     rendered = []
     def frames():
-        for f in render_frames(corpus["seq"][:3], corpus["faces"], "matplotlib", size=32): rendered.append(1); yield f
+        for f in render_frames(corpus["seq"][:3], corpus["faces"], "matplotlib", size=32):
+            rendered.append(1)
+            yield f
     with pytest.raises(AudioFileError, match="file not found"):
         write_video(frames(), 30, tmp_path / "a.mp4", audio=tmp_path / "missing.wav")
     assert not rendered and not list(tmp_path.iterdir())
 
 
 def test_audio_offset_is_sample_accurate(tmp_path):
-    click = np.zeros(AUDIO_SR, np.float32); click[AUDIO_SR // 2: AUDIO_SR // 2 + 48] = 0.9
+    click = np.zeros(AUDIO_SR, np.float32)
+    click[AUDIO_SR // 2: AUDIO_SR // 2 + 48] = 0.9
     frames = np.full((30, 16, 16, 3), 100, np.uint8)
     for offset in (0.1, -0.2):
         heard = extract_audio(write_video(frames, 30, tmp_path / "c.mp4", audio=(click, AUDIO_SR), audio_offset=offset))

@@ -24,7 +24,9 @@ def batch(B=3, T=14):
     g = torch.Generator().manual_seed(1)
     verts = torch.randn(B, T, 3 * V, generator=g) * 0.01
     mel = torch.randn(B, T - 4, 1, 20, 128, generator=g)
-    mask = torch.ones(B, T, dtype=torch.bool); mask[1, 10:] = False; mask[2, 7:] = False
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[1, 10:] = False
+    mask[2, 7:] = False
     return verts, mel, mask, torch.randn(B, 3 * V, generator=g) * 0.01
 
 def test_shapes_and_bad_input():
@@ -34,7 +36,8 @@ def test_shapes_and_bad_input():
     assert torch.allclose(vf.norm(dim=-1), torch.ones(4), atol=1e-5)
     out = head(vf, af)
     assert all(out[k].shape == (4,) for k in ("lip_score", "real_score", "value"))
-    with pytest.raises(ValueError, match="mel_clip must be"): bb(torch.randn(4, 5, 3 * V), torch.randn(4, 1, 16, 128), torch.randn(4, 3 * V))
+    with pytest.raises(ValueError, match="mel_clip must be"): bb(torch.randn(4, 5, 3 * V), torch.randn(4, 1, 16, 128),
+                                                                 torch.randn(4, 3 * V))
     with pytest.raises(ValueError, match="vertex_idx must hold indices"):
         SyncExpert(SyncExpertConfig(motion_dim=3 * V), vertex_idx=torch.tensor([0, V]))
     fb = SyncExpert(SyncExpertConfig(motion_dim=3 * V, d_model=32, n_layers=1, mesh_reference="first_frame"))
@@ -56,12 +59,14 @@ def test_batched_scoring_equals_per_clip_loop(stride):
             for i in range(Tc):
                 s = i * stride
                 if not mask[b, s:s + 5].all():
-                    assert not res["clip_mask"][b, i] and res["lip_score"][b, i] == 0; continue
+                    assert not res["clip_mask"][b, i] and res["lip_score"][b, i] == 0
+                    continue
                 o = head(*bb(verts[b:b + 1, s:s + 5], mel[b:b + 1, i], tpl[b:b + 1]))
                 for k in ("lip_score", "real_score", "value"):
                     assert abs(float(res[k][b, i] - o[k][0])) <= 1e-5
                     assert abs(float(chunked[k][b, i] - o[k][0])) <= 1e-5
-                vals.append(float(o["lip_score"][0])); n_valid += 1
+                vals.append(float(o["lip_score"][0]))
+                n_valid += 1
             assert abs(float(res["lip_score_seq"][b]) - np.mean(vals)) <= 1e-5
     assert n_valid == int(res["clip_mask"].sum()) and n_valid < B * Tc   # padding really excluded
 
@@ -72,7 +77,8 @@ def test_clip_windows_is_unfold_of_frames():
 
 def test_frozen_sync_expert_trainable_value_head():
     bb, head = small()
-    freeze(bb); head.train()
+    freeze(bb)
+    head.train()
     assert not any(p.requires_grad for p in bb.parameters()) and not bb.training
     verts, mel, mask, tpl = batch()
     verts.requires_grad_(True)                                   # the actor's sample
@@ -101,7 +107,8 @@ def test_weights_only_checkpoint_round_trip(tmp_path):
 
 def test_shifted_negatives_respect_min_shift():
     rng = np.random.default_rng(0)
-    pos = rng.integers(0, 40, 500); o = sample_shifts(pos, np.full(500, 40), 6, 3, 15, rng)
+    pos = rng.integers(0, 40, 500)
+    o = sample_shifts(pos, np.full(500, 40), 6, 3, 15, rng)
     assert (np.abs(o) >= 3).all() and (np.abs(o) <= 15).all()
     assert ((pos[:, None] + o >= 0) & (pos[:, None] + o < 40)).all()
     assert (o > 0).any() and (o < 0).any()
@@ -116,7 +123,8 @@ def test_shifted_negatives_respect_min_shift():
     near = candidate_mask(sid, pos, cand, np.arange(N), cfg.min_shift)
     assert not near[np.arange(N), np.arange(N)].any()                  # the aligned clip is always a candidate
     for i in range(N):                                    # every unmasked same-sequence negative is ≥ min_shift away
-        j = np.flatnonzero(~near[i]); j = j[j != i]
+        j = np.flatnonzero(~near[i])
+        j = j[j != i]
         same = cand[j, 0] == sid[i]
         assert (np.abs(cand[j, 1][same] - pos[i]) >= 3).all()
     s1, p1, sh1 = epoch_anchors(seqs, [1], cfg, seed=0, epoch=1)          # a sequence's draw does not depend on the others

@@ -1,5 +1,5 @@
 """End-to-end tests of the synthetic corpus and the CLI, run as a user would (subprocesses)."""
-import hashlib, json, os, pickle, shutil, subprocess, sys, time
+import hashlib, json, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest
 
@@ -53,9 +53,13 @@ def test_split_and_one_hot_rules(tiny):
 
 def test_check_data_ok_and_error_exit_codes(tiny, tmp_path):
     root = tiny
-    r = run("check-data", str(root)); assert "OK: no problems found" in r.stdout
-    import shutil; bad = tmp_path / "bad"; shutil.copytree(root, bad)
-    v = np.load(bad / "vertices_npy" / "synth_m1_sentence02.npy"); v[4] = np.inf
+    r = run("check-data", str(root))
+    assert "OK: no problems found" in r.stdout
+    import shutil
+    bad = tmp_path / "bad"
+    shutil.copytree(root, bad)
+    v = np.load(bad / "vertices_npy" / "synth_m1_sentence02.npy")
+    v[4] = np.inf
     np.save(bad / "vertices_npy" / "synth_m1_sentence02.npy", v)
     r = run("check-data", str(bad), check=False)
     assert r.returncode == 1 and "synth_m1_sentence02.npy" in r.stdout and "NaN/inf" in r.stdout
@@ -68,7 +72,9 @@ def test_check_data_missing_folder_is_an_error(tmp_path):
 
 def test_malicious_templates_refused_by_dataset(tiny, tmp_path):
     root = tiny
-    import shutil; bad = tmp_path / "evil"; shutil.copytree(root, bad)
+    import shutil
+    bad = tmp_path / "evil"
+    shutil.copytree(root, bad)
     marker = tmp_path / "ran"
     (bad / "templates.pkl").write_bytes(f"cos\nsystem\n(S'touch {marker}'\ntR.".encode())
     with pytest.raises(DataError, match="templates.pkl.*refused to load 'os.system'"):

@@ -53,7 +53,9 @@ def test_tokenizer_config_errors():
 def test_tokenizer_block_longer_than_sequence_and_empty_rows():
     torch.manual_seed(0)
     tok = FaceTokenizer(FaceTokenizerConfig(width=16, n_heads=2, layers=1, block=32)).eval()
-    x = torch.randn(2, 5, 58); m = torch.ones(2, 5, dtype=torch.bool); m[1] = False     # a row with no real frame
+    x = torch.randn(2, 5, 58)
+    m = torch.ones(2, 5, dtype=torch.bool)
+    m[1] = False     # a row with no real frame
     with torch.no_grad(): rec, idx = tok(x, m)
     assert torch.isfinite(rec["3dmm"]).all() and (idx[1] == 0).all() and (rec["emotion"][1] == 0).all()
 

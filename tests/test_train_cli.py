@@ -1,6 +1,5 @@
 """End-to-end: speechface train / test / evaluate / animate on the tiny corpus, as a user runs them."""
 import json
-from pathlib import Path
 import numpy as np, pytest
 
 TINY = ["model.feature_dim=32", "model.audio.mel_dim=32", "trainer.lr=1e-3", "trainer.batch_size=4"]
@@ -51,11 +50,14 @@ def test_animate_any_wav(trained, tmp_path):
     import soundfile as sf
     wav, sr = sf.read(tmp / "tiny" / "wav" / "synth_f1_sentence01.wav")
     stereo48 = tmp_path / "stereo48k.wav"
-    import soxr; x = soxr.resample(wav, sr, 48000); sf.write(stereo48, np.stack([x, x], 1), 48000, subtype="PCM_24")
+    import soxr
+    x = soxr.resample(wav, sr, 48000)
+    sf.write(stereo48, np.stack([x, x], 1), 48000, subtype="PCM_24")
     ck = tmp / "ck" / "faceformer_synthetic" / "best.pt"
     run("animate", stereo48, "--ckpt", ck, "--out", tmp_path / "a.npy", "--style", "synth_m2")
-    m = np.load(tmp_path / "a.npy"); assert m.shape == (round(len(wav) / sr * 30), 900) and np.isfinite(m).all()
-    run("animate", stereo48, "--ckpt", ck, "--out", tmp_path / "seq.obj", "--subject", "mean")          # the old name of --style still works
+    m = np.load(tmp_path / "a.npy")
+    assert m.shape == (round(len(wav) / sr * 30), 900) and np.isfinite(m).all()
+    run("animate", stereo48, "--ckpt", ck, "--out", tmp_path / "seq.obj", "--subject", "mean")  # the old name of --style still works
     assert len(list((tmp_path / "seq").glob("*.obj"))) == m.shape[0]
     r = run("animate", stereo48, "--ckpt", ck, "--out", tmp_path / "b.npy", "--style", "nobody", check=False)
     assert r.returncode == 2 and "unknown style" in r.stderr
@@ -63,7 +65,8 @@ def test_animate_any_wav(trained, tmp_path):
 
 def test_animate_bad_audio_is_clear(trained, tmp_path):
     tmp, _ = trained
-    bad = tmp_path / "bad.wav"; bad.write_text("this is not audio")
+    bad = tmp_path / "bad.wav"
+    bad.write_text("this is not audio")
     r = run("animate", bad, "--ckpt", tmp / "ck" / "faceformer_synthetic" / "best.pt", "--out", tmp_path / "x.npy", check=False)
     assert r.returncode == 2 and "bad.wav" in r.stderr
 

@@ -20,7 +20,7 @@ gesture actor's validation error rose again after ~20 epochs while its training 
 recordings give wide intervals; `medium` has 6 speakers × (12 train, 3 val, 3 test) recordings of three sentences.
 Training runs on one CPU thread each (`threads=1`).
 """
-import argparse, json, subprocess, sys, time
+import argparse, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,19 +71,22 @@ def train(out: Path, part: str, candidate: str, seed: int, extra: list[str]) -> 
             f"dataset.part={part}", f"dataset.cache_dir={out / 'cache'}", f"out_dir={out / 'runs'}", f"run={run}",
             f"seed={seed}", "threads=1", *extra]
     print(" ".join(argv[4:]), flush=True)
-    t0 = time.time(); subprocess.run(argv, check=True)
+    t0 = time.time()
+    subprocess.run(argv, check=True)
     print(f"{run}: {time.time() - t0:.0f} s", flush=True)
     return rd
 
 
 def evaluate(out: Path, part: str, split: str, runs: dict, n_boot: int = 1000):
     "Summary table (method, seed, measures with intervals) of the given runs and both baselines on a split; and the predictions."
-    import numpy as np, pandas as pd, torch
+    import torch
     from speechface.data.beat2_motion import BEAT2MotionDataset, neutral_vector
     from speechface.data.beat2_synth import expression_basis, rest_pose
-    from speechface.train.coefficients import (load_coefficient_actor, predict_coefficients, baseline_predictions, evaluate_coefficients, fgd_encoder)
+    from speechface.train.coefficients import (load_coefficient_actor, predict_coefficients, baseline_predictions, evaluate_coefficients,
+                                               fgd_encoder)
     torch.set_num_threads(1)
-    data = corpus(out); methods, seeds, ds = {}, {}, None
+    data = corpus(out)
+    methods, seeds, ds = {}, {}, None
     for name, (rd, seed) in runs.items():
         model, stats, _ = load_coefficient_actor(rd / "best.pt")
         ds = ds or BEAT2MotionDataset(data, split, part, stats=stats, cache_dir=out / "cache")
@@ -97,7 +100,6 @@ def evaluate(out: Path, part: str, split: str, runs: dict, n_boot: int = 1000):
 
 
 def best_val(rd: Path) -> float:
-    import torch
     from speechface.core import load_checkpoint
     return float(load_checkpoint(rd / "best.pt", "cpu")["best_val_mse"])
 
@@ -112,19 +114,25 @@ def tune(out: Path):
         summary, _, _, _ = evaluate(out, part, "val", runs, n_boot=200)
         summary.insert(1, "best_val_mse", [best_val(runs[m][0]) if m in runs else float("nan") for m in summary.index])
         path = RESULTS / f"beat2_coefficients_val_{part}.csv"
-        summary.to_csv(path, float_format="%.6g"); print(f"wrote {path}"); print(summary.iloc[:, :8].round(4).to_string())
+        summary.to_csv(path, float_format="%.6g")
+        print(f"wrote {path}")
+        print(summary.iloc[:, :8].round(4).to_string())
 
 
 def plot(face: tuple, gesture: tuple, path: Path):
     "One test recording: jaw opening and the close curve (face), elbow flexion with the known beat peaks (gesture)."
     import numpy as np, matplotlib
-    matplotlib.use("Agg"); import matplotlib.pyplot as plt
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     from speechface.data.beat2_motion import jaw_opening, elbow_flexion, annotations
     from speechface.data.beat2_synth import expression_basis
     from speechface.metrics.coefficient_errors import articulation_from_expressions
     from speechface.train.coefficients import CLOSE_CHANNEL, BILABIAL_PHONES
-    fm, fds = face; gm, gds = gesture
-    id = fds.ids[0]; ann = annotations(fds.root, id); t = np.arange(len(fds.targets[id])) / 30
+    fm, fds = face
+    gm, gds = gesture
+    id = fds.ids[0]
+    ann = annotations(fds.root, id)
+    t = np.arange(len(fds.targets[id])) / 30
     fig, ax = plt.subplots(3, 1, figsize=(9, 6.5), sharex=True)
     show = [m for m in fm if m in ("GT", "actor (seed 0)", "mean pose", "static")]
     series = {"GT": fds.targets[id], **{m: fm[m][id] for m in show if m != "GT"}}
@@ -134,14 +142,22 @@ def plot(face: tuple, gesture: tuple, path: Path):
     for s, e, l in ann["phones"]:
         if l in BILABIAL_PHONES:
             for a in ax[:2]: a.axvspan(s, e, color="C3", alpha=0.2)
-    ax[0].set_ylabel("jaw opening (°)"); ax[1].set_ylabel("close curve"); ax[0].legend(fontsize=7, ncol=4)
+    ax[0].set_ylabel("jaw opening (°)")
+    ax[1].set_ylabel("close curve")
+    ax[0].legend(fontsize=7, ncol=4)
     ax[0].set_title(f"{id}: face (/p b m/ shaded) and gesture (known beat peaks as lines)", fontsize=9)
-    gid = gds.ids[0]; gann = annotations(gds.root, gid); tg = np.arange(len(gds.targets[gid])) / 30
+    gid = gds.ids[0]
+    gann = annotations(gds.root, gid)
+    tg = np.arange(len(gds.targets[gid])) / 30
     for m, x in {"GT": gds.targets[gid], **{m: gm[m][gid] for m in gm if m in ("actor (seed 0)", "mean pose", "static")}}.items():
         ax[2].plot(tg, np.degrees(elbow_flexion(x).sum(1)), label=m, lw=1.5 if m == "GT" else 1)
     for p in gann["beats"]: ax[2].axvline(p, color="k", lw=0.5)
-    ax[2].set_ylabel("elbow flexion, both (°)"); ax[2].set_xlabel("s"); ax[2].legend(fontsize=7, ncol=4)
-    fig.tight_layout(); fig.savefig(path, dpi=90); plt.close(fig)
+    ax[2].set_ylabel("elbow flexion, both (°)")
+    ax[2].set_xlabel("s")
+    ax[2].legend(fontsize=7, ncol=4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def eval_test(out: Path, config: Path, split: str):
@@ -154,11 +170,13 @@ def eval_test(out: Path, config: Path, split: str):
         runs = {f"actor (seed {s})": (train(out, part, cand, s, overrides(cand, config, part)), s) for s in SEEDS}
         summary, methods, ds, per = evaluate(out, part, split, runs)
         name = f"beat2_coefficients_{part}" if split == "test" else f"beat2_coefficients_{split}_{part}_prereg"
-        summary.to_csv(RESULTS / f"{name}.csv", float_format="%.6g"); print(f"wrote {RESULTS / name}.csv")
+        summary.to_csv(RESULTS / f"{name}.csv", float_format="%.6g")
+        print(f"wrote {RESULTS / name}.csv")
         import pandas as pd
         from speechface.train.coefficients import paired_differences
         paired = pd.concat([paired_differences(per, m, b) for m in runs for b in ("static", "mean pose")])
-        paired.to_csv(RESULTS / f"{name}_paired.csv", index=False, float_format="%.6g"); print(f"wrote {RESULTS / name}_paired.csv")
+        paired.to_csv(RESULTS / f"{name}_paired.csv", index=False, float_format="%.6g")
+        print(f"wrote {RESULTS / name}_paired.csv")
         print(summary[[c for c in summary.columns if not c.endswith(("_lo", "_hi"))]].round(4).to_string())
         parts[part] = (methods, ds)
     if split == "test": plot(parts["face"], parts["gesture"], RESULTS / "beat2_coefficients.png")
@@ -166,7 +184,8 @@ def eval_test(out: Path, config: Path, split: str):
 
 def _label(img, text: str):
     from PIL import Image, ImageDraw
-    im = Image.fromarray(img); ImageDraw.Draw(im).text((8, 6), text, fill=(0, 0, 0))
+    im = Image.fromarray(img)
+    ImageDraw.Draw(im).text((8, 6), text, fill=(0, 0, 0))
     import numpy as np
     return np.asarray(im)
 
@@ -192,13 +211,15 @@ def frames(out: Path, config: Path, video: Path | None = None, size: int = 192):
     for part in PARTS:
         model, stats, _ = load_coefficient_actor(out / "runs" / run_name(part, prereg[part]["candidate"], 0) / "best.pt")
         ds = BEAT2MotionDataset(data, "test", part, stats=stats, cache_dir=out / "cache")
-        ds.ids = ds.ids[:1]; ds.index = ds.index[:1]                          # the first test recording only
+        ds.ids = ds.ids[:1]
+        ds.index = ds.index[:1]                          # the first test recording only
         id = ds.ids[0]
         base = baseline_predictions(ds, neutral_vector(part, rest_pose() if part == "gesture" else None))
         seqs[part] = {"GT": ds.targets[id], "actor (seed 0)": predict_coefficients(model, ds, stats)[id],
                       "mean pose": base["mean pose"][id]}
     wav, phones = beat2_paths(data, id)["audio"], annotations(data, id)["phones"]
-    face = CoefficientFace(); rig = coefficient_rig(face)
+    face = CoefficientFace()
+    rig = coefficient_rig(face)
     t = int(np.argmax(inner_lip_distance(coefficient_vertices(face, seqs["face"]["GT"]), *rig.lip_pairs)))
     img = next(f for i, f in enumerate(coefficient_frames(face, seqs["face"], phones, size=size, rig=rig)) if i == t)
     Image.fromarray(img).quantize(colors=128).save(RESULTS / "beat2_face_frame.png", optimize=True)
@@ -215,7 +236,8 @@ def frames(out: Path, config: Path, video: Path | None = None, size: int = 192):
         video.mkdir(parents=True, exist_ok=True)
         coefficient_video(face, seqs["face"], video / "beat2_face.mp4", audio=wav, phones=phones, rig=rig, progress=True)
         T = min(len(c) for c in cols.values())
-        write_video(np.concatenate([np.stack([_label(f, k) for f in cols[k][:T]]) for k in cols], 2), 30, video / "beat2_gesture.mp4", audio=wav)
+        write_video(np.concatenate([np.stack([_label(f, k) for f in cols[k][:T]]) for k in cols], 2), 30, video / "beat2_gesture.mp4",
+                    audio=wav)
         print(f"wrote {video / 'beat2_face.mp4'} and {video / 'beat2_gesture.mp4'}")
 
 

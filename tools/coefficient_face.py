@@ -10,7 +10,6 @@ with its speech (not committed). Deterministic: `cached_beat2_corpus(preset, see
 import argparse, json
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -26,13 +25,15 @@ RESULTS = Path(__file__).resolve().parents[1] / "docs/results"
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="small"); p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="small")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shift", type=int, default=3, help="frames of delay of the shifted GT")
     p.add_argument("--size", type=int, default=192, help="pixels per face panel of the frame")
     p.add_argument("--video", type=Path, help="also write the first test recording as an MP4 here")
     a = p.parse_args()
     torch.set_num_threads(1)
-    root = cached_beat2_corpus(a.preset, a.seed); face = CoefficientFace()
+    root = cached_beat2_corpus(a.preset, a.seed)
+    face = CoefficientFace()
     train, val, test = (beat2_face_recordings(root, s) for s in ("train", "val", "test"))
     methods = coefficient_methods(train, test, a.shift)
     reader = train_coefficient_lip_reader(face, train + val, epochs=30, seed=a.seed)
@@ -41,13 +42,15 @@ def main():
     tab.round(4).to_csv(csv, index_label="method")
     print(tab[["closure F1", "false closures", "MTM (ms)", "events detected", "opening-loudness r", "lip-read acc"]].round(3).to_string())
     print(f"{csv} ({len(test)} test recordings; lip-reader train accuracy {reader['train_acc']:.3f} on {len(train) + len(val)})")
-    r = test[0]; rig = coefficient_rig(face)
+    r = test[0]
+    rig = coefficient_rig(face)
     seqs = {k: v[0] for k, v in methods.items() if not k.startswith("GT +")}
     gap = inner_lip_distance(coefficient_vertices(face, seqs["GT"]), *rig.lip_pairs)
     t = int(gap.argmax())
     img = next(f for i, f in enumerate(coefficient_frames(face, seqs, r["phones"], size=a.size, rig=rig)) if i == t)
     Image.fromarray(img).quantize(colors=128).save(RESULTS / "coefficient_face_frame.png", optimize=True)   # palette: a small file
-    print(f"{RESULTS / 'coefficient_face_frame.png'}: {r['id']} frame {t} ({t / 30:.2f} s, GT lip gap {1000 * gap[t]:.1f} mm), {img.shape[1]}x{img.shape[0]}")
+    print(f"{RESULTS / 'coefficient_face_frame.png'}: {r['id']} frame {t} ({t / 30:.2f} s, GT lip gap {1000 * gap[t]:.1f} mm), "
+          f"{img.shape[1]}x{img.shape[0]}")
     if a.video:
         res = coefficient_video(face, seqs, a.video, audio=beat2_paths(root, r["id"])["audio"], phones=r["phones"], rig=rig, progress=True)
         print(json.dumps(res))

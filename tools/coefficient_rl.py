@@ -35,11 +35,16 @@ REWARD_MODEL = {"d_model": 64, "n_layers": 1, "conv_channels": 8, "embed_dim": 1
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True); ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--preset", default="small"); ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--minutes", type=float, default=3.0, help="wall-clock budget of each training stage")
     a = ap.parse_args()
-    torch.set_num_threads(1); out = Path(a.out); out.mkdir(parents=True, exist_ok=True); t0 = time.time()
+    torch.set_num_threads(1)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
     from speechface.data.beat2_synth import cached_beat2_corpus, expression_basis, CoefficientFace
     from speechface.data.beat2_motion import BEAT2MotionDataset, neutral_vector
     from speechface.train.settings import load_config
@@ -75,7 +80,8 @@ def main():
     bb, hd = freeze(load_sync_expert(rw / "sync_expert.pt")), load_reward_head(rw / "reward_head.pt")
     val_seqs = load_beat2_sync_data(root, ("val",))
     rank = reward_ranking(bb, hd, val_seqs, perturbations=perts, seed=a.seed)     # 3. ranking on the validation split
-    RESULTS.mkdir(parents=True, exist_ok=True); rank.round(4).to_csv(RESULTS / "beat2_coefficient_reward_ranking.csv")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rank.round(4).to_csv(RESULTS / "beat2_coefficient_reward_ranking.csv")
     log("reward ranking (val)\n" + rank.round(3).to_markdown())
 
     rls = {}                                                                       # 4. the RL runs
@@ -90,14 +96,16 @@ def main():
     ds = BEAT2MotionDataset(root, "val", "face")                                   # 5. the validation table
     methods = {"GT": ds.targets, "static (neutral)": {i: np.tile(neutral_vector("face"), (len(ds.targets[i]), 1)) for i in ds.ids}}
     for name, ck in (("SFT", sft), *rls.items()):
-        actor, stats, _ = load_coefficient_actor(ck); methods[name] = predict_coefficients(actor.eval(), ds, stats)
+        actor, stats, _ = load_coefficient_actor(ck)
+        methods[name] = predict_coefficients(actor.eval(), ds, stats)
     table = {}
     for name, pred in methods.items():                                            # reward and normalised MSE per recording
         rew, mse = [], []
         for q in val_seqs:
             p = torch.as_tensor(ds.stats.normalize(pred[q["name"]][: len(q["motion"])]), dtype=torch.float32)
             s = score_sequence(bb, hd.eval(), p[None], q["mel"][None], template=q["template"][None])
-            rew.append(float(s["lip_score_seq"][0] + s["real_score_seq"][0])); mse.append(float(((p - q["motion"]) ** 2).mean()))
+            rew.append(float(s["lip_score_seq"][0] + s["real_score_seq"][0]))
+            mse.append(float(((p - q["motion"]) ** 2).mean()))
         row = {}
         for k, v in (("reward", rew), ("norm_mse", mse)):
             row[k], row[f"{k}_lo"], row[f"{k}_hi"] = bootstrap_ci(lambda u: float(np.mean(u)), v, a.n_boot)
@@ -114,7 +122,8 @@ def main():
         for k in ("expr_mse", "jaw_corr", "closure"):
             for suf in ("", "_lo", "_hi"): r[k + suf] = summary.loc[name, k + suf]
         for k in [c for c in perc.columns if not c.endswith(" CI") and any(c.startswith(x) for x in keep)]:
-            r[k] = perc.loc[name, k]; r[f"{k}_lo"], r[f"{k}_hi"] = perc.loc[name, f"{k} CI"]
+            r[k] = perc.loc[name, k]
+            r[f"{k}_lo"], r[f"{k}_hi"] = perc.loc[name, f"{k} CI"]
         rows.append(r)
     res = pd.DataFrame(rows).set_index("method")
     res.round(4).to_csv(RESULTS / "beat2_coefficient_rl_val.csv")

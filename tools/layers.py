@@ -37,7 +37,9 @@ def notebook_modules() -> dict:
         for c in json.loads(nb.read_text())["cells"]:
             src = "".join(c["source"])
             hit = re.search(r"^#\|\s*default_exp\s+(\S+)", src, re.M)
-            if hit: out["speechface." + hit.group(1)] = (num, nb.stem); break
+            if hit:
+                out["speechface." + hit.group(1)] = (num, nb.stem)
+                break
     return out
 
 
@@ -50,7 +52,7 @@ def module_imports(path: Path, module: str) -> list:
             f = infunc or isinstance(ch, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(ch, ast.ImportFrom):
                 if ch.level:
-                    base = module.split(".")[:-ch.level] if path.name != "__init__.py" else module.split(".")[:len(module.split(".")) - ch.level + 1]
+                    base = module.split(".")[:-ch.level] if path.name != "__init__.py" else module.split(".")[:len(module.split(".")) - ch.level + 1]  # noqa: E501
                     target = ".".join(base + ([ch.module] if ch.module else []))
                 else: target = ch.module or ""
                 if target == "speechface" or target.startswith("speechface."):
@@ -65,7 +67,8 @@ def module_imports(path: Path, module: str) -> list:
 
 def graph() -> dict:
     "module -> [(imported module, lazy, line)] over the package (exported modules only)."
-    mods = notebook_modules(); g = {}
+    mods = notebook_modules()
+    g = {}
     for m in mods:
         path = PKG.joinpath(*m.split(".")[1:]).with_suffix(".py")
         g[m] = module_imports(path, m)
@@ -116,5 +119,6 @@ def diagram() -> str:
 if __name__ == "__main__":
     if "--check" in sys.argv:
         v = violations()
-        print("\n".join(v) or "layers: ok"); sys.exit(1 if v else 0)
+        print("\n".join(v) or "layers: ok")
+        sys.exit(1 if v else 0)
     print(diagram())

@@ -20,7 +20,7 @@ Predictions are scored in the style-independent condition (the mean of the train
 prediction per utterance, the unit the bootstrap resamples. Validation speakers choose every hyper-parameter; the
 chosen configuration is committed before `test` runs (the git history is the pre-registration).
 """
-import argparse, json, sys, time
+import argparse, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -91,15 +91,20 @@ def score(out: Path, split: str, methods: dict, n_boot: int = 1000) -> tuple:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["prepare", "sft", "head2", "extend", "closure-reward", "preference", "val", "choose", "test", "report"])
+    ap.add_argument("stage",
+                    choices=["prepare", "sft", "head2", "extend", "closure-reward", "preference", "val", "choose", "test", "report"])
     ap.add_argument("--name", default="reward3", choices=sorted(CLOSURE_REWARDS), help="closure-reward: which recipe")
-    ap.add_argument("--out", required=True); ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES)); ap.add_argument("--config", default=None)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
+    ap.add_argument("--config", default=None)
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--last-sentence", type=int, default=50, help="extend: val and test get sentences 21..this")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="choose: the SFT seeds whose val runs are pooled")
     a = ap.parse_args()
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True); torch.set_num_threads(1)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
     t0 = time.time()
     if a.stage == "prepare":
         from speechface.data.synth import generate_corpus
@@ -140,7 +145,8 @@ def main():
     elif a.stage == "extend":         # more held-out sentences for the same val / test speakers (models stay valid)
         from speechface.data.synth import extend_split
         for split in ("val", "test"):
-            m = extend_split(out / "data", split, a.last_sentence, progress=False); print(split, m["split"][split])
+            m = extend_split(out / "data", split, a.last_sentence, progress=False)
+            print(split, m["split"][split])
     elif a.stage == "closure-reward":  # closure-aware sync expert (hard mesh negatives) and a score head on it
         from speechface.train.reward import (train_sync_expert, train_reward_head, PERTURBATIONS, MESH_CLOSURE_PERTURBATIONS)
         from speechface.models.reward import reward_file
@@ -159,31 +165,39 @@ def main():
         from speechface.train.reward import closure_preference, load_sync_data, sync_accuracy_by_offset
         from speechface.models.reward import load_sync_expert, reward_file
         from speechface.data.mesh import load_regions
-        reg = load_regions(out / "data" / "regions.pkl"); val = load_sync_data(out / "data", ("val",))
+        reg = load_regions(out / "data" / "regions.pkl")
+        val = load_sync_data(out / "data", ("val",))
         rows = {}
         for n in ["reward", *CLOSURE_REWARDS]:
             if not reward_file(out / "ck" / n / "sync_expert.pt").is_file(): continue
             bb = load_sync_expert(out / "ck" / n / "sync_expert.pt")
-            pref = closure_preference(bb, val, reg, open_strengths=(0.15, 0.4)); pref.pop("clips")
+            pref = closure_preference(bb, val, reg, open_strengths=(0.15, 0.4))
+            pref.pop("clips")
             acc = sync_accuracy_by_offset(bb, val).table.set_index("offset")["accuracy"]
             rows[n] = {**pref, **{f"sync acc (offset {o})": acc[o] for o in (3, 8, 15) if o in acc}}
-        tab = pd.DataFrame(rows).T; print(tab.round(3).to_markdown()); tab.to_csv(out / "closure_preference_val.csv")
+        tab = pd.DataFrame(rows).T
+        print(tab.round(3).to_markdown())
+        tab.to_csv(out / "closure_preference_val.csv")
     elif a.stage == "choose":         # the selection rule, pooled over SFT seeds
         rows = []
         for seed in a.seeds:
-            f = out / f"val_s{seed}_paired.csv"; t = out / f"val_s{seed}_table.csv"
+            f = out / f"val_s{seed}_paired.csv"
+            t = out / f"val_s{seed}_table.csv"
             if not f.is_file(): sys.exit(f"{f} missing: run `val --seed {seed} --candidates ...` first")
-            d = pd.read_csv(f, index_col=[0, 1]); tab = pd.read_csv(t, index_col=0)
+            d = pd.read_csv(f, index_col=[0, 1])
+            tab = pd.read_csv(t, index_col=0)
             for c in a.candidates:
                 m = f"RL {c}"
                 if m not in d.index.get_level_values(0): sys.exit(f"{f} has no {m}: run `val --seed {seed} --candidates {c}`")
                 rows.append({"candidate": c, "seed": seed, **{k: d.loc[(m, k), "difference"] for k in
                              ("closure F1", "lip-read acc", "MTM (ms)", "false closures")},
                              "LVE ratio": tab.loc[m, "LVE (×1e-5)"] / tab.loc["SFT", "LVE (×1e-5)"]})
-        per = pd.DataFrame(rows); print(per.round(4).to_markdown(index=False))
+        per = pd.DataFrame(rows)
+        print(per.round(4).to_markdown(index=False))
         agg = per.groupby("candidate").agg({"closure F1": ["mean", "min"], "lip-read acc": "mean", "MTM (ms)": "mean",
                                              "false closures": "mean", "LVE ratio": "max"})
-        agg.columns = [" ".join(c) for c in agg.columns]; print(agg.round(4).to_markdown())
+        agg.columns = [" ".join(c) for c in agg.columns]
+        print(agg.round(4).to_markdown())
         ok = agg[(agg["LVE ratio max"] <= 1.10) & (agg["lip-read acc mean"] > 0) & (agg["MTM (ms) mean"] <= 0)]
         print("chosen (largest mean closure-F1 gain; LVE within +10 % in every seed, lip-read up, MTM not worse on average):",
               ok["closure F1 mean"].idxmax() if len(ok) else "none")
@@ -196,7 +210,8 @@ def main():
         else:
             import yaml
             if not a.config: sys.exit("test needs --config: the committed, pre-registered configuration")
-            spec = yaml.safe_load(Path(a.config).read_text()); runs = {spec["name"]: spec["overrides"]}
+            spec = yaml.safe_load(Path(a.config).read_text())
+            runs = {spec["name"]: spec["overrides"]}
         sft = out / "ck" / f"sft{a.seed}" / "best.pt"
         methods = {"ground truth": None, "static template": None, "SFT": predict_mean_style(sft, out / "data", split)}
         for name, ov in runs.items():
@@ -214,7 +229,8 @@ def main():
         from speechface.data.dataset import FaceFormerDataset
         from speechface.evaluation.baselines import ground_truth, baseline_predictions
         ds = FaceFormerDataset(out / "data", split, with_mel=False)
-        gts = ground_truth(ds); methods["ground truth"] = gts
+        gts = ground_truth(ds)
+        methods["ground truth"] = gts
         methods["static template"] = baseline_predictions(ds, gts)["static template"]
         tab, units = score(out, split, methods, a.n_boot)
         from speechface.evaluation.perceptual import paired_differences
@@ -236,7 +252,9 @@ def main():
     elif a.stage == "report":
         rows = []
         for f in sorted(out.glob("test_s*_paired.csv")):
-            d = pd.read_csv(f); d["seed"] = int(f.stem.split("_s")[1].split("_")[0]); rows.append(d)
+            d = pd.read_csv(f)
+            d["seed"] = int(f.stem.split("_s")[1].split("_")[0])
+            rows.append(d)
         print(pd.concat(rows).round(4).to_markdown(index=False))
     print(f"{a.stage}: {time.time() - t0:.0f} s")
 

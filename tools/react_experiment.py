@@ -13,7 +13,7 @@ configuration evaluated on test is the file committed before the test run (its g
 with 95 % bootstrap intervals over speaker samples), react_<split>_latency.csv (online manager, one CPU thread), and
 a frame of speaker | real listener | generated listeners (docs/results/react_frame.png).
 """
-import argparse, json, os, subprocess, sys, time
+import argparse, json, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,8 @@ def latency(run: Path, rm, ds, sample: int = 0) -> dict:
     W, T, times = m.window, x.shape[1], []
     with torch.no_grad():
         for rep in range(2):                                                     # the first pass warms up
-            m.reset(); times = []
+            m.reset()
+            times = []
             for t0 in range(0, T - W + 1, W):
                 s = time.perf_counter()
                 xs = rm.tokenizer.encode(x[:, t0:t0 + W]) if fsq else x[:, t0:t0 + W]
@@ -89,7 +90,8 @@ def frame(out: Path, split: str, sample: int = 0, size: int = 224):
     from speechface.evaluation.react import react_split
     from speechface.train.reaction import load_reaction_model, generate_reactions
     from speechface.viz.dyadic import dyadic_frames
-    data = out / "data"; d = react_split(data, split)
+    data = out / "data"
+    d = react_split(data, split)
     ds = REACTDataset(data, split, mirror=True, n_frames=d.n_frames)
     one = ds.view([sample])
     it = one[0]
@@ -98,7 +100,8 @@ def frame(out: Path, split: str, sample: int = 0, size: int = 224):
         run = out / "runs" / f"{model}_s0"
         if not (run / "best.pt").is_file(): continue
         emo, faces = generate_reactions(load_reaction_model(run / "best.pt"), one, n_samples=1, seed=1000, faces=True)
-        gen[f"{model.upper()} listener"] = faces[0, 0]; emos[f"{model.upper()} listener"] = emo[0, 0]
+        gen[f"{model.upper()} listener"] = faces[0, 0]
+        emos[f"{model.upper()} listener"] = emo[0, 0]
     lis, spk = it["listener_3dmm"].numpy(), it["speaker_3dmm"].numpy()
     smile = lambda c: c[:, [EXPRESSION_NAMES.index("mouthSmileLeft"), EXPRESSION_NAMES.index("mouthSmileRight")]].mean(1)
     t = int(np.minimum(smile(spk), smile(lis)).argmax())
@@ -119,7 +122,9 @@ def load_run(run: Path, checkpoint: str = "best"):
     from speechface.core import load_checkpoint
     from speechface.train.reaction import load_reaction_model
     rm = load_reaction_model(run / "best.pt")
-    if checkpoint == "last": rm.model.load_state_dict(load_checkpoint(run / "last.pt")["model"]); rm.model.eval()
+    if checkpoint == "last":
+        rm.model.load_state_dict(load_checkpoint(run / "last.pt")["model"])
+        rm.model.eval()
     return rm
 
 
@@ -133,7 +138,7 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: st
     d = react_split(data, split)
     ds = REACTDataset(data, split, mirror=True, n_frames=d.n_frames)
     stems = None if only is None else set(only.split(","))
-    runs = sorted(p for p in (out / "runs").glob("*_s*") if (p / "best.pt").is_file() and (stems is None or p.name.rsplit("_s", 1)[0] in stems))
+    runs = sorted(p for p in (out / "runs").glob("*_s*") if (p / "best.pt").is_file() and (stems is None or p.name.rsplit("_s", 1)[0] in stems))  # noqa: E501
     gen = generation_settings(config)
     if not runs: raise SystemExit(f"no trained runs under {out / 'runs'}: run the train stage first")
     preds, info, lat = {}, [], []
@@ -163,10 +168,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("stage", choices=["corpus", "train", "eval"])
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "react")
-    p.add_argument("--model", choices=list(MODELS)); p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", choices=list(MODELS))
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--config", type=Path, default=None, help="YAML with fsq: and vae: lists of train overrides")
-    p.add_argument("--split", default="val"); p.add_argument("--samples", type=int, default=10)
-    p.add_argument("--threads", type=int, default=1); p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--split", default="val")
+    p.add_argument("--samples", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2)
     p.add_argument("--tag", default="", help="eval: name of a candidate setting (writes react_<split>_<tag>_table.csv)")
     p.add_argument("--only", default=None, help="eval: only these run names before _s<seed>, comma-separated (fsq,vae)")
     p.add_argument("--name", default=None, help="train: run name before _s<seed> (default: the model, fsq or vae)")

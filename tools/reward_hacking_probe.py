@@ -9,7 +9,7 @@
 
     python tools/reward_hacking_probe.py --out runs/perceptual --split val --steps 60 --csv docs/results/reward_probes.csv
 """
-import argparse, json
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +20,17 @@ import torch
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="the folder of tools/perceptual_rl.py (data/, ck/, lipreader.pt)")
-    ap.add_argument("--split", default="val"); ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--lr", type=float, default=2e-4, help="Adam step on vertices, metres")
-    ap.add_argument("--csv", default=None); ap.add_argument("--n-boot", type=int, default=300)
-    ap.add_argument("--sync-expert", "--backbone", dest="sync_expert", default=None, help="the sync expert (default: OUT/ck/reward/sync_expert.pt)")
+    ap.add_argument("--csv", default=None)
+    ap.add_argument("--n-boot", type=int, default=300)
+    ap.add_argument("--sync-expert", "--backbone", dest="sync_expert", default=None,
+                    help="the sync expert (default: OUT/ck/reward/sync_expert.pt)")
     ap.add_argument("--head", default=None, help="score head (default: OUT/ck/reward/reward_head.pt)")
-    a = ap.parse_args(); torch.set_num_threads(1); torch.manual_seed(0)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
     from speechface.core import load_checkpoint
     from speechface.data.dataset import FaceFormerDataset
     from speechface.data.mesh import load_regions
@@ -33,7 +38,8 @@ def main():
     from speechface.evaluation.perceptual import perceptual_units, perceptual_summary
     from speechface.models.reward import load_sync_expert, load_reward_head, score_sequence, freeze
     from speechface.models.actor import load_actor, predict_mean_style
-    out = Path(a.out); rw = out / "ck" / "reward"
+    out = Path(a.out)
+    rw = out / "ck" / "reward"
     bb = freeze(load_sync_expert(a.sync_expert or rw / "sync_expert.pt"))
     head = freeze(load_reward_head(a.head or rw / "reward_head.pt").eval())
     expert = load_sync_expert(rw / "eval_expert.pt")
@@ -53,9 +59,12 @@ def main():
     sft = load_actor(out / "ck" / "sft0" / "best.pt").eval()
     sft_preds = [predict_mean_style(sft, it) for it in items]
     def shut(g):
-        s = g.copy().reshape(len(g), -1, 3); s[:, regions["inner_lip_lower"]] = s[:, regions["inner_lip_upper"]]; return s.reshape(len(g), -1)
+        s = g.copy().reshape(len(g), -1, 3)
+        s[:, regions["inner_lip_lower"]] = s[:, regions["inner_lip_upper"]]
+        return s.reshape(len(g), -1)
     def smooth(g, k=5):
-        ker = np.ones(k) / k; return np.stack([np.convolve(np.pad(c, (k // 2, k // 2), mode="edge"), ker, "valid") for c in g.T], 1)
+        ker = np.ones(k) / k
+        return np.stack([np.convolve(np.pad(c, (k // 2, k // 2), mode="edge"), ker, "valid") for c in g.T], 1)
     motions = {"ground truth": gts, "static template": baseline_predictions(ds, gts)["static template"], "SFT": sft_preds,
                "GT 3 frames late": [np.concatenate([g[:1].repeat(3, 0), g[:-3]]) for g in gts],
                "GT smoothed (5 frames)": [smooth(g) for g in gts], "GT, shut mouth": [shut(g) for g in gts]}
@@ -65,9 +74,11 @@ def main():
         for it, p, u in zip(items, preds, units):
             with torch.no_grad(): r = float(reward(torch.as_tensor(np.asarray(p, np.float32)[: len(it["motion"])]), it))
             s = perceptual_summary([u])
-            rows.append({"motion": name, "stem": u["stem"], "reward": r, **{k: s[k] for k in ("closure F1", "lip-read acc", "MTM (ms)", "false closures")}})
+            rows.append({"motion": name, "stem": u["stem"], "reward": r,
+                         **{k: s[k] for k in ("closure F1", "lip-read acc", "MTM (ms)", "false closures")}})
     per = pd.DataFrame(rows)
-    corr = {k: float(per[["reward", k]].dropna().corr(method="spearman").iloc[0, 1]) for k in ("closure F1", "lip-read acc", "MTM (ms)", "false closures")}
+    corr = {k: float(per[["reward", k]].dropna().corr(method="spearman").iloc[0,
+                                                                              1]) for k in ("closure F1", "lip-read acc", "MTM (ms)", "false closures")}  # noqa: E501
     means = per.groupby("motion")[["reward", "closure F1", "lip-read acc", "MTM (ms)"]].mean()
     print("1. reward and independent measures, per motion (mean over utterances):\n", means.round(3).to_markdown())
     print("Spearman correlation of the reward with each measure over all (motion, utterance):", {k: round(v, 3) for k, v in corr.items()})
@@ -91,7 +102,9 @@ def main():
     print("2./3. gradient ascent on the reward from ground truth:\n", traj.round(4).to_markdown())
     if a.csv:
         Path(a.csv).parent.mkdir(parents=True, exist_ok=True)
-        traj.to_csv(a.csv); means.assign(**{f"spearman(reward, {k})": v for k, v in corr.items()}).to_csv(Path(a.csv).with_name(Path(a.csv).stem + "_motions.csv"))
+        traj.to_csv(a.csv)
+        means.assign(**{f"spearman(reward, {k})": v for k,
+                        v in corr.items()}).to_csv(Path(a.csv).with_name(Path(a.csv).stem + "_motions.csv"))
 
 
 if __name__ == "__main__":

@@ -13,9 +13,13 @@ import torch
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", required=True); ap.add_argument("--actor", required=True)
-    ap.add_argument("--sync-expert", "--backbone", dest="sync_expert", required=True); ap.add_argument("--head", required=True)
-    ap.add_argument("--split", default="val"); ap.add_argument("--csv", default=None); ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--actor", required=True)
+    ap.add_argument("--sync-expert", "--backbone", dest="sync_expert", required=True)
+    ap.add_argument("--head", required=True)
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--csv", default=None)
+    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from speechface.core import load_checkpoint

@@ -31,19 +31,25 @@ def run_name(method: str) -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", required=True); ap.add_argument("--out", required=True)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--out", required=True)
     ap.add_argument("--sft", nargs="+", required=True, metavar="SEED=CKPT", help="SFT checkpoint per seed")
-    ap.add_argument("--sync-expert", "--backbone", dest="sync_expert", required=True); ap.add_argument("--head", required=True)
-    ap.add_argument("--eval-expert", required=True); ap.add_argument("--seeds", nargs="+", type=int, default=[0])
-    ap.add_argument("--epochs", type=int, default=4); ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS)); ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--sync-expert", "--backbone", dest="sync_expert", required=True)
+    ap.add_argument("--head", required=True)
+    ap.add_argument("--eval-expert", required=True)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--merge", action="store_true", help="only merge the per-seed CSVs in --out")
     ap.add_argument("--eval-last", action="store_true", help="also score each variant's last epoch (row '<name> (last epoch)')")
     ap.add_argument("--tag", default="", help="suffix of the CSV names (several invocations into one --out)")
     ap.add_argument("--no-sft", action="store_true", help="skip the reference and SFT rows (extra variants for a finished table)")
     ap.add_argument("--rescore", action="store_true", help="re-score saved predictions of --seeds with the current metrics")
     a = ap.parse_args()
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
     if a.rescore:
         torch.set_num_threads(a.threads)
         from speechface.evaluation.evaluate import evaluate_results, style_average
@@ -68,7 +74,8 @@ def main():
         tabs = pd.concat([pd.read_csv(p) for p in sorted(out.glob("table_seed*.csv"))])
         tabs = tabs.drop_duplicates(["seed", "method"], keep="first")            # a method re-run for its last epoch
         order = list(dict.fromkeys(tabs["method"]))                               # methods in first-seen order
-        tabs.sort_values(["method", "seed"], key=lambda c: c.map(order.index) if c.name == "method" else c).to_csv(out / "table.csv", index=False)
+        tabs.sort_values(["method", "seed"],
+                         key=lambda c: c.map(order.index) if c.name == "method" else c).to_csv(out / "table.csv", index=False)
         curves = pd.concat([pd.read_csv(p) for p in sorted(out.glob("curves_seed*.csv"))])
         curves.drop_duplicates(["seed", "method", "epoch"], keep="first").to_csv(out / "curves.csv", index=False)
         return
@@ -95,9 +102,14 @@ def main():
             cfg = load_config(base + ["trainer=rl", f"run={run}", f"trainer.init_actor={sft[str(seed)]}",
                                       f"trainer.sync_expert={a.sync_expert}", f"trainer.head={a.head}", f"trainer.epochs={a.epochs}",
                                       "trainer.select=reward"] + lr + VARIANTS[name])
-            t0 = time.time(); res = train_rl(cfg, progress=False); wall = time.time() - t0
+            t0 = time.time()
+            res = train_rl(cfg, progress=False)
+            wall = time.time() - t0
             tab, _, _ = run_test(cfg, "test", progress=False)
-            h = pd.DataFrame(res["history"]); h.insert(0, "method", name); h.insert(0, "seed", seed); curves.append(h)
+            h = pd.DataFrame(res["history"])
+            h.insert(0, "method", name)
+            h.insert(0, "seed", seed)
+            curves.append(h)
             rows.append({"seed": seed, "method": name, **style_average(tab).to_dict(),
                          "best epoch": res["best_epoch"], "rl wall s": wall, "step s": h["step_s"].dropna().mean(),
                          "clips/s": h["clips_per_s"].dropna().mean()})

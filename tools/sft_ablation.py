@@ -14,12 +14,15 @@ import pandas as pd
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", required=True); ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--out-dir", required=True)
     ap.add_argument("--run", action="append", required=True, help="label=run_name; repeat")
-    ap.add_argument("--csv", required=True); ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--csv", required=True)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--curves", help="also write every run's validation curve (recipe, epoch, val_lve) to this CSV")
     a = ap.parse_args()
-    import torch; torch.set_num_threads(a.threads)
+    import torch
+    torch.set_num_threads(a.threads)
     from speechface.evaluation.baselines import baseline_table
     from speechface.evaluation.evaluate import style_average
     from speechface.train.settings import load_config
@@ -33,7 +36,8 @@ def main():
         run_dir = Path(a.out_dir) / run
         for f in ("config.json", "metrics.csv", "best.pt"):
             if not (run_dir / f).is_file(): raise SystemExit(f"{run_dir / f} missing: train the run first")
-        cfg_j = json.loads((run_dir / "config.json").read_text()); t = cfg_j["trainer"]
+        cfg_j = json.loads((run_dir / "config.json").read_text())
+        t = cfg_j["trainer"]
         hist = pd.read_csv(run_dir / "metrics.csv")
         best_epoch = int(hist.loc[hist["val_lve"].idxmin(), "epoch"])
         curves.append(hist.dropna(subset=["val_lve"])[["epoch", "val_lve"]].assign(recipe=label))
@@ -43,10 +47,15 @@ def main():
         for split in ("val", "test"):
             tab, _, _ = run_test(cfg, split, progress=False)
             avg = style_average(tab)
-            row[f"{split} LVE"] = avg["LVE (×1e-5)"]; row[f"{split} % static"] = 100 * avg["LVE (×1e-5)"] / static[split]
-            if split == "test": row["test closure"] = avg["closure acc"]; row["test opening corr"] = avg["opening corr"]
-        rows.append(row); print(pd.DataFrame([row]).round(3).to_string(index=False), flush=True)
-    out = pd.DataFrame(rows); out.to_csv(a.csv, index=False)
+            row[f"{split} LVE"] = avg["LVE (×1e-5)"]
+            row[f"{split} % static"] = 100 * avg["LVE (×1e-5)"] / static[split]
+            if split == "test":
+                row["test closure"] = avg["closure acc"]
+                row["test opening corr"] = avg["opening corr"]
+        rows.append(row)
+        print(pd.DataFrame([row]).round(3).to_string(index=False), flush=True)
+    out = pd.DataFrame(rows)
+    out.to_csv(a.csv, index=False)
     if a.curves: pd.concat(curves, ignore_index=True)[["recipe", "epoch", "val_lve"]].to_csv(a.curves, index=False)
     print(out.round(3).to_markdown(index=False))
 

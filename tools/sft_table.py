@@ -8,10 +8,14 @@ import pandas as pd
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", required=True); ap.add_argument("--out-dir", required=True); ap.add_argument("--run", required=True)
-    ap.add_argument("--csv", required=True); ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--csv", required=True)
+    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
-    import torch; torch.set_num_threads(a.threads)
+    import torch
+    torch.set_num_threads(a.threads)
     from speechface.evaluation.baselines import baseline_table
     from speechface.train.settings import load_config
     from speechface.train.inference import run_test
@@ -22,7 +26,8 @@ def main():
     for split in ("val", "test"):
         tab, _, _ = run_test(cfg, split, progress=False)
         t = tab.loc[["average over styles", "mean"]].drop(columns="utterances").reset_index()
-        t["model"] = ["SFT (average over styles)", "SFT (mean style)"]; t["split"] = split
+        t["model"] = ["SFT (average over styles)", "SFT (mean style)"]
+        t["split"] = split
         rows.append(t.drop(columns="condition"))
     out = pd.concat(rows, ignore_index=True)
     static = out[out.model == "static template"].set_index("split")["LVE (×1e-5)"]

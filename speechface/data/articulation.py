@@ -4,7 +4,7 @@
 
 # %% ../../nbs/06_data.articulation.ipynb #fb9b5650
 from __future__ import annotations
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -85,7 +85,8 @@ def _expand(phones):
     for s, e, lab in phones:
         core = normalize_phone(lab) if lab else ""
         if core in _DIPHTHONGS:
-            m = (s + e) / 2; a, b = _DIPHTHONGS[core]
+            m = (s + e) / 2
+            a, b = _DIPHTHONGS[core]
             out += [(s, m, a), (m, e, b)]
         else: out.append((s, e, core if lab else ""))
     return out
@@ -106,11 +107,14 @@ def mouth_curves(phones: list,               # [(start_s, end_s, label)], '' = s
     segs = _expand(phones)
     if not segs: return np.zeros((len(times), MOUTH))
     tgt, dom = map(np.stack, zip(*[phone_target(l) for _, _, l in segs]))      # (S, 5) each
-    c = np.array([(s + e) / 2 for s, e, _ in segs]); h = np.array([(e - s) / 2 for s, e, _ in segs])
+    c = np.array([(s + e) / 2 for s, e, _ in segs])
+    h = np.array([(e - s) / 2 for s, e, _ in segs])
     lam = 25.0 / style.smoothness
     D = dom[None] * np.exp(-lam * np.maximum(0, np.abs(times[:, None] - c[None]) - h[None]))[..., None]  # (T, S, 5)
     a = (D * tgt[None]).sum(1) / (D.sum(1) + 1e-9)                             # (T, 5)
-    a[:, 0] *= style.jaw_gain; a[:, 1] *= style.round_gain; a[:, 2] *= style.spread_gain
+    a[:, 0] *= style.jaw_gain
+    a[:, 1] *= style.round_gain
+    a[:, 2] *= style.spread_gain
     a[:, 3] = np.maximum(a[:, 3], _hold(times, [(s, e) for s, e, l in phones if l in BILABIALS]))
     a[:, 4] = np.maximum(a[:, 4], _hold(times, [(s, e) for s, e, l in phones if l in LABIODENTALS]))
     return np.clip(a, 0, 1.3)
@@ -142,12 +146,15 @@ def upper_face_curves(phones: list, stress: list, # alignment and per-phone stre
             peaks.append(((s + e) / 2, style.brow_gain * min(loud, 2.0) * rng.uniform(0.5, 1.0)))
     brow = np.zeros_like(times)
     for c, amp in peaks: brow += amp * np.exp(-0.5 * ((times - c) / 0.15) ** 2)
-    drift = np.zeros_like(times); eps = rng.normal(0, 0.05, len(times))
+    drift = np.zeros_like(times)
+    eps = rng.normal(0, 0.05, len(times))
     for i in range(1, len(times)): drift[i] = 0.95 * drift[i - 1] + eps[i]   # AR(1): a sequential recursion
     return np.stack([np.clip(blink, 0, 1), np.clip(0.5 * brow + drift, -0.3, 1.5)], -1)
 
 # %% ../../nbs/06_data.articulation.ipynb #d44986fb
-def _smooth(x): x = np.clip(x, 0, 1); return x * x * (3 - 2 * x)
+def _smooth(x):
+    x = np.clip(x, 0, 1)
+    return x * x * (3 - 2 * x)
 
 class FaceRig:
     "Precomputed per-vertex weights that turn articulator curves into a vertex sequence for one head."
@@ -163,12 +170,16 @@ class FaceRig:
         self.w_lip = np.exp(-0.5 * ((phi / (1.2 * s.mouth_half_width)) ** 2 + ((th - s.mouth_elev) / 0.14) ** 2))
         self.hinge = np.array([0.0, -0.005, -0.005])
         band = np.exp(-(np.maximum(0, np.abs(th - s.mouth_elev) - gap) / 0.07) ** 2)
-        self.w_close_up = band * (th >= s.mouth_elev); self.w_close_lo = band * (th < s.mouth_elev)
+        self.w_close_up = band * (th >= s.mouth_elev)
+        self.w_close_lo = band * (th < s.mouth_elev)
         up, lo = head.inner_lip_pairs
         knots = np.concatenate([[-s.mouth_half_width], phi[up], [s.mouth_half_width]])   # corners carry 0 offset
-        K = len(up); W = np.zeros((len(phi), K))
+        K = len(up)
+        W = np.zeros((len(phi), K))
         for k in range(K):                                                                 # hat functions along the mouth
-            y = np.zeros(K + 2); y[k + 1] = 1; W[:, k] = np.interp(phi, knots, y, left=0, right=0)
+            y = np.zeros(K + 2)
+            y[k + 1] = 1
+            W[:, k] = np.interp(phi, knots, y, left=0, right=0)
         self.W_lip, self.up, self.lo = W, up, lo
         self.w_blink = (np.exp(-0.5 * (((phi - 0.36) / 0.12) ** 2 + ((th - 0.13) / 0.06) ** 2)) +
                         np.exp(-0.5 * (((phi + 0.36) / 0.12) ** 2 + ((th - 0.13) / 0.06) ** 2)))
@@ -186,8 +197,10 @@ class FaceRig:
         alpha = jaw * self.jaw_max                                                         # (T, 1) jaw rotation
         rel = self.template - self.hinge                                                   # (V, 3)
         ca, sa = np.cos(alpha), np.sin(alpha)
-        dy = rel[:, 1] * ca - rel[:, 2] * sa - rel[:, 1]; dz = rel[:, 1] * sa + rel[:, 2] * ca - rel[:, 2]  # (T, V)
-        p[..., 1] += self.w_jaw * dy; p[..., 2] += self.w_jaw * dz
+        dy = rel[:, 1] * ca - rel[:, 2] * sa - rel[:, 1]
+        dz = rel[:, 1] * sa + rel[:, 2] * ca - rel[:, 2]  # (T, V)
+        p[..., 1] += self.w_jaw * dy
+        p[..., 2] += self.w_jaw * dz
         p[..., 0] += self.w_jaw * jaw * asymmetry * 0.004                                  # jaw drifts sideways
         wl = self.w_lip
         p[..., 0] += wl * (-0.35 * rnd * x + 0.12 * spr * x * side)
@@ -197,6 +210,8 @@ class FaceRig:
         half = (p[:, self.lo] - p[:, self.up]) / 2                                         # (T, K, 3) upper -> midpoint
         off = np.einsum("vk,tkc->tvc", self.W_lip, half)                                   # (T, V, 3)
         p += clo[..., None] * (self.w_close_up[None, :, None] * off - self.w_close_lo[None, :, None] * off)
-        p[..., 1] -= self.w_blink * 0.005 * blk; p[..., 2] -= self.w_blink * 0.0015 * blk
-        p[..., 1] += self.w_brow * 0.005 * brw; p[..., 2] += self.w_brow * 0.001 * brw
+        p[..., 1] -= self.w_blink * 0.005 * blk
+        p[..., 2] -= self.w_blink * 0.0015 * blk
+        p[..., 1] += self.w_brow * 0.005 * brw
+        p[..., 2] += self.w_brow * 0.001 * brw
         return p.astype(np.float32)

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..core import UsageError, DataFileError, check_budget, inside, load_npy, load_npz, regular_file, safe_name, shown
-from .audio import load_wav, AudioFileError, _wav_truncation
+from .audio import load_wav, AudioFileError
 from .dataset import DataError
 from .textgrid import AlignmentError, read_interval_tiers as textgrid_tiers
 from .rotation import axis_angle_to_matrix, matrix_to_rot6d
@@ -82,7 +82,7 @@ def beat2_paths(root: str | Path,                   # beat_english_v2.0.0 (the f
 # %% ../../nbs/08e_data.beat2.ipynb #bae834e9
 BEAT2_SHAPES = {"poses": (None, 3 * N_JOINTS), "expressions": (None, N_EXPRESSIONS), "trans": (None, 3)}  # the sequences, always read
 BETAS_SHAPES = ((N_BETAS,), (1, N_BETAS))   # betas as the release stores them; read only when asked for
-MOTION_KEYS = tuple(BEAT2_SHAPES)           # always read; 'mocap_frame_rate' when present, 'betas' when asked; 'gender', 'model' and the rest stay packed
+MOTION_KEYS = tuple(BEAT2_SHAPES)           # always read; 'mocap_frame_rate' when present, 'betas' when asked; 'gender', 'model' and the rest stay packed  # noqa: E501
 
 def _err(path, problem: str, fix: str) -> BEAT2DataError:
     return BEAT2DataError(f"{shown(path)}: {problem}. {fix}")
@@ -140,16 +140,20 @@ def read_beat2_npz(path: str | Path,        # smplxflame_30/<id>.npz
         want_shape = BEAT2_SHAPES[k]
         if len(shape) != len(want_shape) or any(s is not None and s != d for s, d in zip(want_shape, shape)):
             raise _err(path, f"{k} has shape {shape}, expected {tuple('T' if s is None else s for s in want_shape)}", fix)
-        if T is not None and shape[0] != T: raise _err(path, f"{k} has {shape[0]} frames but poses has {T}", "The arrays must describe the same frames; copy the file again")
+        if T is not None and shape[0] != T: raise _err(path, f"{k} has {shape[0]} frames but poses has {T}",
+                                                       "The arrays must describe the same frames; copy the file again")
         T = shape[0]
     if T == 0: raise _err(path, "has 0 frames", fix)
     stated = "mocap_frame_rate" in heads and _real(heads["mocap_frame_rate"][1])
-    try: arrays = load_npz(path, want, optional=("mocap_frame_rate",) if stated else (), what="motion file")   # sizes against the memory budget
+    try: arrays = load_npz(path, want, optional=("mocap_frame_rate",) if stated else (), what="motion file")   # sizes against the memory budget  # noqa: E501
     except DataFileError as e: raise BEAT2DataError(f"{e}. {fix}") from None
     out = {}
     for k in want:
-        a = arrays[k]; bad = ~np.isfinite(a)
-        if bad.any(): raise _err(path, f"{k} has {int(bad.sum())} NaN/inf value(s), the first at index {tuple(int(i) for i in np.argwhere(bad)[0])}", fix)
+        a = arrays[k]
+        bad = ~np.isfinite(a)
+        if bad.any(): raise _err(path,
+                                 f"{k} has {int(bad.sum())} NaN/inf value(s), the first at index "
+                                 f"{tuple(int(i) for i in np.argwhere(bad)[0])}", fix)
         out[k] = np.ascontiguousarray(a, dtype=np.float32).reshape(N_BETAS) if k == "betas" else np.ascontiguousarray(a, dtype=np.float32)
     if not stated:                                            # no (readable) mocap_frame_rate: the folder's rate, smplxflame_30
         out["fps"] = BEAT2_FPS if fps is None else fps
@@ -178,7 +182,8 @@ def write_beat2_npz(path: str | Path,       # where to write (folders are create
         if np.shape(arrays[k]) != want: raise ValueError(f"{k} must have shape {want}, got {np.shape(arrays[k])}")
     members = {**{k: np.asarray(v, np.float64) for k, v in arrays.items()},
                "mocap_frame_rate": np.asarray(fps, np.int64), "gender": np.asarray(gender), "model": np.asarray(model)}
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:        # np.savez's layout: stored .npy members
         for k, v in members.items():
             with z.open(zipfile.ZipInfo(f"{k}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True) as f:
@@ -205,9 +210,11 @@ def parts_from_rot6d(r6: np.ndarray,          # (T, 55, 6) `pose_rot6d`
                      expressions: np.ndarray, # (T, 100)
                      trans: np.ndarray,       # (T, 3)
                      contact: np.ndarray,     # (T, 4) foot contact (`foot_contact`)
-                    ) -> dict[str, np.ndarray]: # upper (T,78), hands (T,180), lower (T,61), face (T,106), pose_6d (T,330), latent_all (T,337)
+                    ) -> dict[str, np.ndarray]: # upper (T,78), hands (T,180), lower (T,61), face (T,106), pose_6d (T,330), latent_all (T,337)  # noqa: E501
     "EMAGE's four parts, its 330-d whole body `pose_6d` and its 337-d `latent_all` from per-joint 6D rotations."
-    T = len(r6); f = lambda j: r6[:, list(j)].reshape(T, -1); whole = r6.reshape(T, -1)          # (T, 330)
+    T = len(r6)
+    f = lambda j: r6[:, list(j)].reshape(T, -1)
+    whole = r6.reshape(T, -1)          # (T, 330)
     return {"upper": f(BEAT2_PARTS["upper"]), "hands": f(BEAT2_PARTS["hands"]),
             "lower": np.concatenate([f(BEAT2_PARTS["lower"]), trans, contact], 1),
             "face": np.concatenate([f(BEAT2_PARTS["face"]), expressions], 1),
@@ -235,11 +242,17 @@ def forward_kinematics(poses: np.ndarray,           # (T, 165) axis-angle
                        offsets: np.ndarray = SKELETON_OFFSETS, # (55, 3) rest-pose bones
                       ) -> np.ndarray:               # (T, 55, 3) joint positions (metres)
     "Joint positions of the fixed skeleton: G_j = G_parent R_j, p_j = p_parent + G_parent offset_j (pelvis at trans)."
-    T = len(poses); R = axis_angle_to_matrix(np.asarray(poses, np.float64).reshape(T, N_JOINTS, 3))   # (T, 55, 3, 3)
-    G = np.empty_like(R); p = np.empty((T, N_JOINTS, 3))
+    T = len(poses)
+    R = axis_angle_to_matrix(np.asarray(poses, np.float64).reshape(T, N_JOINTS, 3))   # (T, 55, 3, 3)
+    G = np.empty_like(R)
+    p = np.empty((T, N_JOINTS, 3))
     for j, par in enumerate(SMPLX_PARENTS):
-        if par < 0: G[:, j] = R[:, j]; p[:, j] = 0 if trans is None else trans
-        else: G[:, j] = G[:, par] @ R[:, j]; p[:, j] = p[:, par] + G[:, par] @ offsets[j]
+        if par < 0:
+            G[:, j] = R[:, j]
+            p[:, j] = 0 if trans is None else trans
+        else:
+            G[:, j] = G[:, par] @ R[:, j]
+            p[:, j] = p[:, par] + G[:, par] @ offsets[j]
     return p
 
 def foot_contact(poses: np.ndarray,    # (T, 165) axis-angle
@@ -248,7 +261,8 @@ def foot_contact(poses: np.ndarray,    # (T, 165) axis-angle
                 ) -> np.ndarray:       # (T, 4) float32 in {0, 1}: left ankle, right ankle, left foot, right foot
     "EMAGE's foot-contact rule (speed of joints 7, 8, 10, 11 below 0.01 m/frame) on the approximate skeleton."
     feet = forward_kinematics(poses, trans)[:, FOOT_JOINTS]              # (T, 4, 3)
-    speed = np.zeros(feet.shape[:2]); speed[:-1] = np.linalg.norm(np.diff(feet, axis=0), axis=-1)  # (T, 4), last frame 0
+    speed = np.zeros(feet.shape[:2])
+    speed[:-1] = np.linalg.norm(np.diff(feet, axis=0), axis=-1)  # (T, 4), last frame 0
     return (speed < threshold).astype(np.float32)
 
 def split_parts(poses: np.ndarray,       # (T, 165) axis-angle
@@ -274,16 +288,20 @@ def _split_lines(path: Path, fix: str):
                 raise _err(path, f"line {n} is longer than {MAX_SPLIT_LINE} characters", fix)
             try: line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
             except UnicodeDecodeError as e:
-                raise _err(path, f"line {n} is not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})", f"Save it as UTF-8. {fix}") from None
+                raise _err(path, f"line {n} is not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})",
+                           f"Save it as UTF-8. {fix}") from None
             if "\r" in line.rstrip("\r\n"): raise _err(path, f"line {n} holds a carriage return (\\r) inside a row", fix)
             yield line
 
 def read_split_csv(path: str | Path) -> dict[str, str]:
     "id -> type (train / val / test / additional) from BEAT2's train_test_split.csv, every id checked (`check_beat2_id`)."
-    path = Path(path); fix = "Expected a header 'id,type' and rows like '2_scott_0_100_100,train'"
+    path = Path(path)
+    fix = "Expected a header 'id,type' and rows like '2_scott_0_100_100,train'"
     _regular(path, "split file", f"{fix}; it ships as beat_english_v2.0.0/{SPLIT_CSV}")
     if (size := path.stat().st_size) > MAX_SPLIT_BYTES:
-        raise _err(path, f"is {size / 2**20:.1f} MiB, more than the {MAX_SPLIT_BYTES >> 20} MiB a split file may take (BEAT2's takes ~60 KiB)", fix)
+        raise _err(path,
+                   f"is {size / 2**20:.1f} MiB, more than the {MAX_SPLIT_BYTES >> 20} MiB a split file may take (BEAT2's takes ~60 KiB)",
+                   fix)
     reader, out, header = csv.reader(_split_lines(path, fix)), {}, None
     try:
         for r in reader:
@@ -305,7 +323,8 @@ def read_interval_tiers(path: str | Path) -> dict[str, list[tuple[float, float, 
     "`data.textgrid.read_interval_tiers` in BEAT2's words: a missing file says what to copy; every problem is a `BEAT2DataError`."
     try: return textgrid_tiers(path)
     except FileNotFoundError:
-        raise _err(Path(path), "TextGrid not found", "Every recording needs its word alignment in textgrid/<id>.TextGrid; copy it from the corpus") from None
+        raise _err(Path(path), "TextGrid not found",
+                   "Every recording needs its word alignment in textgrid/<id>.TextGrid; copy it from the corpus") from None
     except AlignmentError as e: raise BEAT2DataError(str(e)) from None
 
 def normalize_word(mark: str) -> str:
@@ -327,7 +346,8 @@ def build_vocabulary(tiers: list[list]) -> list[str]:
 def frame_words(tier: list, n_frames: int, vocab: list[str], fps: float = BEAT2_FPS) -> np.ndarray:
     "(n_frames,) int64: the vocabulary index of the word sounding at each frame time i / fps (0 silence, 1 unknown)."
     idx = {w: i for i, w in enumerate(vocab)}
-    out = np.zeros(n_frames, np.int64); t = np.arange(n_frames) / fps
+    out = np.zeros(n_frames, np.int64)
+    t = np.arange(n_frames) / fps
     for s, e, w in tier:                                     # frames with s <= t < e; a later interval wins
         if w: out[np.searchsorted(t, s): np.searchsorted(t, e)] = idx.get(w, 1)
     return out
@@ -345,7 +365,7 @@ def length_check(frames: int,                     # motion frames
                  length_tol: float = 0.5,         # a difference up to this (s) is cut without a word
                  min_overlap: float = MIN_OVERLAP, # the shorter must last this fraction of the longer
                 ) -> tuple[str, str] | None:     # None, ('warning', text) or ('error', text)
-    "The verdict on a recording's motion and speech durations: None within `length_tol`, a warning when both are cut to a plausible shorter, an error when the overlap is implausibly short."
+    "The verdict on a recording's motion and speech durations: None within `length_tol`, a warning when both are cut to a plausible shorter, an error when the overlap is implausibly short."  # noqa: E501
     motion_s = frames / fps
     if abs(motion_s - audio_s) <= length_tol: return None
     short, long = sorted((motion_s, audio_s))
@@ -356,7 +376,7 @@ def length_check(frames: int,                     # motion frames
     return "warning", f"{what} ({long - short:.2f} s apart): both cut to the shorter, {short:.2f} s"
 
 # %% ../../nbs/08e_data.beat2.ipynb #06db65ef
-CACHE_VERSION = "3"                   # 3: + lengths.npy, foot contact before the cut; 2: hash-named folders with a marker (1: named after the id)
+CACHE_VERSION = "3"  # 3: + lengths.npy, foot contact before the cut; 2: hash-named folders with a marker (1: named after the id)
 CACHE_MARKER = ".speechface-cache"    # the file that makes a folder an entry this cache wrote, and may remove
 _CACHE_NAME = "speechface.data.beat2"
 FEATURES = {"rot6d": (0, 330), "expressions": (330, 430), "trans": (430, 433), "contact": (433, 437)}  # per-frame cache columns
@@ -390,7 +410,8 @@ def load_beat2_recording(root: str | Path, id: str,
     tier = read_word_tier(paths["text"])
     T_m = len(m["poses"])
     verdict = length_check(T_m, fps, len(audio) / sr, paths["audio"].name, length_tol, min_overlap)
-    if verdict and verdict[0] == "error": raise _err(paths["motion"], verdict[1], "Copy both files again, or drop the id from train_test_split.csv")
+    if verdict and verdict[0] == "error": raise _err(paths["motion"], verdict[1],
+                                                     "Copy both files again, or drop the id from train_test_split.csv")
     T = min(T_m, len(audio) * fps // sr)                                       # both from their common start
     r6 = pose_rot6d(m["poses"][:T])
     contact = foot_contact(m["poses"], m["trans"])[:T]                         # on the whole take, as EMAGE, then cut
@@ -400,7 +421,8 @@ def load_beat2_recording(root: str | Path, id: str,
 
 def features_to_parts(features: np.ndarray) -> dict[str, np.ndarray]:
     "EMAGE's parts (upper, hands, lower, face) and whole-body vectors (pose_6d, latent_all) from cached (T, 437) per-frame features."
-    T = len(features); c = lambda k: features[:, slice(*FEATURES[k])]
+    T = len(features)
+    c = lambda k: features[:, slice(*FEATURES[k])]
     return parts_from_rot6d(c("rot6d").reshape(T, N_JOINTS, 6), c("expressions"), c("trans"), c("contact"))
 
 def cache_marker(folder: Path) -> dict | None:
@@ -416,7 +438,8 @@ def cache_marker(folder: Path) -> dict | None:
 def _remove_entry(folder: Path):
     "Remove a cache entry this cache wrote; a failure is a warning naming it (the entry stays), never silent."
     try: shutil.rmtree(folder)
-    except OSError as e: warnings.warn(f"{shown(folder)}: could not remove this stale BEAT2 cache entry ({shown(e)}); remove it by hand", stacklevel=3)
+    except OSError as e: warnings.warn(f"{shown(folder)}: could not remove this stale BEAT2 cache entry ({shown(e)}); remove it by hand",
+                                       stacklevel=3)
 
 class BEAT2Dataset(Dataset):
     "Windows of BEAT2 recordings: EMAGE's body parts, 16 kHz audio and per-frame word indices (Liu et al. 2024)."
@@ -438,18 +461,20 @@ class BEAT2Dataset(Dataset):
         for name, n in (("window", window), ("stride", stride)):
             if n <= 0 or (n * sr) % fps:
                 raise UsageError(f"{name}={n} frames at {fps} fps is {n * sr / fps:g} samples at {sr} Hz, not a whole number; "
-                                 f"choose a multiple of {fps // np.gcd(sr, fps)} frames (e.g. {n - n % (fps // np.gcd(sr, fps)) or fps // np.gcd(sr, fps)})")
+                                 f"choose a multiple of {fps // np.gcd(sr, fps)} frames (e.g. "
+                                 f"{n - n % (fps // np.gcd(sr, fps)) or fps // np.gcd(sr, fps)})")
         if on_error not in ON_ERROR: raise UsageError(f"on_error={on_error!r} is not one of {', '.join(ON_ERROR)}")
         self.root, self.split, self.window, self.stride, self.fps, self.sr = Path(root), split, window, stride, fps, sr
         self.length_tol, self.hash_sources, self.on_error, self.min_overlap = length_tol, hash_sources, on_error, min_overlap
         self.skipped: dict[str, str] = {}                # id -> why it was left out (on_error='skip'), this split's and the vocabulary's
         table = read_split_csv(self.root / SPLIT_CSV)
         want = None if speakers is None else {str(s).lower() for s in speakers}
-        self.ids = [i for i, t in table.items() if t == split and (want is None or str(parse_beat2_id(i)[0]) in want or parse_beat2_id(i)[1].lower() in want)]
+        self.ids = [i for i,
+                    t in table.items() if t == split and (want is None or str(parse_beat2_id(i)[0]) in want or parse_beat2_id(i)[1].lower() in want)]  # noqa: E501
         if not self.ids:
-            raise BEAT2DataError(f"{shown(self.root / SPLIT_CSV)}: no {split!r} recordings" + (f" of speakers {shown(sorted(want))}" if want else "")
+            raise BEAT2DataError(f"{shown(self.root / SPLIT_CSV)}: no {split!r} recordings" + (f" of speakers {shown(sorted(want))}" if want else "")  # noqa: E501
                                  + f"; speakers present: {sorted({parse_beat2_id(i)[1] for i in table})}")
-        self.vocab = vocab if vocab is not None else build_vocabulary([self._try(i, lambda i=i: read_word_tier(beat2_paths(self.root, i)["text"]), [])
+        self.vocab = vocab if vocab is not None else build_vocabulary([self._try(i, lambda i=i: read_word_tier(beat2_paths(self.root, i)["text"]), [])  # noqa: E501
                                                                       for i, t in table.items() if t == "train"])
         self.cache_dir = None if cache_dir is None else default_cache_dir() if str(cache_dir) == "auto" else Path(cache_dir)
         self.cache_stats = {"hit": 0, "miss": 0}
@@ -457,16 +482,20 @@ class BEAT2Dataset(Dataset):
         if self.skipped:
             warnings.warn(f"{shown(self.root)}: {len(self.skipped)} recording(s) left out (on_error='skip'): "
                           + "; ".join(f"{shown(k)}: {v}" for k, v in list(self.skipped.items())[:3])
-                          + ("; ..." if len(self.skipped) > 3 else "") + " (all of them in .skipped; `speechface check-data` lists every problem)",
+                          + ("; ..." if len(self.skipped) > 3 else "") + " (all of them in .skipped; `speechface check-data` lists every "
+                                                                         "problem)",
                           BEAT2SkipWarning, stacklevel=2)
         self.ids = [i for i in self.ids if i in self.recordings]
         if not self.ids:
-            raise BEAT2DataError(f"{shown(self.root)}: every {split!r} recording was skipped as unreadable; the first: {next(iter(self.skipped.values()))}")
+            raise BEAT2DataError(f"{shown(self.root)}: every {split!r} recording was skipped as unreadable; the first: "
+                                 f"{next(iter(self.skipped.values()))}")
         self.cut = {i: (int(r["lengths"][0]) / fps, int(r["lengths"][1]) / sr) for i, r in self.recordings.items()
-                    if abs(int(r["lengths"][0]) / fps - int(r["lengths"][1]) / sr) > length_tol}   # id -> (motion s, speech s) before the cut
+                    if abs(int(r["lengths"][0]) / fps - int(r["lengths"][1]) / sr) > length_tol}   # id -> (motion s, speech s) before the cut  # noqa: E501
         if self.cut:
-            warnings.warn(f"{shown(self.root)}: {len(self.cut)} recording(s) whose motion and speech differ by more than {length_tol} s were cut "
-                          f"to the shorter: " + "; ".join(f"{shown(k)} (motion {m:.2f} s, speech {a:.2f} s)" for k, (m, a) in list(self.cut.items())[:3])
+            warnings.warn(f"{shown(self.root)}: {len(self.cut)} recording(s) whose motion and speech differ by more than {length_tol} s "
+                          "were cut "
+                          f"to the shorter: " + "; ".join(f"{shown(k)} (motion {m:.2f} s, speech {a:.2f} s)" for k,
+                                                          (m, a) in list(self.cut.items())[:3])
                           + ("; ..." if len(self.cut) > 3 else "") + " (all of them in .cut)", BEAT2LengthWarning, stacklevel=2)
         self.short = [i for i in self.ids if len(self.recordings[i]["words"]) < window]
         self.index = [(i, a) for i in self.ids for a in range(0, len(self.recordings[i]["words"]) - window + 1, stride)]
@@ -495,7 +524,8 @@ class BEAT2Dataset(Dataset):
         try: return read()
         except BEAT2DataError as e:
             if self.on_error == "raise": raise
-            self.skipped.setdefault(id, str(e)); return default
+            self.skipped.setdefault(id, str(e))
+            return default
 
     def _read_entry(self, entry: Path, id: str, key: str) -> dict | None:
         "The arrays of a complete entry this cache wrote for (id, key), memory-mapped and their shapes checked; else None."
@@ -512,7 +542,9 @@ class BEAT2Dataset(Dataset):
     def _recording(self, id: str) -> dict:
         load = lambda: load_beat2_recording(self.root, id, self.vocab, self.fps, self.sr, self.length_tol, self.min_overlap)
         if self.cache_dir is None: return load()
-        key = self.cache_key(id); entry = self.cache_folder(id, key); home = entry.parent
+        key = self.cache_key(id)
+        entry = self.cache_folder(id, key)
+        home = entry.parent
         if (rec := self._read_entry(entry, id, key)) is not None:
             self.cache_stats["hit"] += 1
             T_m, n_a = (int(x) for x in rec["lengths"])                        # the length verdict again: min_overlap is not in the key
@@ -540,7 +572,8 @@ class BEAT2Dataset(Dataset):
             try: os.replace(tmp, entry)
             except OSError:                                    # another process wrote the same entry first: use theirs
                 if (done := self._read_entry(entry, id, key)) is None: raise
-                shutil.rmtree(tmp, ignore_errors=True); return done
+                shutil.rmtree(tmp, ignore_errors=True)
+                return done
         except BaseException:
             try: shutil.rmtree(tmp)
             except OSError as e: warnings.warn(f"{shown(tmp)}: could not remove this unfinished BEAT2 cache entry ({shown(e)})")
@@ -550,7 +583,9 @@ class BEAT2Dataset(Dataset):
     def __len__(self): return len(self.index)
 
     def __getitem__(self, i: int) -> dict:
-        id, a = self.index[i]; b = a + self.window; r = self.recordings[id]
+        id, a = self.index[i]
+        b = a + self.window
+        r = self.recordings[id]
         parts = features_to_parts(np.array(r["features"][a:b]))     # a copy: the cache maps read-only files
         s0, s1 = a * self.sr // self.fps, b * self.sr // self.fps                  # exact: window, stride are whole samples
         return {"id": id, "speaker": parse_beat2_id(id)[0], "start": a,
@@ -570,19 +605,24 @@ def write_word_textgrid(path: str | Path, duration: float, words: list[tuple[flo
     tg = textgrid.Textgrid()
     r = lambda x: min(round(float(x), 6), round(duration, 6))
     tg.addTier(textgrid.IntervalTier("words", [(r(s), r(e), w) for s, e, w in words if w and r(e) > r(s)], 0, round(duration, 6)))
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tg.save(str(path), format="long_textgrid", includeBlankSpaces=True)
     return path
 
 def write_beat2_wav(path: str | Path, audio: np.ndarray, sr: int = BEAT2_SR) -> Path:
     "Speech as wave16k stores it: mono 16-bit PCM WAV (float input in [-1, 1])."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, np.asarray(audio), sr, subtype="PCM_16", format="WAV")
     return path
 
 def write_split_csv(path: str | Path, table: dict[str, str]) -> Path:
     "BEAT2's train_test_split.csv: header 'id,type', one row per id."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n"); w.writerow(["id", "type"]); w.writerows(table.items())
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["id", "type"])
+        w.writerows(table.items())
     return path

@@ -43,7 +43,8 @@ def part_vector(parts: dict,  # EMAGE parts of a sequence, e.g. `features_to_par
                 part: str,    # 'face' or 'gesture'
                ) -> np.ndarray: # (T, motion_dim(part)) float32
     "The actor's per-frame vector of one part, joined from EMAGE's parts (each checked for its width)."
-    names = motion_parts(part); out = []
+    names = motion_parts(part)
+    out = []
     for n in names:
         if n not in parts: raise UsageError(f"part {part!r} needs EMAGE's {n!r} part; got parts {sorted(parts)}")
         a = np.asarray(parts[n], np.float32)
@@ -76,7 +77,8 @@ def gesture_poses(gesture: np.ndarray,            # (T, 258) gesture vectors
                   rest_pose: np.ndarray | None = None, # (165,) axis-angle of the joints the vector leaves out; None: zeros
                  ) -> np.ndarray:                 # (T, 165) SMPL-X axis-angle
     "SMPL-X poses of gesture vectors: upper-body and hand joints from the vector, every other joint from the rest pose."
-    g = _check_dim(gesture, "gesture", "gesture"); T = len(g)
+    g = _check_dim(gesture, "gesture", "gesture")
+    T = len(g)
     p = np.zeros((T, N_JOINTS, 3)) if rest_pose is None else np.tile(_rest(rest_pose).reshape(N_JOINTS, 3), (T, 1, 1))
     p[:, list(BEAT2_PARTS["upper"])] = rot6d_to_axis_angle(g[:, :78].reshape(T, 13, 6))
     p[:, list(BEAT2_PARTS["hands"])] = rot6d_to_axis_angle(g[:, 78:].reshape(T, 30, 6))
@@ -123,7 +125,8 @@ class MotionStats:
         if x.shape[-1] != len(a): raise UsageError(f"{self.part} vectors have {len(a)} dimensions; got an array of shape {tuple(x.shape)}")
         return torch.as_tensor(a, device=x.device, dtype=x.dtype) if torch.is_tensor(x) else a
 
-    def to_dict(self) -> dict: return {"part": self.part, "mean": torch.from_numpy(self.mean.copy()), "std": torch.from_numpy(self.std.copy())}
+    def to_dict(self) -> dict: return {"part": self.part, "mean": torch.from_numpy(self.mean.copy()),
+                                       "std": torch.from_numpy(self.std.copy())}
     @classmethod
     def from_dict(cls, d: dict) -> "MotionStats":
         return cls(d["part"], np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
@@ -146,7 +149,7 @@ def train_speakers(root: str | Path,               # a BEAT2-layout corpus
     want = None if speakers is None else {str(s).lower() for s in speakers}
     found = sorted({(n, name) for n, name in (parse_beat2_id(i) for i, t in table.items() if t == "train")
                     if want is None or str(n) in want or name.lower() in want})
-    if not found: raise BEAT2DataError(f"{Path(root) / 'train_test_split.csv'}: no 'train' recordings" + (f" of speakers {sorted(want)}" if want else "")
+    if not found: raise BEAT2DataError(f"{Path(root) / 'train_test_split.csv'}: no 'train' recordings" + (f" of speakers {sorted(want)}" if want else "")  # noqa: E501
                                        + "; the actor needs a training split")
     return [name for _, name in found]
 
@@ -174,7 +177,8 @@ class BEAT2MotionDataset(Dataset):
         self.root, self.split, self.part, self.window = Path(root), split, part, window
         if not (self.root / "train_test_split.csv").is_file():
             raise BEAT2DataError(f"{self.root}: no train_test_split.csv, so this is not a BEAT2-layout corpus; point at "
-                                 f"beat_english_v2.0.0 or generate the synthetic one with `speechface synth --preset beat2 --out {self.root}`")
+                                 "beat_english_v2.0.0 or generate the synthetic one with `speechface synth --preset beat2 --out "
+                                 f"{self.root}`")
         self.beat2 = BEAT2Dataset(root, split, speakers, window=window or 3, stride=stride if window else 3, cache_dir=cache_dir,
                                   on_error=on_error)
         self.train_speakers = train_speakers(root, speakers)
@@ -194,7 +198,8 @@ class BEAT2MotionDataset(Dataset):
 
     def speaker(self, id: str) -> str: return parse_beat2_id(id)[1]
     def one_hot(self, id: str) -> np.ndarray:   # (N,) own style, or the mean style for a speaker without training data
-        N = len(self.train_speakers); name = self.speaker(id)
+        N = len(self.train_speakers)
+        name = self.speaker(id)
         if name not in self.train_speakers: return np.full(N, 1 / N, np.float32)
         return np.eye(N, dtype=np.float32)[self.train_speakers.index(name)]
 
@@ -214,7 +219,8 @@ class BEAT2MotionDataset(Dataset):
 
     def __repr__(self):
         what = "recordings" if self.window is None else f"windows of {self.window} frames"
-        return (f"BEAT2MotionDataset({self.split}, {self.part} {motion_dim(self.part)}-d: {len(self)} {what} of {len(self.ids)} recordings, "
+        return (f"BEAT2MotionDataset({self.split}, {self.part} {motion_dim(self.part)}-d: {len(self)} {what} of {len(self.ids)} "
+                "recordings, "
                 f"{len(self.train_speakers)} training speakers)")
 
 # %% ../../nbs/08g_data.beat2_motion.ipynb #89190a24
@@ -236,6 +242,7 @@ def annotations(root: str | Path, id: str) -> dict:
             if not all(map(math.isfinite, beats)): raise ValueError("a peak time is not a finite number")
         except (DataFileError, FileNotFoundError) as e: raise BEAT2DataError(str(e)) from None
         except (ValueError, KeyError, TypeError, RecursionError) as e:
-            raise BEAT2DataError(f"{shown(bj)}: not a beats file ({type(e).__name__}: {shown(e)}); expected {{'beats': [{{'peak': seconds, ...}}]}}; "
+            raise BEAT2DataError(f"{shown(bj)}: not a beats file ({type(e).__name__}: {shown(e)}); expected {{'beats': [{{'peak': "
+                                 f"seconds, ...}}]}}; "
                                  f"regenerate the synthetic corpus") from None
     return {"phones": phones, "beats": beats}

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ..core import atomic_write, UsageError
 from .espeak import synthesize_many
-from .textgrid import write_textgrid, read_textgrid
+from .textgrid import write_textgrid
 from .articulation import SpeakingStyle, mouth_curves, ARTICULATORS, FaceRig
 from .head import HeadMesh, HeadShape, build_head
 from .rotation import rot6d_to_axis_angle
@@ -81,7 +81,8 @@ def expression_basis() -> np.ndarray:  # (4, 100)
 def face_motion(phones: list, times: np.ndarray, style: SpeakingStyle) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Jaw axis-angle (T, 3), expressions (T, 100) and the 4 articulation curves (T, 4) of one utterance."
     curves = mouth_curves(phones, times, style)[:, ARTICULATION_CHANNELS]     # (T, 4)
-    jaw = np.zeros((len(times), 3)); jaw[:, 0] = JAW_OPEN * curves[:, 0]
+    jaw = np.zeros((len(times), 3))
+    jaw[:, 0] = JAW_OPEN * curves[:, 0]
     return jaw, curves @ expression_basis(), curves
 
 # %% ../../nbs/08f_data.beat2_synth.ipynb #8d84cccb
@@ -122,7 +123,8 @@ def beat_events(phones: list, stress: list, words: list, style: GestureStyle, rn
 
 def body_motion(times: np.ndarray, beats: list[dict], style: GestureStyle, rng: np.random.Generator) -> np.ndarray:
     "Poses (T, 165) of the body (without the jaw): rest pose + beat strokes + nods + sway."
-    T = len(times); p = np.tile(rest_pose().reshape(55, 3), (T, 1, 1))           # (T, 55, 3)
+    T = len(times)
+    p = np.tile(rest_pose().reshape(55, 3), (T, 1, 1))           # (T, 55, 3)
     for b in beats:
         g = np.exp(-0.5 * ((times - b["peak"]) / BEAT_SIGMA) ** 2) * style.amplitude   # (T,)
         for side, sign in (("left", -1), ("right", 1)):
@@ -144,8 +146,10 @@ def _coefficient_array(x, name: str, width: int, T: int | None = None) -> np.nda
     if a.ndim != 2 or a.shape[1] != width:
         raise UsageError(f"{name} must be a (T, {width}) array (frames × coefficients), got shape {a.shape}"
                          + ("; a single frame needs a leading axis: x[None]" if a.ndim == 1 and len(a) == width else ""))
-    if T is not None and len(a) != T: raise UsageError(f"{name} has {len(a)} frames but the expressions have {T}; pass the same frames of both")
-    if not np.isfinite(a).all(): raise UsageError(f"{name} has {int((~np.isfinite(a)).sum())} NaN/inf values (first at frame {int(np.argwhere(~np.isfinite(a))[0, 0])})")
+    if T is not None and len(a) != T: raise UsageError(f"{name} has {len(a)} frames but the expressions have {T}; pass the same frames of "
+                                                       "both")
+    if not np.isfinite(a).all(): raise UsageError(f"{name} has {int((~np.isfinite(a)).sum())} NaN/inf values (first at frame "
+                                                  f"{int(np.argwhere(~np.isfinite(a))[0, 0])})")
     return a
 
 def split_face_vector(face: np.ndarray,   # (T, 106) EMAGE's face part: jaw rot6d + 100 expressions
@@ -208,14 +212,18 @@ def generate_beat2_corpus(out: str | Path,                  # the corpus root (B
                           progress: bool = True,            # show a progress bar
                          ) -> dict:                          # the metadata written to metadata.json
     "Generate the synthetic speech-gesture corpus in BEAT2's layout, with ground-truth beats."
-    cfg = _preset(preset); out = Path(out)
-    recs = _recordings(cfg, seed); styles = speaker_styles(cfg.speakers, seed)
+    cfg = _preset(preset)
+    out = Path(out)
+    recs = _recordings(cfg, seed)
+    styles = speaker_styles(cfg.speakers, seed)
     jobs = [dict(text=r["text"], voice=r["voice"], rate=150 + 10 * r["speaker"], pitch=40 + 7 * r["speaker"],
                  seed=(seed * 1013 + r["speaker"]) * 101 + r["k"]) for r in recs]
-    for r, utt in tqdm(zip(recs, synthesize_many(jobs, workers=workers)), total=len(recs), desc="beat2 synth", disable=not progress, unit="rec"):
+    for r, utt in tqdm(zip(recs, synthesize_many(jobs, workers=workers)), total=len(recs), desc="beat2 synth", disable=not progress,
+                       unit="rec"):
         speaking, gesture, betas = styles[r["speaker"]]
         audio = soxr.resample(utt.audio.astype(np.float32) / 32768, utt.sr, BEAT2_SR, quality="VHQ")   # (N16,)
-        T = len(audio) * BEAT2_FPS // BEAT2_SR; times = np.arange(T) / BEAT2_FPS
+        T = len(audio) * BEAT2_FPS // BEAT2_SR
+        times = np.arange(T) / BEAT2_FPS
         rng = np.random.default_rng([seed, 9001, r["speaker"], r["k"]])
         beats = beat_events(utt.phones, utt.stress, utt.words, gesture, rng)
         poses = body_motion(times, beats, gesture, rng)
@@ -234,7 +242,8 @@ def generate_beat2_corpus(out: str | Path,                  # the corpus root (B
             "beats": "beats/<id>.json (our extension: ground-truth beat gestures)",
             "constants": dict(JAW_OPEN=JAW_OPEN, EXPRESSION_SEED=EXPRESSION_SEED, EXPRESSION_DECAY=EXPRESSION_DECAY,
                               BEAT_LAG=BEAT_LAG, BEAT_SIGMA=BEAT_SIGMA, BEAT_MIN_GAP=BEAT_MIN_GAP, BEAT_ELBOW=BEAT_ELBOW,
-                              BEAT_WRIST=BEAT_WRIST, NOD_AMP=NOD_AMP, SWAY_AMP=SWAY_AMP, SHOULDER_DOWN=SHOULDER_DOWN, ELBOW_REST=ELBOW_REST),
+                              BEAT_WRIST=BEAT_WRIST, NOD_AMP=NOD_AMP, SWAY_AMP=SWAY_AMP, SHOULDER_DOWN=SHOULDER_DOWN,
+                              ELBOW_REST=ELBOW_REST),
             "speakers": {SPEAKERS[k][1]: dict(number=SPEAKERS[k][0], voice=SPEAKERS[k][2], speaking=asdict(s), gesture=asdict(g))
                          for k, (s, g, _) in enumerate(styles)}}
     with atomic_write(out / "metadata.json", "w") as f: json.dump(meta, f, indent=1, sort_keys=True)
@@ -260,7 +269,8 @@ def cached_beat2_corpus(preset: str = "tiny",                # a key of `BEAT2_S
 def arm_activity(poses: np.ndarray) -> np.ndarray:  # (T, 165) -> (T,)
     "Elbow flexion beyond the rest pose, both arms summed (rad)."
     p = np.asarray(poses).reshape(len(poses), 55, 3)
-    return np.abs(np.linalg.norm(p[:, _J["left_elbow"]], axis=-1) - ELBOW_REST) + np.abs(np.linalg.norm(p[:, _J["right_elbow"]], axis=-1) - ELBOW_REST)
+    return np.abs(np.linalg.norm(p[:, _J["left_elbow"]],
+                                 axis=-1) - ELBOW_REST) + np.abs(np.linalg.norm(p[:, _J["right_elbow"]], axis=-1) - ELBOW_REST)
 
 def measured_beat_lag(poses: np.ndarray,    # (T, 165) axis-angle
                       onsets: list[float],  # stressed-vowel onsets (s)
@@ -268,7 +278,8 @@ def measured_beat_lag(poses: np.ndarray,    # (T, 165) axis-angle
                       max_lag: int = 15,     # frames searched: -max_lag..max_lag
                      ) -> int:              # frames from onset to the arms' activity peak
     "Lag (frames) maximising the sum of arm activity at onset + lag over all onsets."
-    a = arm_activity(poses); T = len(a)
+    a = arm_activity(poses)
+    T = len(a)
     idx = np.round(np.asarray(onsets) * fps).astype(int)
     score = [sum(a[i + L] for i in idx if 0 <= i + L < T) for L in range(-max_lag, max_lag + 1)]
     return int(np.argmax(score)) - max_lag
@@ -295,7 +306,8 @@ def plant_release_quirks(src: str | Path,   # a tiny synthetic BEAT2 corpus (`ca
                          out: str | Path,   # the copy to write (must not exist)
                         ) -> dict[str, str]: # id -> the quirk planted (`RELEASE_QUIRKS`)
     "A copy of the tiny synthetic BEAT2 corpus with one of the real release's quirks planted in each of seven recordings."
-    out = Path(out); shutil.copytree(src, out, ignore=shutil.ignore_patterns(".manifest.json"))
+    out = Path(out)
+    shutil.copytree(src, out, ignore=shutil.ignore_patterns(".manifest.json"))
     p = lambda id: beat2_paths(out, id)
     frames = {id: len(read_beat2_npz(p(id)["motion"], betas=False)["poses"]) for id in RELEASE_QUIRKS}
     _rewrite_npz(p("1_ada_0_1_1")["motion"], frames["1_ada_0_1_1"] - round(1.5 * BEAT2_FPS))   # the wav (and its TextGrid) run on
@@ -306,5 +318,6 @@ def plant_release_quirks(src: str | Path,   # a tiny synthetic BEAT2 corpus (`ca
     _rewrite_npz(p("2_ben_0_2_2")["motion"], mocap_frame_rate=np.array(30, dtype=object))
     tg = p("1_ada_0_3_3")["text"]
     tg.write_bytes(tg.read_bytes().replace(b'name = "words"', b'name = "transcript"', 1))
-    p("2_ben_0_3_3")["audio"].unlink(); p("1_ada_0_4_4")["text"].unlink()
+    p("2_ben_0_3_3")["audio"].unlink()
+    p("1_ada_0_4_4")["text"].unlink()
     return dict(RELEASE_QUIRKS)

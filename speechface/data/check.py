@@ -11,15 +11,15 @@ import numpy as np
 import soundfile as sf
 
 from ..core import UserError, DataFileError, regular_file, shown
-from .mesh import load_templates, load_regions, MeshDataError
-from .textgrid import AlignmentError, read_metadata, textgrid_folder, read_phone_tier
-from .react import (REACT_AUDIO_SR, REACT_FPS, REACT_FRAMES, REACT_SPLITS, REACTDataError,
-                                   appropriateness_path, load_appropriateness, read_3dmm_npy, read_emotion_csv,
+from .mesh import load_templates, load_regions
+from .textgrid import read_metadata, textgrid_folder, read_phone_tier
+from .react import (REACT_AUDIO_SR, REACT_FPS, REACT_FRAMES, REACT_SPLITS, appropriateness_path, load_appropriateness,
+                                   read_3dmm_npy, read_emotion_csv,
                                    read_pairs_csv, react_paths, _resolve, MODALITIES,
                                    video_source, list_video_frames, read_video_frames)
-from .openface import OpenFaceError, read_openface_csv
+from .openface import read_openface_csv
 from .audio import _wav_truncation
-from .beat2 import (BEAT2_FPS, BEAT2_SR, BEAT2_FOLDERS, BEAT2DataError, beat2_paths, parse_beat2_id,
+from .beat2 import (BEAT2_FPS, BEAT2_SR, BEAT2_FOLDERS, beat2_paths, parse_beat2_id,
                                    read_beat2_npz, read_split_csv, read_word_tier, length_check)
 from .dataset import DatasetSpec, DataError, Item, check_item, corpus_file, parse_stem, resolve_spec
 
@@ -38,15 +38,18 @@ class Problem:
 USER_ERRORS = (UserError, FileNotFoundError)   # what a reader raises about its file: reported as a problem; anything else is a bug
 
 def _check_alignment(tg: Path, wav: Path, dur: float, tol: float, probs: list) -> int:
-    "1 if the utterance's TextGrid is usable for phone targets (audio of `dur` s); else 0 and a problem (the folder exists, so it is expected)."
+    "1 if the utterance's TextGrid is usable for phone targets (audio of `dur` s); else 0 and a problem (the folder exists, so it is expected)."  # noqa: E501
     try: tier = read_phone_tier(tg)
     except USER_ERRORS as e:
-        probs.append(Problem("warning" if not tg.exists() else "error", str(tg), str(e))); return 0
+        probs.append(Problem("warning" if not tg.exists() else "error", str(tg), str(e)))
+        return 0
     if not tier:
-        probs.append(Problem("error", str(tg), "the 'phones' tier is empty")); return 0
+        probs.append(Problem("error", str(tg), "the 'phones' tier is empty"))
+        return 0
     if abs(tier[-1][1] - dur) > tol:
         probs.append(Problem("error", str(tg), f"the alignment ends at {tier[-1][1]:.2f} s but {shown(wav.name)} lasts {dur:.2f} s "
-                                               f"(tolerance {tol} s): aligned to a different recording?")); return 0
+                                               f"(tolerance {tol} s): aligned to a different recording?"))
+        return 0
     return 1
 
 def is_react_folder(root: str | Path) -> bool:
@@ -63,7 +66,7 @@ def react_clip_frames(root: str | Path) -> int:
     return meta["clip_frames"] if meta and "clip_frames" in meta else REACT_FRAMES
 
 def check_dataset(root: str | Path,                    # dataset folder
-                  dataset: str | DatasetSpec = "auto", # 'vocaset', 'biwi', 'synthetic'/'auto', 'react' (REACT2024), 'beat2' (BEAT2) or a spec
+                  dataset: str | DatasetSpec = "auto", # 'vocaset', 'biwi', 'synthetic'/'auto', 'react' (REACT2024), 'beat2' (BEAT2) or a spec  # noqa: E501
                   duration_tol: float = 0.5,           # allowed audio/motion duration mismatch (s)
                  ) -> tuple[list[Problem], dict]:       # problems, and counts for the report
     "Find every problem of a FaceFormer-, REACT2024- or BEAT2-layout folder ('auto' tells them apart)."
@@ -73,14 +76,16 @@ def check_dataset(root: str | Path,                    # dataset folder
         try: n_frames = react_clip_frames(root)
         except USER_ERRORS as e: return [Problem("error", str(Path(root) / "metadata.json"), str(e))], {}
         return check_react(root, n_frames=n_frames, duration_tol=duration_tol)
-    root = Path(root); probs: list[Problem] = []
+    root = Path(root)
+    probs: list[Problem] = []
     err = lambda p, m: probs.append(Problem("error", str(p), m))
     if not root.is_dir(): return [Problem("error", str(root), "folder does not exist")], {}
     try: spec = resolve_spec(root, dataset)
     except USER_ERRORS as e: return [Problem("error", str(root), str(e))], {}
     for d in ("wav", "vertices_npy"):
         try:
-            if not corpus_file(root, d, "folder").is_dir(): err(root / d, "folder missing (FaceFormer's layout needs wav/ and vertices_npy/)")
+            if not corpus_file(root, d, "folder").is_dir(): err(root / d,
+                                                                "folder missing (FaceFormer's layout needs wav/ and vertices_npy/)")
         except DataError as e: err(root / d, str(e))
     templates, n_vertices = {}, spec.n_vertices
     try:
@@ -90,7 +95,8 @@ def check_dataset(root: str | Path,                    # dataset folder
     except UserError as e: err(root / "templates.pkl", str(e))
     if spec.masks:
         try: load_regions(corpus_file(root, spec.masks, "region file"), n_vertices)
-        except FileNotFoundError: probs.append(Problem("warning", str(root / spec.masks), "missing: lip/upper-face metrics will need explicit vertex indices"))
+        except FileNotFoundError: probs.append(Problem("warning", str(root / spec.masks),
+                                                       "missing: lip/upper-face metrics will need explicit vertex indices"))
         except UserError as e: err(root / spec.masks, str(e))
     if any(p.level == "error" and p.path.endswith(("wav", "vertices_npy")) for p in probs): return probs, {}
     wavs = {p.stem: p for p in (root / "wav").glob("*.wav")}
@@ -98,22 +104,32 @@ def check_dataset(root: str | Path,                    # dataset folder
     for s in sorted(wavs.keys() - npys.keys()): err(wavs[s], f"no vertices: expected {shown(root / 'vertices_npy' / (s + '.npy'))}")
     for s in sorted(npys.keys() - wavs.keys()): err(npys[s], f"no audio: expected {shown(root / 'wav' / (s + '.wav'))}")
     try: tg_dir = textgrid_folder(root)
-    except USER_ERRORS as e: err(root / "metadata.json", str(e)); tg_dir = None
+    except USER_ERRORS as e:
+        err(root / "metadata.json", str(e))
+        tg_dir = None
     n_ok, per_split, n_aligned = 0, {k: 0 for k in spec.splits}, 0
     for s in sorted(wavs.keys() & npys.keys()):
         try: subj, sent = parse_stem(s)
-        except DataError as e: err(npys[s], str(e)); continue
+        except DataError as e:
+            err(npys[s], str(e))
+            continue
         if templates and subj not in templates:
-            err(npys[s], f"subject {shown(repr(subj))} has no template in templates.pkl"); continue
+            err(npys[s], f"subject {shown(repr(subj))} has no template in templates.pkl")
+            continue
         try:
-            item = Item(s, subj, sent, corpus_file(root, f"wav/{s}.wav", "audio file"), corpus_file(root, f"vertices_npy/{s}.npy", "vertex file"))
+            item = Item(s, subj, sent, corpus_file(root, f"wav/{s}.wav", "audio file"),
+                        corpus_file(root, f"vertices_npy/{s}.npy", "vertex file"))
             _, audio = check_item(item, spec, n_vertices, duration_tol)
-        except DataError as e: err(wavs[s] if shown(wavs[s]) in str(e) and shown(npys[s]) not in str(e) else npys[s], str(e)); continue
+        except DataError as e:
+            err(wavs[s] if shown(wavs[s]) in str(e) and shown(npys[s]) not in str(e) else npys[s], str(e))
+            continue
         n_ok += 1
         for k, (subs, (lo, hi)) in spec.splits.items(): per_split[k] += subj in subs and lo <= sent <= hi
         if tg_dir is not None and tg_dir.is_dir():
             try: tg = corpus_file(root, tg_dir.relative_to(root) / f"{s}.TextGrid", "TextGrid")
-            except DataError as e: err(tg_dir / f"{s}.TextGrid", str(e)); continue
+            except DataError as e:
+                err(tg_dir / f"{s}.TextGrid", str(e))
+                continue
             n_aligned += _check_alignment(tg, wavs[s], len(audio) / 16000, duration_tol, probs)
     for k, n in per_split.items():
         if n == 0: probs.append(Problem("warning", str(root), f"split {shown(repr(k))} has no valid utterances"))
@@ -139,7 +155,9 @@ def _wav_header(p: Path, err):
     try:
         regular_file(p, "audio file")                                   # a FIFO would block the header read
         cut = _wav_truncation(p)
-        if cut: err(p, f"truncated: the WAV header announces {cut[0]} bytes of samples but only {cut[1]} are present; copy it again"); return None
+        if cut:
+            err(p, f"truncated: the WAV header announces {cut[0]} bytes of samples but only {cut[1]} are present; copy it again")
+            return None
         return sf.info(str(p))
     except DataFileError as e: err(p, str(e))
     except (sf.SoundFileError, RuntimeError, OSError) as e: err(p, f"not a readable audio file ({shown(e)})")
@@ -150,18 +168,23 @@ def _check_wav(p: Path, n_frames: int, tol: float, err) -> bool:
     info = _wav_header(p, err)
     if info is None: return False
     if info.samplerate != REACT_AUDIO_SR:
-        err(p, f"sampled at {info.samplerate} Hz, REACT2024 audio is {REACT_AUDIO_SR} Hz: use the corpus' original wav"); return False
+        err(p, f"sampled at {info.samplerate} Hz, REACT2024 audio is {REACT_AUDIO_SR} Hz: use the corpus' original wav")
+        return False
     if abs(info.frames / info.samplerate - n_frames / REACT_FPS) > tol:
         err(p, f"lasts {info.frames / info.samplerate:.2f} s but the motion has {n_frames} frames = {n_frames / REACT_FPS:.2f} s "
-               f"(tolerance {tol} s): a different recording, or cut short?"); return False
+               f"(tolerance {tol} s): a different recording, or cut short?")
+        return False
     return True
 
 def _check_openface(p: Path, n_frames: int | None, max_gated: float, err, warn) -> bool:
     "True when an OpenFace CSV is readable and has `n_frames` rows; warns when too many frames fail the gate."
     try: fr = read_openface_csv(regular_file(p, "OpenFace CSV"))
-    except USER_ERRORS as e: err(p, str(e)); return False
+    except USER_ERRORS as e:
+        err(p, str(e))
+        return False
     if n_frames and len(fr) != n_frames:
-        err(p, f"has {len(fr)} frames, the clip {n_frames}: run OpenFace FeatureExtraction again on this clip's video"); return False
+        err(p, f"has {len(fr)} frames, the clip {n_frames}: run OpenFace FeatureExtraction again on this clip's video")
+        return False
     gated = 1 - fr.valid.mean()
     if gated > max_gated:
         warn(p, f"{gated:.0%} of its frames fail OpenFace's gate (success 0 or confidence < {fr.min_confidence}), more than "
@@ -169,22 +192,29 @@ def _check_openface(p: Path, n_frames: int | None, max_gated: float, err, warn) 
     return True
 
 def _check_video(p: Path, seq: str, n_frames: int | None, pairs_name: str, err) -> int:
-    "The frames of a clip's video (frame folder or .mp4) when they are all there, numbered 1..T, T = the clip's, the first decodable; else 0 and a problem."
+    "The frames of a clip's video (frame folder or .mp4) when they are all there, numbered 1..T, T = the clip's, the first decodable; else 0 and a problem."  # noqa: E501
     try:
         src = video_source(p)
         if src is None:
             err(p, f"missing (video of {shown(seq)}: a folder of frames 1.png ... as the release stores it, or {p.name}.mp4; "
-                   f"the split has a Video_files folder): copy it into place or drop the pair from {pairs_name}"); return 0
+                   f"the split has a Video_files folder): copy it into place or drop the pair from {pairs_name}")
+            return 0
         if not src.is_dir():
             import imageio_ffmpeg
             try: count = imageio_ffmpeg.count_frames_and_secs(str(src))[0]
-            except (OSError, RuntimeError) as e: err(src, f"not a readable video ({shown(e)})"); return 0
-            if n_frames and count != n_frames: err(src, f"has {count} frames, the clip {n_frames}: a different recording, or cut short?"); return 0
+            except (OSError, RuntimeError) as e:
+                err(src, f"not a readable video ({shown(e)})")
+                return 0
+            if n_frames and count != n_frames:
+                err(src, f"has {count} frames, the clip {n_frames}: a different recording, or cut short?")
+                return 0
             return count
         frames = list_video_frames(src, n_frames)
         read_video_frames(frames[:1])                                       # one decode per clip: a png that is no image shows here
         return len(frames)
-    except USER_ERRORS as e: err(p, str(e)); return 0
+    except USER_ERRORS as e:
+        err(p, str(e))
+        return 0
 
 def _read(p: Path, what: str, reader, *args):
     "`reader(p, *args)`, an existing `p` first proven a regular file: whatever the reader's own checks, a FIFO never reaches an `open`."
@@ -198,7 +228,8 @@ def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, 
                 max_gated: float = 0.2,          # OpenFace CSVs: warn above this fraction of gated frames
                ) -> tuple[list[Problem], dict]:   # problems, and counts for the report
     "Find every problem of a REACT2024 folder: one `Problem` per bad file, per split."
-    root = Path(root); probs: list[Problem] = []
+    root = Path(root)
+    probs: list[Problem] = []
     err = lambda p, m: probs.append(Problem("error", str(p), m))
     warn = lambda p, m: probs.append(Problem("warning", str(p), m))
     if not root.is_dir(): return [Problem("error", str(root), "folder does not exist")], {}
@@ -206,10 +237,14 @@ def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, 
     for split in splits:
         csv_path = root / f"{split}.csv"
         if not csv_path.exists():
-            if (root / split).is_dir(): warn(csv_path, f"missing: the pairs of split {split!r} (',speaker_path,listener_path'); its files are not checked")
+            if (root / split).is_dir(): warn(csv_path,
+                                             f"missing: the pairs of split {split!r} (',speaker_path,listener_path'); its files are not "
+                                             "checked")
             continue
         try: pairs = _read(csv_path, "pairs csv", read_pairs_csv)
-        except USER_ERRORS as e: err(csv_path, str(e)); continue
+        except USER_ERRORS as e:
+            err(csv_path, str(e))
+            continue
         seqs = sorted({s for pair in pairs for s in pair})
         n_ok = n_video = n_openface = 0
         has_openface = (root / split / MODALITIES["openface"][0]).is_dir()
@@ -220,38 +255,62 @@ def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, 
                  "when no video is requested, so it cannot load this split; copy the frame folders from the release")
         for seq in seqs:
             try: paths, ok, T = react_paths(root, split, seq), True, {}    # names from the csv: checked to stay inside
-            except USER_ERRORS as e: err(csv_path, str(e)); continue
+            except USER_ERRORS as e:
+                err(csv_path, str(e))
+                continue
             try: emotion = _resolve(paths["emotion"], "emotion")
-            except USER_ERRORS as e: err(paths["emotion"], str(e)); continue
+            except USER_ERRORS as e:
+                err(paths["emotion"], str(e))
+                continue
             for m, p in (("emotion", emotion), ("3dmm", paths["3dmm"]), ("audio", paths["audio"])):
-                if not p.exists(): err(paths[m], f"missing ({m} of {shown(seq)}, named by {csv_path.name}): copy it into place or drop the pair from {csv_path.name}"); ok = False
+                if not p.exists():
+                    err(paths[m],
+                        f"missing ({m} of {shown(seq)}, named by {csv_path.name}): copy it into place or drop the pair from {csv_path.name}")  # noqa: E501
+                    ok = False
             try:
                 if emotion.exists(): T["emotion"] = len(_read(emotion, "emotion CSV", read_emotion_csv, n_frames))
-            except USER_ERRORS as e: err(paths["emotion"], str(e)); ok = False
+            except USER_ERRORS as e:
+                err(paths["emotion"], str(e))
+                ok = False
             try:
                 if paths["3dmm"].exists(): T["3dmm"] = len(_read(paths["3dmm"], "3DMM coefficients", read_3dmm_npy, n_frames))
-            except USER_ERRORS as e: err(paths["3dmm"], str(e)); ok = False
+            except USER_ERRORS as e:
+                err(paths["3dmm"], str(e))
+                ok = False
             if len(set(T.values())) > 1:
-                err(paths["3dmm"], f"{T['3dmm']} frames but {shown(paths['emotion'].name)} has {T['emotion']}: they must describe the same clip"); ok = False
+                err(paths["3dmm"],
+                    f"{T['3dmm']} frames but {shown(paths['emotion'].name)} has {T['emotion']}: they must describe the same clip")
+                ok = False
             n = n_frames or next(iter(T.values()), None)
             if paths["audio"].exists() and n: ok &= _check_wav(paths["audio"], n, duration_tol, err)
             if has_openface:
-                if not paths["openface"].exists(): err(paths["openface"], f"missing (openface of {shown(seq)}; the split has an OpenFace folder): run OpenFace on the clip or drop the pair from {csv_path.name}"); ok = False
-                else: ok &= _check_openface(paths["openface"], n, max_gated, err, warn); n_openface += 1
+                if not paths["openface"].exists():
+                    err(paths["openface"],
+                        f"missing (openface of {shown(seq)}; the split has an OpenFace folder): run OpenFace on the clip or drop the pair "
+                        f"from {csv_path.name}")
+                    ok = False
+                else:
+                    ok &= _check_openface(paths["openface"], n, max_gated, err, warn)
+                    n_openface += 1
             if has_video:
                 nv = _check_video(paths["video"], seq, n, csv_path.name, err)
-                n_video += nv > 0; n_video_frames += nv; ok &= nv > 0
+                n_video += nv > 0
+                n_video_frames += nv
+                ok &= nv > 0
             n_ok += ok
         if split != "train":
             ap = appropriateness_path(root, split)
-            if not ap.exists(): warn(ap, f"missing: the appropriateness matrix of {split!r} ({2 * len(pairs)} x {2 * len(pairs)}); FRC/FRD cannot be computed")
+            if not ap.exists(): warn(ap,
+                                     f"missing: the appropriateness matrix of {split!r} ({2 * len(pairs)} x {2 * len(pairs)}); FRC/FRD "
+                                     "cannot be computed")
             else:
                 try:
                     a = _read(ap, "appropriateness matrix", load_appropriateness, 2 * len(pairs))
                     empty = np.flatnonzero(~a.any(1))
                     if empty.size: err(ap, f"rows {empty[:10].tolist()} (mirrored samples) have no appropriate listener")
                 except USER_ERRORS as e: err(ap, str(e))
-        stats.update({f"{split} pairs": len(pairs), f"{split} sequences": len(seqs), f"{split} valid": n_ok, f"{split} videos": n_video, f"{split} video frames": n_video_frames,
+        stats.update({f"{split} pairs": len(pairs), f"{split} sequences": len(seqs), f"{split} valid": n_ok, f"{split} videos": n_video,
+                      f"{split} video frames": n_video_frames,
                       **({f"{split} openface": n_openface} if has_openface else {})})
     if len(stats) == 1: err(root, f"no pairs csv found ({', '.join(s + '.csv' for s in splits)}): not a REACT2024 folder")
     for p in probs:
@@ -263,11 +322,13 @@ def _check_beat2_wav(a: Path, id: str, split_csv: Path, err) -> float | None:
     "The duration (s) of one BEAT2 wav if it is present, regular, complete and 16 kHz; else None and a problem."
     if not a.exists():
         err(a, f"missing (the speech of {shown(id)}, listed in {split_csv.name}): copy wave16k/{shown(a.name)} from the corpus "
-               f"or drop the id from the csv"); return None
+               f"or drop the id from the csv")
+        return None
     info = _wav_header(a, err)
     if info is None: return None
     if info.samplerate != BEAT2_SR:
-        err(a, f"sampled at {info.samplerate} Hz, BEAT2's wave16k is {BEAT2_SR} Hz: use the corpus' 16 kHz wav"); return None
+        err(a, f"sampled at {info.samplerate} Hz, BEAT2's wave16k is {BEAT2_SR} Hz: use the corpus' 16 kHz wav")
+        return None
     return info.frames / info.samplerate
 
 def check_beat2(root: str | Path,          # beat_english_v2.0.0: train_test_split.csv, smplxflame_30/, wave16k/, textgrid/
@@ -275,7 +336,8 @@ def check_beat2(root: str | Path,          # beat_english_v2.0.0: train_test_spl
                 duration_tol: float = 0.5,  # allowed motion/audio/alignment duration mismatch (s)
                ) -> tuple[list[Problem], dict]: # problems, and counts for the report
     "Find every problem of a BEAT2 folder: one `Problem` per bad file."
-    root = Path(root); probs: list[Problem] = []
+    root = Path(root)
+    probs: list[Problem] = []
     err = lambda p, m: probs.append(Problem("error", str(p), m))
     if not root.is_dir(): return [Problem("error", str(root), "folder does not exist")], {}
     split_csv = root / "train_test_split.csv"
@@ -284,15 +346,25 @@ def check_beat2(root: str | Path,          # beat_english_v2.0.0: train_test_spl
     valid = {s: 0 for s in sorted(set(table.values()))}
     for id, split in table.items():
         try: paths, ok, T, dur = beat2_paths(root, id), True, None, None   # ids from the csv: checked to stay inside
-        except USER_ERRORS as e: err(split_csv, str(e)); continue
+        except USER_ERRORS as e:
+            err(split_csv, str(e))
+            continue
         try: T = len(_read(paths["motion"], "motion file", read_beat2_npz, fps, False)["poses"])   # betas unread, as the loaders
-        except USER_ERRORS as e: err(paths["motion"], str(e)); ok = False
-        dur = _check_beat2_wav(paths["audio"], id, split_csv, err); ok &= dur is not None
+        except USER_ERRORS as e:
+            err(paths["motion"], str(e))
+            ok = False
+        dur = _check_beat2_wav(paths["audio"], id, split_csv, err)
+        ok &= dur is not None
         try:
             tier = _read(paths["text"], "TextGrid", read_word_tier)
             if dur is not None and abs(tier[-1][1] - dur) > duration_tol:
-                err(paths["text"], f"the word tier ends at {tier[-1][1]:.2f} s but {shown(paths['audio'].name)} lasts {dur:.2f} s (tolerance {duration_tol} s): aligned to a different recording?"); ok = False
-        except USER_ERRORS as e: err(paths["text"], str(e)); ok = False
+                err(paths["text"],
+                    f"the word tier ends at {tier[-1][1]:.2f} s but {shown(paths['audio'].name)} lasts {dur:.2f} s (tolerance "
+                    f"{duration_tol} s): aligned to a different recording?")
+                ok = False
+        except USER_ERRORS as e:
+            err(paths["text"], str(e))
+            ok = False
         verdict = length_check(T, fps, dur, paths["audio"].name, duration_tol) if T is not None and dur is not None else None
         if verdict:                                        # a plausible gap is cut by the loaders (a warning); a wrong pairing is an error
             probs.append(Problem(verdict[0], str(paths["motion"]), verdict[1] + ("" if verdict[0] == "error" else " by the loaders")))

@@ -9,14 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
 from ..core import UserError, UsageError, DataFileError, check_budget, inside, load_npy, regular_file, shown
-from .mesh import load_templates, load_regions, MeshDataError
+from .mesh import load_templates
 from .audio import load_wav, normalize_audio, mel_clips, AudioFileError
-from .textgrid import (AlignmentError, MetadataError, read_metadata, textgrid_folder, read_phone_tier,
+from .textgrid import (read_metadata, textgrid_folder, read_phone_tier,
                                       phone_inventory, frame_phones)
 
 # %% auto #0
@@ -79,8 +78,11 @@ class DataError(DataFileError):
 @dataclass
 class Item:
     "One utterance of a FaceFormer-layout folder."
-    stem: str; subject: str; sentence: int
-    wav: Path; npy: Path
+    stem: str
+    subject: str
+    sentence: int
+    wav: Path
+    npy: Path
 
 def corpus_file(root: str | Path,  # the dataset folder
                 rel: str | Path,    # a path inside it: 'templates.pkl', 'vertices_npy/<stem>.npy', ...
@@ -145,13 +147,15 @@ class FaceFormerDataset(Dataset):
                  phones: bool | list = False,             # add frame phone labels `phones` (T,): True = the corpus inventory,
                                                           # or a list of classes (a trained model's `phone_classes`)
                 ):
-        self.root = Path(root); self.spec = resolve_spec(root, dataset)
+        self.root = Path(root)
+        self.spec = resolve_spec(root, dataset)
         if split not in self.spec.splits:
             raise UsageError(f"unknown split {shown(repr(split))}; {self.spec.name} has {shown(sorted(self.spec.splits))}")
         if style not in ("auto", "independent"): raise UsageError(f"style must be 'auto' or 'independent', got {shown(repr(style))}")
         for d in ("wav", "vertices_npy"):
             if not corpus_file(self.root, d, "folder").is_dir():
-                raise DataError(f"{shown(self.root / d)}: folder missing (expected FaceFormer's layout; run `speechface check-data {shown(self.root)}`)")
+                raise DataError(f"{shown(self.root / d)}: folder missing (expected FaceFormer's layout; run `speechface check-data "
+                                f"{shown(self.root)}`)")
         try: self.templates = load_templates(corpus_file(self.root, "templates.pkl", "templates"), self.spec.n_vertices)
         except (UserError, FileNotFoundError) as e: raise DataError(str(e)) from None
         self.n_vertices = next(iter(self.templates.values())).shape[0]
@@ -167,11 +171,13 @@ class FaceFormerDataset(Dataset):
                 if not wav.exists(): raise DataError(f"{shown(npy)}: no matching audio {shown(wav)}")
                 try: regular_file(wav, "audio file")                       # a FIFO is named now, not at its first batch
                 except DataFileError as e: raise DataError(str(e)) from None
-                if subj not in self.templates: raise DataError(f"{shown(npy)}: subject {shown(repr(subj))} has no template in {shown(self.root / 'templates.pkl')}")
+                if subj not in self.templates: raise DataError(f"{shown(npy)}: subject {shown(repr(subj))} has no template in "
+                                                               f"{shown(self.root / 'templates.pkl')}")
                 self.items.append(Item(npy.stem, subj, sent, wav, npy))
         for it in self.items: check_vertices(it, self.spec, self.n_vertices, full=False)   # shapes, from the headers
         if not self.items:
-            raise DataError(f"{shown(self.root)}: no utterances for split {shown(repr(split))} (subjects {shown(subjects)[:200]}, sentences {lo}-{hi})")
+            raise DataError(f"{shown(self.root)}: no utterances for split {shown(repr(split))} (subjects {shown(subjects)[:200]}, "
+                            f"sentences {lo}-{hi})")
         self.phone_classes = None if phones is False else (phone_inventory(self.root) if phones is True else list(phones))
         self._phones, self._tg_dir = {}, textgrid_folder(self.root) if phones is not False else None  # stem -> frame labels, read once
 
@@ -203,7 +209,9 @@ def _pad(arrs: list, value: float = 0.0):
     n = max(len(a) for a in arrs)
     out = torch.full((len(arrs), n, *arrs[0].shape[1:]), value, dtype=torch.float32)
     mask = torch.zeros(len(arrs), n, dtype=torch.bool)
-    for i, a in enumerate(arrs): out[i, :len(a)] = torch.as_tensor(a); mask[i, :len(a)] = True
+    for i, a in enumerate(arrs):
+        out[i, :len(a)] = torch.as_tensor(a)
+        mask[i, :len(a)] = True
     return out, mask
 
 def collate_faceformer(batch: list[dict]) -> dict:

@@ -14,7 +14,7 @@ from scipy.signal import lfilter
 from tqdm.auto import tqdm
 
 from ..core import atomic_write, UsageError
-from .espeak import Utterance, synthesize_many
+from .espeak import synthesize_many
 from .articulation import SpeakingStyle, mouth_curves
 from .synth import SENTENCES, cached_build, source_fingerprint
 from .openface import AU_INTENSITY, AU_PRESENCE, N_LANDMARKS, N_EYE_LANDMARKS, write_openface_csv
@@ -111,7 +111,9 @@ _VOICES = ("en-us+f1", "en-us+f2", "en-us+f3", "en-us+f4", "en-us+f5",
 class DyadicPerson:
     "One synthetic person: voice, speaking style, listening style."
     name: str                    # 'P1' or 'P2' (the person folder)
-    voice: str; pitch: int; rate: int   # eSpeak voice, base pitch (0-100), words per minute
+    voice: str
+    pitch: int
+    rate: int   # eSpeak voice, base pitch (0-100), words per minute
     speaking: SpeakingStyle = field(default_factory=SpeakingStyle)
     listening: ListenerStyle = field(default_factory=ListenerStyle)
     smile_gain: float = 0.8      # amplitude of the person's own (scripted) smiles
@@ -130,13 +132,17 @@ class ScriptTurn:
 @dataclass
 class Script:
     "A conversation plan shared by a group of dyads."
-    index: int; rate: int        # speaking rate (wpm) of everyone who performs it (each person +-3)
+    index: int
+    rate: int        # speaking rate (wpm) of everyone who performs it (each person +-3)
     turns: list
 
 @dataclass
 class Dyad:
     "Two people performing a script."
-    split: str; index: int; chat: str; script: int
+    split: str
+    index: int
+    chat: str
+    script: int
     persons: tuple               # (P1, P2)
 
 def make_script(index: int, seed: int, seconds: float) -> Script:
@@ -149,7 +155,9 @@ def make_script(index: int, seed: int, seconds: float) -> Script:
                           tuple(bool(b) for b in rng.random(n) < 0.5),
                           tuple(int(rng.integers(0, 3)) if rng.random() < 0.7 else -1 for _ in range(n)),
                           tuple(float(rng.uniform(0.35, 0.7)) for _ in range(n - 1)), float(rng.uniform(0.4, 0.8)))
-        turns.append(turn); t += turn.gap + 2.0 * n + sum(turn.pauses); who = 1 - who
+        turns.append(turn)
+        t += turn.gap + 2.0 * n + sum(turn.pauses)
+        who = 1 - who
     return Script(index, int(rng.integers(145, 181)), turns)
 
 def make_dyads(preset: DyadicPreset, seed: int) -> tuple[list[Dyad], list[Script]]:
@@ -167,7 +175,8 @@ def make_dyads(preset: DyadicPreset, seed: int) -> tuple[list[Dyad], list[Script
                 persons.append(DyadicPerson(name, voice, pitch, scripts[-1].rate + int(rng.integers(-3, 4)),
                                             SpeakingStyle.random(rng), ListenerStyle.random(rng),
                                             float(rng.uniform(0.6, 1.0)), str(rng.choice(BACKCHANNELS))))
-            dyads.append(Dyad(split, i, f"{i + 1:03d}_synth", scripts[-1].index, tuple(persons))); i += 1
+            dyads.append(Dyad(split, i, f"{i + 1:03d}_synth", scripts[-1].index, tuple(persons)))
+            i += 1
     return dyads, scripts
 
 # %% ../../nbs/08c_data.dyadic.ipynb #96b0da9c
@@ -189,7 +198,8 @@ def sentence_onsets(script: Script, durations: list[list[list[float]]]) -> list[
     "Onset (s) of every sentence of `script`; `durations[dyad][turn][sentence]` over the dyads performing it."
     onsets, t = [], 0.0
     for k, turn in enumerate(script.turns):
-        t += turn.gap; row = []
+        t += turn.gap
+        row = []
         for m in range(len(turn.sentences)):
             row.append(t)
             t += max(d[k][m] for d in durations) + (turn.pauses[m] if m < len(turn.pauses) else 0.0)
@@ -201,7 +211,9 @@ SMILE_RISE, SMILE_FALL, SMILE_HOLD_AFTER = 0.25, 0.4, 0.4   # s
 NOD_HZ, NOD_DECAY, NOD_SPAN = 2.5, 0.4, 1.2                  # nod frequency, decay and duration (s)
 BROW_SIGMA = 0.15                                            # s
 
-def _smoothstep(x): x = np.clip(x, 0, 1); return x * x * (3 - 2 * x)
+def _smoothstep(x):
+    x = np.clip(x, 0, 1)
+    return x * x * (3 - 2 * x)
 
 def smile_envelope(t, onset, duration):
     "Smoothstep rise from `onset`, hold for `duration`, smoothstep fall."
@@ -221,7 +233,7 @@ class DyadRecording:
     "Per-frame state, vectors, audio and events of both people of a dyad over the whole conversation."
     dyad: Dyad
     times: np.ndarray            # (F,) frame times (s)
-    state: list                  # per person: {name: (F,) curve} (jaw, round, spread, close, labiodental, loud, smile, brow, blink, pitch, yaw, roll, tx, ty, tz)
+    state: list                  # per person: {name: (F,) curve} (jaw, round, spread, close, labiodental, loud, smile, brow, blink, pitch, yaw, roll, tx, ty, tz)  # noqa: E501
     audio: list                  # per person: (F * 882,) int16 speech at 22050 Hz (silence while listening, back-channels aside)
     events: list                 # per person: {"speaking": [[start, end]], "triggers": [...], "reactions": [...], "blinks": [...]}
 
@@ -235,14 +247,17 @@ def render_dyad(dyad: Dyad, script: Script,
     "Render both people of a dyad: speech, scripted speaker behaviour, rule-driven listener reactions."
     rng = np.random.default_rng([seed, 31337, dyad.index])
     times = np.arange(n_frames) / FPS
-    sr = utterances[0][0].sr; hop = sr // FPS                       # 882 samples a frame at 22050 Hz
+    sr = utterances[0][0].sr
+    hop = sr // FPS                       # 882 samples a frame at 22050 Hz
     audio = [np.zeros(n_frames * hop, np.float64) for _ in range(2)]
-    phones = [[], []]; events = [dict(speaking=[], triggers=[], reactions=[], blinks=[]) for _ in range(2)]
+    phones = [[], []]
+    events = [dict(speaking=[], triggers=[], reactions=[], blinks=[]) for _ in range(2)]
     smile, brow, nod = (np.zeros((2, n_frames)) for _ in range(3))
     end = times[-1] + 1 / FPS
 
     def place(p, utt, t0):                                          # paste speech and phones of person p at t0
-        a = int(round(t0 * sr)); b = min(a + len(utt.audio), len(audio[p]))
+        a = int(round(t0 * sr))
+        b = min(a + len(utt.audio), len(audio[p]))
         if b > a: audio[p][a:b] += utt.audio[: b - a]
         phones[p].extend((t0 + s, t0 + e, l) for s, e, l in utt.phones)
 
@@ -253,12 +268,15 @@ def render_dyad(dyad: Dyad, script: Script,
         lag = st.lag(rule.reaction) + float(np.clip(rng.normal(0, LAG_JITTER), -2 * LAG_JITTER, 2 * LAG_JITTER))
         t = t_trigger + lag
         ev = dict(type=rule.reaction, t=t, trigger_t=t_trigger, lag=lag)
-        if rule.reaction == "smile": smile[q] += st.smile_gain * smile_envelope(times, t, duration); ev["duration"] = duration
+        if rule.reaction == "smile":
+            smile[q] += st.smile_gain * smile_envelope(times, t, duration)
+            ev["duration"] = duration
         elif rule.reaction == "brow": brow[q] += st.brow_gain * np.exp(-0.5 * ((times - t) / BROW_SIGMA) ** 2)
         else:
             nod[q] += st.nod_gain * nod_curve(times, t)
             if rng.random() < st.backchannel_prob:
-                place(q, backchannels[q], t + 0.1); ev["backchannel"] = dyad.persons[q].backchannel
+                place(q, backchannels[q], t + 0.1)
+                ev["backchannel"] = dyad.persons[q].backchannel
         if t < end: events[q]["reactions"].append(ev)
 
     for k, turn in enumerate(script.turns):
@@ -268,17 +286,21 @@ def render_dyad(dyad: Dyad, script: Script,
         for m, utt in enumerate(utterances[k]):
             t0 = onsets[k][m]
             if t0 >= end: break
-            place(p, utt, t0); speech = [(s, e) for s, e, l in utt.phones if l]
-            s0, s1 = t0 + speech[0][0], t0 + speech[-1][1]; spoken.append([s0, s1])
+            place(p, utt, t0)
+            speech = [(s, e) for s, e, l in utt.phones if l]
+            s0, s1 = t0 + speech[0][0], t0 + speech[-1][1]
+            spoken.append([s0, s1])
             if turn.smiles[m]:                                       # scripted smile over the sentence
                 dur = s1 - s0 + SMILE_HOLD_AFTER
                 smile[p] += dyad.persons[p].smile_gain * smile_envelope(times, s0, dur)
-                events[p]["triggers"].append(dict(type="smile", t=s0, duration=dur)); react(q, "smile", s0, dur)
+                events[p]["triggers"].append(dict(type="smile", t=s0, duration=dur))
+                react(q, "smile", s0, dur)
             prim = [(s + e) / 2 for (s, e, l), st in zip(utt.phones, utt.stress) if st == 2 and l]
             if turn.stress[m] >= 0 and prim:                         # emphasised stress: the speaker's brows rise
                 ts = t0 + prim[turn.stress[m] % len(prim)]
                 brow[p] += dyad.persons[p].speaking.brow_gain * 0.8 * np.exp(-0.5 * ((times - ts) / BROW_SIGMA) ** 2)
-                events[p]["triggers"].append(dict(type="stress", t=ts)); react(q, "stress", ts)
+                events[p]["triggers"].append(dict(type="stress", t=ts))
+                react(q, "stress", ts)
             if m < len(turn.pauses):                                 # the pause after the sentence: a nod cue
                 events[p]["triggers"].append(dict(type="pause", t=s1, duration=onsets[k][m + 1] - s1))
                 react(q, "pause", s1)
@@ -286,10 +308,12 @@ def render_dyad(dyad: Dyad, script: Script,
 
     state = []
     for p, person in enumerate(dyad.persons):
-        segs = sorted(phones[p]); filled, t = [], 0.0               # silence between utterances as '' segments
+        segs = sorted(phones[p])
+        filled, t = [], 0.0               # silence between utterances as '' segments
         for s, e, l in segs:
             if s > t + 1e-6: filled.append((t, s, ""))
-            filled.append((s, e, l)); t = max(t, e)
+            filled.append((s, e, l))
+            t = max(t, e)
         if t < end: filled.append((t, end + 1.0, ""))
         mouth = mouth_curves(filled, times, person.speaking)          # (F, 5)
         rms = np.sqrt(((audio[p].reshape(n_frames, hop) / 32768) ** 2).mean(1))   # (F,) frame RMS
@@ -325,8 +349,10 @@ def face_vector(state: dict,              # one person's per-frame state (`DyadR
                 asymmetry: float = 0.0,   # left/right imbalance (the person's `SpeakingStyle.asymmetry`)
                ) -> np.ndarray:            # (F, 58) float32: 52 ARKit-named expression weights, pitch, yaw, roll, tx, ty, tz
     "The 58-d REACT2024 face vector of each frame (expression relative to the neutral face, which is all zeros)."
-    s = state; L, R = 1 + asymmetry, 1 - asymmetry
-    up = np.clip(s["brow"], 0, None); down = np.clip(-s["brow"], 0, None)
+    s = state
+    L, R = 1 + asymmetry, 1 - asymmetry
+    up = np.clip(s["brow"], 0, None)
+    down = np.clip(-s["brow"], 0, None)
     press = np.clip((s["close"] - 0.6) / 0.4, 0, 1)                  # bilabial pressing beyond the rest posture
     w = {"eyeBlinkLeft": s["blink"], "eyeBlinkRight": s["blink"],
          "eyeSquintLeft": 0.5 * s["smile"] * L, "eyeSquintRight": 0.5 * s["smile"] * R,
@@ -338,14 +364,16 @@ def face_vector(state: dict,              # one person's per-frame state (`DyadR
          "mouthStretchLeft": 0.6 * s["spread"] * L, "mouthStretchRight": 0.6 * s["spread"] * R,
          "mouthRollLower": s["labiodental"], "mouthRollUpper": 0.3 * s["labiodental"],
          "mouthPressLeft": press, "mouthPressRight": press,
-         "mouthLowerDownLeft": s["jaw"] * (1 - np.clip(s["close"], 0, 1)), "mouthLowerDownRight": s["jaw"] * (1 - np.clip(s["close"], 0, 1)),
+         "mouthLowerDownLeft": s["jaw"] * (1 - np.clip(s["close"], 0, 1)),
+         "mouthLowerDownRight": s["jaw"] * (1 - np.clip(s["close"], 0, 1)),
          "mouthUpperUpLeft": 0.2 * s["spread"], "mouthUpperUpRight": 0.2 * s["spread"],
          "browInnerUp": up, "browOuterUpLeft": 0.8 * up * L, "browOuterUpRight": 0.8 * up * R,
          "browDownLeft": 0.5 * down, "browDownRight": 0.5 * down,
          "cheekSquintLeft": 0.6 * s["smile"] * L, "cheekSquintRight": 0.6 * s["smile"] * R}
     unknown = set(w) - set(EXPRESSION_NAMES)
     assert not unknown, f"blendshapes not in EXPRESSION_NAMES: {unknown}"
-    n = len(s["jaw"]); out = np.zeros((n, FACE_DIM), np.float64)
+    n = len(s["jaw"])
+    out = np.zeros((n, FACE_DIM), np.float64)
     for i, name in enumerate(EXPRESSION_NAMES):
         if name in w: out[:, i] = np.clip(w[name], 0, 1)
     out[:, 52:] = np.stack([s[h] for h in HEAD_NAMES], 1)
@@ -355,16 +383,19 @@ def emotion_vector(face: np.ndarray,      # (F, 58) `face_vector`
                    state: dict,           # the same person's state (loudness, nods)
                   ) -> np.ndarray:         # (F, 25) AU occurrence, valence, arousal, expression probabilities
     "The 25 REACT2024 Emotion columns derived from the face by the documented rules."
-    f = face.astype(np.float64); col = {n: f[:, i] for i, n in enumerate(EXPRESSION_NAMES)}
+    f = face.astype(np.float64)
+    col = {n: f[:, i] for i, n in enumerate(EXPRESSION_NAMES)}
     au = np.stack([np.max([col[b] for b in AU_BLENDSHAPES[a]], 0) >= AU_THRESHOLD for a in AU_NAMES], 1)  # (F, 15)
     smile = (col["mouthSmileLeft"] + col["mouthSmileRight"]) / 2
-    brow = col["browInnerUp"]; nod = np.clip(state["pitch"], 0, None) / 0.1
+    brow = col["browInnerUp"]
+    nod = np.clip(state["pitch"], 0, None) / 0.1
     valence = np.tanh(2.2 * smile - 0.2 + 0.5 * nod)
     arousal = np.tanh(1.2 * state["loud"] + 1.5 * brow + 0.8 * smile - 0.8)
     logits = np.stack([1 - 2 * smile - 1.5 * brow, 5 * smile - 1, np.full_like(smile, -2.5), 3 * brow + col["jawOpen"] - 2,
                        brow - 3, np.full_like(smile, -3.5), 2 * col["browDownLeft"] - 3.5,
                        6 * np.abs(col["mouthSmileLeft"] - col["mouthSmileRight"]) - 3], 1)   # (F, 8)
-    e = np.exp(logits - logits.max(1, keepdims=True)); prob = e / e.sum(1, keepdims=True)
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    prob = e / e.sum(1, keepdims=True)
     return np.concatenate([au.astype(np.float64), valence[:, None], arousal[:, None], prob], 1)
 
 # %% ../../nbs/08c_data.dyadic.ipynb #36cd5387
@@ -394,7 +425,7 @@ def neutral_face() -> np.ndarray:           # (68, 3) mm: X right in the image, 
     P[17:22] = np.stack([np.linspace(-58, -14, 5), -20 - 7 * np.sin(np.pi * u), np.linspace(-70, -88, 5)], 1)
     P[27:31] = [[0, -4, -88], [0, 11, -95], [0, 26, -103], [0, 40, -112]]  # nose bridge 27-30, down to the tip
     P[31:34] = [[-15, 47, -93], [-8, 49, -99], [0, 50, -102]]              # nostrils 31-35, right to left
-    P[36:42] = [[-46, 0, -78], [-37, -5, -86], [-26, -5, -86], [-17, 0, -84], [-26, 4, -85], [-37, 4, -85]]  # right eye: outer corner, upper lid, inner corner, lower lid
+    P[36:42] = [[-46, 0, -78], [-37, -5, -86], [-26, -5, -86], [-17, 0, -84], [-26, 4, -85], [-37, 4, -85]]  # right eye: outer corner, upper lid, inner corner, lower lid  # noqa: E501
     P[48:52] = [[-25, 72, -92], [-15, 66, -100], [-6, 63.5, -104], [0, 65, -105]]  # outer lips: right corner, upper lip to the middle
     P[57:60] = [[0, 82.5, -103], [-7, 82, -101], [-15, 79, -98]]           # outer lower lip, middle to the right
     P[60:63] = [[-21, 72, -95], [-9, 72, -101], [0, 72, -102]]             # inner lips: right corner, upper; closed at rest
@@ -407,7 +438,8 @@ def face_shape(rng: np.random.Generator,   # the person's random stream
               ) -> np.ndarray:              # (68, 3) mm
     "One person's neutral face: the neutral layout scaled and reshaped a little (symmetric), plus 0.5 mm of asymmetric jitter."
     P = neutral_face()
-    P[:, 0] *= rng.uniform(0.93, 1.07); P[:, 1] *= rng.uniform(0.93, 1.07)        # face width and height
+    P[:, 0] *= rng.uniform(0.93, 1.07)
+    P[:, 1] *= rng.uniform(0.93, 1.07)        # face width and height
     side = np.sign(P[:, 0])
     P[36:48, 0] += side[36:48] * rng.uniform(-2, 2)                               # eye spacing
     P[48:68, 0] *= rng.uniform(0.9, 1.1)                                          # mouth width
@@ -426,10 +458,12 @@ def face_landmarks(face: np.ndarray,       # (F, 58) `face_vector`
                   ) -> np.ndarray:          # (F, 68, 3) mm, head frame (X right, Y down, Z away from the camera)
     "The 68 landmarks of every frame: the neutral shape deformed by the face vector's blendshape weights."
     w = lambda n: _w(face, n)[:, None]                                            # (F, 1)
-    F = len(face); D = np.zeros((F, 68, 3))
+    F = len(face)
+    D = np.zeros((F, 68, 3))
     press = (w("mouthPressLeft") + w("mouthPressRight"))[:, 0] / 2
     contact = np.clip((press - LIP_CONTACT) / (1 - LIP_CONTACT), 0, 1)[:, None]     # 1: lips sealed (a held /p b m/)
-    jaw = w("jawOpen"); gap = jaw * (1 - contact)                                  # lips apart with the jaw unless sealed
+    jaw = w("jawOpen")
+    gap = jaw * (1 - contact)                                  # lips apart with the jaw unless sealed
     D[:, 0:17, 1] += JAW_DROP * jaw * np.sin(np.pi * np.arange(17) / 16) ** 2     # the chin drops, the ears stay
     lower = {57: 1., 66: 1., 56: .8, 58: .8, 65: .8, 67: .8, 55: .45, 59: .45, 48: .15, 54: .15, 60: .15, 64: .15}
     for i, k in lower.items(): D[:, i, 1] += LIP_GAP * k * gap[:, 0]
@@ -457,7 +491,8 @@ def face_landmarks(face: np.ndarray,       # (F, 58) `face_vector`
         for u, l in zip(upper, low):
             D[:, u, 1] += blink * 0.95 * (shape[l, 1] - shape[u, 1]) - LID_RAISE * w(f"eyeWide{side}")[:, 0]
             D[:, l, 1] -= 0.75 * LID_RAISE * np.clip(w(f"eyeSquint{side}") + w(f"cheekSquint{side}"), 0, 1)[:, 0]
-    M = shape[48:68]; cx = M[:, 0].mean()                                          # pucker narrows and protrudes the mouth
+    M = shape[48:68]
+    cx = M[:, 0].mean()                                          # pucker narrows and protrudes the mouth
     pucker = w("mouthPucker")
     X = shape[None] + D                                                            # (F, 68, 3)
     X[:, 48:68, 0] = cx + (X[:, 48:68, 0] - cx) * (1 - PUCKER_NARROW * pucker)
@@ -498,7 +533,9 @@ def gaze_angles(rng: np.random.Generator,  # the person's random stream
                 fps: float = FPS,
                ) -> np.ndarray:             # (F, 2) gaze_angle_x, gaze_angle_y (rad)
     "Fixations on the partner's face, with aversions (more while speaking) and small per-frame tremor."
-    F = len(speaking); out = np.zeros((F, 2)); t = 0
+    F = len(speaking)
+    out = np.zeros((F, 2))
+    t = 0
     offset = rng.normal(0, 0.03, 2)                                               # where this person sees the partner
     while t < F:
         n = max(1, int(round((GAZE_FIXATION[0] + rng.exponential(GAZE_FIXATION[1])) * fps)))
@@ -516,7 +553,7 @@ def _ring(c, r, n):
     return c[..., None, :] + r * np.stack([np.cos(a), np.sin(a), np.zeros(n)], 1)   # (..., n, 3)
 
 def _posed_landmarks(state: dict, face: np.ndarray, rng: np.random.Generator, image_size: int):
-    "The person's face shape (drawn from `rng`), head-frame landmarks (F, 68, 3), rotation (F, 3, 3), translation (F, 3) mm, focal and centre px."
+    "The person's face shape (drawn from `rng`), head-frame landmarks (F, 68, 3), rotation (F, 3, 3), translation (F, 3) mm, focal and centre px."  # noqa: E501
     shape = face_shape(rng)
     P = face_landmarks(face, shape) - np.array(OF_ORIGIN)                           # (F, 68, 3) head frame
     R = euler_rotation(state["pitch"], state["yaw"], state["roll"])                 # (F, 3, 3)
@@ -533,11 +570,13 @@ def openface_frames(state: dict,             # one person's per-frame state (`Dy
                     doubt_rate: float = DOUBT_RATE, # low-confidence spells per second
                    ) -> dict:                # OpenFace column -> (F,) for `write_openface_csv` (it numbers frames)
     "What OpenFace 2.0 FeatureExtraction would report for the synthetic face: 2D/3D landmarks, pose, gaze, eyes, AUs."
-    rng = np.random.default_rng(seed); F = len(face)
+    rng = np.random.default_rng(seed)
+    F = len(face)
     P, R, T, f, c = _posed_landmarks(state, face, rng, image_size)
     cam = lambda X: np.einsum("fij,f...j->f...i", R, X) + T.reshape(F, *([1] * (X.ndim - 2)), 3)   # head -> camera
     px = lambda X: f * X[..., :2] / X[..., 2:] + c                                 # pinhole projection
-    L3 = cam(P); L2 = px(L3)                                                        # (F, 68, 3) mm, (F, 68, 2) px
+    L3 = cam(P)
+    L2 = px(L3)                                                        # (F, 68, 3) mm, (F, 68, 2) px
     gaze = gaze_angles(rng, state["loud"] > 0.05, fps)                              # (F, 2) world gaze angles
     eyes, cols = [], {}
     for e, (lid, sign) in enumerate(((range(36, 42), 1.), (range(42, 48), -1.))):   # eye 0 = the image's left one
@@ -549,7 +588,8 @@ def openface_frames(state: dict,             # one person's per-frame state (`Dy
         g = np.stack([np.tan(gaze[:, 0] + sign * 0.015), np.tan(gaze[:, 1]), -np.ones(F)], 1)   # slight vergence
         g /= np.linalg.norm(g, axis=1, keepdims=True)
         for k, ax in enumerate("xyz"): cols[f"gaze_{e}_{ax}"] = g[:, k]
-    E3 = cam(np.concatenate(eyes, 1)); E2 = px(E3)                                  # (F, 56, 3), (F, 56, 2)
+    E3 = cam(np.concatenate(eyes, 1))
+    E2 = px(E3)                                  # (F, 56, 3), (F, 56, 2)
     cols.update(gaze_angle_x=gaze[:, 0], gaze_angle_y=gaze[:, 1])
     for ax, a in (("x", E2[..., 0]), ("y", E2[..., 1]), ("X", E3[..., 0]), ("Y", E3[..., 1]), ("Z", E3[..., 2])):
         cols.update({f"eye_lmk_{ax}_{i}": a[:, i] for i in range(N_EYE_LANDMARKS)})
@@ -570,7 +610,9 @@ def openface_frames(state: dict,             # one person's per-frame state (`Dy
                 for v in cols.values(): v[k] = 0
             else:
                 conf[k] = rng.uniform(0.3, 0.7)
-                for i in range(N_LANDMARKS): cols[f"x_{i}"][k] += rng.normal(0, 3); cols[f"y_{i}"][k] += rng.normal(0, 3)
+                for i in range(N_LANDMARKS):
+                    cols[f"x_{i}"][k] += rng.normal(0, 3)
+                    cols[f"y_{i}"][k] += rng.normal(0, 3)
     cols.update(confidence=conf, success=success)
     return cols
 
@@ -595,7 +637,8 @@ def video_frames(state: dict,             # one person's per-frame state (`DyadR
     strokes = [(kind, L[:, idx].reshape(len(L), -1).tolist(), _COLOURS[col]) for kind, idx, col in _STROKES]   # flat x, y lists
     out = []
     for i in range(len(L)):
-        im = Image.new("RGB", (size, size), _COLOURS["bg"]); d = ImageDraw.Draw(im)
+        im = Image.new("RGB", (size, size), _COLOURS["bg"])
+        d = ImageDraw.Draw(im)
         for kind, xy, col in strokes:
             if kind == "polygon": d.polygon(xy[i], fill=col, outline=_COLOURS["lids"] if col == _COLOURS["eye"] else None)
             else: d.line(xy[i], fill=col, width=1)
@@ -620,8 +663,12 @@ def reaction_match(triggers: list,        # speaker events: dicts with 'type' an
         used = [False] * len(trig)
         for r in react:
             for i, s in enumerate(trig):
-                if not used[i] and lo <= r - s <= hi: used[i] = True; matched += 1; break
-        n_trig += len(trig); n_react += len(react)
+                if not used[i] and lo <= r - s <= hi:
+                    used[i] = True
+                    matched += 1
+                    break
+        n_trig += len(trig)
+        n_react += len(react)
     return matched, n_trig, n_react
 
 def match_f1(triggers: list, reactions: list, duration: float) -> float:
@@ -646,11 +693,13 @@ def clip_events(events: dict,            # one person's `DyadRecording.events`
                ) -> dict:                 # the same keys, events inside [start, end), times made clip-local
     "The events of one clip, with times (and trigger times) relative to the clip start."
     def local(e):
-        e = dict(e); e["t"] = round(e["t"] - start, 4)
+        e = dict(e)
+        e["t"] = round(e["t"] - start, 4)
         if "trigger_t" in e: e["trigger_t"] = round(e["trigger_t"] - start, 4)
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in e.items()}
     out = {k: [local(e) for e in events[k] if start <= e["t"] < end] for k in ("triggers", "reactions", "blinks")}
-    out["speaking"] = [[round(max(a, start) - start, 4), round(min(b, end) - start, 4)] for a, b in events["speaking"] if b > start and a < end]
+    out["speaking"] = [[round(max(a, start) - start, 4), round(min(b, end) - start, 4)] for a,
+                       b in events["speaking"] if b > start and a < end]
     return out
 
 def dyad_recordings(preset: str | DyadicPreset = "tiny", # a key of `DYADIC_PRESETS` or a preset
@@ -667,8 +716,10 @@ def dyad_recordings(preset: str | DyadicPreset = "tiny", # a key of `DYADIC_PRES
     for d in dyads:
         turns = []
         for turn in scripts[d.script].turns:
-            turns.append(utts[i: i + len(turn.sentences)]); i += len(turn.sentences)
-        per_dyad.append((turns, (utts[i], utts[i + 1]))); i += 2
+            turns.append(utts[i: i + len(turn.sentences)])
+            i += len(turn.sentences)
+        per_dyad.append((turns, (utts[i], utts[i + 1])))
+        i += 2
     n_frames = cfg.clips * cfg.clip_frames
     for d, (turns, bc) in zip(dyads, per_dyad):
         group = [t for e, (t, _) in zip(dyads, per_dyad) if e.script == d.script]
@@ -688,7 +739,10 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
                            video: bool = True,               # write the stand-in frames (Video_files/<seq>/1.png ...)
                           ) -> dict:                          # the metadata written to metadata.json
     "Generate the synthetic dyadic corpus in the REACT2024 layout, with ground-truth events and computed appropriateness."
-    cfg = _preset(preset); out = Path(out); T = cfg.clip_frames; dur = T / FPS
+    cfg = _preset(preset)
+    out = Path(out)
+    T = cfg.clip_frames
+    dur = T / FPS
     samples = {s: [] for s in SPLITS}                    # per split: (speaker rel, listener rel, speaker events, listener events)
     n_dyads = sum(cfg.dyads)
     recs = dyad_recordings(cfg, seed, workers, progress)
@@ -700,7 +754,8 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
         ofs = [openface_frames(st, f, seed=[seed, 5150, d.index, p]) for p, (st, f) in enumerate(zip(rec.state, faces))]
         vids = [video_frames(st, f, seed=[seed, 5150, d.index, p]) if video else None for p, (st, f) in enumerate(zip(rec.state, faces))]
         for c in range(cfg.clips):
-            a, b = c * T, (c + 1) * T; t0, t1 = a / FPS, b / FPS
+            a, b = c * T, (c + 1) * T
+            t0, t1 = a / FPS, b / FPS
             ev = []
             for p, person in enumerate(d.persons):
                 rel = f"{cfg.site}/{d.chat}/{person.name}/{c + 1}"
@@ -708,7 +763,8 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
                                      np.clip(hi[p][a * 1764: b * 1764], -1, 1))                      # 1764 samples per frame
                 write_openface_csv(react_paths(out, d.split, rel)["openface"], {k: v[a:b] for k, v in ofs[p].items()})  # our extension
                 if video: write_video_frames(react_paths(out, d.split, rel)["video"], vids[p][a:b])           # 1.png ... T.png
-                e = clip_events(rec.events[p], t0, t1); ev.append((rel, e))
+                e = clip_events(rec.events[p], t0, t1)
+                ev.append((rel, e))
                 ann = dict(person=person.name, chat=d.chat, dyad=d.index, script=d.script, clip=c + 1, start=round(t0, 4),
                            frames=T, fps=FPS, voice=person.voice, pitch=person.pitch, rate=person.rate,
                            listener_style=asdict(person.listening), speaking_style=asdict(person.speaking),
@@ -721,7 +777,7 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
         spk = [r[2]["triggers"] for r in rows] + [r[3]["triggers"] for r in rows]      # mirrored: i < N, then N + i swapped
         lis = [r[3]["reactions"] for r in rows] + [r[2]["reactions"] for r in rows]
         a, score = appropriateness_matrix(spk, lis, dur)
-        with atomic_write(appropriateness_path(out, split)) as f: np.save(f, a.astype(np.float64))   # 0/1 float64, as matrix_split.py writes
+        with atomic_write(appropriateness_path(out, split)) as f: np.save(f, a.astype(np.float64))  # 0/1 float64, as matrix_split.py writes
         with atomic_write(out / f"appropriateness_scores_{split}.npy") as f: np.save(f, score.astype(np.float32))
         meta_splits[split] = dict(pairs=len(rows), samples=2 * len(rows),
                                   appropriate_per_speaker=float(a.sum(1).mean()) if rows else None,
@@ -749,7 +805,8 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
     return meta
 
 # %% ../../nbs/08c_data.dyadic.ipynb #2e3ad157
-_GENERATOR_MODULES = ("speechface.data.dyadic", "speechface.data.react", "speechface.data.openface", "speechface.data.articulation", "speechface.data.espeak",
+_GENERATOR_MODULES = ("speechface.data.dyadic", "speechface.data.react", "speechface.data.openface", "speechface.data.articulation",
+                      "speechface.data.espeak",
                       "speechface.data.synth", "speechface.core")
 
 def dyadic_fingerprint(preset: str, seed: int) -> str:

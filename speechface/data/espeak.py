@@ -45,12 +45,14 @@ class Utterance:
 class Espeak:
     "A handle on the libespeak-ng shipped by `espeakng-loader` (one engine per process, thread-safe)."
     _lock = threading.Lock()
-    _lib = None; _sr = None
+    _lib = None
+    _sr = None
 
     def __init__(self):
         with Espeak._lock:
             if Espeak._lib is None: Espeak._load()
-        self._chunks: list[np.ndarray] = []; self._events: list[tuple] = []
+        self._chunks: list[np.ndarray] = []
+        self._events: list[tuple] = []
         self._cb = _CALLBACK(self._on_synth)  # keep a reference: the C side calls it
 
     @classmethod
@@ -88,7 +90,8 @@ class Espeak:
         lib = Espeak._lib
         with Espeak._lock:
             if seed is not None:
-                lib.espeak_ng_SetRandSeed(ctypes.c_long(seed)); ctypes.CDLL(None).srand(ctypes.c_uint(seed))
+                lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
+                ctypes.CDLL(None).srand(ctypes.c_uint(seed))
             self._chunks, self._events = [], []
             lib.espeak_SetSynthCallback(self._cb)
             if lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -119,10 +122,16 @@ def _intervals(audio, sr, text, events) -> Utterance:
         label, st = _split_stress(nm)
         if label in PAUSE_PHONEMES or label.startswith("_"): label, st = "", 0
         if phones and label == "" and phones[-1][2] == "":                 # merge silences
-            phones[-1] = (phones[-1][0], e, ""); continue
-        phones.append((s, e, label)); stress.append(st)
-    if phones and phones[0][0] > 0: phones.insert(0, (0, phones[0][0], "")); stress.insert(0, 0)
-    if phones and phones[-1][1] < n: phones.append((phones[-1][1], n, "")); stress.append(0)
+            phones[-1] = (phones[-1][0], e, "")
+            continue
+        phones.append((s, e, label))
+        stress.append(st)
+    if phones and phones[0][0] > 0:
+        phones.insert(0, (0, phones[0][0], ""))
+        stress.insert(0, 0)
+    if phones and phones[-1][1] < n:
+        phones.append((phones[-1][1], n, ""))
+        stress.append(0)
     wev = [(e[1], e[2], e[3]) for e in events if e[0] == "w"]
     words = []
     for i, (s, pos, _) in enumerate(wev):
@@ -144,7 +153,9 @@ def _synth_one(job: dict) -> Utterance:
 def _workers_skip_main():
     "While open, new multiprocessing workers do not re-run the caller's `__main__` (they need nothing from it)."
     main = sys.modules.get("__main__")
-    if main is None: yield; return
+    if main is None:
+        yield
+        return
     saved = getattr(main, "__spec__", None)
     main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)   # workers skip a main module named '__main__'
     try: yield

@@ -68,7 +68,8 @@ def _plain(path, key: str, v) -> np.ndarray:
         return _plain(path, key, v.state["x"])
     if isinstance(v, _SparseState):
         import scipy.sparse
-        s = v.state; shape = tuple(int(n) for n in s.get("_shape", s.get("shape")))
+        s = v.state
+        shape = tuple(int(n) for n in s.get("_shape", s.get("shape")))
         check_budget(8 * int(np.prod(shape, dtype=np.float64)), path, f"'{key}' as a dense {shape} array")   # before toarray()
         make = scipy.sparse.csc_matrix if v.format == "csc" else scipy.sparse.csr_matrix
         return make((s["data"], s["indices"], s["indptr"]), shape=shape).toarray()
@@ -109,11 +110,13 @@ def _read_flame_file(p: Path) -> dict:
         try: return load_npz(p, keys=(), optional=FLAME_KEYS, what="FLAME model")   # missing keys: named by load_flame_model
         except DataFileError as e:
             why = " (pickled objects are never loaded)" if "Python objects" in str(e) else ""
-            raise FlameModelError(f"{e}{why}; a FLAME 2020 model holds {list(FLAME_KEYS)} as plain arrays (see the conversion one-liner)") from None
+            raise FlameModelError(f"{e}{why}; a FLAME 2020 model holds {list(FLAME_KEYS)} as plain arrays (see the conversion one-liner)") from None  # noqa: E501
     try: d = safe_load_pickle(p, unpickler=_FlameUnpickler)          # regular file, budget, sizes bounded by the file
     except UnsafePickleError: raise
     except UserError as e: raise FlameModelError(f"{e}; download FLAME 2020 again from {FLAME_URL}") from None
-    if not isinstance(d, dict): raise FlameModelError(f"{shown(p)}: expected a pickled dict of arrays (FLAME's generic_model.pkl), got {type(d).__name__}")
+    if not isinstance(d,
+                      dict): raise FlameModelError(f"{shown(p)}: expected a pickled dict of arrays (FLAME's generic_model.pkl), got "
+                                                   f"{type(d).__name__}")
     try: return {k: _plain(p, k, v) for k, v in d.items() if k in FLAME_KEYS}
     except FlameModelError: raise
     except (KeyError, TypeError, ValueError, IndexError) as e:       # a sparse matrix or chumpy state that is not what it claims
@@ -127,7 +130,7 @@ def load_flame_model(path: str | Path | None = None,        # generic_model.pkl 
     p = flame_model_path(path)
     d = _read_flame_file(p)
     missing = [k for k in FLAME_KEYS if k not in d]
-    if missing: raise FlameModelError(f"{shown(p)}: missing key(s) {missing}; a FLAME 2020 model has {list(FLAME_KEYS)} (found {sorted(d)})")
+    if missing: raise FlameModelError(f"{shown(p)}: missing key(s) {missing}; a FLAME 2020 model has {list(FLAME_KEYS)} (found {sorted(d)})")  # noqa: E501
     odd = [f"{k} ({d[k].dtype}, {d[k].ndim}-d)" for k in FLAME_KEYS if d[k].ndim == 0 or not np.issubdtype(d[k].dtype, np.number)]
     if odd: raise FlameModelError(f"{shown(p)}: {', '.join(odd)} not numeric arrays; a FLAME 2020 model holds numeric arrays only")
     v, sd, pd_, Jr, w, kt, f = (d[k] for k in FLAME_KEYS)
@@ -136,8 +139,10 @@ def load_flame_model(path: str | Path | None = None,        # generic_model.pkl 
             "J_regressor": (J, V), "weights": (V, J), "kintree_table": (2, J), "f": (f.shape[0], 3)}
     bad = [f"{k} {d[k].shape} (expected {s})" for k, s in want.items() if d[k].shape != s]
     if bad: raise FlameModelError(f"{shown(p)}: inconsistent shapes: {'; '.join(bad)}")
-    if sd.shape[-1] < n_expressions: raise FlameModelError(f"{shown(p)}: shapedirs has {sd.shape[-1]} directions, fewer than the {n_expressions} expressions asked for")
-    parents = kt[0].astype(np.int64); parents[0] = -1                # the root's parent is stored as 2**32 - 1
+    if sd.shape[-1] < n_expressions: raise FlameModelError(f"{shown(p)}: shapedirs has {sd.shape[-1]} directions, fewer than the "
+                                                           f"{n_expressions} expressions asked for")
+    parents = kt[0].astype(np.int64)
+    parents[0] = -1                # the root's parent is stored as 2**32 - 1
     if J <= FLAME_JAW or (parents[1:] >= np.arange(1, J)).any() or (parents[1:] < 0).any():
         raise FlameModelError(f"{shown(p)}: kintree_table's parents {kt[0].tolist()} are not a tree with the jaw as joint {FLAME_JAW}")
     f64 = lambda a: np.asarray(a, np.float64)
@@ -160,9 +165,11 @@ def flame_vertices(model: FlameModel,
     E = np.asarray(expressions, np.float64)
     if E.ndim != 2 or not 0 < E.shape[1] <= model.n_expressions:
         raise FlameModelError(f"expressions must be (T, E) with 1 <= E <= {model.n_expressions}, got shape {E.shape}")
-    T, V = len(E), model.n_vertices
+    T = len(E)
     jaw = np.zeros((T, 3)) if jaw is None else np.asarray(jaw, np.float64)
-    if jaw.shape != (T, 3): raise FlameModelError(f"jaw must be (T, 3) axis-angle with T = {T} (the expressions' frames), got shape {jaw.shape}")
+    if jaw.shape != (T,
+                     3): raise FlameModelError(f"jaw must be (T, 3) axis-angle with T = {T} (the expressions' frames), got shape "
+                                               f"{jaw.shape}")
     if not (np.isfinite(E).all() and np.isfinite(jaw).all()): raise FlameModelError("expressions or jaw contain NaN/inf")
     S0 = model.shapedirs.shape[-1] - model.n_expressions                        # first expression column
     tpl = model.v_template
@@ -173,14 +180,18 @@ def flame_vertices(model: FlameModel,
     v = tpl[None] + np.einsum("vck,tk->tvc", model.shapedirs[..., S0:S0 + E.shape[1]], E)   # (T, V, 3) shaped
     Jt = np.einsum("jv,tvc->tjc", model.J_regressor, v)                         # (T, J, 3) rest joints
     nJ = len(model.parents)
-    pose = np.zeros((T, nJ, 3)); pose[:, FLAME_JAW] = jaw
+    pose = np.zeros((T, nJ, 3))
+    pose[:, FLAME_JAW] = jaw
     R = axis_angle_to_matrix(pose)                                              # (T, J, 3, 3)
     feat = (R[:, 1:] - np.eye(3)).reshape(T, -1)                                # (T, 9 (J - 1))
     v = v + np.einsum("vck,tk->tvc", model.posedirs, feat)                     # (T, V, 3) pose correctives
-    G = np.zeros((T, nJ, 4, 4)); G[..., 3, 3] = 1
+    G = np.zeros((T, nJ, 4, 4))
+    G[..., 3, 3] = 1
     for j in range(nJ):                                                         # parents come before children
         p = model.parents[j]
-        local = np.zeros((T, 4, 4)); local[:, :3, :3] = R[:, j]; local[:, 3, 3] = 1
+        local = np.zeros((T, 4, 4))
+        local[:, :3, :3] = R[:, j]
+        local[:, 3, 3] = 1
         local[:, :3, 3] = Jt[:, j] - (Jt[:, p] if p >= 0 else 0)
         G[:, j] = local if p < 0 else G[:, p] @ local
     G[..., :3, 3] -= np.einsum("tjab,tjb->tja", G[..., :3, :3], Jt)             # remove the rest position

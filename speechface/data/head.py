@@ -4,7 +4,7 @@
 
 # %% ../../nbs/05_data.head.ipynb #b4e3250a
 from __future__ import annotations
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial import ConvexHull
@@ -32,7 +32,8 @@ class HeadShape:
         j = lambda lo, hi: float(rng.uniform(lo, hi))
         # mouth_elev and mouth_half_width stay at their defaults: they fix the lattice, and every subject of a
         # corpus must share one topology (same V, same faces), as in VOCASET.
-        return cls(radii=(j(0.072, 0.084), j(0.098, 0.112), j(0.088, 0.100)), nose=j(0.018, 0.030), lips=j(0.008, 0.014), chin=j(0.006, 0.014),
+        return cls(radii=(j(0.072, 0.084), j(0.098, 0.112), j(0.088, 0.100)), nose=j(0.018, 0.030), lips=j(0.008, 0.014),
+                   chin=j(0.006, 0.014),
                    brow=j(0.004, 0.009), eye_depth=j(0.006, 0.011), jaw_taper=j(0.12, 0.24))
 
 @dataclass
@@ -56,7 +57,8 @@ def _fibonacci_sphere(n: int) -> np.ndarray:
     "n near-uniform unit vectors (golden-angle spiral), deterministic."
     i = np.arange(n) + 0.5
     y = 1 - 2 * i / n
-    r = np.sqrt(1 - y * y); phi = np.pi * (3 - np.sqrt(5)) * i
+    r = np.sqrt(1 - y * y)
+    phi = np.pi * (3 - np.sqrt(5)) * i
     return np.stack([r * np.sin(phi), y, r * np.cos(phi)], -1)
 
 def _to_angles(d: np.ndarray) -> np.ndarray:
@@ -123,10 +125,14 @@ def build_head(n_vertices: int = 1000,          # exact vertex count V (5023 giv
     up = np.stack([phis[1:-1], np.full(m - 2, s.mouth_elev + lip_gap)], -1)
     lo = np.stack([phis[1:-1], np.full(m - 2, s.mouth_elev - lip_gap)], -1)
     ang = np.concatenate([kept, corners, up, lo])                         # (V, 2)
-    n0 = len(kept); i_corner = np.array([n0, n0 + 1]); i_up = n0 + 2 + np.arange(m - 2); i_lo = i_up + (m - 2)
+    n0 = len(kept)
+    i_corner = np.array([n0, n0 + 1])
+    i_up = n0 + 2 + np.arange(m - 2)
+    i_lo = i_up + (m - 2)
     hull = ConvexHull(_to_dirs(ang))
     faces = hull.simplices.copy()
-    lipline = np.zeros(len(ang), bool); lipline[n0:] = True
+    lipline = np.zeros(len(ang), bool)
+    lipline[n0:] = True
     faces = faces[~lipline[faces].all(1)]                                 # open the mouth slit
     dirs = _to_dirs(ang)                                                  # orient outward (sphere: normal ~ position)
     nrm = np.cross(dirs[faces[:, 1]] - dirs[faces[:, 0]], dirs[faces[:, 2]] - dirs[faces[:, 0]])
@@ -142,8 +148,12 @@ def _regions(a, s: HeadShape, i_corner, i_up, i_lo) -> dict:
     ell = lambda p0, t0, hp, ht: ((phi - p0) / hp) ** 2 + ((th - t0) / ht) ** 2 <= 1
     front = np.abs(phi) < 1.25
     lips = ell(0, s.mouth_elev, s.mouth_half_width * 1.12, 0.13)
-    upper_lip = lips & (th >= s.mouth_elev); upper_lip[i_lo] = False; upper_lip[i_up] = True
-    lower_lip = lips & (th <= s.mouth_elev); lower_lip[i_up] = False; lower_lip[i_lo] = True
+    upper_lip = lips & (th >= s.mouth_elev)
+    upper_lip[i_lo] = False
+    upper_lip[i_up] = True
+    lower_lip = lips & (th <= s.mouth_elev)
+    lower_lip[i_up] = False
+    lower_lip[i_lo] = True
     l_eye, r_eye = ell(0.36, 0.10, 0.22, 0.12), ell(-0.36, 0.10, 0.22, 0.12)
     forehead = front & (th > 0.26) & (th < 0.85) & (np.abs(phi) < 0.9)
     face = front & (th > s.mouth_elev - 0.55) & (th < 0.85)

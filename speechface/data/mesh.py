@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import safe_load_pickle, UserError, DataFileError, check_budget, regular_file, safe_name, shown
+from ..core import safe_load_pickle, UserError, check_budget, regular_file, safe_name, shown
 
 # %% auto #0
 __all__ = ['REGION_FILE_NAMES', 'as_vertices', 'as_flat', 'MeshDataError', 'load_templates', 'load_regions', 'upper_face_indices',
@@ -103,7 +103,8 @@ def load_regions(path: str | Path,            # `FLAME_masks.pkl`, the synthetic
     for f in files:
         if f.suffix == ".txt": named = {REGION_FILE_NAMES.get(f.stem, f.stem): _read_index_text(f)}
         else: named = _load_dict(f, "region -> vertex indices")
-        raw.update(named); source.update({k: f for k in named})
+        raw.update(named)
+        source.update({k: f for k in named})
     out = {}
     for name, idx in raw.items():
         if not isinstance(name, str):
@@ -111,7 +112,8 @@ def load_regions(path: str | Path,            # `FLAME_masks.pkl`, the synthetic
         idx = _numeric(idx, source[name], f"region {shown(repr(name))}")
         if idx.dtype == bool: idx = np.flatnonzero(idx)
         if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
-            raise MeshDataError(f"{shown(source[name])}: region {shown(repr(name))} is not a 1-D integer index array (got {idx.dtype}, {idx.shape})")
+            raise MeshDataError(f"{shown(source[name])}: region {shown(repr(name))} is not a 1-D integer index array (got {idx.dtype}, "
+                                f"{idx.shape})")
         if n_vertices is not None and idx.size and (idx.min() < 0 or idx.max() >= n_vertices):
             raise MeshDataError(f"{shown(source[name])}: region {shown(repr(name))} has indices outside [0, {n_vertices})")
         out[name] = idx.astype(np.int64)
@@ -170,10 +172,12 @@ def export_sequence(seq: np.ndarray,       # (T, 3V) or (T, V, 3)
     "Write every frame of a sequence as a mesh file; return the paths."
     import trimesh
     if fmt not in ("obj", "ply"): raise ValueError(f"fmt must be 'obj' or 'ply', got {fmt!r}")
-    v = as_vertices(np.asarray(seq)); faces = np.asarray(faces)
+    v = as_vertices(np.asarray(seq))
+    faces = np.asarray(faces)
     if faces.max() >= v.shape[-2]:
         raise ValueError(f"faces index vertex {faces.max()} but the sequence has {v.shape[-2]} vertices")
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for t, frame in enumerate(v):
         p = out_dir / f"{stem}_{t:05d}.{fmt}"

@@ -65,7 +65,7 @@ class OpenFaceFrames:
     def __len__(self) -> int: return len(self.valid)
 
 def read_openface_csv(path: str | Path,             # FeatureExtraction output
-                      min_confidence: float = 0.8,   # frames below this landmark confidence are invalid (OpenFace's own visualiser hides faces below 0.2-0.5; 0.8 is conservative for training)
+                      min_confidence: float = 0.8,   # frames below this landmark confidence are invalid (OpenFace's own visualiser hides faces below 0.2-0.5; 0.8 is conservative for training)  # noqa: E501
                       face_id: int | None = None,    # keep one face of a multi-face file
                      ) -> OpenFaceFrames:
     "Read an OpenFace 2.x CSV (`, ` or `,` separated) into named column arrays and a per-frame validity mask."
@@ -78,7 +78,8 @@ def read_openface_csv(path: str | Path,             # FeatureExtraction output
     if len(set(names)) != len(names): raise OpenFaceError(f"{shown(path)}: the header repeats a column name. {fix}")
     need = {"frame", "timestamp", "confidence", "success"}
     if not need <= set(names):
-        raise OpenFaceError(f"{shown(path)}: the header lacks {sorted(need - set(names))} (first fields: {[n[:40] for n in names[:5]]}): not an "
+        raise OpenFaceError(f"{shown(path)}: the header lacks {sorted(need - set(names))} (first fields: {[n[:40] for n in names[:5]]}): "
+                            "not an "
                             f"OpenFace sequence CSV (single images write 'face, confidence'). {fix}")
     if len(lines) < 2: raise OpenFaceError(f"{shown(path)}: has a header but no frames. {fix}")
     data = np.empty((len(lines) - 1, len(names)))
@@ -90,14 +91,15 @@ def read_openface_csv(path: str | Path,             # FeatureExtraction output
         try: data[i] = [float(c) for c in cells]
         except ValueError:
             j = next(j for j, c in enumerate(cells) if not _is_float(c))
-            raise OpenFaceError(shown(f"{path}: line {i + 2}, column {names[j][:40]!r} is {cells[j].strip()[:40]!r}, not a number. {fix}")) from None
+            raise OpenFaceError(shown(f"{path}: line {i + 2}, column {names[j][:40]!r} is {cells[j].strip()[:40]!r}, not a number. {fix}")) from None  # noqa: E501
     cols = dict(zip(names, data.T))
     if not np.isfinite(cols["timestamp"]).all() or ("face_id" in cols and not np.isfinite(cols["face_id"]).all()):
         raise OpenFaceError(f"{shown(path)}: a timestamp or face_id is NaN/inf; the file is damaged. {fix}")
     if face_id is not None:
         if "face_id" not in cols: raise OpenFaceError(f"{shown(path)}: face_id={face_id} requested but the file has no face_id column")
         keep = cols["face_id"] == face_id
-        if not keep.any(): raise OpenFaceError(f"{shown(path)}: no rows with face_id {face_id} (present: {sorted(set(cols['face_id'].astype(int)))})")
+        if not keep.any(): raise OpenFaceError(f"{shown(path)}: no rows with face_id {face_id} (present: "
+                                               f"{sorted(set(cols['face_id'].astype(int)))})")
         cols = {k: v[keep] for k, v in cols.items()}
     elif "face_id" in cols and len(set(cols["face_id"])) > 1:
         raise OpenFaceError(f"{shown(path)}: holds {len(set(cols['face_id']))} faces (face_id {sorted(set(cols['face_id'].astype(int)))}); "
@@ -121,10 +123,12 @@ def _read_text(path: Path, fix: str) -> str:
     try: return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
-        raise OpenFaceError(f"{shown(path)}: line {line} is not UTF-8 text (byte {data[e.start]:#04x}): not an OpenFace CSV. {fix}") from None
+        raise OpenFaceError(f"{shown(path)}: line {line} is not UTF-8 text (byte {data[e.start]:#04x}): not an OpenFace CSV. {fix}") from None  # noqa: E501
 
 def _is_float(s: str) -> bool:
-    try: float(s); return True
+    try:
+        float(s)
+        return True
     except ValueError: return False
 
 # %% ../../nbs/08a_data.openface.ipynb #cfbdb488
@@ -143,7 +147,8 @@ def write_openface_csv(path: str | Path,            # where to write (folders ar
             "confidence": np.full(T, 0.98), "success": np.ones(T), **columns}
     row = sep.join(f"%.{_decimals(c)}f" for c in OPENFACE_COLUMNS)                   # one printf format per row
     arr = np.stack([np.broadcast_to(np.asarray(cols.get(c, 0.), dtype=np.float64), (T,)) for c in OPENFACE_COLUMNS], 1)  # (T, 714)
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         f.write(sep.join(OPENFACE_COLUMNS) + "\n")
         f.write("".join(row % tuple(r) + "\n" for r in arr.tolist()))
@@ -186,7 +191,8 @@ def openface_features(frames: OpenFaceFrames | str | Path, # a read CSV or its p
     try: check_budget(T * FEATURE_DIM * 4 * 4, fr.path, f"{T} frames of features (the CSV's time span {t[-1] - t0:.6g} s at {fps} fps)")
     except DataFileError as e: raise OpenFaceError(f"{e}; are its timestamps in seconds?") from None
     tq = t0 + np.arange(T) / fps                                                          # (T,) query times
-    out = np.zeros((T, FEATURE_DIM), np.float32); valid = np.zeros(T, bool)
+    out = np.zeros((T, FEATURE_DIM), np.float32)
+    valid = np.zeros(T, bool)
     tv, sv = t[ok], src[ok]
     if len(tv):
         j = np.searchsorted(tv, tq)                                                       # tv[j-1] <= tq < tv[j]

@@ -5,7 +5,6 @@
 # %% ../../nbs/08b_data.react.ipynb #c379c2b9
 from __future__ import annotations
 import copy, csv, functools, io, os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +57,7 @@ def _check_seq(seq: str,            # a relative sequence path as read, e.g. fro
         raise REACTDataError(shown(f"{source}: {s!r} is not a relative sequence path like 'NoXI/<chat>/<person>/<clip>'. {SEQ_FIX}"))
     try:
         for part in parts: safe_name(part, source, "a part of the sequence path")
-    except DataFileError as e:
+    except DataFileError:
         raise REACTDataError(f"{shown(source)}: {shown(repr(s))} is not a relative sequence path like 'NoXI/<chat>/<person>/<clip>' "
                              f"({shown(repr(part))} is not a plain name). {SEQ_FIX}") from None
     return s
@@ -69,12 +68,14 @@ def react_paths(root: str | Path,  # the corpus folder (holds train/, val/, test
                 source: str | Path | None = None, # where `seq` was read, for messages (default: ROOT/{split}.csv)
                ) -> dict[str, Path]: # modality -> file (emotion, 3dmm, audio, video, openface)
     "The files of one REACT2024 sequence, one per modality folder, each proven to stay inside its folder (no '..', no symlink out)."
-    root = Path(root); source = source if source is not None else root / f"{split}.csv"
+    root = Path(root)
+    source = source if source is not None else root / f"{split}.csv"
     try: safe_name(split, source, "split")
     except DataFileError as e: raise REACTDataError(str(e)) from None
     seq, out, real_root = _check_seq(seq, source), {}, _real_dir(str(root))
     for m, (folder, ext) in MODALITIES.items():                             # inside ROOT: a modality folder may not lead out either
-        rel = f"{split}/{folder}/{seq}{ext}"; p = root / rel
+        rel = f"{split}/{folder}/{seq}{ext}"
+        p = root / rel
         real = os.path.realpath(p) if os.path.islink(p) else os.path.join(_real_dir(str(p.parent)), p.name)
         if os.path.commonpath([real_root, real]) != real_root:               # core.inside words the refusal
             try: inside(root, rel, source, f"the {m} file of sequence")
@@ -91,7 +92,7 @@ _ALIASES = {"NoXI": (("Expert_video", "P1"), ("Novice_video", "P2")),           
             "RECOLA": (("P25", "P1"), ("P41", "P1"), ("P45", "P1"), ("P26", "P2"), ("P42", "P2"), ("P46", "P2"))}
 
 def _resolve(p: Path, modality: str) -> Path:
-    "The file of a modality; for NoXI and RECOLA emotion files also the P1/P2 names some releases use (never a file outside the site's folder)."
+    "The file of a modality; for NoXI and RECOLA emotion files also the P1/P2 names some releases use (never a file outside the site's folder)."  # noqa: E501
     if p.exists() or modality != "emotion": return p
     for site, subs in _ALIASES.items():
         if site in p.parts:
@@ -109,7 +110,9 @@ def _err(path, problem: str, fix: str) -> REACTDataError:
     return REACTDataError(shown(f"{path}: {problem}. {fix}"))
 
 def _is_number(s: str) -> bool:
-    try: float(s); return True
+    try:
+        float(s)
+        return True
     except ValueError: return False
 
 def _regular(path: Path, what: str, fix: str) -> Path:
@@ -144,7 +147,7 @@ def read_emotion_csv(path: str | Path,          # Emotion/<site>/<chat>/<person>
                     ) -> np.ndarray:             # (T, 25) float32: AU[0:15], valence/arousal[15:17], expressions[17:25]
     "Read a REACT2024 emotion CSV: one header row, then T rows of 25 numbers (Song et al. 2024, REACT2024 challenge)."
     path = Path(path)
-    fix = f"Expected a header row then rows of {EMOTION_DIM} numbers ({', '.join(EMOTION_COLUMNS[:3])}, ...); re-export the file or copy it again from the corpus"
+    fix = f"Expected a header row then rows of {EMOTION_DIM} numbers ({', '.join(EMOTION_COLUMNS[:3])}, ...); re-export the file or copy it again from the corpus"  # noqa: E501
     rows = _csv_rows(path, "emotion file", fix)
     if not rows: raise _err(path, "emotion file is empty", fix)
     head = [c.strip() for c in rows[0][1]]
@@ -173,12 +176,13 @@ def read_emotion_csv(path: str | Path,          # Emotion/<site>/<chat>/<person>
 def write_emotion_csv(path: str | Path,    # where to write (folders are created)
                       emotion: np.ndarray, # (T, 25) AU, valence/arousal, expression probabilities
                      ) -> Path:
-    "Write `emotion` in the REACT2024 Emotion format: a header row, then one comma-separated row of 25 numbers per frame (9 significant digits: float32 round-trips exactly)."
+    "Write `emotion` in the REACT2024 Emotion format: a header row, then one comma-separated row of 25 numbers per frame (9 significant digits: float32 round-trips exactly)."  # noqa: E501
     e = np.asarray(emotion, dtype=np.float64)
     if e.ndim != 2 or e.shape[1] != EMOTION_DIM or len(e) == 0:
         raise ValueError(f"emotion must be (T, {EMOTION_DIM}) with T >= 1, got shape {e.shape}")
     if not np.isfinite(e).all(): raise ValueError("emotion contains NaN/inf; the corpus has none")
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     np.savetxt(path, e, fmt="%.9g", delimiter=",", header=",".join(EMOTION_COLUMNS), comments="")
     return path
 
@@ -198,7 +202,7 @@ def read_3dmm_npy(path: str | Path,            # 3D_FV_files/<site>/<chat>/<pers
                  ) -> np.ndarray:               # (T, 58) float32: expression[0:52], angle[52:55], translation[55:58]
     "Read FaceVerse coefficients stored (T, 1, 58) (as REACT2024 ships them) or (T, 58)."
     path = Path(path)
-    fix = f"Expected a NumPy .npy array of shape (T, 1, {FV_DIM}) or (T, {FV_DIM}); copy the file again from the corpus or rewrite it with `write_3dmm_npy`"
+    fix = f"Expected a NumPy .npy array of shape (T, 1, {FV_DIM}) or (T, {FV_DIM}); copy the file again from the corpus or rewrite it with `write_3dmm_npy`"  # noqa: E501
     a = _load_npy(path, "3DMM file", fix)
     if not np.issubdtype(a.dtype, np.number): raise _err(path, f"has dtype {a.dtype}, not numbers", fix)
     if a.ndim == 3 and a.shape[1] == 1 and a.shape[2] == FV_DIM: a = a[:, 0]        # (T, 58)
@@ -218,7 +222,8 @@ def write_3dmm_npy(path: str | Path,   # where to write (folders are created)
     c = np.asarray(coeffs)
     if c.ndim != 2 or c.shape[1] != FV_DIM or len(c) == 0:
         raise ValueError(f"coeffs must be (T, {FV_DIM}) with T >= 1, got shape {c.shape}")
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, c.astype(np.float32)[:, None, :])                                # (T, 1, 58)
     return path
 
@@ -233,7 +238,8 @@ def read_pairs_csv(path: str | Path,  # ROOT/train.csv, val.csv or test.csv
     if not rows: raise _err(path, "pairs file is empty", fix)
     head = [c.strip() for c in rows[0][1]]
     try: si, li = head.index("speaker_path"), head.index("listener_path")
-    except ValueError: raise _err(path, f"header is {[c[:40] for c in rows[0][1][:6]]!r}, without 'speaker_path' and 'listener_path'", fix) from None
+    except ValueError: raise _err(path, f"header is {[c[:40] for c in rows[0][1][:6]]!r}, without 'speaker_path' and 'listener_path'",
+                                  fix) from None
     split = path.stem if path.stem in REACT_SPLITS else None          # a corpus' own pairs file: check where its rows lead
     _real_dir.cache_clear()                                           # folders resolved afresh for every pairs file read
     out = []
@@ -248,9 +254,11 @@ def read_pairs_csv(path: str | Path,  # ROOT/train.csv, val.csv or test.csv
 
 def write_pairs_csv(path: str | Path, pairs: list[tuple[str, str]]) -> Path:
     "Write pairs as REACT2024 does (a pandas-style index column, then speaker_path, listener_path)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n"); w.writerow(["", "speaker_path", "listener_path"])
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["", "speaker_path", "listener_path"])
         for i, (s, l) in enumerate(pairs): w.writerow([i, s, l])
     return path
 
@@ -371,9 +379,12 @@ def read_video_frames(frames: list,              # frame files (`list_video_fram
 def read_video_mp4(path: str | Path, start: int = 0, stop: int | None = None) -> np.ndarray: # (stop - start, H, W, 3) uint8
     "Frames [start, stop) of a clip's .mp4, decoded by imageio-ffmpeg (the mp4 alternative to a frame folder)."
     import imageio_ffmpeg
-    path = _regular(Path(path), "video file", VIDEO_FIX); out = []
+    path = _regular(Path(path), "video file", VIDEO_FIX)
+    out = []
     try:
-        gen = imageio_ffmpeg.read_frames(str(path)); meta = next(gen); w, h = meta["size"]
+        gen = imageio_ffmpeg.read_frames(str(path))
+        meta = next(gen)
+        w, h = meta["size"]
         try: check_budget(((stop or REACT_FRAMES) - start) * w * h * 3, path, "the decoded video")
         except DataFileError as e: raise REACTDataError(str(e)) from None
         for i, fr in enumerate(gen):
@@ -393,7 +404,8 @@ def write_video_frames(folder: str | Path,  # Video_files/<site>/<chat>/<person>
                       ) -> Path:
     "Write a clip's frames as the release stores them: `1.png` ... `T.png` in the clip's own folder."
     from PIL import Image
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     for i, im in enumerate(images, 1):
         im = im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im, np.uint8))
         im.save(folder / f"{i}.png", compress_level=compress_level)
@@ -408,7 +420,8 @@ def _hz_to_mel(f): return 1127.0 * np.log(1.0 + np.asarray(f, np.float64) / 700.
 def _kaldi_tables(sr: int, win: int, n_fft: int, n_mels: int, n_ceps: int, low: float, lifter: float):
     "Povey window (win,), mel filters (n_fft//2 + 1, n_mels), DCT (n_mels, n_ceps) and lifter (n_ceps,), float32 like Kaldi's torch port."
     window = torch.hann_window(win, periodic=False, dtype=torch.float32).pow(0.85)             # Povey: Hann^0.85
-    lo, hi = float(_hz_to_mel(low)), float(_hz_to_mel(0.5 * sr)); step = (hi - lo) / (n_mels + 1)
+    lo, hi = float(_hz_to_mel(low)), float(_hz_to_mel(0.5 * sr))
+    step = (hi - lo) / (n_mels + 1)
     b = torch.arange(n_mels, dtype=torch.float32)[:, None]                                       # (M, 1)
     left, centre, right = lo + b * step, lo + (b + 1.0) * step, lo + (b + 2.0) * step
     mel = 1127.0 * (1.0 + (sr / n_fft) * torch.arange(n_fft // 2, dtype=torch.float32) / 700.0).log()   # (F,) bin centres
@@ -454,14 +467,16 @@ def react_mfcc78(wave: np.ndarray,     # (N,) mono waveform (float64 as soundfil
     w = np.pad(w, (0, n * n_frames - len(w)))
     c = kaldi_mfcc(torch.from_numpy(w.reshape(n_frames, n)).float(), sr).numpy()   # (T, W, 13)
     c = np.swapaxes(c, 1, 2)                                                        # (T, 13, W)
-    d = _deltas(c).astype(np.float32); dd = _deltas(d).astype(np.float32)
+    d = _deltas(c).astype(np.float32)
+    dd = _deltas(d).astype(np.float32)
     return np.stack([c, d, dd], 1).reshape(n_frames, -1).astype(np.float32)         # (T, 3 * 13 * W)
 
 def read_react_wav_raw(path: str | Path) -> np.ndarray:   # (N,) float64 mono at the file's rate (44.1 kHz)
     "A REACT2024 wav as the baseline reads it (soundfile float64, channels averaged), checked first: regular, 44.1 kHz, within budget."
     path = _regular(Path(path), "audio file", "Copy the clip's wav again from the corpus")
     try: info = sf.info(path)
-    except (sf.SoundFileError, RuntimeError) as e: raise _err(path, f"is not a readable audio file ({shown(e)})", "Copy the clip's wav again") from None
+    except (sf.SoundFileError, RuntimeError) as e: raise _err(path, f"is not a readable audio file ({shown(e)})",
+                                                              "Copy the clip's wav again") from None
     if info.samplerate != REACT_AUDIO_SR:
         raise _err(path, f"is sampled at {info.samplerate} Hz, but REACT2024 audio is {REACT_AUDIO_SR} Hz", "Use the corpus' original wav")
     try: check_budget(info.frames * info.channels * 8, path, "the decoded audio")
@@ -475,14 +490,14 @@ class REACTDataset(Dataset):
     def __init__(self,
                  root: str | Path,                    # corpus folder: {split}.csv and {split}/<modality folders>
                  split: str = "train",                # 'train', 'val' or 'test'
-                 modalities: tuple = ("emotion", "3dmm", "audio"), # which to load ('video': frame folders; 'openface' adds (T, 160) features and a mask)
+                 modalities: tuple = ("emotion", "3dmm", "audio"), # which to load ('video': frame folders; 'openface' adds (T, 160) features and a mask)  # noqa: E501
                  mirror: bool = True,                 # 2N samples (speaker<->listener swapped), the evaluation order
                  clip_length: int | None = None,      # frames per item; None: the whole sequence
                  random_crop: bool = False,           # random window start (seeded by seed and index); else frame 0
                  audio: str = "waveform",             # 'waveform' (float32 at sr), 'path', or 'mfcc78' (the baseline's (T, 78) feature)
                  video: str = "path",                 # 'path' (the frame folder or .mp4) or 'frames' ((T, H, W, 3) uint8)
                  sr: int = 16000,                     # audio rate returned (16 kHz: wav2vec2 / Whisper)
-                 mean_face: np.ndarray | str | Path | None = None, # (58,) FaceVerse mean subtracted from 3DMM: the real corpus' mean_face.npy (the baseline always does); none for the synthetic corpus
+                 mean_face: np.ndarray | str | Path | None = None, # (58,) FaceVerse mean subtracted from 3DMM: the real corpus' mean_face.npy (the baseline always does); none for the synthetic corpus  # noqa: E501
                  n_frames: int | None = REACT_FRAMES, # frames every file must have; None: any (emotion and 3DMM must agree)
                  seed: int = 0,                       # for random_crop
                 ):
@@ -545,7 +560,8 @@ class REACTDataset(Dataset):
         return start, start + L
 
     def _load(self, seq: str) -> dict:
-        p = react_paths(self.root, self.split, seq); out = {}
+        p = react_paths(self.root, self.split, seq)
+        out = {}
         if "emotion" in self.modalities: out["emotion"] = read_emotion_csv(_resolve(p["emotion"], "emotion"), self.n_frames)
         if "3dmm" in self.modalities:
             c = read_3dmm_npy(p["3dmm"], self.n_frames)
@@ -567,7 +583,8 @@ class REACTDataset(Dataset):
             n = self.n_frames or next((len(v) for v in out.values()), None)
             out["video"] = list_video_frames(src, n) if src.is_dir() else src            # frames in order, or the .mp4
             if not src.is_dir() and n is None:
-                raise REACTDataError(f"{src}: an .mp4 clip with n_frames=None and no emotion/3DMM: the clip length is unknown; pass n_frames")
+                raise REACTDataError(f"{src}: an .mp4 clip with n_frames=None and no emotion/3DMM: the clip length is unknown; pass "
+                                     "n_frames")
         if "audio" in self.modalities:
             out["audio"] = (str(p["audio"]) if self.audio == "path" else read_react_wav_raw(p["audio"]) if self.audio == "mfcc78"
                             else read_react_wav(p["audio"], self.sr))
@@ -608,7 +625,8 @@ def write_react_sequence(root: str | Path, split: str, seq: str,
                         ) -> dict[str, Path]:
     "Write one sequence's files where REACT2024 keeps them (emotion csv, 3DMM npy, 44.1 kHz 16-bit wav)."
     p = react_paths(root, split, seq)
-    write_emotion_csv(p["emotion"], emotion); write_3dmm_npy(p["3dmm"], coeffs)
+    write_emotion_csv(p["emotion"], emotion)
+    write_3dmm_npy(p["3dmm"], coeffs)
     if audio is not None:
         p["audio"].parent.mkdir(parents=True, exist_ok=True)
         sf.write(p["audio"], np.asarray(audio, np.float32), REACT_AUDIO_SR, subtype="PCM_16")

@@ -24,7 +24,8 @@ class _NumpyOps:
 
 class _TorchOps:
     def __init__(self):
-        import torch; self.t = torch
+        import torch
+        self.t = torch
     def asfloat(self, x): return x if x.is_floating_point() else x.float()
     def sqrt(self, x): return self.t.sqrt(x)
     def sin(self, x): return self.t.sin(x)
@@ -51,11 +52,14 @@ def _check_last(x, shape: tuple, name: str):
 def axis_angle_to_matrix(aa,  # (..., 3) axis-angle vectors (radians), NumPy array or torch tensor
                         ):    # (..., 3, 3) rotation matrices (acting on column vectors)
     "Rodrigues' formula, batched, with series expansions near zero angle (SMPL-X joint rotations -> matrices)."
-    o = _ops(aa); aa = o.asfloat(aa); _check_last(aa, (3,), "axis-angle")
+    o = _ops(aa)
+    aa = o.asfloat(aa)
+    _check_last(aa, (3,), "axis-angle")
     x, y, z = aa[..., 0], aa[..., 1], aa[..., 2]
     t2 = x * x + y * y + z * z                                          # (...,) theta^2
     small = t2 < 1e-6
-    safe = o.where(small, t2 * 0 + 1, t2); th = o.sqrt(safe)
+    safe = o.where(small, t2 * 0 + 1, t2)
+    th = o.sqrt(safe)
     a = o.where(small, 1 - t2 / 6, o.sin(th) / th)                      # sin(theta)/theta
     b = o.where(small, 0.5 - t2 / 24, (1 - o.cos(th)) / safe)           # (1-cos(theta))/theta^2
     row = lambda *v: o.stack(v, -1)
@@ -67,7 +71,9 @@ def axis_angle_to_matrix(aa,  # (..., 3) axis-angle vectors (radians), NumPy arr
 def matrix_to_quaternion(R,  # (..., 3, 3) rotation matrices
                         ):   # (..., 4) unit quaternions (w, x, y, z) with w >= 0
     "Shepperd's method: the best-conditioned of four formulas per matrix, sign fixed to w >= 0."
-    o = _ops(R); R = o.asfloat(R); _check_last(R, (3, 3), "matrix")
+    o = _ops(R)
+    R = o.asfloat(R)
+    _check_last(R, (3, 3), "matrix")
     m00, m01, m02 = R[..., 0, 0], R[..., 0, 1], R[..., 0, 2]
     m10, m11, m12 = R[..., 1, 0], R[..., 1, 1], R[..., 1, 2]
     m20, m21, m22 = R[..., 2, 0], R[..., 2, 1], R[..., 2, 2]
@@ -86,7 +92,9 @@ def matrix_to_quaternion(R,  # (..., 3, 3) rotation matrices
 def quaternion_to_axis_angle(q,  # (..., 4) unit quaternions (w, x, y, z)
                             ):   # (..., 3) axis-angle with angle in [0, pi]
     "theta = 2 atan2(|v|, w) after making w >= 0; series for theta/|v| where |v| is tiny."
-    o = _ops(q); q = o.asfloat(q); _check_last(q, (4,), "quaternion")
+    o = _ops(q)
+    q = o.asfloat(q)
+    _check_last(q, (4,), "quaternion")
     q = o.where(q[..., :1] < 0, -q, q)
     w, v = q[..., 0], q[..., 1:]
     s2 = o.sum(v * v, -1)                                               # (...,) sin^2(theta/2)
@@ -110,7 +118,9 @@ def matrix_to_rot6d(R,  # (..., 3, 3) rotation matrices
 def rot6d_to_matrix(d6,  # (..., 6) two 3-vectors (need not be orthonormal, must not be parallel)
                    ):    # (..., 3, 3) rotation matrices with those as (Gram-Schmidt-ed) rows 0 and 1
     "Gram-Schmidt on the two rows, the third their cross product (Zhou et al. 2019, §B; PyTorch3D's row convention)."
-    o = _ops(d6); d6 = o.asfloat(d6); _check_last(d6, (6,), "rot6d")
+    o = _ops(d6)
+    d6 = o.asfloat(d6)
+    _check_last(d6, (6,), "rot6d")
     a1, a2 = d6[..., :3], d6[..., 3:]
     eps = o.eps(d6)
     b1 = a1 / o.maximum(o.sqrt(o.sum(a1 * a1, -1, keepdims=True)), eps)

@@ -28,7 +28,8 @@ def write_textgrid(path: Path, duration: float, phones: list, stress: list, word
     def tier(name, ivs):
         ivs = [(r(s), r(e), l) for s, e, l in ivs if l and r(e) > r(s)]
         tg.addTier(textgrid.IntervalTier(name, ivs, 0, round(duration, 6)))
-    tier("words", words); tier("phones", phones)
+    tier("words", words)
+    tier("phones", phones)
     tier("stress", [(s, e, {2: "primary", 1: "secondary"}[st]) for (s, e, _), st in zip(phones, stress) if st])
     tg.save(str(path), format="long_textgrid", includeBlankSpaces=True)
 
@@ -50,7 +51,8 @@ def _praat_tokens(text: str, path: Path, bad):
     for m in _PRAAT_TOKEN.finditer(text):
         s, flag, num, open_quote = m.groups()
         if s is None and flag is None and num is None and open_quote is None: continue
-        line += text.count("\n", last, m.start()); last = m.start()
+        line += text.count("\n", last, m.start())
+        last = m.start()
         if open_quote: raise bad(f"line {line}: a string that is never closed")
         if s is not None: yield "s", s.replace('""', '"'), line
         elif flag: yield "f", flag, line
@@ -85,15 +87,19 @@ def read_interval_tiers(path: str | Path) -> dict[str, list[tuple[float, float, 
         return int(x)
     head = take("s", "the file type 'ooTextFile'"), take("s", "the object class 'TextGrid'")
     if head != ("ooTextFile", "TextGrid"): raise bad(f"is an {shown(head[0])} of class {shown(head[1])}, not a text TextGrid")
-    take("n", "the start time"); take("n", "the end time")
+    take("n", "the start time")
+    take("n", "the end time")
     if take("f", "<exists>") == "absent": return {}
     tiers = {}
     for _ in range(count("the number of tiers")):
         cls, name = take("s", "a tier class"), take("s", "a tier name")
-        take("n", "the tier's start time"); take("n", "the tier's end time")
+        take("n", "the tier's start time")
+        take("n", "the tier's end time")
         n = count(f"the size of tier {shown(repr(name))}")
         if cls == "TextTier":
-            for _ in range(n): take("n", "a point's time"); take("s", "a point's mark")
+            for _ in range(n):
+                take("n", "a point's time")
+                take("s", "a point's mark")
             continue
         if cls != "IntervalTier": raise bad(f"tier {shown(repr(name))} is of class {shown(repr(cls))}, not IntervalTier or TextTier")
         entries = []
@@ -105,7 +111,7 @@ def read_interval_tiers(path: str | Path) -> dict[str, list[tuple[float, float, 
     return tiers
 
 def read_textgrid(path: str | Path) -> dict:
-    "Read the interval tiers of a TextGrid as lists of (start, end, label), silences included as ''; a damaged file is one `AlignmentError`."
+    "Read the interval tiers of a TextGrid as lists of (start, end, label), silences included as ''; a damaged file is one `AlignmentError`."  # noqa: E501
     return read_interval_tiers(path)
 
 # %% ../../nbs/03_data.textgrid.ipynb #7b373d6d
@@ -159,7 +165,8 @@ def read_metadata(root: str | Path,           # a corpus folder
                   required: tuple = (),        # fields that must be present (and not null)
                  ) -> dict | None:             # the parsed object, every known field checked; None without metadata.json
     "A corpus' `metadata.json`, read once and checked field by field; its paths proven to stay inside `root`."
-    root = Path(root); path = root / "metadata.json"
+    root = Path(root)
+    path = root / "metadata.json"
     if not os.path.lexists(path): return None
     regular_file(path, "the corpus metadata (metadata.json)")
     check_budget(TEXTGRID_EXPANSION * path.stat().st_size, path, "parsing metadata.json")
@@ -192,7 +199,8 @@ def phone_label(label: str) -> str:
 
 def textgrid_folder(root: str | Path) -> Path:
     "The TextGrid folder of a corpus: the one named in `metadata.json` (synthetic corpus) or `<root>/textgrids`, proven inside `root`."
-    root = Path(root); meta = read_metadata(root)
+    root = Path(root)
+    meta = read_metadata(root)
     name = meta.get("textgrids", "textgrids") if meta else "textgrids"
     return inside(root, name, root / "metadata.json" if meta else root, "the TextGrid folder")
 
@@ -207,19 +215,22 @@ def read_phone_tier(path: str | Path,
     tiers = read_textgrid(path)
     name = "phones" if "phones" in tiers else next((t for t in tiers if t.endswith(" - phones")), None)  # MFA: '<speaker> - phones'
     if name is None:
-        raise AlignmentError(f"{shown(path)}: no 'phones' tier (interval tiers: {shown(sorted(tiers))[:200]}); name the phone tier 'phones'")
+        raise AlignmentError(f"{shown(path)}: no 'phones' tier (interval tiers: {shown(sorted(tiers))[:200]}); name the phone tier 'phones'")  # noqa: E501
     return [(s, e, phone_label(l) if normalize else l) for s, e, l in tiers[name]]
 
 def phone_inventory(root: str | Path) -> list[str]:
     "Sorted normalised phone labels over every TextGrid of a corpus ('' = silence comes first)."
-    folder = textgrid_folder(root); files = sorted(folder.glob("*.TextGrid"))
-    if not files: raise AlignmentError(f"{shown(folder)}: no TextGrid files; phone targets need forced alignments (or trainer.phone_weight=0)")
+    folder = textgrid_folder(root)
+    files = sorted(folder.glob("*.TextGrid"))
+    if not files: raise AlignmentError(f"{shown(folder)}: no TextGrid files; phone targets need forced alignments (or "
+                                       "trainer.phone_weight=0)")
     return sorted({l for f in files for _, _, l in read_phone_tier(f)} | {""})
 
 def frame_phones(tier: list, n_frames: int, fps: float, classes: list[str], where: str = "") -> np.ndarray:
     "Class index (n_frames,) of the phone sounding at each frame time i / fps (silence where the tier has no interval)."
     idx = {l: i for i, l in enumerate(classes)}
-    out = np.full(n_frames, idx.get("", 0), np.int64); t = np.arange(n_frames) / fps
+    out = np.full(n_frames, idx.get("", 0), np.int64)
+    t = np.arange(n_frames) / fps
     for s, e, l in tier:
         if l not in idx: raise AlignmentError(f"{shown(where)}: phone {shown(repr(l))} is not in the model's {len(classes)} phone classes")
         out[(t >= s) & (t < e)] = idx[l]

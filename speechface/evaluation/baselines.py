@@ -12,8 +12,8 @@ import pandas as pd
 
 from ..core import shown
 from ..data.audio import mel_frames
-from ..data.dataset import FaceFormerDataset, DataError, resolve_spec, check_item, check_vertices, corpus_file
-from ..data.synth import oracle_motion, oracle_motions
+from ..data.dataset import FaceFormerDataset, DataError, check_item, check_vertices, corpus_file
+from ..data.synth import oracle_motions
 from ..data.textgrid import read_metadata, read_phone_tier, textgrid_folder
 from ..data.mesh import load_regions, upper_face_indices, inner_lip_distance
 from ..metrics.mesh import (lip_vertex_error, face_dynamics_deviation, mean_vertex_error,
@@ -34,7 +34,8 @@ def _alignments(root: Path, meta: dict | None, stem: str):
 def _oracle_motions(ds: FaceFormerDataset, it, styles: list) -> list[np.ndarray]:
     "`oracle_motions` for one item, its inputs checked first: the utterance as training checks it, every speaker in metadata.json."
     check_item(it, ds.spec, ds.n_vertices, ds.duration_tol)          # audio: a regular, readable file as long as the motion
-    path = ds.root / "metadata.json"; subjects = (read_metadata(ds.root) or {}).get("subjects") or {}
+    path = ds.root / "metadata.json"
+    subjects = (read_metadata(ds.root) or {}).get("subjects") or {}
     for s in dict.fromkeys([it.subject, *(s for s in styles if s is not None)]):
         if s not in subjects:
             raise DataError(f"{shown(path)}: field 'subjects' does not describe {shown(repr(s))}; the generator's oracle needs "
@@ -105,9 +106,11 @@ def score_predictions(ds: FaceFormerDataset,            # the split the predicti
             dp = inner_lip_distance(p, regions["inner_lip_upper"], regions["inner_lip_lower"])
             dg = inner_lip_distance(g, regions["inner_lip_upper"], regions["inner_lip_lower"])
             res = bilabial_closure_accuracy(dp, _alignments(ds.root, meta, it.stem), ds.spec.fps, lip_dist_gt=dg)
-            closed += int(res.closed.sum()); total += res.n_segments
+            closed += int(res.closed.sum())
+            total += res.n_segments
             corr.append(mouth_opening_correlation(dp, dg).r)
-        row["closure acc"] = closed / max(total, 1); row["opening corr"] = float(np.mean(corr))
+        row["closure acc"] = closed / max(total, 1)
+        row["opening corr"] = float(np.mean(corr))
     if eval_expert is not None: row.update(expert_lip_sync(ds, preds, eval_expert, mel_cache=mel_cache))
     return row
 
@@ -121,7 +124,8 @@ def expert_lip_sync(ds: FaceFormerDataset,      # the split the predictions are 
     "Lip-sync of predictions by a sync expert: distance at offset 0, LSE-D (min over offsets), LSE-C, |detected offset|."
     bb = load_sync_expert(eval_expert) if isinstance(eval_expert, (str, Path)) else eval_expert
     L = bb.cfg.clip_len
-    mel_view = copy.copy(ds); mel_view.with_mel = True                  # same items, with the reward model's mel clips
+    mel_view = copy.copy(ds)
+    mel_view.with_mel = True                  # same items, with the reward model's mel clips
     mel_cache = {} if mel_cache is None else mel_cache
     res = []
     for i, p in enumerate(preds):

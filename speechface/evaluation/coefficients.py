@@ -36,7 +36,9 @@ def beat2_face_recordings(root,                      # a BEAT2 root (holds train
     out = []
     for id, s in read_split_csv(Path(root) / "train_test_split.csv").items():
         if s != split: continue
-        p = beat2_paths(root, id); m = read_beat2_npz(p["motion"]); tiers = read_textgrid(p["text"])
+        p = beat2_paths(root, id)
+        m = read_beat2_npz(p["motion"])
+        tiers = read_textgrid(p["text"])
         if "phones" not in tiers: raise ValueError(f"{p['text']}: no 'phones' tier (tiers: {sorted(tiers)}); the lip measures need a "
                                                    f"phone alignment (e.g. the Montreal Forced Aligner) with a tier named 'phones'")
         out.append({"id": id, "expressions": m["expressions"], "jaw": m["poses"][:, 66:69], "phones": tiers["phones"],
@@ -46,7 +48,8 @@ def beat2_face_recordings(root,                      # a BEAT2 root (holds train
 
 def coefficient_methods(train: list[dict], test: list[dict], shift: int = 3) -> dict:
     "name -> [(expressions, jaw)] per test recording: GT, static (zeros), training mean, GT shifted by `shift` frames."
-    E_mean = np.concatenate([r["expressions"] for r in train]).mean(0); j_mean = np.concatenate([r["jaw"] for r in train]).mean(0)
+    E_mean = np.concatenate([r["expressions"] for r in train]).mean(0)
+    j_mean = np.concatenate([r["jaw"] for r in train]).mean(0)
     const = lambda r, e, j: (np.tile(e, (len(r["jaw"]), 1)), np.tile(j, (len(r["jaw"]), 1)))
     return {"GT": [(r["expressions"], r["jaw"]) for r in test],
             "static (zeros)": [const(r, np.zeros_like(E_mean), np.zeros_like(j_mean)) for r in test],
@@ -58,13 +61,15 @@ def train_coefficient_lip_reader(face: CoefficientFace, recs: list[dict],  # tra
                                  epochs: int = 60, lr: float = 3e-3, width: int = 64, seed: int = 0) -> dict:
     "A `MeshLipReader` trained on the GT coefficient sequences drawn on `face`; `lip_reader_state` + training accuracy."
     seed_everything(seed, deterministic=False)
-    idx = coefficient_lip_region(face); tpl = face.template
+    idx = coefficient_lip_region(face)
+    tpl = face.template
     seqs = [coefficient_vertices(face, (r["expressions"], r["jaw"])) for r in recs]
     scale = float(np.sqrt(np.mean([((s[:, idx] - tpl[idx]) ** 2).mean() for s in seqs]))) or 1.0
     X = [lip_features(s, tpl, idx, scale) for s in seqs]
     Y = [frame_visemes(r["phones"], len(s), BEAT2_FPS) for r, s in zip(recs, seqs)]
     model, _ = fit_lip_reader(X, Y, epochs, batch_size=1, lr=lr, width=width)  # one recording a step, order from the seeded global RNG
-    return {**lip_reader_state(model, scale, idx), "train_acc": lip_reader_accuracy(model, X, Y), "trained_on": "train split GT coefficients"}
+    return {**lip_reader_state(model, scale, idx), "train_acc": lip_reader_accuracy(model, X, Y),
+            "trained_on": "train split GT coefficients"}
 
 # %% ../../nbs/31a_evaluation.coefficients.ipynb #39ed707f
 def coefficient_units(face: CoefficientFace, recs: list[dict],
@@ -82,7 +87,8 @@ def coefficient_units(face: CoefficientFace, recs: list[dict],
         dg = inner_lip_distance(coefficient_vertices(face, (r["expressions"], r["jaw"])), up, lo)
         vp = coefficient_vertices(face, p)[: len(dg)]
         if len(vp) < len(dg): raise ValueError(f"{r['id']}: the prediction has {len(vp)} frames, the ground truth {len(dg)}")
-        dp = inner_lip_distance(vp, up, lo); ph = r["phones"]
+        dp = inner_lip_distance(vp, up, lo)
+        ph = r["phones"]
         u = {"stem": r["id"], "closure": closure_segments(dp, dg, ph, BEAT2_FPS, rel_threshold),
              "events": gt_event_offsets(lip_event_offsets(dp, dg, ph, BEAT2_FPS)),
              "loudness": opening_loudness(dp, dg, ph, BEAT2_FPS, vowel_loudness(r["audio"], BEAT2_SR, ph))}
@@ -99,7 +105,8 @@ def coefficient_table(face: CoefficientFace, recs: list[dict], methods: dict, re
     rows = {}
     for name, preds in methods.items():
         units = coefficient_units(face, recs, preds, reader)
-        boot = resample_summaries([units], n_boot, seed)[0]; row = {}
+        boot = resample_summaries([units], n_boot, seed)[0]
+        row = {}
         for k, v in perceptual_summary(units).items():
             b = boot[k].dropna()
             row[k], row[f"{k} CI"] = v, (float(b.quantile(alpha / 2)), float(b.quantile(1 - alpha / 2))) if len(b) else (math.nan, math.nan)

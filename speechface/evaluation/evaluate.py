@@ -34,7 +34,9 @@ class PredictionFileError(UserError, ValueError):
 
 class ResultFiles(dict):
     "`stem -> {condition: path}` for every utterance of a split, plus `.unknown`: `[(path, reason)]` for unmatched files."
-    def __init__(self, found: dict, unknown: list): super().__init__(found); self.unknown = unknown
+    def __init__(self, found: dict, unknown: list):
+        super().__init__(found)
+        self.unknown = unknown
 
 def result_name(stem: str,      # utterance stem, e.g. 'FaceTalk_170809_00138_TA_sentence21'
                 condition: str, # a training subject, or 'mean' for the style-independent prediction
@@ -54,17 +56,20 @@ def _why_unknown(name: str, ds: FaceFormerDataset, conditions: list[str]) -> str
 def scan_results(results_dir: str | Path,  # folder of `<stem>_condition_<condition>.npy` files
                  ds: FaceFormerDataset,    # the split the predictions are for
                 ) -> ResultFiles:
-    "Map each utterance of `ds` to `{condition: path}` of its prediction files, matching exact names built from the split's stems and conditions."
+    "Map each utterance of `ds` to `{condition: path}` of its prediction files, matching exact names built from the split's stems and conditions."  # noqa: E501
     d = Path(results_dir)
     if not d.is_dir():
-        raise NoPredictionsError(f"{shown(d)}: results folder {'is not a folder' if d.exists() else 'does not exist'}; expected files named {RESULT_PATTERN} "
+        raise NoPredictionsError(f"{shown(d)}: results folder {'is not a folder' if d.exists() else 'does not exist'}; expected files "
+                                 f"named {RESULT_PATTERN} "
                                  f"(FaceFormer's test output, e.g. checkpoints/<run>/styledependant/results/)")
     conditions = [*ds.train_subjects, STYLE_INDEPENDENT]
     expected = {result_name(it.stem, c): (it.stem, c) for it in ds.items for c in conditions}
     found, unknown = {it.stem: {} for it in ds.items}, []
     for f in sorted(d.iterdir()):
         if not f.is_file(): continue
-        if f.name in expected: stem, cond = expected[f.name]; found[stem][cond] = f
+        if f.name in expected:
+            stem, cond = expected[f.name]
+            found[stem][cond] = f
         else: unknown.append((f, _why_unknown(f.name, ds, conditions)))
     return ResultFiles(found, unknown)
 
@@ -113,7 +118,8 @@ def expected_conditions(ds: FaceFormerDataset, subject: str, conditions: list[st
     return [c for c in conditions if c in own or c == STYLE_INDEPENDENT]
 
 def _subset(ds: FaceFormerDataset, items: list) -> FaceFormerDataset:
-    view = copy.copy(ds); view.items = list(items)     # shares templates and spec; only the utterance list differs
+    view = copy.copy(ds)
+    view.items = list(items)     # shares templates and spec; only the utterance list differs
     return view
 
 AVERAGE_ROW = "average over styles"  # label of the style-dependent number papers report
@@ -190,7 +196,7 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
                                                           f"style (and 'mean') only, as FaceFormer's test does"))
     if not rows:
         eg = result_name(ds.items[0].stem, wanted[0])
-        hint = f"; {len(files.unknown)} file(s) there were not recognised, e.g. {shown(files.unknown[0][0].name)}: {files.unknown[0][1]}" if files.unknown else ""
+        hint = f"; {len(files.unknown)} file(s) there were not recognised, e.g. {shown(files.unknown[0][0].name)}: {files.unknown[0][1]}" if files.unknown else ""  # noqa: E501
         raise NoPredictionsError(f"{shown(Path(results_dir))}: no usable predictions for the {len(ds)} utterances of split {split!r} of "
                                  f"{ds.root}; expected files named {RESULT_PATTERN} (e.g. {eg}) with <condition> one of "
                                  f"{', '.join(wanted)}{hint}")
@@ -199,7 +205,8 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
     if styles: rows[AVERAGE_ROW] = {**pd.DataFrame([rows[c] for c in styles]).mean().to_dict(), "utterances": len(covered)}
     if perceptual: add_perceptual_cis(rows, units, styles, n_boot)
     table = pd.DataFrame.from_dict(rows, orient="index").loc[order]
-    table["utterances"] = table["utterances"].astype(int); table.index.name = "condition"
+    table["utterances"] = table["utterances"].astype(int)
+    table.index.name = "condition"
     report = {"results_dir": str(Path(results_dir).resolve()), "dataset_root": str(ds.root.resolve()), "dataset": ds.spec.name,
               "split": split, "n_utterances": len(ds), "conditions": wanted, "styles_averaged": styles,
               "n_expected": sum(len(expected_conditions(ds, it.subject, wanted)) for it in ds.items),
@@ -232,7 +239,8 @@ def write_evaluation(table: pd.DataFrame, # from `evaluate_results`
                      out_dir: str | Path, # where metrics.csv and metrics.json go (created if needed)
                     ) -> str:             # the table as markdown
     "Write `metrics.csv` and `metrics.json` (table, missing list, metadata) and return the table as markdown."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "metrics.csv", index_label="condition")
     records = [{"condition": c, **{k: _json_safe(v) for k, v in row.items()}} for c, row in table.iterrows()]
     for r in records: r["utterances"] = int(r["utterances"])
@@ -261,9 +269,11 @@ def evaluate_command(results_dir: str | Path,       # folder of predictions (RES
     try: table, report = evaluate_results(results_dir, data, split, dataset, cond, eval_expert,
                                           perceptual=perceptual or bool(lip_reader), lip_reader=lip_reader)
     except NoPredictionsError as e:
-        print(f"speechface evaluate: {e}", file=sys.stderr); return 1
+        print(f"speechface evaluate: {e}", file=sys.stderr)
+        return 1
     out = Path(out) if out else Path(results_dir).resolve().parent
-    print(write_evaluation(table, report, out)); print(format_missing(report))
+    print(write_evaluation(table, report, out))
+    print(format_missing(report))
     print(f"wrote {out / 'metrics.csv'} and {out / 'metrics.json'}")
     return 0
 

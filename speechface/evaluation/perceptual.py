@@ -50,9 +50,13 @@ def frame_visemes(phones: list, n_frames: int, fps: float) -> np.ndarray:
 def _reader_batches(feats: list, labels: list, batch_size: int, gen: torch.Generator | None):
     order = torch.randperm(len(feats), generator=gen).tolist()
     for i in range(0, len(order), batch_size):
-        idx = order[i:i + batch_size]; T = max(len(feats[j]) for j in idx)
-        x = torch.zeros(len(idx), T, feats[idx[0]].shape[1]); y = torch.full((len(idx), T), -100, dtype=torch.long)
-        for b, j in enumerate(idx): x[b, :len(feats[j])] = torch.from_numpy(feats[j]); y[b, :len(labels[j])] = torch.from_numpy(labels[j])
+        idx = order[i:i + batch_size]
+        T = max(len(feats[j]) for j in idx)
+        x = torch.zeros(len(idx), T, feats[idx[0]].shape[1])
+        y = torch.full((len(idx), T), -100, dtype=torch.long)
+        for b, j in enumerate(idx):
+            x[b, :len(feats[j])] = torch.from_numpy(feats[j])
+            y[b, :len(labels[j])] = torch.from_numpy(labels[j])
         yield x, y                                                              # (B, T, 3K), (B, T) with -100 padding
 
 def fit_lip_reader(feats: list,                 # per utterance: (T, 3K) `lip_features`
@@ -70,10 +74,15 @@ def fit_lip_reader(feats: list,                 # per utterance: (T, 3K) `lip_fe
     model = MeshLipReader(LipReaderConfig(in_dim=feats[0].shape[1], width=width))
     opt, hist = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-3), []
     for ep in tqdm(range(epochs), desc="lip-reader", disable=not progress):
-        model.train(); tot = nb = 0
+        model.train()
+        tot = nb = 0
         for x, y in _reader_batches(feats, labels, batch_size, gen):
             loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), weight=weight, ignore_index=-100)  # class-balanced
-            opt.zero_grad(); loss.backward(); opt.step(); tot += loss.item(); nb += 1
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot += loss.item()
+            nb += 1
         hist.append({"epoch": ep + 1, "train_ce": tot / nb})
     return model.eval(), hist
 
@@ -93,7 +102,9 @@ def lip_reader_accuracy(model: MeshLipReader, feats: list, labels: list) -> floa
     ok = n = 0
     for x, y in zip(feats, labels):
         pred = model(torch.from_numpy(x)[None])[0].argmax(-1).numpy()
-        m = y > 0; ok += int((pred[m] == y[m]).sum()); n += int(m.sum())
+        m = y > 0
+        ok += int((pred[m] == y[m]).sum())
+        n += int(m.sum())
     return ok / max(n, 1)
 
 def train_lip_reader(root: str | Path,         # a corpus in FaceFormer's layout with TextGrids
@@ -166,7 +177,8 @@ def perceptual_units(ds: FaceFormerDataset,    # the split the predictions are f
             cache[it.stem] = {"T": len(g), "dg": inner_lip_distance(g, up, lo), "phones": phones,
                               "loud": vowel_loudness(load_wav(it.wav), 16000, phones),
                               "visemes": frame_visemes(phones, len(g), ds.spec.fps)}
-        c = cache[it.stem]; phones, dg = c["phones"], c["dg"]
+        c = cache[it.stem]
+        phones, dg = c["phones"], c["dg"]
         p = np.asarray(p, np.float64)[: c["T"]]
         dp = inner_lip_distance(p, up, lo)
         u = {"stem": it.stem, "closure": closure_segments(dp, dg, phones, ds.spec.fps, rel_threshold),
@@ -195,7 +207,8 @@ def perceptual_summary(units: list[dict]) -> dict:
            "opening-loudness r": float(np.mean([x["r_pred"] for x in lr])) if lr else math.nan,
            "amplitude ratio": float(np.nanmean([x["amplitude ratio"] for x in lr])) if lr else math.nan}
     if units and all("lipread" in u for u in units):
-        ok, n = np.sum([u["lipread"] for u in units], 0); row["lip-read acc"] = ok / max(n, 1)
+        ok, n = np.sum([u["lipread"] for u in units], 0)
+        row["lip-read acc"] = ok / max(n, 1)
     return row
 
 def resample_summaries(unit_lists: list, n_boot: int, seed: int) -> list[pd.DataFrame]:
@@ -208,7 +221,8 @@ def perceptual_table(ds: FaceFormerDataset, methods: dict, reader: dict | None =
     "Per method (name -> predictions) each perceptual number and its bootstrap interval over utterances (`<name> CI`); also the units."
     rows, all_units, cache = {}, {}, {}
     for name, preds in methods.items():
-        units = perceptual_units(ds, preds, reader, cache=cache); all_units[name] = units
+        units = perceptual_units(ds, preds, reader, cache=cache)
+        all_units[name] = units
         boot = resample_summaries([units], n_boot, seed)[0]
         row = {}
         for k, v in perceptual_summary(units).items():
@@ -220,14 +234,16 @@ def perceptual_table(ds: FaceFormerDataset, methods: dict, reader: dict | None =
 def paired_differences(units_a: list[dict], units_b: list[dict], n_boot: int = 1000, seed: int = 0,
                        alpha: float = 0.05) -> pd.DataFrame:
     "B − A for every perceptual number, with a paired bootstrap interval (the same utterances resampled for both)."
-    if [u["stem"] for u in units_a] != [u["stem"] for u in units_b]: raise ValueError("paired units must cover the same utterances in the same order")
+    if [u["stem"] for u in units_a] != [u["stem"] for u in units_b]: raise ValueError("paired units must cover the same utterances in the "
+                                                                                      "same order")
     ba, bb = resample_summaries([units_a, units_b], n_boot, seed)
     est_a, est_b = perceptual_summary(units_a), perceptual_summary(units_b)
     rows = {}
     for k in est_a:
         d = (bb[k] - ba[k]).dropna()
         rows[k] = {"A": est_a[k], "B": est_b[k], "difference": est_b[k] - est_a[k],
-                   "low": float(d.quantile(alpha / 2)) if len(d) else math.nan, "high": float(d.quantile(1 - alpha / 2)) if len(d) else math.nan}
+                   "low": float(d.quantile(alpha / 2)) if len(d) else math.nan,
+                   "high": float(d.quantile(1 - alpha / 2)) if len(d) else math.nan}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 # %% ../../nbs/31_evaluation.perceptual.ipynb #36bedd89
@@ -244,5 +260,7 @@ def reward_ascent(reward_fn,                # callable(seq (T, 3V) tensor, index
         r = torch.stack([reward_fn(p, i) for i, p in enumerate(params)])
         if step in record: out[step] = {"seqs": [p.detach().numpy().copy() for p in params], "reward": float(r.detach().mean())}
         if step == steps: break
-        opt.zero_grad(); (-r.mean()).backward(); opt.step()
+        opt.zero_grad()
+        (-r.mean()).backward()
+        opt.step()
     return out

@@ -31,7 +31,8 @@ class REACTEvalError(UserError, ValueError):
 @dataclass
 class REACTSplit:
     "One split of a REACT-layout corpus as arrays, in the mirrored evaluation order (sample i < N: pair i; N + i: swapped)."
-    root: Path; split: str
+    root: Path
+    split: str
     samples: list                   # [(speaker rel path, listener rel path)] * S
     speaker_emotion: np.ndarray     # (S, T, 25) float32
     listener_emotion: np.ndarray    # (S, T, 25) float32
@@ -64,7 +65,7 @@ def _stack_split(root, split, n_frames, modalities=("emotion", "3dmm", "audio"))
 
 def react_split(root: str | Path,            # corpus folder: {split}.csv, {split}/..., neighbour_emotion_{split}.npy
                 split: str = "val",          # the evaluated split
-                n_frames: int | None = REACT_EVAL_FRAMES, # the first n_frames of each clip (all of a shorter one), as the official evaluation's [:, :750]; None: whole clips
+                n_frames: int | None = REACT_EVAL_FRAMES, # the first n_frames of each clip (all of a shorter one), as the official evaluation's [:, :750]; None: whole clips  # noqa: E501
                 train_split: str | None = "train", # split whose listeners make the MeanSeq baseline; None: none
                ) -> REACTSplit:
     "Read a REACT-layout split as mirrored (S, T, ...) arrays with its appropriateness matrix (Song et al. 2024, REACT2024)."
@@ -221,7 +222,7 @@ def evaluate_generator(generate_fn: Callable,      # speaker batch -> (B, K, T, 
                        seed: int = 0,
                        name: str = "generator",    # the generator's row name
                        batch_size: int = 8,
-                       n_frames: int | None = REACT_EVAL_FRAMES, # frames evaluated from each clip start (the official 750); None: whole clips
+                       n_frames: int | None = REACT_EVAL_FRAMES, # frames evaluated from each clip start (the official 750); None: whole clips  # noqa: E501
                        audio_sr: int = 16000,      # rate of the waveforms in the batch
                        **table_kw,                 # `react_table` options (baselines, n_boot)
                       ) -> tuple[pd.DataFrame, np.ndarray]: # the table, the (S, K, T, 25) predictions
@@ -268,7 +269,8 @@ def plot_reaction_curves(speaker,                 # (T, 25) speaker emotion
         lag = np.argmax(r) - max_lag if np.isfinite(r).any() and r.max() > -np.inf else None
         ax.set_title(f"{name}: listener lags speaker by {lag / fps:+.2f} s (r = {r.max():.2f})" if lag is not None
                      else f"{name}: constant, no lag", fontsize=8)
-        ax.set_ylabel(name, fontsize=8); ax.tick_params(labelsize=7)
+        ax.set_ylabel(name, fontsize=8)
+        ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, ncol=4, loc="upper right", frameon=False)
     axes[-1, 0].set_xlabel("time (s)", fontsize=8)
     if title: fig.suptitle(title, fontsize=9)

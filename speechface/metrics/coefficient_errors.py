@@ -23,7 +23,8 @@ def coefficient_errors(pred: np.ndarray, # (T', D) predicted coefficients (cut t
                        gt: np.ndarray,   # (T, D) ground truth
                       ) -> dict:         # mse, mae (per coefficient), l2 (per frame)
     "Mean squared and absolute error per coefficient, and mean per-frame L2 distance, of one utterance."
-    p, g = _pair(pred, gt); e = p - g
+    p, g = _pair(pred, gt)
+    e = p - g
     return {"mse": float((e ** 2).mean()), "mae": float(np.abs(e).mean()), "l2": float(np.linalg.norm(e, axis=1).mean())}
 
 # %% ../../nbs/23b_metrics.coefficient_errors.ipynb #2178b0b2
@@ -44,20 +45,23 @@ def beat_peak_offsets(activity: np.ndarray,   # (T,) arm-motion curve, e.g. elbo
                       min_prominence: float = 0.05, # a maximum must stand out this much (curve units; 0.05 rad ≈ 3°)
                      ) -> np.ndarray:         # (B,) offsets t_pred − t_beat (s), NaN where no peak was found
     "Offset of the nearest prominent peak of the curve to each known beat peak (NaN: missed)."
-    a = np.asarray(activity, np.float64); b = np.asarray(beat_times_s, np.float64).reshape(-1)
+    a = np.asarray(activity, np.float64)
+    b = np.asarray(beat_times_s, np.float64).reshape(-1)
     if a.ndim != 1 or len(a) < 3: raise ValueError(f"activity must be a (T,) curve of at least 3 frames, got shape {a.shape}")
     if not np.isfinite(a).all(): raise ValueError("activity holds NaN/inf values")
     if fps <= 0 or window_s <= 0: raise ValueError(f"fps and window_s must be positive, got {fps} and {window_s}")
     peaks = find_peaks(a, prominence=min_prominence)[0] / fps                      # (P,) seconds
     out = np.full(len(b), np.nan)
     for i, t in enumerate(b):
-        d = peaks - t; near = np.abs(d) <= window_s + 1e-9
+        d = peaks - t
+        near = np.abs(d) <= window_s + 1e-9
         if near.any(): out[i] = d[near][np.argmin(np.abs(d[near]))]
     return out
 
 def beat_timing(offsets_s: np.ndarray) -> dict:
     "Fraction of beats with a predicted peak, and the mean signed / absolute offset (ms) of those."
-    o = np.asarray(offsets_s, np.float64); x = o[np.isfinite(o)]
+    o = np.asarray(offsets_s, np.float64)
+    x = o[np.isfinite(o)]
     return {"beats_found": len(x) / len(o) if len(o) else float("nan"),
             "offset_ms": float(x.mean() * 1000) if len(x) else float("nan"),
             "abs_offset_ms": float(np.abs(x).mean() * 1000) if len(x) else float("nan")}

@@ -35,7 +35,8 @@ def shift_frames(x: np.ndarray,   # (T, ...) a sequence
                  k: int,          # frames of delay (> 0: later, < 0: earlier)
                 ) -> np.ndarray:  # (T, ...) the same length, the edge frame repeated
     "The sequence delayed by k frames (a lip-sync error of k frames), its first (or last) frame held at the edge."
-    x = np.asarray(x); T = len(x)
+    x = np.asarray(x)
+    T = len(x)
     if abs(k) >= T: raise ValueError(f"a shift of {k} frames leaves nothing of a {T}-frame sequence")
     idx = np.clip(np.arange(T) - k, 0, T - 1)
     return x[idx]

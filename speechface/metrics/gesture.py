@@ -13,7 +13,7 @@ __all__ = ['UPPER_BODY_JOINTS', 'BEAT_ORDER', 'BA_SIGMA', 'joint_speed', 'motion
            'gaussian_fit', 'frechet_distance']
 
 # %% ../../nbs/23a_metrics.gesture.ipynb #fcd0e936
-UPPER_BODY_JOINTS = (3, 6, 9, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21)  # SMPL-X spine1-3, neck, collars, head, shoulders, elbows, wrists (EMAGE)
+UPPER_BODY_JOINTS = (3, 6, 9, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21)  # SMPL-X spine1-3, neck, collars, head, shoulders, elbows, wrists (EMAGE)  # noqa: E501
 BEAT_ORDER = 7          # frames each side a speed minimum must undercut (EMAGE's `order`, at 30 fps)
 BA_SIGMA = 0.3          # s, width of the alignment kernel (EMAGE's and BEAT's sigma; Bailando uses 3 frames at 60 fps)
 
@@ -63,7 +63,8 @@ def audio_onsets(wave: np.ndarray, # (N,) mono waveform
     if y.ndim != 1: raise ValueError(f"wave: expected a mono (N,) waveform, got shape {y.shape}; average the channels first")
     _finite(y, "wave")
     hop = int(round(sr / fps))
-    if len(y) < 4 * hop: raise ValueError(f"wave: {len(y)} samples ({len(y) / sr:.3f} s) are too short for onset detection; need at least {4 * hop}")
+    if len(y) < 4 * hop: raise ValueError(f"wave: {len(y)} samples ({len(y) / sr:.3f} s) are too short for onset detection; need at least "
+                                          f"{4 * hop}")
     rms = librosa.feature.rms(y=y, frame_length=2 * hop, hop_length=hop)[0]
     frames = librosa.onset.onset_detect(y=y, sr=sr, hop_length=hop, backtrack=backtrack, energy=rms, units="frames",
                                         wait=max(1, int(round(wait * fps))), pre_max=1, post_max=1)
@@ -78,12 +79,16 @@ def beat_alignment(audio_beats_s: np.ndarray,  # (A,) audio beat times (s)
     a = _finite(np.asarray(audio_beats_s, np.float64), "audio_beats_s")
     if a.ndim != 1 or a.size == 0: raise ValueError(f"audio_beats_s: expected a non-empty (A,) array of times, got shape {a.shape}")
     if sigma <= 0: raise ValueError(f"sigma must be positive (seconds), got {sigma}")
-    per_joint = motion_beats_s if isinstance(motion_beats_s, (list, tuple)) and len(motion_beats_s) and np.ndim(motion_beats_s[0]) == 1 else [motion_beats_s]
+    per_joint = motion_beats_s if isinstance(motion_beats_s,
+                                             (list,
+                                              tuple)) and len(motion_beats_s) and np.ndim(motion_beats_s[0]) == 1 else [motion_beats_s]
     scores = []
     for m in per_joint:
         m = _finite(np.asarray(m, np.float64), "motion_beats_s")
         if m.ndim != 1: raise ValueError(f"motion_beats_s: expected (M,) times or a list of them, got shape {m.shape}")
-        if m.size == 0: scores.append(0.0); continue
+        if m.size == 0:
+            scores.append(0.0)
+            continue
         d2 = ((a[:, None] - m[None, :]) ** 2).min(1)                           # (A,)
         scores.append(float(np.exp(-d2 / (2 * sigma ** 2)).mean()))
     return float(np.mean(scores))
@@ -103,14 +108,17 @@ def frechet_distance(feats_a: np.ndarray, # (N, D) features of one set (e.g. rea
                      eps: float = 1e-6,   # added to the covariances' diagonals when sqrtm of the product is not finite
                     ) -> float:           # squared Fréchet distance of the Gaussian fits (>= 0)
     "|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^1/2) of Gaussian fits (Heusel et al. 2017; FGD: Yoon et al. 2020)."
-    mu_a, s_a = gaussian_fit(feats_a); mu_b, s_b = gaussian_fit(feats_b)
+    mu_a, s_a = gaussian_fit(feats_a)
+    mu_b, s_b = gaussian_fit(feats_b)
     if mu_a.shape != mu_b.shape: raise ValueError(f"feature sizes differ: {mu_a.shape[0]} vs {mu_b.shape[0]}")
     covmean = linalg.sqrtm(s_a @ s_b)
     if not np.isfinite(covmean).all():
-        off = eps * np.eye(len(mu_a)); covmean = linalg.sqrtm((s_a + off) @ (s_b + off))
+        off = eps * np.eye(len(mu_a))
+        covmean = linalg.sqrtm((s_a + off) @ (s_b + off))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3 * max(1.0, np.abs(covmean).max())):
-            raise ValueError(f"sqrtm of the covariance product has a large imaginary part ({np.abs(covmean.imag).max():.3g}); the features are degenerate")
+            raise ValueError(f"sqrtm of the covariance product has a large imaginary part ({np.abs(covmean.imag).max():.3g}); the "
+                             "features are degenerate")
         covmean = covmean.real
     d = mu_a - mu_b
     return float(max(d @ d + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(covmean), 0.0))

@@ -83,7 +83,7 @@ def lip_vertex_error(pred,    # one predicted sequence or a list (each truncated
                      gt,      # one ground-truth sequence or a list of the same length
                      lip_idx, # (K,) lip vertex indices
                     ) -> float: # raw LVE in squared mesh units (m² for VOCASET)
-    "Lip vertex error (MeshTalk, FaceFormer; as CodeTalker's `cal_metric.py`): mean over all frames, pooled across sequences, of max_{v in lips} ||gt_v - pred_v||^2."
+    "Lip vertex error (MeshTalk, FaceFormer; as CodeTalker's `cal_metric.py`): mean over all frames, pooled across sequences, of max_{v in lips} ||gt_v - pred_v||^2."  # noqa: E501
     pairs = paired_sequences(pred, gt)
     per_frame = np.concatenate([lip_max_sq_error(p, g, lip_idx) for p, g in pairs])  # (sum T,)
     return float(per_frame.mean())
@@ -225,7 +225,9 @@ def dynamics_stats(pred,         # (T', 3V) / (T', V, 3) sequence or a (T',) cur
     p = _truncate(p, g, "pred")
     if p.shape[1:] != g.shape[1:]: raise ValueError(f"pred {p.shape[1:]} and gt {g.shape[1:]} differ in layout")
     if len(g) < 3: raise ValueError(f"dynamics need at least 3 frames for an acceleration, got {len(g)}")
-    if idx is not None: idx = _indices(idx, g.shape[1], "idx"); p, g = p[:, idx], g[:, idx]
+    if idx is not None:
+        idx = _indices(idx, g.shape[1], "idx")
+        p, g = p[:, idx], g[:, idx]
     def stats(x):                                              # x: (T, V, C)
         vel = np.diff(x, axis=0) * fps                         # (T-1, V, C)
         acc = np.diff(x, n=2, axis=0) * fps ** 2               # (T-2, V, C)

@@ -5,6 +5,8 @@
 # %% ../../nbs/22_metrics.perceptual.ipynb #7d670c20
 from __future__ import annotations
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+if TYPE_CHECKING: import pandas as pd   # the "pd.DataFrame" annotations; pandas itself is imported where it is used
 
 import numpy as np
 
@@ -50,7 +52,8 @@ def closure_segments(d_pred: np.ndarray,       # (T',) predicted inner-lip dista
                      core: float = 0.5,        # central fraction of a negative phone that is examined
                     ) -> ClosureSegments:
     "Closure outcome of every bilabial segment and every open non-bilabial phone of one utterance."
-    g = np.asarray(d_gt, np.float64); p = np.asarray(d_pred, np.float64)[: len(g)]
+    g = np.asarray(d_gt, np.float64)
+    p = np.asarray(d_pred, np.float64)[: len(g)]
     if len(p) < len(g): raise ValueError(f"the prediction has {len(p)} frames, the ground truth {len(g)}")
     thr = rel_threshold * float(g.mean())
     pos, hp, hg, neg = [], [], [], []
@@ -60,7 +63,8 @@ def closure_segments(d_pred: np.ndarray,       # (T',) predicted inner-lip dista
         if lab in BILABIALS:
             lo, hi = frame_window(s, e, fps, len(g), tolerance)
             pos.append(p[lo:hi + 1].min() < thr)
-            hp.append(int((p[lo:hi + 1] < thr).sum())); hg.append(int((g[lo:hi + 1] < thr).sum()))
+            hp.append(int((p[lo:hi + 1] < thr).sum()))
+            hg.append(int((g[lo:hi + 1] < thr).sum()))
         else:
             c, half = (s + e) / 2, core * (e - s) / 2
             lo, hi = frame_window(c - half, c + half, fps, len(g))
@@ -70,8 +74,11 @@ def closure_segments(d_pred: np.ndarray,       # (T',) predicted inner-lip dista
 @dataclass
 class ClosureF1:
     "Pooled closure precision, recall and F1 over utterances."
-    precision: float; recall: float; f1: float
-    n_pos: int; n_neg: int          # bilabial segments; open non-bilabial phones
+    precision: float
+    recall: float
+    f1: float
+    n_pos: int
+    n_neg: int          # bilabial segments; open non-bilabial phones
     false_closure_rate: float       # fraction of open non-bilabial phones with a closure
     hold_ratio: float               # mean predicted hold / mean GT hold over bilabials (1 = as long as GT)
 
@@ -138,7 +145,8 @@ def lip_event_offsets(d_pred: np.ndarray, d_gt: np.ndarray, phones: list, fps: f
                      ) -> "pd.DataFrame":       # one row per event: kind, t_speech, t_gt, t_pred (s), offset_ms
     "Times of the lip event of every bilabial (closure) and vowel (opening peak), GT and predicted; offset = pred − GT."
     import pandas as pd
-    g = np.asarray(d_gt, np.float64); p = np.asarray(d_pred, np.float64)[: len(g)]
+    g = np.asarray(d_gt, np.float64)
+    p = np.asarray(d_pred, np.float64)[: len(g)]
     ext_g = {k: _plateau_extrema(g, k) for k in ("min", "max")}
     ext_p = {k: _plateau_extrema(p, k) for k in ("min", "max")}
     W, rows = window_s * fps, []
@@ -163,7 +171,8 @@ def lip_event_offsets(d_pred: np.ndarray, d_gt: np.ndarray, phones: list, fps: f
 
 def offset_stats(offsets_ms: np.ndarray) -> dict:
     "MTM (mean |offset|), signed mean and spread (ms) of the detected offsets, and the detection rate (NaN = not detected)."
-    off = np.asarray(offsets_ms, np.float64); x = off[np.isfinite(off)]
+    off = np.asarray(offsets_ms, np.float64)
+    x = off[np.isfinite(off)]
     nan = float("nan")
     return {"MTM (ms)": float(np.abs(x).mean()) if len(x) else nan, "offset mean (ms)": float(x.mean()) if len(x) else nan,
             "offset sd (ms)": float(x.std()) if len(x) else nan, "events detected": len(x) / len(off) if len(off) else nan}
@@ -188,12 +197,14 @@ def vowel_loudness(audio: np.ndarray, sr: int, phones: list) -> np.ndarray:
 
 def opening_loudness(d_pred: np.ndarray, d_gt: np.ndarray, phones: list, fps: float, loudness_db: np.ndarray) -> dict:
     "Pearson r of per-vowel peak opening with vowel loudness (prediction and GT), and the vowel-peak amplitude ratio."
-    g = np.asarray(d_gt, np.float64); p = np.asarray(d_pred, np.float64)[: len(g)]
+    g = np.asarray(d_gt, np.float64)
+    p = np.asarray(d_pred, np.float64)[: len(g)]
     pk_p, pk_g = [], []
     for s, e, lab in phones:
         if _is_vowel(_phone(lab)):
             lo, hi = frame_window(s, e, fps, len(g))
-            pk_p.append(p[lo:hi + 1].max()); pk_g.append(g[lo:hi + 1].max())
+            pk_p.append(p[lo:hi + 1].max())
+            pk_g.append(g[lo:hi + 1].max())
     pk_p, pk_g, L = np.array(pk_p), np.array(pk_g), np.asarray(loudness_db, np.float64)
     if len(L) != len(pk_p): raise ValueError(f"{len(L)} loudness values for {len(pk_p)} vowels; compute both from the same tier")
     r = lambda x: float(np.corrcoef(x, L)[0, 1]) if len(x) > 2 and np.ptp(x) > 1e-12 and np.ptp(L) > 0 else 0.0

@@ -50,7 +50,7 @@ def _check_appropriate(appropriate, n_speakers: int, n_listeners: int) -> np.nda
 def ccc_matrix(a, # (A, T, D) sequences (e.g. the 10 predictions for one speaker)
                b, # (B, T, D) sequences (e.g. its appropriate real listeners)
               ) -> np.ndarray: # (A, B) CCC averaged over the D dimensions
-    "Lin's CCC (Biometrics 1989) for every pair, per dimension then averaged: 2 rho sx sy / (sx^2 + sy^2 + (mx - my)^2 + 1e-8); a constant dimension has rho := 0 (REACT baseline)."
+    "Lin's CCC (Biometrics 1989) for every pair, per dimension then averaged: 2 rho sx sy / (sx^2 + sy^2 + (mx - my)^2 + 1e-8); a constant dimension has rho := 0 (REACT baseline)."  # noqa: E501
     a, b = _f64(a), _f64(b)
     if a.ndim == 2: a = a[None]
     if b.ndim == 2: b = b[None]
@@ -94,7 +94,8 @@ def dtw_reference(x, # (T1, D) or (T1,) series
     x, y = _f64(x), _f64(y)
     x, y = (x[:, None] if x.ndim == 1 else x), (y[:, None] if y.ndim == 1 else y)
     cost = ((x[:, None] - y[None]) ** 2).sum(-1)                    # (T1, T2) squared Euclidean
-    acc = np.full((len(x) + 1, len(y) + 1), np.inf); acc[0, 0] = 0.0
+    acc = np.full((len(x) + 1, len(y) + 1), np.inf)
+    acc[0, 0] = 0.0
     for i in range(1, len(x) + 1):
         for j in range(1, len(y) + 1):
             acc[i, j] = cost[i - 1, j - 1] + min(acc[i - 1, j], acc[i, j - 1], acc[i - 1, j - 1])

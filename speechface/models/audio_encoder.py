@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10_models.audio_encoder.ipynb #168c16a2
 from __future__ import annotations
-import contextlib, dataclasses, math, os
+import contextlib, math, os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core import UserError, CheckpointError, DataFileError, check_budget, shown, config_from_file, planned_module, check_state_shapes, checkpoint_entries
+from ..core import UserError, CheckpointError, shown, config_from_file, planned_module, check_state_shapes, checkpoint_entries
 from ..data.audio import log_mel_spectrogram
 
 # %% auto #0
@@ -37,7 +37,7 @@ def align_to_frames(feats: torch.Tensor,     # (B, N, C) audio features at `feat
                     feat_rate: float = 50.,  # feature rate in Hz
                     max_mismatch_s: float | None = 1.0, # largest tolerated |audio − motion| duration; None: no check
                    ) -> torch.Tensor:        # (B, n_frames · k, C), k = tokens_per_frame(fps, feat_rate)
-    "FaceFormer's alignment: keep 2 tokens per frame when feat_rate = 2·fps (pad by repeating the last), else interpolate linearly to n_frames."
+    "FaceFormer's alignment: keep 2 tokens per frame when feat_rate = 2·fps (pad by repeating the last), else interpolate linearly to n_frames."  # noqa: E501
     if feats.ndim != 3: raise ValueError(f"align_to_frames expects (B, N, C) features, got shape {tuple(feats.shape)}")
     if not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
         raise ValueError(f"n_frames must be a positive integer, got {n_frames!r}")
@@ -65,7 +65,7 @@ DEFAULT_MODELS = {"wav2vec2": "facebook/wav2vec2-base-960h",  # FaceFormer's enc
 class AudioEncoderConfig:
     "Which audio encoder to build and where its weights come from (the audio-encoder choices)."
     backend: str = "mel"                 # 'wav2vec2' | 'whisper' | 'mel'; 'mel' needs no pretrained weights (the offline default)
-    name_or_path: str | None = None      # hub id or local directory; None: DEFAULT_MODELS[backend] (FaceFormer: facebook/wav2vec2-base-960h)
+    name_or_path: str | None = None  # hub id or local directory; None: DEFAULT_MODELS[backend] (FaceFormer: facebook/wav2vec2-base-960h)
     tiny: bool = False                   # build a tiny random wav2vec2/whisper from a config (tests; no weights, no download)
     allow_download: bool = False         # may from_pretrained fetch an uncached hub id (never while HF_HUB_OFFLINE=1)
     freeze_feature_encoder: bool = True  # freeze the conv front end (wav2vec2 CNN / Whisper conv stem), as FaceFormer does
@@ -77,7 +77,7 @@ class AudioEncoderConfig:
     mel_utterance_norm: bool = True      # per-utterance mean/variance normalisation of each mel band (CMVN)
     mel_vtlp: float = 0.0                # training only: random vocal-tract-length warp of the mel axis, ±this factor
     mel_freq_mask: int = 0               # training only: zero a random band of up to this many mel bins (SpecAugment)
-    whisper_input_rms: float = 0.1       # the unit-variance input is scaled to this RMS (≈ −20 dBFS, typical speech) for Whisper's level-dependent log-mel
+    whisper_input_rms: float = 0.1       # the unit-variance input is scaled to this RMS (≈ −20 dBFS, typical speech) for Whisper's level-dependent log-mel  # noqa: E501
     seed: int = 0                        # seed for randomly initialised weights (mel backend, tiny models): same seed, same model
 
     def __post_init__(self):
@@ -100,7 +100,9 @@ class AudioEncoderUnavailable(UserError, RuntimeError):
 def _hub_offline() -> bool:
     "HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, read now (huggingface_hub reads them once, at import)."
     on = lambda v: str(os.environ.get(v, "")).strip().upper() in ("1", "ON", "YES", "TRUE")
-    try: from huggingface_hub import constants; hub = bool(constants.HF_HUB_OFFLINE)
+    try:
+        from huggingface_hub import constants
+        hub = bool(constants.HF_HUB_OFFLINE)
     except Exception: hub = False
     return hub or on("HF_HUB_OFFLINE") or on("TRANSFORMERS_OFFLINE")
 
@@ -113,11 +115,12 @@ def load_pretrained(model_cls,              # a transformers class with `from_pr
                     what: str = "audio encoder",  # for messages, e.g. 'wav2vec2'
                    ):
     "Load a pretrained model from a local directory or the local Hub cache; download only when allowed and online."
-    alternatives = (f"Offline alternatives: (1) pass a local directory holding the model (config.json + weights) as "
-                    f"name_or_path='/path/to/model' (config: model.audio.name_or_path=...); (2) use backend='mel' "
-                    f"(model.audio.backend=mel), a log-mel conv encoder trained from scratch "
-                    f"that needs no pretrained weights; (3) on a machine with internet, set allow_download=True (model.audio.allow_download=true) "
-                    f"(and unset HF_HUB_OFFLINE) once to fill the cache.")
+    alternatives = ("Offline alternatives: (1) pass a local directory holding the model (config.json + weights) as "
+                    "name_or_path='/path/to/model' (config: model.audio.name_or_path=...); (2) use backend='mel' "
+                    "(model.audio.backend=mel), a log-mel conv encoder trained from scratch "
+                    "that needs no pretrained weights; (3) on a machine with internet, set allow_download=True "
+                    "(model.audio.allow_download=true) "
+                    "(and unset HF_HUB_OFFLINE) once to fill the cache.")
     p = Path(name_or_path).expanduser()
     if p.is_dir():
         try: return model_cls.from_pretrained(p)
@@ -150,14 +153,16 @@ MIN_SAMPLES = 400    # 25 ms: the shortest audio that gives one wav2vec2 CNN fea
 def _seeded(seed: int):
     "Initialise weights from `seed` without disturbing the global torch RNG."
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed); yield
+        torch.manual_seed(seed)
+        yield
 
 class AudioEncoder(nn.Module):
     "Speech → audio tokens aligned to mesh frames: (B, N) 16 kHz → (B, n_frames·k, out_dim), k = tokens_per_frame(fps)."
     out_dim: int  # width of the output tokens
 
     def __init__(self, cfg: AudioEncoderConfig):
-        super().__init__(); self.cfg = cfg
+        super().__init__()
+        self.cfg = cfg
         self.bf16 = False    # inference option (`speed_up_encoder`): run the encoder under bfloat16 autocast
 
     def encode(self, audio: torch.Tensor, n_frames: int, fps: float, window_s: float | None = None,
@@ -192,7 +197,9 @@ CNN_CHUNK_S = 30.   # inference on audio longer than this runs wav2vec2's CNN in
 def conv_geometry(kernels, strides) -> tuple[int, int]:
     "(total stride, receptive field) in input samples of a stack of 1-d convolutions."
     stride, field = 1, 1
-    for k, s in zip(kernels, strides): field += (k - 1) * stride; stride *= s
+    for k, s in zip(kernels, strides):
+        field += (k - 1) * stride
+        stride *= s
     return stride, field
 
 @torch.no_grad()
@@ -221,8 +228,10 @@ def chunked_cnn_features(fe, audio: torch.Tensor,   # wav2vec2's feature encoder
         for i0 in range(0, L0, chunk_tokens * S // s0):
             i1 = min(L0, i0 + chunk_tokens * S // s0)
             y = first.conv(audio[:, None, s0 * i0: s0 * (i1 - 1) + k0])          # (B, C, i1 - i0)
-            tot = tot + y.sum(-1, dtype=torch.float64); sq = sq + (y * y).sum(-1, dtype=torch.float64)
-        mean = tot / L0; var = (sq / L0 - mean ** 2).clamp(min=0)
+            tot = tot + y.sum(-1, dtype=torch.float64)
+            sq = sq + (y * y).sum(-1, dtype=torch.float64)
+        mean = tot / L0
+        var = (sq / L0 - mean ** 2).clamp(min=0)
         stats = (mean.float()[..., None], torch.rsqrt(var + norm.eps).float()[..., None])
     out = []
     for j0 in range(0, L, chunk_tokens):                                     # pass 2: each chunk of tokens from its samples
@@ -273,7 +282,8 @@ class Wav2Vec2AudioEncoder(AudioEncoder):
             return self.model.encoder(hidden).last_hidden_state          # (B, n_frames·k, hidden): attention over all tokens
         out = []                                                         # attention within [t0 - C, t1 + C), keep [t0, t1)
         for t0 in range(0, hidden.shape[1], W):
-            t1 = min(hidden.shape[1], t0 + W); a, b = max(0, t0 - C), min(hidden.shape[1], t1 + C)
+            t1 = min(hidden.shape[1], t0 + W)
+            a, b = max(0, t0 - C), min(hidden.shape[1], t1 + C)
             out.append(self.model.encoder(hidden[:, a:b]).last_hidden_state[:, t0 - a:t1 - a])
         return torch.cat(out, 1)
 
@@ -323,7 +333,9 @@ def vtlp_warp(mel: torch.Tensor, max_warp: float) -> torch.Tensor:
     B, T, F_ = mel.shape
     alpha = 1 + (torch.rand(B, device=mel.device) * 2 - 1) * max_warp             # (B,)
     src = (torch.arange(F_, device=mel.device)[None] * alpha[:, None]).clamp(0, F_ - 1)  # (B, F) source bin
-    lo = src.floor().long(); hi = (lo + 1).clamp(max=F_ - 1); w = (src - lo)[:, None]  # (B, 1, F)
+    lo = src.floor().long()
+    hi = (lo + 1).clamp(max=F_ - 1)
+    w = (src - lo)[:, None]  # (B, 1, F)
     take = lambda i: mel.gather(2, i[:, None].expand(B, T, F_))
     return take(lo) * (1 - w) + take(hi) * w
 

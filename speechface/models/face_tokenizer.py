@@ -4,7 +4,7 @@
 
 # %% ../../nbs/16_models.face_tokenizer.ipynb #fab5e3b5
 from __future__ import annotations
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -40,7 +40,8 @@ class FaceTokenizerConfig:
 class BlockTransformer(nn.Module):
     "Pre-norm transformer encoder applied independently to non-overlapping blocks of `block` frames, padding masked."
     def __init__(self, cfg: FaceTokenizerConfig):
-        super().__init__(); self.block = cfg.block
+        super().__init__()
+        self.block = cfg.block
         self.pos = nn.Parameter(torch.randn(cfg.block, cfg.width) * 0.02)             # (block, W) learned positions
         layer = nn.TransformerEncoderLayer(cfg.width, cfg.n_heads, cfg.ff_mult * cfg.width, cfg.dropout,
                                            activation="gelu", batch_first=True, norm_first=True)
@@ -48,7 +49,9 @@ class BlockTransformer(nn.Module):
         self.norm = nn.LayerNorm(cfg.width)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, T, W), (B, T) True = real -> (B, T, W)
-        B, T, W = h.shape; S = self.block; n = -(-T // S)
+        B, T, W = h.shape
+        S = self.block
+        n = -(-T // S)
         pad = n * S - T
         h = nn.functional.pad(h, (0, 0, 0, pad)).reshape(B * n, S, W) + self.pos      # (B·n, S, W)
         m = nn.functional.pad(mask, (0, pad)).reshape(B * n, S)                        # (B·n, S)
@@ -66,7 +69,8 @@ class TokenizerOutput(NamedTuple):
 class FaceTokenizer(nn.Module):
     "Per-frame FSQ tokenizer of face sequences with block transformers (the REACT2024 seed's design; FSQ: Mentzer et al. 2023)."
     def __init__(self, cfg: FaceTokenizerConfig):
-        super().__init__(); self.cfg = cfg
+        super().__init__()
+        self.cfg = cfg
         self.inp = nn.Linear(cfg.in_dim, cfg.width)
         self.encoder, self.decoder = BlockTransformer(cfg), BlockTransformer(cfg)
         self.fsq = FSQ(cfg.levels, dim=cfg.width)

@@ -50,7 +50,9 @@ class FaceFormerConfig:
 # %% ../../nbs/11_models.faceformer.ipynb #edc13e1b
 def alibi_slopes(n_heads: int) -> torch.Tensor:
     "ALiBi head slopes (Press et al. 2022): geometric from 2^(-8/n); non-powers of two interleave the next power's."
-    def pow2(n): start = 2 ** (-8 / n); return [start ** (i + 1) for i in range(n)]
+    def pow2(n):
+        start = 2 ** (-8 / n)
+        return [start ** (i + 1) for i in range(n)]
     if math.log2(n_heads).is_integer(): return torch.tensor(pow2(n_heads))
     c = 2 ** math.floor(math.log2(n_heads))
     return torch.tensor(pow2(c) + pow2(2 * c)[0::2][: n_heads - c])
@@ -69,7 +71,9 @@ class PeriodicPositionalEncoding(nn.Module):
         super().__init__()
         pos = torch.arange(period, dtype=torch.float32)[:, None]
         div = torch.exp(torch.arange(0, d_model, 2).float() * (-math.log(10000.0) / d_model))
-        pe = torch.zeros(period, d_model); pe[:, 0::2] = torch.sin(pos * div); pe[:, 1::2] = torch.cos(pos * div)
+        pe = torch.zeros(period, d_model)
+        pe[:, 0::2] = torch.sin(pos * div)
+        pe[:, 1::2] = torch.cos(pos * div)
         self.register_buffer("pe", pe, persistent=False)                     # (p, d)
         self.period, self.dropout = period, nn.Dropout(dropout)
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:      # x (B, T, d), positions start..start+T-1
@@ -89,7 +93,8 @@ class FaceFormerDecoderLayer(nn.Module):
         self.h, self.p_attn = n_heads, dropout
 
     def _heads(self, x):  # (B, T, d) -> (B, H, T, dh)
-        B, T, d = x.shape; return x.view(B, T, self.h, d // self.h).transpose(1, 2)
+        B, T, d = x.shape
+        return x.view(B, T, self.h, d // self.h).transpose(1, 2)
 
     def _self_attn(self, x, bias, cache):
         a = self.self_attn
@@ -116,7 +121,8 @@ class FaceFormerDecoderLayer(nn.Module):
     def cross_kv(self, mem):
         "Keys and values of the aligned memory mem (B, T, k, d): each (B, H, T, k, dh) (computed once per rollout)."
         a, d = self.multihead_attn, mem.shape[-1]
-        _, wk, wv = a.in_proj_weight.split(d); _, bk, bv = a.in_proj_bias.split(d)
+        _, wk, wv = a.in_proj_weight.split(d)
+        _, bk, bv = a.in_proj_bias.split(d)
         B, T, k, _ = mem.shape
         return tuple(F.linear(mem, w, b).view(B, T, k, self.h, -1).permute(0, 3, 1, 2, 4) for w, b in ((wk, bk), (wv, bv)))
 
@@ -160,7 +166,8 @@ class FaceFormer(nn.Module):
         self.transformer_decoder.layers = nn.ModuleList(
             FaceFormerDecoderLayer(d, cfg.n_heads, cfg.ff_mult * d, cfg.dropout) for _ in range(cfg.n_layers))
         self.vertice_map_r = nn.Linear(d, cfg.motion_dim)
-        nn.init.zeros_(self.vertice_map_r.weight); nn.init.zeros_(self.vertice_map_r.bias)
+        nn.init.zeros_(self.vertice_map_r.weight)
+        nn.init.zeros_(self.vertice_map_r.bias)
         self.obj_vector = nn.Linear(cfg.n_subjects, d, bias=False)
         self.log_sigma = nn.Parameter(torch.full((cfg.motion_dim,), math.log(cfg.init_sigma)), requires_grad=cfg.learn_sigma)
         self.register_buffer("slopes", alibi_slopes(cfg.n_heads), persistent=False)
@@ -209,7 +216,7 @@ class FaceFormer(nn.Module):
                 one_hot: torch.Tensor,              # (B, n_subjects) style condition
                 motion: torch.Tensor | None = None,  # (B, T, motion_dim) ground truth: teacher forcing (FaceFormer's `vertice`)
                 n_frames: int | None = None,        # frames to generate when `motion` is None
-                mode: str = "auto",                 # 'teacher', 'autoregressive' (fused), 'cached', 'recompute' (reference-style AR), 'auto'
+                mode: str = "auto",  # 'teacher', 'autoregressive' (fused), 'cached', 'recompute' (reference-style AR), 'auto'
                 sample: bool = False,               # also return a sample (AR: feed samples back instead of mu)
                 teacher_mix: float = 1.0,           # scheduled sampling: probability of feeding GT per frame ('teacher')
                 input_noise: float = 0.0,           # std of Gaussian noise on teacher-forced inputs, in motion_scale units
@@ -260,7 +267,8 @@ class FaceFormer(nn.Module):
             mus.append(y)
             nxt = y
             if stochastic:
-                nxt = y + self.sigma() * torch.randn_like(y); samples.append(nxt)
+                nxt = y + self.sigma() * torch.randn_like(y)
+                samples.append(nxt)
             tokens.append(self.vertice_map(nxt / self.cfg.motion_scale)[:, None] + style)
         out = {"mu": torch.stack(mus, 1) + tpl}                                            # (B, T, D)
         if stochastic: out["sample"] = torch.stack(samples, 1) + tpl
@@ -312,7 +320,8 @@ class FaceFormer(nn.Module):
                 window_s: float | None = None) -> torch.Tensor:
         """Autoregressive inference (KV cache, fused feedback; `engine` as in `ENGINES`; audio encoded in windows of
         `window_s` seconds when set): (B, T, motion_dim) (mu, or a sample)."""
-        was = self.training; self.eval()
+        was = self.training
+        self.eval()
         if n_frames is None: n_frames = max(1, int(audio.shape[1] / 16000 * self.cfg.fps))
         mem = self.encode_audio(audio, n_frames, window_s)
         out = self(audio, template, one_hot, n_frames=n_frames, mode="autoregressive", sample=sample, engine=engine, mem=mem)
@@ -330,7 +339,8 @@ class FaceFormer(nn.Module):
         encoder), the aligned tokens are zero-padded to the longest, and the decoder steps all of them together.
         Causal decoding makes frame t of an utterance depend only on its own frames ≤ t, so every motion equals its
         own `predict`; the padded tail is cut off."""
-        was = self.training; self.eval()
+        was = self.training
+        self.eval()
         mems = [self.encode_audio(a.reshape(1, -1), T, window_s)[0] for a, T in zip(audios, n_frames)]   # (T_i, k, d)
         Tm = max(n_frames)
         mem = torch.stack([F.pad(m, (0, 0, 0, 0, 0, Tm - len(m))) for m in mems])        # (B, T_max, k, d)
@@ -369,7 +379,8 @@ class StaticRollout:
         self.keys = torch.arange(T, device=dev)
 
     def reset(self):
-        self.tok.copy_(self.start); self.t.zero_()
+        self.tok.copy_(self.start)
+        self.t.zero_()
 
     def step(self):
         "Decode frame t into hs[:, t], write the next input token, advance t (all in place)."
@@ -382,7 +393,8 @@ class StaticRollout:
         for i, layer in enumerate(m.transformer_decoder.layers):
             a = layer.self_attn
             q, k, v = (layer._heads(z) for z in F.linear(x, a.in_proj_weight, a.in_proj_bias).chunk(3, dim=-1))  # (B, H, 1, dh)
-            self.K[i].index_copy_(2, t, k); self.V[i].index_copy_(2, t, v)
+            self.K[i].index_copy_(2, t, k)
+            self.V[i].index_copy_(2, t, v)
             att = (q @ self.K[i].transpose(-1, -2)) / math.sqrt(q.shape[-1]) + bias[None]                  # (B, H, 1, T)
             sa = a.out_proj((att.softmax(-1) @ self.V[i]).transpose(1, 2).reshape(x.shape))
             x = layer.norm1(x + sa)
@@ -404,7 +416,8 @@ class StaticRollout:
         elif engine == "graph":
             if self.mem.device.type != "cuda": raise ValueError("engine='graph' captures a CUDA graph: it needs the model on a GPU "
                                                                 "(use engine='static' or 'fused' on a CPU)")
-            side = torch.cuda.Stream(self.mem.device); side.wait_stream(torch.cuda.current_stream(self.mem.device))
+            side = torch.cuda.Stream(self.mem.device)
+            side.wait_stream(torch.cuda.current_stream(self.mem.device))
             with torch.cuda.stream(side):                          # warm-up outside the capture (library handles, workspaces)
                 for _ in range(2): self.step()
             torch.cuda.current_stream(self.mem.device).wait_stream(side)

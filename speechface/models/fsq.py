@@ -67,7 +67,8 @@ class FSQ(nn.Module):
 
     def quantize(self, z: torch.Tensor) -> torch.Tensor:        # (..., D) -> (..., D) codes in [-1, 1]
         "The code zhat = round_ste(bound(z)) / (L // 2), in float32, with a straight-through gradient."
-        if z.shape[-1] != self.n_dims: raise ValueError(f"FSQ{list(self.levels)} quantizes {self.n_dims} dimensions, got a (..., {z.shape[-1]}) tensor")
+        if z.shape[-1] != self.n_dims: raise ValueError(f"FSQ{list(self.levels)} quantizes {self.n_dims} dimensions, got a (..., "
+                                                        f"{z.shape[-1]}) tensor")
         with torch.autocast(z.device.type, enabled=False):
             return round_ste(self.bound(z.float())) / self._half_width
 

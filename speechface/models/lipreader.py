@@ -46,7 +46,8 @@ class _FrameNorm(nn.LayerNorm):
 class MeshLipReader(nn.Module):
     "Dilated temporal convolutions over lip-vertex displacements -> per-frame viseme logits."
     def __init__(self, cfg: LipReaderConfig):
-        super().__init__(); self.cfg = cfg
+        super().__init__()
+        self.cfg = cfg
         layers, c = [], cfg.in_dim
         for d in cfg.dilations:
             layers += [nn.Conv1d(c, cfg.width, cfg.kernel, dilation=d, padding=d * (cfg.kernel - 1) // 2),
@@ -76,6 +77,8 @@ def lip_reader_state(model: MeshLipReader, scale: float, idx: np.ndarray, **info
 
 def load_lip_reader(ck: dict) -> tuple[MeshLipReader, float, np.ndarray]:
     "(model in eval mode, scale, vertex indices) from `lip_reader_state`'s dict."
-    cfg = dict(ck["config"]); cfg["dilations"] = tuple(cfg["dilations"])
-    m = MeshLipReader(LipReaderConfig(**cfg)); m.load_state_dict(ck["model"])
+    cfg = dict(ck["config"])
+    cfg["dilations"] = tuple(cfg["dilations"])
+    m = MeshLipReader(LipReaderConfig(**cfg))
+    m.load_state_dict(ck["model"])
     return m.eval(), float(ck["scale"]), ck["idx"].numpy()

@@ -79,8 +79,10 @@ class SpeakerEncoder(nn.Module):
         self.cfg = cfg
         self.token_emb, self.audio_in = nn.Embedding(cfg.vocab_size, d), nn.Linear(cfg.audio_dim, d)
         self.pos_emb = nn.Embedding(cfg.window, d)
-        self.face_blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult, cfg.dropout) for _ in range(cfg.n_encoder_layers))
-        self.audio_blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult, cfg.dropout) for _ in range(cfg.n_encoder_layers))
+        self.face_blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult,
+                                                              cfg.dropout) for _ in range(cfg.n_encoder_layers))
+        self.audio_blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult,
+                                                               cfg.dropout) for _ in range(cfg.n_encoder_layers))
         self.norm = nn.LayerNorm(d)
         self.rule = block_rule(cfg.window, C, 0)
 
@@ -143,16 +145,19 @@ class ReactionTokenPredictor(nn.Module):
             raise ReactionShapeError(f"{name} must lie in [0, {V}) (the codebook); got [{int(tokens.min())}, {int(tokens.max())}]: "
                                      f"check the tokenizer's levels against vocab_size")
         if audio is not None and (audio.ndim != 3 or audio.shape[:2] != tokens.shape or audio.shape[-1] != A):
-            raise ReactionShapeError(f"speaker_audio must be (batch, frames, {A}) = {(*tokens.shape, A)} at 25 fps; got {tuple(audio.shape)}")
+            raise ReactionShapeError(f"speaker_audio must be (batch, frames, {A}) = {(*tokens.shape, A)} at 25 fps; got "
+                                     f"{tuple(audio.shape)}")
 
     def forward(self, speaker_tokens: torch.Tensor,   # (B, T) speaker FSQ ids
                 speaker_audio: torch.Tensor,          # (B, T, audio_dim)
                 listener_tokens: torch.Tensor,        # (B, T) listener FSQ ids (teacher forcing)
                ) -> torch.Tensor:                     # (B, T, vocab): logits of listener token t
         "Logits of every listener token given speaker frames of earlier windows and the listener's earlier tokens."
-        self._check(speaker_tokens, speaker_audio); self._check(listener_tokens, None, "listener_tokens")
+        self._check(speaker_tokens, speaker_audio)
+        self._check(listener_tokens, None, "listener_tokens")
         if listener_tokens.shape != speaker_tokens.shape:
-            raise ReactionShapeError(f"listener_tokens {tuple(listener_tokens.shape)} must match speaker_tokens {tuple(speaker_tokens.shape)}")
+            raise ReactionShapeError(f"listener_tokens {tuple(listener_tokens.shape)} must match speaker_tokens "
+                                     f"{tuple(speaker_tokens.shape)}")
         B, T = speaker_tokens.shape
         pos = torch.arange(T, device=speaker_tokens.device)
         mem = self.encoder(speaker_tokens, speaker_audio, pos)                       # (B, T, d)
@@ -221,13 +226,15 @@ def _encode_window(self: ReactionTokenPredictor, state: dict,
     n = tokens.shape[1]
     if not 1 <= n <= W or tokens.shape[0] != state["B"]:
         raise ReactionShapeError(f"a speaker window must be (batch={state['B']}, 1..{W} frames); got {tuple(tokens.shape)}")
-    t0 = state["t_speaker"]; pos = torch.arange(t0, t0 + n, device=tokens.device)
+    t0 = state["t_speaker"]
+    pos = torch.arange(t0, t0 + n, device=tokens.device)
     mem = self.encoder(tokens, audio, pos, state["enc"])                             # (B, n, d)
     w = t0 // W
     for c in state["enc"]:
         for cc in c.values(): crop_cache(cc, (w + 2 - C) * W)
     for blk, c in zip(self.decoder.blocks, state["cross"]):                        # listener window w + 1 reads windows > w + 1 - 1 - C
-        blk.extend_cross(c, mem, pos); crop_cache(c, (w + 1 - C) * W)
+        blk.extend_cross(c, mem, pos)
+        crop_cache(c, (w + 1 - C) * W)
     state["t_speaker"], state["closed"] = t0 + n, n < W
 
 @torch.no_grad()
@@ -246,7 +253,8 @@ def _decode_window(self: ReactionTokenPredictor, state: dict, generator: torch.G
     for t in range(w * W, (w + 1) * W):
         lg = self.decoder(tok, torch.tensor([t], device=dev), caches=state["dec"], mem_caches=state["cross"])[:, 0]  # (B, V)
         tok = sample_top_k(lg, top_k, temperature, generator)[:, None]                                       # (B, 1)
-        toks.append(tok); logits.append(lg)
+        toks.append(tok)
+        logits.append(lg)
     for c in state["dec"]: crop_cache(c, (w + 1) * W - cfg.context_windows * W + 1)
     state["last"], state["next_window"] = tok, w + 1
     return {"tokens": torch.cat(toks, 1), "logits": torch.stack(logits, 1)}

@@ -68,7 +68,7 @@ class OnlineReactionManager:
     @torch.no_grad()
     def generate_offline(self, speaker_x: torch.Tensor, speaker_audio: torch.Tensor) -> dict:
         "The listener for a whole speaker sequence (B, T, ...), window by window in a fresh state: tensors (B, T, ·)."
-        T, W, lag = speaker_x.shape[1], self.window, self.model.lag
+        T, W = speaker_x.shape[1], self.window
         saved = self.state
         try:
             outs = self.reset()

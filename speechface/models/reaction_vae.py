@@ -4,7 +4,6 @@
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #710b6198
 from __future__ import annotations
-import math
 from dataclasses import dataclass
 
 import torch
@@ -81,7 +80,8 @@ class FrameAttention(nn.Module):
         self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
 
     def _heads(self, x):  # (B, T, d) -> (B, H, T, dh)
-        B, T, d = x.shape; return x.view(B, T, self.h, d // self.h).transpose(1, 2)
+        B, T, d = x.shape
+        return x.view(B, T, self.h, d // self.h).transpose(1, 2)
 
     def kv(self, ctx: torch.Tensor):  # ctx (B, T, d) -> k, v each (B, H, T, dh)
         return tuple(self._heads(t) for t in self.kv_proj(ctx).chunk(2, -1))
@@ -258,7 +258,9 @@ def _decode(self: ReactionVAE, z_frames, prev, pos, mem=None, mem_pos=None, cach
                   None if mem_caches is None else mem_caches[i], self.mem_start)
     h = self.decoder_norm(x)
     out = {k: head(h) for k, head in self.heads.items()}
-    if "au" in out: out["au_logits"] = out.pop("au"); out["au"] = torch.sigmoid(out["au_logits"])
+    if "au" in out:
+        out["au_logits"] = out.pop("au")
+        out["au"] = torch.sigmoid(out["au_logits"])
     out["face"] = join_face(out, self.cfg.slices)                   # (B, T, face_dim), AU as probabilities
     if self.cfg.emotion_dim: out["emotion"] = self.emotion_head(h)  # (B, T, emotion_dim)
     return out, h
@@ -361,7 +363,8 @@ def reaction_vae_losses(out: dict,                 # `ReactionVAE.forward` outpu
     "The seed's losses: reconstruction + β·KL, smoothness, diversity, multi-sample contrastive, mouth consistency (formulas above)."
     mask = out["mask"]
     if target.shape != (*mask.shape, cfg.face_dim):
-        raise ReactionShapeError(f"target must be the listener's (batch, frames, {cfg.face_dim}) = {(*mask.shape, cfg.face_dim)}; got {tuple(target.shape)}")
+        raise ReactionShapeError(f"target must be the listener's (batch, frames, {cfg.face_dim}) = {(*mask.shape, cfg.face_dim)}; got "
+                                 f"{tuple(target.shape)}")
     S = out["face"].shape[1]
     y = split_face(target[:, None].expand(-1, S, -1, -1), cfg.slices)
     m = mask[:, None, :, None].to(target.dtype)                                   # (B, 1, T, 1)
@@ -425,12 +428,14 @@ def _encode_window(self: ReactionVAE, state: dict,
     n = face.shape[1]
     if not 1 <= n <= W or face.shape[0] != state["B"]:
         raise ReactionShapeError(f"a speaker window must be (batch={state['B']}, 1..{W} frames, ·); got {tuple(face.shape)}")
-    t0 = state["t_speaker"]; pos = torch.arange(t0, t0 + n, device=face.device)
+    t0 = state["t_speaker"]
+    pos = torch.arange(t0, t0 + n, device=face.device)
     mem = self.encode(face, audio, pos, state["enc"])                                # (B, n, d)
     w, C = t0 // W, cfg.context_windows
     for c in state["enc"]: crop_cache(c, (w + 2 - C) * W)
     for layer, c in zip(self.decoder, state["cross"]):                           # next listener window reads windows > w - C
-        layer.cross_attn.extend(c, mem, pos); crop_cache(c, (w + 1 - C) * W)
+        layer.cross_attn.extend(c, mem, pos)
+        crop_cache(c, (w + 1 - C) * W)
     state["summaries"][w] = mem.mean(1)                                              # (B, d)
     state["summaries"].pop(w - cfg.lag - 1, None)
     state["t_speaker"], state["closed"] = t0 + n, n < W

@@ -74,7 +74,8 @@ class SyncExpert(nn.Module):
         self.audio_in = nn.Linear(4 * ch * (cfg.n_mels // 8), d)
         self.audio_pos = nn.Parameter(torch.zeros(cfg.clip_len, d))
         self.audio_enc, self.audio_out = _encoder(cfg), nn.Linear(d, cfg.embed_dim)
-        nn.init.normal_(self.mesh_pos, std=0.02); nn.init.normal_(self.audio_pos, std=0.02)
+        nn.init.normal_(self.mesh_pos, std=0.02)
+        nn.init.normal_(self.audio_pos, std=0.02)
 
     def _vertex_width(self, vertex_idx) -> int:
         "Check the vertex region and register it as the `vertex_idx` buffer; returns the branch's input width 3K."
@@ -166,7 +167,8 @@ class RewardHead(nn.Module):
                                     nn.Linear(cfg.hidden, 1))
         self.norm = nn.LayerNorm(2 * cfg.embed_dim)
         self.lip, self.real, self.value = mlp(), mlp(), mlp()
-        nn.init.zeros_(self.value[-1].weight); nn.init.zeros_(self.value[-1].bias)
+        nn.init.zeros_(self.value[-1].weight)
+        nn.init.zeros_(self.value[-1].bias)
 
     def forward(self, vertex_feat: torch.Tensor,   # (B, 512)
                 audio_feat: torch.Tensor,          # (B, 512)
@@ -219,7 +221,8 @@ def score_sequence(sync_expert: SyncExpert, # the reward's sync expert
         parts.append(o)
     keys = parts[0].keys() if parts else ["sync_dist"] + ([] if head is None else ["lip_score", "real_score", "value"])
     out = {"clip_mask": cmask}
-    w = cmask.to(verts.dtype); n = w.sum(1).clamp(min=1)                       # (B, Tc), (B,)
+    w = cmask.to(verts.dtype)
+    n = w.sum(1).clamp(min=1)                       # (B, Tc), (B,)
     for k in keys:
         flat = torch.cat([p[k] for p in parts]) if parts else verts.new_zeros(0)
         full = verts.new_zeros(B, Tc).index_put((b_idx, c_idx), flat)           # (B, Tc), 0 on invalid clips

@@ -45,7 +45,9 @@ def reward_ranking(sync_expert, head,               # the frozen reward (`load_s
                   ) -> pd.DataFrame:                # per condition: lip, real, reward, gt_wins (fraction of sequences)
     "Mean lip / real / reward per condition and the fraction of sequences whose ground truth has the higher reward."
     if not seqs: raise UsageError("reward_ranking needs at least one sequence (e.g. load_beat2_sync_data(root, ('val',)))")
-    head.eval(); g = torch.Generator().manual_seed(seed); rows = {}
+    head.eval()
+    g = torch.Generator().manual_seed(seed)
+    rows = {}
     def score(v, mel, tpl):                           # (T, D), (Tc, 1, 20, 128), (D,) -> (lip, real)
         s = score_sequence(sync_expert, head, v[None], mel[None], template=tpl[None])
         return float(s["lip_score_seq"][0]), float(s["real_score_seq"][0])
@@ -77,7 +79,8 @@ class CoefficientRLTask(RLTask):
         d = cfg.dataset
         if "part" not in d: raise UsageError("CoefficientRLTask reads a BEAT2-layout corpus: compose the config with dataset=beat2")
         stats = MotionStats.from_dict(self.init["coefficients"])
-        if d.part != stats.part: raise UsageError(f"dataset.part={d.part!r} but the actor was trained on {stats.part!r}; set dataset.part={stats.part}")
+        if d.part != stats.part: raise UsageError(f"dataset.part={d.part!r} but the actor was trained on {stats.part!r}; set "
+                                                  f"dataset.part={stats.part}")
         kw = dict(cache_dir=d.cache_dir, speakers=d.get("speakers"), on_error=d.get("on_error", "raise"))
         tr = BEAT2MotionDataset(d.root, "train", d.part, window=d.window, stride=d.stride, stats=stats, **kw)
         va = BEAT2MotionDataset(d.root, "val", d.part, stats=stats, **kw)
@@ -88,17 +91,22 @@ class CoefficientRLTask(RLTask):
     def _validate(self):
         "Autoregressive predictions of every validation recording: normalised MSE and mean lip / real scores."
         dev = next(self.actor.parameters()).device
-        self.actor.eval(); was = self.head.training; self.head.eval()
+        self.actor.eval()
+        was = self.head.training
+        self.head.eval()
         ds = self.ds_va.ds
         pred = predict_coefficients(self.actor, ds, ds.stats)                        # id -> (T, D) coefficients
-        se = n = 0.0; lip, real = [], []
+        se = n = 0.0
+        lip, real = [], []
         for i in range(len(self.ds_va)):
             it = self.ds_va[i]
             p = torch.as_tensor(ds.stats.normalize(pred[it["name"]]), dtype=torch.float32, device=dev)   # (T, D)
-            se += float(((p.cpu() - torch.from_numpy(it["motion"])) ** 2).sum()); n += it["motion"].size
+            se += float(((p.cpu() - torch.from_numpy(it["motion"])) ** 2).sum())
+            n += it["motion"].size
             s = score_sequence(self.sync_expert, self.head, p[None], torch.as_tensor(it["rep_audio_mel"], device=dev)[None],
                                template=torch.as_tensor(it["template"], device=dev)[None])
-            lip.append(float(s["lip_score_seq"][0])); real.append(float(s["real_score_seq"][0]))
+            lip.append(float(s["lip_score_seq"][0]))
+            real.append(float(s["real_score_seq"][0]))
         self.head.train(was)
         row = {"val_mse": se / n, "val_lip": float(np.mean(lip)), "val_real": float(np.mean(real))}
         row["val_reward"] = (row["val_lip"] + row["val_real"]) * self.t.reward_scale
@@ -109,5 +117,6 @@ def train_coefficient_rl(cfg,                 # composed config: trainer=rl data
                         ) -> dict:            # run_dir, best_epoch, best_val_mse, history
     "RL fine-tuning of a `trainer=coefficients` actor against a coefficient reward (any `trainer.variant`)."
     _, r = run_task(CoefficientRLTask, cfg, progress)
-    h = r["history"]; row = next((x for x in h if x["epoch"] == r["best_epoch"]), {})
+    h = r["history"]
+    row = next((x for x in h if x["epoch"] == r["best_epoch"]), {})
     return {"run_dir": r["run_dir"], "best_epoch": r["best_epoch"] or 0, "best_val_mse": row.get("val_mse", math.nan), "history": h}

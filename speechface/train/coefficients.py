@@ -58,7 +58,8 @@ def check_coefficient_config(cfg) -> None:
 
 def coefficient_model_config(cfg, ds: BEAT2MotionDataset) -> FaceFormerConfig:
     "FaceFormerConfig for `cfg.model` on a part: motion_dim = the part's width, one style per training speaker, 30 fps."
-    m = cfg.model; fps = ds.beat2.fps
+    m = cfg.model
+    fps = ds.beat2.fps
     return FaceFormerConfig(motion_dim=motion_dim(ds.part), feature_dim=m.feature_dim, n_subjects=len(ds.train_speakers),
                             fps=fps, period=m.period or int(round(fps)), n_heads=m.n_heads, n_layers=m.n_layers,
                             ff_mult=m.ff_mult, dropout=m.dropout, audio=AudioEncoderConfig(**dict(m.audio)),
@@ -75,8 +76,10 @@ def predict_coefficients(model: FaceFormer,          # a trained actor (its moti
     "Autoregressive predictions of every recording under its speaker's style, in coefficient units."
     if ds.window is not None: raise UsageError("predict whole recordings: build the dataset with window=None")
     if motion_dim(stats.part) != model.cfg.motion_dim:
-        raise UsageError(f"the actor predicts {model.cfg.motion_dim}-d vectors but the statistics are {stats.part!r} ({motion_dim(stats.part)}-d)")
-    dev = next(model.parameters()).device; out = {}
+        raise UsageError(f"the actor predicts {model.cfg.motion_dim}-d vectors but the statistics are {stats.part!r} "
+                         f"({motion_dim(stats.part)}-d)")
+    dev = next(model.parameters()).device
+    out = {}
     for s in range(0, len(ds), batch):
         items = [ds[i] for i in range(s, min(s + batch, len(ds)))]
         preds = model.predict_many([torch.as_tensor(it["audio"], device=dev) for it in items],
@@ -100,7 +103,8 @@ class CoefficientTask(SupervisedTask):
     score_name = "val_mse"
     def __init__(self, cfg):
         check_coefficient_config(cfg)
-        t = self.t = cfg.trainer; d = cfg.dataset
+        self.t = cfg.trainer
+        d = cfg.dataset
         self.phone_weight = 0.0                                   # BEAT2's TextGrids have words only
         kw = dict(cache_dir=d.cache_dir, speakers=d.get("speakers"), on_error=d.get("on_error", "raise"))   # dataset.speakers: EMAGE's [2]
         ds_tr = BEAT2MotionDataset(d.root, "train", d.part, window=d.window, stride=d.stride, **kw)
@@ -239,9 +243,11 @@ def evaluate_coefficients(ds: BEAT2MotionDataset,          # whole recordings of
     metrics = [c for c in per.columns if c not in ("method", "id")]
     summary = []
     for name in methods:
-        sub = per[per.method == name]; row = {"method": name, "n": len(sub)}
+        sub = per[per.method == name]
+        row = {"method": name, "n": len(sub)}
         for k in metrics:
-            v = sub[k].to_numpy(np.float64); v = v[np.isfinite(v)]
+            v = sub[k].to_numpy(np.float64)
+            v = v[np.isfinite(v)]
             row[k], row[f"{k}_lo"], row[f"{k}_hi"] = (bootstrap_ci(lambda u: float(np.mean(u)), list(v), n_boot) if len(v)
                                                       else (float("nan"),) * 3)
         if encoder is not None and ds.part == "gesture":
@@ -259,7 +265,8 @@ def paired_differences(per: pd.DataFrame,  # `evaluate_coefficients`' per-record
     if not len(a) or not len(b): raise UsageError(f"no rows for {method if not len(a) else baseline!r}; methods: {sorted(set(per.method))}")
     rows = []
     for k in [c for c in per.columns if c not in ("method", "id")]:
-        d = (a[k] - b[k].reindex(a.index)).to_numpy(np.float64); d = d[np.isfinite(d)]
+        d = (a[k] - b[k].reindex(a.index)).to_numpy(np.float64)
+        d = d[np.isfinite(d)]
         est, lo, hi = bootstrap_ci(lambda u: float(np.mean(u)), list(d), n_boot, seed=seed) if len(d) else (float("nan"),) * 3
         rows.append({"measure": k, "method": method, "baseline": baseline, "difference": est, "lo": lo, "hi": hi, "n": len(d)})
     return pd.DataFrame(rows)

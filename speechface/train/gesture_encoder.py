@@ -26,7 +26,8 @@ class GestureAutoencoder(nn.Module):
         self.dec = nn.Sequential(nn.ConvTranspose1d(latent, hidden, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
                                  nn.ConvTranspose1d(hidden, hidden, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
                                  nn.Conv1d(hidden, dim, 3, padding=1))
-        self.register_buffer("mean", torch.zeros(dim)); self.register_buffer("std", torch.ones(dim))
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, latent, T/4)
         if x.ndim != 3 or x.shape[-1] != self.dim or x.shape[1] % 4:
@@ -53,13 +54,20 @@ def train_gesture_encoder(windows: np.ndarray,  # (N, T, D) training windows
     w = torch.as_tensor(np.asarray(windows), dtype=torch.float32)
     if w.ndim != 3 or len(w) < 2: raise ValueError(f"windows: expected (N >= 2, T, D), got {tuple(w.shape)}")
     if not torch.isfinite(w).all(): raise ValueError("windows hold NaN/inf values; clean the motion first")
-    torch.manual_seed(seed); ae = GestureAutoencoder(w.shape[-1], **kw)
-    ae.mean.copy_(w.mean((0, 1))); ae.std.copy_(w.std((0, 1)).clamp_min(1e-3))
-    opt = torch.optim.Adam(ae.parameters(), lr); g = torch.Generator().manual_seed(seed); losses = []
+    torch.manual_seed(seed)
+    ae = GestureAutoencoder(w.shape[-1], **kw)
+    ae.mean.copy_(w.mean((0, 1)))
+    ae.std.copy_(w.std((0, 1)).clamp_min(1e-3))
+    opt = torch.optim.Adam(ae.parameters(), lr)
+    g = torch.Generator().manual_seed(seed)
+    losses = []
     for _ in range(steps):
         xb = w[torch.randint(len(w), (min(batch, len(w)),), generator=g)]
         loss = (ae(xb) - (xb - ae.mean) / ae.std).abs().mean()
-        opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
     return ae.eval(), losses
 
 # %% ../../nbs/47_train.gesture_encoder.ipynb #8a0f1a74

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from ..core import (get_device, load_checkpoint, UsageError, DataFileError, CheckpointError, load_npy, regular_file, shown,
                              atomic_write, atomic_folder)
-from ..data.audio import load_wav, read_audio, normalize_audio, AudioFileError, MIN_AUDIO_S
+from ..data.audio import load_wav, read_audio, normalize_audio, MIN_AUDIO_S
 from ..data.dataset import FaceFormerDataset, VOCASET, BIWI
 from ..data.mesh import export_sequence, load_templates, load_regions
 from ..data.textgrid import read_phone_tier
@@ -39,7 +39,7 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
              perceptual: bool = False,   # add the perceptual measures with CIs (`evaluate_results`)
              lip_reader=None,            # a trained lip-reader (path or dict): adds lip-reading accuracy
             ) -> tuple:                   # (metrics table, report, results_dir)
-    "Predict each utterance of a split under FaceFormer's conditions (a seen subject's own style, an unseen one's every style; plus the mean style), save, and evaluate."
+    "Predict each utterance of a split under FaceFormer's conditions (a seen subject's own style, an unseen one's every style; plus the mean style), save, and evaluate."  # noqa: E501
     device = get_device(cfg.device)
     run_dir = Path(cfg.out_dir) / cfg.run
     ckpt = Path(ckpt) if ckpt else run_dir / "best.pt"
@@ -51,7 +51,8 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
     if ds.train_subjects != ck["train_subjects"]:
         raise UsageError(f"{ckpt} was trained with subjects {ck['train_subjects']} but the dataset's "
                          f"training subjects are {ds.train_subjects}: the one-hot conditions would not match")
-    out_dir = run_dir / "styledependant" / "results"; out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = run_dir / "styledependant" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
     all_names = list(ds.train_subjects) + ["mean"]
     all_conds = style_conditions(n, np.eye(n, dtype=np.float32), mean=True)              # (N+1, N): every style + mean
     t0 = time.time()
@@ -73,7 +74,7 @@ def load_reference_audio(path: str | Path,                # any audio file `read
                          max_seconds: float | None = None, # longest audio accepted (None: `MAX_AUDIO_S`)
                          min_seconds: float = MIN_AUDIO_S, # shortest audio accepted
                         ) -> np.ndarray:                   # (N,) normalised float32 waveform at 16 kHz
-    "FaceFormer's demo audio handling — `librosa.load(path, sr=16000)`: mono, librosa's resampler — on the checked reader, normalised as `Wav2Vec2Processor` does."
+    "FaceFormer's demo audio handling — `librosa.load(path, sr=16000)`: mono, librosa's resampler — on the checked reader, normalised as `Wav2Vec2Processor` does."  # noqa: E501
     import librosa
     x, rate = read_audio(path, max_seconds, min_seconds)     # what librosa.load decodes (soundfile, float32, channel mean)
     wav = librosa.resample(x, orig_sr=rate, target_sr=16000)  # librosa.load's resampler (res_type='soxr_hq')
@@ -172,7 +173,8 @@ class Animator:
             audio_np = load_reference_audio(audio_path, max_seconds, min_seconds=max(MIN_AUDIO_S, need / 16000))
             n_frames = reference_frame_count(self.model, len(audio_np))             # int(N50/50·30) or N50 // 2
         else:
-            wav = load_wav(audio_path, max_seconds=max_seconds); audio_np = normalize_audio(wav)
+            wav = load_wav(audio_path, max_seconds=max_seconds)
+            audio_np = normalize_audio(wav)
             n_frames = max(1, int(round(len(wav) / 16000 * self.fps)))               # the audio's duration at fps
         return torch.from_numpy(np.asarray(audio_np, np.float32)), n_frames
 
@@ -207,7 +209,7 @@ def check_output(out: str | Path,  # .npy, .obj, .ply or .mp4
     return out
 
 def _write_motion(motion, out: Path, tri, audio_path, fps, max_seconds=None):
-    "Write one motion: .npy atomically, .obj/.ply frames as a folder swapped in whole (a rerun leaves no stale frame), .mp4 with the speech."
+    "Write one motion: .npy atomically, .obj/.ply frames as a folder swapped in whole (a rerun leaves no stale frame), .mp4 with the speech."  # noqa: E501
     if out.suffix == ".npy":
         with atomic_write(out) as f: np.save(f, motion.astype(np.float32))
     elif out.suffix in (".obj", ".ply"):
@@ -282,17 +284,20 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
     out_dir = Path(out_dir)
     if out_dir.suffix.lower() in OUT_SUFFIXES + AUDIO_SUFFIXES:
         raise UsageError(f"--out {shown(out_dir)} looks like a file; with several inputs --out is a folder (and --format the file type)")
-    if out_dir.exists() and not out_dir.is_dir(): raise UsageError(f"--out {shown(out_dir)} is a file; with several inputs --out is a folder")
+    if out_dir.exists() and not out_dir.is_dir(): raise UsageError(f"--out {shown(out_dir)} is a file; with several inputs --out is a "
+                                                                   "folder")
     for f in files: check_output(out_dir / f"{f.stem}.{fmt}")                     # before the work
     an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config)
     tri = an.faces(faces, Path(f"x.{fmt}"))
     t0 = time.time()
-    items = sorted(((f, *an.load(f, max_seconds=max_audio_s)) for f in tqdm(files, desc="loading audio", disable=not progress, leave=False)),
+    items = sorted(((f, *an.load(f, max_seconds=max_audio_s)) for f in tqdm(files, desc="loading audio", disable=not progress,
+                                                                            leave=False)),
                    key=lambda x: x[2])
     total = sum(len(a) for _, a, _ in items) / 16000
     bar = tqdm(total=len(items), desc=f"animating ({batch_size} at a time)", disable=not progress, unit="file")
     for i in range(0, len(items), batch_size):
-        chunk = items[i:i + batch_size]; B = len(chunk)
+        chunk = items[i:i + batch_size]
+        B = len(chunk)
         motions = an.model.predict_many([a.to(an.device) for _, a, _ in chunk], an.template.expand(B, -1), an.one_hot.expand(B, -1),
                                         [T for *_, T in chunk], sample=sample, engine=engine, window_s=window_s)
         for (f, _, _), m in zip(chunk, motions): _write_motion(m.cpu().numpy(), out_dir / f"{f.stem}.{fmt}", tri, f, an.fps, max_audio_s)

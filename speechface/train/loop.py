@@ -102,7 +102,9 @@ def sync_gradients(params: list, acc) -> None:
     flat = acc.reduce(flat, "sum")
     i = 0
     for p in params:
-        n = p.numel(); p.grad = flat[i:i + n].view_as(p).clone(); i += n
+        n = p.numel()
+        p.grad = flat[i:i + n].view_as(p).clone()
+        i += n
 
 def peak_memory_mib(device) -> float:
     "Peak memory of this process so far: CUDA max allocated on a GPU, else the process's max resident set (MiB)."
@@ -114,7 +116,9 @@ def write_csv(path: Path, history: list[dict]):
     "The log rows as CSV (columns: every key any row has, in first-seen order)."
     keys = list(dict.fromkeys(k for r in history for k in r))
     with atomic_write(path, "w") as f:
-        w = csv.DictWriter(f, keys); w.writeheader(); w.writerows(history)
+        w = csv.DictWriter(f, keys)
+        w.writeheader()
+        w.writerows(history)
 
 # %% ../../nbs/40a_train.loop.ipynb #9ca6e348
 class TrainingDiverged(UserError, RuntimeError):

@@ -4,16 +4,15 @@
 
 # %% ../../nbs/46_train.reaction.ipynb #5d9030e8
 from __future__ import annotations
-import dataclasses, json, math, time
-from dataclasses import dataclass, field, asdict, fields, MISSING
+import dataclasses, math, time
+from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import soxr
 
-from ..core import (load_checkpoint, seed_everything, UserError, CheckpointError, DataFileError, check_budget,
-                             shown, config_from_file, planned_module)
+from ..core import (load_checkpoint, seed_everything, UserError, CheckpointError, shown, config_from_file, planned_module)
 from ..data.audio import log_mel_spectrogram, LOG_FLOOR
 from ..data.react import REACTDataset, REACT_FPS, MODALITIES, load_appropriateness, appropriateness_path
 from ..data.check import react_clip_frames
@@ -24,7 +23,8 @@ from ..models.reaction_vae import ReactionVAE, ReactionVAEConfig, reaction_vae_b
 from ..metrics.react import frc
 from ..viz.dyadic import face_vector_from_openface
 from .loop import Task, run_task
-from .settings import (ConfigError, check_settings, TokenizerSettings, ReactionFSQSettings, ReactionVAESettings, ReactionAudioSettings, REACTION_AUDIO_KINDS)
+from .settings import (ConfigError, check_settings, TokenizerSettings, ReactionFSQSettings, ReactionVAESettings,
+                                       ReactionAudioSettings, REACTION_AUDIO_KINDS)
 from .tokenizer import train_tokenizer
 
 # %% auto #0
@@ -58,7 +58,8 @@ class ReactionAudioConfig:
         if self.n_mels < 1 or self.mels_per_frame < 1:
             raise ReactionAudioError(f"n_mels and mels_per_frame must be ≥ 1, got {self.n_mels}, {self.mels_per_frame}")
         if MEL_RATE % (REACT_FPS * self.mels_per_frame):
-            raise ReactionAudioError(f"mels_per_frame={self.mels_per_frame} gives a hop of {MEL_RATE / (REACT_FPS * self.mels_per_frame):.2f} "
+            raise ReactionAudioError(f"mels_per_frame={self.mels_per_frame} gives a hop of "
+                                     f"{MEL_RATE / (REACT_FPS * self.mels_per_frame):.2f} "
                                      f"samples at {MEL_RATE} Hz, not an integer; use 1, 2, 4, 5 or 8")
 
     def dim(self, whisper: WhisperFeatures | None = None) -> int:
@@ -130,7 +131,8 @@ def collate_reaction(items: list[dict],        # `reaction_items` (plus tokens)
     keys = [k for k, v in items[0].items() if torch.is_tensor(v)]
     cut = []
     for it in items:
-        T = len(it[keys[0]]); s = 0
+        T = len(it[keys[0]])
+        s = 0
         if crop is not None and T > crop: s = int(torch.randint(0, T - crop + 1, ()))
         n = T if crop is None else min(crop, T)
         cut.append({k: it[k][s:s + n] for k in keys})
@@ -180,7 +182,7 @@ def checked_model_config(cls: type,           # the config dataclass, e.g. `Reac
                          path: str | Path,     # the checkpoint, for messages
                          what: str = "config", # e.g. "config", "tokenizer config"
                         ):                     # the config, safe to build
-    "A model config read from a checkpoint: `core.config_from_file` with `config_limits`, and a model that fits the memory budget (`core.planned_module`)."
+    "A model config read from a checkpoint: `core.config_from_file` with `config_limits`, and a model that fits the memory budget (`core.planned_module`)."  # noqa: E501
     if isinstance(d, dict): d = {k: v for k, v in d.items() if k != "allow_download"}   # never honoured from a file
     cfg = config_from_file(cls, d, path, what, config_limits(cls))
     planned_module(lambda: build(cfg), path, f"model its {what} describes")
@@ -188,7 +190,8 @@ def checked_model_config(cls: type,           # the config dataclass, e.g. `Reac
 
 def _load_weights(m: torch.nn.Module, state, path, what: str) -> torch.nn.Module:
     "`m` with the checkpoint's weights; a missing, extra or mis-shaped tensor is a `CheckpointError`."
-    if not isinstance(state, dict): raise CheckpointError(f"{shown(path)}: the {what} weights are a {type(state).__name__}, not a state dict")
+    if not isinstance(state,
+                      dict): raise CheckpointError(f"{shown(path)}: the {what} weights are a {type(state).__name__}, not a state dict")
     try: m.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as e:
         raise CheckpointError(f"{shown(path)}: the {what} weights do not fit the model its config describes "
@@ -283,7 +286,10 @@ class ReactionFSQTask(Task):
         for i in range(0, len(self.val), self.s.batch_size):
             b = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in collate_reaction(self.val[i:i + self.s.batch_size]).items()}
             r = token_batch_loss(self.model, {k: b[k] for k in (*TOKEN_KEYS, "mask")})
-            m = float(b["mask"].sum()); ce += float(r["loss"]) * m; hit += float(r["accuracy"]) * m; n += m
+            m = float(b["mask"].sum())
+            ce += float(r["loss"]) * m
+            hit += float(r["accuracy"]) * m
+            n += m
         out = {"val_ce": ce / n, "val_acc": hit / n}
         if self.s.select == "frc":                             # the same seed every time: epochs differ only in their weights
             emo, _ = generate_fsq_reactions(self.model, self.tokenizer, None, self.s.select_samples, seed=0, audio=self.audio,
@@ -307,7 +313,8 @@ def fsq_model_config(s: ReactionFSQSettings, vocab_size: int, audio_dim: int) ->
 def _check_audio_dim(audio: ReactionAudioConfig, dim: int):
     if audio.kind == "mel" and audio.dim() != dim:
         raise ReactionAudioError(f"the model reads {dim}-d audio features but the audio settings give {audio.dim()} "
-                                 f"({audio.n_mels} mels × {audio.mels_per_frame}); pass the settings it was trained with (load_reaction_model)")
+                                 f"({audio.n_mels} mels × {audio.mels_per_frame}); pass the settings it was trained with "
+                                 "(load_reaction_model)")
 
 def _sample_gen(seed: int, s: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) * 1_000_003 + s)
@@ -324,7 +331,8 @@ def generate_fsq_reactions(model: ReactionTokenPredictor, tokenizer: FaceTokeniz
                           ) -> tuple[np.ndarray, np.ndarray]: # emotion (S, K, T, 25), 3DMM (S, K, T, 58)
     "K listener reactions per speaker sample: tokens sampled window by window, decoded to emotion and 3DMM."
     _check_audio_dim(audio, model.cfg.audio_dim)
-    model.eval(); tokenizer.eval()
+    model.eval()
+    tokenizer.eval()
     dev = next(model.parameters()).device
     items = items if items is not None else reaction_items(dataset, audio)
     emo, coeffs = [], []
@@ -333,7 +341,8 @@ def generate_fsq_reactions(model: ReactionTokenPredictor, tokenizer: FaceTokeniz
         aud = it["speaker_audio"][None].to(dev)                                        # (1, T, A)
         out = model.generate(spk.expand(n_samples, -1), aud.expand(n_samples, -1, -1), top_k, temperature, _sample_gen(seed, s),
                              detokenizer=tokenizer.decode)
-        emo.append(out["decoded"]["emotion"].cpu().numpy()); coeffs.append(out["decoded"]["3dmm"].cpu().numpy())  # (K, T, ·)
+        emo.append(out["decoded"]["emotion"].cpu().numpy())
+        coeffs.append(out["decoded"]["3dmm"].cpu().numpy())  # (K, T, ·)
     return np.stack(emo).astype(np.float32), np.stack(coeffs).astype(np.float32)
 
 # %% ../../nbs/46_train.reaction.ipynb #13995529
@@ -354,8 +363,10 @@ def _audio_cfg(s) -> ReactionAudioConfig:
     return ReactionAudioConfig(s.audio, s.n_mels, s.mels_per_frame, True, s.whisper_dir)
 
 def _fsq_task(cfg, s: ReactionFSQSettings, progress: bool) -> ReactionFSQTask:
-    audio = _audio_cfg(s); whisper = audio.whisper() if audio.kind == "whisper" else None
-    tr, va = reaction_datasets(cfg); cache = {}
+    audio = _audio_cfg(s)
+    whisper = audio.whisper() if audio.kind == "whisper" else None
+    tr, va = reaction_datasets(cfg)
+    cache = {}
     train, val = reaction_items(tr, audio, whisper, cache), reaction_items(va, audio, whisper, cache)
     tok, _ = tokenizer_stage(train, val, s.tokenizer, Path(cfg.out_dir) / cfg.run / "tokenizer", seed=cfg.seed,
                              device=str(cfg.device), progress=progress)
@@ -389,7 +400,8 @@ def vae_items(items: list[dict], face: str) -> list[dict]:
                                         f"'openface' modality or train with trainer.face=3dmm")
             sf, lf = it["speaker_openface"], it["listener_openface"]
         else:
-            sf = torch.cat([it["speaker_3dmm"], it["speaker_emotion"]], -1); lf = torch.cat([it["listener_3dmm"], it["listener_emotion"]], -1)
+            sf = torch.cat([it["speaker_3dmm"], it["speaker_emotion"]], -1)
+            lf = torch.cat([it["listener_3dmm"], it["listener_emotion"]], -1)
         out.append({"name": it["name"], "speaker_face": sf, "listener_face": lf, "listener_emotion": it["listener_emotion"],
                     "speaker_audio": it["speaker_audio"]})
     return out
@@ -421,7 +433,8 @@ class ReactionVAETask(Task):
         for i in range(0, len(self.val), self.s.batch_size):
             b = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in collate_reaction(self.val[i:i + self.s.batch_size]).items()}
             L = reaction_vae_batch_losses(self.model, {k: b[k] for k in VAE_KEYS}, generator=g, augment=False)
-            k_ = len(b["mask"]); n += k_
+            k_ = len(b["mask"])
+            n += k_
             for k in ("loss", "rec", "rec_emotion"):
                 if k in L: sums[k] = sums.get(k, 0.0) + float(L[k]) * k_
         return {f"val_{k}": v / n for k, v in sums.items()}
@@ -443,13 +456,16 @@ def resolve_face(face: str, root: str | Path) -> str:
     "'openface' or '3dmm' for `trainer.face` ('auto': OpenFace when the loader knows it and the corpus has its files)."
     if face != "auto": return face
     if "openface" not in MODALITIES: return "3dmm"
-    try: REACTDataset(root, "train", ("openface",), n_frames=None); return "openface"
+    try:
+        REACTDataset(root, "train", ("openface",), n_frames=None)
+        return "openface"
     except UserError: return "3dmm"
 
 def _vae_task(cfg, s: ReactionVAESettings, progress: bool) -> ReactionVAETask:
-    audio = _audio_cfg(s); whisper = audio.whisper() if audio.kind == "whisper" else None
+    audio = _audio_cfg(s)
+    whisper = audio.whisper() if audio.kind == "whisper" else None
     face = resolve_face(s.face, cfg.dataset.root)
-    if progress: print(f"reaction_vae: face features = {face}" + (" (the corpus has no OpenFace)" if s.face == "auto" and face == "3dmm" else ""))
+    if progress: print(f"reaction_vae: face features = {face}" + (" (the corpus has no OpenFace)" if s.face == "auto" and face == "3dmm" else ""))  # noqa: E501
     tr, va = reaction_datasets(cfg, ("emotion", "3dmm", "audio") + (("openface",) if face == "openface" else ()))
     cache = {}
     train = vae_items(reaction_items(tr, audio, whisper, cache), face)
@@ -469,7 +485,8 @@ def generate_vae_reactions(model: ReactionVAE,
     """K listener reactions per speaker sample, streamed window by window; the listener's emotion of each, and with
     `faces` the 58-d face vector (the 3DMM branch, or read back from the OpenFace branches: `face_vector_from_openface`)."""
     _check_audio_dim(audio, model.cfg.audio_dim)
-    model.eval(); dev = next(model.parameters()).device
+    model.eval()
+    dev = next(model.parameters()).device
     if items is None and model.cfg.face == "openface" and "openface" not in dataset.modalities:
         dataset = dataset.view(modalities=(*dataset.modalities, "openface"))         # what the model was trained on
     items = vae_items(items if items is not None else reaction_items(dataset, audio), model.cfg.face)

@@ -4,9 +4,9 @@
 
 # %% ../../nbs/43_train.reward.ipynb #24e0aa83
 from __future__ import annotations
-import functools, math, os, time
+import functools, math, os
 import dataclasses
-from dataclasses import dataclass, asdict, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,7 +23,7 @@ from ..data.audio import mel_frames, mel_clips
 from ..data.beat2_motion import BEAT2MotionDataset, jaw_opening
 from ..metrics.mesh import lip_sync_offset
 from ..models.reward import (SyncExpertConfig, SyncExpert, RewardHead, RewardHeadConfig,
-                                      sync_expert_state, head_state, sync_distance, clip_windows, freeze,
+                                      clip_windows, freeze,
                                       load_sync_expert, load_reward_head, reward_file, SyncExpertScorer)
 from .loop import Task, fit
 from .settings import FitSettings, SyncExpertSettings, RewardHeadSettings
@@ -63,7 +63,8 @@ def load_beat2_sync_data(root: str | Path,          # a BEAT2-layout corpus (hol
     for s in splits:
         ds = BEAT2MotionDataset(root, s, part, cache_dir=cache_dir)     # normalised with the training split's statistics
         for i in range(len(ds)):
-            it = ds[i]; T = len(it["motion"])
+            it = ds[i]
+            T = len(it["motion"])
             q = {"name": it["name"], "motion": torch.from_numpy(it["motion"]), "template": torch.from_numpy(it["template"]),
                  "mel": torch.as_tensor(np.asarray(mel_clips(it["audio"], T, ds.beat2.fps))), "motion_kind": "coefficients"}
             if part == "face": q["opening"] = torch.from_numpy(jaw_opening(ds.targets[it["name"]]).astype(np.float32))
@@ -95,7 +96,7 @@ def candidate_mask(sid: np.ndarray,     # (N,) each anchor's sequence
                    target: np.ndarray,  # (N,) the column of each anchor's aligned clip
                    min_shift: int,      # candidates of the anchor's own sequence closer than this are not negatives
                   ) -> np.ndarray:      # (N, C) True where a candidate is left out of the anchor's softmax
-    "Which audio candidates an anchor's InfoNCE softmax must not see: its own sequence within `min_shift` frames (they are not wrong), except its aligned clip."
+    "Which audio candidates an anchor's InfoNCE softmax must not see: its own sequence within `min_shift` frames (they are not wrong), except its aligned clip."  # noqa: E501
     near = (sid[:, None] == cand[None, :, 0]) & (np.abs(pos[:, None] - cand[None, :, 1]) < min_shift)
     near[np.arange(len(sid)), target] = False
     return near
@@ -131,7 +132,8 @@ def sync_accuracy_by_offset(expert: SyncExpert,       # a trained sync expert
             for sgn in ((1, -1) if o else (1,)):
                 ok = (t + sgn * o >= 0) & (t + sgn * o < tc)
                 d_al, d_sh = D[t[ok], t[ok]], D[t[ok], t[ok] + sgn * o]
-                dists[o].append(d_sh); wins[o] += int((d_al < d_sh).sum()) if o else 0
+                dists[o].append(d_sh)
+                wins[o] += int((d_al < d_sh).sum()) if o else 0
         M = min(max_offset, (len(q["motion"]) - L) // 2)
         if M >= 1:
             r = lip_sync_offset(SyncExpertScorer(expert, q["template"]), q["motion"].numpy(), mel_frames(q["mel"], L), M, L)
@@ -156,8 +158,10 @@ def gather_rows(x: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
     "Concatenate every process's rows of x (n_r, ...) in rank order, gradients flowing back to each; returns (rows, [n_r])."
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return x, [len(x)]
     from torch.distributed.nn.functional import all_gather                     # differentiable: backward sums over processes
-    n = torch.tensor([len(x)], device=x.device); ns = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
-    dist.all_gather(ns, n); ns = [int(v) for v in ns]
+    n = torch.tensor([len(x)], device=x.device)
+    ns = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
+    dist.all_gather(ns, n)
+    ns = [int(v) for v in ns]
     pad = torch.cat([x, x.new_zeros(max(ns) - len(x), *x.shape[1:])]) if len(x) < max(ns) else x
     return torch.cat([g[:k] for g, k in zip(all_gather(pad), ns)]), ns
 
@@ -169,13 +173,14 @@ def _publish(run_dir: Path, out_path: Path):
     if dist.is_available() and dist.is_initialized(): dist.barrier()
 
 def epoch_anchors(seqs: list[dict], index: list[int], cfg: SyncExpertSettings, seed: int, epoch: int):
-    "Anchor clips and shifted negatives of the sequences `index`, each drawn from (seed, epoch, sequence): the same on any number of processes."
+    "Anchor clips and shifted negatives of the sequences `index`, each drawn from (seed, epoch, sequence): the same on any number of processes."  # noqa: E501
     sid, pos, shift = [], [], []
     for s in index:
         rng = np.random.default_rng([seed, epoch, s])
         tc = len(seqs[s]["mel"])
         p = rng.choice(tc, cfg.clips_per_seq, replace=tc < cfg.clips_per_seq)
-        sid += [s] * len(p); pos.append(p)
+        sid += [s] * len(p)
+        pos.append(p)
         shift.append(sample_shifts(p, np.full(len(p), tc), cfg.shifts_per_clip, cfg.min_shift, cfg.max_shift, rng))
     return np.array(sid), np.concatenate(pos), np.concatenate(shift)
 
@@ -196,14 +201,16 @@ class SyncExpertTask(Task):
     def collate(index): return {"index": torch.tensor(index)}
 
     def to(self, device):
-        self.bb.to(device); self.device = device
+        self.bb.to(device)
+        self.device = device
         self.seqs = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in q.items()} for q in self.seqs]
 
     def step(self, b, epoch):
         idx = b["index"].tolist() if self.shard_weight else []                    # a stand-in shard contributes nothing
         sid, pos, shift = epoch_anchors(self.seqs, idx, self.cfg, self.seed, epoch) if idx else (np.zeros(0, int),) * 3
         L, K, q = self.bb.cfg.clip_len, self.cfg.shifts_per_clip, self.seqs
-        c_sid = np.r_[sid, np.repeat(sid, K)].astype(np.int64); c_pos = np.r_[pos, (pos[:, None] + shift).ravel()].astype(np.int64)
+        c_sid = np.r_[sid, np.repeat(sid, K)].astype(np.int64)
+        c_pos = np.r_[pos, (pos[:, None] + shift).ravel()].astype(np.int64)
         if len(sid):
             vf = self.bb.encode_mesh(torch.stack([q[s]["motion"][t:t + L] for s, t in zip(sid, pos)]),
                                      torch.stack([q[s]["template"] for s in sid]))                      # (N, D)
@@ -226,7 +233,8 @@ class SyncExpertTask(Task):
         extra = {"train_top1": hits / max(len(sid), 1)}
         if self.cfg.closure_negatives > 0 and len(sid):
             h_loss, h_acc = self.closure_term(vf, af[: len(sid)], sid, pos)
-            loss = loss + self.cfg.closure_negatives * h_loss; extra["train_closure_acc"] = h_acc
+            loss = loss + self.cfg.closure_negatives * h_loss
+            extra["train_closure_acc"] = h_acc
         return loss, len(sid), extra
 
     def closure_term(self, vf, af, sid, pos):
@@ -346,7 +354,8 @@ def oversmooth(verts: torch.Tensor,    # (T, 3V)
               ) -> torch.Tensor:       # (T, 3V)
     "Temporal Gaussian smoothing (replicate padding): the over-smoothed motion of MSE-trained models."
     r = max(1, int(math.ceil(3 * sigma)))
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=verts.dtype) / sigma) ** 2); k = k / k.sum()
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=verts.dtype) / sigma) ** 2)
+    k = k / k.sum()
     x = F.pad(verts.T[None], (r, r), mode="replicate")                              # (1, 3V, T + 2r)
     return F.conv1d(x.transpose(0, 1), k.view(1, 1, -1))[:, 0].T                   # (T, 3V)
 
@@ -367,8 +376,10 @@ def time_warp(verts: torch.Tensor,     # (T, 3V)
     ph, fr = torch.rand(2, 3, generator=generator) * torch.tensor([[2 * math.pi], [3.0]]) + torch.tensor([[0.0], [0.5]])
     u = torch.linspace(0, 1, T)
     speed = 1 + strength * torch.sin(2 * math.pi * fr[:, None] * u + ph[:, None]).mean(0).clamp(-1, 1)  # (T,) > 0
-    s = torch.cumsum(speed, 0); s = (s - s[0]) / (s[-1] - s[0]) * (T - 1)          # (T,) warped positions in [0, T-1]
-    i0 = s.floor().long().clamp(max=T - 2); w = (s - i0)[:, None]
+    s = torch.cumsum(speed, 0)
+    s = (s - s[0]) / (s[-1] - s[0]) * (T - 1)          # (T,) warped positions in [0, T-1]
+    i0 = s.floor().long().clamp(max=T - 2)
+    w = (s - i0)[:, None]
     return verts[i0] * (1 - w) + verts[i0 + 1] * w
 
 def open_closures(verts: torch.Tensor,  # (T, 3V)
@@ -395,7 +406,7 @@ def open_coefficient_closures(x: torch.Tensor,       # (T, D) face coefficient v
                               strength: float = 0.3, # fraction of the way to the mean open pose at closed frames
                               rel: float = 0.2,      # a frame is closed below this fraction of the mean opening
                              ) -> torch.Tensor:      # (T, D)
-    "Coefficient lips that fail to close: wherever the jaw is closed, every channel moves `strength` of the way to the mean of the open frames."
+    "Coefficient lips that fail to close: wherever the jaw is closed, every channel moves `strength` of the way to the mean of the open frames."  # noqa: E501
     opening = torch.as_tensor(opening, dtype=x.dtype)
     if opening.shape != x.shape[:1]: raise ValueError(f"opening must be ({len(x)},), one angle per frame, got {tuple(opening.shape)}")
     closed = opening < rel * opening.mean()                                           # (T,)
@@ -431,7 +442,8 @@ def attach_closure_negatives(q: dict,             # a sync sequence (`load_sync_
     hard = torch.stack([open_closures(v, regions, s) for s in open_strengths] + [shut_openings(v, regions, s) for s in shut_strengths])
     need = [min(min_change, 0.625 * s) for s in open_strengths] + [min_change] * len(shut_strengths)
     gap = lambda x: torch.from_numpy(inner_lip_distance(x.numpy(), regions["inner_lip_upper"], regions["inner_lip_lower"]))
-    g = gap(v); change = torch.stack([(gap(h) - g).abs() for h in hard], 1)                        # (T, H)
+    g = gap(v)
+    change = torch.stack([(gap(h) - g).abs() for h in hard], 1)                        # (T, H)
     n = len(v) - clip_len + 1
     ok = change.unfold(0, clip_len, 1).amax(-1)[:n] >= torch.tensor(need) * g.mean()              # (n, H)
     q["hard"], q["hard_ok"] = hard, ok.numpy()
@@ -472,39 +484,53 @@ def closure_preference(expert: SyncExpert,     # a sync expert
         q = attach_closure_negatives(dict(q), regions, L, open_strengths, shut_strengths)
         idx = torch.arange(len(q["mel"]))[:, None] + torch.arange(L)                       # (Tc, L) frame indices
         tpl = q["template"][None].expand(len(idx), -1)
-        af = expert.encode_audio(q["mel"]); vt = expert.encode_mesh(q["motion"][idx], tpl)
+        af = expert.encode_audio(q["mel"])
+        vt = expert.encode_mesh(q["motion"][idx], tpl)
         for k in range(len(names)):
             ok = torch.as_tensor(q["hard_ok"][:, k])
             if not ok.any(): continue
             vp = expert.encode_mesh(q["hard"][k][idx[ok]], tpl[ok])
-            hits[k] += float(((vt[ok] * af[ok]).sum(1) > (vp * af[ok]).sum(1)).sum()); n[k] += int(ok.sum())
+            hits[k] += float(((vt[ok] * af[ok]).sum(1) > (vp * af[ok]).sum(1)).sum())
+            n[k] += int(ok.sum())
     return {**{k: float(h / max(c, 1)) for k, h, c in zip(names, hits, n)}, "clips": n.tolist()}
 
 # %% ../../nbs/43_train.reward.ipynb #ede49491
 @torch.no_grad()
 def _head_examples(bb, seqs, cfg: RewardHeadSettings, rng: np.random.Generator, gen: torch.Generator, regions: dict | None = None) -> dict:
     "Frozen-sync-expert features and masked labels for lip (in/off sync) and real (GT vs perturbed and actor motion)."
-    L = bb.cfg.clip_len; V, A, lip, real = [], [], [], []
+    L = bb.cfg.clip_len
+    V, A, lip, real = [], [], [], []
     nan = float("nan")
     for q in seqs:
-        tc = len(q["mel"]); tpl = q["template"][None]
+        tc = len(q["mel"])
+        tpl = q["template"][None]
         af = bb.encode_audio(q["mel"])                                                       # (Tc, D), shared by every example
         if "actor" in q:                                                                     # the SFT actor's own motion
             V.append(bb.encode_mesh(clip_windows(q["actor"][None], L)[0], tpl))
-            A.append(af); lip += [nan] * tc; real += [0.0] * tc
+            A.append(af)
+            lip += [nan] * tc
+            real += [0.0] * tc
         vf = bb.encode_mesh(clip_windows(q["motion"][None], L)[0], tpl)                      # (Tc, D)
         t = np.arange(tc)
         sh = t + sample_shifts(t, np.full(tc, tc), 1, cfg.min_shift, cfg.max_shift, rng)[:, 0]
-        V += [vf, vf]; A += [af, af[sh]]; lip += [1.0] * tc + [0.0] * tc; real += [1.0] * tc + [nan] * tc
+        V += [vf, vf]
+        A += [af, af[sh]]
+        lip += [1.0] * tc + [0.0] * tc
+        real += [1.0] * tc + [nan] * tc
         for k in cfg.perturbations:
             pv = bb.encode_mesh(clip_windows(perturb(q["motion"], q["template"], k, gen, regions, q.get("opening"))[None], L)[0], tpl)
-            V.append(pv); A.append(af); lip += [nan] * tc; real += [0.0] * tc
+            V.append(pv)
+            A.append(af)
+            lip += [nan] * tc
+            real += [0.0] * tc
     return {"v": torch.cat(V), "a": torch.cat(A), "lip": torch.tensor(lip), "real": torch.tensor(real)}
 
 @torch.no_grad()
 def head_accuracy(head: RewardHead, ex: dict) -> dict:
     "Balanced accuracy (mean of per-class accuracies, threshold 0.5) of lip_score and real_score."
-    head.eval(); o = head(ex["v"], ex["a"]); out = {}
+    head.eval()
+    o = head(ex["v"], ex["a"])
+    out = {}
     for k in ("lip", "real"):
         hit = (o[f"{k}_score"] > 0.5).float() == ex[k]
         out[f"{k}_acc"] = float(torch.stack([hit[ex[k] == c].float().mean() for c in (0.0, 1.0) if (ex[k] == c).any()]).mean())
@@ -544,7 +570,7 @@ class HeadTask(Task):
     the global batch is assembled from local sums over global class counts."""
     score_name = "val_score"
     def __init__(self, bb, head, train, val_ex, cfg: RewardHeadSettings, seed: int, regions, meta: dict):
-        self.bb, self.head, self.seqs, self.val_ex, self.cfg, self.seed, self.regions, self.meta = bb, head, train, val_ex, cfg, seed, regions, meta
+        self.bb, self.head, self.seqs, self.val_ex, self.cfg, self.seed, self.regions, self.meta = bb, head, train, val_ex, cfg, seed, regions, meta  # noqa: E501
         self.train_set = list(range(sum(len(q["mel"]) * (2 + len(cfg.perturbations) + ("actor" in q)) for q in train)))
         self.modules = {"model": head}
         params = [p for n, p in head.named_parameters() if not n.startswith("value.")]    # the critic is trained in RL
@@ -554,7 +580,8 @@ class HeadTask(Task):
     def collate(index): return {"index": torch.tensor(index)}
 
     def to(self, device):
-        self.head.to(device); self.device = device                               # the frozen sync expert stays on the CPU
+        self.head.to(device)
+        self.device = device                               # the frozen sync expert stays on the CPU
         if self.val_ex is not None: self.val_ex = {k: v.to(device) for k, v in self.val_ex.items()}
 
     def begin_epoch(self, epoch, u):
@@ -568,7 +595,8 @@ class HeadTask(Task):
         i = b["index"]
         o = self.head(self.ex["v"][i], self.ex["a"][i])
         w = self.shard_weight                                                   # a stand-in item counts for nothing
-        loss = sum(_balanced_bce_global(o[f"{k}_logit"].float(), (self.ex[k][i] if w else torch.full_like(self.ex[k][i], float("nan"))), self.count)
+        loss = sum(_balanced_bce_global(o[f"{k}_logit"].float(), (self.ex[k][i] if w else torch.full_like(self.ex[k][i], float("nan"))),
+                                        self.count)
                    for k in ("lip", "real"))
         return loss, None, {}
 
@@ -627,7 +655,8 @@ def train_reward_head(root: str | Path,                              # corpus
     res = fit(task, loop, run_dir, progress)
     _publish(run_dir, out_path)
     best = next((r for r in res["history"] if r["epoch"] == res["best_epoch"]), res["history"][-1])
-    return {"path": str(out_path), "run_dir": str(run_dir), "best": -best.get("val_score", math.nan) if val_ex is not None else best["epoch"],
+    return {"path": str(out_path), "run_dir": str(run_dir),
+            "best": -best.get("val_score", math.nan) if val_ex is not None else best["epoch"],
             "history": res["history"], "head": load_reward_head(out_path) if out_path.is_file() else None}
 
 # %% ../../nbs/43_train.reward.ipynb #1f18ef58

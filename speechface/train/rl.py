@@ -82,7 +82,8 @@ def rl_losses(variant: str,                # one of RL_VARIANTS
     r = (scores["lip_score"] + scores["real_score"]) * reward_scale                    # (B, Tc) per-clip reward
     v = scores["value"]
     R, V = (r * cm).sum(1) / cm.sum(1).clamp(min=1), (v * cm).sum(1) / cm.sum(1).clamp(min=1)  # (B,)
-    m = mask[..., None].to(mu.dtype); ncoord = count(m.sum() * mu.shape[-1]).clamp(min=1)   # real frames × coordinates
+    m = mask[..., None].to(mu.dtype)
+    ncoord = count(m.sum() * mu.shape[-1]).clamp(min=1)   # real frames × coordinates
     per_clip_critic = variant in ("per_clip", "ppo", "grpo", "backprop")
     critic = ((r.detach() - v) ** 2 * cm).sum() / ncl if per_clip_critic else ((R.detach() - V) ** 2).sum() / nseq
     out = {"reward": (R.sum() / nseq).detach(), "lip": ((scores["lip_score"] * cm).sum() / ncl).detach(),
@@ -114,7 +115,8 @@ def rl_losses(variant: str,                # one of RL_VARIANTS
     if kl_weight:
         if ref_mu is None: raise ValueError("kl_weight > 0 needs ref_mu, the frozen SFT policy's mean")
         kl = (((mu - ref_mu.detach()) / sigma) ** 2 * 0.5 * m).sum() / ncoord
-        total = total + kl_weight * kl; out["kl"] = kl
+        total = total + kl_weight * kl
+        out["kl"] = kl
     return {"total": total, "actor": actor, "sup": sup, **out}
 
 def clip_windows_transpose(A: torch.Tensor,  # (B, Tc) per-clip values
@@ -172,7 +174,8 @@ class RLTask(Task):
         t = self.t = cfg.trainer
         if t.variant not in RL_VARIANTS: raise ValueError(f"trainer.variant={t.variant!r}; choose from {RL_VARIANTS}")
         if t.select not in ("lve", "reward", "last"): raise ValueError(f"trainer.select={t.select!r}; choose lve, reward or last")
-        for p, what in ((t.init_actor, "SFT actor (speechface train ...)"), (t.sync_expert, "sync expert (speechface train trainer=sync_expert)"),
+        for p, what in ((t.init_actor, "SFT actor (speechface train ...)"),
+                        (t.sync_expert, "sync expert (speechface train trainer=sync_expert)"),
                         (t.head, "reward head (speechface train trainer=reward_head)")):
             if not reward_file(p).is_file(): raise FileNotFoundError(f"{p} not found: the {what} must exist before RL")
         self.K = t.group_size if t.variant == "grpo" else 1
@@ -180,7 +183,7 @@ class RLTask(Task):
         init = self.init = load_checkpoint(t.init_actor)
         self.actor = load_actor(init, source=t.init_actor)               # config, sizes and weights checked
         if not self.actor.cfg.stochastic and t.variant != "backprop":
-            raise ValueError(f"{t.init_actor} is a deterministic actor: variant {t.variant!r} needs model.stochastic=true (or use backprop)")
+            raise ValueError(f"{t.init_actor} is a deterministic actor: variant {t.variant!r} needs model.stochastic=true (or use backprop)")  # noqa: E501
         self.ref = freeze(load_actor(init, source=t.init_actor)).eval() if t.kl_weight else None
         self.sync_expert = freeze(load_sync_expert(t.sync_expert))
         self.head = load_reward_head(t.head).train()
@@ -202,15 +205,18 @@ class RLTask(Task):
         ds_tr = FaceFormerDataset(cfg.dataset.root, "train", cfg.dataset.kind, with_mel=True)
         ds_va = FaceFormerDataset(cfg.dataset.root, "val", cfg.dataset.kind, with_mel=True,
                                   style="independent" if t.val_conditions == "mean" else "auto")
-        self.lips = load_regions(ds_tr.root / ds_tr.spec.masks, ds_tr.n_vertices)["lips"] if ds_tr.spec.masks else np.arange(ds_tr.n_vertices)
+        self.lips = load_regions(ds_tr.root / ds_tr.spec.masks,
+                                 ds_tr.n_vertices)["lips"] if ds_tr.spec.masks else np.arange(ds_tr.n_vertices)
         return ds_tr, ds_va
 
     def to(self, device):
-        super().to(device); self.sync_expert.to(device)
+        super().to(device)
+        self.sync_expert.to(device)
         if self.ref is not None: self.ref.to(device)
     def _validate(self):
         dev = next(self.actor.parameters()).device
-        self.actor.eval(); row = validate(self.actor, self.ds_va, self.lips, dev, self.t.val_conditions, self.val_extra)
+        self.actor.eval()
+        row = validate(self.actor, self.ds_va, self.lips, dev, self.t.val_conditions, self.val_extra)
         row["val_reward"] = (row["val_lip"] + row["val_real"]) * self.t.reward_scale
         return row
     def before_training(self):                                  # the SFT actor is a candidate (epoch 0)
@@ -224,10 +230,15 @@ class RLTask(Task):
         return {"lve": row[e], "last": -row["epoch"],
                 "reward": -row["val_reward"] if row[e] <= self.lve_cap else math.inf}[self.t.select]
     def begin_epoch(self, epoch, u):
-        self.actor.train(self.t.dropout); self.head.train(); self.n_clips, self.t_score = 0, 0.0
+        self.actor.train(self.t.dropout)
+        self.head.train()
+        self.n_clips, self.t_score = 0, 0.0
         return {}
     def passes(self, b):
-        t = self.t; self.warm = self.steps < t.critic_warmup_steps; self.steps += 1; self.inner = 0
+        t = self.t
+        self.warm = self.steps < t.critic_warmup_steps
+        self.steps += 1
+        self.inner = 0
         return t.ppo_epochs if (t.variant == "ppo" and not self.warm) else 1
 
     def step(self, b, epoch):
@@ -239,7 +250,8 @@ class RLTask(Task):
             ts = time.time()
             sc = score_sequence(self.sync_expert, self.head, scored, b["rep_audio_mel"], b["motion_mask"],
                                 template=b["template"], mel_mask=b["mel_mask"])
-            self.t_score += time.time() - ts; self.n_clips += int(sc["clip_mask"].sum())
+            self.t_score += time.time() - ts
+            self.n_clips += int(sc["clip_mask"].sum())
             mu = P["mu"]
             if t.variant == "ppo":
                 self.old_lp = actor.dist(P["mu"].detach()).log_prob(P["action"])
@@ -264,7 +276,8 @@ class RLTask(Task):
         return {"step_s": 1 / row["steps_per_s"], "clips_per_s": self.n_clips / max(self.t_score, 1e-9)}
     def last_extras(self):
         return {"config": {**self.init["config"], "rl": self.cfg_dict}, "model_config": self.init["model_config"],
-                f"best_{self.error_key}": min((h[self.error_key] for h in self.history if self.error_key in h), default=math.inf), **self.extras}
+                f"best_{self.error_key}": min((h[self.error_key] for h in self.history if self.error_key in h), default=math.inf),
+                **self.extras}
     def best_extras(self): return {**self.last_extras(), "history": self.history}
     def save_extra(self, run_dir, epoch, improved):
         save_checkpoint(run_dir / "last_head.pt", head_state(self.head, epoch=epoch))
@@ -273,9 +286,10 @@ class RLTask(Task):
     def load_state_dict(self, s): self.steps, self.lve_cap = s.get("steps", 0), s.get("lve_cap", math.inf)
 
 def train_rl(cfg, progress: bool = True) -> dict:
-    "RL fine-tuning of an SFT actor against the reward model (`trainer.variant`: seed, per_clip, ppo, grpo, backprop), any number of processes."
+    "RL fine-tuning of an SFT actor against the reward model (`trainer.variant`: seed, per_clip, ppo, grpo, backprop), any number of processes."  # noqa: E501
     _, r = run_task(RLTask, cfg, progress)
-    h = r["history"]; row = next((x for x in h if x["epoch"] == r["best_epoch"]), {})   # main process: the selected epoch's row
+    h = r["history"]
+    row = next((x for x in h if x["epoch"] == r["best_epoch"]), {})   # main process: the selected epoch's row
     return {"run_dir": r["run_dir"], "best_epoch": r["best_epoch"] or 0, "best_val_lve": row.get("val_lve", math.nan),
             "history": h, "processes": r["processes"]}
 

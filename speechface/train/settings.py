@@ -59,7 +59,8 @@ class Rule:
 
 def setting(default, kind: str, **rule):
     "A dataclass field with its default and its `Rule` (the single place both are written)."
-    if isinstance(default, (dict, list)): return field(default_factory=lambda: type(default)(default), metadata={"rule": Rule(kind, **rule)})
+    if isinstance(default, (dict, list)): return field(default_factory=lambda: type(default)(default),
+                                                       metadata={"rule": Rule(kind, **rule)})
     return field(default=default, metadata={"rule": Rule(kind, **rule)})
 
 def field_rules(cls, prefix: str = "") -> dict:
@@ -139,7 +140,7 @@ class RLSettings(LoopSettings):
     variant: str = setting("seed", "choice", choices=RL_VARIANT_NAMES)
     rollout: str = setting("teacher", "choice", choices=("teacher", "free"))  # teacher (the seed's) | free (own KV-cached rollout)
     init_actor: str = "${out_dir}/${model.name}_${dataset.name}/best.pt"     # the SFT checkpoint to start from
-    sync_expert: str = "${out_dir}/reward/sync_expert.pt"                     # the frozen sync expert (`reward_file` also reads model_loss.pth)
+    sync_expert: str = "${out_dir}/reward/sync_expert.pt"  # the frozen sync expert (`reward_file` also reads model_loss.pth)
     head: str = "${out_dir}/reward/reward_head.pt"                            # head_v2 (lip, real, value) (`reward_file`: or v4_best.pt)
     train_heads: bool = setting(False, "bool")                  # false: lip/real frozen, value trained (the seed trains all three)
     epochs: int = setting(5, "int", lo=1)
@@ -263,7 +264,7 @@ class RunSettings:
     seed: int = setting(0, "int", lo=0)                         # seeds Python, NumPy and torch (and the data order)
     device: str = setting("auto", "str")                        # auto | cpu | cuda | cuda:N | mps
     threads: int | None = setting(None, "int", lo=1, nullable=True)  # torch CPU threads (null = torch's default)
-    eval_expert: str | None = None                              # the evaluation expert for `speechface test`'s sync columns (never a reward)
+    eval_expert: str | None = None  # the evaluation expert for `speechface test`'s sync columns (never a reward)
     model: Any = None                                           # filled by the config groups
     dataset: Any = None
     trainer: Any = None
@@ -329,7 +330,7 @@ class ReactionVAESettings(LoopSettings, ReactionAudioSettings):
     lr: float = setting(1e-4, "float", **POS)                    # seed 1e-4 (Adam)
     weight_decay: float = setting(0.0, "float", **NONNEG)
     crop: int | None = setting(256, "int", lo=1, nullable=True)  # ReactionVAEConfig.crop_len (ours)
-    face: str = setting("auto", "choice", choices=("auto", "openface", "3dmm"))  # face features: OpenFace (160) | 3DMM + emotion (83); auto = OpenFace when the corpus has it
+    face: str = setting("auto", "choice", choices=("auto", "openface", "3dmm"))  # face features: OpenFace (160) | 3DMM + emotion (83); auto = OpenFace when the corpus has it  # noqa: E501
     feature_dim: int = setting(256, "int", lo=1)                 # seed 256
     latent_dim: int = setting(256, "int", lo=1)
     n_heads: int = setting(4, "int", lo=1)
@@ -339,7 +340,7 @@ class ReactionVAESettings(LoopSettings, ReactionAudioSettings):
     dropout: float = setting(0.1, "float", lo=0, hi=0.99)
     window: int = setting(16, "int", lo=1)                       # seed 16
     n_samples: int = setting(3, "int", lo=1)                     # latents per speaker in a step (seed 3)
-    emotion_dim: int = setting(25, "int", lo=0)                  # listener emotion head (REACT metrics read it); 0 = the seed's four branches
+    emotion_dim: int = setting(25, "int", lo=0)  # listener emotion head (REACT metrics read it); 0 = the seed's four branches
     w_emotion: float = setting(1.0, "float", **NONNEG)           # weight of its L1 term inside the reconstruction
     kl_weight: float = setting(2e-4, "float", **NONNEG)
     w_smooth: float = setting(15.0, "float", **NONNEG)           # seed 15
@@ -357,7 +358,7 @@ class DyadicDatasetSettings:
 
 @dataclass
 class CoefficientSettings(LoopSettings):
-    "`trainer=coefficients`: the actor on BEAT2 coefficient vectors (face or gesture), MSE in normalised units (nbs/48_train.coefficients.ipynb)."
+    "`trainer=coefficients`: the actor on BEAT2 coefficient vectors (face or gesture), MSE in normalised units (nbs/48_train.coefficients.ipynb)."  # noqa: E501
     name: str = "coefficients"                                  # defaults: the recipe chosen on validation (beat2_coefficients_prereg.yaml)
     epochs: int = setting(40, "int", lo=1)
     batch_size: int = setting(8, "int", lo=1)                   # windows per global batch
@@ -378,11 +379,11 @@ class BEAT2DatasetSettings:
     name: str = "beat2"
     root: str = setting("data/beat2", "str")
     part: str = setting("face", "choice", choices=("face", "gesture"))   # face: jaw 6D + 100 FLAME (106) | gesture: upper + hands 6D (258)
-    window: int | None = setting(90, "int", lo=3, nullable=True)          # training window (frames, a multiple of 3); null: whole recordings
+    window: int | None = setting(90, "int", lo=3, nullable=True)  # training window (frames, a multiple of 3); null: whole recordings
     stride: int = setting(30, "int", lo=3)                                # frames between training windows (a multiple of 3)
-    cache_dir: str | None = "auto"                                        # BEAT2Dataset's on-disk cache; 'auto': $SPEECHFACE_CACHE or ~/.cache/speechface; null: in memory
-    speakers: list | None = None                                          # only these speakers (numbers or names); EMAGE's benchmark: [2]; null: all
-    on_error: str = setting("skip", "choice", choices=("skip", "raise"))  # a recording that cannot be read: skip it with a warning (as EMAGE) or stop
+    cache_dir: str | None = "auto"  # BEAT2Dataset's on-disk cache; 'auto': $SPEECHFACE_CACHE or ~/.cache/speechface; null: in memory
+    speakers: list | None = None  # only these speakers (numbers or names); EMAGE's benchmark: [2]; null: all
+    on_error: str = setting("skip", "choice", choices=("skip", "raise"))  # a recording that cannot be read: skip it with a warning (as EMAGE) or stop  # noqa: E501
     num_workers: int = setting(0, "int", lo=0)
 
 SCHEMAS = {("trainer", "supervised_schema"): SupervisedSettings, ("trainer", "rl_schema"): RLSettings,
@@ -416,7 +417,9 @@ def validate_config(cfg, rules: dict | None = None) -> None:
     bad = []
     for key, rule in (rules or schema_rules(cfg)).items():
         try: v = OmegaConf.select(cfg, key, default="__absent__", throw_on_missing=True)
-        except Exception as e: bad.append(f"{key}: {e}"); continue
+        except Exception as e:
+            bad.append(f"{key}: {e}")
+            continue
         if isinstance(v, str) and v == "__absent__": continue
         if not rule.ok(v): bad.append(f"{key}={v!r} ({type(v).__name__}) must be {rule.describe()}")
     if problem := shift_problem(OmegaConf.select(cfg, "trainer.min_shift"), OmegaConf.select(cfg, "trainer.max_shift")):
@@ -447,7 +450,8 @@ def _hydra_message(e: Exception, overrides: list[str]) -> str:
     if "Could not override" in msg[0]:                                     # a key that does not exist
         key = msg[0].split("'")[1]
         if key in RENAMED: return f"config key '{key}' was renamed: write {RENAMED[key]}=... instead of {key}=..."
-        known = _config_keys(); close = difflib.get_close_matches(key, known, n=2, cutoff=0.75)
+        known = _config_keys()
+        close = difflib.get_close_matches(key, known, n=2, cutoff=0.75)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         return (f"unknown config key '{key}'{hint}; `speechface train --show-config` lists every key, and +{key}=... "
                 f"adds a new one on purpose")
@@ -460,7 +464,7 @@ def _hydra_message(e: Exception, overrides: list[str]) -> str:
             if line.startswith("\t") and not line.strip().endswith("_schema"): options.append(line.strip())   # schemas are not presets
         return msg[0].replace("In 'config': ", "") + (f"; available: {', '.join(options)}" if options else "")
     if "Error parsing override" in msg[0]:                                 # names the override itself
-        return f"{msg[0].replace('Error parsing', 'cannot parse')} ({msg[1] if len(msg) > 1 else 'syntax'}); write key=value, e.g. trainer.lr=1e-4"
+        return f"{msg[0].replace('Error parsing', 'cannot parse')} ({msg[1] if len(msg) > 1 else 'syntax'}); write key=value, e.g. trainer.lr=1e-4"  # noqa: E501
     cause = e.__cause__
     if cause is not None and "full_key" in str(cause):                     # a value of the wrong type for the schema
         lines = str(cause).strip().splitlines()

@@ -31,7 +31,8 @@ def motion_rms(ds: FaceFormerDataset, max_items: int = 64) -> float:
     for i in idx:
         it = ds.items[i]
         v = check_vertices(it, ds.spec, ds.n_vertices) - ds.templates[it.subject].reshape(1, -1)   # names a bad file
-        sq += float((v.astype(np.float64) ** 2).sum()); n += v.size
+        sq += float((v.astype(np.float64) ** 2).sum())
+        n += v.size
     return float(np.sqrt(sq / max(n, 1))) or 1.0
 
 def model_config(cfg, ds: FaceFormerDataset) -> FaceFormerConfig:
@@ -64,7 +65,9 @@ def validate(model: FaceFormer, ds: FaceFormerDataset, lips: np.ndarray, device,
         pred = pred_t.cpu().numpy()
         gt = it["motion"][None]                                                          # (1, T, 3V)
         err = ((pred - gt).reshape(*pred.shape[:2], -1, 3)[:, :, lips] ** 2).sum(-1)       # (C, T, K)
-        lve += err.max(-1).mean() * pred.shape[1]; mse += ((pred - gt) ** 2).mean() * pred.shape[1]; n += pred.shape[1]
+        lve += err.max(-1).mean() * pred.shape[1]
+        mse += ((pred - gt) ** 2).mean() * pred.shape[1]
+        n += pred.shape[1]
         for k, v in (extra(pred_t, it) if extra else {}).items(): sums[k] = sums.get(k, 0.0) + float(v)
     return {"val_lve": float(lve / n), "val_mse": float(mse / n), **{k: v / max(len(ds), 1) for k, v in sums.items()}}
 
@@ -107,7 +110,8 @@ class SupervisedTask(Task):
         self.cfg_dict = OmegaConf.to_container(cfg, resolve=True)
 
     def begin_epoch(self, epoch, u):
-        super().begin_epoch(epoch, u); t = self.t
+        super().begin_epoch(epoch, u)
+        t = self.t
         lr = epoch_lr(t.lr, u, t.get("lr_schedule", "constant"), t.get("lr_min_ratio", 0.1))
         for g in self.optimizers["optimizer"].param_groups: g["lr"] = lr   # the config's rate wins on resume too
         self.mix = (t.teacher_mix_start + (t.teacher_mix_end - t.teacher_mix_start) * u

@@ -85,7 +85,8 @@ def collate_frames(items: list[dict],              # `random_walk_faces` / `mesh
     if crop is not None:
         cut = []
         for it in items:
-            T = len(it["x"]); s = int(torch.randint(0, max(T - crop, 0) + 1, ()))
+            T = len(it["x"])
+            s = int(torch.randint(0, max(T - crop, 0) + 1, ()))
             cut.append({"name": it["name"], "x": it["x"][s:s + crop], "targets": {k: v[s:s + crop] for k, v in it["targets"].items()}})
         items = cut
     T = max(len(it["x"]) for it in items)
@@ -93,7 +94,9 @@ def collate_frames(items: list[dict],              # `random_walk_faces` / `mesh
     out["x"] = torch.zeros(len(items), T, items[0]["x"].shape[1])
     for k, v in items[0]["targets"].items(): out[f"y:{k}"] = torch.zeros(len(items), T, v.shape[1])
     for i, it in enumerate(items):
-        n = len(it["x"]); out["mask"][i, :n] = True; out["x"][i, :n] = torch.as_tensor(it["x"])
+        n = len(it["x"])
+        out["mask"][i, :n] = True
+        out["x"][i, :n] = torch.as_tensor(it["x"])
         for k, v in it["targets"].items(): out[f"y:{k}"][i, :n] = torch.as_tensor(v)
     return out
 
@@ -129,7 +132,7 @@ class TokenizerTask(Task):
                 "val_used": u.used, "val_perplexity": u.perplexity}
 
     def score(self, row):
-        return row.get("val_l1", math.inf) if self.val else -row["epoch"]   # epochs not validated are no candidates; no val items: the last epoch
+        return row.get("val_l1", math.inf) if self.val else -row["epoch"]   # epochs not validated are no candidates; no val items: the last epoch  # noqa: E501
 
     def best_extras(self): return {"kind": "face_tokenizer", "config": asdict(self.model.cfg), **self.meta}
 
@@ -139,7 +142,8 @@ def load_tokenizer(ck: str | Path | dict) -> FaceTokenizer:
     ck = ck if isinstance(ck, dict) else load_checkpoint(ck, "cpu")
     if ck.get("kind") != "face_tokenizer":
         raise ValueError(f"not a face-tokenizer checkpoint (kind {ck.get('kind')!r}); train one with `train_tokenizer`")
-    m = FaceTokenizer(FaceTokenizerConfig(**ck["config"])); m.load_state_dict(ck["model"])
+    m = FaceTokenizer(FaceTokenizerConfig(**ck["config"]))
+    m.load_state_dict(ck["model"])
     return m.eval()
 
 def train_tokenizer(train: list[dict],                  # items (`random_walk_faces`, `mesh_items`)
@@ -178,7 +182,8 @@ def reconstruct_meshes(model: FaceTokenizer,       # a tokenizer of vertex displ
         tpl = ds.templates[it.subject].reshape(-1, 3)
         seq = np.repeat(tpl[None], len(d), 0).astype(np.float64)                      # (T, V, 3)
         seq[:, idx] += d.reshape(len(d), -1, 3)
-        preds.append(seq.reshape(len(d), -1)); toks.append(tokens[0].numpy())
+        preds.append(seq.reshape(len(d), -1))
+        toks.append(tokens[0].numpy())
     return preds, toks
 
 def mesh_tokenizer_eval(preds: list,               # (T, 3V) per item of `ds` (`reconstruct_meshes`, or any method)
@@ -212,7 +217,8 @@ def codebook_sweep(level_sets: dict,              # label -> FSQ levels, e.g. `R
     rows, cache = [], {}
     for label, levels in level_sets.items():
         for seed in seeds:
-            cfg = FaceTokenizerConfig(**{**(model or {}), "in_dim": 3 * len(idx), "heads": {"verts": 3 * len(idx)}, "levels": tuple(levels)})
+            cfg = FaceTokenizerConfig(**{**(model or {}), "in_dim": 3 * len(idx), "heads": {"verts": 3 * len(idx)},
+                                         "levels": tuple(levels)})
             t0 = time.time()
             tok, summ = train_tokenizer(train, val, cfg, Path(run_dir) / f"levels_{label}_seed{seed}", trainer, seed=seed,
                                         meta={"scale": scale, "idx": torch.as_tensor(idx)})
@@ -221,6 +227,7 @@ def codebook_sweep(level_sets: dict,              # label -> FSQ levels, e.g. `R
             _, train_toks = reconstruct_meshes(tok, ds_train, idx, scale)
             rows.append({"levels": str(list(levels)), "codebook": tok.codebook_size, "seed": seed, "best epoch": summ["best_epoch"],
                          **mesh_tokenizer_eval(preds, ds_test, regions, cache=cache),
-                         **dict(zip(("used (train)", "perplexity (train)"), codebook_usage(np.concatenate(train_toks), tok.codebook_size)[:2])),
+                         **dict(zip(("used (train)", "perplexity (train)"),
+                                    codebook_usage(np.concatenate(train_toks), tok.codebook_size)[:2])),
                          "train s": secs})
     return pd.DataFrame(rows)

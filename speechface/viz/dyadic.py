@@ -41,7 +41,8 @@ def check_face_vector(coeffs, name: str = "coeffs") -> np.ndarray:
 def articulator_curves(coeffs, # (T, 58) face vectors
                       ) -> np.ndarray: # (T, 7) curves in `ARTICULATORS` order
     "The articulation rig's curves from the face vector, by the table above."
-    c = check_face_vector(coeffs); w = lambda n: c[:, _IX[n]]
+    c = check_face_vector(coeffs)
+    w = lambda n: c[:, _IX[n]]
     press = (w("mouthPressLeft") + w("mouthPressRight")) / 2
     smile = (w("mouthSmileLeft") + w("mouthSmileRight")) / 2
     cur = {"jaw": w("jawOpen"),
@@ -76,7 +77,9 @@ class FaceVectorRig:
         v = self.rig(articulator_curves(c)).astype(np.float64)             # (T, V, 3) expression, head coordinates
         for k, (name, sign) in enumerate((("mouthSmileLeft", 1.0), ("mouthSmileRight", -1.0))):
             a = c[:, _IX[name], None] * self.w_smile[k][None]                # (T, V)
-            v[..., 0] += sign * SMILE_WIDEN * a; v[..., 1] += SMILE_LIFT * a; v[..., 2] -= SMILE_BACK * a
+            v[..., 0] += sign * SMILE_WIDEN * a
+            v[..., 1] += SMILE_LIFT * a
+            v[..., 2] -= SMILE_BACK * a
         R = head_rotation(c[:, 52], c[:, 53], c[:, 54])                      # (T, 3, 3)
         v = np.einsum("tij,tvj->tvi", R, v - self.pivot) + self.pivot       # rigid turn about the neck
         v += self.translation_scale * c[:, None, 55:58]                     # (T, 1, 3) shift
@@ -118,7 +121,8 @@ def face_vector_from_openface(features,  # (T, 160) OpenFace features (`speechfa
     L = np.stack([lm[:, :68], lm[:, 68:]], -1)                                      # (T, 68, 2) px
     r, c = _ratios(L), _calibration()
     unit = lambda k: np.nan_to_num(np.clip((r[k] - c["neutral"][k]) / c[k], 0, 1))      # untracked frames: neutral
-    out = np.zeros((len(f), FACE_DIM), np.float32); n = EXPRESSION_NAMES
+    out = np.zeros((len(f), FACE_DIM), np.float32)
+    n = EXPRESSION_NAMES
     out[:, n.index("jawOpen")] = unit("gap")
     out[:, n.index("mouthSmileLeft")] = out[:, n.index("mouthSmileRight")] = unit("width")
     out[:, n.index("browInnerUp")] = out[:, n.index("browOuterUpLeft")] = out[:, n.index("browOuterUpRight")] = unit("brow")
@@ -150,12 +154,15 @@ class EmotionChart(StripChart):
     def __init__(self, series: dict,     # dimension -> {person: (T,) values}
                  fps: float, width: int, height: int = 160): # pixels
         import matplotlib.pyplot as plt
-        T = max(len(v) for d in series.values() for v in d.values()); self.T = T
+        T = max(len(v) for d in series.values() for v in d.values())
+        self.T = T
         fig, axes = plt.subplots(len(series), 1, figsize=(width / 100, height / 100), dpi=100, sharex=True, squeeze=False)
         t = np.arange(T) / fps
         for ax, (dim, people) in zip(axes[:, 0], series.items()):
             for (who, y), c in zip(people.items(), PERSON_COLORS): ax.plot(t[:len(y)], y, color=c, lw=1.1, label=who)
-            ax.set_ylabel(dim, fontsize=6); ax.tick_params(labelsize=5); ax.set_xlim(0, (T - 1) / fps)
+            ax.set_ylabel(dim, fontsize=6)
+            ax.tick_params(labelsize=5)
+            ax.set_xlim(0, (T - 1) / fps)
         axes[0, 0].legend(fontsize=6, ncol=len(people), loc="lower right", bbox_to_anchor=(1, 1), frameon=False,
                           borderaxespad=0.1)
         axes[-1, 0].set_xlabel("time (s)", fontsize=6)
@@ -164,7 +171,8 @@ class EmotionChart(StripChart):
         self.image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()     # (height, width, 3)
         top, bot = axes[0, 0], axes[-1, 0]
         (self.x0, _), (self.x1, _) = top.transData.transform([(0, 0), ((T - 1) / fps, 0)])
-        self.y0 = height - top.get_window_extent().y1; self.y1 = height - bot.get_window_extent().y0
+        self.y0 = height - top.get_window_extent().y1
+        self.y1 = height - bot.get_window_extent().y0
         plt.close(fig)                                                         # `frame(t)`: StripChart's cursor
 
 def dyadic_frames(speaker,                    # (T, 58) the speaker's face vectors

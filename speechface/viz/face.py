@@ -52,15 +52,20 @@ def boundary_loops(faces: np.ndarray) -> list:
     e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), 1)
     u, n = np.unique(e, axis=0, return_counts=True)
     nxt = {}
-    for a, b in u[n == 1]: nxt.setdefault(a, []).append(b); nxt.setdefault(b, []).append(a)
+    for a, b in u[n == 1]:
+        nxt.setdefault(a, []).append(b)
+        nxt.setdefault(b, []).append(a)
     loops, seen = [], set()
     for start in nxt:
         if start in seen: continue
-        loop, prev, cur = [start], None, start; seen.add(start)
+        loop, prev, cur = [start], None, start
+        seen.add(start)
         while True:
             cand = [x for x in nxt[cur] if x != prev and (x not in seen or (x == start and len(loop) > 2))]
             if not cand or cand[0] == start: break
-            prev, cur = cur, cand[0]; loop.append(cur); seen.add(cur)
+            prev, cur = cur, cand[0]
+            loop.append(cur)
+            seen.add(cur)
         loops.append(np.array(loop))
     return loops
 
@@ -71,8 +76,10 @@ def mouth_loop(tpl: np.ndarray, faces: np.ndarray, lips: np.ndarray, side: np.nd
     if not loops: raise RenderInputError("the mesh has no mouth opening (no boundary loop) and the regions no inner-lip landmarks")
     c = tpl[lips].mean(0)
     loop = min(loops, key=lambda l: np.linalg.norm(tpl[l].mean(0) - c))
-    x = tpl[loop] @ side; i0, i1 = int(np.argmin(x)), int(np.argmax(x))              # the corners
-    a = np.roll(loop, -i0); j = (i1 - i0) % len(loop)
+    x = tpl[loop] @ side
+    i0, i1 = int(np.argmin(x)), int(np.argmax(x))              # the corners
+    a = np.roll(loop, -i0)
+    j = (i1 - i0) % len(loop)
     half1, half2 = a[1:j], a[j + 1:][::-1]                                             # the two chains between the corners
     upper, lower = (half1, half2) if (tpl[half1] @ up_dir).mean() > (tpl[half2] @ up_dir).mean() else (half2, half1)
     k = min(len(upper), len(lower))
@@ -88,18 +95,22 @@ class FaceRig:
                  regions: dict,                # the corpus' regions (`load_regions`): lips, inner-lip pairs, eyes
                  style: FaceStyle | None = None):
         self.style = s = style or FaceStyle()
-        tpl = np.asarray(template, np.float64).reshape(-1, 3); self.V = len(tpl)
+        tpl = np.asarray(template, np.float64).reshape(-1, 3)
+        self.V = len(tpl)
         self.inputs = (tpl, np.asarray(faces), {k: np.asarray(v) for k, v in regions.items()}, asdict(s))   # to rebuild it elsewhere
         missing = [k for k in self.NEEDS if k not in regions]
         if missing: raise RenderInputError(f"the face rig needs the regions {missing} (the synthetic corpus' regions.pkl has them; "
                                            f"for other meshes render plain with `render_frames`)")
         self.faces_in = np.asarray(faces, np.int64)
         self.r = {k: np.asarray(v, np.int64) for k, v in regions.items()}
-        self.front = tpl[self.r["lips"]].mean(0) - tpl.mean(0); self.front /= np.linalg.norm(self.front)
-        side = np.cross([0.0, 1.0, 0.0], self.front); side /= np.linalg.norm(side)        # towards the face's left
+        self.front = tpl[self.r["lips"]].mean(0) - tpl.mean(0)
+        self.front /= np.linalg.norm(self.front)
+        side = np.cross([0.0, 1.0, 0.0], self.front)
+        side /= np.linalg.norm(side)        # towards the face's left
         if all(k in self.r for k in ("inner_lip_upper", "inner_lip_lower", "lip_corners")):   # the synthetic corpus' landmarks
             up, lo = self.r["inner_lip_upper"], self.r["inner_lip_lower"]
-            c = self.r["lip_corners"]; c = c[np.argsort(tpl[c] @ side)]                  # right corner, then left
+            c = self.r["lip_corners"]
+            c = c[np.argsort(tpl[c] @ side)]                  # right corner, then left
             self.loop = np.concatenate([c[:1], up[np.argsort(tpl[up] @ side)], c[1:], lo[np.argsort(-(tpl[lo] @ side))]])
         else:                                                                            # FLAME: the mouth opening's boundary
             self.loop, c, up, lo = mouth_loop(tpl, self.faces_in, self.r["lips"], side, np.cross(self.front, side))
@@ -107,11 +118,14 @@ class FaceRig:
         self.eyes = ([] if "left_eyeball" in self.r else                                 # FLAME's mesh has its own eyeballs
                      [k for k in ("left_eye_region", "right_eye_region") if k in self.r])
         self.mouth_half = 0.5 * float(np.linalg.norm(tpl[c[1]] - tpl[c[0]]))
-        w = np.zeros(self.V); w[self.r["lips"]] = 1.0; w = _ring_spread(w, self.faces_in)   # lip-colour weight
+        w = np.zeros(self.V)
+        w[self.r["lips"]] = 1.0
+        w = _ring_spread(w, self.faces_in)   # lip-colour weight
         skin_rgb = np.asarray(s.skin)[None] * (1 - w[:, None]) + np.asarray(s.lips)[None] * w[:, None]
         self.skin_v, self.skin_f = self._subdivide(tpl, skin_rgb)                          # colours ride the subdivision
         self.skin_rgb = np.clip(self.skin_v[:, 3:], 0, 1)
-        self.S = None; self.S = self._subdivision_matrix()
+        self.S = None
+        self.S = self._subdivision_matrix()
         self.n_skin = len(self.skin_v)
         ico = trimesh.creation.icosphere(subdivisions=2)
         self.eye_unit, eye_f = np.asarray(ico.vertices), np.asarray(ico.faces)
@@ -203,7 +217,9 @@ class FaceViews:
         p = self.rig.points(verts)
         return self.full.render(p), self.close.render(p)
 
-    def close_all(self): self.full.close(); self.close.close()
+    def close_all(self):
+        self.full.close()
+        self.close.close()
 
 # %% ../../nbs/27_viz.face.ipynb #e5f3dd90
 def dark_fraction(img: np.ndarray,       # (H, W, 3) uint8
@@ -226,8 +242,9 @@ class StripChart:
                  fps: float, width: int, height: int = 150,
                  shaded: list = (),              # [(start_s, end_s)] intervals to shade (bilabials)
                  boundaries: list = ()):         # times (s) of clip boundaries to mark (several sentences in one video)
-        import matplotlib; import matplotlib.pyplot as plt
-        T = max(len(d) for d in distances.values()); self.fps, self.T = fps, T
+        import matplotlib.pyplot as plt
+        T = max(len(d) for d in distances.values())
+        self.fps, self.T = fps, T
         dpi = 100
         fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
         ax = fig.add_axes([0.06, 0.27, 0.92, 0.67])
@@ -235,9 +252,12 @@ class StripChart:
         for b in boundaries: ax.axvline(b, color="#999999", lw=0.8, ls=":")
         for (name, d), c in zip(distances.items(), METHOD_COLORS):
             ax.plot(np.arange(len(d)) / fps, 1000 * np.asarray(d), color=c, lw=1.3, label=name)
-        ax.set_xlim(0, (T - 1) / fps); ax.set_ylim(bottom=0)
-        ax.set_ylabel("lip gap (mm)", fontsize=7); ax.set_xlabel("time (s); shaded: /p b m/", fontsize=7)
-        ax.tick_params(labelsize=6); ax.legend(fontsize=6, ncol=len(distances), loc="upper right", frameon=False)
+        ax.set_xlim(0, (T - 1) / fps)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("lip gap (mm)", fontsize=7)
+        ax.set_xlabel("time (s); shaded: /p b m/", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.legend(fontsize=6, ncol=len(distances), loc="upper right", frameon=False)
         fig.canvas.draw()
         self.image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()                 # (height, width, 3)
         (x0, y0), (x1, y1) = ax.transData.transform([(0, ax.get_ylim()[0]), ((T - 1) / fps, ax.get_ylim()[1])])
@@ -316,7 +336,8 @@ def _face_blocks(rig, vs: list, size: int, T: int, workers: int, framing: tuple 
                 running = deque()
                 while ranges or running:
                     while ranges and len(running) < 2 * workers: running.append(ex.submit(me._worker_range, ranges.popleft()))
-                    blocks = running.popleft().result(); done += len(blocks)
+                    blocks = running.popleft().result()
+                    done += len(blocks)
                     yield from blocks
         except BrokenProcessPool as e:                        # e.g. a script without `if __name__ == "__main__":`
             warnings.warn(f"rendering workers died ({e}); rendering the remaining frames in this process. A script that "

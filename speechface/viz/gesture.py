@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..data.beat2 import BEAT2_FPS, BEAT2_PARTS, SMPLX_PARENTS, SKELETON_OFFSETS, forward_kinematics
+from ..data.beat2 import BEAT2_FPS, BEAT2_PARTS, SMPLX_PARENTS, forward_kinematics
 from .video import write_video
 
 # %% auto #0
@@ -37,7 +37,8 @@ def stick_frames(poses: np.ndarray,              # (T, 165) axis-angle
                  color: tuple = (40, 60, 160),    # bones (RGB)
                 ) -> np.ndarray:                  # (T, size, 2 * size, 3) uint8
     "Front and side stick-figure views of the upper body, one frame per pose."
-    P = upper_body_points(poses, trans); T = len(P)
+    P = upper_body_points(poses, trans)
+    T = len(P)
     used = sorted({j for b in UPPER_BONES for j in b})
     views = [(P[..., [0, 1]]), (P[..., [2, 1]])]                           # front (x, y), side (z, y)
     out = np.full((T, size, 2 * size, 3), 255, np.uint8)
@@ -47,11 +48,13 @@ def stick_frames(poses: np.ndarray,              # (T, 165) axis-angle
         ox = v * size + (size - s * (x1 - x0)) / 2
         pix = lambda p: (ox + s * (p[0] - x0), (size - 1) - s * (p[1] - y0) - (size - 1 - s * (y1 - y0)) / 2)
         for t in range(T):
-            img = Image.fromarray(out[t]); d = ImageDraw.Draw(img)
+            img = Image.fromarray(out[t])
+            d = ImageDraw.Draw(img)
             d.line([(v * size, 0), (v * size, size)], fill=(200, 200, 200))
             for a, b in UPPER_BONES:
                 d.line([pix(xy[t, a]), pix(xy[t, b])], fill=color, width=3 if b < 25 else 1)
-            hx, hy = pix(xy[t, 15] + [0, HEAD_RADIUS / 2]); r = s * HEAD_RADIUS
+            hx, hy = pix(xy[t, 15] + [0, HEAD_RADIUS / 2])
+            r = s * HEAD_RADIUS
             d.ellipse([hx - r, hy - r, hx + r, hy + r], outline=color, width=2)
             out[t] = np.asarray(img)
     return out

@@ -43,23 +43,29 @@ def draw_mesh(ax: plt.Axes,                      # matplotlib axes to draw into
               ambient: float = 0.3,              # ambient term of the shading
              ) -> PolyCollection:
     "Draw a shaded triangle mesh into `ax` (orthographic, painter's algorithm)."
-    v = as_vertices(np.asarray(verts, dtype=np.float64)); faces = np.asarray(faces)
+    v = as_vertices(np.asarray(verts, dtype=np.float64))
+    faces = np.asarray(faces)
     centre, half = bounds if bounds is not None else frame_bounds(v)
     cam = (v - centre) @ view_rotation(azim, elev).T                 # (V, 3) camera coordinates
     n = face_normals(cam, faces)                                     # (F, 3)
     front = n[:, 2] > 0                                              # back-face culling
-    f = faces[front]; n = n[front]
+    f = faces[front]
+    n = n[front]
     order = np.argsort(cam[f].mean(1)[:, 2])                         # far (small z) first
     f, n = f[order], n[order]
     if colors is None: colors = np.array([0.78, 0.72, 0.68])
     colors = np.asarray(colors, dtype=np.float64)
     fc = colors[f].mean(1) if colors.ndim == 2 else np.broadcast_to(colors, (len(f), 3))  # (F', 3)
-    l = np.asarray(light, dtype=np.float64); l = l / np.linalg.norm(l)
+    l = np.asarray(light, dtype=np.float64)
+    l = l / np.linalg.norm(l)
     shade = ambient + (1 - ambient) * np.clip(n @ l, 0, 1)           # Lambert
     pc = PolyCollection(cam[f][..., :2], facecolors=np.clip(fc * shade[:, None], 0, 1), edgecolors="none",
                         antialiaseds=False)
     ax.add_collection(pc)
-    ax.set_xlim(-half, half); ax.set_ylim(-half, half); ax.set_aspect("equal"); ax.axis("off")
+    ax.set_xlim(-half, half)
+    ax.set_ylim(-half, half)
+    ax.set_aspect("equal")
+    ax.axis("off")
     return pc
 
 def render_image(verts: np.ndarray, faces: np.ndarray, # (V, 3), (F, 3)
@@ -71,7 +77,8 @@ def render_image(verts: np.ndarray, faces: np.ndarray, # (V, 3), (F, 3)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     fig = matplotlib.figure.Figure(figsize=(size / 100, size / 100), dpi=100, facecolor=background)
     canvas = FigureCanvasAgg(fig)
-    ax = fig.add_axes([0, 0, 1, 1]); ax.set_facecolor(background)
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.set_facecolor(background)
     draw_mesh(ax, verts, faces, **kw)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()

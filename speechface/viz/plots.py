@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..data.mesh import as_vertices
 from .meshplot import draw_mesh, frame_bounds
 from .render import error_colors, check_vertices
 
@@ -39,7 +38,8 @@ def plot_mesh_regions(template: np.ndarray,            # (V, 3) or (3V,) neutral
     for i, n in enumerate(names): colors[regions[n]] = palette(i % palette.N)[:3]
     fig, axes = plt.subplots(1, len(views), figsize=(2.6 * len(views) + 1.6, 2.8), squeeze=False)
     for ax, (azim, elev) in zip(axes[0], views):
-        draw_mesh(ax, v, faces, colors, azim=azim, elev=elev); ax.set_title(f"azim {azim}°, elev {elev}°", fontsize=8)
+        draw_mesh(ax, v, faces, colors, azim=azim, elev=elev)
+        ax.set_title(f"azim {azim}°, elev {elev}°", fontsize=8)
     handles = [Patch(color=palette(i % palette.N)[:3], label=f"{n} ({len(regions[n])})") for i, n in enumerate(names)]
     fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
     fig.subplots_adjust(right=1 - 1.5 / fig.get_figwidth(), wspace=0.02)
@@ -65,9 +65,12 @@ def plot_lip_distance(curves: dict[str, np.ndarray],   # name -> (T,) inner-lip 
     for i, (s, e) in enumerate(bilabial_segments or []):
         ax.axvspan(s, e, color="tab:red", alpha=0.15, lw=0, label="/p b m/" if i == 0 else None)
     if threshold is not None: ax.axhline(threshold * scale, color="k", ls="--", lw=0.8, label="closure threshold")
-    ax.set_xlabel("time (s)"); ax.set_ylabel(f"inner-lip distance ({units})"); ax.set_ylim(bottom=0)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(f"inner-lip distance ({units})")
+    ax.set_ylim(bottom=0)
     ax.legend(fontsize=7, loc="upper right", ncol=min(4, len(curves) + 1), frameon=False)
-    ax.margins(x=0); fig.tight_layout()
+    ax.margins(x=0)
+    fig.tight_layout()
     return fig
 
 # %% ../../nbs/26_viz.plots.ipynb #300dcc96
@@ -83,7 +86,8 @@ def plot_error_heatmap(pred: np.ndarray,              # (T, 3V) / (T, V, 3) pred
                        ax: plt.Axes | None = None,    # draw into these axes instead of a new figure
                       ) -> Figure:
     "Per-vertex L2 error between prediction and ground truth, painted on the ground-truth mesh with a colour bar."
-    g = check_vertices(gt, faces, "gt"); p = check_vertices(pred, faces, "pred")
+    g = check_vertices(gt, faces, "gt")
+    p = check_vertices(pred, faces, "pred")
     if g.ndim == 2: g, p = g[None], p[None] if p.ndim == 2 else p
     if len(p) < len(g) or p.shape[1:] != g.shape[1:]:
         raise ValueError(f"pred {p.shape} must cover gt {g.shape} (same vertices, at least as many frames)")
@@ -103,7 +107,7 @@ def plot_error_heatmap(pred: np.ndarray,              # (T, 3V) / (T, V, 3) pred
 X_COLUMNS = ("step", "global_step", "iteration", "epoch")  # the x axis: the first of these that the log has
 
 def plot_training_curves(df_or_csv,                     # a pandas DataFrame or the path of a CSV log
-                         keys: list | None = None,      # columns; an inner list shares a panel. Default: losses together, then each val_* metric
+                         keys: list | None = None,      # columns; an inner list shares a panel. Default: losses together, then each val_* metric  # noqa: E501
                          x: str | None = None,          # x column; default the first of `X_COLUMNS` present, else the row number
                          logy: bool = False,            # logarithmic y axes
                         ) -> Figure:
@@ -123,9 +127,12 @@ def plot_training_curves(df_or_csv,                     # a pandas DataFrame or 
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.6), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         for k in panel:
-            y = pd.to_numeric(df[k], errors="coerce"); ok = y.notna()
+            y = pd.to_numeric(df[k], errors="coerce")
+            ok = y.notna()
             ax.plot(xs[ok], y[ok], marker="o" if ok.sum() < 30 or k.startswith("val_") else None, ms=3, lw=1.2, label=k)
-        ax.set_xlabel(x or "row"); ax.set_yscale("log" if logy else "linear"); ax.grid(alpha=0.3)
+        ax.set_xlabel(x or "row")
+        ax.set_yscale("log" if logy else "linear")
+        ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False) if len(panel) > 1 else ax.set_title(panel[0], fontsize=9)
     fig.tight_layout()
     return fig

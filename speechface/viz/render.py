@@ -71,7 +71,9 @@ def opengl_platform(refresh: bool = False, # probe again instead of using the ca
     if "error" in _GL: raise OpenGLUnavailableError(_GL["error"])
     user = os.environ.get("PYOPENGL_PLATFORM")
     if not user and "OpenGL.platform" in sys.modules:    # PyOpenGL is bound already (to GLX): nothing left to choose
-        if os.environ.get("DISPLAY"): _GL["platform"] = "pyglet"; return "pyglet"   # a desktop: pyrender opens a window
+        if os.environ.get("DISPLAY"):
+            _GL["platform"] = "pyglet"
+            return "pyglet"   # a desktop: pyrender opens a window
         _GL["error"] = ("OpenGL was imported (by `import pyrender` or another library) before speechface could choose "
                         "an offscreen platform, and there is no display. Set PYOPENGL_PLATFORM=egl (or osmesa) before "
                         "anything imports OpenGL — in the shell, or `os.environ['PYOPENGL_PLATFORM'] = 'egl'` in the "
@@ -174,8 +176,10 @@ def shade_vertices(normals: np.ndarray,           # (V, 3) unit normals in mesh 
                   ) -> np.ndarray:                # (V, 3) float32 shaded RGB in [0, 1]
     "Per-vertex colour: albedo · (ambient + (1 - ambient)·max(0, n·l)) + specular · max(0, n·h)^shininess."
     r = view_rotation(azim, elev)                                    # mesh -> camera
-    l = np.asarray(light, dtype=np.float64); l = r.T @ (l / np.linalg.norm(l))   # light in mesh coordinates
-    h = l + r.T @ np.array([0.0, 0.0, 1.0]); h = h / np.linalg.norm(h)           # half vector (orthographic view)
+    l = np.asarray(light, dtype=np.float64)
+    l = r.T @ (l / np.linalg.norm(l))   # light in mesh coordinates
+    h = l + r.T @ np.array([0.0, 0.0, 1.0])
+    h = h / np.linalg.norm(h)           # half vector (orthographic view)
     ndl = np.clip(normals @ l, 0, 1)[:, None]                        # (V, 1)
     spec = specular * np.clip(normals @ h, 0, 1)[:, None] ** shininess
     albedo = np.broadcast_to(np.asarray(albedo, dtype=np.float64), normals.shape)
@@ -186,7 +190,8 @@ def _camera_pose(centre, distance, azim, elev) -> np.ndarray:
     "4x4 camera-to-world pose looking at `centre` along the view of `view_rotation(azim, elev)`."
     rt = view_rotation(azim, elev).T                                 # camera axes in world coordinates
     pose = np.eye(4)
-    pose[:3, :3] = rt; pose[:3, 3] = np.asarray(centre) + rt @ np.array([0.0, 0.0, distance])
+    pose[:3, :3] = rt
+    pose[:3, 3] = np.asarray(centre) + rt @ np.array([0.0, 0.0, distance])
     return pose
 
 _CONTEXT: dict = {}  # the process' one pyrender.OffscreenRenderer (one OpenGL context), created on first use
@@ -209,7 +214,7 @@ class MeshRenderer:
     def __init__(self,
                  faces: np.ndarray,                 # (F, 3) triangle indices, counter-clockwise seen from outside
                  size: int = 512,                   # output is (size, size, 3)
-                 bounds: tuple | None = None,       # (centre, half_size) from `frame_bounds` of the *whole* sequence; None: the first frame's
+                 bounds: tuple | None = None,  # (centre, half_size) from `frame_bounds` of the *whole* sequence; None: the first frame's
                  colors: np.ndarray | None = None,  # default colours: (V, 3) per vertex or (3,) one colour, RGB in [0, 1]
                  azim: float = 0.0, elev: float = 0.0, # view in degrees, as in `view_rotation`
                  projection: str = "orthographic", # 'orthographic' or 'perspective'
@@ -234,7 +239,8 @@ class MeshRenderer:
         self.inner_color, self.shading, self.depth = inner_color, shading, depth
         self.scene = pyrender.Scene(bg_color=[*self.background, 1.0])
         self._mat = pyrender.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0])  # colours come per vertex
-        self._mesh_node = self._cam_node = self._incidence = None; self.bounds = None
+        self._mesh_node = self._cam_node = self._incidence = None
+        self.bounds = None
         _offscreen(self.size)                                        # fail here, not at the first frame
         if bounds is not None: self.set_bounds(bounds)
 
@@ -291,7 +297,9 @@ class MeshRenderer:
 
     def close(self):
         "Drop this renderer's mesh (its GPU buffers are freed at the next render); the shared context stays open."
-        if self._mesh_node is not None: self.scene.remove_node(self._mesh_node); self._mesh_node = None
+        if self._mesh_node is not None:
+            self.scene.remove_node(self._mesh_node)
+            self._mesh_node = None
 
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
@@ -306,8 +314,12 @@ def resolve_backend(backend: str = "auto", # 'auto', 'pyrender' or 'matplotlib'
     global _FALLBACK_WARNED
     if backend not in BACKENDS: raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "matplotlib": return backend
-    if backend == "pyrender": opengl_platform(); return backend      # raises OpenGLUnavailableError with the fixes
-    try: opengl_platform(); return "pyrender"
+    if backend == "pyrender":
+        opengl_platform()
+        return backend      # raises OpenGLUnavailableError with the fixes
+    try:
+        opengl_platform()
+        return "pyrender"
     except OpenGLUnavailableError as e:
         if not _FALLBACK_WARNED:
             warnings.warn(f"OpenGL rendering is unavailable, falling back to the matplotlib renderer (same framing, "

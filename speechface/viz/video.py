@@ -87,14 +87,16 @@ def write_video(frames: Iterable[np.ndarray],   # (T, H, W, 3) array or any iter
                ) -> Path:
     "Stream frames into an H.264 MP4 (yuv420p) with the speech muxed in as AAC, trimmed or padded to the picture."
     if not fps > 0: raise ValueError(f"fps must be positive, got {fps!r}")
-    out = Path(out_path); out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
     speech = None if audio is None else (_audio_samples(audio, AUDIO_SR), AUDIO_SR)    # a bad file fails before encoding
     exe, tmp = ffmpeg_exe(), Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent))
     try:
         it = iter(frames)
         first = next(it, None)
         if first is None: raise ValueError("no frames to write: the sequence is empty")
-        shape = np.shape(first)[:2]; first = _as_frame(first)
+        shape = np.shape(first)[:2]
+        first = _as_frame(first)
         h, w = first.shape[:2]
         picture, log = tmp / "picture.mp4", tmp / "ffmpeg.log"
         cmd = [exe, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
@@ -105,13 +107,19 @@ def write_video(frames: Iterable[np.ndarray],   # (T, H, W, 3) array or any iter
             p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
             try:
                 for t, f in enumerate(chain([first], it)):
-                    p.stdin.write((f if t == 0 else _as_frame(f, shape, t)).tobytes()); n += 1
+                    p.stdin.write((f if t == 0 else _as_frame(f, shape, t)).tobytes())
+                    n += 1
                 p.stdin.close()
             except BrokenPipeError: pass                               # ffmpeg died: its log says why
-            except BaseException: p.kill(); p.wait(); raise               # a frame failed (e.g. blank): abort, no file
+            except BaseException:
+                p.kill()
+                p.wait()
+                raise               # a frame failed (e.g. blank): abort, no file
             rc = p.wait()
         if rc or n == 0: raise _ffmpeg_failed(f"encoding {w}x{h} video after {n} frames", rc, log)
-        if audio is None: os.replace(picture, out); return out
+        if audio is None:
+            os.replace(picture, out)
+            return out
         track = prepare_audio(speech, n, fps, audio_offset)              # (n / fps · 48000,)
         muxed = tmp / "muxed.mp4"
         cmd = [exe, "-hide_banner", "-loglevel", "error", "-y", "-i", str(picture), "-f", "f32le", "-ar", str(AUDIO_SR),
