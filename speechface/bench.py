@@ -109,7 +109,7 @@ def benchmark_decoding(frames=(150, 300, 600, 1800),  # sequence lengths T to de
                        seed: int = 0,
                        engines=("fused",),              # cached-decoding implementations to time (`ENGINES`); the first is the reference
                       ) -> list:                        # one dict per T
-    "Time cached autoregressive decoding (KV cache, fused feedback) against the reference's full recomputation at VOCASET sizes; peak memory of each."  # noqa: E501
+    "Time cached autoregressive decoding (KV cache, fused feedback) vs the reference's full recomputation at VOCASET sizes; peak memory."
     dev = get_device(device)
     preset = {"vocaset": FaceFormerConfig.vocaset, "biwi": FaceFormerConfig.biwi}[dataset]
     cfg = preset(motion_dim=motion_dim, feature_dim=feature_dim, n_subjects=n_subjects, stochastic=False,
@@ -186,8 +186,8 @@ def benchmark_animate(seconds=(2, 8, 16),             # audio durations
                 enc.append(t)
                 with precomputed_audio(model, tokens):
                     dec.append(timed(lambda: model.predict(audio, tpl, one_hot, n_frames=T, engine=engine), dev)[0])
-                with PeakMemory(dev) as pm: full.append(timed(lambda: model.predict(audio, tpl, one_hot, n_frames=T, engine=engine),
-                                                              dev)[0])
+                with PeakMemory(dev) as pm:
+                    full.append(timed(lambda: model.predict(audio, tpl, one_hot, n_frames=T, engine=engine), dev)[0])
             e, d_, f = (statistics.median(x) for x in (enc, dec, full))
             rows.append({"dataset": ds, "audio_s": s, "frames": T, "motion_dim": cfg.motion_dim, "d": cfg.feature_dim,
                          "encoder_s": e, "decoder_s": d_, "predict_s": f, "realtime_factor": f / s,
@@ -328,7 +328,8 @@ def decoding_section(dev, engines, *, frames, max_recompute_s, repeats, tiny, de
         rows = benchmark_decoding(frames, dev, max_recompute_s=max_recompute_s, repeats=repeats, dataset=ds,
                                   engines=engines, **sizes)
         for r in rows: r["recompute_note"] = _note(r)
-        what = f"toy sizes at {ds} fps" if tiny else f"{ds.upper()} decoder: d {sizes['feature_dim']}, 3V {sizes['motion_dim']}, {sizes['n_subjects']} subjects"  # noqa: E501
+        what = (f"toy sizes at {ds} fps" if tiny else
+                f"{ds.upper()} decoder: d {sizes['feature_dim']}, 3V {sizes['motion_dim']}, {sizes['n_subjects']} subjects")
         cols = {**_DECODING_COLUMNS, **{k: v for e in engines[1:] for k, v in
                 ((f"{e}_s", f"{e} (s)"), (f"{e}_speedup", f"{e} ÷ {engines[0]} ×"), (f"{e}_max_diff", f"{e} max abs diff"))}}
         print(f"## Decoding only ({what}; audio tokens precomputed; cached = {engines[0]})\n\n" + markdown_table(rows, cols))

@@ -165,7 +165,8 @@ def _test(a) -> int:
     from speechface.evaluation.evaluate import format_missing
     cfg = load_config(a.overrides)
     check_paths(cfg)
-    table, report, out = run_test(cfg, split=a.split, ckpt=a.ckpt, progress=not a.quiet)
+    voices = [v.strip() for v in a.voices.split(",")] if a.voices else None
+    table, report, out = run_test(cfg, split=a.split, ckpt=a.ckpt, progress=not a.quiet, voices=voices)
     print(table.round(3).to_markdown())
     print(format_missing(report))
     print(f"predictions in {out}")
@@ -285,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", help="the same overrides as for training (run, out_dir, dataset.root, ...)")
     e.add_argument("--split", default="test")
     e.add_argument("--ckpt", default=None, help="default <out_dir>/<run>/best.pt")
+    e.add_argument("--voices", default=None, help="only these voices or families of the split, comma-separated (synthetic corpus: "
+                                                  "e.g. festival or cmu_us_slt_arctic_hts); a held-out voice also needs training's "
+                                                  "dataset.holdout=[...]")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_test)
     n = sub.add_parser("animate", help="animate a face from audio files or folders (.npy, .obj/.ply frames or .mp4 with audio)")

@@ -348,7 +348,7 @@ def config_from_file(cls,                         # the config dataclass, e.g. `
                      limits: dict | None = None,  # field -> (lo, hi) for numbers (a length for tuples), or a set of allowed values
                      nested: dict | None = None,  # field -> fn(value, source, what) building a nested config
                     ):
-    "A `cls` from a dict read from a file: known fields only, each of its declared type and within `limits`; else `CheckpointError` naming the file and the field."  # noqa: E501
+    "A `cls` from a file's dict: known fields only, each of its type and within `limits`; else `CheckpointError` naming file and field."
     limits, nested = limits or {}, nested or {}
     if not isinstance(data, dict):
         raise CheckpointError(f"{shown(source)}: {what} is a {type(data).__name__}, not a dict of {cls.__name__} fields; "
@@ -412,7 +412,7 @@ def check_state_shapes(expected: dict,        # name -> tensor (or shape): e.g. 
                        what: str = "model",   # the checkpoint's key, for messages
                        skip: tuple = (),      # key prefixes not compared (e.g. a pretrained encoder built from elsewhere)
                       ) -> None:
-    "The file's state dict has exactly the expected tensors, each of the expected shape; else `CheckpointError` naming the first differences."  # noqa: E501
+    "The file's state dict has exactly the expected tensors and shapes; else `CheckpointError` naming the first differences."
     if not isinstance(state, dict):
         raise CheckpointError(f"{shown(source)}: {what} is a {type(state).__name__}, not a state dict of tensors")
     want = {k: tuple(getattr(v, "shape", v)) for k, v in expected.items() if not k.startswith(skip)}
@@ -422,7 +422,8 @@ def check_state_shapes(expected: dict,        # name -> tensor (or shape): e.g. 
     wrong = [f"{k} {tuple(have[k].shape) if isinstance(have[k], torch.Tensor) else type(have[k]).__name__} ≠ {want[k]}"
              for k in want if k in have and not (isinstance(have[k], torch.Tensor) and tuple(have[k].shape) == want[k])]
     if missing or extra or wrong:
-        parts = (([f"missing {', '.join(missing[:3])}"] if missing else []) + ([f"unexpected {', '.join(map(str, extra[:3]))}"] if extra else [])  # noqa: E501
+        parts = (([f"missing {', '.join(missing[:3])}"] if missing else [])
+                 + ([f"unexpected {', '.join(map(str, extra[:3]))}"] if extra else [])
                  + ([f"shapes {'; '.join(wrong[:3])}"] if wrong else []))
         raise CheckpointError(f"{shown(source)}: the weights in {what!r} do not fit the model its config describes "
                               f"({shown(' | '.join(parts))}); the file is damaged or its config was edited")
@@ -546,7 +547,7 @@ class SafeUnpickler(pickle._Unpickler):
 
 def safe_load_pickle(path: str | Path,       # e.g. `templates.pkl`, `FLAME_masks.pkl`
                      encoding: str = "latin1", # Python-2 pickles need latin1 to decode NumPy buffers
-                     unpickler: type | None = None, # a `SafeUnpickler` subclass with more allowed names (e.g. FLAME's); None: `SafeUnpickler`  # noqa: E501
+                     unpickler: type | None = None, # a `SafeUnpickler` subclass allowing more names (e.g. FLAME's); None: `SafeUnpickler`
                     ) -> Any:
     "Load a data pickle with `SafeUnpickler`; clear errors for missing, empty, truncated, oversized or unsafe files."
     path = regular_file(path, "pickle")

@@ -7,6 +7,6 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_corpus():
-    "The tiny synthetic corpus, generated once and shared with the notebooks (`speechface.data.synth.cached_corpus`). Read only: copy it before changing files."  # noqa: E501
+    "The tiny synthetic corpus, generated once and shared with the notebooks (`cached_corpus`); read only: copy it before changing files."
     from speechface.data.synth import cached_corpus
     return cached_corpus("tiny")

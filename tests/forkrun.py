@@ -76,7 +76,7 @@ _shared, _lock = None, threading.Lock()
 
 def run_cli(*args, cwd: str | Path | None = None, env: dict | None = None, timeout: float = 60,
             ) -> subprocess.CompletedProcess:
-    "`speechface ARGS` forked from a shared zygote, as `subprocess.run(..., capture_output=True, text=True)` returns it; raises `subprocess.TimeoutExpired` on a hang."  # noqa: E501
+    "`speechface ARGS` forked from a zygote: what `subprocess.run(..., capture_output=True, text=True)` returns; TimeoutExpired on a hang."
     global _shared
     with _lock:
         if _shared is None: _shared = Zygote()

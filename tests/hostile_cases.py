@@ -579,7 +579,8 @@ def _(d, ctx):
     flac_huge_frames(root / "wave16k" / "1_ada_0_1_1.wav")
     return b2_train(d, root)
 
-@case("wav_data_size_ffffffff_animate", "memory", "animate", ok_rcs=(0, 1, 2))   # streaming writers leave the size unset: valid, if read without a 4 GiB allocation  # noqa: E501
+# streaming writers leave the size unset: valid, if read without a 4 GiB allocation
+@case("wav_data_size_ffffffff_animate", "memory", "animate", ok_rcs=(0, 1, 2))
 def _(d, ctx):
     (d / "a.wav").write_bytes(raw_wav(16000, bytes(3200), data_size=0xFFFFFFFF))
     return animate(d, ctx, d / "a.wav")
@@ -929,8 +930,8 @@ def _(d, ctx):
 @case("textgrid_garbage_train_phones", "traceback", "train")
 def _(d, ctx):
     root = copy_tiny(d, ctx)
-    for p in (root / "textgrids").glob("*.TextGrid"): p.write_text('File type = "ooTextFile"\nObject class = "TextGrid"\nxmin = 0\nxmax = '
-                                                                   'banana\n')
+    for p in (root / "textgrids").glob("*.TextGrid"):
+        p.write_text('File type = "ooTextFile"\nObject class = "TextGrid"\nxmin = 0\nxmax = banana\n')
     return train_tiny(d, root, "trainer.phone_weight=1.0")
 
 @case("textgrid_garbage_beat2_train", "traceback", "train")

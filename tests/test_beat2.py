@@ -1,4 +1,4 @@
-"BEAT2 layout: the synthetic corpus is deterministic byte for byte, the loader's alignment, filtering and cache, every bad file named, the CLI end to end."  # noqa: E501
+"BEAT2 layout: a byte-for-byte deterministic synthetic corpus, the loader's alignment, filtering and cache, every bad file named, the CLI."
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 
@@ -18,7 +18,8 @@ def beat2_tiny():
 
 
 def _files(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file() and p.name != ".manifest.json"}  # noqa: E501
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(Path(root).rglob("*")) if p.is_file() and p.name != ".manifest.json"}
 
 
 def test_synthetic_corpus_is_deterministic(tmp_path, beat2_tiny):
@@ -72,7 +73,8 @@ def test_words_per_frame_and_parts(beat2_tiny):
     m = read_beat2_npz(beat2_paths(beat2_tiny, ds.ids[0])["motion"])
     parts = split_parts(m["poses"], m["expressions"], m["trans"])
     np.testing.assert_allclose(ds[0]["latent_all"].numpy(), parts["latent_all"][:60], atol=1e-6)
-    np.testing.assert_allclose(ds[0]["pose_6d"].numpy().reshape(60, 55, 6)[:, 22], parts["face"][:60, :6], atol=1e-6)   # the jaw is in EMAGE's 330  # noqa: E501
+    np.testing.assert_allclose(ds[0]["pose_6d"].numpy().reshape(60, 55, 6)[:, 22], parts["face"][:60, :6],
+                               atol=1e-6)   # the jaw is in EMAGE's 330
 
 
 def test_speaker_filter_and_vocabulary(beat2_tiny):

@@ -117,8 +117,8 @@ def test_wrong_dims(beat2, face_run):
     gt = f.targets[f.ids[0]]
     with pytest.raises(ValueError, match="predict every frame"): face_metrics(gt[:5], gt)
     with pytest.raises(UsageError, match="no prediction"): evaluate_coefficients(f, {"empty": {}})
-    with pytest.raises(UsageError, match="window=None"): predict_coefficients(model, BEAT2MotionDataset(beat2, "train", "face", window=30),
-                                                                              stats)
+    with pytest.raises(UsageError, match="window=None"):
+        predict_coefficients(model, BEAT2MotionDataset(beat2, "train", "face", window=30), stats)
 
 
 def test_mesh_checkpoint_is_not_a_coefficient_actor(tmp_path):

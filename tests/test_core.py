@@ -90,8 +90,8 @@ def test_globals_outside_the_list_refused(tmp_path, marker, proto, module, name)
 
 
 def test_copyreg_reconstructor_with_os_system_refused(tmp_path, marker):
-    payload = GLOBAL("copy_reg", "_reconstructor") + GLOBAL("posix",
-                                                            "system") + GLOBAL("__builtin__", "str") + X(f"touch {marker}") + b"\x87R"
+    payload = (GLOBAL("copy_reg", "_reconstructor") + GLOBAL("posix", "system") + GLOBAL("__builtin__", "str")
+               + X(f"touch {marker}") + b"\x87R")
     _refused(tmp_path, in_dict_of_arrays(payload, 2))
 
 

@@ -76,7 +76,8 @@ DAMAGE = {   # name -> (what it does to the copied corpus ROOT, a word the one l
     "symlink_out": (_symlink_out, "leads outside"),
     "fifo_3dmm": (_fifo, "FIFO"),
     "lying_npy_header": (_lying_header, "declares shape (9999999, 1, 58)"),
-    "non_utf8_csv": (lambda r: (r / "train.csv").write_bytes(b",speaker_path,listener_path\n0,NoXI/001_synth/P1/1\xe9,NoXI/001_synth/P2/1\n"),  # noqa: E501
+    "non_utf8_csv": (lambda r: (r / "train.csv").write_bytes(b",speaker_path,listener_path\n"
+                                                             b"0,NoXI/001_synth/P1/1\xe9,NoXI/001_synth/P2/1\n"),
                      "not UTF-8"),
     "csv_field_limit": (lambda r: _rows(r, [("NoXI/" + "x" * 200_000, "NoXI/001_synth/P2/1")]), "field larger than field limit"),
     "ansi_name": (lambda r: _rows(r, [(f"NoXI/{ANSI}/P1/1", "NoXI/001_synth/P2/1")]), "\\x1b[2J"),

@@ -75,8 +75,8 @@ def test_vae_stream_order_errors():
     model.encode_window(st, torch.rand(1, 3, FACE_DIM), torch.randn(1, 3, 8))         # a short, final window
     model.decode_window(st)
     with pytest.raises(ReactionShapeError, match="call reset"): model.encode_window(st, torch.rand(1, 4, FACE_DIM), torch.randn(1, 4, 8))
-    with pytest.raises(ReactionShapeError,
-                       match="1..4 frames"): model.encode_window(model.init_state(1), torch.rand(1, 5, FACE_DIM), torch.randn(1, 5, 8))
+    with pytest.raises(ReactionShapeError, match="1..4 frames"):
+        model.encode_window(model.init_state(1), torch.rand(1, 5, FACE_DIM), torch.randn(1, 5, 8))
 
 def test_token_bad_inputs_and_sampling_args():
     model = tiny_tok().eval()

@@ -111,7 +111,8 @@ def test_the_readme_has_its_commands():
     assert len(COMMANDS) >= 20, COMMANDS
     assert ["demo", "--out", "demo_out"] in COMMANDS                                          # the install line's `&&` chain
     assert sum(c[:1] == ["train"] for c in COMMANDS) >= 8
-    assert any("trainer.perturbations=[oversmooth,jitter,time_warp,open_closures,shut_openings]" in c for c in COMMANDS)  # `\` joined, quotes removed  # noqa: E501
+    assert any("trainer.perturbations=[oversmooth,jitter,time_warp,open_closures,shut_openings]" in c
+               for c in COMMANDS)  # `\` joined, quotes removed
     assert len(inline_commands(TEXT)) >= 10 and "speechface demo --quick" in inline_commands(TEXT)
 
 

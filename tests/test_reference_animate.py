@@ -29,8 +29,8 @@ def released(tmp_path_factory):
     t = np.arange(int(2.3 * 22050)) / 22050                                  # 2.3 s, 22.05 kHz stereo: both get resampled
     x = 0.3 * np.sin(2 * np.pi * (120 + 80 * t) * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.normal(size=t.size)
     sf.write(tmp / "speech.wav", np.stack([x, 0.8 * x], 1), 22050)
-    runs = {mode: run(*_args(tmp, tmp / f"{mode}.npy", *extra)) for mode,
-            extra in (("default", []), ("like_reference", ["--like-reference"]))}
+    runs = {mode: run(*_args(tmp, tmp / f"{mode}.npy", *extra))
+            for mode, extra in (("default", []), ("like_reference", ["--like-reference"]))}
     for r in runs.values(): assert r.returncode == 0, r.stderr
     return tmp, ref, tpl
 

@@ -36,8 +36,8 @@ def test_shapes_and_bad_input():
     assert torch.allclose(vf.norm(dim=-1), torch.ones(4), atol=1e-5)
     out = head(vf, af)
     assert all(out[k].shape == (4,) for k in ("lip_score", "real_score", "value"))
-    with pytest.raises(ValueError, match="mel_clip must be"): bb(torch.randn(4, 5, 3 * V), torch.randn(4, 1, 16, 128),
-                                                                 torch.randn(4, 3 * V))
+    with pytest.raises(ValueError, match="mel_clip must be"):
+        bb(torch.randn(4, 5, 3 * V), torch.randn(4, 1, 16, 128), torch.randn(4, 3 * V))
     with pytest.raises(ValueError, match="vertex_idx must hold indices"):
         SyncExpert(SyncExpertConfig(motion_dim=3 * V), vertex_idx=torch.tensor([0, V]))
     fb = SyncExpert(SyncExpertConfig(motion_dim=3 * V, d_model=32, n_layers=1, mesh_reference="first_frame"))

@@ -52,7 +52,8 @@ def module_imports(path: Path, module: str) -> list:
             f = infunc or isinstance(ch, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(ch, ast.ImportFrom):
                 if ch.level:
-                    base = module.split(".")[:-ch.level] if path.name != "__init__.py" else module.split(".")[:len(module.split(".")) - ch.level + 1]  # noqa: E501
+                    base = (module.split(".")[:-ch.level] if path.name != "__init__.py"
+                            else module.split(".")[:len(module.split(".")) - ch.level + 1])
                     target = ".".join(base + ([ch.module] if ch.module else []))
                 else: target = ch.module or ""
                 if target == "speechface" or target.startswith("speechface."):

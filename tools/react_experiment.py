@@ -138,7 +138,8 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: st
     d = react_split(data, split)
     ds = REACTDataset(data, split, mirror=True, n_frames=d.n_frames)
     stems = None if only is None else set(only.split(","))
-    runs = sorted(p for p in (out / "runs").glob("*_s*") if (p / "best.pt").is_file() and (stems is None or p.name.rsplit("_s", 1)[0] in stems))  # noqa: E501
+    runs = sorted(p for p in (out / "runs").glob("*_s*")
+                  if (p / "best.pt").is_file() and (stems is None or p.name.rsplit("_s", 1)[0] in stems))
     gen = generation_settings(config)
     if not runs: raise SystemExit(f"no trained runs under {out / 'runs'}: run the train stage first")
     preds, info, lat = {}, [], []

@@ -77,8 +77,8 @@ def main():
             rows.append({"motion": name, "stem": u["stem"], "reward": r,
                          **{k: s[k] for k in ("closure F1", "lip-read acc", "MTM (ms)", "false closures")}})
     per = pd.DataFrame(rows)
-    corr = {k: float(per[["reward", k]].dropna().corr(method="spearman").iloc[0,
-                                                                              1]) for k in ("closure F1", "lip-read acc", "MTM (ms)", "false closures")}  # noqa: E501
+    corr = {k: float(per[["reward", k]].dropna().corr(method="spearman").iloc[0, 1])
+            for k in ("closure F1", "lip-read acc", "MTM (ms)", "false closures")}
     means = per.groupby("motion")[["reward", "closure F1", "lip-read acc", "MTM (ms)"]].mean()
     print("1. reward and independent measures, per motion (mean over utterances):\n", means.round(3).to_markdown())
     print("Spearman correlation of the reward with each measure over all (motion, utterance):", {k: round(v, 3) for k, v in corr.items()})
@@ -103,8 +103,8 @@ def main():
     if a.csv:
         Path(a.csv).parent.mkdir(parents=True, exist_ok=True)
         traj.to_csv(a.csv)
-        means.assign(**{f"spearman(reward, {k})": v for k,
-                        v in corr.items()}).to_csv(Path(a.csv).with_name(Path(a.csv).stem + "_motions.csv"))
+        means.assign(**{f"spearman(reward, {k})": v for k, v in corr.items()}).to_csv(
+            Path(a.csv).with_name(Path(a.csv).stem + "_motions.csv"))
 
 
 if __name__ == "__main__":

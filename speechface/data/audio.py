@@ -63,7 +63,7 @@ def read_audio(path: str | Path,                 # a WAV (PCM 8/16/24/32-bit, fl
                max_seconds: float | None = None, # longest audio accepted (None: `MAX_AUDIO_S`)
                min_seconds: float = MIN_AUDIO_S, # shortest audio accepted
               ) -> tuple[np.ndarray, int]:       # (N,) mono float32 waveform at the file's own rate, and that rate
-    "Decode an audio file to mono float32 at its own rate — file kind, header, rate, duration and memory checked before decoding, decoded in blocks."  # noqa: E501
+    "Decode an audio file to mono float32 at its own rate: kind, header, rate, duration and memory checked first, decoded in blocks."
     max_s = MAX_AUDIO_S if max_seconds is None else float(max_seconds)
     if not max_s > 0: raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}")
     path = Path(path)

@@ -82,7 +82,7 @@ def beat2_paths(root: str | Path,                   # beat_english_v2.0.0 (the f
 # %% ../../nbs/08e_data.beat2.ipynb #bae834e9
 BEAT2_SHAPES = {"poses": (None, 3 * N_JOINTS), "expressions": (None, N_EXPRESSIONS), "trans": (None, 3)}  # the sequences, always read
 BETAS_SHAPES = ((N_BETAS,), (1, N_BETAS))   # betas as the release stores them; read only when asked for
-MOTION_KEYS = tuple(BEAT2_SHAPES)           # always read; 'mocap_frame_rate' when present, 'betas' when asked; 'gender', 'model' and the rest stay packed  # noqa: E501
+MOTION_KEYS = tuple(BEAT2_SHAPES)           # always read; 'mocap_frame_rate' if there, 'betas' if asked; 'gender', 'model' etc. stay packed
 
 def _err(path, problem: str, fix: str) -> BEAT2DataError:
     return BEAT2DataError(f"{shown(path)}: {problem}. {fix}")
@@ -145,7 +145,7 @@ def read_beat2_npz(path: str | Path,        # smplxflame_30/<id>.npz
         T = shape[0]
     if T == 0: raise _err(path, "has 0 frames", fix)
     stated = "mocap_frame_rate" in heads and _real(heads["mocap_frame_rate"][1])
-    try: arrays = load_npz(path, want, optional=("mocap_frame_rate",) if stated else (), what="motion file")   # sizes against the memory budget  # noqa: E501
+    try: arrays = load_npz(path, want, optional=("mocap_frame_rate",) if stated else (), what="motion file")  # sizes vs the memory budget
     except DataFileError as e: raise BEAT2DataError(f"{e}. {fix}") from None
     out = {}
     for k in want:
@@ -210,7 +210,7 @@ def parts_from_rot6d(r6: np.ndarray,          # (T, 55, 6) `pose_rot6d`
                      expressions: np.ndarray, # (T, 100)
                      trans: np.ndarray,       # (T, 3)
                      contact: np.ndarray,     # (T, 4) foot contact (`foot_contact`)
-                    ) -> dict[str, np.ndarray]: # upper (T,78), hands (T,180), lower (T,61), face (T,106), pose_6d (T,330), latent_all (T,337)  # noqa: E501
+                    ) -> dict[str, np.ndarray]: # (T, n): upper 78, hands 180, lower 61, face 106, pose_6d 330, latent_all 337
     "EMAGE's four parts, its 330-d whole body `pose_6d` and its 337-d `latent_all` from per-joint 6D rotations."
     T = len(r6)
     f = lambda j: r6[:, list(j)].reshape(T, -1)
@@ -268,7 +268,7 @@ def foot_contact(poses: np.ndarray,    # (T, 165) axis-angle
 def split_parts(poses: np.ndarray,       # (T, 165) axis-angle
                 expressions: np.ndarray, # (T, 100)
                 trans: np.ndarray,       # (T, 3)
-               ) -> dict[str, np.ndarray]: # upper (T,78), hands (T,180), lower (T,61), face (T,106), pose_6d (T,330), latent_all (T,337)
+               ) -> dict[str, np.ndarray]: # (T, n): upper 78, hands 180, lower 61, face 106, pose_6d 330, latent_all 337
     "EMAGE's body parts of one recording: 6D rotations, translation, foot contact, expressions."
     return parts_from_rot6d(pose_rot6d(poses), np.asarray(expressions, np.float32), np.asarray(trans, np.float32),
                             foot_contact(poses, trans))
@@ -365,7 +365,7 @@ def length_check(frames: int,                     # motion frames
                  length_tol: float = 0.5,         # a difference up to this (s) is cut without a word
                  min_overlap: float = MIN_OVERLAP, # the shorter must last this fraction of the longer
                 ) -> tuple[str, str] | None:     # None, ('warning', text) or ('error', text)
-    "The verdict on a recording's motion and speech durations: None within `length_tol`, a warning when both are cut to a plausible shorter, an error when the overlap is implausibly short."  # noqa: E501
+    "Motion vs speech durations: None within `length_tol`, a warning if cut to a plausible overlap, an error if the overlap is too short."
     motion_s = frames / fps
     if abs(motion_s - audio_s) <= length_tol: return None
     short, long = sorted((motion_s, audio_s))
@@ -469,33 +469,33 @@ class BEAT2Dataset(Dataset):
         self.skipped: dict[str, str] = {}                # id -> why it was left out (on_error='skip'), this split's and the vocabulary's
         table = read_split_csv(self.root / SPLIT_CSV)
         want = None if speakers is None else {str(s).lower() for s in speakers}
-        self.ids = [i for i,
-                    t in table.items() if t == split and (want is None or str(parse_beat2_id(i)[0]) in want or parse_beat2_id(i)[1].lower() in want)]  # noqa: E501
+        self.ids = [i for i, t in table.items()
+                    if t == split and (want is None or str(parse_beat2_id(i)[0]) in want or parse_beat2_id(i)[1].lower() in want)]
         if not self.ids:
-            raise BEAT2DataError(f"{shown(self.root / SPLIT_CSV)}: no {split!r} recordings" + (f" of speakers {shown(sorted(want))}" if want else "")  # noqa: E501
+            raise BEAT2DataError(f"{shown(self.root / SPLIT_CSV)}: no {split!r} recordings"
+                                 + (f" of speakers {shown(sorted(want))}" if want else "")
                                  + f"; speakers present: {sorted({parse_beat2_id(i)[1] for i in table})}")
-        self.vocab = vocab if vocab is not None else build_vocabulary([self._try(i, lambda i=i: read_word_tier(beat2_paths(self.root, i)["text"]), [])  # noqa: E501
-                                                                      for i, t in table.items() if t == "train"])
+        self.vocab = vocab if vocab is not None else build_vocabulary(
+            [self._try(i, lambda i=i: read_word_tier(beat2_paths(self.root, i)["text"]), []) for i, t in table.items() if t == "train"])
         self.cache_dir = None if cache_dir is None else default_cache_dir() if str(cache_dir) == "auto" else Path(cache_dir)
         self.cache_stats = {"hit": 0, "miss": 0}
         self.recordings = {i: r for i in self.ids if (r := self._try(i, lambda i=i: self._recording(i), None)) is not None}
         if self.skipped:
             warnings.warn(f"{shown(self.root)}: {len(self.skipped)} recording(s) left out (on_error='skip'): "
                           + "; ".join(f"{shown(k)}: {v}" for k, v in list(self.skipped.items())[:3])
-                          + ("; ..." if len(self.skipped) > 3 else "") + " (all of them in .skipped; `speechface check-data` lists every "
-                                                                         "problem)",
+                          + ("; ..." if len(self.skipped) > 3 else "")
+                          + " (all of them in .skipped; `speechface check-data` lists every problem)",
                           BEAT2SkipWarning, stacklevel=2)
         self.ids = [i for i in self.ids if i in self.recordings]
         if not self.ids:
             raise BEAT2DataError(f"{shown(self.root)}: every {split!r} recording was skipped as unreadable; the first: "
                                  f"{next(iter(self.skipped.values()))}")
         self.cut = {i: (int(r["lengths"][0]) / fps, int(r["lengths"][1]) / sr) for i, r in self.recordings.items()
-                    if abs(int(r["lengths"][0]) / fps - int(r["lengths"][1]) / sr) > length_tol}   # id -> (motion s, speech s) before the cut  # noqa: E501
+                    if abs(int(r["lengths"][0]) / fps - int(r["lengths"][1]) / sr) > length_tol}  # id -> uncut (motion s, speech s)
         if self.cut:
             warnings.warn(f"{shown(self.root)}: {len(self.cut)} recording(s) whose motion and speech differ by more than {length_tol} s "
-                          "were cut "
-                          f"to the shorter: " + "; ".join(f"{shown(k)} (motion {m:.2f} s, speech {a:.2f} s)" for k,
-                                                          (m, a) in list(self.cut.items())[:3])
+                          "were cut to the shorter: "
+                          + "; ".join(f"{shown(k)} (motion {m:.2f} s, speech {a:.2f} s)" for k, (m, a) in list(self.cut.items())[:3])
                           + ("; ..." if len(self.cut) > 3 else "") + " (all of them in .cut)", BEAT2LengthWarning, stacklevel=2)
         self.short = [i for i in self.ids if len(self.recordings[i]["words"]) < window]
         self.index = [(i, a) for i in self.ids for a in range(0, len(self.recordings[i]["words"]) - window + 1, stride)]

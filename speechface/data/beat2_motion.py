@@ -149,8 +149,8 @@ def train_speakers(root: str | Path,               # a BEAT2-layout corpus
     want = None if speakers is None else {str(s).lower() for s in speakers}
     found = sorted({(n, name) for n, name in (parse_beat2_id(i) for i, t in table.items() if t == "train")
                     if want is None or str(n) in want or name.lower() in want})
-    if not found: raise BEAT2DataError(f"{Path(root) / 'train_test_split.csv'}: no 'train' recordings" + (f" of speakers {sorted(want)}" if want else "")  # noqa: E501
-                                       + "; the actor needs a training split")
+    if not found: raise BEAT2DataError(f"{Path(root) / 'train_test_split.csv'}: no 'train' recordings"
+                                       + (f" of speakers {sorted(want)}" if want else "") + "; the actor needs a training split")
     return [name for _, name in found]
 
 def training_stats(root: str | Path, part: str, cache_dir: str | Path | None = None, min_std: float = MIN_STD,

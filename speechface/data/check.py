@@ -38,7 +38,7 @@ class Problem:
 USER_ERRORS = (UserError, FileNotFoundError)   # what a reader raises about its file: reported as a problem; anything else is a bug
 
 def _check_alignment(tg: Path, wav: Path, dur: float, tol: float, probs: list) -> int:
-    "1 if the utterance's TextGrid is usable for phone targets (audio of `dur` s); else 0 and a problem (the folder exists, so it is expected)."  # noqa: E501
+    "1 if the utterance's TextGrid gives phone targets (audio of `dur` s); else 0 and a problem (the folder exists, so it is expected)."
     try: tier = read_phone_tier(tg)
     except USER_ERRORS as e:
         probs.append(Problem("warning" if not tg.exists() else "error", str(tg), str(e)))
@@ -66,7 +66,7 @@ def react_clip_frames(root: str | Path) -> int:
     return meta["clip_frames"] if meta and "clip_frames" in meta else REACT_FRAMES
 
 def check_dataset(root: str | Path,                    # dataset folder
-                  dataset: str | DatasetSpec = "auto", # 'vocaset', 'biwi', 'synthetic'/'auto', 'react' (REACT2024), 'beat2' (BEAT2) or a spec  # noqa: E501
+                  dataset: str | DatasetSpec = "auto", # 'vocaset', 'biwi', 'synthetic'/'auto', 'react' (REACT2024), 'beat2' or a spec
                   duration_tol: float = 0.5,           # allowed audio/motion duration mismatch (s)
                  ) -> tuple[list[Problem], dict]:       # problems, and counts for the report
     "Find every problem of a FaceFormer-, REACT2024- or BEAT2-layout folder ('auto' tells them apart)."
@@ -84,8 +84,8 @@ def check_dataset(root: str | Path,                    # dataset folder
     except USER_ERRORS as e: return [Problem("error", str(root), str(e))], {}
     for d in ("wav", "vertices_npy"):
         try:
-            if not corpus_file(root, d, "folder").is_dir(): err(root / d,
-                                                                "folder missing (FaceFormer's layout needs wav/ and vertices_npy/)")
+            if not corpus_file(root, d, "folder").is_dir():
+                err(root / d, "folder missing (FaceFormer's layout needs wav/ and vertices_npy/)")
         except DataError as e: err(root / d, str(e))
     templates, n_vertices = {}, spec.n_vertices
     try:
@@ -192,7 +192,7 @@ def _check_openface(p: Path, n_frames: int | None, max_gated: float, err, warn) 
     return True
 
 def _check_video(p: Path, seq: str, n_frames: int | None, pairs_name: str, err) -> int:
-    "The frames of a clip's video (frame folder or .mp4) when they are all there, numbered 1..T, T = the clip's, the first decodable; else 0 and a problem."  # noqa: E501
+    "A clip's video frames (folder or .mp4) when all are there, numbered 1..T (the clip's T), the first decodable; else 0 and a problem."
     try:
         src = video_source(p)
         if src is None:
@@ -264,8 +264,8 @@ def check_react(root: str | Path,              # REACT2024 folder: {split}.csv, 
                 continue
             for m, p in (("emotion", emotion), ("3dmm", paths["3dmm"]), ("audio", paths["audio"])):
                 if not p.exists():
-                    err(paths[m],
-                        f"missing ({m} of {shown(seq)}, named by {csv_path.name}): copy it into place or drop the pair from {csv_path.name}")  # noqa: E501
+                    err(paths[m], f"missing ({m} of {shown(seq)}, named by {csv_path.name}): "
+                                  f"copy it into place or drop the pair from {csv_path.name}")
                     ok = False
             try:
                 if emotion.exists(): T["emotion"] = len(_read(emotion, "emotion CSV", read_emotion_csv, n_frames))

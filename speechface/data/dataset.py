@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08_data.dataset.ipynb #fbbb74ac
 from __future__ import annotations
-import os
+import dataclasses, os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +19,9 @@ from .textgrid import (read_metadata, textgrid_folder, read_phone_tier,
                                       phone_inventory, frame_phones)
 
 # %% auto #0
-__all__ = ['VOCASET_TRAIN', 'VOCASET', 'BIWI', 'DatasetSpec', 'synthetic_spec', 'resolve_spec', 'DataError', 'Item',
-           'corpus_file', 'parse_stem', 'check_vertices', 'check_item', 'FaceFormerDataset', 'collate_faceformer']
+__all__ = ['VOCASET_TRAIN', 'VOCASET', 'BIWI', 'HOLDOUT_SPLITS', 'DatasetSpec', 'synthetic_spec', 'resolve_spec', 'corpus_voices',
+           'select_voices', 'DataError', 'Item', 'corpus_file', 'parse_stem', 'check_vertices', 'check_item',
+           'FaceFormerDataset', 'collate_faceformer']
 
 # %% ../../nbs/08_data.dataset.ipynb #eb68ea6c
 VOCASET_TRAIN = ["FaceTalk_170728_03272_TA", "FaceTalk_170904_00128_TA", "FaceTalk_170725_00137_TA",
@@ -37,9 +38,11 @@ class DatasetSpec:
     splits: dict = field(default_factory=dict)  # split -> (subjects, (first_sentence, last_sentence))
     masks: str | None = None       # region file name in the root, if any
     min_frames: int = 5            # shortest usable sequence: one reward clip
+    style_subjects: list | None = None  # the one-hot order; None = the train split's subjects (`select_voices` sets it)
 
     @property
-    def train_subjects(self) -> list[str]: return list(self.splits["train"][0])
+    def train_subjects(self) -> list[str]:
+        return list(self.splits["train"][0] if self.style_subjects is None else self.style_subjects)
 
 VOCASET = DatasetSpec("vocaset", fps=30, subsample=2, n_vertices=5023, masks="FLAME_masks.pkl", splits={
     "train": (VOCASET_TRAIN, (1, 40)),
@@ -70,6 +73,49 @@ def resolve_spec(root: str | Path, dataset: str | DatasetSpec = "auto") -> Datas
     if os.path.lexists(Path(root) / "metadata.json"): return synthetic_spec(root)   # a FIFO or folder there is named, not skipped
     raise DataError(f"{shown(root)}: cannot tell which dataset this is (no metadata.json, which only the synthetic corpus has); "
                     f"pass dataset='vocaset' or 'biwi' (CLI: --dataset biwi, config: dataset=biwi)")
+
+# %% ../../nbs/08_data.dataset.ipynb #498a385e
+HOLDOUT_SPLITS = ("train", "val")   # the splits training and checkpoint selection read: a held-out voice never enters them
+
+def corpus_voices(root: str | Path) -> dict:
+    "subject -> (family, voice) of a synthetic corpus, from its metadata.json; {} when the folder names no voices."
+    meta = read_metadata(root) or {}
+    out = {}
+    for name, s in (meta.get("subjects") or {}).items():
+        if isinstance(s.get("voice"), str): out[name] = (str(s.get("family", "espeak")), s["voice"])  # no family: eSpeak's
+    return out
+
+def _names(x, what: str) -> tuple:
+    if isinstance(x, str): x = [x]
+    names = tuple(str(v) for v in x)
+    if not names: raise UsageError(f"{what}=[] selects no speakers; name one or more voices or families, or leave it unset")
+    return names
+
+def select_voices(root: str | Path,         # the dataset folder (its metadata.json names each speaker's voice)
+                  spec: DatasetSpec,        # what `resolve_spec` gave
+                  holdout=(),               # voices/families kept out of `HOLDOUT_SPLITS` and the style one-hot
+                  voices=None,              # voices/families every split keeps (None: all)
+                 ) -> DatasetSpec:          # a filtered copy (`spec` itself when nothing is asked)
+    "`spec` with the `holdout` voices' speakers out of training, validation and the one-hot, and only the `voices`' speakers kept."
+    holdout = () if holdout is None or (not isinstance(holdout, str) and len(holdout) == 0) else _names(holdout, "holdout")
+    voices = None if voices is None else _names(voices, "voices")
+    if not holdout and voices is None: return spec
+    table = corpus_voices(root) if spec.name == "synthetic" else {}     # VOCASET / BIWI have no voice families
+    if not table:
+        raise UsageError(f"{shown(root)} ({spec.name}) names no speaker voices (only the synthetic corpus' metadata.json does), so "
+                         f"holdout={list(holdout)} / voices={voices and list(voices)} cannot select speakers; leave "
+                         f"dataset.holdout empty and --voices unset for this dataset")
+    fams, vcs = sorted({f for f, _ in table.values()}), sorted({v for _, v in table.values()})
+    bad = [n for n in holdout + (voices or ()) if n not in fams and n not in vcs]
+    if bad:
+        raise UsageError(f"unknown voice {shown(repr(bad[0]))}: {shown(root)} has the families {', '.join(fams)} and the voices "
+                         f"{', '.join(vcs)}")
+    def has(subject, names): return subject in table and bool(set(table[subject]) & set(names))
+    splits = {k: ([s for s in subs if not (k in HOLDOUT_SPLITS and has(s, holdout)) and (voices is None or has(s, voices))], sents)
+              for k, (subs, sents) in spec.splits.items()}
+    style = [s for s in spec.train_subjects if not has(s, holdout)]
+    if not style: raise UsageError(f"holdout={list(holdout)} leaves no training speakers in {shown(root)}: hold out fewer voices")
+    return dataclasses.replace(spec, splits=splits, style_subjects=style)
 
 # %% ../../nbs/08_data.dataset.ipynb #a2afea55
 class DataError(DataFileError):
@@ -146,9 +192,11 @@ class FaceFormerDataset(Dataset):
                  duration_tol: float = 0.5,               # allowed audio/motion duration mismatch (s)
                  phones: bool | list = False,             # add frame phone labels `phones` (T,): True = the corpus inventory,
                                                           # or a list of classes (a trained model's `phone_classes`)
+                 holdout=(),                              # voices/families out of train, val and the one-hot (`select_voices`)
+                 voices=None,                             # only these voices/families, every split (None: all)
                 ):
         self.root = Path(root)
-        self.spec = resolve_spec(root, dataset)
+        self.spec = select_voices(root, resolve_spec(root, dataset), holdout, voices)
         if split not in self.spec.splits:
             raise UsageError(f"unknown split {shown(repr(split))}; {self.spec.name} has {shown(sorted(self.spec.splits))}")
         if style not in ("auto", "independent"): raise UsageError(f"style must be 'auto' or 'independent', got {shown(repr(style))}")
@@ -171,13 +219,14 @@ class FaceFormerDataset(Dataset):
                 if not wav.exists(): raise DataError(f"{shown(npy)}: no matching audio {shown(wav)}")
                 try: regular_file(wav, "audio file")                       # a FIFO is named now, not at its first batch
                 except DataFileError as e: raise DataError(str(e)) from None
-                if subj not in self.templates: raise DataError(f"{shown(npy)}: subject {shown(repr(subj))} has no template in "
-                                                               f"{shown(self.root / 'templates.pkl')}")
+                if subj not in self.templates:
+                    raise DataError(f"{shown(npy)}: subject {shown(repr(subj))} has no template in {shown(self.root / 'templates.pkl')}")
                 self.items.append(Item(npy.stem, subj, sent, wav, npy))
         for it in self.items: check_vertices(it, self.spec, self.n_vertices, full=False)   # shapes, from the headers
         if not self.items:
+            sel = f", holdout={list(holdout)}, voices={list(voices)}" if holdout or voices is not None else ""
             raise DataError(f"{shown(self.root)}: no utterances for split {shown(repr(split))} (subjects {shown(subjects)[:200]}, "
-                            f"sentences {lo}-{hi})")
+                            f"sentences {lo}-{hi}{sel})")
         self.phone_classes = None if phones is False else (phone_inventory(self.root) if phones is True else list(phones))
         self._phones, self._tg_dir = {}, textgrid_folder(self.root) if phones is not False else None  # stem -> frame labels, read once
 

@@ -233,7 +233,7 @@ class DyadRecording:
     "Per-frame state, vectors, audio and events of both people of a dyad over the whole conversation."
     dyad: Dyad
     times: np.ndarray            # (F,) frame times (s)
-    state: list                  # per person: {name: (F,) curve} (jaw, round, spread, close, labiodental, loud, smile, brow, blink, pitch, yaw, roll, tx, ty, tz)  # noqa: E501
+    state: list                  # per person: {name: (F,) curve} for each name of `STATE_KEYS` (mouth, loudness, face, head pose)
     audio: list                  # per person: (F * 882,) int16 speech at 22050 Hz (silence while listening, back-channels aside)
     events: list                 # per person: {"speaking": [[start, end]], "triggers": [...], "reactions": [...], "blinks": [...]}
 
@@ -425,7 +425,8 @@ def neutral_face() -> np.ndarray:           # (68, 3) mm: X right in the image, 
     P[17:22] = np.stack([np.linspace(-58, -14, 5), -20 - 7 * np.sin(np.pi * u), np.linspace(-70, -88, 5)], 1)
     P[27:31] = [[0, -4, -88], [0, 11, -95], [0, 26, -103], [0, 40, -112]]  # nose bridge 27-30, down to the tip
     P[31:34] = [[-15, 47, -93], [-8, 49, -99], [0, 50, -102]]              # nostrils 31-35, right to left
-    P[36:42] = [[-46, 0, -78], [-37, -5, -86], [-26, -5, -86], [-17, 0, -84], [-26, 4, -85], [-37, 4, -85]]  # right eye: outer corner, upper lid, inner corner, lower lid  # noqa: E501
+    P[36:42] = [[-46, 0, -78], [-37, -5, -86], [-26, -5, -86],     # right eye 36-41: outer corner, upper lid,
+                [-17, 0, -84], [-26, 4, -85], [-37, 4, -85]]       # inner corner, lower lid
     P[48:52] = [[-25, 72, -92], [-15, 66, -100], [-6, 63.5, -104], [0, 65, -105]]  # outer lips: right corner, upper lip to the middle
     P[57:60] = [[0, 82.5, -103], [-7, 82, -101], [-15, 79, -98]]           # outer lower lip, middle to the right
     P[60:63] = [[-21, 72, -95], [-9, 72, -101], [0, 72, -102]]             # inner lips: right corner, upper; closed at rest
@@ -553,7 +554,7 @@ def _ring(c, r, n):
     return c[..., None, :] + r * np.stack([np.cos(a), np.sin(a), np.zeros(n)], 1)   # (..., n, 3)
 
 def _posed_landmarks(state: dict, face: np.ndarray, rng: np.random.Generator, image_size: int):
-    "The person's face shape (drawn from `rng`), head-frame landmarks (F, 68, 3), rotation (F, 3, 3), translation (F, 3) mm, focal and centre px."  # noqa: E501
+    "A person's face shape (from `rng`), head-frame landmarks (F, 68, 3), rotation (F, 3, 3), translation (F, 3) mm, focal and centre px."
     shape = face_shape(rng)
     P = face_landmarks(face, shape) - np.array(OF_ORIGIN)                           # (F, 68, 3) head frame
     R = euler_rotation(state["pitch"], state["yaw"], state["roll"])                 # (F, 3, 3)
@@ -698,8 +699,8 @@ def clip_events(events: dict,            # one person's `DyadRecording.events`
         if "trigger_t" in e: e["trigger_t"] = round(e["trigger_t"] - start, 4)
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in e.items()}
     out = {k: [local(e) for e in events[k] if start <= e["t"] < end] for k in ("triggers", "reactions", "blinks")}
-    out["speaking"] = [[round(max(a, start) - start, 4), round(min(b, end) - start, 4)] for a,
-                       b in events["speaking"] if b > start and a < end]
+    out["speaking"] = [[round(max(a, start) - start, 4), round(min(b, end) - start, 4)]
+                       for a, b in events["speaking"] if b > start and a < end]
     return out
 
 def dyad_recordings(preset: str | DyadicPreset = "tiny", # a key of `DYADIC_PRESETS` or a preset
@@ -806,8 +807,7 @@ def generate_dyadic_corpus(out: str | Path,                  # the dataset root 
 
 # %% ../../nbs/08c_data.dyadic.ipynb #2e3ad157
 _GENERATOR_MODULES = ("speechface.data.dyadic", "speechface.data.react", "speechface.data.openface", "speechface.data.articulation",
-                      "speechface.data.espeak",
-                      "speechface.data.synth", "speechface.core")
+                      "speechface.data.espeak", "speechface.data.synth", "speechface.core")
 
 def dyadic_fingerprint(preset: str, seed: int) -> str:
     "12 hex digits naming what a dyadic corpus is a function of: preset, seed, generator source, eSpeak NG version."

@@ -110,7 +110,8 @@ def _read_flame_file(p: Path) -> dict:
         try: return load_npz(p, keys=(), optional=FLAME_KEYS, what="FLAME model")   # missing keys: named by load_flame_model
         except DataFileError as e:
             why = " (pickled objects are never loaded)" if "Python objects" in str(e) else ""
-            raise FlameModelError(f"{e}{why}; a FLAME 2020 model holds {list(FLAME_KEYS)} as plain arrays (see the conversion one-liner)") from None  # noqa: E501
+            raise FlameModelError(f"{e}{why}; a FLAME 2020 model holds {list(FLAME_KEYS)} as plain arrays "
+                                  "(see the conversion one-liner)") from None
     try: d = safe_load_pickle(p, unpickler=_FlameUnpickler)          # regular file, budget, sizes bounded by the file
     except UnsafePickleError: raise
     except UserError as e: raise FlameModelError(f"{e}; download FLAME 2020 again from {FLAME_URL}") from None
@@ -130,7 +131,8 @@ def load_flame_model(path: str | Path | None = None,        # generic_model.pkl 
     p = flame_model_path(path)
     d = _read_flame_file(p)
     missing = [k for k in FLAME_KEYS if k not in d]
-    if missing: raise FlameModelError(f"{shown(p)}: missing key(s) {missing}; a FLAME 2020 model has {list(FLAME_KEYS)} (found {sorted(d)})")  # noqa: E501
+    if missing: raise FlameModelError(f"{shown(p)}: missing key(s) {missing}; a FLAME 2020 model has {list(FLAME_KEYS)} "
+                                      f"(found {sorted(d)})")
     odd = [f"{k} ({d[k].dtype}, {d[k].ndim}-d)" for k in FLAME_KEYS if d[k].ndim == 0 or not np.issubdtype(d[k].dtype, np.number)]
     if odd: raise FlameModelError(f"{shown(p)}: {', '.join(odd)} not numeric arrays; a FLAME 2020 model holds numeric arrays only")
     v, sd, pd_, Jr, w, kt, f = (d[k] for k in FLAME_KEYS)
@@ -167,9 +169,8 @@ def flame_vertices(model: FlameModel,
         raise FlameModelError(f"expressions must be (T, E) with 1 <= E <= {model.n_expressions}, got shape {E.shape}")
     T = len(E)
     jaw = np.zeros((T, 3)) if jaw is None else np.asarray(jaw, np.float64)
-    if jaw.shape != (T,
-                     3): raise FlameModelError(f"jaw must be (T, 3) axis-angle with T = {T} (the expressions' frames), got shape "
-                                               f"{jaw.shape}")
+    if jaw.shape != (T, 3):
+        raise FlameModelError(f"jaw must be (T, 3) axis-angle with T = {T} (the expressions' frames), got shape {jaw.shape}")
     if not (np.isfinite(E).all() and np.isfinite(jaw).all()): raise FlameModelError("expressions or jaw contain NaN/inf")
     S0 = model.shapedirs.shape[-1] - model.n_expressions                        # first expression column
     tpl = model.v_template

@@ -65,7 +65,7 @@ class OpenFaceFrames:
     def __len__(self) -> int: return len(self.valid)
 
 def read_openface_csv(path: str | Path,             # FeatureExtraction output
-                      min_confidence: float = 0.8,   # frames below this landmark confidence are invalid (OpenFace's own visualiser hides faces below 0.2-0.5; 0.8 is conservative for training)  # noqa: E501
+                      min_confidence: float = 0.8,   # lower landmark confidence: invalid (OpenFace's viewer: < 0.2-0.5; 0.8 is cautious)
                       face_id: int | None = None,    # keep one face of a multi-face file
                      ) -> OpenFaceFrames:
     "Read an OpenFace 2.x CSV (`, ` or `,` separated) into named column arrays and a per-frame validity mask."
@@ -91,7 +91,8 @@ def read_openface_csv(path: str | Path,             # FeatureExtraction output
         try: data[i] = [float(c) for c in cells]
         except ValueError:
             j = next(j for j, c in enumerate(cells) if not _is_float(c))
-            raise OpenFaceError(shown(f"{path}: line {i + 2}, column {names[j][:40]!r} is {cells[j].strip()[:40]!r}, not a number. {fix}")) from None  # noqa: E501
+            raise OpenFaceError(shown(f"{path}: line {i + 2}, column {names[j][:40]!r} is {cells[j].strip()[:40]!r}, "
+                                      f"not a number. {fix}")) from None
     cols = dict(zip(names, data.T))
     if not np.isfinite(cols["timestamp"]).all() or ("face_id" in cols and not np.isfinite(cols["face_id"]).all()):
         raise OpenFaceError(f"{shown(path)}: a timestamp or face_id is NaN/inf; the file is damaged. {fix}")
@@ -123,7 +124,8 @@ def _read_text(path: Path, fix: str) -> str:
     try: return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
-        raise OpenFaceError(f"{shown(path)}: line {line} is not UTF-8 text (byte {data[e.start]:#04x}): not an OpenFace CSV. {fix}") from None  # noqa: E501
+        raise OpenFaceError(f"{shown(path)}: line {line} is not UTF-8 text (byte {data[e.start]:#04x}): "
+                            f"not an OpenFace CSV. {fix}") from None
 
 def _is_float(s: str) -> bool:
     try:

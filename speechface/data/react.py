@@ -92,7 +92,7 @@ _ALIASES = {"NoXI": (("Expert_video", "P1"), ("Novice_video", "P2")),           
             "RECOLA": (("P25", "P1"), ("P41", "P1"), ("P45", "P1"), ("P26", "P2"), ("P42", "P2"), ("P46", "P2"))}
 
 def _resolve(p: Path, modality: str) -> Path:
-    "The file of a modality; for NoXI and RECOLA emotion files also the P1/P2 names some releases use (never a file outside the site's folder)."  # noqa: E501
+    "A modality's file; for NoXI and RECOLA emotion files also the P1/P2 names some releases use (never a file outside the site's folder)."
     if p.exists() or modality != "emotion": return p
     for site, subs in _ALIASES.items():
         if site in p.parts:
@@ -147,7 +147,8 @@ def read_emotion_csv(path: str | Path,          # Emotion/<site>/<chat>/<person>
                     ) -> np.ndarray:             # (T, 25) float32: AU[0:15], valence/arousal[15:17], expressions[17:25]
     "Read a REACT2024 emotion CSV: one header row, then T rows of 25 numbers (Song et al. 2024, REACT2024 challenge)."
     path = Path(path)
-    fix = f"Expected a header row then rows of {EMOTION_DIM} numbers ({', '.join(EMOTION_COLUMNS[:3])}, ...); re-export the file or copy it again from the corpus"  # noqa: E501
+    fix = (f"Expected a header row then rows of {EMOTION_DIM} numbers ({', '.join(EMOTION_COLUMNS[:3])}, ...); "
+           "re-export the file or copy it again from the corpus")
     rows = _csv_rows(path, "emotion file", fix)
     if not rows: raise _err(path, "emotion file is empty", fix)
     head = [c.strip() for c in rows[0][1]]
@@ -176,7 +177,7 @@ def read_emotion_csv(path: str | Path,          # Emotion/<site>/<chat>/<person>
 def write_emotion_csv(path: str | Path,    # where to write (folders are created)
                       emotion: np.ndarray, # (T, 25) AU, valence/arousal, expression probabilities
                      ) -> Path:
-    "Write `emotion` in the REACT2024 Emotion format: a header row, then one comma-separated row of 25 numbers per frame (9 significant digits: float32 round-trips exactly)."  # noqa: E501
+    "Write `emotion` as a REACT2024 Emotion CSV: a header row, then 25 comma-separated numbers per frame (9 digits: float32 round-trips)."
     e = np.asarray(emotion, dtype=np.float64)
     if e.ndim != 2 or e.shape[1] != EMOTION_DIM or len(e) == 0:
         raise ValueError(f"emotion must be (T, {EMOTION_DIM}) with T >= 1, got shape {e.shape}")
@@ -202,7 +203,8 @@ def read_3dmm_npy(path: str | Path,            # 3D_FV_files/<site>/<chat>/<pers
                  ) -> np.ndarray:               # (T, 58) float32: expression[0:52], angle[52:55], translation[55:58]
     "Read FaceVerse coefficients stored (T, 1, 58) (as REACT2024 ships them) or (T, 58)."
     path = Path(path)
-    fix = f"Expected a NumPy .npy array of shape (T, 1, {FV_DIM}) or (T, {FV_DIM}); copy the file again from the corpus or rewrite it with `write_3dmm_npy`"  # noqa: E501
+    fix = (f"Expected a NumPy .npy array of shape (T, 1, {FV_DIM}) or (T, {FV_DIM}); "
+           "copy the file again from the corpus or rewrite it with `write_3dmm_npy`")
     a = _load_npy(path, "3DMM file", fix)
     if not np.issubdtype(a.dtype, np.number): raise _err(path, f"has dtype {a.dtype}, not numbers", fix)
     if a.ndim == 3 and a.shape[1] == 1 and a.shape[2] == FV_DIM: a = a[:, 0]        # (T, 58)
@@ -475,8 +477,8 @@ def read_react_wav_raw(path: str | Path) -> np.ndarray:   # (N,) float64 mono at
     "A REACT2024 wav as the baseline reads it (soundfile float64, channels averaged), checked first: regular, 44.1 kHz, within budget."
     path = _regular(Path(path), "audio file", "Copy the clip's wav again from the corpus")
     try: info = sf.info(path)
-    except (sf.SoundFileError, RuntimeError) as e: raise _err(path, f"is not a readable audio file ({shown(e)})",
-                                                              "Copy the clip's wav again") from None
+    except (sf.SoundFileError, RuntimeError) as e:
+        raise _err(path, f"is not a readable audio file ({shown(e)})", "Copy the clip's wav again") from None
     if info.samplerate != REACT_AUDIO_SR:
         raise _err(path, f"is sampled at {info.samplerate} Hz, but REACT2024 audio is {REACT_AUDIO_SR} Hz", "Use the corpus' original wav")
     try: check_budget(info.frames * info.channels * 8, path, "the decoded audio")
@@ -490,14 +492,14 @@ class REACTDataset(Dataset):
     def __init__(self,
                  root: str | Path,                    # corpus folder: {split}.csv and {split}/<modality folders>
                  split: str = "train",                # 'train', 'val' or 'test'
-                 modalities: tuple = ("emotion", "3dmm", "audio"), # which to load ('video': frame folders; 'openface' adds (T, 160) features and a mask)  # noqa: E501
+                 modalities: tuple = ("emotion", "3dmm", "audio"), # to load ('video': frame folders; 'openface': (T, 160) and a mask)
                  mirror: bool = True,                 # 2N samples (speaker<->listener swapped), the evaluation order
                  clip_length: int | None = None,      # frames per item; None: the whole sequence
                  random_crop: bool = False,           # random window start (seeded by seed and index); else frame 0
                  audio: str = "waveform",             # 'waveform' (float32 at sr), 'path', or 'mfcc78' (the baseline's (T, 78) feature)
                  video: str = "path",                 # 'path' (the frame folder or .mp4) or 'frames' ((T, H, W, 3) uint8)
                  sr: int = 16000,                     # audio rate returned (16 kHz: wav2vec2 / Whisper)
-                 mean_face: np.ndarray | str | Path | None = None, # (58,) FaceVerse mean subtracted from 3DMM: the real corpus' mean_face.npy (the baseline always does); none for the synthetic corpus  # noqa: E501
+                 mean_face: np.ndarray | str | Path | None = None, # (58,) subtracted from 3DMM: the real corpus' mean_face.npy; None: none
                  n_frames: int | None = REACT_FRAMES, # frames every file must have; None: any (emotion and 3DMM must agree)
                  seed: int = 0,                       # for random_crop
                 ):

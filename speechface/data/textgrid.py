@@ -111,7 +111,7 @@ def read_interval_tiers(path: str | Path) -> dict[str, list[tuple[float, float, 
     return tiers
 
 def read_textgrid(path: str | Path) -> dict:
-    "Read the interval tiers of a TextGrid as lists of (start, end, label), silences included as ''; a damaged file is one `AlignmentError`."  # noqa: E501
+    "Read a TextGrid's interval tiers as lists of (start, end, label), silences included as ''; a damaged file is one `AlignmentError`."
     return read_interval_tiers(path)
 
 # %% ../../nbs/03_data.textgrid.ipynb #7b373d6d
@@ -215,7 +215,8 @@ def read_phone_tier(path: str | Path,
     tiers = read_textgrid(path)
     name = "phones" if "phones" in tiers else next((t for t in tiers if t.endswith(" - phones")), None)  # MFA: '<speaker> - phones'
     if name is None:
-        raise AlignmentError(f"{shown(path)}: no 'phones' tier (interval tiers: {shown(sorted(tiers))[:200]}); name the phone tier 'phones'")  # noqa: E501
+        raise AlignmentError(f"{shown(path)}: no 'phones' tier (interval tiers: {shown(sorted(tiers))[:200]}); "
+                             "name the phone tier 'phones'")
     return [(s, e, phone_label(l) if normalize else l) for s, e, l in tiers[name]]
 
 def phone_inventory(root: str | Path) -> list[str]:

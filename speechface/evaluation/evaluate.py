@@ -56,7 +56,7 @@ def _why_unknown(name: str, ds: FaceFormerDataset, conditions: list[str]) -> str
 def scan_results(results_dir: str | Path,  # folder of `<stem>_condition_<condition>.npy` files
                  ds: FaceFormerDataset,    # the split the predictions are for
                 ) -> ResultFiles:
-    "Map each utterance of `ds` to `{condition: path}` of its prediction files, matching exact names built from the split's stems and conditions."  # noqa: E501
+    "Map each utterance of `ds` to `{condition: path}` of its prediction files, by exact names from the split's stems and conditions."
     d = Path(results_dir)
     if not d.is_dir():
         raise NoPredictionsError(f"{shown(d)}: results folder {'is not a folder' if d.exists() else 'does not exist'}; expected files "
@@ -196,7 +196,8 @@ def evaluate_results(results_dir: str | Path,   # folder of `<stem>_condition_<c
                                                           f"style (and 'mean') only, as FaceFormer's test does"))
     if not rows:
         eg = result_name(ds.items[0].stem, wanted[0])
-        hint = f"; {len(files.unknown)} file(s) there were not recognised, e.g. {shown(files.unknown[0][0].name)}: {files.unknown[0][1]}" if files.unknown else ""  # noqa: E501
+        hint = (f"; {len(files.unknown)} file(s) there were not recognised, e.g. "
+                f"{shown(files.unknown[0][0].name)}: {files.unknown[0][1]}" if files.unknown else "")
         raise NoPredictionsError(f"{shown(Path(results_dir))}: no usable predictions for the {len(ds)} utterances of split {split!r} of "
                                  f"{ds.root}; expected files named {RESULT_PATTERN} (e.g. {eg}) with <condition> one of "
                                  f"{', '.join(wanted)}{hint}")

@@ -234,8 +234,8 @@ def perceptual_table(ds: FaceFormerDataset, methods: dict, reader: dict | None =
 def paired_differences(units_a: list[dict], units_b: list[dict], n_boot: int = 1000, seed: int = 0,
                        alpha: float = 0.05) -> pd.DataFrame:
     "B − A for every perceptual number, with a paired bootstrap interval (the same utterances resampled for both)."
-    if [u["stem"] for u in units_a] != [u["stem"] for u in units_b]: raise ValueError("paired units must cover the same utterances in the "
-                                                                                      "same order")
+    if [u["stem"] for u in units_a] != [u["stem"] for u in units_b]:
+        raise ValueError("paired units must cover the same utterances in the same order")
     ba, bb = resample_summaries([units_a, units_b], n_boot, seed)
     est_a, est_b = perceptual_summary(units_a), perceptual_summary(units_b)
     rows = {}

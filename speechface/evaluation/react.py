@@ -65,7 +65,7 @@ def _stack_split(root, split, n_frames, modalities=("emotion", "3dmm", "audio"))
 
 def react_split(root: str | Path,            # corpus folder: {split}.csv, {split}/..., neighbour_emotion_{split}.npy
                 split: str = "val",          # the evaluated split
-                n_frames: int | None = REACT_EVAL_FRAMES, # the first n_frames of each clip (all of a shorter one), as the official evaluation's [:, :750]; None: whole clips  # noqa: E501
+                n_frames: int | None = REACT_EVAL_FRAMES, # each clip's first n (a shorter clip whole), as the official [:, :750]; None: all
                 train_split: str | None = "train", # split whose listeners make the MeanSeq baseline; None: none
                ) -> REACTSplit:
     "Read a REACT-layout split as mirrored (S, T, ...) arrays with its appropriateness matrix (Song et al. 2024, REACT2024)."
@@ -222,7 +222,7 @@ def evaluate_generator(generate_fn: Callable,      # speaker batch -> (B, K, T, 
                        seed: int = 0,
                        name: str = "generator",    # the generator's row name
                        batch_size: int = 8,
-                       n_frames: int | None = REACT_EVAL_FRAMES, # frames evaluated from each clip start (the official 750); None: whole clips  # noqa: E501
+                       n_frames: int | None = REACT_EVAL_FRAMES, # frames scored from each clip start (the official 750); None: whole clips
                        audio_sr: int = 16000,      # rate of the waveforms in the batch
                        **table_kw,                 # `react_table` options (baselines, n_boot)
                       ) -> tuple[pd.DataFrame, np.ndarray]: # the table, the (S, K, T, 25) predictions

@@ -13,7 +13,8 @@ __all__ = ['UPPER_BODY_JOINTS', 'BEAT_ORDER', 'BA_SIGMA', 'joint_speed', 'motion
            'gaussian_fit', 'frechet_distance']
 
 # %% ../../nbs/23a_metrics.gesture.ipynb #fcd0e936
-UPPER_BODY_JOINTS = (3, 6, 9, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21)  # SMPL-X spine1-3, neck, collars, head, shoulders, elbows, wrists (EMAGE)  # noqa: E501
+# EMAGE's upper body: SMPL-X spine1-3, neck, collars, head, shoulders, elbows, wrists
+UPPER_BODY_JOINTS = (3, 6, 9, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21)
 BEAT_ORDER = 7          # frames each side a speed minimum must undercut (EMAGE's `order`, at 30 fps)
 BA_SIGMA = 0.3          # s, width of the alignment kernel (EMAGE's and BEAT's sigma; Bailando uses 3 frames at 60 fps)
 

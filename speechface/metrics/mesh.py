@@ -83,7 +83,7 @@ def lip_vertex_error(pred,    # one predicted sequence or a list (each truncated
                      gt,      # one ground-truth sequence or a list of the same length
                      lip_idx, # (K,) lip vertex indices
                     ) -> float: # raw LVE in squared mesh units (m² for VOCASET)
-    "Lip vertex error (MeshTalk, FaceFormer; as CodeTalker's `cal_metric.py`): mean over all frames, pooled across sequences, of max_{v in lips} ||gt_v - pred_v||^2."  # noqa: E501
+    "Lip vertex error (MeshTalk, FaceFormer, CodeTalker): mean over all frames of all sequences of max_{v in lips} ||gt_v - pred_v||^2."
     pairs = paired_sequences(pred, gt)
     per_frame = np.concatenate([lip_max_sq_error(p, g, lip_idx) for p, g in pairs])  # (sum T,)
     return float(per_frame.mean())

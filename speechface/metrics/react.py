@@ -50,7 +50,7 @@ def _check_appropriate(appropriate, n_speakers: int, n_listeners: int) -> np.nda
 def ccc_matrix(a, # (A, T, D) sequences (e.g. the 10 predictions for one speaker)
                b, # (B, T, D) sequences (e.g. its appropriate real listeners)
               ) -> np.ndarray: # (A, B) CCC averaged over the D dimensions
-    "Lin's CCC (Biometrics 1989) for every pair, per dimension then averaged: 2 rho sx sy / (sx^2 + sy^2 + (mx - my)^2 + 1e-8); a constant dimension has rho := 0 (REACT baseline)."  # noqa: E501
+    "Lin's CCC (1989) per pair, averaged over dimensions: 2 rho sx sy / (sx^2 + sy^2 + (mx - my)^2 + 1e-8); rho := 0 if constant (REACT)."
     a, b = _f64(a), _f64(b)
     if a.ndim == 2: a = a[None]
     if b.ndim == 2: b = b[None]

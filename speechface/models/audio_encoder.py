@@ -37,7 +37,7 @@ def align_to_frames(feats: torch.Tensor,     # (B, N, C) audio features at `feat
                     feat_rate: float = 50.,  # feature rate in Hz
                     max_mismatch_s: float | None = 1.0, # largest tolerated |audio − motion| duration; None: no check
                    ) -> torch.Tensor:        # (B, n_frames · k, C), k = tokens_per_frame(fps, feat_rate)
-    "FaceFormer's alignment: keep 2 tokens per frame when feat_rate = 2·fps (pad by repeating the last), else interpolate linearly to n_frames."  # noqa: E501
+    "FaceFormer's alignment: 2 tokens per frame when feat_rate = 2·fps (pad by repeating the last), else interpolate linearly to n_frames."
     if feats.ndim != 3: raise ValueError(f"align_to_frames expects (B, N, C) features, got shape {tuple(feats.shape)}")
     if not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
         raise ValueError(f"n_frames must be a positive integer, got {n_frames!r}")
@@ -77,7 +77,7 @@ class AudioEncoderConfig:
     mel_utterance_norm: bool = True      # per-utterance mean/variance normalisation of each mel band (CMVN)
     mel_vtlp: float = 0.0                # training only: random vocal-tract-length warp of the mel axis, ±this factor
     mel_freq_mask: int = 0               # training only: zero a random band of up to this many mel bins (SpecAugment)
-    whisper_input_rms: float = 0.1       # the unit-variance input is scaled to this RMS (≈ −20 dBFS, typical speech) for Whisper's level-dependent log-mel  # noqa: E501
+    whisper_input_rms: float = 0.1       # unit-variance input scaled to this RMS (≈ −20 dBFS, speech) for Whisper's level-dependent log-mel
     seed: int = 0                        # seed for randomly initialised weights (mel backend, tiny models): same seed, same model
 
     def __post_init__(self):

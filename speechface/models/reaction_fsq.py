@@ -79,10 +79,10 @@ class SpeakerEncoder(nn.Module):
         self.cfg = cfg
         self.token_emb, self.audio_in = nn.Embedding(cfg.vocab_size, d), nn.Linear(cfg.audio_dim, d)
         self.pos_emb = nn.Embedding(cfg.window, d)
-        self.face_blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult,
-                                                              cfg.dropout) for _ in range(cfg.n_encoder_layers))
-        self.audio_blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult,
-                                                               cfg.dropout) for _ in range(cfg.n_encoder_layers))
+        self.face_blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult, cfg.dropout)
+                                         for _ in range(cfg.n_encoder_layers))
+        self.audio_blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult, cfg.dropout)
+                                          for _ in range(cfg.n_encoder_layers))
         self.norm = nn.LayerNorm(d)
         self.rule = block_rule(cfg.window, C, 0)
 

@@ -231,7 +231,7 @@ def build_reference_model(cfg: FaceFormerConfig,            # e.g. from `referen
                           wav2vec2_config=None,             # the wav2vec2 architecture (`wav2vec2_architecture`);
                                                             # default: the packaged wav2vec2-base-960h config
                          ) -> FaceFormer:
-    "A FaceFormer shaped like the reference (start_token='reference'); its wav2vec2 built from a config, random weights unless a path is given."  # noqa: E501
+    "A FaceFormer shaped like the reference (start_token='reference'); its wav2vec2 from a config, random weights unless a path is given."
     base = cfg.audio if cfg.audio.backend == "wav2vec2" else AudioEncoderConfig(backend="wav2vec2")
     if tiny_audio or wav2vec2_path is not None:
         audio = replace(base, tiny=tiny_audio, name_or_path=None if tiny_audio else str(wav2vec2_path))

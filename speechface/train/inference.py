@@ -38,19 +38,24 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
              eval_expert=None,           # the evaluation expert (path/model) for lip-sync columns; default cfg.eval_expert
              perceptual: bool = False,   # add the perceptual measures with CIs (`evaluate_results`)
              lip_reader=None,            # a trained lip-reader (path or dict): adds lip-reading accuracy
+             voices=None,                # only these voices/families of the split (synthetic corpus; None: all)
             ) -> tuple:                   # (metrics table, report, results_dir)
-    "Predict each utterance of a split under FaceFormer's conditions (a seen subject's own style, an unseen one's every style; plus the mean style), save, and evaluate."  # noqa: E501
+    "Predict, save and evaluate a split in FaceFormer's conditions: a seen subject's own style, an unseen one's every style, and 'mean'."
     device = get_device(cfg.device)
     run_dir = Path(cfg.out_dir) / cfg.run
     ckpt = Path(ckpt) if ckpt else run_dir / "best.pt"
     if not ckpt.is_file(): raise FileNotFoundError(f"{ckpt} not found: train first (`speechface train ...`) or pass ckpt=")
     ck = load_checkpoint(ckpt, device)
     model = load_actor(ck, device)
-    ds = FaceFormerDataset(cfg.dataset.root, split, cfg.dataset.kind, with_mel=False)
+    held = cfg.dataset.get("holdout") or ()                           # the voices training never saw (`select_voices`)
+    ds = FaceFormerDataset(cfg.dataset.root, split, cfg.dataset.kind, with_mel=False, holdout=held, voices=voices)
     n = model.cfg.n_subjects
     if ds.train_subjects != ck["train_subjects"]:
+        trained = ((ck.get("config") or {}).get("dataset") or {}).get("holdout")
+        hint = (f"; it was trained with dataset.holdout={list(trained)}: pass the same to test" if trained and list(trained) != list(held)
+                else "")
         raise UsageError(f"{ckpt} was trained with subjects {ck['train_subjects']} but the dataset's "
-                         f"training subjects are {ds.train_subjects}: the one-hot conditions would not match")
+                         f"training subjects are {ds.train_subjects}: the one-hot conditions would not match{hint}")
     out_dir = run_dir / "styledependant" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     all_names = list(ds.train_subjects) + ["mean"]
@@ -62,7 +67,7 @@ def run_test(cfg,                        # composed config (same run/out_dir/dat
         conds = all_conds[[all_names.index(c) for c in names]]
         pred = predict_conditions(model, it, device, conds).cpu().numpy()                  # (C, T, 3V)
         for c, name in enumerate(names): np.save(out_dir / f"{it['name']}_condition_{name}.npy", pred[c].astype(np.float32))
-    table, report = evaluate_results(out_dir, cfg.dataset.root, split, cfg.dataset.kind,
+    table, report = evaluate_results(out_dir, cfg.dataset.root, split, ds.spec,          # the spec after holdout / voices
                                      eval_expert=eval_expert if eval_expert is not None else cfg.get("eval_expert"),
                                      perceptual=perceptual or lip_reader is not None, lip_reader=lip_reader)
     report["predict_s"] = time.time() - t0
@@ -74,7 +79,7 @@ def load_reference_audio(path: str | Path,                # any audio file `read
                          max_seconds: float | None = None, # longest audio accepted (None: `MAX_AUDIO_S`)
                          min_seconds: float = MIN_AUDIO_S, # shortest audio accepted
                         ) -> np.ndarray:                   # (N,) normalised float32 waveform at 16 kHz
-    "FaceFormer's demo audio handling — `librosa.load(path, sr=16000)`: mono, librosa's resampler — on the checked reader, normalised as `Wav2Vec2Processor` does."  # noqa: E501
+    "FaceFormer's demo audio: `librosa.load(path, sr=16000)` (mono, its resampler) on the checked reader, `Wav2Vec2Processor`-normalised."
     import librosa
     x, rate = read_audio(path, max_seconds, min_seconds)     # what librosa.load decodes (soundfile, float32, channel mean)
     wav = librosa.resample(x, orig_sr=rate, target_sr=16000)  # librosa.load's resampler (res_type='soxr_hq')
@@ -209,7 +214,7 @@ def check_output(out: str | Path,  # .npy, .obj, .ply or .mp4
     return out
 
 def _write_motion(motion, out: Path, tri, audio_path, fps, max_seconds=None):
-    "Write one motion: .npy atomically, .obj/.ply frames as a folder swapped in whole (a rerun leaves no stale frame), .mp4 with the speech."  # noqa: E501
+    "Write a motion: .npy atomically, .obj/.ply frames as a folder swapped in whole (a rerun leaves no stale frame), .mp4 with the speech."
     if out.suffix == ".npy":
         with atomic_write(out) as f: np.save(f, motion.astype(np.float32))
     elif out.suffix in (".obj", ".ply"):
@@ -284,15 +289,14 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
     out_dir = Path(out_dir)
     if out_dir.suffix.lower() in OUT_SUFFIXES + AUDIO_SUFFIXES:
         raise UsageError(f"--out {shown(out_dir)} looks like a file; with several inputs --out is a folder (and --format the file type)")
-    if out_dir.exists() and not out_dir.is_dir(): raise UsageError(f"--out {shown(out_dir)} is a file; with several inputs --out is a "
-                                                                   "folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {shown(out_dir)} is a file; with several inputs --out is a folder")
     for f in files: check_output(out_dir / f"{f.stem}.{fmt}")                     # before the work
     an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config)
     tri = an.faces(faces, Path(f"x.{fmt}"))
     t0 = time.time()
-    items = sorted(((f, *an.load(f, max_seconds=max_audio_s)) for f in tqdm(files, desc="loading audio", disable=not progress,
-                                                                            leave=False)),
-                   key=lambda x: x[2])
+    items = sorted(((f, *an.load(f, max_seconds=max_audio_s))
+                    for f in tqdm(files, desc="loading audio", disable=not progress, leave=False)), key=lambda x: x[2])
     total = sum(len(a) for _, a, _ in items) / 16000
     bar = tqdm(total=len(items), desc=f"animating ({batch_size} at a time)", disable=not progress, unit="file")
     for i in range(0, len(items), batch_size):

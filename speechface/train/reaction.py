@@ -182,7 +182,7 @@ def checked_model_config(cls: type,           # the config dataclass, e.g. `Reac
                          path: str | Path,     # the checkpoint, for messages
                          what: str = "config", # e.g. "config", "tokenizer config"
                         ):                     # the config, safe to build
-    "A model config read from a checkpoint: `core.config_from_file` with `config_limits`, and a model that fits the memory budget (`core.planned_module`)."  # noqa: E501
+    "A checkpoint's model config: `core.config_from_file` with `config_limits`, its model within the memory budget (`core.planned_module`)."
     if isinstance(d, dict): d = {k: v for k, v in d.items() if k != "allow_download"}   # never honoured from a file
     cfg = config_from_file(cls, d, path, what, config_limits(cls))
     planned_module(lambda: build(cfg), path, f"model its {what} describes")
@@ -465,7 +465,8 @@ def _vae_task(cfg, s: ReactionVAESettings, progress: bool) -> ReactionVAETask:
     audio = _audio_cfg(s)
     whisper = audio.whisper() if audio.kind == "whisper" else None
     face = resolve_face(s.face, cfg.dataset.root)
-    if progress: print(f"reaction_vae: face features = {face}" + (" (the corpus has no OpenFace)" if s.face == "auto" and face == "3dmm" else ""))  # noqa: E501
+    if progress: print(f"reaction_vae: face features = {face}"
+                       + (" (the corpus has no OpenFace)" if s.face == "auto" and face == "3dmm" else ""))
     tr, va = reaction_datasets(cfg, ("emotion", "3dmm", "audio") + (("openface",) if face == "openface" else ()))
     cache = {}
     train = vae_items(reaction_items(tr, audio, whisper, cache), face)

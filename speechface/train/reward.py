@@ -96,7 +96,7 @@ def candidate_mask(sid: np.ndarray,     # (N,) each anchor's sequence
                    target: np.ndarray,  # (N,) the column of each anchor's aligned clip
                    min_shift: int,      # candidates of the anchor's own sequence closer than this are not negatives
                   ) -> np.ndarray:      # (N, C) True where a candidate is left out of the anchor's softmax
-    "Which audio candidates an anchor's InfoNCE softmax must not see: its own sequence within `min_shift` frames (they are not wrong), except its aligned clip."  # noqa: E501
+    "Candidates hidden from an anchor's InfoNCE softmax: its own sequence within `min_shift` frames (not wrong), except its aligned clip."
     near = (sid[:, None] == cand[None, :, 0]) & (np.abs(pos[:, None] - cand[None, :, 1]) < min_shift)
     near[np.arange(len(sid)), target] = False
     return near
@@ -173,7 +173,7 @@ def _publish(run_dir: Path, out_path: Path):
     if dist.is_available() and dist.is_initialized(): dist.barrier()
 
 def epoch_anchors(seqs: list[dict], index: list[int], cfg: SyncExpertSettings, seed: int, epoch: int):
-    "Anchor clips and shifted negatives of the sequences `index`, each drawn from (seed, epoch, sequence): the same on any number of processes."  # noqa: E501
+    "Anchor clips and shifted negatives of the sequences `index`, each drawn from (seed, epoch, sequence): the same on any process count."
     sid, pos, shift = [], [], []
     for s in index:
         rng = np.random.default_rng([seed, epoch, s])
@@ -406,7 +406,7 @@ def open_coefficient_closures(x: torch.Tensor,       # (T, D) face coefficient v
                               strength: float = 0.3, # fraction of the way to the mean open pose at closed frames
                               rel: float = 0.2,      # a frame is closed below this fraction of the mean opening
                              ) -> torch.Tensor:      # (T, D)
-    "Coefficient lips that fail to close: wherever the jaw is closed, every channel moves `strength` of the way to the mean of the open frames."  # noqa: E501
+    "Coefficient lips that fail to close: where the jaw is closed, every channel moves `strength` of the way to the open frames' mean."
     opening = torch.as_tensor(opening, dtype=x.dtype)
     if opening.shape != x.shape[:1]: raise ValueError(f"opening must be ({len(x)},), one angle per frame, got {tuple(opening.shape)}")
     closed = opening < rel * opening.mean()                                           # (T,)
@@ -570,7 +570,8 @@ class HeadTask(Task):
     the global batch is assembled from local sums over global class counts."""
     score_name = "val_score"
     def __init__(self, bb, head, train, val_ex, cfg: RewardHeadSettings, seed: int, regions, meta: dict):
-        self.bb, self.head, self.seqs, self.val_ex, self.cfg, self.seed, self.regions, self.meta = bb, head, train, val_ex, cfg, seed, regions, meta  # noqa: E501
+        self.bb, self.head, self.seqs, self.val_ex, self.cfg, self.seed, self.regions, self.meta = (
+            bb, head, train, val_ex, cfg, seed, regions, meta)
         self.train_set = list(range(sum(len(q["mel"]) * (2 + len(cfg.perturbations) + ("actor" in q)) for q in train)))
         self.modules = {"model": head}
         params = [p for n, p in head.named_parameters() if not n.startswith("value.")]    # the critic is trained in RL

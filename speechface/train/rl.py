@@ -183,7 +183,8 @@ class RLTask(Task):
         init = self.init = load_checkpoint(t.init_actor)
         self.actor = load_actor(init, source=t.init_actor)               # config, sizes and weights checked
         if not self.actor.cfg.stochastic and t.variant != "backprop":
-            raise ValueError(f"{t.init_actor} is a deterministic actor: variant {t.variant!r} needs model.stochastic=true (or use backprop)")  # noqa: E501
+            raise ValueError(f"{t.init_actor} is a deterministic actor: variant {t.variant!r} needs model.stochastic=true "
+                             "(or use backprop)")
         self.ref = freeze(load_actor(init, source=t.init_actor)).eval() if t.kl_weight else None
         self.sync_expert = freeze(load_sync_expert(t.sync_expert))
         self.head = load_reward_head(t.head).train()
@@ -202,8 +203,9 @@ class RLTask(Task):
     def datasets(self, cfg):
         "Training and validation items with `rep_audio_mel` (FaceFormer layout); sets `lips`, the vertices val LVE reads."
         t = cfg.trainer
-        ds_tr = FaceFormerDataset(cfg.dataset.root, "train", cfg.dataset.kind, with_mel=True)
-        ds_va = FaceFormerDataset(cfg.dataset.root, "val", cfg.dataset.kind, with_mel=True,
+        held = cfg.dataset.get("holdout") or ()              # voices never trained on nor selected with (`select_voices`)
+        ds_tr = FaceFormerDataset(cfg.dataset.root, "train", cfg.dataset.kind, with_mel=True, holdout=held)
+        ds_va = FaceFormerDataset(cfg.dataset.root, "val", cfg.dataset.kind, with_mel=True, holdout=held,
                                   style="independent" if t.val_conditions == "mean" else "auto")
         self.lips = load_regions(ds_tr.root / ds_tr.spec.masks,
                                  ds_tr.n_vertices)["lips"] if ds_tr.spec.masks else np.arange(ds_tr.n_vertices)
@@ -286,7 +288,7 @@ class RLTask(Task):
     def load_state_dict(self, s): self.steps, self.lve_cap = s.get("steps", 0), s.get("lve_cap", math.inf)
 
 def train_rl(cfg, progress: bool = True) -> dict:
-    "RL fine-tuning of an SFT actor against the reward model (`trainer.variant`: seed, per_clip, ppo, grpo, backprop), any number of processes."  # noqa: E501
+    "RL fine-tuning of an SFT actor on the reward model (`trainer.variant`: seed, per_clip, ppo, grpo, backprop), any number of processes."
     _, r = run_task(RLTask, cfg, progress)
     h = r["history"]
     row = next((x for x in h if x["epoch"] == r["best_epoch"]), {})   # main process: the selected epoch's row

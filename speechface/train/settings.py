@@ -19,11 +19,11 @@ from ..models.audio_encoder import AudioEncoderConfig, BACKENDS
 # %% auto #0
 __all__ = ['POS', 'NONNEG', 'FRAC', 'PRECISIONS', 'RL_VARIANT_NAMES', 'AUDIO_RULES', 'REACTION_AUDIO_KINDS', 'SCHEMAS', 'RENAMED',
            'ConfigError', 'Rule', 'setting', 'field_rules', 'check_settings', 'BudgetSettings', 'LoopSettings',
-           'FitSettings', 'SupervisedSettings', 'RLSettings', 'ShiftSettings', 'shift_problem', 'SyncExpertSettings',
-           'RewardHeadSettings', 'DatasetSettings', 'ModelSettings', 'RunSettings', 'TokenizerSettings',
-           'ReactionAudioSettings', 'ReactionFSQSettings', 'ReactionVAESettings', 'DyadicDatasetSettings',
-           'CoefficientSettings', 'BEAT2DatasetSettings', 'register_schemas', 'schema_rules', 'validate_config',
-           'check_paths', 'load_config']
+           'FitSettings', 'AugmentSettings', 'SupervisedSettings', 'RLSettings', 'ShiftSettings', 'shift_problem',
+           'SyncExpertSettings', 'RewardHeadSettings', 'DatasetSettings', 'ModelSettings', 'RunSettings',
+           'TokenizerSettings', 'ReactionAudioSettings', 'ReactionFSQSettings', 'ReactionVAESettings',
+           'DyadicDatasetSettings', 'CoefficientSettings', 'BEAT2DatasetSettings', 'register_schemas', 'schema_rules',
+           'validate_config', 'check_paths', 'load_config']
 
 # %% ../../nbs/40_train.settings.ipynb #d36d22d6
 class ConfigError(UsageError):
@@ -64,13 +64,22 @@ def setting(default, kind: str, **rule):
     return field(default=default, metadata={"rule": Rule(kind, **rule)})
 
 def field_rules(cls, prefix: str = "") -> dict:
-    "dotted key -> Rule of every field of a settings dataclass that has one."
-    return {prefix + f.name: f.metadata["rule"] for f in fields(cls) if "rule" in f.metadata}
+    "dotted key -> Rule of every field of a settings dataclass that has one, nested settings included (`augment.noise_p`)."
+    out = {}
+    for f in fields(cls):
+        if "rule" in f.metadata: out[prefix + f.name] = f.metadata["rule"]
+        elif f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(sub := f.default_factory()):
+            out.update(field_rules(type(sub), f"{prefix}{f.name}."))
+    return out
+
+def _dotted(obj, key: str):
+    for k in key.split("."): obj = getattr(obj, k)
+    return obj
 
 def check_settings(obj, prefix: str = "trainer.") -> None:
     "Check every field of a settings dataclass against its `Rule`; raise `ConfigError` naming each bad key."
-    bad = [f"{prefix}{k}={getattr(obj, k)!r} must be {r.describe()}" for k, r in field_rules(type(obj)).items()
-           if not r.ok(getattr(obj, k))]
+    bad = [f"{prefix}{k}={_dotted(obj, k)!r} must be {r.describe()}" for k, r in field_rules(type(obj)).items()
+           if not r.ok(_dotted(obj, k))]
     if bad: raise ConfigError("invalid configuration: " + "; ".join(bad))
 
 POS, NONNEG, FRAC = dict(lo=0, lo_open=True), dict(lo=0), dict(lo=0, hi=1)
@@ -114,6 +123,35 @@ class FitSettings(LoopSettings):
 
 # %% ../../nbs/40_train.settings.ipynb #c542c28c
 @dataclass
+class AugmentSettings:
+    "`trainer.augment.*`: audio domain randomisation of training items (`speechface.data.augment`); every probability 0 = off."
+    stretch_p: float = setting(0.0, "float", **FRAC)            # time-stretch; the motion (and phone targets) resampled to match
+    stretch_rate: float = setting(0.15, "float", lo=0, hi=0.5, lo_open=True)   # rate drawn in 1 ± this
+    pitch_p: float = setting(0.0, "float", **FRAC)              # pitch shift (Signalsmith transposition: formants move with it)
+    pitch_semitones: float = setting(3.0, "float", lo=0, hi=12, lo_open=True)  # drawn in ± this
+    formant_p: float = setting(0.0, "float", **FRAC)            # vocal-tract-length shift with the pitch kept (envelope warp)
+    formant_ratio: float = setting(0.12, "float", lo=0, hi=0.5, lo_open=True)  # α log-uniform in [1 − r, 1 + r] (VTLP: 0.1)
+    reverb_p: float = setting(0.0, "float", **FRAC)             # a simulated room (pyroomacoustics impulse response)
+    reverb_rooms: int = setting(8, "int", lo=1, hi=64)          # rooms simulated once per process; each item draws one
+    reverb_rt60_max: float = setting(0.6, "float", lo=0.15, hi=2.0)  # target RT60s spread over [0.15 s, this]
+    noise_p: float = setting(0.0, "float", **FRAC)              # coloured noise, white to brown (0 to −6 dB/octave)
+    noise_snr_min_db: float = setting(5.0, "float")             # SNR drawn in [min, max] dB
+    noise_snr_max_db: float = setting(30.0, "float")
+    eq_p: float = setting(0.0, "float", **FRAC)                 # seven-band parametric EQ
+    eq_gain_db: float = setting(6.0, "float", lo=0, hi=24)      # each band's gain drawn in ± this
+    band_p: float = setting(0.0, "float", **FRAC)               # zero-phase low-, high- or band-pass (one of the three)
+    band_lowpass_min_hz: float = setting(2500.0, "float", lo=2000, hi=7000)   # low-pass cutoff drawn in [this, 7200 Hz]
+    band_highpass_max_hz: float = setting(400.0, "float", lo=50, hi=1000)     # high-pass cutoff drawn in [50 Hz, this]
+    codec_p: float = setting(0.0, "float", **FRAC)              # telephone line: 300–3400 Hz and mu-law quantisation
+    codec_bits_min: int = setting(5, "int", lo=2, hi=8)         # bits drawn in [this, 8] (8 = G.711)
+
+    def __post_init__(self):
+        check_settings(self, "trainer.augment.")
+        if self.noise_snr_min_db > self.noise_snr_max_db:
+            raise ConfigError(f"trainer.augment.noise_snr_max_db={self.noise_snr_max_db} must be ≥ "
+                              f"trainer.augment.noise_snr_min_db={self.noise_snr_min_db}")
+
+@dataclass
 class SupervisedSettings(LoopSettings):
     "`trainer=supervised`: MSE training of the actor, FaceFormer's settings (Adam 1e-4, batch 1, 100 epochs)."
     name: str = "supervised"
@@ -130,6 +168,7 @@ class SupervisedSettings(LoopSettings):
     phone_weight: float = setting(0.0, "float", **NONNEG)       # auxiliary phone cross-entropy (needs textgrids/); 0 = off
     val_conditions: str = setting("all", "choice", choices=("all", "mean"))  # all training styles (FaceFormer) | mean style
     max_train_items: int | None = setting(None, "int", lo=1, nullable=True)  # only the first N training utterances
+    augment: AugmentSettings = field(default_factory=AugmentSettings)  # audio randomisation of training items; off by default
 
 RL_VARIANT_NAMES = ("seed", "per_clip", "ppo", "grpo", "backprop")
 
@@ -236,6 +275,7 @@ class DatasetSettings:
     root: str = setting("data/synth_small", "str")
     kind: str = setting("auto", "choice", choices=("auto", "synthetic", "vocaset", "biwi"))
     num_workers: int = setting(0, "int", lo=0)                  # DataLoader workers
+    holdout: list = field(default_factory=list)  # voices/families kept out of train, val and the one-hot (test keeps them)
 
 @dataclass
 class ModelSettings:
@@ -330,7 +370,7 @@ class ReactionVAESettings(LoopSettings, ReactionAudioSettings):
     lr: float = setting(1e-4, "float", **POS)                    # seed 1e-4 (Adam)
     weight_decay: float = setting(0.0, "float", **NONNEG)
     crop: int | None = setting(256, "int", lo=1, nullable=True)  # ReactionVAEConfig.crop_len (ours)
-    face: str = setting("auto", "choice", choices=("auto", "openface", "3dmm"))  # face features: OpenFace (160) | 3DMM + emotion (83); auto = OpenFace when the corpus has it  # noqa: E501
+    face: str = setting("auto", "choice", choices=("auto", "openface", "3dmm"))  # OpenFace (160) | 3DMM+emotion (83); auto: OpenFace if any
     feature_dim: int = setting(256, "int", lo=1)                 # seed 256
     latent_dim: int = setting(256, "int", lo=1)
     n_heads: int = setting(4, "int", lo=1)
@@ -358,7 +398,7 @@ class DyadicDatasetSettings:
 
 @dataclass
 class CoefficientSettings(LoopSettings):
-    "`trainer=coefficients`: the actor on BEAT2 coefficient vectors (face or gesture), MSE in normalised units (nbs/48_train.coefficients.ipynb)."  # noqa: E501
+    "`trainer=coefficients`: the actor on BEAT2 coefficients (face or gesture), MSE in normalised units (nbs/48_train.coefficients.ipynb)."
     name: str = "coefficients"                                  # defaults: the recipe chosen on validation (beat2_coefficients_prereg.yaml)
     epochs: int = setting(40, "int", lo=1)
     batch_size: int = setting(8, "int", lo=1)                   # windows per global batch
@@ -383,7 +423,7 @@ class BEAT2DatasetSettings:
     stride: int = setting(30, "int", lo=3)                                # frames between training windows (a multiple of 3)
     cache_dir: str | None = "auto"  # BEAT2Dataset's on-disk cache; 'auto': $SPEECHFACE_CACHE or ~/.cache/speechface; null: in memory
     speakers: list | None = None  # only these speakers (numbers or names); EMAGE's benchmark: [2]; null: all
-    on_error: str = setting("skip", "choice", choices=("skip", "raise"))  # a recording that cannot be read: skip it with a warning (as EMAGE) or stop  # noqa: E501
+    on_error: str = setting("skip", "choice", choices=("skip", "raise"))  # an unreadable recording: skip with a warning (as EMAGE) or stop
     num_workers: int = setting(0, "int", lo=0)
 
 SCHEMAS = {("trainer", "supervised_schema"): SupervisedSettings, ("trainer", "rl_schema"): RLSettings,
@@ -464,7 +504,8 @@ def _hydra_message(e: Exception, overrides: list[str]) -> str:
             if line.startswith("\t") and not line.strip().endswith("_schema"): options.append(line.strip())   # schemas are not presets
         return msg[0].replace("In 'config': ", "") + (f"; available: {', '.join(options)}" if options else "")
     if "Error parsing override" in msg[0]:                                 # names the override itself
-        return f"{msg[0].replace('Error parsing', 'cannot parse')} ({msg[1] if len(msg) > 1 else 'syntax'}); write key=value, e.g. trainer.lr=1e-4"  # noqa: E501
+        return (f"{msg[0].replace('Error parsing', 'cannot parse')} ({msg[1] if len(msg) > 1 else 'syntax'}); "
+                "write key=value, e.g. trainer.lr=1e-4")
     cause = e.__cause__
     if cause is not None and "full_key" in str(cause):                     # a value of the wrong type for the schema
         lines = str(cause).strip().splitlines()

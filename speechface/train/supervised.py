@@ -15,9 +15,11 @@ from omegaconf import OmegaConf
 
 from ..data.dataset import FaceFormerDataset, collate_faceformer, check_vertices
 from ..data.mesh import load_regions
+from ..data.augment import AugmentedDataset, augment_active
 from ..models.audio_encoder import AudioEncoderConfig
 from ..models.faceformer import FaceFormer, FaceFormerConfig
 from .loop import Task, run_task
+from .settings import AugmentSettings
 from ..models.actor import style_conditions, predict_conditions
 
 # %% auto #0
@@ -87,12 +89,16 @@ class SupervisedTask(Task):
         if t.mode not in ("teacher", "scheduled", "rollout", "autoregressive"):
             raise ValueError(f"trainer.mode={t.mode!r}; choose teacher, scheduled, rollout or autoregressive")
         self.phone_weight = float(t.get("phone_weight", 0.0) or 0.0)
-        ds_tr = FaceFormerDataset(cfg.dataset.root, "train", cfg.dataset.kind, with_mel=False, phones=self.phone_weight > 0)
-        self.ds_va = FaceFormerDataset(cfg.dataset.root, "val", cfg.dataset.kind, with_mel=False,
+        held = cfg.dataset.get("holdout") or ()              # voices never trained on nor selected with (`select_voices`)
+        ds_tr = FaceFormerDataset(cfg.dataset.root, "train", cfg.dataset.kind, with_mel=False, phones=self.phone_weight > 0, holdout=held)
+        self.ds_va = FaceFormerDataset(cfg.dataset.root, "val", cfg.dataset.kind, with_mel=False, holdout=held,
                                        style="independent" if t.val_conditions == "mean" else "auto")
         self.lips = (load_regions(ds_tr.root / ds_tr.spec.masks, ds_tr.n_vertices)["lips"] if ds_tr.spec.masks
                      else np.arange(ds_tr.n_vertices))
         self.actor_setup(cfg, ds_tr, model_config(cfg, ds_tr))
+        aug = AugmentSettings(**OmegaConf.to_container(t.augment)) if "augment" in t else None   # checked; ConfigError names a key
+        if augment_active(aug):                                   # training items only: validation and test hear clean audio
+            self.train_set = AugmentedDataset(self.train_set, asdict(aug), seed=int(cfg.get("seed", 0)))
         faces = ds_tr.root / "faces.npy"
         self.extras = {"train_subjects": list(ds_tr.train_subjects), "fps": float(ds_tr.spec.fps),        # for `animate`
                        "templates": {s: torch.from_numpy(ds_tr.templates[s].copy()) for s in ds_tr.train_subjects},
@@ -112,6 +118,7 @@ class SupervisedTask(Task):
     def begin_epoch(self, epoch, u):
         super().begin_epoch(epoch, u)
         t = self.t
+        if isinstance(self.train_set, AugmentedDataset): self.train_set.set_epoch(epoch)   # draws from (seed, epoch, index)
         lr = epoch_lr(t.lr, u, t.get("lr_schedule", "constant"), t.get("lr_min_ratio", 0.1))
         for g in self.optimizers["optimizer"].param_groups: g["lr"] = lr   # the config's rate wins on resume too
         self.mix = (t.teacher_mix_start + (t.teacher_mix_end - t.teacher_mix_start) * u

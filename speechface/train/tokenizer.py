@@ -132,7 +132,7 @@ class TokenizerTask(Task):
                 "val_used": u.used, "val_perplexity": u.perplexity}
 
     def score(self, row):
-        return row.get("val_l1", math.inf) if self.val else -row["epoch"]   # epochs not validated are no candidates; no val items: the last epoch  # noqa: E501
+        return row.get("val_l1", math.inf) if self.val else -row["epoch"]  # unvalidated epochs never win; no val items: the last epoch
 
     def best_extras(self): return {"kind": "face_tokenizer", "config": asdict(self.model.cfg), **self.meta}
 

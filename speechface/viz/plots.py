@@ -107,7 +107,7 @@ def plot_error_heatmap(pred: np.ndarray,              # (T, 3V) / (T, V, 3) pred
 X_COLUMNS = ("step", "global_step", "iteration", "epoch")  # the x axis: the first of these that the log has
 
 def plot_training_curves(df_or_csv,                     # a pandas DataFrame or the path of a CSV log
-                         keys: list | None = None,      # columns; an inner list shares a panel. Default: losses together, then each val_* metric  # noqa: E501
+                         keys: list | None = None,      # columns; an inner list shares a panel. None: losses in one, then each val_* metric
                          x: str | None = None,          # x column; default the first of `X_COLUMNS` present, else the row number
                          logy: bool = False,            # logarithmic y axes
                         ) -> Figure:
