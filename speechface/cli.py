@@ -430,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("SPEECHFACE_DEBUG", "").strip() not in ("", "0")
     a = build_parser().parse_args([x for x in argv if x != "--debug"])
     if debug: return a.func(a)
+    shown_as = warnings.formatwarning
     warnings.formatwarning = lambda message, category, *_, **__: f"speechface {a.command}: warning: {message}\n"  # one line each
     try: return a.func(a)
     except user_errors() as e:      # the user's to fix: what, which file or setting, what to do — one line, no traceback
@@ -438,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"speechface {a.command}: interrupted", file=sys.stderr)
         return 130
+    finally: warnings.formatwarning = shown_as      # `main` called in-process (tests, notebooks) leaves the formatter as it was
 
 # %% ../nbs/52_cli.ipynb #7b7cc451
 #| eval: false
