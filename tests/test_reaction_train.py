@@ -73,7 +73,7 @@ def test_resume(runs, name, ov):
     ("reaction_vae", "trainer.face=landmarks", "trainer.face"),
     ("reaction_vae", "trainer.crop=0", "trainer.crop=0"),
     ("reaction_fsq", "trainer.tokenizer.levels=[1,5]", "trainer.tokenizer.levels=[1, 5] must be a list of integers ≥ 2"),
-    ("reaction_fsq", "trainer.tokenizer.width=0", "trainer.tokenizer.width=0 must be an integer ≥ 1"),
+    ("reaction_fsq", "trainer.tokenizer.width=0", "trainer.tokenizer.width=0 (int) must be an integer ≥ 1"),
     ("reaction_fsq", "trainer.top_k=-2", "trainer.top_k=-2"),
     ("reaction_fsq", "trainer.tokenizer.epoch=3", "trainer.tokenizer.epoch"),
 ])
