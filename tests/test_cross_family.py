@@ -102,3 +102,32 @@ def test_test_split_needs_the_final_preregistration(held_out_run, mixed, tmp_pat
     draft.write_text("status: draft\ndesign:\n  holdout: [cmu_us_slt_arctic_hts]\n")
     r = subprocess.run(cmd + ["--config", str(draft)], capture_output=True, text=True)
     assert r.returncode != 0 and "not 'final'" in r.stderr
+
+
+def test_reward_and_rl_keep_the_holdout(held_out_run, mixed):
+    "The sync expert and score head train without the held-out voice and record it; RL refuses a reward or actor that heard it."
+    from speechface.core import load_checkpoint
+    from speechface.models.reward import reward_holdout
+    from speechface.train.reward import load_sync_data
+    tmp, ov = held_out_run
+    ov = [o for o in ov if o.split("=")[0] in ("dataset.root", "out_dir", "dataset.holdout", "threads")]   # not the SFT's keys
+    small = ["+trainer.model.d_model=32", "+trainer.model.n_layers=1", "trainer.epochs=1", "--quiet"]
+    names = {q["name"].split("_sentence")[0] for q in load_sync_data(mixed, ("train", "val"), holdout=[HTS])}
+    assert names and not any(n.startswith("fest_slt") for n in names) and any(n.startswith("fest_kal") for n in names)
+    run("train", *ov, "trainer=sync_expert", *small)
+    expert, head = tmp / "ck" / "reward" / "sync_expert.pt", tmp / "ck" / "reward" / "reward_head.pt"
+    assert reward_holdout(expert) == [HTS] and load_checkpoint(expert)["holdout"] == [HTS]
+    run("train", *ov, "trainer=reward_head", f"trainer.sync_expert={expert}", "trainer.epochs=1", "--quiet")
+    assert reward_holdout(head) == [HTS]
+    plain = [o for o in ov if not o.startswith("dataset.holdout")]
+    run("train", *plain, "trainer=sync_expert", f"trainer.out={tmp / 'all' / 'sync_expert.pt'}", *small)
+    assert reward_holdout(tmp / "all" / "sync_expert.pt") == []                      # heard every voice
+    rl = ["trainer=rl", "trainer.variant=backprop", "trainer.epochs=1", "trainer.batch_size=2", "trainer.max_train_items=4",
+          f"trainer.init_actor={tmp / 'ck' / 'sft' / 'best.pt'}", f"trainer.head={head}"]
+    r = run("train", *ov, *rl, "run=rl", f"trainer.sync_expert={expert}", "--quiet")
+    ck = load_checkpoint(tmp / "ck" / "rl" / "best.pt")
+    assert ck["config"]["dataset"]["holdout"] == [HTS] and not any(s.startswith("fest_slt") for s in ck["train_subjects"])
+    r = run("train", *ov, *rl, "run=rl2", f"trainer.sync_expert={tmp / 'all' / 'sync_expert.pt'}", check=False)
+    assert r.returncode != 0 and f"the sync expert was trained on ['{HTS}']" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = run("train", *plain, *rl, "run=rl3", f"trainer.sync_expert={expert}", check=False)   # RL forgot the actor's holdout
+    assert r.returncode != 0 and f"was trained with dataset.holdout=['{HTS}']" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -18,8 +18,8 @@ from ..core import (load_checkpoint, CheckpointError, shown, config_from_file, p
 # %% auto #0
 __all__ = ['MOTIONS', 'SYNC_EXPERT_LIMITS', 'HEAD_LIMITS', 'SEED_FILE_NAMES', 'SyncExpertConfig', 'SyncExpert', 'sync_distance',
            'RewardHeadConfig', 'RewardHead', 'clip_windows', 'score_sequence', 'freeze', 'SyncExpertScorer',
-           'sync_expert_state', 'head_state', 'reward_file', 'CheckpointKindError', 'load_sync_expert',
-           'load_reward_head']
+           'sync_expert_state', 'head_state', 'reward_file', 'CheckpointKindError', 'reward_holdout',
+           'load_sync_expert', 'load_reward_head']
 
 # %% ../../nbs/13_models.reward.ipynb #83ec5b96
 @dataclass
@@ -288,6 +288,16 @@ def _reward_checkpoint(path, map_location, kind: str, what: str, example: str) -
         raise CheckpointKindError(f"{shown(path)} is not a {what} checkpoint (kind={shown(repr(ck['kind']))[:60]}); "
                               f"expected e.g. {example}")
     return checkpoint_entries(ck, ("model", "config"), path, "speechface's reward trainer")
+
+def reward_holdout(path: str | Path) -> list:
+    """The voices/families a reward checkpoint (sync expert or score head) was trained without (`dataset.holdout`);
+    [] for files written before the key existed, which were trained on every voice of their corpus."""
+    ck = load_checkpoint(reward_file(path), "cpu")
+    held = ck.get("holdout") if isinstance(ck, dict) else None
+    if held is None: return []
+    if isinstance(held, str) or not all(isinstance(h, str) for h in held):
+        raise CheckpointError(f"{shown(path)}: 'holdout' is {shown(repr(held))[:60]}, not a list of voice names")
+    return list(held)
 
 def _built(build, path):
     "`build()` with its argument checks (ValueError) turned into a `CheckpointError` naming the file."

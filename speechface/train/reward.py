@@ -24,7 +24,7 @@ from ..data.beat2_motion import BEAT2MotionDataset, jaw_opening
 from ..metrics.mesh import lip_sync_offset
 from ..models.reward import (SyncExpertConfig, SyncExpert, RewardHead, RewardHeadConfig,
                                       clip_windows, freeze,
-                                      load_sync_expert, load_reward_head, reward_file, SyncExpertScorer)
+                                      load_sync_expert, load_reward_head, reward_file, reward_holdout, SyncExpertScorer)
 from .loop import Task, fit
 from .settings import FitSettings, SyncExpertSettings, RewardHeadSettings
 from ..models.actor import load_actor
@@ -40,11 +40,12 @@ __all__ = ['PERTURBATIONS', 'CLOSURE_PERTURBATIONS', 'MESH_CLOSURE_PERTURBATIONS
 # %% ../../nbs/43_train.reward.ipynb #ae446b5a
 def load_sync_data(root: str | Path,        # a corpus in FaceFormer's layout
                    splits=("train",),       # splits to load
+                   holdout=(),              # voices/families left out of train and val (`select_voices`; test keeps them)
                   ) -> list[dict]:           # per sequence: name, motion (T, 3V), template (3V,), mel (T-4, 1, 20, 128)
     "Load whole splits (vertices, template, mel clips) as tensors."
     out = []
     for s in splits:
-        ds = FaceFormerDataset(root, s, with_mel=True)
+        ds = FaceFormerDataset(root, s, with_mel=True, holdout=holdout)
         for i in range(len(ds)):
             it = ds[i]
             out.append({"name": it["name"], "motion": torch.from_numpy(it["motion"]),
@@ -280,6 +281,20 @@ def _default_path(path: str | None, default: str) -> Path:
     "A settings path: `${out_dir}` (the Hydra default) means `checkpoints` outside `speechface train`; None: `default`."
     return Path(default if path is None else str(path).replace("${out_dir}", "checkpoints"))
 
+def _names_of(holdout) -> list:
+    "`dataset.holdout` as a list of names (a single string is one name)."
+    return [holdout] if isinstance(holdout, str) else list(holdout or ())
+
+def _holding_out(load, holdout):
+    """`load` with the held-out voices left out of every split it reads. The reward must not hear the voices the actor is
+    evaluated on as unseen; the names are written into the checkpoint (`holdout`), where RL checks them."""
+    names = _names_of(holdout)
+    if not names: return load
+    if load is not load_sync_data:
+        raise ValueError(f"holdout={names} selects speakers by synthesiser voice, which only the FaceFormer-layout synthetic "
+                         "corpus records; leave dataset.holdout empty for this corpus")
+    return functools.partial(load_sync_data, holdout=names)
+
 def train_sync_expert(root: str | Path,                             # corpus in FaceFormer's layout (BEAT2: load=load_beat2_sync_data)
                       settings: SyncExpertSettings | None = None,   # every training key: epochs, budget, seed, out, resume, model, ...
                       *,
@@ -288,6 +303,7 @@ def train_sync_expert(root: str | Path,                             # corpus in 
                       progress: bool = True,                        # progress bars and one line per epoch
                       device: str = "auto",                         # auto | cpu | cuda (each process its own GPU)
                       load=load_sync_data,                          # (root, splits) → sequences; BEAT2: load_beat2_sync_data
+                      holdout=(),                                   # voices/families never trained on nor selected with
                      ) -> dict:                                     # summary: path, best, history, expert
     """Pre-train a `SyncExpert` (SyncNet-style, Chung & Zisserman 2016) with InfoNCE, on `fit`: any number of processes
     (torchrun), mixed precision from `settings.mixed_precision`. `settings.evaluation` trains the evaluation expert
@@ -302,6 +318,7 @@ def train_sync_expert(root: str | Path,                             # corpus in 
     out_path = _default_path(s.out, "checkpoints/reward/eval_expert.pt" if s.evaluation else "checkpoints/reward/sync_expert.pt")
     s = dataclasses.replace(s, seed=seed, out=str(out_path))
     seed_everything(seed)
+    load = _holding_out(load, holdout)
     train = [q for q in load(root, splits) if len(q["mel"]) > s.min_shift]
     if not train: raise ValueError(f"{root}: no training sequence longer than {s.min_shift + 5} frames in {splits}")
     val = load(root, (val_split,)) if val_split else []
@@ -330,7 +347,7 @@ def train_sync_expert(root: str | Path,                             # corpus in 
             raise ValueError(f"closure_negatives needs inner_lip_upper / inner_lip_lower in {root}'s region masks "
                              f"(it has {sorted(regions)}); set closure_negatives=0 or add the landmarks")
         for q in train: attach_closure_negatives(q, regions, mcfg.clip_len, tuple(s.closure_open), tuple(s.closure_shut))
-    meta = dict(seed=seed, splits=list(splits), region=s.region or "", train_config=asdict(s))
+    meta = dict(seed=seed, splits=list(splits), region=s.region or "", holdout=_names_of(holdout), train_config=asdict(s))
     task = SyncExpertTask(train, val, SyncExpert(mcfg, vertex_idx=idx), s, seed, meta)
     loop = FitSettings(epochs=s.epochs, batch_size=s.seqs_per_batch, grad_clip=s.grad_clip, max_minutes=s.max_minutes,
                       mixed_precision=s.mixed_precision, seed=seed, device=device, resume=s.resume, val_every=1)
@@ -541,10 +558,11 @@ def add_actor_predictions(seqs: list[dict],        # `load_sync_data` sequences 
                           actor_ckpt: str | Path,  # an SFT checkpoint (`speechface train`)
                           root: str | Path,        # the corpus (audio and styles)
                           split: str,              # the split `seqs` came from
+                          holdout=(),              # the voices the actor was trained without (its one-hot has no slot for them)
                          ) -> list[dict]:          # the same sequences, each with 'actor' (T, 3V)
     "Attach the actor's autoregressive prediction (its own style for training speakers, the mean style otherwise)."
     actor = load_actor(actor_ckpt).eval()                                  # config, sizes and weights checked
-    ds = FaceFormerDataset(root, split, with_mel=False, style="auto" if split == "train" else "independent")
+    ds = FaceFormerDataset(root, split, with_mel=False, style="auto" if split == "train" else "independent", holdout=holdout)
     by_name = {it["name"]: it for it in (ds[i] for i in range(len(ds)))}
     for q in seqs:
         it = by_name[q["name"]]
@@ -621,6 +639,7 @@ def train_reward_head(root: str | Path,                              # corpus
                       progress: bool = True,
                       device: str = "auto",                          # auto | cpu | cuda
                       load=load_sync_data,                           # (root, splits) → sequences; BEAT2: load_beat2_sync_data
+                      holdout=(),                                    # voices/families never trained on nor selected with
                      ) -> dict:                                      # summary: path, best, history, head
     """Pre-train head_v2's lip_score and real_score on the frozen sync expert `settings.sync_expert` (masked, balanced
     BCE), on `fit`: any number of processes; `settings.out` (default `checkpoints/reward/reward_head.pt`) gets the
@@ -632,6 +651,11 @@ def train_reward_head(root: str | Path,                              # corpus
     s = dataclasses.replace(s, seed=seed, sync_expert=str(expert_path), out=str(out_path), actor=str(actor) if actor else None)
     seed_everything(seed)
     bb = freeze(load_sync_expert(expert_path))
+    missing = sorted(set(_names_of(holdout)) - set(reward_holdout(expert_path)))
+    if missing:
+        raise ValueError(f"{expert_path} was trained on the voices {missing}, which this head holds out: train the sync "
+                         f"expert with the same holdout (dataset.holdout={_names_of(holdout)})")
+    load = _holding_out(load, holdout)
     train = [q for q in load(root, ("train",)) if len(q["mel"]) > s.min_shift]
     val = load(root, (val_split,)) if val_split else None
     coefficients = train[0].get("motion_kind") == "coefficients"
@@ -640,15 +664,15 @@ def train_reward_head(root: str | Path,                              # corpus
                          "predictions as q['actor'] yourself or leave actor unset")
     if actor:
         if not Path(actor).is_file(): raise FileNotFoundError(f"{actor} not found: train the SFT actor first or leave actor unset")
-        train = add_actor_predictions(train, actor, root, "train")
-        if val: val = add_actor_predictions(val, actor, root, val_split)
+        train = add_actor_predictions(train, actor, root, "train", holdout)
+        if val: val = add_actor_predictions(val, actor, root, val_split, holdout)
     regions = None
     if set(s.perturbations) & set(MESH_CLOSURE_PERTURBATIONS) and not coefficients:   # coefficients: the jaw opening instead
         regions = _corpus_regions(root, "train", train[0]["motion"].shape[1] // 3)
     val_ex = _head_examples(bb, val, s, np.random.default_rng(10_000 + seed),
                             torch.Generator().manual_seed(10_000 + seed), regions) if val_split else None
     head = RewardHead(head_cfg or RewardHeadConfig(embed_dim=bb.cfg.embed_dim))
-    meta = dict(seed=seed, sync_expert=str(expert_path), actor=str(actor or ""), train_config=asdict(s))
+    meta = dict(seed=seed, sync_expert=str(expert_path), actor=str(actor or ""), holdout=_names_of(holdout), train_config=asdict(s))
     task = HeadTask(bb, head, train, val_ex, s, seed, regions, meta)
     loop = FitSettings(epochs=s.epochs, batch_size=s.batch_size, grad_clip=s.grad_clip, max_minutes=s.max_minutes,
                       mixed_precision=s.mixed_precision, seed=seed, device=device, resume=s.resume, val_every=1)
@@ -670,7 +694,7 @@ def train_reward_from_config(cfg, progress: bool = True) -> dict:
     beat2 = "part" in cfg.dataset                                  # dataset=beat2: the reward sees the actor's coefficient clips
     load = (functools.partial(load_beat2_sync_data, part=cfg.dataset.part, cache_dir=cfg.dataset.get("cache_dir")) if beat2
             else load_sync_data)
-    run = dict(progress=progress, device=str(cfg.device), load=load)
+    run = dict(progress=progress, device=str(cfg.device), load=load, holdout=list(cfg.dataset.get("holdout") or ()))
     if t.name == "sync_expert":
         sc = SyncExpertSettings(**{k: plain[k] for k in (f.name for f in dataclasses.fields(SyncExpertSettings)) if k in plain})
         if beat2: sc = dataclasses.replace(sc, region=None)       # coefficient vectors have no mesh regions: every channel

@@ -15,14 +15,16 @@ from omegaconf import OmegaConf
 from ..core import save_checkpoint, load_checkpoint
 from ..data.dataset import FaceFormerDataset, collate_faceformer
 from ..data.mesh import load_regions
-from ..models.reward import load_sync_expert, load_reward_head, reward_file, score_sequence, freeze, head_state, clip_windows
+from ..models.reward import (load_sync_expert, load_reward_head, reward_file, reward_holdout, score_sequence, freeze,
+                                      head_state, clip_windows)
 from ..models.actor import load_actor
 from .supervised import validate
 from .loop import Task, run_task
+from .settings import ConfigError
 
 # %% auto #0
 __all__ = ['RL_VARIANTS', 'trainable_heads', 'frame_mean', 'clip_mean', 'group_advantage', 'rl_losses', 'clip_windows_transpose',
-           'policy_pass', 'repeat_batch', 'RLTask', 'train_rl']
+           'policy_pass', 'repeat_batch', 'check_holdout', 'RLTask', 'train_rl']
 
 # %% ../../nbs/44_train.rl.ipynb #a26fd51f
 def trainable_heads(head, train_heads: bool = False) -> list:
@@ -157,6 +159,24 @@ def repeat_batch(batch: dict, k: int) -> dict:
     return {**out, "group": group.repeat_interleave(k)}
 
 # %% ../../nbs/44_train.rl.ipynb #663e5d13
+def _holdout_names(h) -> list: return sorted([h] if isinstance(h, str) else [str(x) for x in (h or ())])
+
+def check_holdout(cfg, init: dict):
+    """A held-out voice must stay unheard by every model RL touches: the run's `dataset.holdout` must equal its SFT actor's
+    (whose style one-hot has no slot for the held-out speakers), and the sync expert and score head must have been
+    trained without those voices too (the `holdout` their checkpoints record; files without it heard every voice)."""
+    held = _holdout_names(cfg.dataset.get("holdout"))
+    actor = _holdout_names(((init.get("config") or {}).get("dataset") or {}).get("holdout"))
+    if held != actor:
+        raise ConfigError(f"dataset.holdout={held} but the SFT actor {cfg.trainer.init_actor} was trained with "
+                          f"dataset.holdout={actor}: give RL the same holdout as its actor")
+    for p, what in ((cfg.trainer.sync_expert, "sync expert"), (cfg.trainer.head, "reward head")):
+        missing = sorted(set(held) - set(reward_holdout(p)))
+        if missing:
+            raise ConfigError(f"{reward_file(p)}: the {what} was trained on {missing}, which dataset.holdout keeps out of "
+                              f"training; train the reward with the same holdout (speechface train trainer=sync_expert, then "
+                              f"trainer=reward_head, with dataset.holdout={held})")
+
 def _val_scorer(sync_expert, head):
     def score(pred, it):                                                                 # pred (C, T, 3V)
         C = len(pred)
@@ -186,6 +206,7 @@ class RLTask(Task):
             raise ValueError(f"{t.init_actor} is a deterministic actor: variant {t.variant!r} needs model.stochastic=true "
                              "(or use backprop)")
         self.ref = freeze(load_actor(init, source=t.init_actor)).eval() if t.kl_weight else None
+        check_holdout(cfg, init)
         self.sync_expert = freeze(load_sync_expert(t.sync_expert))
         self.head = load_reward_head(t.head).train()
         head_params = trainable_heads(self.head, t.train_heads)
