@@ -226,7 +226,8 @@ def _bench_inference(a) -> int:
 
 def _demo(a) -> int:
     from speechface.pipeline import run_demo
-    res = run_demo(a.out, quick=a.quick, seed=a.seed, threads=a.threads, video=not a.no_video, reuse=a.reuse, progress=not a.quiet)
+    res = run_demo(a.out, quick=a.quick, seed=a.seed, threads=a.threads, video=not a.no_video, reuse=a.reuse,
+                   voices=a.voices, progress=not a.quiet)
     print(f"wrote {Path(a.out) / 'results.md'}" + (f" and {res['video']}" if res.get("video") else "")
           + f" in {sum(res['timings'].values()):.0f} s")
     return 0
@@ -345,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="seeds the corpus, SFT, reward model and RL")
     d.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: on small CPUs more threads stall "
                                                           "under any other load, and the SFT step has a time budget)")
+    d.add_argument("--voices", default="auto", help="synthesiser families: auto (default) = espeak,festival when Festival is "
+                                                 "installed (one Festival voice held out of every model), else espeak")
     d.add_argument("--no-video", action="store_true", help="skip the comparison video")
     d.add_argument("--reuse", action="store_true", help="keep the SFT, sync-expert, score-head and lip-reader checkpoints "
                                                      "already in --out; rerun RL onwards")

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import save_checkpoint
-from .data.dataset import FaceFormerDataset
-from .data.synth import generate_corpus
+from .core import save_checkpoint, UsageError
+from .data.dataset import FaceFormerDataset, corpus_voices, resolve_spec, select_voices
+from .data.festival import festival_available, INSTALL_COMMAND
+from .data.synth import generate_corpus, voice_families
 from .models.reward import load_sync_expert, reward_file
 from .data.audio import load_wav
 from .data.mesh import load_regions
@@ -33,8 +34,8 @@ from .train.reward import (train_sync_expert, train_eval_expert, train_reward_he
 from .train.rl import train_rl
 
 # %% auto #0
-__all__ = ['PLANS', 'RL_RECIPE', 'READING_NOTE', 'DemoSettings', 'reference_rows', 'comparison_table', 'run_demo', 'video_items',
-           'comparison_sequences', 'comparison_video']
+__all__ = ['PLANS', 'RL_RECIPE', 'READING_NOTE', 'DemoSettings', 'reference_rows', 'comparison_table', 'heard_voices',
+           'demo_voices', 'check_demo_corpus', 'run_demo', 'video_items', 'comparison_sequences', 'comparison_video']
 
 # %% ../nbs/51_pipeline.ipynb #b279e3c0
 @dataclass
@@ -53,6 +54,9 @@ class DemoSettings:
     reader_epochs: int = 40                       # lip-reader epochs (perceptual evaluation)
     video_size: int = 512                         # pixels per panel (full face and mouth close-up each)
     video_seconds: float = 18.0                   # test sentences of both test speakers, alternating, up to about this long
+    voices: tuple = ("espeak", "festival")        # synthesiser families when Festival is installed (else eSpeak alone)
+    holdout: tuple = ("cmu_us_slt_arctic_hts",)   # a voice no model hears (SFT, reward, RL, lip-reader): its test rows
+                                                  # report unseen speech (Festival's HTS voice: another synthesis method)
 
 PLANS = {
     "full": DemoSettings("small", sft=["trainer=cpu"], sync_minutes=5.0,       # issue 12's pre-registered recipe (attempt 3)
@@ -72,9 +76,11 @@ READING_NOTE = ("How to read the columns: sync dist, LSE-D, LSE-C and |offset| c
                 "intervals over utterances, 'CI' columns) share nothing with the reward: the independent view.")
 
 # %% ../nbs/51_pipeline.ipynb #5b0708cb
-def reference_rows(root, eval_expert, split: str = "test", lip_reader=None) -> pd.DataFrame:
+def reference_rows(root, eval_expert, split: str = "test", lip_reader=None,
+                   voices=None,                 # only these voices/families of the split (synthetic corpus; None: all)
+                  ) -> pd.DataFrame:
     "Ground truth and static template on a split, scored like any prediction (the expert's own ceiling and floor)."
-    ds = FaceFormerDataset(root, split, with_mel=False)
+    ds = FaceFormerDataset(root, split, with_mel=False, voices=voices)
     gts, mel_cache = ground_truth(ds), {}                                  # each wav's mel clips computed once
     if isinstance(eval_expert, (str, Path)): eval_expert = load_sync_expert(eval_expert)
     if isinstance(lip_reader, (str, Path)): lip_reader = read_lip_reader(lip_reader, ds.n_vertices)
@@ -94,18 +100,43 @@ def comparison_table(root,                      # the corpus
                      references: bool = True,   # add ground truth and static template rows
                      progress: bool = False,
                      lip_reader=None,           # a trained lip-reader (dict or path): adds the perceptual measures with CIs
+                     voices=None,               # only these voices/families of the split (synthetic corpus; None: all)
                     ) -> pd.DataFrame:          # one row per method
     "Test every run under every training style (`run_test`), average over styles, and stack the rows."
     if isinstance(eval_expert, (str, Path)): eval_expert = load_sync_expert(eval_expert)   # loaded once for every row
     if isinstance(lip_reader, (str, Path)): lip_reader = read_lip_reader(lip_reader)
     rows = {}
     for name, (cfg, ckpt) in runs.items():
-        tab, _, _ = run_test(cfg, split, ckpt=ckpt, progress=progress, eval_expert=eval_expert, lip_reader=lip_reader)
+        tab, _, _ = run_test(cfg, split, ckpt=ckpt, progress=progress, eval_expert=eval_expert, lip_reader=lip_reader,
+                             voices=voices)
         rows[name] = style_average(tab)
     out = pd.DataFrame.from_dict(rows, orient="index")
-    if references: out = pd.concat([reference_rows(root, eval_expert, split, lip_reader), out])
+    if references: out = pd.concat([reference_rows(root, eval_expert, split, lip_reader, voices), out])
     out.index.name = "method"
     return out
+
+def heard_voices(root, holdout) -> list:
+    "The voices of a synthetic corpus that `holdout` (voices or families) leaves in training, by name."
+    held = set(holdout)
+    return sorted({v for f, v in corpus_voices(root).values() if v not in held and f not in held})
+
+def demo_voices(plan: DemoSettings, voices="auto", progress: bool = True) -> tuple:
+    """The synthesiser families of a demo run: `auto` is the plan's (eSpeak + Festival) when Festival is installed, else
+    eSpeak alone with one line saying how to add Festival; or the families given ('espeak' or 'espeak,festival')."""
+    if voices == "auto":
+        if festival_available(): return tuple(plan.voices)
+        if progress: print(f"[demo] Festival is not installed: training on eSpeak voices only ({INSTALL_COMMAND} adds three "
+                           "Festival voices, one of them held out as unseen speech)", flush=True)
+        return ("espeak",)
+    return voice_families(voices)
+
+def check_demo_corpus(data: Path, preset: str, voices: tuple):
+    "An existing demo corpus must be the one this run would generate (preset and voices), never silently another."
+    meta = json.loads((data / "metadata.json").read_text())
+    have = (meta.get("preset"), tuple(meta.get("voices") or ("espeak",)))
+    if have != (preset, tuple(voices)):
+        raise UsageError(f"{data} holds the {have[0]!r} corpus with voices {','.join(have[1])}, but this demo needs {preset!r} "
+                         f"with {','.join(voices)}: give another output folder, or delete {data} to regenerate it")
 
 # %% ../nbs/51_pipeline.ipynb #6c1a61b9
 @contextmanager
@@ -123,18 +154,24 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
              threads: int | None = None,     # torch CPU threads (None: torch's default)
              video: bool = True,             # render the GT | SFT | RL comparison video
              reuse: bool = False,            # keep SFT / experts / head checkpoints already in `out` (RL always reruns)
+             voices="auto",                  # synthesiser families: auto = eSpeak + Festival when installed, else eSpeak
              progress: bool = True,
             ) -> dict:                       # paths, the results table and the step timings
-    "Corpus → SFT → reward model → RL → evaluation table → comparison video."
+    """Corpus → SFT → reward model → RL → evaluation table → comparison video. With Festival, the corpus has eSpeak and
+    Festival speakers and one voice (`plan.holdout`) is heard by no model; the table adds its test speaker's rows."""
     plan = PLANS["quick" if quick else "full"]
+    voices = demo_voices(plan, voices, progress)
+    held = list(plan.holdout) if "festival" in voices else []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if threads: torch.set_num_threads(threads)
     data, ck, tm = out / "data", out / "checkpoints", {}
     rw = ck / "reward"
     base = [f"dataset.root={data}", f"out_dir={ck}", f"seed={seed}"] + ([f"threads={threads}"] if threads else [])
+    base += [f"dataset.holdout=[{','.join(held)}]"] if held else []
     with _timed(tm, "corpus", progress):
-        if not (data / "metadata.json").is_file(): generate_corpus(data, plan.preset, seed=seed, progress=progress)
+        if not (data / "metadata.json").is_file(): generate_corpus(data, plan.preset, seed=seed, voices=voices, progress=progress)
+        check_demo_corpus(data, plan.preset, voices)
     sft_cfg, sft_ckpt = load_config(base + ["run=sft"] + plan.sft), ck / "sft" / "best.pt"
     todo = lambda p: not (reuse and reward_file(p).is_file())        # reward files: or their old names (`reward_file`)
     with _timed(tm, "sft", progress):
@@ -142,32 +179,39 @@ def run_demo(out: str | Path = "demo_out",  # everything goes here: data/, check
     with _timed(tm, "sync expert", progress):
         if todo(rw / "sync_expert.pt"): train_sync_expert(data, SyncExpertSettings(
                           epochs=plan.sync_epochs, max_minutes=plan.sync_minutes, closure_negatives=plan.closure_negatives,
-                          model=plan.sync_model, seed=seed, out=str(rw / "sync_expert.pt")), progress=progress)
+                          model=plan.sync_model, seed=seed, out=str(rw / "sync_expert.pt")), progress=progress, holdout=held)
     with _timed(tm, "evaluation expert", progress):
         if todo(rw / "eval_expert.pt"): train_eval_expert(data, SyncExpertSettings(epochs=plan.sync_epochs,
                                max_minutes=plan.sync_minutes, model=plan.sync_model, seed=seed + 1, out=str(rw / "eval_expert.pt")),
-                               progress=progress)
+                               progress=progress, holdout=held)
     with _timed(tm, "score head", progress):
         if todo(rw / "reward_head.pt"): train_reward_head(data, RewardHeadSettings(epochs=plan.head_epochs,
                           max_minutes=plan.head_minutes, perturbations=(
                               PERTURBATIONS + MESH_CLOSURE_PERTURBATIONS if plan.closure_negatives else PERTURBATIONS),
                           sync_expert=str(rw / "sync_expert.pt"), out=str(rw / "reward_head.pt"), actor=str(sft_ckpt), seed=seed),
-                          progress=progress)
+                          progress=progress, holdout=held)
     with _timed(tm, "lip-reader", progress):                      # the perceptual evaluation's reader: training-speaker GT only
-        if todo(ck / "lipreader.pt"): save_checkpoint(ck / "lipreader.pt",
-                                                      train_lip_reader(data, epochs=plan.reader_epochs, seed=seed, progress=progress))
+        if todo(ck / "lipreader.pt"): save_checkpoint(ck / "lipreader.pt", {
+            **train_lip_reader(data, select_voices(data, resolve_spec(data), held), epochs=plan.reader_epochs, seed=seed,
+                               progress=progress), "holdout": held})
     reader = read_lip_reader(ck / "lipreader.pt")
     with _timed(tm, "rl", progress):
         rl_cfg = load_config(base + ["run=rl", f"trainer.init_actor={sft_ckpt}"] + RL_RECIPE + plan.rl)
         rl = train_rl(rl_cfg, progress=progress)
     with _timed(tm, "evaluation", progress):
-        table = comparison_table(data, {"SFT": (sft_cfg, sft_ckpt), "RL (reward backprop)": (rl_cfg, ck / "rl" / "best.pt")},
-                                 rw / "eval_expert.pt", lip_reader=reader)
+        runs = {"SFT": (sft_cfg, sft_ckpt), "RL (reward backprop)": (rl_cfg, ck / "rl" / "best.pt")}
+        table = comparison_table(data, runs, rw / "eval_expert.pt", lip_reader=reader, voices=heard_voices(data, held) if held else None)
+        if held:                                   # the voice no model heard: its own rows, named so
+            unseen = comparison_table(data, runs, rw / "eval_expert.pt", lip_reader=reader, voices=held)
+            table = pd.concat([table, unseen.rename(index=lambda m: f"{m} · held-out voice")])
     table.to_csv(out / "results.csv")
     md = table.round(4).to_markdown()
-    (out / "results.md").write_text(f"# speechface demo ({'quick' if quick else 'full'}), test split\n\n{md}\n\n"
+    heard = (f"Trained on {', '.join(heard_voices(data, held))}; the rows marked 'held-out voice' are the test speaker of "
+             f"{', '.join(held)}, a voice no model (SFT, reward, RL, lip-reader) heard." if held else
+             "Trained and tested on eSpeak NG voices only (Festival is not installed).")
+    (out / "results.md").write_text(f"# speechface demo ({'quick' if quick else 'full'}), test split\n\n{md}\n\n{heard}\n\n"
                                     f"RL best epoch: {rl['best_epoch']} (epoch 0 = the SFT actor)\n\n{READING_NOTE}\n")
-    res = {"out": str(out), "table": table, "rl_best_epoch": rl["best_epoch"], "timings": tm}
+    res = {"out": str(out), "table": table, "rl_best_epoch": rl["best_epoch"], "timings": tm, "voices": voices, "holdout": held}
     if video:
         with _timed(tm, "video", progress):
             v = comparison_video(data, sft_ckpt, ck / "rl" / "best.pt", out / "comparison.mp4", size=plan.video_size,
