@@ -88,3 +88,31 @@ def test_checkpoint_on_a_folder_of_recordings(tiny_corpus, tiny_ckpt, tmp_path):
     r = run("eval-phones", "--data", folder, "--ckpt", tiny_ckpt, "--regions", tiny_corpus / "regions.pkl", "--quiet",
             "--n-boot", "20")
     assert "| utterances         |   2.000" in r.stdout
+
+
+def test_a_vowel_between_two_close_labials_is_not_judged():
+    "/ʌ/ of 'bump' (closures 100 ms apart) is not judged; the same vowel with one labial side, or long enough, is."
+    from speechface.evaluation.phones import judged_open_vowels, phone_classes
+    def judged(phones, **kw): return len(judged_open_vowels(phones, phone_classes(phones), 30, 60, **kw))
+    bump = [(0.0, 0.1, "sil"), (0.1, 0.2, "b"), (0.2, 0.32, "V"), (0.32, 0.4, "m"), (0.4, 0.5, "p")]   # centre 60 ms from each
+    assert judged(bump) == 0 and judged(bump, flank_s=0.0) == 1          # without the two-sided rule it would be judged
+    one_side = [(0.0, 0.1, "sil"), (0.1, 0.2, "b"), (0.2, 0.32, "V"), (0.32, 0.4, "k"), (0.4, 0.5, "t")]
+    assert judged(one_side) == 1
+    long = [(0.0, 0.1, "sil"), (0.1, 0.2, "b"), (0.2, 0.4, "V"), (0.4, 0.5, "m")]
+    assert judged(long) == 1
+
+
+@pytest.mark.skipif(shutil.which("festival") is None, reason="Festival is not installed; CI installs it")
+def test_ground_truth_calibration_holds_for_every_voice_family():
+    "eSpeak and Festival speakers alike: the ground truth closes at every /p b m/ and at no judged open-vowel centre."
+    from speechface.data.synth import cached_corpus
+    from speechface.data.dataset import corpus_voices
+    mixed = cached_corpus("tiny", voices=("espeak", "festival"))
+    fps, regions, gt = gt_motion(mixed)
+    stems, units = eval_phones(utterance_files(mixed), gt, fps, regions)
+    fam = {s: f for s, (f, _) in corpus_voices(mixed).items()}
+    for family in ("espeak", "festival"):
+        us = [u for s, u in zip(stems, units) if fam[s.split("_sentence")[0]] == family]
+        summ = phone_summary(us)
+        assert summ["bilabials"] > 50 and summ["open vowels judged"] > 20, (family, summ)
+        assert summ["closure recall"] == 1.0 and summ["false closures"] == 0.0, (family, summ)

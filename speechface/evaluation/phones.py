@@ -61,13 +61,17 @@ def _centre_frame(s: float, e: float, fps: float, n: int) -> int:
 
 def judged_open_vowels(phones: list, classes: list, fps: float, n_frames: int,
                        clear_s: float = 0.05,   # an open vowel is judged only if its centre is this far from every labial
+                       flank_s: float = 0.075,  # ... and not this close to labials on both sides (no time to open between)
                       ) -> np.ndarray:          # (N,) centre frames of the judged open vowels
-    "Centre frames of the open vowels whose centre lies at least `clear_s` from every /p b m f v/ interval."
+    """Centre frames of the open vowels whose centre lies at least `clear_s` from every /p b m f v/ interval and not
+    within `flank_s` of a labial before it and one after it."""
     labial = [(s, e) for (s, e, _), c in zip(phones, classes) if c in ("bilabial", "labiodental")]
     out = []
     for (s, e, _), c in zip(phones, classes):
         m = (s + e) / 2
-        if c == "open" and all(max(a - m, m - b, 0.0) >= clear_s for a, b in labial): out.append(_centre_frame(s, e, fps, n_frames))
+        if c != "open" or not all(max(a - m, m - b, 0.0) >= clear_s for a, b in labial): continue
+        if any(b <= m and m - b < flank_s for _, b in labial) and any(a >= m and a - m < flank_s for a, _ in labial): continue
+        out.append(_centre_frame(s, e, fps, n_frames))
     return np.array(out, np.int64)
 
 def rms_envelope(audio: np.ndarray,  # (N,) waveform
@@ -108,6 +112,7 @@ def phone_events(gap: np.ndarray,            # (T,) inner-lip distance per frame
                  contact: float = 0.0,       # absolute gap that counts as lips touching (`lip_contact`), whatever the reference
                  tolerance: int = 1,         # frames added on each side of a bilabial interval
                  clear_s: float = 0.05,      # open vowels closer than this to a labial are not judged (coarticulation)
+                 flank_s: float = 0.075,     # ... nor those this close to labials on both sides (`judged_open_vowels`)
                 ) -> PhoneEvents:
     "Closures at /p b m/, false closures at open-vowel centres, holds, closure onsets and opening–loudness r of one utterance."
     d = np.asarray(gap, np.float64)
@@ -115,7 +120,7 @@ def phone_events(gap: np.ndarray,            # (T,) inner-lip distance per frame
     if d.ndim != 1 or T == 0 or not np.isfinite(d).all():
         raise ValueError(f"gap must be a non-empty finite (T,) curve, got shape {d.shape}")
     cls = phone_classes(phones)
-    centres = judged_open_vowels(phones, cls, fps, T, clear_s)
+    centres = judged_open_vowels(phones, cls, fps, T, clear_s, flank_s)
     ref = float(np.median(d[centres])) if len(centres) else float("nan")
     thr = max(rel_threshold * ref, contact) if len(centres) else float("nan")
     is_closed = d <= thr                                                     # (T,) all False when thr is NaN
