@@ -491,7 +491,11 @@ def _hydra_message(e: Exception, overrides: list[str]) -> str:
         key = msg[0].split("'")[1]
         if key in RENAMED: return f"config key '{key}' was renamed: write {RENAMED[key]}=... instead of {key}=..."
         known = _config_keys()
-        close = difflib.get_close_matches(key, known, n=2, cutoff=0.75)
+        group = next((o.split("=", 1)[1] for o in overrides if o.startswith("trainer=")), None)
+        if key in known and group:                                  # a key of the default trainer, not of the one chosen
+            return (f"'{key}' is not a key of trainer={group}; `speechface train trainer={group} --show-config` lists its "
+                    f"keys")
+        close = [k for k in difflib.get_close_matches(key, known, n=3, cutoff=0.75) if k != key][:2]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         return (f"unknown config key '{key}'{hint}; `speechface train --show-config` lists every key, and +{key}=... "
                 f"adds a new one on purpose")
