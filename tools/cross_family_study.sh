@@ -5,10 +5,12 @@
 #
 #   bash tools/cross_family_study.sh corpus                 # small corpus, eSpeak + Festival; val/test sentences 21-50
 #   bash tools/cross_family_study.sh sft  RECIPE SEED       # RECIPE: none (trainer=cpu) | aug (+ every augmentation at p=0.5)
+#                                                           # | aug_voice (stretch, pitch, formant) | aug_channel (the other five)
 #   bash tools/cross_family_study.sh reward RECIPE          # closure-aware sync expert + score head (seed 0's SFT as negatives)
 #   bash tools/cross_family_study.sh rl   RECIPE SEED       # the RL recipe of perceptual_rl_prereg3.yaml (N), on that SFT actor
 #   bash tools/cross_family_study.sh val  RECIPE SEED       # the validation table (the held-out voice is never scored here)
-#   bash tools/cross_family_study.sh test RECIPE SEED       # the test table: needs the committed, final pre-registration
+#   bash tools/cross_family_study.sh test RECIPE SEED [OTHER ...]   # the test table: needs the final pre-registration;
+#                                                           # OTHER SFT recipes of the same seed are scored beside it
 #
 # OUT (default runs/xfam) holds everything; runs/ is not committed. Each training step runs on one CPU thread, so two
 # steps can share a 2-core machine.
@@ -22,7 +24,15 @@ RL=(trainer=rl trainer.variant=backprop trainer.rollout=free trainer.kl_weight=3
     trainer.select=reward trainer.sup_weight=1e7)
 stage=${1:?stage: corpus, sft, reward, rl, val or test}
 recipe=${2:-none} seed=${3:-0}
-sft_args() { [ "$1" = aug ] && echo "${AUG[@]}" || true; }
+sft_args() {                # the SFT recipes: none (trainer=cpu) and three audio domain randomisations
+  case $1 in
+    none) ;;
+    aug) echo "${AUG[@]}" ;;                                                   # all eight transforms
+    aug_voice) echo trainer.augment.{stretch,pitch,formant}_p=0.5 ;;          # the speaker: rate, pitch, vocal tract
+    aug_channel) echo trainer.augment.{reverb,noise,eq,band,codec}_p=0.5 ;;   # the room, the microphone, the line
+    *) echo "unknown SFT recipe $1 (none, aug, aug_voice, aug_channel)" >&2; exit 2 ;;
+  esac
+}
 case $stage in
   corpus)
     speechface synth --preset small --voices espeak,festival --seed 0 --out "$D" --quiet
@@ -44,6 +54,7 @@ case $stage in
         "trainer.sync_expert=$CK/reward/sync_expert.pt" "trainer.head=$CK/reward/reward_head_$recipe.pt" --quiet ;;
   val|test)
     ck=("sft=$CK/sft_${recipe}_s$seed/best.pt")
+    for a in "${@:4}"; do ck+=("sft_$a=$CK/sft_${a}_s$seed/best.pt"); done   # secondary SFT recipes scored beside it
     [ -f "$CK/rl_${recipe}_s$seed/best.pt" ] && ck+=("rl=$CK/rl_${recipe}_s$seed/best.pt")
     extra=()
     [ "$stage" = test ] && extra=(--config $PREREG)
