@@ -208,9 +208,62 @@ def read_prereg(path: str) -> dict:
     return spec
 
 
+def report(prefix: str, seeds: list, baseline: str = "sft", model: str = "rl") -> str:
+    """The study's summary over seeds from `<prefix>_s<S>_table.csv` / `_criteria.csv`: per seed the issue's checks with
+    a verdict each, then every test group × model averaged over the seeds (min–max across seeds in brackets)."""
+    rows, tabs = [], []
+    for sd in seeds:
+        tab, crit = pd.read_csv(f"{prefix}_s{sd}_table.csv"), pd.read_csv(f"{prefix}_s{sd}_criteria.csv")
+        tab["seed"] = sd
+        tabs.append(tab)
+        c = {(r.model, r.check.split(",")[0].split(" (")[0], ("held out" if ", held out" in r.check else "in-family")
+              if " − " in r.check else "ratio"): r for r in crit.itertuples()}
+        def get(m, name, where):
+            return c.get((m, name, where))
+        def lve(m, group):
+            t = tab[(tab.model == m) & (tab.method == m) & (tab["test group"] == group)]
+            return float(t["LVE (×1e-5)"].iloc[0]) if len(t) else np.nan
+        ratio = get(baseline, "held-out / in-family closure F1", "ratio")
+        d_cf_out = get(model, f"{model} − {baseline} closure F1", "held out")
+        d_lr_out = get(model, f"{model} − {baseline} lip-read acc", "held out")
+        d_cf_in = get(model, f"{model} − {baseline} closure F1", "in-family")
+        d_lr_in = get(model, f"{model} − {baseline} lip-read acc", "in-family")
+        lve_out = lve(model, "held out (pooled)") / lve(baseline, "held out (pooled)")
+        lve_in = lve(model, "in-family (pooled)") / lve(baseline, "in-family (pooled)")
+        fmt = lambda r: f"{r.value:+.3f} [{r._4:+.3f}, {r._5:+.3f}]" if r is not None else "–"
+        ok = lambda b: "yes" if b else "**no**"
+        ratio_s = f"{ratio.value:.3f} [{ratio._4:.3f}, {ratio._5:.3f}]" if ratio is not None else "–"
+        rows.append({
+            "seed": sd,
+            f"{baseline} held-out / in-family closure F1": ratio_s,
+            "≥ 0.9": ok(ratio is not None and ratio.value >= 0.9),
+            f"{model} − {baseline} closure F1, held out": fmt(d_cf_out),
+            "≥ +0.05, CI > 0": ok(d_cf_out is not None and d_cf_out.value >= 0.05 and d_cf_out._4 > 0),
+            "lip-read, held out": fmt(d_lr_out),
+            "LVE ratio, held out": f"{lve_out:.3f}",
+            "lip-read up, LVE ≤ +5 %": ok(d_lr_out is not None and d_lr_out.value > 0 and lve_out <= 1.05),
+            "closure F1, in-family": fmt(d_cf_in),
+            "lip-read, in-family": fmt(d_lr_in),
+            "LVE ratio, in-family": f"{lve_in:.3f}",
+            "in-family: no regression beyond CI, LVE ≤ +10 %": ok(d_cf_in is not None and d_cf_in._5 >= 0 and d_lr_in._5 >= 0
+                                                                  and lve_in <= 1.10)})
+    per_seed = pd.DataFrame(rows)
+    allt = pd.concat(tabs)
+    allt = allt[allt.method.isin(allt.model.unique()) | allt.method.isin(["ground truth", "static template"])]
+    allt = allt[~((allt.method.isin(["ground truth", "static template"])) & (allt.model != allt.model.iloc[0]))]
+    cols = ["LVE (×1e-5)", "closure F1", "false closures", "lip-read acc", "phone closure recall", "phone false closures"]
+    g = allt.groupby(["test group", "method"], sort=False)[cols]
+    mean, lo, hi = g.mean(), g.min(), g.max()
+    out = mean.copy().astype(object)
+    for c in cols:
+        out[c] = [f"{m:.3f} [{a:.3f}, {b:.3f}]" if a != b else f"{m:.3f}" for m, a, b in zip(mean[c], lo[c], hi[c])]
+    return (per_seed.to_markdown(index=False) + "\n\nMean over seeds " + ", ".join(map(str, seeds)) +
+            " (min, max across seeds):\n\n" + out.reset_index().to_markdown(index=False))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["extend", "lipreader", "table"])
+    ap.add_argument("stage", choices=["extend", "lipreader", "table", "report"])
     ap.add_argument("--data", required=True, help="the synthetic corpus (speechface synth --voices espeak,festival)")
     ap.add_argument("--split", default="val")
     ap.add_argument("--last-sentence", type=int, default=28, help="extend: the split's sentences become 21..this")
@@ -223,6 +276,7 @@ def main():
     ap.add_argument("--pilot", action="store_true", help="table on test without a pre-registration; outputs are labelled pilot")
     ap.add_argument("--baseline", default=None, help="table: the model the others are paired against (criteria.csv)")
     ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="report: the seeds of <out>_s<S>_table.csv")
     ap.add_argument("--out", default=None, help="table: output prefix (<out>_table.csv/.md); lipreader: the .pt")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -230,6 +284,11 @@ def main():
     if a.stage == "extend":
         from speechface.data.synth import extend_split
         print(a.split, extend_split(root, a.split, a.last_sentence, progress=False)["split"][a.split])
+    elif a.stage == "report":
+        if not a.out: sys.exit("report needs --out PREFIX (the tables are PREFIX_s<S>_table.csv)")
+        md = report(a.out, a.seeds, a.baseline or "sft")
+        print(md)
+        Path(f"{a.out}_report.md").write_text(md + "\n")
     elif a.stage == "lipreader":
         from speechface.core import save_checkpoint
         from speechface.data.dataset import resolve_spec, select_voices
