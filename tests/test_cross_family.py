@@ -131,3 +131,23 @@ def test_reward_and_rl_keep_the_holdout(held_out_run, mixed):
     assert r.returncode != 0 and f"the sync expert was trained on ['{HTS}']" in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = run("train", *plain, *rl, "run=rl3", f"trainer.sync_expert={expert}", check=False)   # RL forgot the actor's holdout
     assert r.returncode != 0 and f"was trained with dataset.holdout=['{HTS}']" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_report_checks_each_criterion(held_out_run, mixed, tmp_path):
+    "The study report: an 'RL' that is the SFT actor itself gains nothing, so its +5-point check fails and LVE ratios are 1."
+    import cross_family
+    tmp, _ = held_out_run
+    sft = tmp / "ck" / "sft" / "best.pt"
+    from speechface.data.dataset import resolve_spec, select_voices
+    from speechface.evaluation.perceptual import train_lip_reader
+    reader = train_lip_reader(mixed, select_voices(mixed, resolve_spec(mixed), [HTS]), epochs=1, progress=False)
+    tab, units = cross_family.cross_family_table(mixed, "test", {"sft": sft, "rl": sft}, reader, n_boot=20)
+    cross_family.flat(tab).to_csv(tmp_path / "t_s0_table.csv", index=False)
+    cross_family.criteria(tab, units, "sft", 20).to_csv(tmp_path / "t_s0_criteria.csv", index=False)
+    md = cross_family.report(str(tmp_path / "t"), [0])
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in md.splitlines() if line.startswith("|")]
+    cells = next(r for r in rows if r[0] == "0")                                    # seed 0's checks
+    assert cells[3] == "+0.000 [+0.000, +0.000]" and cells[4] == "**no**"          # no gain: the issue's RL check fails
+    assert cells[5] == "+0.000 [+0.000, +0.000]" and cells[6] == "1.000"          # held out: same lip-reading and LVE
+    assert cells[10] == "1.000" and cells[11] == "yes"                                # in-family: no regression
+    assert "held out (pooled)" in md and "Mean over seeds 0" in md

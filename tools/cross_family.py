@@ -231,21 +231,22 @@ def report(prefix: str, seeds: list, baseline: str = "sft", model: str = "rl") -
         lve_out = lve(model, "held out (pooled)") / lve(baseline, "held out (pooled)")
         lve_in = lve(model, "in-family (pooled)") / lve(baseline, "in-family (pooled)")
         fmt = lambda r: f"{r.value:+.3f} [{r._4:+.3f}, {r._5:+.3f}]" if r is not None else "–"
-        ok = lambda b: "yes" if b else "**no**"
+        ok = lambda b: "–" if b is None else "yes" if b else "**no**"       # – : a number the check needs is missing
+        need = lambda *rs: None if any(r is None for r in rs) else True
         ratio_s = f"{ratio.value:.3f} [{ratio._4:.3f}, {ratio._5:.3f}]" if ratio is not None else "–"
         rows.append({
             "seed": sd,
             f"{baseline} held-out / in-family closure F1": ratio_s,
-            "≥ 0.9": ok(ratio is not None and ratio.value >= 0.9),
+            "≥ 0.9": ok(need(ratio) and ratio.value >= 0.9),
             f"{model} − {baseline} closure F1, held out": fmt(d_cf_out),
-            "≥ +0.05, CI > 0": ok(d_cf_out is not None and d_cf_out.value >= 0.05 and d_cf_out._4 > 0),
+            "≥ +0.05, CI > 0": ok(need(d_cf_out) and d_cf_out.value >= 0.05 and d_cf_out._4 > 0),
             "lip-read, held out": fmt(d_lr_out),
             "LVE ratio, held out": f"{lve_out:.3f}",
-            "lip-read up, LVE ≤ +5 %": ok(d_lr_out is not None and d_lr_out.value > 0 and lve_out <= 1.05),
+            "lip-read up, LVE ≤ +5 %": ok(need(d_lr_out) and d_lr_out.value > 0 and lve_out <= 1.05),
             "closure F1, in-family": fmt(d_cf_in),
             "lip-read, in-family": fmt(d_lr_in),
             "LVE ratio, in-family": f"{lve_in:.3f}",
-            "in-family: no regression beyond CI, LVE ≤ +10 %": ok(d_cf_in is not None and d_cf_in._5 >= 0 and d_lr_in._5 >= 0
+            "in-family: no regression beyond CI, LVE ≤ +10 %": ok(need(d_cf_in, d_lr_in) and d_cf_in._5 >= 0 and d_lr_in._5 >= 0
                                                                   and lve_in <= 1.10)})
     per_seed = pd.DataFrame(rows)
     allt = pd.concat(tabs)
@@ -257,7 +258,7 @@ def report(prefix: str, seeds: list, baseline: str = "sft", model: str = "rl") -
     out = mean.copy().astype(object)
     for c in cols:
         out[c] = [f"{m:.3f} [{a:.3f}, {b:.3f}]" if a != b else f"{m:.3f}" for m, a, b in zip(mean[c], lo[c], hi[c])]
-    return (per_seed.to_markdown(index=False) + "\n\nMean over seeds " + ", ".join(map(str, seeds)) +
+    return (per_seed.to_markdown(index=False, disable_numparse=True) + "\n\nMean over seeds " + ", ".join(map(str, seeds)) +
             " (min, max across seeds):\n\n" + out.reset_index().to_markdown(index=False))
 
 
