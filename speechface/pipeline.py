@@ -20,7 +20,7 @@ from .data.synth import generate_corpus, voice_families
 from .models.reward import load_sync_expert, reward_file
 from .data.audio import load_wav
 from .data.mesh import load_regions
-from .data.textgrid import read_phone_tier, textgrid_folder
+from .data.textgrid import read_phone_tier, textgrid_folder, read_metadata
 from .viz.face import FaceRig, comparison_video as face_comparison_video
 from .evaluation.baselines import ground_truth, baseline_predictions, score_predictions
 from .evaluation.perceptual import perceptual_units, perceptual_summary, train_lip_reader, read_lip_reader
@@ -133,8 +133,12 @@ def demo_voices(plan: DemoSettings, voices="auto", progress: bool = True) -> tup
 
 def check_demo_corpus(data: Path, preset: str, voices: tuple):
     "An existing demo corpus must be the one this run would generate (preset and voices), never silently another."
-    meta = json.loads((data / "metadata.json").read_text())
-    have = (meta.get("preset"), tuple(meta.get("voices") or ("espeak",)))
+    meta = read_metadata(data, ("preset",))                       # a checked file: regular, bounded, a JSON object
+    got = meta.get("voices") or ["espeak"]                        # corpora from before --voices: eSpeak
+    if not (isinstance(got, list) and all(isinstance(v, str) for v in got)):
+        raise UsageError(f"{data / 'metadata.json'}: field 'voices' must be a list of family names, got {type(got).__name__}; "
+                         f"delete {data} to regenerate it")
+    have = (meta["preset"], tuple(got))
     if have != (preset, tuple(voices)):
         raise UsageError(f"{data} holds the {have[0]!r} corpus with voices {','.join(have[1])}, but this demo needs {preset!r} "
                          f"with {','.join(voices)}: give another output folder, or delete {data} to regenerate it")

@@ -29,6 +29,12 @@ def test_another_corpus_in_out_is_refused(tmp_path):
     with pytest.raises(UsageError, match="needs 'tiny'"): check_demo_corpus(tmp_path, "tiny", ("espeak",))
     (tmp_path / "metadata.json").write_text(json.dumps({"preset": "small"}))        # corpora from before --voices: eSpeak
     check_demo_corpus(tmp_path, "small", ("espeak",))
+    (tmp_path / "metadata.json").write_text(json.dumps({"preset": "small", "voices": 5}))   # a damaged file: named, not a crash
+    with pytest.raises(UsageError, match=r"metadata.json: field 'voices' must be a list of family names, got int"):
+        check_demo_corpus(tmp_path, "small", ("espeak",))
+    (tmp_path / "metadata.json").write_text("[1, 2]")
+    from speechface.data.textgrid import MetadataError
+    with pytest.raises(MetadataError, match="expected a JSON object"): check_demo_corpus(tmp_path, "small", ("espeak",))
 
 
 def test_heard_voices_leave_out_the_held_out_one(monkeypatch):

@@ -20,8 +20,8 @@ from .textgrid import (read_metadata, textgrid_folder, read_phone_tier,
 
 # %% auto #0
 __all__ = ['VOCASET_TRAIN', 'VOCASET', 'BIWI', 'HOLDOUT_SPLITS', 'DatasetSpec', 'synthetic_spec', 'resolve_spec', 'corpus_voices',
-           'select_voices', 'DataError', 'Item', 'corpus_file', 'parse_stem', 'check_vertices', 'check_item',
-           'FaceFormerDataset', 'collate_faceformer']
+           'holdout_names', 'select_voices', 'DataError', 'Item', 'corpus_file', 'parse_stem', 'check_vertices',
+           'check_item', 'FaceFormerDataset', 'collate_faceformer']
 
 # %% ../../nbs/08_data.dataset.ipynb #eb68ea6c
 VOCASET_TRAIN = ["FaceTalk_170728_03272_TA", "FaceTalk_170904_00128_TA", "FaceTalk_170725_00137_TA",
@@ -84,6 +84,10 @@ def corpus_voices(root: str | Path) -> dict:
     for name, s in (meta.get("subjects") or {}).items():
         if isinstance(s.get("voice"), str): out[name] = (str(s.get("family", "espeak")), s["voice"])  # no family: eSpeak's
     return out
+
+def holdout_names(holdout) -> list:
+    "`dataset.holdout` (one name, a sequence, or None/empty) as a sorted list of names: what checkpoints record and compare."
+    return sorted([holdout] if isinstance(holdout, str) else [str(v) for v in (holdout or ())])
 
 def _names(x, what: str) -> tuple:
     if isinstance(x, str): x = [x]

@@ -17,7 +17,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from ..core import seed_everything, save_checkpoint, load_checkpoint
-from ..data.dataset import FaceFormerDataset
+from ..data.dataset import FaceFormerDataset, holdout_names
 from ..data.mesh import load_regions, inner_lip_distance
 from ..data.audio import mel_frames, mel_clips
 from ..data.beat2_motion import BEAT2MotionDataset, jaw_opening
@@ -281,14 +281,10 @@ def _default_path(path: str | None, default: str) -> Path:
     "A settings path: `${out_dir}` (the Hydra default) means `checkpoints` outside `speechface train`; None: `default`."
     return Path(default if path is None else str(path).replace("${out_dir}", "checkpoints"))
 
-def _names_of(holdout) -> list:
-    "`dataset.holdout` as a list of names (a single string is one name)."
-    return [holdout] if isinstance(holdout, str) else list(holdout or ())
-
 def _holding_out(load, holdout):
     """`load` with the held-out voices left out of every split it reads. The reward must not hear the voices the actor is
     evaluated on as unseen; the names are written into the checkpoint (`holdout`), where RL checks them."""
-    names = _names_of(holdout)
+    names = holdout_names(holdout)
     if not names: return load
     if load is not load_sync_data:
         raise ValueError(f"holdout={names} selects speakers by synthesiser voice, which only the FaceFormer-layout synthetic "
@@ -347,7 +343,7 @@ def train_sync_expert(root: str | Path,                             # corpus in 
             raise ValueError(f"closure_negatives needs inner_lip_upper / inner_lip_lower in {root}'s region masks "
                              f"(it has {sorted(regions)}); set closure_negatives=0 or add the landmarks")
         for q in train: attach_closure_negatives(q, regions, mcfg.clip_len, tuple(s.closure_open), tuple(s.closure_shut))
-    meta = dict(seed=seed, splits=list(splits), region=s.region or "", holdout=_names_of(holdout), train_config=asdict(s))
+    meta = dict(seed=seed, splits=list(splits), region=s.region or "", holdout=holdout_names(holdout), train_config=asdict(s))
     task = SyncExpertTask(train, val, SyncExpert(mcfg, vertex_idx=idx), s, seed, meta)
     loop = FitSettings(epochs=s.epochs, batch_size=s.seqs_per_batch, grad_clip=s.grad_clip, max_minutes=s.max_minutes,
                       mixed_precision=s.mixed_precision, seed=seed, device=device, resume=s.resume, val_every=1)
@@ -651,10 +647,10 @@ def train_reward_head(root: str | Path,                              # corpus
     s = dataclasses.replace(s, seed=seed, sync_expert=str(expert_path), out=str(out_path), actor=str(actor) if actor else None)
     seed_everything(seed)
     bb = freeze(load_sync_expert(expert_path))
-    missing = sorted(set(_names_of(holdout)) - set(reward_holdout(expert_path)))
+    missing = sorted(set(holdout_names(holdout)) - set(reward_holdout(expert_path)))
     if missing:
         raise ValueError(f"{expert_path} was trained on the voices {missing}, which this head holds out: train the sync "
-                         f"expert with the same holdout (dataset.holdout={_names_of(holdout)})")
+                         f"expert with the same holdout (dataset.holdout={holdout_names(holdout)})")
     load = _holding_out(load, holdout)
     train = [q for q in load(root, ("train",)) if len(q["mel"]) > s.min_shift]
     val = load(root, (val_split,)) if val_split else None
@@ -672,7 +668,7 @@ def train_reward_head(root: str | Path,                              # corpus
     val_ex = _head_examples(bb, val, s, np.random.default_rng(10_000 + seed),
                             torch.Generator().manual_seed(10_000 + seed), regions) if val_split else None
     head = RewardHead(head_cfg or RewardHeadConfig(embed_dim=bb.cfg.embed_dim))
-    meta = dict(seed=seed, sync_expert=str(expert_path), actor=str(actor or ""), holdout=_names_of(holdout), train_config=asdict(s))
+    meta = dict(seed=seed, sync_expert=str(expert_path), actor=str(actor or ""), holdout=holdout_names(holdout), train_config=asdict(s))
     task = HeadTask(bb, head, train, val_ex, s, seed, regions, meta)
     loop = FitSettings(epochs=s.epochs, batch_size=s.batch_size, grad_clip=s.grad_clip, max_minutes=s.max_minutes,
                       mixed_precision=s.mixed_precision, seed=seed, device=device, resume=s.resume, val_every=1)

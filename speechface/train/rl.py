@@ -13,7 +13,7 @@ from torch.utils.data import Subset
 from omegaconf import OmegaConf
 
 from ..core import save_checkpoint, load_checkpoint
-from ..data.dataset import FaceFormerDataset, collate_faceformer
+from ..data.dataset import FaceFormerDataset, collate_faceformer, holdout_names
 from ..data.mesh import load_regions
 from ..models.reward import (load_sync_expert, load_reward_head, reward_file, reward_holdout, score_sequence, freeze,
                                       head_state, clip_windows)
@@ -159,14 +159,12 @@ def repeat_batch(batch: dict, k: int) -> dict:
     return {**out, "group": group.repeat_interleave(k)}
 
 # %% ../../nbs/44_train.rl.ipynb #663e5d13
-def _holdout_names(h) -> list: return sorted([h] if isinstance(h, str) else [str(x) for x in (h or ())])
-
 def check_holdout(cfg, init: dict):
     """A held-out voice must stay unheard by every model RL touches: the run's `dataset.holdout` must equal its SFT actor's
     (whose style one-hot has no slot for the held-out speakers), and the sync expert and score head must have been
     trained without those voices too (the `holdout` their checkpoints record; files without it heard every voice)."""
-    held = _holdout_names(cfg.dataset.get("holdout"))
-    actor = _holdout_names(((init.get("config") or {}).get("dataset") or {}).get("holdout"))
+    held = holdout_names(cfg.dataset.get("holdout"))
+    actor = holdout_names(((init.get("config") or {}).get("dataset") or {}).get("holdout"))
     if held != actor:
         raise ConfigError(f"dataset.holdout={held} but the SFT actor {cfg.trainer.init_actor} was trained with "
                           f"dataset.holdout={actor}: give RL the same holdout as its actor")
