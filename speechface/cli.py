@@ -176,6 +176,7 @@ def _animate(a) -> int:
     from speechface.train.inference import animate, animate_many, animate_compare
     from speechface.core import UsageError
     if a.compare:
+        if a.target: raise UsageError("--compare renders the actor's own face; animate a --target head without --compare")
         if len(a.audio) != 1 or a.ckpt: raise UsageError("--compare animates one audio file with the checkpoints it lists (no --ckpt)")
         if not a.regions: raise UsageError("--compare draws the face rig: pass the corpus' --regions (e.g. data/synth_small/regions.pkl)")
         names = a.names or [Path(c).parent.name or Path(c).stem for c in a.compare]
@@ -190,7 +191,8 @@ def _animate(a) -> int:
     if not a.ckpt: raise UsageError("animate needs --ckpt (or --compare CKPT ...)")
     common = dict(style=a.style, template=a.template, device=a.device, sample=a.sample, templates=a.templates,
                   faces=a.faces, dataset=a.dataset, subjects=a.subjects, wav2vec2_config=a.wav2vec2_config,
-                  engine=a.engine, window_s=a.window_s, max_audio_s=a.max_audio_seconds)
+                  engine=a.engine, window_s=a.window_s, max_audio_s=a.max_audio_seconds,
+                  target=a.target, landmarks=a.landmarks)
     if len(a.audio) == 1 and not Path(a.audio[0]).is_dir():
         m = animate(a.audio[0], a.ckpt, a.out, like_reference=a.like_reference, **common)
         print(f"wrote {a.out}: {m.shape[0]} frames")
@@ -320,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--templates", default=None, metavar="PKL", help="templates.pkl to take the face from (required for "
                                                                       "released vocaset.pth / biwi.pth, which carry none)")
     n.add_argument("--faces", default=None, metavar="MESH", help="topology for .obj/.ply/.mp4 output: a mesh file or (F, 3) .npy")
+    n.add_argument("--target", default=None, metavar="MESH", help="animate this head instead (.obj/.ply/.glb of any topology, "
+                   "scale and orientation): the motion is retargeted onto it and written with its faces")
+    n.add_argument("--landmarks", default=None, metavar="JSON", help="--target: vertex indices of its mouth corners (and inner "
+                   "lips, nose tip) where the mouth opening cannot be found by itself")
     n.add_argument("--dataset", default=None, choices=["vocaset", "biwi"], help="released checkpoints: which dataset "
                                                                                 "(default: from the checkpoint's sizes)")
     n.add_argument("--subjects", nargs="+", default=None, metavar="S", help="released checkpoints: training subjects in "

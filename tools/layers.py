@@ -1,8 +1,8 @@
 """The import graph of the package, read from the code, checked against the notebook numbering.
 
 Every module is exported by one notebook, and a notebook's number says its layer: 0x core and data, 1x models,
-2x metrics, viz and export (retargeting, ARKit, glTF), 3x evaluation, 4x training, 5x benchmarks / pipeline / CLI (9x: tutorials and reports, no
-modules). The rules, checked by tests/test_layers.py:
+2x metrics, viz and export (retargeting, ARKit, glTF), 3x evaluation, 4x training, 5x benchmarks / pipeline / CLI
+(9x: tutorials and reports, no modules). The rules, checked by tests/test_layers.py:
 
 * a module imports only modules of lower-numbered notebooks (imports point down, never in a circle);
 * a module's decade matches its sub-package (`speechface.data.*` in 0x, `speechface.models.*` in 1x, ...);

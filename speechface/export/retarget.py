@@ -33,7 +33,8 @@ def load_head_mesh(path: str | Path,  # .obj, .ply, .off, .stl, .glb/.gltf: any 
     "A user's head mesh as vertices and triangles, in file order (never merged or re-ordered)."
     p = regular_file(path, "the target head mesh")
     if p.stat().st_size > MAX_MESH_BYTES:
-        raise RetargetError(f"{shown(p)}: {p.stat().st_size / 2**20:.0f} MiB is more than the {MAX_MESH_BYTES >> 20} MiB a head mesh may take; "
+        raise RetargetError(f"{shown(p)}: {p.stat().st_size / 2**20:.0f} MiB is more than the {MAX_MESH_BYTES >> 20} MiB "
+                            f"a head mesh may take; "
                             f"decimate it (Blender: Decimate modifier) to under a few hundred thousand vertices")
     try: m = trimesh.load(p, process=False, force="mesh")
     except Exception as e:                                              # trimesh's parsers raise anything
@@ -47,7 +48,7 @@ def load_head_mesh(path: str | Path,  # .obj, .ply, .off, .stl, .glb/.gltf: any 
     return v, f
 
 LANDMARK_KEYS = {"mouth_corners": "two vertex indices: the corners of the mouth",
-                 "upper_lip": "vertex indices of the inner upper-lip edge, corner to corner (optional: found from the mouth's boundary loop)",
+                 "upper_lip": "vertex indices of the inner upper-lip edge, corner to corner (optional: from the mouth opening)",
                  "lower_lip": "vertex indices of the inner lower-lip edge (optional, with upper_lip)",
                  "nose_tip": "one vertex index above the mouth (optional: tells up from down where the shape cannot)"}
 
@@ -242,7 +243,8 @@ def fit_retarget(source_vertices: np.ndarray,   # (Vs, 3) the source neutral (th
                  target_faces: np.ndarray,      # (Ft, 3)
                  source_landmarks: dict | None = None,  # e.g. `regions_landmarks(regions)`; None: found from the mesh
                  target_landmarks: dict | None = None,  # `load_landmarks(...)`; None: found from the mesh
-                 nricp_steps=((0.02, 10, 0.5, 10), (0.007, 5, 0.5, 10), (0.002, 2.5, 0.0, 10)),  # (stiffness, landmark, normal weight, iterations)
+                 # non-rigid ICP schedule: (stiffness, landmark weight, normal weight, iterations) per stage
+                 nricp_steps=((0.02, 10, 0.5, 10), (0.007, 5, 0.5, 10), (0.002, 2.5, 0.0, 10)),
                 ) -> Retarget:
     """Register the source neutral onto the target: mouth frames (similarity), rigid+scale ICP, non-rigid ICP (Amberg et
     al. 2007) with the corners and inner lips as landmarks; then each target vertex's source triangle, taken on its own
@@ -290,8 +292,10 @@ def fit_retarget(source_vertices: np.ndarray,   # (Vs, 3) the source neutral (th
                     {"align": t1 - t0, "nricp": t2 - t1, "correspond": time.time() - t2})
 
 # %% ../../nbs/27a_export.retarget.ipynb #dc808a09
-def _lip_gap_ratio(g, g0, eps):
-    return np.clip(np.linalg.norm(g, axis=-1, keepdims=True) / np.maximum(np.linalg.norm(g0, axis=-1, keepdims=True), eps), 0, 1)
+def _lip_gap_ratio(g, g0):
+    "How open the source lips are relative to their rest, in [0, 1] (1 at rest and wider; a source closed at rest: 1)."
+    n, n0 = np.linalg.norm(g, axis=-1, keepdims=True), np.linalg.norm(g0, axis=-1, keepdims=True)
+    return np.where(n0 > 0, np.clip(n / np.where(n0 > 0, n0, 1), 0, 1), 1.0)
 
 def transfer(rt: Retarget,
              motion: np.ndarray,          # (T, Vs, 3) or (T, 3Vs) on the source
@@ -326,7 +330,7 @@ def transfer(rt: Retarget,
             mid, mid0 = (mine + other) / 2, (mine0 + other0) / 2
             g, g0 = other - mine, other0 - mine0                                          # source gap, from this lip
             gt0 = t_other0 - Ta[ct]                                                       # target rest gap
-            gt = g + (gt0 - g0) * _lip_gap_ratio(g, g0, 0.01)
+            gt = g + (gt0 - g0) * _lip_gap_ratio(g, g0)
             want = (mid - mid0) - (gt - gt0) / 2                                          # this lip's displacement
             delta[:, ct] = want - Dt[:, ct]
             have[ct] = True

@@ -21,13 +21,14 @@ from ..viz.face import FaceRig, comparison_video as face_comparison_video
 from ..models.reference_import import (from_reference_checkpoint, reference_dataset, is_reference_state_dict,
                                                  reference_frame_count)
 from ..viz.video import animate_to_video
+from ..export.retarget import load_head_mesh, load_landmarks, fit_retarget, transfer
 from ..evaluation.evaluate import evaluate_results, write_evaluation, expected_conditions
 from ..models.actor import load_actor, predict_conditions, style_conditions
 from .settings import load_config
 
 # %% auto #0
-__all__ = ['OUT_SUFFIXES', 'AUDIO_SUFFIXES', 'run_test', 'load_reference_audio', 'Animator', 'check_output', 'animate',
-           'audio_inputs', 'animate_many', 'animate_compare']
+__all__ = ['OUT_SUFFIXES', 'AUDIO_SUFFIXES', 'run_test', 'load_reference_audio', 'Animator', 'check_output', 'TargetHead',
+           'animate', 'audio_inputs', 'animate_many', 'animate_compare']
 
 # %% ../../nbs/42_train.inference.ipynb #ff157e01
 @torch.no_grad()
@@ -222,6 +223,19 @@ def _write_motion(motion, out: Path, tri, audio_path, fps, max_seconds=None):
     else:
         animate_to_video(motion, tri, out, audio=read_audio(audio_path, max_seconds), fps=fps)
 
+class TargetHead:
+    "A user's head the actor's motion is retargeted onto (`export.retarget`): fitted once, applied to every utterance."
+    def __init__(self, an: "Animator", target, landmarks=None, faces=None):
+        src_faces = an.faces(faces, Path("retarget.obj"))                         # the actor's own topology
+        if src_faces is None: raise UsageError("retargeting needs the actor's mesh faces (--faces)")
+        self.vertices, self.faces = load_head_mesh(target)
+        lm = load_landmarks(landmarks, len(self.vertices)) if landmarks is not None else None
+        self.source = an.template.cpu().numpy().reshape(-1, 3).astype(np.float64)
+        self.fit = fit_retarget(self.source, src_faces, self.vertices, self.faces, target_landmarks=lm)
+
+    def __call__(self, motion: np.ndarray) -> np.ndarray:   # (T, 3V) on the actor's head -> (T, 3Vt) on the target
+        return transfer(self.fit, motion, self.source, self.vertices).reshape(len(motion), -1)
+
 @torch.no_grad()
 def animate(audio_path: str | Path,      # any audio file
             ckpt: str | Path,            # a best.pt / last.pt written by `speechface train`, or a released vocaset.pth / biwi.pth
@@ -239,14 +253,19 @@ def animate(audio_path: str | Path,      # any audio file
             engine: str = "fused",       # decoding implementation (`ENGINES`; 'graph' on a GPU)
             window_s: float | None = None, # wav2vec2: attention within windows of this many seconds (long audio)
             max_audio_s: float | None = None, # longest audio accepted (None: `data.audio.MAX_AUDIO_S`, 10 minutes)
-           ) -> np.ndarray:               # (T, 3V) the motion written
+            target: str | Path | None = None,    # a head mesh of any topology to animate instead (`export.retarget`)
+            landmarks: str | Path | None = None, # the target's landmark file, where its mouth cannot be found by itself
+           ) -> np.ndarray:               # (T, 3V) the motion written (on the target, if given)
     "Animate a face from speech with a trained actor or a released FaceFormer checkpoint and write it to `out`."
     out = check_output(out)                                                          # before the work
+    if landmarks is not None and target is None: raise UsageError("--landmarks belongs to a --target head")
     an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config)
-    tri = an.faces(faces, out)
+    head = TargetHead(an, target, landmarks, faces) if target is not None else None
+    tri = head.faces if head is not None else an.faces(faces, out)
     audio, n_frames = an.load(audio_path, like_reference, max_audio_s)
     motion = an.model.predict(audio[None].to(an.device), an.template, an.one_hot, n_frames=n_frames, sample=sample,
                               engine=engine, window_s=window_s)[0].cpu().numpy()
+    if head is not None: motion = head(motion)
     _write_motion(motion, out, tri, audio_path, an.fps, max_audio_s)
     return motion
 
@@ -280,6 +299,7 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
                  engine: str = "fused", window_s: float | None = None,
                  progress: bool = True,
                  max_audio_s: float | None = None,  # longest audio accepted per file (None: `data.audio.MAX_AUDIO_S`)
+                 target: str | Path | None = None, landmarks: str | Path | None = None,  # as `animate`
                 ) -> dict:                      # files, audio_s, seconds, audio seconds per second
     """Animate many audio files with one loaded actor: sorted by length, decoded `batch_size` at a time in one batched
     rollout (`FaceFormer.predict_many`: each motion equals its own `predict`), written as they finish."""
@@ -292,8 +312,10 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {shown(out_dir)} is a file; with several inputs --out is a folder")
     for f in files: check_output(out_dir / f"{f.stem}.{fmt}")                     # before the work
+    if landmarks is not None and target is None: raise UsageError("--landmarks belongs to a --target head")
     an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config)
-    tri = an.faces(faces, Path(f"x.{fmt}"))
+    head = TargetHead(an, target, landmarks, faces) if target is not None else None
+    tri = head.faces if head is not None else an.faces(faces, Path(f"x.{fmt}"))
     t0 = time.time()
     items = sorted(((f, *an.load(f, max_seconds=max_audio_s))
                     for f in tqdm(files, desc="loading audio", disable=not progress, leave=False)), key=lambda x: x[2])
@@ -304,7 +326,9 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
         B = len(chunk)
         motions = an.model.predict_many([a.to(an.device) for _, a, _ in chunk], an.template.expand(B, -1), an.one_hot.expand(B, -1),
                                         [T for *_, T in chunk], sample=sample, engine=engine, window_s=window_s)
-        for (f, _, _), m in zip(chunk, motions): _write_motion(m.cpu().numpy(), out_dir / f"{f.stem}.{fmt}", tri, f, an.fps, max_audio_s)
+        for (f, _, _), m in zip(chunk, motions):
+            m = m.cpu().numpy() if head is None else head(m.cpu().numpy())
+            _write_motion(m, out_dir / f"{f.stem}.{fmt}", tri, f, an.fps, max_audio_s)
         bar.update(B)
     bar.close()
     dt = time.time() - t0
