@@ -304,9 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--textgrid", default=None, help="--compare: the audio's TextGrid (phone captions, /p b m/ shading)")
     n.add_argument("--gt", default=None, metavar="NPY", help="--compare: a ground-truth (T, 3V) .npy shown first")
     n.add_argument("--size", type=int, default=512, help="--compare: pixels per panel")
-    n.add_argument("--out", required=True, help="output file (.npy; .obj/.ply: a folder of frames named after it; .mp4), "
+    n.add_argument("--out", required=True, help="output file (.npy; .obj/.ply: a folder of frames named after it; .mp4; "
+                                            ".glb/.gltf: mesh, morph targets and animation for Blender, three.js, game engines), "
                                             "or a folder for several inputs")
-    n.add_argument("--format", default="npy", choices=["npy", "obj", "ply", "mp4"], help="file type written per input "
+    n.add_argument("--format", default="npy", choices=["npy", "obj", "ply", "mp4", "glb", "gltf"], help="file type written per input "
                                                                                       "when --out is a folder")
     n.add_argument("--batch-size", type=int, default=8, help="utterances decoded together (several inputs)")
     n.add_argument("--engine", default="fused", choices=["fused", "static", "graph", "compile"],

@@ -113,3 +113,20 @@ def test_animate_a_target_head(actor, heads, tmp_path):  # noqa: F811
 def test_animate_target_errors_are_one_line(actor, heads, tmp_path, args, needles):  # noqa: F811
     args = [str(heads / a) if a.endswith((".obj", ".json")) else a for a in args]
     one_line_error(animate(actor, heads / "speech.wav", tmp_path / "out.npy", *args), *needles)
+
+
+@pytest.mark.parametrize("target", [False, True], ids=["own_face", "target_head"])
+def test_animate_to_gltf(actor, heads, tmp_path, target):  # noqa: F811
+    "--out x.glb writes the (retargeted) mesh with a weights animation and the speech beside it; re-read, it is the .npy."
+    from speechface.export.gltf import read_gltf_motion
+    extra = ["--target", heads / "my_head.obj"] if target else []
+    for out in ("out.npy", "out.glb"):
+        r = animate(actor, heads / "speech.wav", tmp_path / out, *extra)
+        assert r.returncode == 0, r.stderr[-2000:]
+    m = np.load(tmp_path / "out.npy")
+    neutral, faces, back = read_gltf_motion(tmp_path / "out.glb", np.arange(len(m)) / 30)
+    V = 700 if target else 300
+    assert neutral.shape == (V, 3) and back.shape == (len(m), V, 3)
+    size = np.linalg.norm(np.ptp(neutral, axis=0))
+    assert np.abs(back.reshape(len(m), -1) - m).max() <= 1e-5 * size
+    assert (tmp_path / "out.wav").is_file()

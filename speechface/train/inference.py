@@ -22,6 +22,7 @@ from ..models.reference_import import (from_reference_checkpoint, reference_data
                                                  reference_frame_count)
 from ..viz.video import animate_to_video
 from ..export.retarget import load_head_mesh, load_landmarks, fit_retarget, transfer
+from ..export.gltf import write_gltf
 from ..evaluation.evaluate import evaluate_results, write_evaluation, expected_conditions
 from ..models.actor import load_actor, predict_conditions, style_conditions
 from .settings import load_config
@@ -160,6 +161,10 @@ class Animator:
         self.model, self.fps, self.ckpt = model, fps, ckpt
         self.one_hot, self.template = oh.to(self.device), tpl.reshape(1, -1).float().to(self.device)
 
+    def rest(self) -> np.ndarray:
+        "The face's neutral (V, 3): the rest pose of mesh exports (glTF)."
+        return self.template.cpu().numpy().reshape(-1, 3)
+
     def faces(self, faces, out: Path):
         "The (F, 3) triangles for `out` (None for .npy), checked to index this actor's vertices."
         tri = _faces(faces, self.ck.get("faces") if not self.reference else None, self.ckpt, out)
@@ -184,18 +189,18 @@ class Animator:
             n_frames = max(1, int(round(len(wav) / 16000 * self.fps)))               # the audio's duration at fps
         return torch.from_numpy(np.asarray(audio_np, np.float32)), n_frames
 
-OUT_SUFFIXES = (".npy", ".obj", ".ply", ".mp4")
+OUT_SUFFIXES = (".npy", ".obj", ".ply", ".mp4", ".glb", ".gltf")
 
 def _frame_file(p: Path) -> bool:
     "An entry `export_sequence` writes into a frame folder: frame_00012.obj / .ply."
     return p.is_file() and not p.is_symlink() and re.fullmatch(r"frame_\d{5,}\.(obj|ply)", p.name) is not None
 
-def check_output(out: str | Path,  # .npy, .obj, .ply or .mp4
+def check_output(out: str | Path,  # .npy, .obj, .ply, .mp4, .glb or .gltf
                 ) -> Path:         # `out`, checked
     "Refuse an output `animate` could not write, before any work: wrong suffix, a file in the way, a frame folder holding other files."
     out = Path(out)
     if out.suffix not in OUT_SUFFIXES:
-        raise UsageError(f"unsupported output {shown(out.name)!r}: use .npy, .obj, .ply or .mp4")
+        raise UsageError(f"unsupported output {shown(out.name)!r}: use .npy, .obj, .ply, .mp4, .glb or .gltf")
     for parent in out.parents:                                  # the nearest existing ancestor must be a folder
         if parent.exists():
             if not parent.is_dir(): raise UsageError(f"--out {shown(out)}: {shown(parent)} is a file, not a folder")
@@ -214,9 +219,12 @@ def check_output(out: str | Path,  # .npy, .obj, .ply or .mp4
         raise UsageError(f"--out {shown(out)} is a folder; name the {out.suffix} file to write")
     return out
 
-def _write_motion(motion, out: Path, tri, audio_path, fps, max_seconds=None):
-    "Write a motion: .npy atomically, .obj/.ply frames as a folder swapped in whole (a rerun leaves no stale frame), .mp4 with the speech."
-    if out.suffix == ".npy":
+def _write_motion(motion, out: Path, tri, audio_path, fps, max_seconds=None, neutral=None):
+    """Write a motion: .npy atomically, .obj/.ply frames as a folder swapped in whole (a rerun leaves no stale frame), .mp4
+    with the speech, .glb/.gltf with morph targets, a weights animation and the speech beside it (`export.gltf`)."""
+    if out.suffix in (".glb", ".gltf"):
+        write_gltf(out, neutral, tri, fps, motion=motion, audio=read_audio(audio_path, max_seconds))
+    elif out.suffix == ".npy":
         with atomic_write(out) as f: np.save(f, motion.astype(np.float32))
     elif out.suffix in (".obj", ".ply"):
         with atomic_folder(out.with_suffix(""), owns=_frame_file) as tmp: export_sequence(motion, tri, tmp, fmt=out.suffix[1:])
@@ -230,7 +238,7 @@ class TargetHead:
         if src_faces is None: raise UsageError("retargeting needs the actor's mesh faces (--faces)")
         self.vertices, self.faces = load_head_mesh(target)
         lm = load_landmarks(landmarks, len(self.vertices)) if landmarks is not None else None
-        self.source = an.template.cpu().numpy().reshape(-1, 3).astype(np.float64)
+        self.source = an.rest().astype(np.float64)
         self.fit = fit_retarget(self.source, src_faces, self.vertices, self.faces, target_landmarks=lm)
 
     def __call__(self, motion: np.ndarray) -> np.ndarray:   # (T, 3V) on the actor's head -> (T, 3Vt) on the target
@@ -239,7 +247,7 @@ class TargetHead:
 @torch.no_grad()
 def animate(audio_path: str | Path,      # any audio file
             ckpt: str | Path,            # a best.pt / last.pt written by `speechface train`, or a released vocaset.pth / biwi.pth
-            out: str | Path,             # .npy, .obj, .ply or .mp4
+            out: str | Path,             # .npy, .obj, .ply, .mp4, .glb or .gltf
             style: str | None = None,    # speaking style: a training subject or 'mean' (default: the first training subject)
             template: str | None = None, # face identity: a subject of the templates (default: the style's)
             device: str = "auto",
@@ -266,7 +274,7 @@ def animate(audio_path: str | Path,      # any audio file
     motion = an.model.predict(audio[None].to(an.device), an.template, an.one_hot, n_frames=n_frames, sample=sample,
                               engine=engine, window_s=window_s)[0].cpu().numpy()
     if head is not None: motion = head(motion)
-    _write_motion(motion, out, tri, audio_path, an.fps, max_audio_s)
+    _write_motion(motion, out, tri, audio_path, an.fps, max_audio_s, head.vertices if head is not None else an.rest())
     return motion
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
@@ -292,7 +300,7 @@ def audio_inputs(inputs: list) -> list[Path]:
 def animate_many(inputs: list,                 # audio files and/or folders of audio files
                  ckpt: str | Path,             # as `animate`
                  out_dir: str | Path,          # one <name>.<fmt> per input
-                 fmt: str = "npy",             # npy | obj | ply | mp4
+                 fmt: str = "npy",             # npy | obj | ply | mp4 | glb | gltf
                  batch_size: int = 8,          # utterances decoded together (sorted by length: little padding)
                  style: str | None = None, template: str | None = None, device: str = "auto", sample: bool = False,
                  templates=None, faces=None, dataset=None, subjects=None, wav2vec2_config=None,
@@ -303,7 +311,7 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
                 ) -> dict:                      # files, audio_s, seconds, audio seconds per second
     """Animate many audio files with one loaded actor: sorted by length, decoded `batch_size` at a time in one batched
     rollout (`FaceFormer.predict_many`: each motion equals its own `predict`), written as they finish."""
-    if fmt not in ("npy", "obj", "ply", "mp4"): raise UsageError(f"unsupported format {fmt!r}: use npy, obj, ply or mp4")
+    if "." + fmt not in OUT_SUFFIXES: raise UsageError(f"unsupported format {fmt!r}: use {', '.join(s[1:] for s in OUT_SUFFIXES)}")
     if batch_size < 1: raise UsageError(f"batch_size must be ≥ 1, got {batch_size}")
     files = audio_inputs(inputs)
     out_dir = Path(out_dir)
@@ -328,7 +336,8 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
                                         [T for *_, T in chunk], sample=sample, engine=engine, window_s=window_s)
         for (f, _, _), m in zip(chunk, motions):
             m = m.cpu().numpy() if head is None else head(m.cpu().numpy())
-            _write_motion(m, out_dir / f"{f.stem}.{fmt}", tri, f, an.fps, max_audio_s)
+            _write_motion(m, out_dir / f"{f.stem}.{fmt}", tri, f, an.fps, max_audio_s,
+                          head.vertices if head is not None else an.rest())
         bar.update(B)
     bar.close()
     dt = time.time() - t0
