@@ -130,3 +130,12 @@ def test_animate_to_gltf(actor, heads, tmp_path, target):  # noqa: F811
     size = np.linalg.norm(np.ptp(neutral, axis=0))
     assert np.abs(back.reshape(len(m), -1) - m).max() <= 1e-5 * size
     assert (tmp_path / "out.wav").is_file()
+
+
+def test_animate_target_video_shows_both_faces(actor, heads, tmp_path):  # noqa: F811
+    from speechface.viz.video import video_info
+    r = animate(actor, heads / "speech.wav", tmp_path / "both.mp4", "--target", heads / "my_head.obj")
+    assert r.returncode == 0, r.stderr[-2000:]
+    info = video_info(tmp_path / "both.mp4")
+    assert info["n_frames"] == 30 and info["width"] == 2 * 384          # two 384-pixel panels: the actor's face, the target
+    assert info["audio_codec"] == "aac"

@@ -15,11 +15,13 @@ import trimesh
 
 from ..core import UserError, shown, regular_file
 from ..viz.face import boundary_loops
+from ..viz.render import render_frames
+from ..viz.video import caption_strip, write_video
 
 # %% auto #0
 __all__ = ['MAX_MESH_BYTES', 'MAX_LANDMARK_BYTES', 'LANDMARK_KEYS', 'RetargetError', 'load_head_mesh', 'load_landmarks',
            'check_landmarks', 'regions_landmarks', 'MouthFrame', 'mouth_frame', 'lip_sides', 'Retarget', 'fit_retarget',
-           'transfer', 'retarget_motion']
+           'transfer', 'retarget_motion', 'comparison_video']
 
 # %% ../../nbs/27a_export.retarget.ipynb #931100c3
 class RetargetError(UserError, ValueError):
@@ -214,6 +216,7 @@ class Retarget:
     source: MouthFrame
     target: MouthFrame
     source_faces: np.ndarray    # (Fs, 3)
+    target_faces: np.ndarray    # (Ft, 3)
     linear: np.ndarray          # (3, 3) the rigid+scale refinement (target-local -> source-local)
     tri: np.ndarray             # (Vt,) source triangle under each target vertex
     bary: np.ndarray            # (Vt, 3) barycentric coordinates in it
@@ -288,7 +291,7 @@ def fit_retarget(source_vertices: np.ndarray,   # (Vs, 3) the source neutral (th
         lip[which] = (ct, _params(Ta[ct]))
     lip["source"] = {w: (_chain(fs, w), _params(Sl[_chain(fs, w)])) for w in ("upper", "lower")}
     lip["target_rest"] = Ta
-    return Retarget(fs, ft, Sf, M[:3, :3], tri, bary, st, lip, residual,
+    return Retarget(fs, ft, Sf, Tf, M[:3, :3], tri, bary, st, lip, residual,
                     {"align": t1 - t0, "nricp": t2 - t1, "correspond": time.time() - t2})
 
 # %% ../../nbs/27a_export.retarget.ipynb #dc808a09
@@ -360,3 +363,22 @@ def retarget_motion(motion: np.ndarray,           # (T, Vs, 3) or (T, 3Vs) on th
     "Fit and transfer in one call (`fit_retarget`, then `transfer`); fit once and transfer many for several utterances."
     rt = fit_retarget(source_template, source_faces, target_vertices, target_faces, source_landmarks, target_landmarks)
     return transfer(rt, motion, source_template, target_vertices)
+
+# %% ../../nbs/27a_export.retarget.ipynb #2d978b6a
+def comparison_video(rt: Retarget,
+                     source_motion: np.ndarray,   # (T, Vs, 3) or (T, 3Vs)
+                     target_motion: np.ndarray,   # (T, Vt, 3) or (T, 3Vt): `transfer` of the source motion
+                     out: str | Path,             # .mp4
+                     audio=None,                  # the speech: a file or (samples, rate)
+                     fps: float = 30,
+                     size: int = 384,             # pixels per panel
+                     captions: tuple = ("model's face", "your head"),
+                    ) -> Path:
+    "The source and the retargeted target side by side, each upright in its mouth frame, with the speech."
+    s = rt.source.local(np.asarray(source_motion).reshape(len(source_motion), -1, 3))
+    t = rt.target.local(np.asarray(target_motion).reshape(len(target_motion), -1, 3))
+    n = min(len(s), len(t))
+    strip = caption_strip(list(captions), size)
+    rows = (np.concatenate([strip, np.concatenate([a, b], axis=1)], axis=0)
+            for a, b in zip(render_frames(s[:n], rt.source_faces, size=size), render_frames(t[:n], rt.target_faces, size=size)))
+    return write_video(rows, fps, out, audio=audio)

@@ -21,7 +21,7 @@ from ..viz.face import FaceRig, comparison_video as face_comparison_video
 from ..models.reference_import import (from_reference_checkpoint, reference_dataset, is_reference_state_dict,
                                                  reference_frame_count)
 from ..viz.video import animate_to_video
-from ..export.retarget import load_head_mesh, load_landmarks, fit_retarget, transfer
+from ..export.retarget import load_head_mesh, load_landmarks, fit_retarget, transfer, comparison_video
 from ..export.gltf import write_gltf
 from ..evaluation.evaluate import evaluate_results, write_evaluation, expected_conditions
 from ..models.actor import load_actor, predict_conditions, style_conditions
@@ -244,6 +244,16 @@ class TargetHead:
     def __call__(self, motion: np.ndarray) -> np.ndarray:   # (T, 3V) on the actor's head -> (T, 3Vt) on the target
         return transfer(self.fit, motion, self.source, self.vertices).reshape(len(motion), -1)
 
+def _write_result(motion, out: Path, tri, audio_path, fps, max_seconds, neutral, head: TargetHead | None = None):
+    "Write the actor's motion, or its retarget onto `head` (an .mp4 then shows both faces side by side); returns what was written."
+    if head is None:
+        _write_motion(motion, out, tri, audio_path, fps, max_seconds, neutral)
+        return motion
+    moved = head(motion)
+    if out.suffix == ".mp4": comparison_video(head.fit, motion, moved, out, audio=read_audio(audio_path, max_seconds), fps=fps)
+    else: _write_motion(moved, out, head.faces, audio_path, fps, max_seconds, head.vertices)
+    return moved
+
 @torch.no_grad()
 def animate(audio_path: str | Path,      # any audio file
             ckpt: str | Path,            # a best.pt / last.pt written by `speechface train`, or a released vocaset.pth / biwi.pth
@@ -273,9 +283,7 @@ def animate(audio_path: str | Path,      # any audio file
     audio, n_frames = an.load(audio_path, like_reference, max_audio_s)
     motion = an.model.predict(audio[None].to(an.device), an.template, an.one_hot, n_frames=n_frames, sample=sample,
                               engine=engine, window_s=window_s)[0].cpu().numpy()
-    if head is not None: motion = head(motion)
-    _write_motion(motion, out, tri, audio_path, an.fps, max_audio_s, head.vertices if head is not None else an.rest())
-    return motion
+    return _write_result(motion, out, tri, audio_path, an.fps, max_audio_s, an.rest(), head)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 
@@ -335,9 +343,7 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
         motions = an.model.predict_many([a.to(an.device) for _, a, _ in chunk], an.template.expand(B, -1), an.one_hot.expand(B, -1),
                                         [T for *_, T in chunk], sample=sample, engine=engine, window_s=window_s)
         for (f, _, _), m in zip(chunk, motions):
-            m = m.cpu().numpy() if head is None else head(m.cpu().numpy())
-            _write_motion(m, out_dir / f"{f.stem}.{fmt}", tri, f, an.fps, max_audio_s,
-                          head.vertices if head is not None else an.rest())
+            _write_result(m.cpu().numpy(), out_dir / f"{f.stem}.{fmt}", tri, f, an.fps, max_audio_s, an.rest(), head)
         bar.update(B)
     bar.close()
     dt = time.time() - t0
