@@ -192,7 +192,7 @@ def _animate(a) -> int:
     common = dict(style=a.style, template=a.template, device=a.device, sample=a.sample, templates=a.templates,
                   faces=a.faces, dataset=a.dataset, subjects=a.subjects, wav2vec2_config=a.wav2vec2_config,
                   engine=a.engine, window_s=a.window_s, max_audio_s=a.max_audio_seconds,
-                  target=a.target, landmarks=a.landmarks)
+                  target=a.target, landmarks=a.landmarks, arkit=a.arkit)
     if len(a.audio) == 1 and not Path(a.audio[0]).is_dir():
         m = animate(a.audio[0], a.ckpt, a.out, like_reference=a.like_reference, **common)
         print(f"wrote {a.out}: {m.shape[0]} frames")
@@ -305,10 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--gt", default=None, metavar="NPY", help="--compare: a ground-truth (T, 3V) .npy shown first")
     n.add_argument("--size", type=int, default=512, help="--compare: pixels per panel")
     n.add_argument("--out", required=True, help="output file (.npy; .obj/.ply: a folder of frames named after it; .mp4; "
-                                            ".glb/.gltf: mesh, morph targets and animation for Blender, three.js, game engines), "
+                                            ".glb/.gltf: mesh, morph targets and animation for Blender, three.js, game engines; "
+                                            ".csv: ARKit blendshape weights in Live Link Face's layout; .json: the same as JSON), "
                                             "or a folder for several inputs")
-    n.add_argument("--format", default="npy", choices=["npy", "obj", "ply", "mp4", "glb", "gltf"], help="file type written per input "
-                                                                                      "when --out is a folder")
+    n.add_argument("--format", default="npy", choices=["npy", "obj", "ply", "mp4", "glb", "gltf", "csv", "json"],
+                   help="file type written per input when --out is a folder")
     n.add_argument("--batch-size", type=int, default=8, help="utterances decoded together (several inputs)")
     n.add_argument("--engine", default="fused", choices=["fused", "static", "graph", "compile"],
                    help="decoding implementation (graph: one CUDA graph per step, GPU only)")
@@ -327,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "scale and orientation): the motion is retargeted onto it and written with its faces")
     n.add_argument("--landmarks", default=None, metavar="JSON", help="--target: vertex indices of its mouth corners (and inner "
                    "lips, nose tip) where the mouth opening cannot be found by itself")
+    n.add_argument("--arkit", action="store_true", help=".glb/.gltf: ARKit's 52 named blendshapes as the morph targets "
+                   "(on the --target head when given) instead of a compact basis")
     n.add_argument("--dataset", default=None, choices=["vocaset", "biwi"], help="released checkpoints: which dataset "
                                                                                 "(default: from the checkpoint's sizes)")
     n.add_argument("--subjects", nargs="+", default=None, metavar="S", help="released checkpoints: training subjects in "

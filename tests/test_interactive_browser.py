@@ -7,6 +7,7 @@ checks that a new, playable video and a new frame image appear. The screenshot g
 import json, os, re, shutil, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,6 +119,17 @@ PLAYABLE = """() => { const v = document.querySelector('video.sf-video');
   return v && v.readyState >= 2 && v.duration > 0 && v.videoWidth > 0; }"""
 
 
+def user_head(path):
+    "A head as a user's file holds it: the procedural head at 600 vertices, shuffled, in centimetres, Z up."
+    import trimesh
+    from speechface.data.head import build_head
+    h = build_head(600)
+    perm = np.random.default_rng(1).permutation(h.n_vertices)
+    v = h.vertices[perm] @ np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]).T * 100
+    trimesh.Trimesh(v, np.argsort(perm)[h.faces], process=False).export(path)
+    return path
+
+
 def test_demo_animates_in_jupyterlab(tiny_model, tmp_path):
     need_chromium()
     sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright` "
@@ -181,6 +193,18 @@ def test_demo_animates_in_jupyterlab(tiny_model, tmp_path):
                 page.locator(".sf-demo").scroll_into_view_if_needed()
                 page.screenshot(path=str(ARTIFACTS / "demo.png"))
                 page.locator(".sf-demo").screenshot(path=str(ARTIFACTS / "demo_widget.png"))
+                # your own head: upload an .obj through the widget's file chooser, as a user would, then Animate
+                with page.expect_file_chooser() as chooser:
+                    page.locator(".sf-head-upload").click()
+                chooser.value.set_files(str(user_head(tmp_path / "user_head.obj")))
+                page.wait_for_function("() => document.querySelector('.sf-use-head input').checked", timeout=10_000)
+                old_src = video.get_attribute("src")
+                page.locator("button.sf-animate").click()
+                page.wait_for_function(NEW_VIDEO, arg=old_src, timeout=60_000, polling=250)
+                assert "user_head.obj" in status.inner_text(), status.inner_text()
+                page.wait_for_function(PLAYABLE, timeout=20_000)
+                assert page.evaluate("() => document.querySelector('video.sf-video').videoWidth") == 2 * 384   # model's face | head
+                page.locator(".sf-demo").screenshot(path=str(ARTIFACTS / "demo_head.png"))
                 # the listener-reaction demo: the notebook's own run, then another speaker sample and React
                 rstatus = page.locator(".sf-react-status")
                 assert "✓" in rstatus.inner_text(), f"the reaction demo's own run did not succeed: {rstatus.inner_text()}"

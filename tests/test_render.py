@@ -164,3 +164,23 @@ def test_opengl_imported_too_early_is_explained():
     env = {"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}              # no DISPLAY, no PYOPENGL_PLATFORM
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.stdout.startswith("OpenGLUnavailableError") and "before speechface could choose" in r.stdout, r.stdout + r.stderr
+
+
+def test_render_in_another_thread_after_the_main_one():
+    "A notebook renders in its cells and again in a widget callback on another thread (ipykernel 7): both must work."
+    import threading
+    from speechface.data.head import build_head
+    from speechface.viz.render import render_frames, resolve_backend
+    if resolve_backend("auto") != "pyrender": pytest.skip("no OpenGL here: the matplotlib backend has no context to share")
+    h = build_head(300)
+    seq = np.repeat(h.vertices[None], 2, 0)
+    first = list(render_frames(seq, h.faces, size=64))
+    out = {}
+    def work():
+        try: out["frames"] = list(render_frames(seq, h.faces, size=64))
+        except Exception as e: out["error"] = e
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert "error" not in out, out.get("error")
+    np.testing.assert_array_equal(out["frames"][0], first[0])

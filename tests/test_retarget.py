@@ -139,3 +139,25 @@ def test_animate_target_video_shows_both_faces(actor, heads, tmp_path):  # noqa:
     info = video_info(tmp_path / "both.mp4")
     assert info["n_frames"] == 30 and info["width"] == 2 * 384          # two 384-pixel panels: the actor's face, the target
     assert info["audio_codec"] == "aac"
+
+
+def test_animate_to_arkit(actor, heads, tmp_path):  # noqa: F811
+    "ARKit weights as a Live Link Face CSV and JSON; a .glb whose morph targets are the 52 named shapes, on a target head too."
+    from speechface.export.arkit import ARKIT_NAMES, LIVE_LINK_COLUMNS, read_live_link_csv, read_arkit_json
+    from speechface.export.gltf import read_gltf_animation
+    for out in ("w.csv", "w.json"):
+        r = animate(actor, heads / "speech.wav", tmp_path / out)
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "w.csv").read_text().splitlines()[0].split(",") == list(LIVE_LINK_COLUMNS)
+    names, times, w = read_live_link_csv(tmp_path / "w.csv")
+    assert list(names) == list(ARKIT_NAMES) and w.shape == (30, 52) and w.min() >= 0 and w.max() <= 1
+    assert w[:, list(ARKIT_NAMES).index("jawOpen")].max() > 0          # the actor opens the jaw somewhere in a second of speech
+    names_j, fps, wj = read_arkit_json(tmp_path / "w.json")
+    np.testing.assert_allclose(wj, w, atol=1e-4)
+    for extra, V in (([], 300), (["--target", heads / "my_head.obj"], 700)):
+        r = animate(actor, heads / "speech.wav", tmp_path / "a.glb", "--arkit", *extra)
+        assert r.returncode == 0, r.stderr[-2000:]
+        g = read_gltf_animation(tmp_path / "a.glb")
+        assert list(g["target_names"]) == list(ARKIT_NAMES) and g["neutral"].shape == (V, 3)
+        np.testing.assert_allclose(g["weights"], w, atol=1e-4)
+    one_line_error(animate(actor, heads / "speech.wav", tmp_path / "x.npy", "--arkit"), "--arkit", ".glb or .gltf")

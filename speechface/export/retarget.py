@@ -21,7 +21,7 @@ from ..viz.video import caption_strip, write_video
 # %% auto #0
 __all__ = ['MAX_MESH_BYTES', 'MAX_LANDMARK_BYTES', 'LANDMARK_KEYS', 'RetargetError', 'load_head_mesh', 'load_landmarks',
            'check_landmarks', 'regions_landmarks', 'MouthFrame', 'mouth_frame', 'lip_sides', 'Retarget', 'fit_retarget',
-           'transfer', 'retarget_motion', 'comparison_video']
+           'transfer', 'retarget_motion', 'retarget_frames', 'retarget_video']
 
 # %% ../../nbs/27a_export.retarget.ipynb #931100c3
 class RetargetError(UserError, ValueError):
@@ -365,20 +365,24 @@ def retarget_motion(motion: np.ndarray,           # (T, Vs, 3) or (T, 3Vs) on th
     return transfer(rt, motion, source_template, target_vertices)
 
 # %% ../../nbs/27a_export.retarget.ipynb #2d978b6a
-def comparison_video(rt: Retarget,
-                     source_motion: np.ndarray,   # (T, Vs, 3) or (T, 3Vs)
-                     target_motion: np.ndarray,   # (T, Vt, 3) or (T, 3Vt): `transfer` of the source motion
-                     out: str | Path,             # .mp4
-                     audio=None,                  # the speech: a file or (samples, rate)
-                     fps: float = 30,
-                     size: int = 384,             # pixels per panel
-                     captions: tuple = ("model's face", "your head"),
-                    ) -> Path:
-    "The source and the retargeted target side by side, each upright in its mouth frame, with the speech."
+def retarget_frames(rt: Retarget,
+                      source_motion: np.ndarray,   # (T, Vs, 3) or (T, 3Vs)
+                      target_motion: np.ndarray,   # (T, Vt, 3) or (T, 3Vt): `transfer` of the source motion
+                      size: int = 384,             # pixels per panel
+                      captions: tuple = ("model's face", "your head"),
+                     ):                            # yields (caption + size, 2·size, 3) uint8
+    "Frames of the source and the retargeted target side by side, each upright (seen from the front of its mouth frame)."
     s = rt.source.local(np.asarray(source_motion).reshape(len(source_motion), -1, 3))
     t = rt.target.local(np.asarray(target_motion).reshape(len(target_motion), -1, 3))
     n = min(len(s), len(t))
     strip = caption_strip(list(captions), size)
-    rows = (np.concatenate([strip, np.concatenate([a, b], axis=1)], axis=0)
-            for a, b in zip(render_frames(s[:n], rt.source_faces, size=size), render_frames(t[:n], rt.target_faces, size=size)))
-    return write_video(rows, fps, out, audio=audio)
+    for a, b in zip(render_frames(s[:n], rt.source_faces, size=size), render_frames(t[:n], rt.target_faces, size=size)):
+        yield np.concatenate([strip, np.concatenate([a, b], axis=1)], axis=0)
+
+def retarget_video(rt: Retarget, source_motion: np.ndarray, target_motion: np.ndarray,
+                     out: str | Path,             # .mp4
+                     audio=None,                  # the speech: a file or (samples, rate)
+                     fps: float = 30, size: int = 384, captions: tuple = ("model's face", "your head"),
+                    ) -> Path:
+    "`retarget_frames` written as an MP4 with the speech."
+    return write_video(retarget_frames(rt, source_motion, target_motion, size, captions), fps, out, audio=audio)

@@ -21,8 +21,9 @@ from ..viz.face import FaceRig, comparison_video as face_comparison_video
 from ..models.reference_import import (from_reference_checkpoint, reference_dataset, is_reference_state_dict,
                                                  reference_frame_count)
 from ..viz.video import animate_to_video
-from ..export.retarget import load_head_mesh, load_landmarks, fit_retarget, transfer, comparison_video
+from ..export.retarget import load_head_mesh, load_landmarks, fit_retarget, transfer, retarget_video
 from ..export.gltf import write_gltf
+from ..export.arkit import ARKIT_NAMES, arkit_basis, solve_arkit_weights, write_live_link_csv, write_arkit_json
 from ..evaluation.evaluate import evaluate_results, write_evaluation, expected_conditions
 from ..models.actor import load_actor, predict_conditions, style_conditions
 from .settings import load_config
@@ -189,18 +190,19 @@ class Animator:
             n_frames = max(1, int(round(len(wav) / 16000 * self.fps)))               # the audio's duration at fps
         return torch.from_numpy(np.asarray(audio_np, np.float32)), n_frames
 
-OUT_SUFFIXES = (".npy", ".obj", ".ply", ".mp4", ".glb", ".gltf")
+OUT_SUFFIXES = (".npy", ".obj", ".ply", ".mp4", ".glb", ".gltf", ".csv", ".json")
 
 def _frame_file(p: Path) -> bool:
     "An entry `export_sequence` writes into a frame folder: frame_00012.obj / .ply."
     return p.is_file() and not p.is_symlink() and re.fullmatch(r"frame_\d{5,}\.(obj|ply)", p.name) is not None
 
-def check_output(out: str | Path,  # .npy, .obj, .ply, .mp4, .glb or .gltf
+def check_output(out: str | Path,  # an `OUT_SUFFIXES` file
                 ) -> Path:         # `out`, checked
     "Refuse an output `animate` could not write, before any work: wrong suffix, a file in the way, a frame folder holding other files."
     out = Path(out)
     if out.suffix not in OUT_SUFFIXES:
-        raise UsageError(f"unsupported output {shown(out.name)!r}: use .npy, .obj, .ply, .mp4, .glb or .gltf")
+        raise UsageError(f"unsupported output {shown(out.name)!r}: use .npy, .obj, .ply, .mp4, .glb, .gltf, or .csv / .json "
+                         f"for ARKit blendshape weights")
     for parent in out.parents:                                  # the nearest existing ancestor must be a folder
         if parent.exists():
             if not parent.is_dir(): raise UsageError(f"--out {shown(out)}: {shown(parent)} is a file, not a folder")
@@ -244,20 +246,41 @@ class TargetHead:
     def __call__(self, motion: np.ndarray) -> np.ndarray:   # (T, 3V) on the actor's head -> (T, 3Vt) on the target
         return transfer(self.fit, motion, self.source, self.vertices).reshape(len(motion), -1)
 
-def _write_result(motion, out: Path, tri, audio_path, fps, max_seconds, neutral, head: TargetHead | None = None):
-    "Write the actor's motion, or its retarget onto `head` (an .mp4 then shows both faces side by side); returns what was written."
+def _write_result(motion, out: Path, tri, audio_path, fps, max_seconds, neutral, head: TargetHead | None = None,
+                  arkit: bool = False):
+    """Write the actor's motion, or its retarget onto `head` (an .mp4 then shows both faces side by side); .csv (Live Link
+    Face) and .json are ARKit weights solved from the actor's motion; `arkit` glTF carries the 52 named shapes (retargeted
+    onto `head` when given). Returns the motion written (the weights for .csv/.json)."""
+    if out.suffix in (".csv", ".json") or arkit:
+        basis = arkit_basis(neutral)                                                    # (52, V, 3) on the actor's face
+        w = solve_arkit_weights(motion, neutral, basis)                                  # (T, 52)
+        if out.suffix == ".csv": write_live_link_csv(out, w, fps)
+        elif out.suffix == ".json": write_arkit_json(out, w, fps)
+        else:
+            rest, faces = (neutral, tri) if head is None else (head.vertices, head.faces)
+            shapes = basis if head is None else head(neutral[None] + basis).reshape(len(basis), -1, 3) - head.vertices[None]
+            write_gltf(out, rest, faces, fps, targets=shapes, weights=w, target_names=list(ARKIT_NAMES),
+                       audio=read_audio(audio_path, max_seconds))
+        return w
     if head is None:
         _write_motion(motion, out, tri, audio_path, fps, max_seconds, neutral)
         return motion
     moved = head(motion)
-    if out.suffix == ".mp4": comparison_video(head.fit, motion, moved, out, audio=read_audio(audio_path, max_seconds), fps=fps)
+    if out.suffix == ".mp4": retarget_video(head.fit, motion, moved, out, audio=read_audio(audio_path, max_seconds), fps=fps)
     else: _write_motion(moved, out, head.faces, audio_path, fps, max_seconds, head.vertices)
     return moved
+
+def _check_options(target, landmarks, arkit: bool, suffix: str):
+    "Refuse option combinations that mean nothing, before any work."
+    if landmarks is not None and target is None: raise UsageError("--landmarks belongs to a --target head")
+    if arkit and suffix not in (".glb", ".gltf"):
+        raise UsageError(f"--arkit chooses glTF's morph targets: write .glb or .gltf (ARKit weights alone: .csv or .json), "
+                         f"not {suffix}")
 
 @torch.no_grad()
 def animate(audio_path: str | Path,      # any audio file
             ckpt: str | Path,            # a best.pt / last.pt written by `speechface train`, or a released vocaset.pth / biwi.pth
-            out: str | Path,             # .npy, .obj, .ply, .mp4, .glb or .gltf
+            out: str | Path,             # .npy, .obj, .ply, .mp4, .glb, .gltf; .csv (Live Link Face) or .json: ARKit weights
             style: str | None = None,    # speaking style: a training subject or 'mean' (default: the first training subject)
             template: str | None = None, # face identity: a subject of the templates (default: the style's)
             device: str = "auto",
@@ -273,17 +296,18 @@ def animate(audio_path: str | Path,      # any audio file
             max_audio_s: float | None = None, # longest audio accepted (None: `data.audio.MAX_AUDIO_S`, 10 minutes)
             target: str | Path | None = None,    # a head mesh of any topology to animate instead (`export.retarget`)
             landmarks: str | Path | None = None, # the target's landmark file, where its mouth cannot be found by itself
-           ) -> np.ndarray:               # (T, 3V) the motion written (on the target, if given)
+            arkit: bool = False,         # .glb/.gltf: ARKit's 52 named blendshapes as the morph targets (`export.arkit`)
+           ) -> np.ndarray:               # (T, 3V) the motion written (on the target, if given; (T, 52) weights for .csv/.json)
     "Animate a face from speech with a trained actor or a released FaceFormer checkpoint and write it to `out`."
     out = check_output(out)                                                          # before the work
-    if landmarks is not None and target is None: raise UsageError("--landmarks belongs to a --target head")
+    _check_options(target, landmarks, arkit, out.suffix)
     an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config)
     head = TargetHead(an, target, landmarks, faces) if target is not None else None
     tri = head.faces if head is not None else an.faces(faces, out)
     audio, n_frames = an.load(audio_path, like_reference, max_audio_s)
     motion = an.model.predict(audio[None].to(an.device), an.template, an.one_hot, n_frames=n_frames, sample=sample,
                               engine=engine, window_s=window_s)[0].cpu().numpy()
-    return _write_result(motion, out, tri, audio_path, an.fps, max_audio_s, an.rest(), head)
+    return _write_result(motion, out, tri, audio_path, an.fps, max_audio_s, an.rest(), head, arkit)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 
@@ -308,14 +332,14 @@ def audio_inputs(inputs: list) -> list[Path]:
 def animate_many(inputs: list,                 # audio files and/or folders of audio files
                  ckpt: str | Path,             # as `animate`
                  out_dir: str | Path,          # one <name>.<fmt> per input
-                 fmt: str = "npy",             # npy | obj | ply | mp4 | glb | gltf
+                 fmt: str = "npy",             # npy | obj | ply | mp4 | glb | gltf | csv | json
                  batch_size: int = 8,          # utterances decoded together (sorted by length: little padding)
                  style: str | None = None, template: str | None = None, device: str = "auto", sample: bool = False,
                  templates=None, faces=None, dataset=None, subjects=None, wav2vec2_config=None,
                  engine: str = "fused", window_s: float | None = None,
                  progress: bool = True,
                  max_audio_s: float | None = None,  # longest audio accepted per file (None: `data.audio.MAX_AUDIO_S`)
-                 target: str | Path | None = None, landmarks: str | Path | None = None,  # as `animate`
+                 target: str | Path | None = None, landmarks: str | Path | None = None, arkit: bool = False,  # as `animate`
                 ) -> dict:                      # files, audio_s, seconds, audio seconds per second
     """Animate many audio files with one loaded actor: sorted by length, decoded `batch_size` at a time in one batched
     rollout (`FaceFormer.predict_many`: each motion equals its own `predict`), written as they finish."""
@@ -328,7 +352,7 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {shown(out_dir)} is a file; with several inputs --out is a folder")
     for f in files: check_output(out_dir / f"{f.stem}.{fmt}")                     # before the work
-    if landmarks is not None and target is None: raise UsageError("--landmarks belongs to a --target head")
+    _check_options(target, landmarks, arkit, "." + fmt)
     an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config)
     head = TargetHead(an, target, landmarks, faces) if target is not None else None
     tri = head.faces if head is not None else an.faces(faces, Path(f"x.{fmt}"))
@@ -343,7 +367,7 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
         motions = an.model.predict_many([a.to(an.device) for _, a, _ in chunk], an.template.expand(B, -1), an.one_hot.expand(B, -1),
                                         [T for *_, T in chunk], sample=sample, engine=engine, window_s=window_s)
         for (f, _, _), m in zip(chunk, motions):
-            _write_result(m.cpu().numpy(), out_dir / f"{f.stem}.{fmt}", tri, f, an.fps, max_audio_s, an.rest(), head)
+            _write_result(m.cpu().numpy(), out_dir / f"{f.stem}.{fmt}", tri, f, an.fps, max_audio_s, an.rest(), head, arkit)
         bar.update(B)
     bar.close()
     dt = time.time() - t0
@@ -351,7 +375,7 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
 
 def _faces(faces, stored, ckpt, out: Path):
     "The (F, 3) triangles for mesh or video output: `--faces` (mesh file or .npy), else the checkpoint's; None for .npy."
-    if out.suffix == ".npy": return None
+    if out.suffix in (".npy", ".csv", ".json"): return None
     if faces is not None:
         p = regular_file(faces, "the mesh faces file (--faces)")              # a FIFO would block the reader
         if p.suffix == ".npy": tri = load_npy(p, what="mesh faces (an (F, 3) integer array)")

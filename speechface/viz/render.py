@@ -4,7 +4,7 @@
 
 # %% ../../nbs/24_viz.render.ipynb #a14710b5
 from __future__ import annotations
-import os, subprocess, sys, warnings
+import os, subprocess, sys, threading, warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -194,14 +194,16 @@ def _camera_pose(centre, distance, azim, elev) -> np.ndarray:
     pose[:3, 3] = np.asarray(centre) + rt @ np.array([0.0, 0.0, distance])
     return pose
 
-_CONTEXT: dict = {}  # the process' one pyrender.OffscreenRenderer (one OpenGL context), created on first use
+_CONTEXT: dict = {}  # thread id -> that thread's pyrender.OffscreenRenderer (one OpenGL context each), created on first use
 
 def _offscreen(size: int):
-    "The process-wide pyrender offscreen renderer, with its viewport set to `size` × `size`."
+    """This thread's pyrender offscreen renderer, with its viewport set to `size` × `size`. One per thread: an EGL
+    context current in one thread cannot be made current in another (EGL_BAD_ACCESS), and a notebook's widget callbacks
+    may run on another thread than its cells (ipykernel 7)."""
     import pyrender
-    r = _CONTEXT.get("renderer")
+    r = _CONTEXT.get(threading.get_ident())
     if r is None:
-        try: r = _CONTEXT["renderer"] = pyrender.OffscreenRenderer(size, size)
+        try: r = _CONTEXT[threading.get_ident()] = pyrender.OffscreenRenderer(size, size)
         except Exception as e:
             raise OpenGLUnavailableError(f"pyrender could not open an offscreen context on PYOPENGL_PLATFORM="
                                          f"{os.environ.get('PYOPENGL_PLATFORM')} ({type(e).__name__}: {e}). "
