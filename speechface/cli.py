@@ -8,8 +8,8 @@ import argparse, os, sys, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DYADIC_PRESETS', 'BEAT2_PRESETS', 'RENAMED_SYNTH_PRESETS', 'SYNTH_MARKER', 'build_parser', 'user_errors',
-           'error_line', 'main']
+__all__ = ['DYADIC_PRESETS', 'BEAT2_PRESETS', 'RENAMED_SYNTH_PRESETS', 'SYNTH_MARKER', 'ARKIT_FORMATS', 'build_parser',
+           'user_errors', 'error_line', 'main']
 
 # %% ../nbs/52_cli.ipynb #93df0613
 DYADIC_PRESETS = {"dyadic": "full", "dyadic-tiny": "tiny"}   # CLI name -> `speechface.data.dyadic` preset
@@ -172,6 +172,8 @@ def _test(a) -> int:
     print(f"predictions in {out}")
     return 0
 
+ARKIT_FORMATS = {"arkit-csv": "csv", "arkit-json": "json"}   # --format's long names of the ARKit weight files
+
 def _animate(a) -> int:
     from speechface.train.inference import animate, animate_many, animate_compare
     from speechface.core import UsageError
@@ -198,7 +200,8 @@ def _animate(a) -> int:
         print(f"wrote {a.out}: {m.shape[0]} frames")
         return 0
     if a.like_reference: raise UsageError("--like-reference animates one file at a time (FaceFormer's demo.py handling)")
-    r = animate_many(a.audio, a.ckpt, a.out, fmt=a.format, batch_size=a.batch_size, progress=not a.quiet, **common)
+    r = animate_many(a.audio, a.ckpt, a.out, fmt=ARKIT_FORMATS.get(a.format, a.format), batch_size=a.batch_size,
+                     progress=not a.quiet, **common)
     print(f"wrote {r['files']} files to {r['out_dir']}: {r['audio_s']:.1f} s of audio in {r['seconds']:.1f} s "
           f"({r['audio_s_per_s']:.1f} s of audio per second)")
     return 0
@@ -308,8 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
                                             ".glb/.gltf: mesh, morph targets and animation for Blender, three.js, game engines; "
                                             ".csv: ARKit blendshape weights in Live Link Face's layout; .json: the same as JSON), "
                                             "or a folder for several inputs")
-    n.add_argument("--format", default="npy", choices=["npy", "obj", "ply", "mp4", "glb", "gltf", "csv", "json"],
-                   help="file type written per input when --out is a folder")
+    n.add_argument("--format", default="npy", choices=["npy", "obj", "ply", "mp4", "glb", "gltf", "csv", "json", "arkit-csv",
+                                                       "arkit-json"],
+                   help="file type written per input when --out is a folder (csv = arkit-csv: ARKit weights in Live Link "
+                        "Face's layout; json = arkit-json)")
     n.add_argument("--batch-size", type=int, default=8, help="utterances decoded together (several inputs)")
     n.add_argument("--engine", default="fused", choices=["fused", "static", "graph", "compile"],
                    help="decoding implementation (graph: one CUDA graph per step, GPU only)")

@@ -161,3 +161,14 @@ def test_animate_to_arkit(actor, heads, tmp_path):  # noqa: F811
         assert list(g["target_names"]) == list(ARKIT_NAMES) and g["neutral"].shape == (V, 3)
         np.testing.assert_allclose(g["weights"], w, atol=1e-4)
     one_line_error(animate(actor, heads / "speech.wav", tmp_path / "x.npy", "--arkit"), "--arkit", ".glb or .gltf")
+
+
+def test_animate_a_folder_to_arkit_csv(actor, heads, tmp_path):  # noqa: F811
+    "--format arkit-csv over a folder of recordings: one Live Link Face CSV per file."
+    from speechface.export.arkit import read_live_link_csv
+    (tmp_path / "in").mkdir()
+    for name, s in (("a", 1.0), ("b", 0.5)): wav(tmp_path / "in" / f"{name}.wav", s)
+    r = animate(actor, tmp_path / "in", tmp_path / "out", "--format", "arkit-csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv", "b.csv"]
+    assert read_live_link_csv(tmp_path / "out" / "b.csv")[2].shape == (15, 52)
