@@ -172,3 +172,23 @@ def test_animate_a_folder_to_arkit_csv(actor, heads, tmp_path):  # noqa: F811
     assert r.returncode == 0, r.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv", "b.csv"]
     assert read_live_link_csv(tmp_path / "out" / "b.csv")[2].shape == (15, 52)
+
+
+def test_a_head_with_an_open_neck_finds_its_mouth():
+    "A second boundary loop (the neck cut open, as FLAME's and most scanned heads have) does not hide the mouth."
+    head = build_head(1200)
+    neck = np.zeros(head.n_vertices, bool)
+    neck[head.regions["neck"]] = True
+    open_neck = head.faces[~neck[head.faces].all(1)]
+    used = np.unique(open_neck)
+    remap = np.full(head.n_vertices, -1)
+    remap[used] = np.arange(len(used))
+    v, f = head.vertices[used], remap[open_neck]
+    from speechface.viz.face import boundary_loops
+    assert len([loop for loop in boundary_loops(f) if len(loop) >= 4]) == 2
+    fr = mouth_frame(v, f)
+    assert set(remap[head.regions["inner_lip_upper"]]) == set(fr.upper)
+    src = build_head(800)
+    out = retarget_motion(jaw_drop(src), src.vertices, src.faces, v, f)
+    gap = inner_lip_distance(out.reshape(2, -1), *fr.lip_pairs())
+    assert gap[1] > gap[0] + 0.005
