@@ -160,7 +160,7 @@ def _train(a) -> int:
     return 0
 
 def _test(a) -> int:
-    from speechface.train.inference import run_test
+    from speechface.inference.animate import run_test
     from speechface.train.settings import load_config, check_paths
     from speechface.evaluation.evaluate import format_missing
     cfg = load_config(a.overrides)
@@ -175,7 +175,7 @@ def _test(a) -> int:
 ARKIT_FORMATS = {"arkit-csv": "csv", "arkit-json": "json"}   # --format's long names of the ARKit weight files
 
 def _animate(a) -> int:
-    from speechface.train.inference import animate, animate_many, animate_compare
+    from speechface.inference.animate import animate, animate_many, animate_compare
     from speechface.core import UsageError
     if a.compare:
         if a.target: raise UsageError("--compare renders the actor's own face; animate a --target head without --compare")

@@ -28,7 +28,7 @@ from .evaluation.evaluate import add_perceptual_cis, style_average
 from .train.supervised import train
 from .train.settings import load_config, SyncExpertSettings, RewardHeadSettings
 from .models.actor import load_actor, predict_mean_style
-from .train.inference import run_test
+from .inference.animate import run_test
 from .train.reward import (train_sync_expert, train_eval_expert, train_reward_head, PERTURBATIONS,
                                      MESH_CLOSURE_PERTURBATIONS)
 from .train.rl import train_rl

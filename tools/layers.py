@@ -1,8 +1,8 @@
 """The import graph of the package, read from the code, checked against the notebook numbering.
 
 Every module is exported by one notebook, and a notebook's number says its layer: 0x core and data, 1x models,
-2x metrics, viz and export (retargeting, ARKit, glTF), 3x evaluation, 4x training, 5x benchmarks / pipeline / CLI
-(9x: tutorials and reports, no modules). The rules, checked by tests/test_layers.py:
+2x metrics, viz and export (retargeting, ARKit, glTF), 3x evaluation and inference (animate, test), 4x training,
+5x benchmarks / pipeline / CLI (9x: tutorials and reports, no modules). The rules, checked by tests/test_layers.py:
 
 * a module imports only modules of lower-numbered notebooks (imports point down, never in a circle);
 * a module's decade matches its sub-package (`speechface.data.*` in 0x, `speechface.models.*` in 1x, ...);
@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "speechface"
 
-DECADES = {0: ("core", "data"), 1: ("models",), 2: ("metrics", "viz", "export"), 3: ("evaluation",), 4: ("train",),
+DECADES = {0: ("core", "data"), 1: ("models",), 2: ("metrics", "viz", "export"), 3: ("evaluation", "inference"), 4: ("train",),
            5: ("bench", "pipeline", "cli")}
-LAYER_NAMES = {0: "core and data", 1: "models", 2: "metrics, viz and export", 3: "evaluation", 4: "training",
+LAYER_NAMES = {0: "core and data", 1: "models", 2: "metrics, viz and export", 3: "evaluation and inference", 4: "training",
                5: "benchmarks, pipeline, CLI"}
 # modules allowed to import speechface modules inside functions, and why (measured; see docs/DEVELOPING.md)
 LAZY = {"speechface.cli": "must import without torch: the corpus generator's forkserver workers re-run the console "

@@ -83,7 +83,7 @@ def main():
     from speechface.pipeline import reference_rows
     from speechface.evaluation.evaluate import style_average
     from speechface.train.settings import load_config
-    from speechface.train.inference import run_test
+    from speechface.inference.animate import run_test
     from speechface.train.rl import train_rl
     sft = dict(s.split("=", 1) for s in a.sft)
     for seed in a.seeds:

@@ -26,7 +26,7 @@ def main():
     from speechface.evaluation.baselines import baseline_table
     from speechface.evaluation.evaluate import style_average
     from speechface.train.settings import load_config
-    from speechface.train.inference import run_test
+    from speechface.inference.animate import run_test
     base = baseline_table(a.root, splits=("val", "test"), style_oracle=False).reset_index()
     static = base[base["baseline"] == "static template"].set_index("split")["LVE (×1e-5)"]
     rows, curves = [], []

@@ -18,7 +18,7 @@ def main():
     torch.set_num_threads(a.threads)
     from speechface.evaluation.baselines import baseline_table
     from speechface.train.settings import load_config
-    from speechface.train.inference import run_test
+    from speechface.inference.animate import run_test
     base = baseline_table(a.root, splits=("val", "test")).reset_index()
     base = base[base["baseline"] != "oracle (generator)"].rename(columns={"baseline": "model"}).drop(columns="utterances")
     rows = [base]
