@@ -206,6 +206,25 @@ def _animate(a) -> int:
           f"({r['audio_s_per_s']:.1f} s of audio per second)")
     return 0
 
+def _stream(a) -> int:
+    import json
+    from speechface.inference.stream import stream_file
+    la = None if a.lookahead_ms in ("whole", "none") else _nonneg_float(a.lookahead_ms)
+    r = stream_file(a.audio, a.ckpt, a.out, lookahead_ms=la, chunk_ms=a.chunk_ms, realtime=a.realtime, style=a.style,
+                    template=a.template, window_frames=a.window_frames, arkit=a.arkit)
+    msg = (f"{r['frames']} frames from {r['chunks']} chunks of {a.chunk_ms:g} ms, lookahead {a.lookahead_ms} ms: compute per chunk "
+           f"p50 {r['compute_p50_ms']:.2f} ms, p95 {r['compute_p95_ms']:.2f} ms")
+    if a.realtime: msg += f"; frame latency p50 {r['latency_p50_ms']:.0f} ms, p95 {r['latency_p95_ms']:.0f} ms"
+    print(msg if a.out != "-" else json.dumps({"summary": r}), file=sys.stderr if a.out == "-" else sys.stdout)
+    return 0
+
+def _nonneg_float(text: str) -> float:
+    from speechface.core import UsageError
+    try: x = float(text)
+    except ValueError: x = float("nan")
+    if not x >= 0: raise UsageError(f"--lookahead-ms takes milliseconds ≥ 0 or 'whole', got {text!r}")
+    return x
+
 def _lipreader(a) -> int:
     from speechface.evaluation.perceptual import train_lip_reader
     from speechface.core import save_checkpoint
@@ -346,6 +365,21 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     n.add_argument("--sample", action="store_true", help="sample the stochastic policy")
     n.set_defaults(func=_animate)
+    st = sub.add_parser("stream", help="animate an audio file as a live stream: chunks in, frames out as soon as their "
+                                       "lookahead has arrived (mel-encoder actors)")
+    st.add_argument("audio", help="an audio file, fed chunk by chunk")
+    st.add_argument("--ckpt", required=True, help="a mel-encoder actor written by `speechface train`")
+    st.add_argument("--lookahead-ms", default="200", help="audio after a frame's time heard before it is emitted "
+                    "(default 200; 'whole': the offline result; the encoder's own right context is 642.5 ms)")
+    st.add_argument("--chunk-ms", type=float, default=40.0, help="audio per chunk (default 40)")
+    st.add_argument("--realtime", action="store_true", help="feed the file at real speed and report each frame's latency")
+    st.add_argument("--out", default=None, help=".npy (the motion at the end), .jsonl (a JSON line per frame as it is "
+                                                "made) or - (JSON lines on stdout, the summary on stderr)")
+    st.add_argument("--arkit", action="store_true", help="add ARKit's 52 blendshape weights to each JSON line")
+    st.add_argument("--window-frames", type=int, default=900, help="decoder attention window (frames; memory stays constant)")
+    st.add_argument("--style", default=None, help="speaking style: a training subject or 'mean'")
+    st.add_argument("--template", default=None, help="face identity: a training subject (default: the style's)")
+    st.set_defaults(func=_stream)
     l = sub.add_parser("lipreader", help="train the mesh lip-reader of the perceptual evaluation on a corpus' training GT")
     l.add_argument("root")
     l.add_argument("--out", required=True, help="checkpoint to write, e.g. checkpoints/lipreader.pt")

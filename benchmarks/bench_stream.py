@@ -1,0 +1,138 @@
+"""Streaming (`speechface.inference.stream.Streamer`): compute per chunk, quality against lookahead, memory over a long stream.
+
+Usage: python benchmarks/bench_stream.py --ckpt CKPT --data CORPUS [--n 30] [--minutes 30] [--out docs/results/stream_cpu.md]
+
+* **compute**: one torch thread, 40-ms chunks of a corpus utterance, p50/p95 milliseconds per chunk (encoder window +
+  decoder steps) for each lookahead;
+* **quality**: on `--n` test utterances of the corpus (spread over its test speakers), each streamed at every lookahead
+  and offline: closure F1 against the recording's ground truth and LVE (×1e-5 m², max lip-vertex error per frame,
+  mean), next to the offline actor's, with the streamed-vs-offline RMS difference;
+* **memory**: `--minutes` of audio (corpus utterances joined) streamed at 160 ms lookahead; the process' resident memory
+  at 1, 10 and 30 minutes (and the audio and cache the streamer holds).
+The lookahead rows are 0, 80, 160, 320 ms, the encoder's own right context (exact) and the whole stream.
+"""
+import argparse, json, time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def rss_mib() -> float:
+    "Resident memory of this process now (MiB), from /proc."
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * 4096 / 2**20
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--data", required=True, help="the corpus the actor was trained on (its test split is used)")
+    p.add_argument("--n", type=int, default=30)
+    p.add_argument("--minutes", type=float, default=30)
+    p.add_argument("--chunk-ms", type=float, default=40)
+    p.add_argument("--out", default=None)
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    import pandas as pd
+    from tqdm.auto import tqdm
+    from speechface.core import load_checkpoint
+    from speechface.data.audio import load_wav, normalize_audio
+    from speechface.data.mesh import inner_lip_distance, load_regions
+    from speechface.data.textgrid import read_textgrid
+    from speechface.inference.stream import Streamer, encoder_lookahead_ms
+    from speechface.metrics.perceptual import closure_segments, closure_f1
+    from speechface.models.actor import load_actor
+    data = Path(a.data)
+    meta = json.loads((data / "metadata.json").read_text())
+    ck = load_checkpoint(a.ckpt)
+    model = load_actor(ck).eval()
+    subj = ck["train_subjects"]
+    oh = torch.full((len(subj),), 1 / len(subj))                                  # the mean style
+    reg = load_regions(data / "regions.pkl")
+    lips, up, lo = reg["lips"], reg["inner_lip_upper"], reg["inner_lip_lower"]
+    test = meta["split"]["test"]
+    by = {}
+    for s in sorted(meta["texts"]):
+        if s.rsplit("_", 1)[0] in test["subjects"] and test["sentences"][0] <= int(s[-2:]) <= test["sentences"][1]:
+            by.setdefault(s.rsplit("_", 1)[0], []).append(s)
+    stems = [s for i in range(max(map(len, by.values()))) for v in by.values() if i < len(v) for s in [v[i]]][:a.n]
+    from speechface.data.mesh import load_templates
+    tpls = load_templates(data / "templates.pkl")
+    exact = encoder_lookahead_ms(model)
+    lookaheads = [0, 80, 160, 320, exact, None]
+    name = lambda la: "whole stream" if la is None else f"{la:g}"
+    c = int(16000 * a.chunk_ms / 1000)
+
+    def stream(wav, tpl, la, **kw):
+        st = Streamer(model, tpl, oh, lookahead_ms=la, **kw)
+        out = [st.push(wav[i:i + c]) for i in range(0, len(wav), c)] + [st.finish()]
+        return np.concatenate(out), st
+
+    # quality and compute
+    rows, segs, lve, diff, comp = [], {}, {}, {}, {}
+    for stem in tqdm(stems, desc="utterances"):
+        speaker = stem.rsplit("_", 1)[0]
+        tpl = torch.as_tensor(tpls[speaker].reshape(-1), dtype=torch.float32)     # the speaker's own face: LVE against the GT
+        wav = load_wav(data / "wav" / f"{stem}.wav")
+        gt = np.load(data / "vertices_npy" / f"{stem}.npy")
+        phones = read_textgrid(data / meta["textgrids"] / f"{stem}.TextGrid")["phones"]
+        T = max(1, int(round(len(wav) / 16000 * model.cfg.fps)))
+        with torch.no_grad():
+            off = model.predict(torch.from_numpy(np.asarray(normalize_audio(wav), np.float32))[None], tpl[None], oh[None],
+                                n_frames=T)[0].numpy()
+        n = min(len(off), len(gt))
+        d_gt = inner_lip_distance(gt[:n], up, lo)
+        for key, motion, st in [("offline", off, None)] + [(name(la), *stream(wav, tpl, la)) for la in lookaheads]:
+            m = motion[:n]
+            segs.setdefault(key, []).append(closure_segments(inner_lip_distance(m, up, lo), d_gt, phones, model.cfg.fps))
+            err = ((m.reshape(n, -1, 3)[:, lips] - gt[:n].reshape(n, -1, 3)[:, lips]) ** 2).sum(-1).max(1).mean()
+            lve.setdefault(key, []).append(err)
+            diff.setdefault(key, []).append(np.sqrt(((m - off[:n]) ** 2).mean()))
+            if st is not None: comp.setdefault(key, []).extend(st.compute_s)
+    off_f1, off_lve = closure_f1(segs["offline"]).f1, np.mean(lve["offline"])
+    for key in ["offline"] + [name(la) for la in lookaheads]:
+        f1 = closure_f1(segs[key]).f1
+        ms = 1000 * np.asarray(comp.get(key, [np.nan]) if key not in ("offline", "whole stream") else [np.nan])   # whole: all at the end
+        rows.append({"lookahead (ms)": key, "closure F1": f1, "Δ F1 vs offline (points)": 100 * (f1 - off_f1),
+                     "LVE ×1e-5": 1e5 * np.mean(lve[key]), "LVE vs offline": np.mean(lve[key]) / off_lve - 1,
+                     "RMS vs offline (mm)": 1000 * np.mean(diff[key]),
+                     "compute / 40-ms chunk p50 (ms)": np.percentile(ms, 50), "p95 (ms)": np.percentile(ms, 95)})
+    quality = pd.DataFrame(rows)
+    print(quality.round(3).to_markdown(index=False))
+
+    # memory over a long stream
+    pool = [load_wav(data / "wav" / f"{s}.wav") for s in stems[:10]]
+    total = int(a.minutes * 60 * 16000)
+    tpl = torch.as_tensor(tpls[subj[0]].reshape(-1), dtype=torch.float32)
+    st = Streamer(model, tpl, oh, lookahead_ms=160)
+    marks, mem, fed, k, t0 = [1, 10, 30], [], 0, 0, time.time()
+    bar = tqdm(total=total // c, desc=f"{a.minutes:g}-minute stream", unit="chunk")
+    while fed < total:
+        w = pool[k % len(pool)]
+        k += 1
+        for i in range(0, len(w), c):
+            st.push(w[i:i + c])
+            fed += len(w[i:i + c])
+            bar.update(1)
+            if marks and fed >= marks[0] * 60 * 16000:
+                mem.append({"minute": marks.pop(0), "resident MiB": rss_mib(), "audio kept (samples)": len(st.buf),
+                            "decoder cache (frames)": st.caches[0]["k"].shape[2], "frames": st.t})
+            if fed >= total: break
+    bar.close()
+    memory = pd.DataFrame(mem)
+    print(memory.round(1).to_markdown(index=False))
+    if a.out:
+        text = (f"# Streaming on this CPU (one thread)\n\n`python benchmarks/bench_stream.py --ckpt {a.ckpt} --data {a.data} "
+                f"--n {a.n} --minutes {a.minutes:g}` — {len(stems)} test utterances of {', '.join(sorted(by))}, the mean style "
+                f"on each speaker's own face, {a.chunk_ms:g}-ms chunks; the encoder's own right context is {exact:g} ms. The "
+                f"actor was trained offline (no streaming context): below {exact:g} ms its encoder hears less than in "
+                f"training.\n\n" + quality.round(3).to_markdown(index=False) + "\n\nMemory while streaming "
+                f"{a.minutes:g} minutes at 160 ms lookahead ({time.time() - t0:.0f} s of compute):\n\n"
+                + memory.round(1).to_markdown(index=False) + "\n")
+        Path(a.out).write_text(text)
+        print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Streaming (`speechface.inference.stream`, `speechface stream`): a trained actor streamed with the whole stream as
+lookahead is the offline actor; frames go out as JSON lines while the file is fed; memory stays bounded; misuse ends
+in one line."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from speechface.core import load_checkpoint
+from speechface.data.audio import load_wav, normalize_audio
+from speechface.inference.stream import Streamer, encoder_lookahead_ms
+from speechface.models.actor import load_actor
+from test_animate_hostile import actor, animate, cli, one_line_error, wav  # noqa: F401  (the module-scoped tiny actor)
+
+
+@pytest.fixture(scope="module")
+def speech(tiny_corpus):
+    "A corpus utterance: real synthetic speech."
+    return tiny_corpus / "wav" / "synth_f1_sentence01.wav"
+
+
+def offline_and_stream(ckpt, path, **kw):
+    ck = load_checkpoint(ckpt)
+    model = load_actor(ck).eval()
+    tpl = torch.as_tensor(np.asarray(ck["templates"][ck["train_subjects"][0]]), dtype=torch.float32).reshape(-1)
+    oh = torch.eye(len(ck["train_subjects"]))[0]
+    x = load_wav(path)
+    T = max(1, int(round(len(x) / 16000 * model.cfg.fps)))
+    with torch.no_grad():
+        off = model.predict(torch.from_numpy(np.asarray(normalize_audio(x), np.float32))[None], tpl[None], oh[None], n_frames=T)[0]
+    st = Streamer(model, tpl, oh, **kw)
+    out = [st.push(x[i:i + 640]) for i in range(0, len(x), 640)] + [st.finish()]
+    return off.numpy(), np.concatenate(out), st, model
+
+
+def test_whole_stream_lookahead_is_the_offline_actor(actor, speech):  # noqa: F811
+    off, s, st, _ = offline_and_stream(actor, speech, lookahead_ms=None)
+    assert s.shape == off.shape
+    np.testing.assert_allclose(s, off, atol=1e-5 * np.abs(off).max())
+
+
+def test_bounded_lookahead_emits_early_and_differs_only_in_the_encoder(actor, speech):  # noqa: F811
+    off, s, st, model = offline_and_stream(actor, speech, lookahead_ms=160, window_frames=40)
+    assert s.shape == off.shape
+    assert st.caches[0]["k"].shape[2] <= 40                                    # the decoder's window
+    assert len(st.buf) < 16000 * (encoder_lookahead_ms(model) / 1000 + 0.2)    # the audio kept: left context + lookahead + a chunk
+    assert len(st.compute_s) == int(np.ceil(len(load_wav(speech)) / 640))
+
+
+def test_stream_cli_jsonl_and_npy(actor, speech, tmp_path):  # noqa: F811
+    r = cli("stream", speech, "--ckpt", actor, "--lookahead-ms", "whole", "--out", tmp_path / "m.npy", timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = np.load(tmp_path / "m.npy")
+    r = animate(actor, speech, tmp_path / "offline.npy")
+    assert r.returncode == 0, r.stderr[-2000:]
+    np.testing.assert_allclose(m, np.load(tmp_path / "offline.npy"), atol=1e-5 * np.abs(m).max())
+    r = cli("stream", speech, "--ckpt", actor, "--lookahead-ms", "120", "--chunk-ms", "20", "--out", "-", "--arkit", timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["frame"] for x in lines] == list(range(len(m)))
+    assert len(lines[0]["vertices"]) == m.shape[1] and len(lines[0]["arkit"]) == 52
+    summary = json.loads(r.stderr.strip().splitlines()[-1])["summary"]
+    assert summary["frames"] == len(m) and summary["compute_p95_ms"] > 0
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--lookahead-ms", "-5"], ["--lookahead-ms", "≥ 0"]),
+    (["--out", "m.mp4"], ["stream writes .npy or .jsonl"]),
+    (["--chunk-ms", "0"], ["--chunk-ms"]),
+], ids=["negative_lookahead", "wrong_output", "zero_chunk"])
+def test_stream_errors_are_one_line(actor, speech, tmp_path, args, needles):  # noqa: F811
+    args = [str(tmp_path / a) if a.endswith(".mp4") else a for a in args]
+    one_line_error(cli("stream", speech, "--ckpt", actor, *args), *needles)
