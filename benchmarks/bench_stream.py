@@ -1,6 +1,6 @@
 """Streaming (`speechface.inference.stream.Streamer`): compute per chunk, quality against lookahead, memory over a long stream.
 
-Usage: python benchmarks/bench_stream.py --ckpt CKPT --data CORPUS [--n 30] [--minutes 30] [--out docs/results/stream_cpu.md]
+Usage: python benchmarks/bench_stream.py --ckpt CKPT [CKPT ...] --data CORPUS [--n 30] [--minutes 30] [--out docs/results/stream_cpu.md]
 
 * **compute**: one torch thread, 40-ms chunks of a corpus utterance, p50/p95 milliseconds per chunk (encoder window +
   decoder steps) for each lookahead;
@@ -26,7 +26,7 @@ def rss_mib() -> float:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", required=True)
+    p.add_argument("--ckpt", required=True, nargs="+", help="actors of one corpus (e.g. trained offline and with the streaming options)")
     p.add_argument("--data", required=True, help="the corpus the actor was trained on (its test split is used)")
     p.add_argument("--n", type=int, default=30)
     p.add_argument("--minutes", type=float, default=30)
@@ -45,8 +45,10 @@ def main():
     from speechface.models.actor import load_actor
     data = Path(a.data)
     meta = json.loads((data / "metadata.json").read_text())
-    ck = load_checkpoint(a.ckpt)
-    model = load_actor(ck).eval()
+    actors = {}
+    for path in a.ckpt:
+        ck = load_checkpoint(path)
+        actors[Path(path).parent.name] = (load_actor(ck).eval(), ck)
     subj = ck["train_subjects"]
     oh = torch.full((len(subj),), 1 / len(subj))                                  # the mean style
     reg = load_regions(data / "regions.pkl")
@@ -59,8 +61,6 @@ def main():
     stems = [s for i in range(max(map(len, by.values()))) for v in by.values() if i < len(v) for s in [v[i]]][:a.n]
     from speechface.data.mesh import load_templates
     tpls = load_templates(data / "templates.pkl")
-    exact = encoder_lookahead_ms(model)
-    lookaheads = [0, 80, 160, 320, exact, None]
     name = lambda la: "whole stream" if la is None else f"{la:g}"
     c = int(16000 * a.chunk_ms / 1000)
 
@@ -69,35 +69,41 @@ def main():
         out = [st.push(wav[i:i + c]) for i in range(0, len(wav), c)] + [st.finish()]
         return np.concatenate(out), st
 
-    # quality and compute
-    rows, segs, lve, diff, comp = [], {}, {}, {}, {}
-    for stem in tqdm(stems, desc="utterances"):
-        speaker = stem.rsplit("_", 1)[0]
-        tpl = torch.as_tensor(tpls[speaker].reshape(-1), dtype=torch.float32)     # the speaker's own face: LVE against the GT
-        wav = load_wav(data / "wav" / f"{stem}.wav")
-        gt = np.load(data / "vertices_npy" / f"{stem}.npy")
-        phones = read_textgrid(data / meta["textgrids"] / f"{stem}.TextGrid")["phones"]
-        T = max(1, int(round(len(wav) / 16000 * model.cfg.fps)))
-        with torch.no_grad():
-            off = model.predict(torch.from_numpy(np.asarray(normalize_audio(wav), np.float32))[None], tpl[None], oh[None],
-                                n_frames=T)[0].numpy()
-        n = min(len(off), len(gt))
-        d_gt = inner_lip_distance(gt[:n], up, lo)
-        for key, motion, st in [("offline", off, None)] + [(name(la), *stream(wav, tpl, la)) for la in lookaheads]:
-            m = motion[:n]
-            segs.setdefault(key, []).append(closure_segments(inner_lip_distance(m, up, lo), d_gt, phones, model.cfg.fps))
-            err = ((m.reshape(n, -1, 3)[:, lips] - gt[:n].reshape(n, -1, 3)[:, lips]) ** 2).sum(-1).max(1).mean()
-            lve.setdefault(key, []).append(err)
-            diff.setdefault(key, []).append(np.sqrt(((m - off[:n]) ** 2).mean()))
-            if st is not None: comp.setdefault(key, []).extend(st.compute_s)
-    off_f1, off_lve = closure_f1(segs["offline"]).f1, np.mean(lve["offline"])
-    for key in ["offline"] + [name(la) for la in lookaheads]:
-        f1 = closure_f1(segs[key]).f1
-        ms = 1000 * np.asarray(comp.get(key, [np.nan]) if key not in ("offline", "whole stream") else [np.nan])   # whole: all at the end
-        rows.append({"lookahead (ms)": key, "closure F1": f1, "Δ F1 vs offline (points)": 100 * (f1 - off_f1),
-                     "LVE ×1e-5": 1e5 * np.mean(lve[key]), "LVE vs offline": np.mean(lve[key]) / off_lve - 1,
-                     "RMS vs offline (mm)": 1000 * np.mean(diff[key]),
-                     "compute / 40-ms chunk p50 (ms)": np.percentile(ms, 50), "p95 (ms)": np.percentile(ms, 95)})
+    # quality and compute, per actor
+    rows = []
+    for actor_name, (model, ck) in actors.items():
+        exact = encoder_lookahead_ms(model)
+        lookaheads = [0, 80, 160, 320, exact, None] if exact > 320 else [0, 80, exact, 160, 320, None]
+        segs, lve, diff, comp = {}, {}, {}, {}
+        for stem in tqdm(stems, desc="utterances"):
+            speaker = stem.rsplit("_", 1)[0]
+            tpl = torch.as_tensor(tpls[speaker].reshape(-1), dtype=torch.float32)     # the speaker's own face: LVE against the GT
+            wav = load_wav(data / "wav" / f"{stem}.wav")
+            gt = np.load(data / "vertices_npy" / f"{stem}.npy")
+            phones = read_textgrid(data / meta["textgrids"] / f"{stem}.TextGrid")["phones"]
+            T = max(1, int(round(len(wav) / 16000 * model.cfg.fps)))
+            with torch.no_grad():
+                off = model.predict(torch.from_numpy(np.asarray(normalize_audio(wav), np.float32))[None], tpl[None], oh[None],
+                                    n_frames=T)[0].numpy()
+            n = min(len(off), len(gt))
+            d_gt = inner_lip_distance(gt[:n], up, lo)
+            for key, motion, st in [("offline", off, None)] + [(name(la), *stream(wav, tpl, la)) for la in lookaheads]:
+                m = motion[:n]
+                segs.setdefault(key, []).append(closure_segments(inner_lip_distance(m, up, lo), d_gt, phones, model.cfg.fps))
+                err = ((m.reshape(n, -1, 3)[:, lips] - gt[:n].reshape(n, -1, 3)[:, lips]) ** 2).sum(-1).max(1).mean()
+                lve.setdefault(key, []).append(err)
+                diff.setdefault(key, []).append(np.sqrt(((m - off[:n]) ** 2).mean()))
+                if st is not None: comp.setdefault(key, []).extend(st.compute_s)
+        off_f1, off_lve = closure_f1(segs["offline"]).f1, np.mean(lve["offline"])
+        for key in ["offline"] + [name(la) for la in lookaheads]:
+            f1 = closure_f1(segs[key]).f1
+            timed = key not in ("offline", "whole stream")                             # the whole stream computes at its end
+            ms = 1000 * np.asarray(comp.get(key, [np.nan]) if timed else [np.nan])
+            rows.append({"actor": actor_name, "encoder lookahead (ms)": exact, "lookahead (ms)": key, "closure F1": f1,
+                         "Δ F1 vs offline (points)": 100 * (f1 - off_f1),
+                         "LVE ×1e-5": 1e5 * np.mean(lve[key]), "LVE vs offline": np.mean(lve[key]) / off_lve - 1,
+                         "RMS vs offline (mm)": 1000 * np.mean(diff[key]),
+                         "compute / 40-ms chunk p50 (ms)": np.percentile(ms, 50), "p95 (ms)": np.percentile(ms, 95)})
     quality = pd.DataFrame(rows)
     print(quality.round(3).to_markdown(index=False))
 
@@ -105,6 +111,7 @@ def main():
     pool = [load_wav(data / "wav" / f"{s}.wav") for s in stems[:10]]
     total = int(a.minutes * 60 * 16000)
     tpl = torch.as_tensor(tpls[subj[0]].reshape(-1), dtype=torch.float32)
+    model = next(iter(actors.values()))[0]
     st = Streamer(model, tpl, oh, lookahead_ms=160)
     marks, mem, fed, k, t0 = [1, 10, 30], [], 0, 0, time.time()
     bar = tqdm(total=total // c, desc=f"{a.minutes:g}-minute stream", unit="chunk")
@@ -125,10 +132,10 @@ def main():
     if a.out:
         text = (f"# Streaming on this CPU (one thread)\n\n`python benchmarks/bench_stream.py --ckpt {a.ckpt} --data {a.data} "
                 f"--n {a.n} --minutes {a.minutes:g}` — {len(stems)} test utterances of {', '.join(sorted(by))}, the mean style "
-                f"on each speaker's own face, {a.chunk_ms:g}-ms chunks; the encoder's own right context is {exact:g} ms. The "
-                f"actor was trained offline (no streaming context): below {exact:g} ms its encoder hears less than in "
-                f"training.\n\n" + quality.round(3).to_markdown(index=False) + "\n\nMemory while streaming "
-                f"{a.minutes:g} minutes at 160 ms lookahead ({time.time() - t0:.0f} s of compute):\n\n"
+                f"on each speaker's own face, {a.chunk_ms:g}-ms chunks, audio level and band statistics running (nothing "
+                f"known in advance). 'encoder lookahead' is where an actor's encoder is exact; below it the encoder "
+                f"hears less than in training.\n\n" + quality.round(3).to_markdown(index=False) + "\n\nMemory while streaming "
+                f"{a.minutes:g} minutes at 160 ms lookahead with `{next(iter(actors))}` ({time.time() - t0:.0f} s of compute):\n\n"
                 + memory.round(1).to_markdown(index=False) + "\n")
         Path(a.out).write_text(text)
         print(f"wrote {a.out}")

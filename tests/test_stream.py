@@ -72,3 +72,28 @@ def test_stream_cli_jsonl_and_npy(actor, speech, tmp_path):  # noqa: F811
 def test_stream_errors_are_one_line(actor, speech, tmp_path, args, needles):  # noqa: F811
     args = [str(tmp_path / a) if a.endswith(".mp4") else a for a in args]
     one_line_error(cli("stream", speech, "--ckpt", actor, *args), *needles)
+
+
+STREAMABLE = ["model.audio.mel_lookahead=6", "model.audio.mel_causal_norm=true", "model.audio.nominal_alignment=true"]
+
+
+@pytest.fixture(scope="module")
+def streamable(tmp_path_factory, tiny_corpus):
+    "A tiny actor trained with the mel encoder's streaming options (config keys, through `speechface train`)."
+    from test_animate_hostile import TINY
+    from speechface.train.settings import load_config
+    from speechface.train.supervised import train
+    tmp = tmp_path_factory.mktemp("streamable")
+    (tmp / "tiny").symlink_to(tiny_corpus)
+    train(load_config([f"dataset.root={tmp / 'tiny'}", f"out_dir={tmp / 'ck'}", *TINY, *STREAMABLE]), progress=False)
+    return tmp / "ck" / "faceformer_synthetic" / "best.pt"
+
+
+def test_a_streamable_actor_streams_live_at_its_own_lookahead(streamable, speech):
+    "No length, no statistics but the audio's level: at 162.5 ms the live stream is the offline actor."
+    ck = load_checkpoint(streamable)
+    assert ck["config"]["model"]["audio"]["mel_lookahead"] == 6
+    x = load_wav(speech).astype(np.float64)
+    off, s, st, model = offline_and_stream(streamable, speech, lookahead_ms=162.5, audio_stats=(x.mean(), np.sqrt(x.var() + 1e-7)))
+    assert encoder_lookahead_ms(model) == 162.5 and st.total is None
+    np.testing.assert_allclose(s, off, atol=1e-5 * np.abs(off).max())

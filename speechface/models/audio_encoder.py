@@ -21,7 +21,7 @@ __all__ = ['BACKENDS', 'DEFAULT_MODELS', 'SAMPLE_RATE', 'FEAT_RATE', 'MIN_SAMPLE
            'ENCODER_PRECISIONS', 'tokens_per_frame', 'align_to_frames', 'AudioEncoderConfig', 'AudioEncoderUnavailable',
            'load_pretrained', 'AudioEncoder', 'conv_geometry', 'chunked_cnn_features', 'tiny_wav2vec2_config',
            'Wav2Vec2AudioEncoder', 'tiny_whisper_config', 'WhisperAudioEncoder', 'vtlp_warp', 'freq_mask',
-           'MelAudioEncoder', 'build_audio_encoder', 'audio_config_from_file', 'speed_up_encoder']
+           'causal_cmvn', 'MelAudioEncoder', 'build_audio_encoder', 'audio_config_from_file', 'speed_up_encoder']
 
 # %% ../../nbs/10_models.audio_encoder.ipynb #5fdc7b13
 def tokens_per_frame(fps: float,            # mesh frame rate
@@ -36,6 +36,8 @@ def align_to_frames(feats: torch.Tensor,     # (B, N, C) audio features at `feat
                     fps: float,              # mesh frame rate
                     feat_rate: float = 50.,  # feature rate in Hz
                     max_mismatch_s: float | None = 1.0, # largest tolerated |audio − motion| duration; None: no check
+                    nominal: bool = False,   # frame t reads position t·feat_rate/fps (a stream's alignment) instead of
+                                             # interpolating the N tokens over the T frames
                    ) -> torch.Tensor:        # (B, n_frames · k, C), k = tokens_per_frame(fps, feat_rate)
     "FaceFormer's alignment: 2 tokens per frame when feat_rate = 2·fps (pad by repeating the last), else interpolate linearly to n_frames."
     if feats.ndim != 3: raise ValueError(f"align_to_frames expects (B, N, C) features, got shape {tuple(feats.shape)}")
@@ -52,6 +54,12 @@ def align_to_frames(feats: torch.Tensor,     # (B, N, C) audio features at `feat
         need = 2 * n_frames
         if N >= need: return feats[:, :need]                                   # (B, 2·n_frames, C)
         return torch.cat([feats, feats[:, -1:].expand(B, need - N, C)], dim=1)  # (B, 2·n_frames, C)
+    if nominal:                                                                # linear interpolation at t·rate/fps, clamped
+        p = (torch.arange(n_frames, device=feats.device, dtype=torch.float64) * feat_rate / fps).clamp(max=N - 1)
+        i0 = p.floor().long()
+        i1 = (i0 + 1).clamp(max=N - 1)
+        w = (p - i0).to(feats.dtype)[None, :, None]                            # (1, T, 1)
+        return feats[:, i0] * (1 - w) + feats[:, i1] * w                       # (B, n_frames, C)
     x = feats.transpose(1, 2)                                                  # (B, C, N)
     x = F.interpolate(x, size=n_frames, mode="linear", align_corners=True)     # (B, C, n_frames)
     return x.transpose(1, 2)                                                   # (B, n_frames, C)
@@ -75,6 +83,9 @@ class AudioEncoderConfig:
     mel_res_blocks: int = 4              # residual conv blocks of the mel backend after its stride-2 conv
     mel_dilation_growth: int = 2         # block i uses dilation growth**i: 1, 2, 4, 8 → ±0.6 s of context at 50 Hz
     mel_utterance_norm: bool = True      # per-utterance mean/variance normalisation of each mel band (CMVN)
+    mel_causal_norm: bool = False        # with mel_utterance_norm: each frame normalised by the frames up to it (streamable CMVN)
+    mel_lookahead: int | None = None     # right context of the residual blocks in 50 Hz tokens (None: symmetric, 30 tokens = 0.6 s)
+    nominal_alignment: bool = False      # mel: frame t reads the tokens at t·50/fps (streamable) instead of interpolating over the utterance
     mel_vtlp: float = 0.0                # training only: random vocal-tract-length warp of the mel axis, ±this factor
     mel_freq_mask: int = 0               # training only: zero a random band of up to this many mel bins (SpecAugment)
     whisper_input_rms: float = 0.1       # unit-variance input scaled to this RMS (≈ −20 dBFS, speech) for Whisper's level-dependent log-mel
@@ -83,6 +94,10 @@ class AudioEncoderConfig:
     def __post_init__(self):
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown audio encoder backend {self.backend!r}; choose one of {BACKENDS}")
+        if self.mel_lookahead is not None and not 0 <= self.mel_lookahead <= 2 * sum(self.mel_dilation_growth ** i for i in range(self.mel_res_blocks)):
+            raise ValueError(f"mel_lookahead={self.mel_lookahead!r}: the residual blocks reach at most "
+                             f"{2 * sum(self.mel_dilation_growth ** i for i in range(self.mel_res_blocks))} tokens to the right; "
+                             f"choose 0..that, or None for symmetric convolutions")
         if self.name_or_path is not None and self.backend == "mel":
             raise ValueError("backend='mel' is trained from scratch and takes no name_or_path; "
                              "load its trained weights with the actor's checkpoint instead")
@@ -349,6 +364,16 @@ def freq_mask(mel: torch.Tensor, max_width: int) -> torch.Tensor:
     return mel.masked_fill(band[:, None], 0.0)
 
 # %% ../../nbs/10_models.audio_encoder.ipynb #8b6d8828
+def causal_cmvn(mel: torch.Tensor,   # (B, J, bins) log-mel frames
+                eps: float = 1e-5,
+               ) -> torch.Tensor:        # (B, J, bins)
+    "Each frame normalised by the mean and (population) std of the frames up to and including it: CMVN a stream can compute."
+    x = mel.double()                                                           # E[x²] − E[x]² cancels badly in float32
+    n = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype)[None, :, None]   # (1, J, 1)
+    mean = x.cumsum(1) / n
+    var = ((x * x).cumsum(1) / n - mean * mean).clamp(min=0)
+    return ((x - mean) / (var.sqrt() + eps)).to(mel.dtype)
+
 class MelAudioEncoder(AudioEncoder):
     "Log-mel (80 bands, 100 Hz) → conv stack → 50 Hz features; trained from scratch, nothing to download."
     def __init__(self, cfg: AudioEncoderConfig):
@@ -358,7 +383,7 @@ class MelAudioEncoder(AudioEncoder):
             self.norm_in = nn.BatchNorm1d(c)
             self.stem = nn.Sequential(nn.Conv1d(c, d, 3, padding=1), nn.GELU(),
                                       nn.Conv1d(d, d, 3, stride=2, padding=1), nn.GELU())
-            dil = [cfg.mel_dilation_growth ** i for i in range(cfg.mel_res_blocks)]
+            self.dilations = dil = [cfg.mel_dilation_growth ** i for i in range(cfg.mel_res_blocks)]
             self.blocks = nn.ModuleList(nn.Sequential(nn.Conv1d(d, d, 3, padding=r, dilation=r), nn.GELU(),
                                                       nn.Conv1d(d, d, 3, padding=r, dilation=r))
                                         for r in dil)
@@ -366,16 +391,45 @@ class MelAudioEncoder(AudioEncoder):
         if not cfg.trainable: self.requires_grad_(False)
         self.out_dim = d
 
+    def reaches(self) -> list[tuple[int, int]]:
+        """(left, right) reach in tokens of each dilated convolution of the residual blocks, in order: (r, r) when
+        symmetric; with `mel_lookahead` the right reaches are given to the first convolutions until the budget is spent
+        (a convolution of dilation r shifted by s reaches r + s left and r − s right)."""
+        rs = [r for r in self.dilations for _ in range(2)]
+        if self.cfg.mel_lookahead is None: return [(r, r) for r in rs]
+        left, out = self.cfg.mel_lookahead, []
+        for r in rs:
+            right = min(r, left)
+            left -= right
+            out.append((2 * r - right, right))
+        return out
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        "The residual blocks on stem output (B, d, T50), each convolution padded by its reaches (zeros beyond the ends)."
+        if self.cfg.mel_lookahead is None:
+            for block in self.blocks: x = x + block(x)
+            return x
+        reach = iter(self.reaches())
+        for block in self.blocks:
+            c1, act, c2 = block
+            h = x
+            for conv in (c1, c2):
+                lo, hi = next(reach)
+                h = F.conv1d(F.pad(h, (lo, hi)), conv.weight, conv.bias, dilation=conv.dilation)
+                if conv is c1: h = act(h)
+            x = x + h
+        return x
+
     def encode(self, audio, n_frames, fps, window_s=None, context_s=2.0):   # memory already linear in T: no windows needed
         mel = log_mel_spectrogram(audio, SAMPLE_RATE, 400, 160, self.cfg.mel_bins)  # (B, N//160 + 1, 80)
         if self.training and self.cfg.mel_vtlp > 0: mel = vtlp_warp(mel, self.cfg.mel_vtlp)  # new "speakers"
         if self.cfg.mel_utterance_norm:                                             # CMVN: removes voice/channel offsets
-            mel = (mel - mel.mean(1, keepdim=True)) / (mel.std(1, keepdim=True) + 1e-5)
+            mel = causal_cmvn(mel) if self.cfg.mel_causal_norm else (mel - mel.mean(1, keepdim=True)) / (mel.std(1, keepdim=True) + 1e-5)
         if self.training and self.cfg.mel_freq_mask > 0: mel = freq_mask(mel, self.cfg.mel_freq_mask)
         x = self.stem(self.norm_in(mel.transpose(1, 2)))                            # (B, d, ceil(T100 / 2))
-        for block in self.blocks: x = x + block(x)                                  # (B, d, T50)
+        x = self.residual(x)                                                        # (B, d, T50)
         x = self.norm_out(x.transpose(1, 2))                                        # (B, T50, d)
-        return align_to_frames(x, n_frames, fps)                                    # (B, n_frames·k, d)
+        return align_to_frames(x, n_frames, fps, nominal=self.cfg.nominal_alignment)  # (B, n_frames·k, d)
 
 # %% ../../nbs/10_models.audio_encoder.ipynb #91b1477b
 _ENCODERS = {"wav2vec2": Wav2Vec2AudioEncoder, "whisper": WhisperAudioEncoder, "mel": MelAudioEncoder}
