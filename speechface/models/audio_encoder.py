@@ -85,7 +85,7 @@ class AudioEncoderConfig:
     mel_utterance_norm: bool = True      # per-utterance mean/variance normalisation of each mel band (CMVN)
     mel_causal_norm: bool = False        # with mel_utterance_norm: each frame normalised by the frames up to it (streamable CMVN)
     mel_lookahead: int | None = None     # right context of the residual blocks in 50 Hz tokens (None: symmetric, 30 tokens = 0.6 s)
-    nominal_alignment: bool = False      # mel: frame t reads the tokens at t·50/fps (streamable) instead of interpolating over the utterance
+    nominal_alignment: bool = False      # mel: frame t reads the tokens at t·50/fps (streamable), not an interpolation over the utterance
     mel_vtlp: float = 0.0                # training only: random vocal-tract-length warp of the mel axis, ±this factor
     mel_freq_mask: int = 0               # training only: zero a random band of up to this many mel bins (SpecAugment)
     whisper_input_rms: float = 0.1       # unit-variance input scaled to this RMS (≈ −20 dBFS, speech) for Whisper's level-dependent log-mel
@@ -94,10 +94,10 @@ class AudioEncoderConfig:
     def __post_init__(self):
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown audio encoder backend {self.backend!r}; choose one of {BACKENDS}")
-        if self.mel_lookahead is not None and not 0 <= self.mel_lookahead <= 2 * sum(self.mel_dilation_growth ** i for i in range(self.mel_res_blocks)):
-            raise ValueError(f"mel_lookahead={self.mel_lookahead!r}: the residual blocks reach at most "
-                             f"{2 * sum(self.mel_dilation_growth ** i for i in range(self.mel_res_blocks))} tokens to the right; "
-                             f"choose 0..that, or None for symmetric convolutions")
+        reach = 2 * sum(self.mel_dilation_growth ** i for i in range(self.mel_res_blocks))   # the blocks' symmetric right reach
+        if self.mel_lookahead is not None and not 0 <= self.mel_lookahead <= reach:
+            raise ValueError(f"mel_lookahead={self.mel_lookahead!r}: the residual blocks reach at most {reach} tokens to the "
+                             f"right; choose 0..{reach}, or None for symmetric convolutions")
         if self.name_or_path is not None and self.backend == "mel":
             raise ValueError("backend='mel' is trained from scratch and takes no name_or_path; "
                              "load its trained weights with the actor's checkpoint instead")
