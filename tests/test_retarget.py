@@ -192,3 +192,16 @@ def test_a_head_with_an_open_neck_finds_its_mouth():
     out = retarget_motion(jaw_drop(src), src.vertices, src.faces, v, f)
     gap = inner_lip_distance(out.reshape(2, -1), *fr.lip_pairs())
     assert gap[1] > gap[0] + 0.005
+
+
+def test_gltf_beside_its_own_recording_leaves_the_recording_alone(actor, heads, tmp_path):  # noqa: F811
+    "--out talk.glb next to talk.wav: the speech 'beside it' is that recording; it must not be re-encoded over itself."
+    import soundfile as sf
+    rec = tmp_path / "talk.wav"
+    x = np.sin(np.linspace(0, 400 * np.pi, 22050)).astype(np.float32) * 0.3
+    sf.write(rec, x, 22050, subtype="FLOAT")                           # float at 22.05 kHz: a rewrite would change the bytes
+    before = rec.read_bytes()
+    for extra in ([], ["--arkit"]):
+        r = animate(actor, rec, tmp_path / "talk.glb", *extra)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert rec.read_bytes() == before

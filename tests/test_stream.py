@@ -97,3 +97,11 @@ def test_a_streamable_actor_streams_live_at_its_own_lookahead(streamable, speech
     off, s, st, model = offline_and_stream(streamable, speech, lookahead_ms=162.5, audio_stats=(x.mean(), np.sqrt(x.var() + 1e-7)))
     assert encoder_lookahead_ms(model) == 162.5 and st.total is None
     np.testing.assert_allclose(s, off, atol=1e-5 * np.abs(off).max())
+
+
+def test_stream_refuses_a_fifo_as_its_jsonl(actor, speech, tmp_path):  # noqa: F811
+    "Opening a named pipe for writing would hang the command: it is refused by name."
+    import os
+    os.mkfifo(tmp_path / "frames.jsonl")
+    one_line_error(cli("stream", speech, "--ckpt", actor, "--out", tmp_path / "frames.jsonl"), "frames.jsonl",
+                   "not a regular file")

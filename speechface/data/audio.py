@@ -197,13 +197,14 @@ def log_mel_spectrogram(x: torch.Tensor,   # (..., N) waveform(s) at `sr`
                         fmin: float = 0.,  # lowest mel band edge in Hz
                         fmax: float | None = None, # highest band edge in Hz (None = sr/2)
                         floor: float = LOG_FLOOR,  # added before the log
-                       ) -> torch.Tensor:  # (..., 1 + N // hop, n_mels)
+                        center: bool = True, # frame k centred on sample k·hop (zero-padded); False: frame k starts there
+                       ) -> torch.Tensor:  # (..., 1 + N // hop, n_mels); center=False: 1 + (N − n_fft) // hop frames
     "Log-mel power spectrogram: `torch.stft` (Hann, centred, zero-padded) → Slaney mel → `log(mel + floor)`."
     if x.shape[-1] == 0: raise ValueError("log_mel_spectrogram: the waveform has no samples")
     lead, n = x.shape[:-1], x.shape[-1]
     x = x.reshape(-1, n).float()                                                      # (B, N)
     win = torch.hann_window(n_fft, device=x.device)
-    spec = torch.stft(x, n_fft, hop_length=hop, window=win, center=True, pad_mode="constant",
+    spec = torch.stft(x, n_fft, hop_length=hop, window=win, center=center, pad_mode="constant",
                       return_complex=True)                                            # (B, n_fft//2+1, T)
     power = spec.real ** 2 + spec.imag ** 2                                           # (B, n_fft//2+1, T)
     mel = mel_filterbank(sr, n_fft, n_mels, fmin, fmax).to(x.device) @ power          # (B, n_mels, T)

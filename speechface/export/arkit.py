@@ -18,7 +18,7 @@ from ..data.articulation import ARTICULATORS, FaceRig
 # %% auto #0
 __all__ = ['ARKIT_NAMES', 'HEAD_EYE_COLUMNS', 'LIVE_LINK_COLUMNS', 'LIVE_LINK_TIMECODE_FPS', 'LATTICE_TOLERANCE', 'LIP_PAIR_GAP',
            'PROCEDURAL_SHAPES', 'ARKIT_JSON_FORMAT', 'live_link_name', 'ArkitError', 'lattice_distance',
-           'procedural_head', 'ArkitScale', 'side_weights', 'Bump', 'arkit_basis', 'solve_arkit_weights',
+           'procedural_head', 'ArkitScale', 'side_weights', 'Bump', 'arkit_basis', 'ArkitSolver', 'solve_arkit_weights',
            'arkit_motion', 'live_link_timecode', 'parse_live_link_timecode', 'write_live_link_csv',
            'read_live_link_csv', 'write_arkit_json', 'read_arkit_json']
 
@@ -254,29 +254,42 @@ def _shape_indices(only) -> np.ndarray:
     if not names or len(set(names)) != len(names): raise ArkitError(f"only= needs distinct shape names, got {names}")
     return np.array([ARKIT_NAMES.index(n) for n in names])
 
+class ArkitSolver:
+    """Per-frame bounded least squares (weights in [0, 1]) in the ARKit basis of one face, set up once: the procedural
+    head checked, the basis built (or taken) and QR-factored, then every call solves only the frames it is given."""
+    def __init__(self, template: np.ndarray,          # (V, 3) or (3V,) the neutral face of the motions to solve
+                 basis: np.ndarray | None = None,    # (52, V, 3) from `arkit_basis`; None: built from `template`
+                 lip_weight: float = 10.0,           # weight of the lips region's vertices in the fit (1: all alike)
+                 only=None,                          # solve for these names only (a rig with fewer shapes); the rest stay 0
+                ):
+        head = procedural_head(template)
+        self.template = _vertices(template, "template")
+        V = len(self.template)
+        self.basis = arkit_basis(head) if basis is None else _check_basis(basis, V)     # (52, V, 3)
+        if not (np.isfinite(lip_weight) and lip_weight > 0): raise ArkitError(f"lip_weight={lip_weight}; expected a positive number")
+        self.idx = _shape_indices(only)
+        lam = np.ones(V)
+        lam[head.regions["lips"]] = lip_weight
+        self.root_lam = np.sqrt(np.repeat(lam, 3))                                      # (3V,)
+        A = self.basis[self.idx].reshape(len(self.idx), -1).T * self.root_lam[:, None]  # (3V, K)
+        self.Q, self.R = np.linalg.qr(A)                                                # (3V, K), (K, K)
+
+    def __call__(self, motion: np.ndarray,            # (T, 3V) or (T, V, 3) vertices on this face
+                ) -> np.ndarray:                      # (T, 52) weights in [0, 1], columns in ARKIT_NAMES order
+        x = _motion(motion, len(self.template))                                         # (T, V, 3)
+        b = ((x - self.template).reshape(len(x), -1) * self.root_lam) @ self.Q          # (T, K)
+        W = np.zeros((len(x), len(ARKIT_NAMES)))
+        for i, bi in enumerate(b): W[i, self.idx] = lsq_linear(self.R, bi, bounds=(0.0, 1.0), method="bvls").x
+        return np.clip(W, 0.0, 1.0)
+
 def solve_arkit_weights(motion: np.ndarray,            # (T, 3V) or (T, V, 3) vertices on the procedural head
                         template: np.ndarray,          # (V, 3) or (3V,) its neutral face (the motion's template)
                         basis: np.ndarray | None = None, # (52, V, 3) from `arkit_basis`; None: built from `template`
                         lip_weight: float = 10.0,      # weight of the lips region's vertices in the fit (1: all alike)
                         only=None,                     # solve for these names only (a rig with fewer shapes); the rest stay 0
                        ) -> np.ndarray:                # (T, 52) weights in [0, 1], columns in ARKIT_NAMES order
-    "Per-frame bounded least squares (weights in [0, 1]) of `motion` in the ARKit basis; the basis is QR-factored once."
-    head = procedural_head(template)
-    t = _vertices(template, "template")
-    V = len(t)
-    B = arkit_basis(head) if basis is None else _check_basis(basis, V)
-    x = _motion(motion, V)                                                    # (T, V, 3)
-    if not (np.isfinite(lip_weight) and lip_weight > 0): raise ArkitError(f"lip_weight={lip_weight}; expected a positive number")
-    idx = _shape_indices(only)
-    lam = np.ones(V)
-    lam[head.regions["lips"]] = lip_weight
-    root_lam = np.sqrt(np.repeat(lam, 3))                                     # (3V,)
-    A = B[idx].reshape(len(idx), -1).T * root_lam[:, None]                    # (3V, K)
-    Q, R = np.linalg.qr(A)                                                    # (3V, K), (K, K)
-    b = ((x - t).reshape(len(x), -1) * root_lam) @ Q                          # (T, K)
-    W = np.zeros((len(x), len(ARKIT_NAMES)))
-    for i, bi in enumerate(b): W[i, idx] = lsq_linear(R, bi, bounds=(0.0, 1.0), method="bvls").x
-    return np.clip(W, 0.0, 1.0)
+    "Per-frame bounded least squares of `motion` in the ARKit basis (one `ArkitSolver`; keep one to solve many motions)."
+    return ArkitSolver(template, basis, lip_weight, only)(motion)
 
 def arkit_motion(weights: np.ndarray,    # (T, 52) or (52,) weights in ARKIT_NAMES order
                  template: np.ndarray,   # (V, 3) or (3V,) the neutral face

@@ -132,10 +132,10 @@ class _Buffer:
         self.accessors.append(acc)
         return len(self.accessors) - 1
 
-def _speech(audio) -> tuple[Path | None, np.ndarray, int]:
+def _speech(audio, max_seconds: float | None = None) -> tuple[Path | None, np.ndarray, int]:
     "The speech, decoded and checked before anything is written: (source .wav to copy or None, mono samples, rate)."
     if isinstance(audio, (str, os.PathLike)):
-        x, sr = read_audio(audio)                                         # a missing or broken file fails here
+        x, sr = read_audio(audio, max_seconds)                            # a missing or broken file fails here
         return (Path(audio) if Path(audio).suffix.lower() == ".wav" else None), x, sr
     try: samples, sr = audio
     except (TypeError, ValueError):
@@ -164,7 +164,9 @@ def write_gltf(path: str | Path,        # a .glb (one file) or .gltf (JSON + <st
                targets=None,            # (K, V, 3) or (K, 3V) morph-target displacements, written as given (with `weights`)
                weights=None,            # (T, K) their weights per frame
                target_names=None,       # K names for `targets` (e.g. ARKit's 'jawOpen'); default 'target_00', ...
-               audio=None,              # speech: a path, or (samples, sample_rate); written beside as <stem>.wav
+               audio=None,              # speech: a path (a .wav is copied byte for byte; the input itself is never
+                                        # rewritten), or (samples, sample_rate); written beside as <stem>.wav
+               max_audio_s: float | None = None, # longest speech file accepted (None: `data.audio.MAX_AUDIO_S`)
                tol: float = 1e-6,       # `motion` only: largest error of the basis, as a fraction of the head size
                normals: bool = False,   # also write the neutral's normals and each target's change of normal
                name: str = "face",      # the node and mesh name other tools show
@@ -188,7 +190,7 @@ def write_gltf(path: str | Path,        # a .glb (one file) or .gltf (JSON + <st
                          f"weights={'None' if weights is None else 'an array'}")
     if target_names is not None and targets is None:
         raise UsageError("target_names name the given targets; a motion's basis is named basis_00, basis_01, ... and offset")
-    speech = None if audio is None else _speech(audio)
+    speech = None if audio is None else _speech(audio, max_audio_s)
     summary = {"head_size": head_size(v), "max_error": None}
     if motion is not None:
         m = check_frames(motion, V, "motion")                             # (T, V, 3)

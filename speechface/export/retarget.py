@@ -5,7 +5,7 @@
 # %% ../../nbs/27a_export.retarget.ipynb #f53af9c9
 from __future__ import annotations
 import json, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -274,8 +274,9 @@ def fit_retarget(source_vertices: np.ndarray,   # (Vs, 3) the source neutral (th
                                              target_positions=np.concatenate(pos), steps=[list(s) for s in nricp_steps],
                                              distance_threshold=0.5)
     t2 = time.time()
-    ss = lip_sides(Sreg, Sf, fs)
-    st = lip_sides(Ta, Tf, MouthFrame(ft.origin, ft.axes, ft.width, ft.corners, ft.upper, ft.lower))
+    unit = lambda fr: replace(fr, width=1.0)                             # Sreg and Ta are in mouth widths already
+    ss = lip_sides(Sreg, Sf, unit(fs))
+    st = lip_sides(Ta, Tf, unit(ft))
     tri, bary = np.zeros(len(Ta), np.int64), np.zeros((len(Ta), 3))
     for s in (0, 1, -1):                                                 # each lip looks only at its own side's triangles
         q = np.flatnonzero(st == s)

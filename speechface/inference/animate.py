@@ -23,7 +23,7 @@ from ..models.reference_import import (from_reference_checkpoint, reference_data
 from ..viz.video import animate_to_video
 from ..export.retarget import load_head_mesh, load_landmarks, fit_retarget, transfer, retarget_video
 from ..export.gltf import write_gltf
-from ..export.arkit import ARKIT_NAMES, arkit_basis, solve_arkit_weights, write_live_link_csv, write_arkit_json
+from ..export.arkit import ARKIT_NAMES, ArkitSolver, write_live_link_csv, write_arkit_json
 from ..evaluation.evaluate import evaluate_results, write_evaluation, expected_conditions
 from ..models.actor import load_actor, predict_conditions, style_conditions
 
@@ -224,7 +224,7 @@ def _write_motion(motion, out: Path, tri, audio_path, fps, max_seconds=None, neu
     """Write a motion: .npy atomically, .obj/.ply frames as a folder swapped in whole (a rerun leaves no stale frame), .mp4
     with the speech, .glb/.gltf with morph targets, a weights animation and the speech beside it (`export.gltf`)."""
     if out.suffix in (".glb", ".gltf"):
-        write_gltf(out, neutral, tri, fps, motion=motion, audio=read_audio(audio_path, max_seconds))
+        write_gltf(out, neutral, tri, fps, motion=motion, audio=audio_path, max_audio_s=max_seconds)   # a .wav is copied as is
     elif out.suffix == ".npy":
         with atomic_write(out) as f: np.save(f, motion.astype(np.float32))
     elif out.suffix in (".obj", ".ply"):
@@ -241,25 +241,31 @@ class TargetHead:
         lm = load_landmarks(landmarks, len(self.vertices)) if landmarks is not None else None
         self.source = an.rest().astype(np.float64)
         self.fit = fit_retarget(self.source, src_faces, self.vertices, self.faces, target_landmarks=lm)
+        self._shapes = None
 
     def __call__(self, motion: np.ndarray) -> np.ndarray:   # (T, 3V) on the actor's head -> (T, 3Vt) on the target
         return transfer(self.fit, motion, self.source, self.vertices).reshape(len(motion), -1)
 
+    def shapes(self, basis: np.ndarray) -> np.ndarray:   # (K, V, 3) displacements on the actor's head -> (K, Vt, 3), once
+        "Blendshapes (e.g. ARKit's) carried onto the target: each shape retargeted as one frame of motion (kept for reuse)."
+        if self._shapes is None:
+            self._shapes = self(self.source[None] + basis).reshape(len(basis), -1, 3) - self.vertices[None]
+        return self._shapes
+
 def _write_result(motion, out: Path, tri, audio_path, fps, max_seconds, neutral, head: TargetHead | None = None,
-                  arkit: bool = False):
-    """Write the actor's motion, or its retarget onto `head` (an .mp4 then shows both faces side by side); .csv (Live Link
-    Face) and .json are ARKit weights solved from the actor's motion; `arkit` glTF carries the 52 named shapes (retargeted
-    onto `head` when given). Returns the motion written (the weights for .csv/.json)."""
-    if out.suffix in (".csv", ".json") or arkit:
-        basis = arkit_basis(neutral)                                                    # (52, V, 3) on the actor's face
-        w = solve_arkit_weights(motion, neutral, basis)                                  # (T, 52)
+                  arkit: ArkitSolver | None = None):
+    """Write the actor's motion, or its retarget onto `head` (an .mp4 then shows both faces side by side); with an
+    `arkit` solver (the actor's face), .csv (Live Link Face) and .json are ARKit weights and glTF carries the 52 named
+    shapes (retargeted onto `head` when given). Returns the motion written (the weights for ARKit outputs)."""
+    if arkit is not None:
+        w = arkit(motion)                                                               # (T, 52)
         if out.suffix == ".csv": write_live_link_csv(out, w, fps)
         elif out.suffix == ".json": write_arkit_json(out, w, fps)
         else:
             rest, faces = (neutral, tri) if head is None else (head.vertices, head.faces)
-            shapes = basis if head is None else head(neutral[None] + basis).reshape(len(basis), -1, 3) - head.vertices[None]
+            shapes = arkit.basis if head is None else head.shapes(arkit.basis)
             write_gltf(out, rest, faces, fps, targets=shapes, weights=w, target_names=list(ARKIT_NAMES),
-                       audio=read_audio(audio_path, max_seconds))
+                       audio=audio_path, max_audio_s=max_seconds)
         return w
     if head is None:
         _write_motion(motion, out, tri, audio_path, fps, max_seconds, neutral)
@@ -269,12 +275,13 @@ def _write_result(motion, out: Path, tri, audio_path, fps, max_seconds, neutral,
     else: _write_motion(moved, out, head.faces, audio_path, fps, max_seconds, head.vertices)
     return moved
 
-def _check_options(target, landmarks, arkit: bool, suffix: str):
-    "Refuse option combinations that mean nothing, before any work."
+def _check_options(target, landmarks, arkit: bool, suffix: str) -> bool:
+    "Refuse option combinations that mean nothing, before any work; whether the output needs ARKit weights."
     if landmarks is not None and target is None: raise UsageError("--landmarks belongs to a --target head")
     if arkit and suffix not in (".glb", ".gltf"):
         raise UsageError(f"--arkit chooses glTF's morph targets: write .glb or .gltf (ARKit weights alone: .csv or .json), "
                          f"not {suffix}")
+    return arkit or suffix in (".csv", ".json")
 
 @torch.no_grad()
 def animate(audio_path: str | Path,      # any audio file
@@ -299,14 +306,15 @@ def animate(audio_path: str | Path,      # any audio file
            ) -> np.ndarray:               # (T, 3V) the motion written (on the target, if given; (T, 52) weights for .csv/.json)
     "Animate a face from speech with a trained actor or a released FaceFormer checkpoint and write it to `out`."
     out = check_output(out)                                                          # before the work
-    _check_options(target, landmarks, arkit, out.suffix)
+    needs_arkit = _check_options(target, landmarks, arkit, out.suffix)
     an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config)
+    solver = ArkitSolver(an.rest()) if needs_arkit else None                       # refuses a face that is not the procedural head
     head = TargetHead(an, target, landmarks, faces) if target is not None else None
     tri = head.faces if head is not None else an.faces(faces, out)
     audio, n_frames = an.load(audio_path, like_reference, max_audio_s)
     motion = an.model.predict(audio[None].to(an.device), an.template, an.one_hot, n_frames=n_frames, sample=sample,
                               engine=engine, window_s=window_s)[0].cpu().numpy()
-    return _write_result(motion, out, tri, audio_path, an.fps, max_audio_s, an.rest(), head, arkit)
+    return _write_result(motion, out, tri, audio_path, an.fps, max_audio_s, an.rest(), head, solver)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 
@@ -351,8 +359,9 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {shown(out_dir)} is a file; with several inputs --out is a folder")
     for f in files: check_output(out_dir / f"{f.stem}.{fmt}")                     # before the work
-    _check_options(target, landmarks, arkit, "." + fmt)
+    needs_arkit = _check_options(target, landmarks, arkit, "." + fmt)
     an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config)
+    solver = ArkitSolver(an.rest()) if needs_arkit else None                       # set up once for every file
     head = TargetHead(an, target, landmarks, faces) if target is not None else None
     tri = head.faces if head is not None else an.faces(faces, Path(f"x.{fmt}"))
     t0 = time.time()
@@ -366,7 +375,7 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
         motions = an.model.predict_many([a.to(an.device) for _, a, _ in chunk], an.template.expand(B, -1), an.one_hot.expand(B, -1),
                                         [T for *_, T in chunk], sample=sample, engine=engine, window_s=window_s)
         for (f, _, _), m in zip(chunk, motions):
-            _write_result(m.cpu().numpy(), out_dir / f"{f.stem}.{fmt}", tri, f, an.fps, max_audio_s, an.rest(), head, arkit)
+            _write_result(m.cpu().numpy(), out_dir / f"{f.stem}.{fmt}", tri, f, an.fps, max_audio_s, an.rest(), head, solver)
         bar.update(B)
     bar.close()
     dt = time.time() - t0
