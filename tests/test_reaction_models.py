@@ -7,7 +7,7 @@ from speechface.models.reaction_vae import (FACE_DIM, ReactionShapeError, Reacti
                                             reaction_vae_batch_losses, split_face)
 from speechface.models.reaction_fsq import (ReactionTokenPredictor, ReactionTokenPredictorConfig, sample_top_k,
                                             token_batch_loss)
-from speechface.models.reaction_online import OnlineReactionManager
+from speechface.models.reaction_online import OnlineReactionManager, concat_windows
 
 torch.set_num_threads(1)
 
@@ -108,3 +108,69 @@ def test_vae_online_latents_per_window():
     vae = tiny_vae().eval()
     out = OnlineReactionManager(vae, seed=0).generate_offline(torch.rand(1, 10, FACE_DIM), torch.randn(1, 10, 8))
     assert out["face"].shape == (1, 10, FACE_DIM) and out["z"].shape == (1, 3, 4)
+
+
+def _lag_copy_accuracy(rel_span: int, lag: int = 6, steps: int = 150, V: int = 8, T: int = 64, W: int = 4) -> float:
+    """Train a tiny token predictor on listener = speaker delayed by `lag` frames (piecewise-constant speaker tokens,
+    window W < lag so the trigger is always visible) and return its greedy accuracy on the frames where the listener
+    changes token (the reactions), generated window by window."""
+    torch.manual_seed(0)
+    m = ReactionTokenPredictor(ReactionTokenPredictorConfig(vocab_size=V, audio_dim=8, feature_dim=32, n_encoder_layers=1,
+                                                            n_decoder_layers=1, window=W, max_seq_len=T, dropout=0.0,
+                                                            rel_span=rel_span))
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(1)
+
+    def batch(n=16):
+        s = torch.zeros(n, T, dtype=torch.long)
+        for i in range(n):
+            t = 0
+            while t < T:
+                run = int(torch.randint(3, 11, (1,), generator=g))
+                s[i, t:t + run] = int(torch.randint(0, V, (1,), generator=g))
+                t += run
+        return s, torch.zeros(n, T, 8), torch.cat([torch.zeros(n, lag, dtype=torch.long), s[:, :-lag]], 1)
+
+    for _ in range(steps):
+        s, a, lis = batch()
+        loss = token_batch_loss(m, {"speaker_tokens": s, "speaker_audio": a, "listener_tokens": lis})["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    s, a, lis = batch(64)
+    with torch.no_grad(): out = m.generate(s, a, temperature=0)["tokens"]
+    change = torch.zeros_like(lis, dtype=torch.bool)
+    change[:, lag + 1:] = lis[:, lag + 1:] != lis[:, lag:-1]
+    return float((out == lis)[change].float().mean())
+
+
+def test_learned_relative_bias_learns_a_lag():
+    """A listener that answers `lag` frames after the speaker: with the learned relative-position bias (rel_span) the
+    predictor gets the reactions right; with ALiBi's monotone distance decay alone it gets markedly fewer (0.77 vs 0.97)."""
+    with_rel, alibi = _lag_copy_accuracy(16), _lag_copy_accuracy(0)
+    assert with_rel >= 0.93, with_rel
+    assert with_rel - alibi >= 0.1, (with_rel, alibi)
+
+
+def test_relative_bias_streams_like_offline():
+    "rel_span models: the window-by-window cached generation gives the teacher-forced logits exactly (FSQ), and the VAE's too."
+    m = tiny_tok(rel_span=6, max_seq_len=32).eval()
+    with torch.no_grad():
+        for mod in m.modules():
+            if hasattr(mod, "rel_bias"): mod.rel_bias.normal_(generator=torch.Generator().manual_seed(3))
+    t, a = torch.randint(0, 8, (2, 30)), torch.randn(2, 30, 8)
+    out = m.generate(t, a, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(): assert torch.allclose(m(t, a, out["tokens"]), out["logits"], atol=1e-5)
+    v = tiny_vae(rel_span=5).eval()
+    with torch.no_grad():
+        for mod in v.modules():
+            if hasattr(mod, "rel_bias"): mod.rel_bias.normal_(generator=torch.Generator().manual_seed(4))
+    spk, aud = torch.rand(1, 16, FACE_DIM), torch.randn(1, 16, 8)
+    manager = OnlineReactionManager(v, seed=7)
+    outs = manager.reset() + [manager.push(spk[:, i:i + 4], aud[:, i:i + 4]) for i in range(0, 16, 4)]
+    online, offline = concat_windows(outs, 16), manager.generate_offline(spk, aud)
+    assert torch.equal(online["face"], offline["face"])
+    with pytest.raises(ValueError, match="rel_span"):
+        from speechface.models.reaction_vae import FrameAttention
+        FrameAttention(8, 2, rel_span=-1)

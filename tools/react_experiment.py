@@ -10,7 +10,9 @@ Training overrides come from --config (a YAML with `fsq:` and `vae:` lists of `s
 optional `generate:` mapping per model of generation settings: checkpoint best|last, top_k, temperature), so the
 configuration evaluated on test is the file committed before the test run (its git history is the pre-registration).
 `eval` writes docs/results/react_<split>_table.csv (one row per method and seed plus the naive baselines; FRC/FRD
-with 95 % bootstrap intervals over speaker samples), react_<split>_latency.csv (online manager, one CPU thread), and
+with 95 % bootstrap intervals over speaker samples), react_<split>_rules.csv (per listener rule of the corpus: hit
+rate, median lag, lag error against each listener's own lag), react_<split>_dims.csv (FRC per emotion dimension),
+react_<split>_latency.csv (online manager, one CPU thread), and
 a frame of speaker | real listener | generated listeners (docs/results/react_frame.png).
 """
 import argparse, json, subprocess, sys, time
@@ -131,7 +133,8 @@ def load_run(run: Path, checkpoint: str = "best"):
 def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: str = "", only: str | None = None):
     import numpy as np, pandas as pd, torch
     from speechface.data.react import REACTDataset
-    from speechface.evaluation.react import react_split, react_table
+    from speechface.evaluation.react import react_split, react_table, rule_report, frc_by_dimension
+    from speechface.metrics.react import gt_baseline, mime_baseline
     from speechface.train.reaction import generate_reactions
     torch.set_num_threads(1)
     data = corpus(out, 2)
@@ -142,12 +145,13 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: st
                   if (p / "best.pt").is_file() and (stems is None or p.name.rsplit("_s", 1)[0] in stems))
     gen = generation_settings(config)
     if not runs: raise SystemExit(f"no trained runs under {out / 'runs'}: run the train stage first")
-    preds, info, lat = {}, [], []
+    preds, faces, info, lat = {}, {}, [], []
     for run in runs:
         g = dict(gen.get(run.name.rsplit("_s", 1)[0], {}))                  # e.g. {checkpoint: last} or {temperature: 0.7}
         rm = load_run(run, g.pop("checkpoint", "best"))
         t0 = time.time()
-        preds[run.name] = generate_reactions(rm, ds, n_samples=n_samples, seed=1000 + int(run.name.rsplit("_s", 1)[1]), **g)
+        preds[run.name], faces[run.name] = generate_reactions(rm, ds, n_samples=n_samples, seed=1000 + int(run.name.rsplit("_s", 1)[1]),
+                                                              faces=True, **g)
         info.append({"run": run.name, "generate_s": round(time.time() - t0, 1)})
         print(f"{run.name}: generated {preds[run.name].shape} in {info[-1]['generate_s']} s", flush=True)
         if not tag: lat.append(latency(run, rm, ds))                    # the online manager, same weights
@@ -161,6 +165,14 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: st
     tab.to_csv(RESULTS / name)
     np.savez_compressed(out / f"predictions_{split}{'_' + tag if tag else ''}.npz", **preds)
     print(tab.round(3).to_markdown())
+    rules = rule_report(faces, d)                                        # per listener rule: hit rate, lag, lag error
+    rules.to_csv(RESULTS / name.replace("_table.csv", "_rules.csv"))
+    print(rules.round(3).to_markdown())
+    dims = pd.DataFrame({"GT": frc_by_dimension(np.asarray(gt_baseline(d.listener_emotion, 2)), d),
+                         "Mime": frc_by_dimension(np.asarray(mime_baseline(d.speaker_emotion, 2)), d),
+                         **{k: frc_by_dimension(v, d) for k, v in preds.items()}})
+    dims.to_csv(RESULTS / name.replace("_table.csv", "_dims.csv"))     # CCC per emotion dimension (FRC taken apart)
+    print(dims.round(2).to_markdown())
     if split == "test" and not tag: frame(out, split)
     (out / f"eval_{split}.json").write_text(json.dumps({"runs": info, "config": str(config) if config else None}, indent=1))
 

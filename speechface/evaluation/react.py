@@ -18,11 +18,14 @@ from ..metrics.react import (react_metrics, lagged_correlation, gt_baseline, mim
                                       mean_sequence_baseline)
 from ..data.react import (REACTDataset, REACT_FPS, REACT_EVAL_FRAMES, EMOTION_COLUMNS, load_appropriateness, appropriateness_path,
                           read_react_wav)
-from ..data.dyadic import (RULES, LAG_JITTER, BROW_SIGMA, face_vector, emotion_vector, smile_envelope, nod_curve)
+from ..data.dyadic import (RULES, LAG_JITTER, BROW_SIGMA, SMILE_RISE, NOD_SPAN, MATCH_TOLERANCE, EXPRESSION_NAMES,
+                                   HEAD_NAMES, face_vector, emotion_vector, smile_envelope, nod_curve)
 
 # %% auto #0
-__all__ = ['ANNOTATION_BYTES_FACTOR', 'REACTEvalError', 'REACTSplit', 'react_split', 'bootstrap_ci', 'react_table',
-           'rule_listener', 'rule_oracle', 'speaker_batches', 'evaluate_generator', 'plot_reaction_curves']
+__all__ = ['ANNOTATION_BYTES_FACTOR', 'RULE_SIGNALS', 'SMILE_LEVEL', 'BROW_LEVEL', 'NOD_LEVEL', 'NOD_MATCH', 'SMILE_SLOPE',
+           'REACTEvalError', 'REACTSplit', 'react_split', 'bootstrap_ci', 'react_table', 'rule_listener', 'rule_oracle',
+           'speaker_batches', 'evaluate_generator', 'plot_reaction_curves', 'reaction_events', 'rule_hits',
+           'rule_report', 'frc_by_dimension']
 
 # %% ../../nbs/33_evaluation.react.ipynb #773f05c9
 class REACTEvalError(UserError, ValueError):
@@ -276,3 +279,141 @@ def plot_reaction_curves(speaker,                 # (T, 25) speaker emotion
     if title: fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+# %% ../../nbs/33_evaluation.react.ipynb #97d33d94
+RULE_SIGNALS = {"smile": ("mouthSmileLeft", "mouthSmileRight"), "brow": ("browInnerUp",), "nod": ("pitch",)}
+SMILE_LEVEL = 0.15     # ... and by at least this much within the rise time, reaching at least this
+BROW_LEVEL = 0.2       # a brow raise: a browInnerUp peak at least this high, this prominent
+NOD_LEVEL = 0.02       # a nod: head pitch (radians, 1-s median removed) fitting the nod shape with a peak this high
+NOD_MATCH = 0.8        # ... and correlating with it at least this well
+SMILE_SLOPE = 0.03     # a smile rise: the smile grows by at least this much in one frame at its steepest
+
+def _nod_peak_delay(fps: int = REACT_FPS) -> float:
+
+    t = np.arange(0, 1.2, 0.001)
+    return float(t[np.argmax(nod_curve(t, 0.0))])
+
+def reaction_events(face: np.ndarray,     # (T, 58) one listener's face vector (`data.dyadic.face_vector` layout)
+                    fps: int = REACT_FPS,
+                   ) -> list:              # [{'type': 'smile'|'brow'|'nod', 't': onset s}], sorted by time
+    """Reaction onsets found in a face-vector sequence, by the shapes the corpus draws them with: a smile's half-height
+    crossing minus half its rise (`SMILE_RISE`), a brow raise's peak, a nod's pitch peak minus its peak delay."""
+    from scipy.ndimage import median_filter
+    from scipy.signal import find_peaks
+    f = np.asarray(face, np.float64)
+    if f.ndim != 2 or f.shape[1] != 58: raise REACTEvalError(f"a face sequence must be (T, 58) face vectors, got {f.shape}")
+    col = lambda n: f[:, EXPRESSION_NAMES.index(n)] if n in EXPRESSION_NAMES else f[:, 52 + HEAD_NAMES.index(n)]
+    T, ev = len(f), []
+    smile = np.mean([col(n) for n in RULE_SIGNALS["smile"]], 0)
+    rise, w = np.diff(smile), max(1, int(round(SMILE_RISE * fps)))
+    for j in find_peaks(rise, height=SMILE_SLOPE, distance=max(1, int(0.3 * fps)))[0]:   # steepest frame of a rise
+        before, after = smile[max(0, j - w):j + 1].min(), smile[j + 1:j + 1 + 2 * w].max()
+        if after >= SMILE_LEVEL and after - before >= SMILE_LEVEL:                          # a real smile, not a flicker
+            ev.append({"type": "smile", "t": (j + 0.5) / fps - SMILE_RISE / 2})              # mid-rise minus half the rise
+    brow = col("browInnerUp")
+    for p in find_peaks(brow, height=BROW_LEVEL, prominence=BROW_LEVEL, distance=int(0.4 * fps))[0]:
+        ev.append({"type": "brow", "t": p / fps})
+    pitch = col("pitch")
+    hp = pitch - median_filter(pitch, size=int(fps) | 1, mode="nearest")                     # slow drift removed
+    tpl = nod_curve(np.arange(int(NOD_SPAN * fps)) / fps, 0.0)                              # the nod's shape from onset
+    tpl = tpl[: int(0.8 * fps)]
+    n = len(tpl)
+    if T > n:
+        win = np.lib.stride_tricks.sliding_window_view(hp, n)                                   # (T - n + 1, n)
+        wc, tc = win - win.mean(1, keepdims=True), tpl - tpl.mean()
+        amp = wc @ tc / (tc @ tc)                                                               # least-squares nod size
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = wc @ tc / (np.linalg.norm(wc, axis=1) * np.linalg.norm(tc))                     # shape match
+        score = np.where((r >= NOD_MATCH) & (amp * tpl.max() >= NOD_LEVEL), r, 0)
+        for p in find_peaks(np.r_[0, score, 0], height=NOD_MATCH, distance=int(0.6 * fps))[0]:
+            ev.append({"type": "nod", "t": (p - 1) / fps})
+    return sorted(ev, key=lambda e: e["t"])
+
+
+# %% ../../nbs/33_evaluation.react.ipynb #bd64d302
+def rule_hits(triggers: list,        # the speaker's trigger events (clip-local dicts with 'type', 't')
+              reactions: list,       # the listener's reaction events (`reaction_events`)
+              duration: float,       # clip length (s)
+              tolerance: float = MATCH_TOLERANCE,  # s of slack on each side of a rule's lag range
+             ) -> list:              # per counted trigger: {'rule', 't', 'hit', 'lag'} (lag NaN when missed)
+    "Each speaker trigger of a rule answered or not: the first unused reaction of the rule's type within its lag window."
+    out = []
+    for rule in RULES:
+        lo, hi = rule.lag[0] - tolerance, rule.lag[1] + tolerance
+        react = sorted(e["t"] for e in reactions if e["type"] == rule.reaction)
+        used = [False] * len(react)
+        for s in sorted(e["t"] for e in triggers if e["type"] == rule.trigger and 0 <= e["t"] <= duration - hi):
+            j = next((j for j, r in enumerate(react) if not used[j] and lo <= r - s <= hi), None)
+            if j is not None: used[j] = True
+            out.append({"rule": rule.trigger, "t": s, "hit": j is not None, "lag": react[j] - s if j is not None else np.nan})
+    return out
+
+def _smile_curve(face: np.ndarray) -> np.ndarray:
+    return np.mean([face[..., EXPRESSION_NAMES.index(n)] for n in RULE_SIGNALS["smile"]], 0)
+
+def rule_report(faces: dict,            # name -> (S, K, T, 58) or (S, T, 58) generated listeners' face vectors
+                data: REACTSplit,       # the split they answer (a synthetic dyadic corpus, with annotations)
+                baselines: bool = True, # add GT (the real listeners) and Mime (the speaker's own face) rows
+                max_lag_s: float = 2.0, # smile cross-correlation searched over 0..max_lag_s
+               ) -> pd.DataFrame:        # one row per (method, rule)
+    """For each listener rule of the corpus: how often a listener answers the speaker's trigger within the rule's lag window
+    (hit rate), with what lag (median; and its error against each real listener's own lag, from the annotation), how many
+    reactions it shows a minute; for smiles also the lag of the smile cross-correlation peak (listener after speaker)."""
+    T, fps = data.n_frames, data.fps
+    dur = T / fps
+    ann = [(_annotation(data.root, data.split, s), _annotation(data.root, data.split, l)) for s, l in data.samples]
+    methods = ({"GT": data.listener_3dmm, "Mime": data.speaker_3dmm} if baselines else {}) | dict(faces)
+    spk_smile = _smile_curve(np.asarray(data.speaker_3dmm, np.float64))                       # (S, T)
+    max_lag = min(int(max_lag_s * fps), T - 2)
+    rows = []
+    for name, f in methods.items():
+        f = np.asarray(f, np.float32)
+        if f.ndim == 3: f = f[:, None]
+        if f.ndim != 4 or f.shape[0] != len(data) or f.shape[2:] != (T, 58):
+            raise REACTEvalError(f"method {name!r}: faces must be (S, K, T, 58) = ({len(data)}, K, {T}, 58), got {f.shape}")
+        hits, counts = [], {r.reaction: 0 for r in RULES}
+        for s in range(len(data)):
+            trig, style = ann[s][0]["triggers"], ann[s][1]["listener_style"]
+            for k in range(f.shape[1]):
+                ev = reaction_events(f[s, k], fps)
+                for e in ev: counts[e["type"]] += 1
+                for h in rule_hits(trig, ev, dur):
+                    rule = next(r for r in RULES if r.trigger == h["rule"])
+                    hits.append({**h, "error": h["lag"] - style[f"{rule.reaction}_lag"]})
+        h = pd.DataFrame(hits)
+        r = lagged_correlation(_smile_curve(f.astype(np.float64)).reshape(-1, T, 1),
+                               np.repeat(spk_smile, f.shape[1], 0)[..., None], max_lag, "skip")   # (S K, 2 max_lag + 1)
+        xlag = (np.argmax(r[:, max_lag:], 1) / fps)[np.isfinite(r[:, max_lag:]).any(1)]       # listener trailing: L >= 0
+        n_min = f.shape[0] * f.shape[1] * dur / 60
+        for rule in RULES:
+            g = h[h.rule == rule.trigger] if len(h) else h
+            rows.append({"method": name, "rule": f"{rule.trigger} → {rule.reaction}", "rule lag (s)": f"{rule.lag[0]}–{rule.lag[1]}",
+                         "triggers": len(g), "hit rate": g.hit.mean() if len(g) else np.nan,
+                         "median lag (s)": g.lag.median() if len(g) else np.nan,
+                         "lag error (s)": g.error.median() if len(g) else np.nan,
+                         "reactions / min": counts[rule.reaction] / n_min,
+                         "xcorr lag (s)": float(np.median(xlag)) if rule.reaction == "smile" and len(xlag) else np.nan})
+    return pd.DataFrame(rows).set_index(["method", "rule"])
+
+
+# %% ../../nbs/33_evaluation.react.ipynb #c8d53a50
+def frc_by_dimension(pred,         # (S, K, T, 25) generated reactions
+                     data: REACTSplit,
+                    ) -> pd.Series:  # per emotion column: mean CCC with the listener FRC picks; FRC = 10/K · K · sum / 25
+    """FRC taken apart: for each generated sample, the appropriate real listener FRC picks (highest CCC averaged over the
+    25 dimensions), and that listener's CCC on every dimension, averaged over samples. Their mean times K is FRC."""
+    p = np.asarray(pred, np.float64)
+    if p.ndim != 4 or p.shape[0] != len(data) or p.shape[2:] != (data.n_frames, 25):
+        raise REACTEvalError(f"predictions must be (S, K, T, 25) = ({len(data)}, K, {data.n_frames}, 25), got {p.shape}")
+    L = np.asarray(data.listener_emotion, np.float64)
+    out = []
+    for s in range(len(p)):
+        x, y = p[s], L[data.appropriate[s]]                                         # (K, T, D), (A, T, D)
+        mx, my = x.mean(1), y.mean(1)
+        cov = np.einsum("ktd,atd->kad", x - mx[:, None], y - my[:, None]) / x.shape[1]   # (K, A, D)
+        vx, vy = x.var(1), y.var(1)
+        c = 2 * cov / (vx[:, None] + vy[None] + (mx[:, None] - my[None]) ** 2 + 1e-8)   # (K, A, D) per-dim CCC
+        c = np.where((vx[:, None] > 0) & (vy[None] > 0), c, 0.0)                    # a constant dimension counts 0 (REACT)
+        out.append(c[np.arange(len(x)), c.mean(-1).argmax(1)])                      # (K, D) at the listener FRC picks
+    return pd.Series(np.concatenate(out).mean(0), index=list(EMOTION_COLUMNS), name="CCC")
+

@@ -19,10 +19,11 @@ __all__ = ['TOKEN_BATCH_KEYS', 'GatedCrossModalBlock', 'ReactionTokenPredictorCo
 # %% ../../nbs/18_models.reaction_fsq.ipynb #4d8bacd2
 class GatedCrossModalBlock(nn.Module):
     "FIBER block: x <- x + SA(LN x) + α·CA(LN SA_out, LN y); x <- x + FF(LN x); gate α initialised to 0."
-    def __init__(self, d: int, n_heads: int, ff_mult: int = 4, dropout: float = 0.0):
+    def __init__(self, d: int, n_heads: int, ff_mult: int = 4, dropout: float = 0.0, rel_span: int = 0):
         super().__init__()
-        self.norm_x, self.self_attn = nn.LayerNorm(d), FrameAttention(d, n_heads, dropout)
-        self.norm_sa, self.norm_y, self.cross_attn = nn.LayerNorm(d), nn.LayerNorm(d), FrameAttention(d, n_heads, dropout)
+        self.norm_x, self.self_attn = nn.LayerNorm(d), FrameAttention(d, n_heads, dropout, rel_span)
+        self.norm_sa, self.norm_y = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.cross_attn = FrameAttention(d, n_heads, dropout, rel_span)
         self.gate = nn.Parameter(torch.zeros(()))                               # α = 0: starts as self-attention only
         self.norm_ff = nn.LayerNorm(d)
         self.ff = nn.Sequential(nn.Linear(d, ff_mult * d), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_mult * d, d))
@@ -65,6 +66,7 @@ class ReactionTokenPredictorConfig:
     max_seq_len: int = 750          # attention context in frames (REACT clips: 751 frames ≈ 30 s)
     top_k: int = 10                 # default top-k of generation (ours; the seed samples top-k)
     temperature: float = 1.0        # default sampling temperature (0 = greedy)
+    rel_span: int = 0               # > 0: learned relative-position bias over offsets within ±rel_span frames (0: ALiBi only)
 
     @property
     def context_windows(self) -> int: return max(1, self.max_seq_len // self.window)
@@ -79,9 +81,9 @@ class SpeakerEncoder(nn.Module):
         self.cfg = cfg
         self.token_emb, self.audio_in = nn.Embedding(cfg.vocab_size, d), nn.Linear(cfg.audio_dim, d)
         self.pos_emb = nn.Embedding(cfg.window, d)
-        self.face_blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult, cfg.dropout)
+        self.face_blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult, cfg.dropout, cfg.rel_span)
                                          for _ in range(cfg.n_encoder_layers))
-        self.audio_blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult, cfg.dropout)
+        self.audio_blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult, cfg.dropout, cfg.rel_span)
                                           for _ in range(cfg.n_encoder_layers))
         self.norm = nn.LayerNorm(d)
         self.rule = block_rule(cfg.window, C, 0)
@@ -106,7 +108,8 @@ class ListenerDecoder(nn.Module):
         d = cfg.feature_dim
         self.cfg = cfg
         self.token_emb, self.pos_emb = nn.Embedding(cfg.vocab_size + 1, d), nn.Embedding(cfg.window, d)  # + BOS
-        self.blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult, cfg.dropout) for _ in range(cfg.n_decoder_layers))
+        self.blocks = nn.ModuleList(GatedCrossModalBlock(d, cfg.n_heads, cfg.ff_mult, cfg.dropout, cfg.rel_span)
+                                    for _ in range(cfg.n_decoder_layers))
         self.mem_start = nn.Parameter(torch.randn(1, 1, d) * 0.02)             # visible to every listener frame
         self.norm, self.lm_head = nn.LayerNorm(d), nn.Linear(d, cfg.vocab_size)
         self.rule = causal_rule(cfg.context_windows * cfg.window)

@@ -71,13 +71,17 @@ def crop_cache(cache: dict, min_pos: int):
         cache["k"], cache["v"], cache["pos"] = cache["k"][:, :, keep], cache["v"][:, :, keep], cache["pos"][keep]
 
 class FrameAttention(nn.Module):
-    "Multi-head attention masked by a rule on frame positions, with an ALiBi distance bias and an optional key/value cache."
-    def __init__(self, d: int, n_heads: int, dropout: float = 0.0):
+    """Multi-head attention masked by a rule on frame positions, with an ALiBi distance bias (plus, with `rel_span`, a
+    learned bias per head and signed offset q - k, clamped to ±(rel_span - 1), that starts at zero) and an optional
+    key/value cache."""
+    def __init__(self, d: int, n_heads: int, dropout: float = 0.0, rel_span: int = 0):
         super().__init__()
         if d % n_heads: raise ValueError(f"width {d} is not divisible by {n_heads} heads")
-        self.h, self.p = n_heads, dropout
+        if rel_span < 0: raise ValueError(f"rel_span must be >= 0 (0: ALiBi only), got {rel_span}")
+        self.h, self.p, self.rel_span = n_heads, dropout, rel_span
         self.q_proj, self.kv_proj, self.out_proj = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
         self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
+        if rel_span: self.rel_bias = nn.Parameter(torch.zeros(n_heads, 2 * rel_span - 1))   # offsets -(R-1) .. R-1
 
     def _heads(self, x):  # (B, T, d) -> (B, H, T, dh)
         B, T, d = x.shape
@@ -108,7 +112,11 @@ class FrameAttention(nn.Module):
             cache = {"k": e, "v": e, "pos": q_pos.new_zeros(0)}
         k, v, kp = cache["k"], cache["v"], cache["pos"]                           # (B, H, Tk, dh), (Tk,)
         allowed = rule(q_pos[:, None], kp[None])                                  # (Tq, Tk)
-        bias = -self.slopes[:, None, None] * (q_pos[:, None] - kp[None]).abs().to(q.dtype)   # (H, Tq, Tk)
+        off = q_pos[:, None] - kp[None]                                           # (Tq, Tk) signed offsets
+        bias = -self.slopes[:, None, None] * off.abs().to(q.dtype)                # (H, Tq, Tk)
+        if self.rel_span:                                                         # learned: a head can look `lag` frames back
+            R = self.rel_span
+            bias = bias + self.rel_bias[:, off.clamp(-R + 1, R - 1) + R - 1].to(q.dtype)
         bias = bias.masked_fill(~allowed, float("-inf"))
         if prefix is not None:
             pk, pv = self.kv(prefix.expand(x.shape[0], -1, -1))                   # (B, H, P, dh)
@@ -138,6 +146,7 @@ class ReactionVAEConfig:
     window: int = 16                # frames per window W (seed 16 = 0.64 s at 25 fps)
     max_seq_len: int = 750          # seed 750 (30 s); the attention context is max_seq_len // window windows
     lag: int = 0                    # listener window w sees speaker windows <= w - lag (0: the seed's online mode; 1: strictly real time)
+    rel_span: int = 0               # > 0: learned relative-position attention bias within ±rel_span frames (0: ALiBi only)
     # losses
     w_vae: float = 1.0              # reconstruction + kl_weight·KL (seed 1)
     w_emotion: float = 1.0          # weight of the emotion head's L1 inside the reconstruction (ours; emotion values lie in [-1, 1])
@@ -175,11 +184,11 @@ class ReactionVAEConfig:
 # %% ../../nbs/17_models.reaction_vae.ipynb #83579ef6
 class ReactionLayer(nn.Module):
     "Pre-norm transformer layer: rule-masked self-attention, optional cross-attention to a memory, feed-forward."
-    def __init__(self, d: int, n_heads: int, ff_mult: int, dropout: float, cross: bool = False):
+    def __init__(self, d: int, n_heads: int, ff_mult: int, dropout: float, cross: bool = False, rel_span: int = 0):
         super().__init__()
-        self.norm1, self.self_attn = nn.LayerNorm(d), FrameAttention(d, n_heads, dropout)
+        self.norm1, self.self_attn = nn.LayerNorm(d), FrameAttention(d, n_heads, dropout, rel_span)
         self.cross = cross
-        if cross: self.norm2, self.cross_attn = nn.LayerNorm(d), FrameAttention(d, n_heads, dropout)
+        if cross: self.norm2, self.cross_attn = nn.LayerNorm(d), FrameAttention(d, n_heads, dropout, rel_span)
         self.norm3 = nn.LayerNorm(d)
         self.ff = nn.Sequential(nn.Linear(d, ff_mult * d), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_mult * d, d))
         self.drop = nn.Dropout(dropout)
@@ -199,14 +208,15 @@ class ReactionVAE(nn.Module):
         self.face_in, self.audio_in = nn.Linear(cfg.face_dim, d), nn.Linear(cfg.audio_dim, d)
         self.fuse = nn.Linear(2 * d, d)
         self.speaker_pos = nn.Embedding(W, d)                       # place of a frame in its window
-        self.encoder = nn.ModuleList(ReactionLayer(d, cfg.n_heads, cfg.ff_mult, cfg.dropout) for _ in range(cfg.n_encoder_layers))
+        self.encoder = nn.ModuleList(ReactionLayer(d, cfg.n_heads, cfg.ff_mult, cfg.dropout, rel_span=cfg.rel_span)
+                                     for _ in range(cfg.n_encoder_layers))
         self.encoder_norm = nn.LayerNorm(d)
         self.start_summary = nn.Parameter(torch.zeros(d))           # summary of a window before the first speaker window
         self.to_latent = nn.Linear(d, 2 * cfg.latent_dim)           # -> mu, logvar
         self.z_in, self.listener_in = nn.Linear(cfg.latent_dim, d), nn.Linear(cfg.face_dim, d)
         self.query_pos = nn.Embedding(W, d)
         self.mem_start = nn.Parameter(torch.randn(1, 1, d) * 0.02)  # always-visible start token of the speaker memory
-        self.decoder = nn.ModuleList(ReactionLayer(d, cfg.n_heads, cfg.ff_mult, cfg.dropout, cross=True)
+        self.decoder = nn.ModuleList(ReactionLayer(d, cfg.n_heads, cfg.ff_mult, cfg.dropout, cross=True, rel_span=cfg.rel_span)
                                      for _ in range(cfg.n_decoder_layers))
         self.decoder_norm = nn.LayerNorm(d)
         self.heads = nn.ModuleDict({k: nn.Linear(d, s.stop - s.start) for k, s in cfg.slices.items()})

@@ -29,12 +29,12 @@ from .tokenizer import train_tokenizer
 
 # %% auto #0
 __all__ = ['AUDIO_KINDS', 'MEL_RATE', 'MEL_N_FFT', 'FRAME_KEYS', 'CONFIG_MAX_INT', 'CONFIG_MAX_LAYERS', 'TOKEN_KEYS', 'VAE_KEYS',
-           'ReactionAudioError', 'ReactionAudioConfig', 'reaction_audio_features', 'reaction_items', 'collate_reaction',
-           'reaction_settings', 'config_limits', 'checked_model_config', 'checked_tokenizer', 'tokenizer_items',
-           'tokenizer_stage', 'tokenize_items', 'ReactionFSQTask', 'fsq_model_config', 'generate_fsq_reactions',
-           'ReactionDataError', 'reaction_datasets', 'train_reaction', 'vae_items', 'ReactionVAETask',
-           'vae_model_config', 'resolve_face', 'generate_vae_reactions', 'ReactionModel', 'load_reaction_model',
-           'generate_reactions']
+           'ReactionAudioError', 'ReactionAudioConfig', 'reaction_audio_features', 'audio_statistics', 'reaction_items',
+           'collate_reaction', 'reaction_settings', 'config_limits', 'checked_model_config', 'checked_tokenizer',
+           'tokenizer_items', 'tokenizer_stage', 'tokenize_items', 'ReactionFSQTask', 'fsq_model_config',
+           'generate_fsq_reactions', 'ReactionDataError', 'reaction_datasets', 'train_reaction', 'vae_items',
+           'ReactionVAETask', 'vae_model_config', 'resolve_face', 'generate_vae_reactions', 'ReactionModel',
+           'load_reaction_model', 'generate_reactions']
 
 # %% ../../nbs/46_train.reaction.ipynb #607be0db
 AUDIO_KINDS = REACTION_AUDIO_KINDS   # ("mel", "whisper")
@@ -52,6 +52,8 @@ class ReactionAudioConfig:
     mels_per_frame: int = ReactionAudioSettings.mels_per_frame  # mel frames stacked per 25-fps frame: hop = 16000 / (25·2) = 320 samples
     normalize: bool = True                           # per-utterance mean/variance normalisation per band (mel only)
     whisper_dir: str | None = ReactionAudioSettings.whisper_dir  # a local Whisper folder (save_pretrained); None: $SPEECHFACE_WHISPER_DIR
+    stats: tuple | None = None                       # (mean per band..., std per band...) of the training set's mels: when
+                                                     # given, used instead of the utterance's own (online = offline)
 
     def __post_init__(self):
         if self.kind not in AUDIO_KINDS: raise ReactionAudioError(f"audio kind must be one of {AUDIO_KINDS}, got {self.kind!r}")
@@ -61,6 +63,11 @@ class ReactionAudioConfig:
             raise ReactionAudioError(f"mels_per_frame={self.mels_per_frame} gives a hop of "
                                      f"{MEL_RATE / (REACT_FPS * self.mels_per_frame):.2f} "
                                      f"samples at {MEL_RATE} Hz, not an integer; use 1, 2, 4, 5 or 8")
+        if self.stats is not None:
+            st = np.asarray(self.stats, np.float64)
+            if st.shape != (2 * self.n_mels,) or not np.isfinite(st).all() or (st[self.n_mels:] <= 0).any():
+                raise ReactionAudioError(f"stats must be {2 * self.n_mels} finite numbers (a mean, then a positive std, per "
+                                         f"mel band); got {st.size}")
 
     def dim(self, whisper: WhisperFeatures | None = None) -> int:
         "Feature width: n_mels · mels_per_frame (mel) or the Whisper encoder's (384 for whisper-tiny)."
@@ -81,7 +88,7 @@ def reaction_audio_features(wave: np.ndarray | torch.Tensor,  # (N,) waveform
                             whisper: WhisperFeatures | None = None,  # a loaded extractor (kind 'whisper'); None: load it
                             max_short_s: float = 0.5,          # how much shorter than the face the audio may be
                            ) -> torch.Tensor:                  # (n_frames, dim) float32
-    "Per-frame speaker audio features at 25 fps: stacked log-mels (CMVN per utterance) or Whisper encoder features."
+    "Per-frame speaker audio features at 25 fps: stacked log-mels (CMVN by training or utterance statistics) or Whisper encoder features."
     x = wave.detach().cpu().float().numpy() if torch.is_tensor(wave) else np.asarray(wave, np.float32)
     if x.ndim != 1 or x.size == 0: raise ReactionAudioError(f"audio must be a non-empty (N,) waveform, got shape {x.shape}")
     have, need = x.size / sr, n_frames / REACT_FPS
@@ -96,8 +103,28 @@ def reaction_audio_features(wave: np.ndarray | torch.Tensor,  # (N,) waveform
     want = n_frames * m
     if len(mel) < want: mel = torch.cat([mel, mel.new_full((want - len(mel), cfg.n_mels), math.log(LOG_FLOOR))])
     mel = mel[:want]                                                                  # (T·m, n_mels)
-    if cfg.normalize: mel = (mel - mel.mean(0)) / (mel.std(0) + 1e-5)
+    if cfg.stats is not None:                                                          # training-set statistics
+        st = torch.tensor(cfg.stats, dtype=mel.dtype).view(2, cfg.n_mels)
+        mel = (mel - st[0]) / (st[1] + 1e-5)
+    elif cfg.normalize: mel = (mel - mel.mean(0)) / (mel.std(0) + 1e-5)
     return mel.reshape(n_frames, m * cfg.n_mels).contiguous()                         # (T, m·n_mels): frame t = mels 2t, 2t+1
+def audio_statistics(ds: REACTDataset,            # the training split (audio as waveforms)
+                     cfg: ReactionAudioConfig,    # kind 'mel'; its n_mels and mels_per_frame
+                    ) -> tuple:                    # (mean per band..., std per band...): `ReactionAudioConfig.stats`
+    "Mean and standard deviation of every log-mel band over all speaker frames of a split (each sequence once)."
+    raw = dataclasses.replace(cfg, normalize=False, stats=None)
+    seen, s1, s2, n = set(), 0.0, 0.0, 0
+    for i in range(len(ds)):
+        it = ds[i]
+        if it["speaker"] in seen: continue
+        seen.add(it["speaker"])
+        m = reaction_audio_features(it["speaker_audio"], ds.sr, it["n_frames"], raw).double().view(-1, cfg.n_mels)
+        s1, s2, n = s1 + m.sum(0), s2 + (m * m).sum(0), n + len(m)
+    if not n: raise ReactionAudioError(f"{ds.root}: the {ds.split} split has no speaker audio to take statistics from")
+    mean = s1 / n
+    std = (s2 / n - mean ** 2).clamp(min=1e-10).sqrt()
+    return tuple(float(x) for x in torch.cat([mean, std]))
+
 
 # %% ../../nbs/46_train.reaction.ipynb #489e27ce
 FRAME_KEYS = ("3dmm", "emotion", "openface", "openface_mask")
@@ -171,10 +198,12 @@ CONFIG_MAX_INT = 2**20      # no size, count or length in a reaction model's con
 CONFIG_MAX_LAYERS = 256     # layer counts (a 256-layer model takes ~2 s to lay out on the meta device; trained ones: <= 12)
 
 def config_limits(cls: type) -> dict:
-    "Bounds for a reaction config read from a file: integers up to `CONFIG_MAX_INT` (layer counts `CONFIG_MAX_LAYERS`), at most 64 levels."
+    """Bounds for a reaction config read from a file: integers up to `CONFIG_MAX_INT` (layer counts `CONFIG_MAX_LAYERS`), at
+    most 64 levels, at most 2 x 4096 audio statistics (a mean and a std per mel band)."""
     kind = lambda f: str(getattr(f.type, "__name__", f.type))
-    return {f.name: (0, CONFIG_MAX_LAYERS if "layers" in f.name else CONFIG_MAX_INT) if kind(f) == "int" else (0, 64)
-            for f in dataclasses.fields(cls) if kind(f) in ("int", "tuple")}
+    lim = lambda f: ((0, CONFIG_MAX_LAYERS if "layers" in f.name else CONFIG_MAX_INT) if kind(f) == "int"
+                     else (0, 2 * 4096) if f.name == "stats" else (0, 64))
+    return {f.name: lim(f) for f in dataclasses.fields(cls) if kind(f) in ("int", "tuple", "tuple | None")}
 
 def checked_model_config(cls: type,           # the config dataclass, e.g. `ReactionVAEConfig`
                          d,                    # its fields as stored in the checkpoint
@@ -307,7 +336,7 @@ def fsq_model_config(s: ReactionFSQSettings, vocab_size: int, audio_dim: int) ->
     return ReactionTokenPredictorConfig(vocab_size=vocab_size, audio_dim=audio_dim, feature_dim=s.feature_dim, n_heads=s.n_heads,
                                         n_encoder_layers=s.n_encoder_layers, n_decoder_layers=s.n_decoder_layers,
                                         ff_mult=s.ff_mult, dropout=s.dropout, window=s.window, top_k=s.top_k,
-                                        temperature=s.temperature)
+                                        temperature=s.temperature, rel_span=s.rel_span)
 
 # %% ../../nbs/46_train.reaction.ipynb #2fcb93bf
 def _check_audio_dim(audio: ReactionAudioConfig, dim: int):
@@ -359,13 +388,17 @@ def reaction_datasets(cfg, modalities=("emotion", "3dmm", "audio")) -> tuple[REA
     n = cfg.dataset.get("clip_frames") or react_clip_frames(root)
     return tuple(REACTDataset(root, split, modalities, mirror=True, n_frames=n) for split in ("train", "val"))
 
-def _audio_cfg(s) -> ReactionAudioConfig:
-    return ReactionAudioConfig(s.audio, s.n_mels, s.mels_per_frame, True, s.whisper_dir)
+def _audio_cfg(s, train: REACTDataset | None = None) -> ReactionAudioConfig:
+    "The run's audio features; with `audio_norm=train` (mel) the training split's band statistics go into it."
+    audio = ReactionAudioConfig(s.audio, s.n_mels, s.mels_per_frame, True, s.whisper_dir)
+    if s.audio == "mel" and getattr(s, "audio_norm", "utterance") == "train" and train is not None:
+        audio = dataclasses.replace(audio, stats=audio_statistics(train, audio))
+    return audio
 
 def _fsq_task(cfg, s: ReactionFSQSettings, progress: bool) -> ReactionFSQTask:
-    audio = _audio_cfg(s)
-    whisper = audio.whisper() if audio.kind == "whisper" else None
     tr, va = reaction_datasets(cfg)
+    audio = _audio_cfg(s, tr)
+    whisper = audio.whisper() if audio.kind == "whisper" else None
     cache = {}
     train, val = reaction_items(tr, audio, whisper, cache), reaction_items(va, audio, whisper, cache)
     tok, _ = tokenizer_stage(train, val, s.tokenizer, Path(cfg.out_dir) / cfg.run / "tokenizer", seed=cfg.seed,
@@ -447,7 +480,7 @@ def vae_model_config(s: ReactionVAESettings, face: str, audio_dim: int) -> React
     return ReactionVAEConfig(audio_dim=audio_dim, face=face, emotion_dim=s.emotion_dim if face == "openface" else 0,
                              feature_dim=s.feature_dim, latent_dim=s.latent_dim, n_heads=s.n_heads,
                              n_encoder_layers=s.n_encoder_layers, n_decoder_layers=s.n_decoder_layers, ff_mult=s.ff_mult,
-                             dropout=s.dropout, window=s.window, w_emotion=s.w_emotion, kl_weight=s.kl_weight,
+                             dropout=s.dropout, window=s.window, rel_span=s.rel_span, w_emotion=s.w_emotion, kl_weight=s.kl_weight,
                              w_smooth=s.w_smooth, w_diversity=s.w_diversity, w_contrastive=s.w_contrastive,
                              w_consistency=s.w_consistency, crop_len=s.crop or 0, n_samples=s.n_samples,
                              batch_size=s.batch_size, lr=s.lr, epochs=s.epochs)
@@ -462,12 +495,12 @@ def resolve_face(face: str, root: str | Path) -> str:
     except UserError: return "3dmm"
 
 def _vae_task(cfg, s: ReactionVAESettings, progress: bool) -> ReactionVAETask:
-    audio = _audio_cfg(s)
-    whisper = audio.whisper() if audio.kind == "whisper" else None
     face = resolve_face(s.face, cfg.dataset.root)
     if progress: print(f"reaction_vae: face features = {face}"
                        + (" (the corpus has no OpenFace)" if s.face == "auto" and face == "3dmm" else ""))
     tr, va = reaction_datasets(cfg, ("emotion", "3dmm", "audio") + (("openface",) if face == "openface" else ()))
+    audio = _audio_cfg(s, tr)
+    whisper = audio.whisper() if audio.kind == "whisper" else None
     cache = {}
     train = vae_items(reaction_items(tr, audio, whisper, cache), face)
     val = vae_items(reaction_items(va, audio, whisper, cache), face)

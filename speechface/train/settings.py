@@ -338,6 +338,8 @@ class ReactionAudioSettings:
     n_mels: int = setting(80, "int", lo=1)
     mels_per_frame: int = setting(2, "int", lo=1)                # mel frames stacked per 25-fps frame (hop 16000 / 50 = 320 samples)
     whisper_dir: str | None = None
+    audio_norm: str = setting("train", "choice", choices=("train", "utterance"))  # mel CMVN: training-set statistics
+                                                                 # (stored in the checkpoint; what a live stream can do) | per clip
     crop: int | None = setting(128, "int", lo=1, nullable=True)   # training window in frames; null = whole clips
 
 @dataclass
@@ -355,6 +357,7 @@ class ReactionFSQSettings(LoopSettings, ReactionAudioSettings):
     ff_mult: int = setting(4, "int", lo=1)
     dropout: float = setting(0.1, "float", lo=0, hi=0.99)
     window: int = setting(32, "int", lo=1)                       # frames predicted one window ahead (seed: 32)
+    rel_span: int = setting(0, "int", lo=0)                      # learned relative-position attention bias, ±frames (0: ALiBi only)
     top_k: int = setting(10, "int", lo=0)                        # generation defaults stored in the model (0 = all ids)
     temperature: float = setting(1.0, "float", **NONNEG)         # 0 = greedy
     select: str = setting("ce", "choice", choices=("ce", "frc"))  # best.pt: lowest validation token CE | highest validation FRC (ours)
@@ -379,6 +382,7 @@ class ReactionVAESettings(LoopSettings, ReactionAudioSettings):
     ff_mult: int = setting(2, "int", lo=1)
     dropout: float = setting(0.1, "float", lo=0, hi=0.99)
     window: int = setting(16, "int", lo=1)                       # seed 16
+    rel_span: int = setting(0, "int", lo=0)                      # learned relative-position attention bias, ±frames (0: ALiBi only)
     n_samples: int = setting(3, "int", lo=1)                     # latents per speaker in a step (seed 3)
     emotion_dim: int = setting(25, "int", lo=0)  # listener emotion head (REACT metrics read it); 0 = the seed's four branches
     w_emotion: float = setting(1.0, "float", **NONNEG)           # weight of its L1 term inside the reconstruction
