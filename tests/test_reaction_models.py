@@ -174,3 +174,24 @@ def test_relative_bias_streams_like_offline():
     with pytest.raises(ValueError, match="rel_span"):
         from speechface.models.reaction_vae import FrameAttention
         FrameAttention(8, 2, rel_span=-1)
+
+
+def test_input_dropout_hides_the_listeners_past_in_training_only():
+    "input_dropout=0.99: in training the logits barely depend on the listener's tokens; in eval mode they do, exactly as without it."
+    m = tiny_tok(input_dropout=0.99)
+    t, a = torch.randint(0, 8, (2, 16)), torch.randn(2, 16, 8)
+    l1, l2 = torch.randint(0, 8, (2, 16)), torch.randint(0, 8, (2, 16))
+    m.train()
+    torch.manual_seed(5)
+    y1 = m(t, a, l1)
+    torch.manual_seed(5)
+    y2 = m(t, a, l2)
+    changed_train = (y1 - y2).abs().amax(-1).gt(1e-6).float().mean()
+    m.eval()
+    plain = tiny_tok()
+    plain.load_state_dict(m.state_dict())
+    plain.eval()
+    with torch.no_grad():
+        assert torch.equal(m(t, a, l1), plain(t, a, l1))
+        changed_eval = (m(t, a, l1) - m(t, a, l2)).abs().amax(-1).gt(1e-6).float().mean()
+    assert changed_train < 0.5 and changed_eval > 0.8, (changed_train, changed_eval)

@@ -12,7 +12,9 @@ configuration evaluated on test is the file committed before the test run (its g
 `eval` writes docs/results/react_<split>_table.csv (one row per method and seed plus the naive baselines; FRC/FRD
 with 95 % bootstrap intervals over speaker samples), react_<split>_rules.csv (per listener rule of the corpus: hit
 rate, median lag, lag error against each listener's own lag), react_<split>_dims.csv (FRC per emotion dimension),
-react_<split>_latency.csv (online manager, one CPU thread), and
+react_<split>_criteria.csv (issue 30's bars per run: FRC interval above Mime, FRSyn (skip) within 3 frames of GT,
+FRVar / FRDiv within the real listeners' range, smile lag error within 0.2 s), react_<split>_latency.csv (online
+manager, one CPU thread), and
 a frame of speaker | real listener | generated listeners (docs/results/react_frame.png).
 """
 import argparse, json, subprocess, sys, time
@@ -53,8 +55,9 @@ def train(out: Path, model: str, seed: int, config: Path | None, threads: int, e
 
 def latency(run: Path, rm, ds, sample: int = 0) -> dict:
     """Per-window latency of the online manager on one thread: one speaker sample streamed window by window (FSQ: the
-    speaker window tokenised, one listener window sampled and decoded; VAE: one window encoded and decoded). Audio
-    features are computed beforehand (the log-mel of one window takes well under a millisecond of this budget)."""
+    speaker window tokenised, one listener window sampled and decoded; VAE: one window encoded and decoded). With
+    training-set audio statistics (trainer.audio_norm=train) the window's log-mel features are computed inside the timed
+    step from its own audio (plus one frame before it); per-utterance CMVN needs the whole clip, so they are precomputed."""
     import numpy as np, torch
     from speechface.models.reaction_online import OnlineReactionManager
     from speechface.train.reaction import reaction_items, vae_items
@@ -64,6 +67,11 @@ def latency(run: Path, rm, ds, sample: int = 0) -> dict:
     if not fsq: it = vae_items([it], rm.model.cfg.face)[0]
     x = it["speaker_3dmm"][None] if fsq else it["speaker_face"][None]
     a = it["speaker_audio"][None]
+    live = rm.audio.kind == "mel" and rm.audio.stats is not None
+    if live:
+        from speechface.train.reaction import reaction_audio_features
+        wave, hop = ds.view([sample])[0]["speaker_audio"], ds.sr // 25                   # samples per frame
+        ctx = hop                                                                          # one frame of audio before the window
     m = OnlineReactionManager(rm.model, seed=0, detokenizer=rm.tokenizer.decode if fsq else None)
     W, T, times = m.window, x.shape[1], []
     with torch.no_grad():
@@ -72,13 +80,17 @@ def latency(run: Path, rm, ds, sample: int = 0) -> dict:
             times = []
             for t0 in range(0, T - W + 1, W):
                 s = time.perf_counter()
+                if live:
+                    w = wave[max(0, t0 * hop - ctx):(t0 + W) * hop]
+                    aw = reaction_audio_features(w, ds.sr, W + (1 if t0 else 0), rm.audio)[-W:][None]
+                else: aw = a[:, t0:t0 + W]
                 xs = rm.tokenizer.encode(x[:, t0:t0 + W]) if fsq else x[:, t0:t0 + W]
-                m.push(xs, a[:, t0:t0 + W])
+                m.push(xs, aw)
                 times.append(time.perf_counter() - s)
     ms = 1000 * np.array(times)
     return {"run": run.name, "window_frames": W, "window_ms": 1000 * W / 25, "median_ms": float(np.median(ms)),
             "p95_ms": float(np.percentile(ms, 95)), "max_ms": float(ms.max()), "windows": len(ms),
-            "median_fraction_of_window": float(np.median(ms) / (1000 * W / 25)),
+            "median_fraction_of_window": float(np.median(ms) / (1000 * W / 25)), "audio_in_loop": live,
             "parameters": sum(p.numel() for p in rm.model.parameters())}
 
 
@@ -89,12 +101,13 @@ def frame(out: Path, split: str, sample: int = 0, size: int = 224):
     from PIL import Image
     from speechface.data.dyadic import EXPRESSION_NAMES
     from speechface.data.react import REACTDataset
+    from speechface.data.check import react_clip_frames
     from speechface.evaluation.react import react_split
     from speechface.train.reaction import load_reaction_model, generate_reactions
     from speechface.viz.dyadic import dyadic_frames
     data = out / "data"
     d = react_split(data, split)
-    ds = REACTDataset(data, split, mirror=True, n_frames=d.n_frames)
+    ds = REACTDataset(data, split, mirror=True, n_frames=react_clip_frames(data), clip_length=d.n_frames)
     one = ds.view([sample])
     it = one[0]
     gen, emos = {}, {"speaker": it["speaker_emotion"].numpy(), "listener": it["listener_emotion"].numpy()}
@@ -133,13 +146,14 @@ def load_run(run: Path, checkpoint: str = "best"):
 def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: str = "", only: str | None = None):
     import numpy as np, pandas as pd, torch
     from speechface.data.react import REACTDataset
-    from speechface.evaluation.react import react_split, react_table, rule_report, frc_by_dimension
+    from speechface.data.check import react_clip_frames
+    from speechface.evaluation.react import react_split, react_table, rule_report, frc_by_dimension, reference_ranges
     from speechface.metrics.react import gt_baseline, mime_baseline
     from speechface.train.reaction import generate_reactions
     torch.set_num_threads(1)
     data = corpus(out, 2)
     d = react_split(data, split)
-    ds = REACTDataset(data, split, mirror=True, n_frames=d.n_frames)
+    ds = REACTDataset(data, split, mirror=True, n_frames=react_clip_frames(data), clip_length=d.n_frames)
     stems = None if only is None else set(only.split(","))
     runs = sorted(p for p in (out / "runs").glob("*_s*")
                   if (p / "best.pt").is_file() and (stems is None or p.name.rsplit("_s", 1)[0] in stems))
@@ -173,6 +187,21 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: st
                          **{k: frc_by_dimension(v, d) for k, v in preds.items()}})
     dims.to_csv(RESULTS / name.replace("_table.csv", "_dims.csv"))     # CCC per emotion dimension (FRC taken apart)
     print(dims.round(2).to_markdown())
+    ranges, crit = reference_ranges(d), []
+    for r in preds:                                                      # issue 30's bars, per run
+        smile = rules.loc[(r, "smile → smile")]
+        crit.append({"run": r, "FRC": tab.loc[r, "FRC"], "FRC lo": tab.loc[r, "FRC lo"], "Mime FRC": tab.loc["Mime", "FRC"],
+                     "FRC > Mime (CI)": bool(tab.loc[r, "FRC lo"] > tab.loc["Mime", "FRC"]),
+                     "FRSyn (skip) - GT": tab.loc[r, "FRSyn (skip)"] - tab.loc["GT", "FRSyn (skip)"],
+                     "FRSyn within 3": bool(abs(tab.loc[r, "FRSyn (skip)"] - tab.loc["GT", "FRSyn (skip)"]) <= 3),
+                     "FRVar": tab.loc[r, "FRVar"], "FRVar in range": ranges["FRVar"][0] <= tab.loc[r, "FRVar"] <= ranges["FRVar"][1],
+                     "FRDiv": tab.loc[r, "FRDiv"], "FRDiv in range": ranges["FRDiv"][0] <= tab.loc[r, "FRDiv"] <= ranges["FRDiv"][1],
+                     "smile hit rate": smile["hit rate"], "smile lag error (s)": smile["lag error (s)"],
+                     "smile lag within 0.2 s": bool(abs(smile["lag error (s)"]) <= 0.2)})
+    crit = pd.DataFrame(crit).set_index("run")
+    crit.to_csv(RESULTS / name.replace("_table.csv", "_criteria.csv"))
+    print(f"reference ranges of the real listeners: {ranges}")
+    print(crit.round(3).T.to_markdown())
     if split == "test" and not tag: frame(out, split)
     (out / f"eval_{split}.json").write_text(json.dumps({"runs": info, "config": str(config) if config else None}, indent=1))
 

@@ -25,7 +25,7 @@ from ..data.dyadic import (RULES, LAG_JITTER, BROW_SIGMA, SMILE_RISE, NOD_SPAN, 
 __all__ = ['ANNOTATION_BYTES_FACTOR', 'RULE_SIGNALS', 'SMILE_LEVEL', 'BROW_LEVEL', 'NOD_LEVEL', 'NOD_MATCH', 'SMILE_SLOPE',
            'REACTEvalError', 'REACTSplit', 'react_split', 'bootstrap_ci', 'react_table', 'rule_listener', 'rule_oracle',
            'speaker_batches', 'evaluate_generator', 'plot_reaction_curves', 'reaction_events', 'rule_hits',
-           'rule_report', 'frc_by_dimension']
+           'rule_report', 'frc_by_dimension', 'reference_ranges']
 
 # %% ../../nbs/33_evaluation.react.ipynb #773f05c9
 class REACTEvalError(UserError, ValueError):
@@ -416,4 +416,14 @@ def frc_by_dimension(pred,         # (S, K, T, 25) generated reactions
         c = np.where((vx[:, None] > 0) & (vy[None] > 0), c, 0.0)                    # a constant dimension counts 0 (REACT)
         out.append(c[np.arange(len(x)), c.mean(-1).argmax(1)])                      # (K, D) at the listener FRC picks
     return pd.Series(np.concatenate(out).mean(0), index=list(EMOTION_COLUMNS), name="CCC")
+
+def reference_ranges(data: REACTSplit) -> dict:   # {'FRVar': (lo, hi), 'FRDiv': (lo, hi)} over the split's real listeners
+    """What the real listeners span on the two metrics GT's own row cannot show (GT repeated K times has FRDiv 0):
+    FRVar of each real listener (variance over time, ddof 1, mean over dims) and FRDiv among the appropriate real
+    listeners of each speaker (2 x their variance, ddof 1, mean over frames and dims); min and max over the split."""
+    L = np.asarray(data.listener_emotion, np.float64)
+    var = L.var(1, ddof=1).mean(-1)                                                  # (S,)
+    div = [2 * L[a].var(0, ddof=1).mean() for a in data.appropriate if a.sum() >= 2]
+    if not div: raise REACTEvalError(f"{data.root}/{data.split}: no speaker has two appropriate listeners; FRDiv has no reference")
+    return {"FRVar": (float(var.min()), float(var.max())), "FRDiv": (float(min(div)), float(max(div)))}
 

@@ -4,16 +4,19 @@
 
 # %% ../../nbs/16_models.face_tokenizer.ipynb #fab5e3b5
 from __future__ import annotations
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 from .fsq import FSQ
 
 # %% auto #0
-__all__ = ['FaceTokenizerConfig', 'BlockTransformer', 'TokenizerOutput', 'FaceTokenizer', 'TokenizerLoss', 'tokenizer_loss']
+__all__ = ['FaceTokenizerConfig', 'BlockTransformer', 'TokenizerOutput', 'FaceTokenizer', 'TokenizerLoss', 'tokenizer_loss',
+           'balanced_scales']
 
 # %% ../../nbs/16_models.face_tokenizer.ipynb #76b37862
 @dataclass
@@ -28,6 +31,9 @@ class FaceTokenizerConfig:
     block: int = 32                                      # frames per attention block (REACT2024: 32)
     levels: tuple = (8, 5, 5, 5)                         # FSQ levels per token (REACT2024: [8,5,5,5], 1000 codes)
     dropout: float = 0.0
+    in_scale: tuple | None = None                        # per input dim: the frames are divided by it before encoding
+    head_scale: tuple | None = None                      # per output dim, heads in order: outputs are multiplied by it and
+                                                         # the L1 loss divides by it (None: 1; `balanced_scales` sets both)
 
     def __post_init__(self):
         self.levels, self.heads = tuple(int(l) for l in self.levels), {str(k): int(v) for k, v in dict(self.heads).items()}
@@ -35,6 +41,13 @@ class FaceTokenizerConfig:
         if bad or not self.heads or min(self.heads.values()) < 1:
             raise ValueError(f"FaceTokenizerConfig needs positive sizes and at least one output head, got {bad or self.heads}")
         if self.width % self.n_heads: raise ValueError(f"width={self.width} must be a multiple of n_heads={self.n_heads}")
+        for name, n in (("in_scale", self.in_dim), ("head_scale", sum(self.heads.values()))):
+            v = getattr(self, name)
+            if v is None: continue
+            v = tuple(float(x) for x in v)
+            if len(v) != n or not all(math.isfinite(x) and x > 0 for x in v):
+                raise ValueError(f"{name} must hold {n} positive finite numbers, got {len(v)}")
+            setattr(self, name, v)
 
 # %% ../../nbs/16_models.face_tokenizer.ipynb #71f09249
 class BlockTransformer(nn.Module):
@@ -75,6 +88,15 @@ class FaceTokenizer(nn.Module):
         self.encoder, self.decoder = BlockTransformer(cfg), BlockTransformer(cfg)
         self.fsq = FSQ(cfg.levels, dim=cfg.width)
         self.out = nn.ModuleDict({k: nn.Linear(cfg.width, d) for k, d in cfg.heads.items()})
+        ones = lambda n: torch.ones(n)
+        self.register_buffer("in_scale", torch.tensor(cfg.in_scale) if cfg.in_scale else ones(cfg.in_dim), persistent=False)
+        hs = torch.tensor(cfg.head_scale) if cfg.head_scale else ones(sum(cfg.heads.values()))
+        for k, part in zip(cfg.heads, hs.split(list(cfg.heads.values()))):
+            self.register_buffer(f"scale_{k}", part.clone(), persistent=False)
+
+    def head_scales(self) -> dict:
+        "head -> (dim,) the scale its outputs are in (what the L1 loss divides by)."
+        return {k: getattr(self, f"scale_{k}") for k in self.cfg.heads}
 
     @property
     def codebook_size(self) -> int: return self.fsq.codebook_size
@@ -87,12 +109,12 @@ class FaceTokenizer(nn.Module):
     def _codes(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:       # (B, T, in_dim) -> (B, T, D) codes
         if x.ndim != 3 or x.shape[-1] != self.cfg.in_dim:
             raise ValueError(f"expected (B, T, {self.cfg.in_dim}) frames, got {tuple(x.shape)}")
-        h = self.encoder(self.inp(x), mask)                                         # (B, T, W)
+        h = self.encoder(self.inp(x / self.in_scale), mask)                        # (B, T, W)
         return self.fsq.quantize(self.fsq.project_in(h))                           # (B, T, D)
 
     def _decode_codes(self, zhat: torch.Tensor, mask: torch.Tensor) -> dict:      # (B, T, D) -> {head: (B, T, d)}
         h = self.decoder(self.fsq.project_out(zhat), mask)                          # (B, T, W)
-        return {k: head(h) * mask[..., None] for k, head in self.out.items()}
+        return {k: head(h) * getattr(self, f"scale_{k}") * mask[..., None] for k, head in self.out.items()}
 
     def encode(self, x: torch.Tensor,                  # (B, T, in_dim) frames
                mask: torch.Tensor | None = None,       # (B, T) True = real frame; None: all real
@@ -129,8 +151,9 @@ def tokenizer_loss(recon: dict,            # head -> (B, T, dim) reconstruction
                    target: dict,           # head -> (B, T, dim) ground truth (every head of `recon`)
                    mask: torch.Tensor,     # (B, T) True = real frame
                    weights: dict | None = None,  # head -> weight (default 1)
+                   scales: dict | None = None,   # head -> (dim,) per-dimension scale the error is divided by (default 1)
                   ) -> TokenizerLoss:
-    "L1 per head over the real frames (REACT2024's tokenizer losses), weighted and summed over heads."
+    "L1 per head over the real frames (REACT2024's tokenizer losses), per dimension in units of `scales`, weighted and summed over heads."
     missing = sorted(set(recon) - set(target))
     if missing: raise KeyError(f"targets lack the head(s) {missing}; got {sorted(target)}")
     m = mask.float()[..., None]                                                      # (B, T, 1)
@@ -138,7 +161,24 @@ def tokenizer_loss(recon: dict,            # head -> (B, T, dim) reconstruction
     total, per = 0.0, {}
     for k, r in recon.items():
         if target[k].shape != r.shape: raise ValueError(f"head {k!r}: target {tuple(target[k].shape)} != reconstruction {tuple(r.shape)}")
-        per_frame = ((r - target[k]).abs() * m).mean(-1)                              # (B, T)
+        err = (r - target[k]).abs()
+        if scales is not None and k in scales: err = err / scales[k].to(err)
+        per_frame = (err * m).mean(-1)                                                 # (B, T)
         total = total + (weights or {}).get(k, 1.0) * per_frame.sum()
         per[k] = float(per_frame.detach().sum() / frames.clamp(min=1))
     return TokenizerLoss(total, frames, per)
+def balanced_scales(items: list[dict],      # tokenizer items: x (T, in_dim), targets {head: (T, dim)}
+                    heads: dict,            # head -> width, in the tokenizer's order
+                    floor: float = 0.1,     # a dimension's scale is at least this fraction of the largest std
+                   ) -> tuple[tuple, tuple]: # (in_scale, head_scale) for `FaceTokenizerConfig`
+    """Per-dimension scales that give every input and output dimension the same weight: its standard deviation over all
+    training frames, floored at `floor` x the largest one (so a constant or nearly constant dimension is not blown up
+    into noise). Without them the L1 loss is ruled by the widest dimensions: on the dyadic corpus head pitch (±0.07 rad
+    nods) and brows (brief raises) are lost and the codebook collapses to a dozen codes."""
+    def sc(a):
+        s = np.asarray(a, np.float64).std(0)
+        return np.maximum(s, floor * s.max() if s.max() > 0 else 1.0)
+    x = sc(np.concatenate([it["x"] for it in items]))
+    h = np.concatenate([sc(np.concatenate([it["targets"][k] for it in items])) for k in heads])
+    return tuple(float(v) for v in x), tuple(float(v) for v in h)
+

@@ -67,6 +67,7 @@ class ReactionTokenPredictorConfig:
     top_k: int = 10                 # default top-k of generation (ours; the seed samples top-k)
     temperature: float = 1.0        # default sampling temperature (0 = greedy)
     rel_span: int = 0               # > 0: learned relative-position bias over offsets within ±rel_span frames (0: ALiBi only)
+    input_dropout: float = 0.0      # training only: each listener input token is replaced by BOS with this probability (ours)
 
     @property
     def context_windows(self) -> int: return max(1, self.max_seq_len // self.window)
@@ -165,6 +166,9 @@ class ReactionTokenPredictor(nn.Module):
         pos = torch.arange(T, device=speaker_tokens.device)
         mem = self.encoder(speaker_tokens, speaker_audio, pos)                       # (B, T, d)
         inputs = torch.cat([torch.full_like(listener_tokens[:, :1], self.cfg.bos), listener_tokens[:, :-1]], 1)  # (B, T)
+        if self.training and self.cfg.input_dropout > 0:                 # hide some of the listener's own past: use the speaker
+            drop = torch.rand(inputs.shape, device=inputs.device) < self.cfg.input_dropout
+            inputs = inputs.masked_fill(drop, self.cfg.bos)
         return self.decoder(inputs, pos, mem, pos)
 
 def token_loss(logits: torch.Tensor,          # (B, T, vocab) from `ReactionTokenPredictor.forward`

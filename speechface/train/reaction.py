@@ -17,7 +17,7 @@ from ..data.audio import log_mel_spectrogram, LOG_FLOOR
 from ..data.react import REACTDataset, REACT_FPS, MODALITIES, load_appropriateness, appropriateness_path
 from ..data.check import react_clip_frames
 from ..models.whisper import WhisperFeatures
-from ..models.face_tokenizer import FaceTokenizer, FaceTokenizerConfig
+from ..models.face_tokenizer import FaceTokenizer, FaceTokenizerConfig, balanced_scales
 from ..models.reaction_fsq import ReactionTokenPredictor, ReactionTokenPredictorConfig, token_batch_loss
 from ..models.reaction_vae import ReactionVAE, ReactionVAEConfig, reaction_vae_batch_losses, join_face
 from ..metrics.react import frc
@@ -199,10 +199,10 @@ CONFIG_MAX_LAYERS = 256     # layer counts (a 256-layer model takes ~2 s to lay 
 
 def config_limits(cls: type) -> dict:
     """Bounds for a reaction config read from a file: integers up to `CONFIG_MAX_INT` (layer counts `CONFIG_MAX_LAYERS`), at
-    most 64 levels, at most 2 x 4096 audio statistics (a mean and a std per mel band)."""
+    most 64 levels, at most 2 x 4096 audio statistics (a mean and a std per mel band) or per-dimension scales."""
     kind = lambda f: str(getattr(f.type, "__name__", f.type))
     lim = lambda f: ((0, CONFIG_MAX_LAYERS if "layers" in f.name else CONFIG_MAX_INT) if kind(f) == "int"
-                     else (0, 2 * 4096) if f.name == "stats" else (0, 64))
+                     else (0, 2 * 4096) if f.name in ("stats", "in_scale", "head_scale") else (0, 64))
     return {f.name: lim(f) for f in dataclasses.fields(cls) if kind(f) in ("int", "tuple", "tuple | None")}
 
 def checked_model_config(cls: type,           # the config dataclass, e.g. `ReactionVAEConfig`
@@ -261,9 +261,12 @@ def tokenizer_stage(train: list[dict], val: list[dict],      # `reaction_items` 
             raise ConfigError(f"trainer.tokenizer.path={stage.path}: tokenizer reads {tok.cfg.in_dim}-d frames with heads "
                                   f"{sorted(tok.cfg.heads)}; the reaction model needs in_dim 58 and heads 3dmm, emotion")
         return tok.requires_grad_(False), {"path": stage.path}
-    cfg = FaceTokenizerConfig(in_dim=58, heads={"3dmm": 58, "emotion": 25}, width=stage.width, layers=stage.layers,
-                              n_heads=stage.n_heads, block=stage.block, levels=tuple(stage.levels))
-    tok, summary = train_tokenizer(tokenizer_items(train), tokenizer_items(val), cfg, run_dir, stage, seed=seed,
+    heads = {"3dmm": 58, "emotion": 25}
+    items = tokenizer_items(train)
+    in_scale, head_scale = balanced_scales(items, heads, stage.scale_floor) if stage.scale_floor > 0 else (None, None)
+    cfg = FaceTokenizerConfig(in_dim=58, heads=heads, width=stage.width, layers=stage.layers, n_heads=stage.n_heads,
+                              block=stage.block, levels=tuple(stage.levels), in_scale=in_scale, head_scale=head_scale)
+    tok, summary = train_tokenizer(items, tokenizer_items(val), cfg, run_dir, stage, seed=seed,
                                    device=device, progress=progress)
     return tok.requires_grad_(False), summary
 
@@ -336,7 +339,8 @@ def fsq_model_config(s: ReactionFSQSettings, vocab_size: int, audio_dim: int) ->
     return ReactionTokenPredictorConfig(vocab_size=vocab_size, audio_dim=audio_dim, feature_dim=s.feature_dim, n_heads=s.n_heads,
                                         n_encoder_layers=s.n_encoder_layers, n_decoder_layers=s.n_decoder_layers,
                                         ff_mult=s.ff_mult, dropout=s.dropout, window=s.window, top_k=s.top_k,
-                                        temperature=s.temperature, rel_span=s.rel_span)
+                                        temperature=s.temperature, rel_span=s.rel_span,
+                                        input_dropout=s.input_dropout)
 
 # %% ../../nbs/46_train.reaction.ipynb #2fcb93bf
 def _check_audio_dim(audio: ReactionAudioConfig, dim: int):

@@ -328,6 +328,8 @@ class TokenizerSettings(LoopSettings):
     n_heads: int = setting(4, "int", lo=1)
     block: int = setting(32, "int", lo=1)                        # frames per attention block (REACT2024: 32)
     levels: list = field(default_factory=lambda: [8, 5, 5, 5])   # FSQ levels (REACT2024: 1000 codes)
+    scale_floor: float = setting(0.1, "float", lo=0)             # reaction tokenizer: every dim in units of its std (floored at
+                                                                 # this fraction of the largest; `balanced_scales`); 0: raw units
 
     def __post_init__(self): check_settings(self)
 
@@ -358,6 +360,7 @@ class ReactionFSQSettings(LoopSettings, ReactionAudioSettings):
     dropout: float = setting(0.1, "float", lo=0, hi=0.99)
     window: int = setting(32, "int", lo=1)                       # frames predicted one window ahead (seed: 32)
     rel_span: int = setting(0, "int", lo=0)                      # learned relative-position attention bias, ±frames (0: ALiBi only)
+    input_dropout: float = setting(0.0, "float", lo=0, hi=0.99)  # listener input tokens replaced by BOS in training (0: none)
     top_k: int = setting(10, "int", lo=0)                        # generation defaults stored in the model (0 = all ids)
     temperature: float = setting(1.0, "float", **NONNEG)         # 0 = greedy
     select: str = setting("ce", "choice", choices=("ce", "frc"))  # best.pt: lowest validation token CE | highest validation FRC (ours)

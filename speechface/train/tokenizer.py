@@ -117,7 +117,7 @@ class TokenizerTask(Task):
 
     def step(self, b, epoch):
         out = self.model(b["x"], b["mask"])
-        L = tokenizer_loss(out.recon, {k: b[f"y:{k}"] for k in out.recon}, b["mask"])
+        L = tokenizer_loss(out.recon, {k: b[f"y:{k}"] for k in out.recon}, b["mask"], scales=self.model.head_scales())
         return L.total, L.frames, {"train_used": codebook_usage(out.indices[b["mask"]], self.model.codebook_size).used}
 
     @torch.no_grad()
@@ -126,7 +126,7 @@ class TokenizerTask(Task):
         dev = next(self.model.parameters()).device
         b = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in collate_frames(self.val).items()}
         out = self.model(b["x"], b["mask"])
-        L = tokenizer_loss(out.recon, {k: b[f"y:{k}"] for k in out.recon}, b["mask"])
+        L = tokenizer_loss(out.recon, {k: b[f"y:{k}"] for k in out.recon}, b["mask"], scales=self.model.head_scales())
         u = codebook_usage(out.indices[b["mask"]], self.model.codebook_size)
         return {"val_l1": float(L.mean), **{f"val_l1_{k}": v for k, v in L.per_head.items()},
                 "val_used": u.used, "val_perplexity": u.perplexity}
