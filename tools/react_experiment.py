@@ -5,6 +5,7 @@ Stages (run from the repository root; every stage is resumable and writes under 
   python tools/react_experiment.py train --model fsq --seed 0   # speechface train trainer=reaction_fsq ... (and vae)
                                                                 # --name fsq3: runs/fsq3_s0 (a later attempt's runs)
   python tools/react_experiment.py eval --split val             # every trained run: 10 reactions per speaker, the table
+  python tools/react_experiment.py tokenizers                   # can the face tokenizer represent the listeners? (val)
   python tools/react_experiment.py eval --split test --config docs/results/react_prereg.yaml
 Training overrides come from --config (a YAML with `fsq:` and `vae:` lists of `speechface train` overrides, and an
 optional `generate:` mapping per model of generation settings: checkpoint best|last, top_k, temperature), so the
@@ -206,9 +207,54 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: st
     (out / f"eval_{split}.json").write_text(json.dumps({"runs": info, "config": str(config) if config else None}, indent=1))
 
 
+TOKENIZER_VARIANTS = {"seed (raw units, 100 epochs)": {"scale_floor": 0.0},
+                      "balanced units, 100 epochs": {},
+                      "balanced units, 300 epochs": {"epochs": 300},
+                      "balanced units, 300 epochs, lr 3e-3": {"epochs": 300, "lr": 3e-3}}
+
+
+def tokenizers(out: Path, seed: int = 0):
+    """Diagnosis on the validation split: can the FSQ face tokenizer represent the listeners at all? Each variant of the
+    tokenizer stage is trained (the FSQ trainer's own `tokenizer_stage`, seed `seed`) and the real validation listeners
+    are tokenised and decoded: codebook use, token switch rate, the rule report of the reconstruction (a reaction the
+    tokenizer cannot represent, no predictor can produce) and the reconstruction's FRC / FRD with one sample
+    (GT's own: 0.797 / 0). Writes docs/results/react_val_tokenizer.csv."""
+    import tempfile, shutil
+    import pandas as pd, torch
+    from speechface.data.react import REACTDataset
+    from speechface.data.check import react_clip_frames
+    from speechface.train.reaction import reaction_items, tokenizer_stage, ReactionAudioConfig
+    from speechface.train.settings import TokenizerSettings
+    from speechface.models.fsq import codebook_usage
+    from speechface.evaluation.react import react_split, rule_report, react_table
+    torch.set_num_threads(1)
+    data = corpus(out, 2)
+    n = react_clip_frames(data)
+    train, val = (reaction_items(REACTDataset(data, s, mirror=True, n_frames=n), ReactionAudioConfig()) for s in ("train", "val"))
+    d = react_split(data, "val")
+    rows = []
+    for name, kw in TOKENIZER_VARIANTS.items():
+        tmp = Path(tempfile.mkdtemp())
+        try: tok, _ = tokenizer_stage(train, val, TokenizerSettings(**kw), tmp / "tokenizer", seed=seed)
+        finally: shutil.rmtree(tmp)
+        with torch.no_grad():
+            ids = tok.encode(torch.tensor(d.listener_3dmm))
+            rec = tok.decode(ids)
+        rules = rule_report({name: rec["3dmm"].numpy()}, d, baselines=False).loc[name]
+        tab = react_table({name: rec["emotion"].numpy()[:, None]}, d, n_samples=1, n_boot=0, baselines=())
+        rows.append({"tokenizer": name, "codes used": codebook_usage(ids.flatten(), tok.codebook_size).used,
+                     "switch rate": float((ids[:, 1:] != ids[:, :-1]).float().mean()),
+                     **{f"{r.split(' → ')[1]} hit rate": v for r, v in rules["hit rate"].items()},
+                     "FRC (K=1)": tab.loc[name, "FRC"], "FRD": tab.loc[name, "FRD"], "FRVar": tab.loc[name, "FRVar"]})
+        print(rows[-1], flush=True)
+    t = pd.DataFrame(rows).set_index("tokenizer")
+    t.to_csv(RESULTS / "react_val_tokenizer.csv")
+    print(t.round(3).to_markdown())
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["corpus", "train", "eval"])
+    p.add_argument("stage", choices=["corpus", "train", "eval", "tokenizers"])
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "react")
     p.add_argument("--model", choices=list(MODELS))
     p.add_argument("--seed", type=int, default=0)
@@ -225,6 +271,7 @@ def main():
     elif a.stage == "train":
         if not a.model: p.error("train needs --model fsq|vae")
         train(a.out, a.model, a.seed, a.config, a.threads, extra, a.name)
+    elif a.stage == "tokenizers": tokenizers(a.out, a.seed)
     else: evaluate(a.out, a.split, a.samples, a.config, a.tag, a.only)
 
 

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #710b6198
 from __future__ import annotations
+import math
 from dataclasses import dataclass
 
 import torch
@@ -147,6 +148,8 @@ class ReactionVAEConfig:
     max_seq_len: int = 750          # seed 750 (30 s); the attention context is max_seq_len // window windows
     lag: int = 0                    # listener window w sees speaker windows <= w - lag (0: the seed's online mode; 1: strictly real time)
     rel_span: int = 0               # > 0: learned relative-position attention bias within ±rel_span frames (0: ALiBi only)
+    target_scale: tuple | None = None   # per face-vector dim: squared reconstruction errors are taken in these units (ours;
+                                        # the trainer sets the training listeners' stds, `balanced_scales`); None: raw units
     # losses
     w_vae: float = 1.0              # reconstruction + kl_weight·KL (seed 1)
     w_emotion: float = 1.0          # weight of the emotion head's L1 inside the reconstruction (ours; emotion values lie in [-1, 1])
@@ -173,6 +176,11 @@ class ReactionVAEConfig:
         if self.emotion_dim < 0: raise ValueError(f"emotion_dim must be >= 0, got {self.emotion_dim}")
         if self.face == "3dmm" and self.emotion_dim:
             raise ValueError("face='3dmm' already has an emotion branch (58-d 3DMM + 25-d emotion); set emotion_dim=0")
+        if self.target_scale is not None:
+            self.target_scale = tuple(float(v) for v in self.target_scale)
+            if len(self.target_scale) != self.face_dim or not all(math.isfinite(v) and v > 0 for v in self.target_scale):
+                raise ValueError(f"target_scale must hold {self.face_dim} positive finite numbers (one per face dim), "
+                                 f"got {len(self.target_scale)}")
 
     @property
     def context_windows(self) -> int: return max(1, self.max_seq_len // self.window)
@@ -379,7 +387,9 @@ def reaction_vae_losses(out: dict,                 # `ReactionVAE.forward` outpu
     y = split_face(target[:, None].expand(-1, S, -1, -1), cfg.slices)
     m = mask[:, None, :, None].to(target.dtype)                                   # (B, 1, T, 1)
     def mean(e): return (e * m).sum() / (m.sum() * S * e.shape[-1]).clamp(min=1)
-    rec_terms = {f"rec_{k}": mean((out[k] - y[k]) ** 2) for k in cfg.slices if k != "au"}
+    sc = (split_face(torch.tensor(cfg.target_scale, dtype=target.dtype, device=target.device), cfg.slices)
+          if cfg.target_scale else {})                                          # per-dim units of the squared errors
+    rec_terms = {f"rec_{k}": mean(((out[k] - y[k]) / sc[k] if k in sc else out[k] - y[k]) ** 2) for k in cfg.slices if k != "au"}
     if "au" in cfg.slices: rec_terms["rec_au"] = mean(F.binary_cross_entropy_with_logits(out["au_logits"], y["au"], reduction="none"))
     if cfg.emotion_dim:
         if emotion is None or emotion.shape != (*mask.shape, cfg.emotion_dim):

@@ -33,8 +33,8 @@ __all__ = ['AUDIO_KINDS', 'MEL_RATE', 'MEL_N_FFT', 'FRAME_KEYS', 'CONFIG_MAX_INT
            'collate_reaction', 'reaction_settings', 'config_limits', 'checked_model_config', 'checked_tokenizer',
            'tokenizer_items', 'tokenizer_stage', 'tokenize_items', 'ReactionFSQTask', 'fsq_model_config',
            'generate_fsq_reactions', 'ReactionDataError', 'reaction_datasets', 'train_reaction', 'vae_items',
-           'ReactionVAETask', 'vae_model_config', 'resolve_face', 'generate_vae_reactions', 'ReactionModel',
-           'load_reaction_model', 'generate_reactions']
+           'ReactionVAETask', 'vae_model_config', 'resolve_face', 'listener_scales', 'generate_vae_reactions',
+           'ReactionModel', 'load_reaction_model', 'generate_reactions']
 
 # %% ../../nbs/46_train.reaction.ipynb #607be0db
 AUDIO_KINDS = REACTION_AUDIO_KINDS   # ("mel", "whisper")
@@ -202,7 +202,7 @@ def config_limits(cls: type) -> dict:
     most 64 levels, at most 2 x 4096 audio statistics (a mean and a std per mel band) or per-dimension scales."""
     kind = lambda f: str(getattr(f.type, "__name__", f.type))
     lim = lambda f: ((0, CONFIG_MAX_LAYERS if "layers" in f.name else CONFIG_MAX_INT) if kind(f) == "int"
-                     else (0, 2 * 4096) if f.name in ("stats", "in_scale", "head_scale") else (0, 64))
+                     else (0, 2 * 4096) if f.name in ("stats", "in_scale", "head_scale", "target_scale") else (0, 64))
     return {f.name: lim(f) for f in dataclasses.fields(cls) if kind(f) in ("int", "tuple", "tuple | None")}
 
 def checked_model_config(cls: type,           # the config dataclass, e.g. `ReactionVAEConfig`
@@ -479,9 +479,11 @@ class ReactionVAETask(Task):
     def best_extras(self):
         return {"kind": "reaction_vae", "config": asdict(self.model.cfg), "audio": asdict(self.audio)}
 
-def vae_model_config(s: ReactionVAESettings, face: str, audio_dim: int) -> ReactionVAEConfig:
+def vae_model_config(s: ReactionVAESettings, face: str, audio_dim: int,
+                     target_scale: tuple | None = None,   # per face dim (`listener_scales`); None: raw units
+                    ) -> ReactionVAEConfig:
     "The Trans-VAE's sizes and loss weights from the trainer settings."
-    return ReactionVAEConfig(audio_dim=audio_dim, face=face, emotion_dim=s.emotion_dim if face == "openface" else 0,
+    return ReactionVAEConfig(audio_dim=audio_dim, face=face, target_scale=target_scale, emotion_dim=s.emotion_dim if face == "openface" else 0,
                              feature_dim=s.feature_dim, latent_dim=s.latent_dim, n_heads=s.n_heads,
                              n_encoder_layers=s.n_encoder_layers, n_decoder_layers=s.n_decoder_layers, ff_mult=s.ff_mult,
                              dropout=s.dropout, window=s.window, rel_span=s.rel_span, w_emotion=s.w_emotion, kl_weight=s.kl_weight,
@@ -508,8 +510,18 @@ def _vae_task(cfg, s: ReactionVAESettings, progress: bool) -> ReactionVAETask:
     cache = {}
     train = vae_items(reaction_items(tr, audio, whisper, cache), face)
     val = vae_items(reaction_items(va, audio, whisper, cache), face)
+    scale = listener_scales(train, s.scale_floor) if s.scale_floor > 0 else None
     seed_everything(cfg.seed)
-    return ReactionVAETask(ReactionVAE(vae_model_config(s, face, audio.dim(whisper))), train, val, s, audio)
+    return ReactionVAETask(ReactionVAE(vae_model_config(s, face, audio.dim(whisper), scale)), train, val, s, audio)
+
+def listener_scales(items: list[dict],   # `vae_items` of the training split
+                    floor: float = 0.1,   # at least this fraction of the largest std
+                   ) -> tuple:            # one scale per face dim (`ReactionVAEConfig.target_scale`)
+    """The training listeners' standard deviation per face dimension, floored: in these units every dimension of the
+    reconstruction counts the same. In raw units the emotion probabilities that move only a little (sad, fear,
+    disgust, anger: they fall as happiness rises) and the brief brow raises are worth nothing and come out constant."""
+    s = torch.cat([it["listener_face"] for it in items]).double().std(0)
+    return tuple(float(v) for v in torch.clamp(s, min=floor * float(s.max()) if float(s.max()) > 0 else 1.0))
 
 @torch.no_grad()
 def generate_vae_reactions(model: ReactionVAE,

@@ -385,6 +385,8 @@ class ReactionVAESettings(LoopSettings, ReactionAudioSettings):
     ff_mult: int = setting(2, "int", lo=1)
     dropout: float = setting(0.1, "float", lo=0, hi=0.99)
     window: int = setting(16, "int", lo=1)                       # seed 16
+    scale_floor: float = setting(0.1, "float", lo=0)             # squared errors per dim in units of the training listeners' std
+                                                                 # (floored at this fraction of the largest); 0: raw units
     rel_span: int = setting(0, "int", lo=0)                      # learned relative-position attention bias, ±frames (0: ALiBi only)
     n_samples: int = setting(3, "int", lo=1)                     # latents per speaker in a step (seed 3)
     emotion_dim: int = setting(25, "int", lo=0)  # listener emotion head (REACT metrics read it); 0 = the seed's four branches
