@@ -483,7 +483,8 @@ def vae_model_config(s: ReactionVAESettings, face: str, audio_dim: int,
                      target_scale: tuple | None = None,   # per face dim (`listener_scales`); None: raw units
                     ) -> ReactionVAEConfig:
     "The Trans-VAE's sizes and loss weights from the trainer settings."
-    return ReactionVAEConfig(audio_dim=audio_dim, face=face, target_scale=target_scale, emotion_dim=s.emotion_dim if face == "openface" else 0,
+    return ReactionVAEConfig(audio_dim=audio_dim, face=face, target_scale=target_scale,
+                             emotion_dim=s.emotion_dim if face == "openface" else 0,
                              feature_dim=s.feature_dim, latent_dim=s.latent_dim, n_heads=s.n_heads,
                              n_encoder_layers=s.n_encoder_layers, n_decoder_layers=s.n_decoder_layers, ff_mult=s.ff_mult,
                              dropout=s.dropout, window=s.window, rel_span=s.rel_span, w_emotion=s.w_emotion, kl_weight=s.kl_weight,
@@ -512,7 +513,8 @@ def _vae_task(cfg, s: ReactionVAESettings, progress: bool) -> ReactionVAETask:
     val = vae_items(reaction_items(va, audio, whisper, cache), face)
     scale = listener_scales(train, s.scale_floor) if s.scale_floor > 0 else None
     seed_everything(cfg.seed)
-    return ReactionVAETask(ReactionVAE(vae_model_config(s, face, audio.dim(whisper), scale)), train, val, s, audio)
+    model = ReactionVAE(vae_model_config(s, face, audio.dim(whisper), scale))
+    return ReactionVAETask(model, train, val, s, audio)
 
 def listener_scales(items: list[dict],   # `vae_items` of the training split
                     floor: float = 0.1,   # at least this fraction of the largest std
