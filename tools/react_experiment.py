@@ -169,10 +169,9 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: st
                                                               faces=True, **g)
         info.append({"run": run.name, "generate_s": round(time.time() - t0, 1)})
         print(f"{run.name}: generated {preds[run.name].shape} in {info[-1]['generate_s']} s", flush=True)
-        if not tag: lat.append(latency(run, rm, ds))                    # the online manager, same weights
-    if not tag:
-        pd.DataFrame(lat).to_csv(RESULTS / f"react_{split}_latency.csv", index=False)
-        print(pd.DataFrame(lat).round(2).to_markdown(index=False))
+        lat.append(latency(run, rm, ds))                                # the online manager, same weights
+    pd.DataFrame(lat).to_csv(RESULTS / f"react_{split}{'_' + tag if tag else ''}_latency.csv", index=False)
+    print(pd.DataFrame(lat).round(2).to_markdown(index=False))
     tab = react_table(preds, d, n_samples=n_samples, seed=0)
     tab.insert(0, "split", split)
     RESULTS.mkdir(parents=True, exist_ok=True)
