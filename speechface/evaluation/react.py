@@ -15,14 +15,14 @@ import matplotlib.pyplot as plt
 
 from ..core import UserError, DataFileError, check_budget, inside, regular_file, shown
 from ..metrics.react import (react_metrics, lagged_correlation, gt_baseline, mime_baseline, random_baseline,
-                                      mean_sequence_baseline)
+                                      mean_sequence_baseline, ccc_matrix, frvar, frdiv)
 from ..data.react import (REACTDataset, REACT_FPS, REACT_EVAL_FRAMES, EMOTION_COLUMNS, load_appropriateness, appropriateness_path,
                           read_react_wav)
-from ..data.dyadic import (RULES, LAG_JITTER, BROW_SIGMA, SMILE_RISE, NOD_SPAN, MATCH_TOLERANCE, EXPRESSION_NAMES,
+from ..data.dyadic import (RULES, LAG_JITTER, BROW_SIGMA, SMILE_RISE, MATCH_TOLERANCE, EXPRESSION_NAMES,
                                    HEAD_NAMES, face_vector, emotion_vector, smile_envelope, nod_curve)
 
 # %% auto #0
-__all__ = ['ANNOTATION_BYTES_FACTOR', 'RULE_SIGNALS', 'SMILE_LEVEL', 'BROW_LEVEL', 'NOD_LEVEL', 'NOD_MATCH', 'SMILE_SLOPE',
+__all__ = ['ANNOTATION_BYTES_FACTOR', 'RULE_SIGNALS', 'SMILE_SLOPE', 'SMILE_LEVEL', 'BROW_LEVEL', 'NOD_LEVEL', 'NOD_MATCH',
            'REACTEvalError', 'REACTSplit', 'react_split', 'bootstrap_ci', 'react_table', 'rule_listener', 'rule_oracle',
            'speaker_batches', 'evaluate_generator', 'plot_reaction_curves', 'reaction_events', 'rule_hits',
            'rule_report', 'frc_by_dimension', 'reference_ranges']
@@ -144,12 +144,13 @@ def react_table(methods: dict,               # name -> (S, K, T, 25) predictions
 ANNOTATION_BYTES_FACTOR = 16   # parsed JSON (dicts, floats, str) takes up to ~16x its text
 
 def _check_annotation(p: Path, a) -> dict:
-    "`a` if it has what the oracle reads: triggers [{'type': str, 't': number, 'duration'?: number}] and a numeric listener_style."
+    """`a` if it has what the oracle and the rule report read: triggers [{'type': str, 't': number, 'duration'?: number}]
+    and a listener_style with a numeric lag and gain for every rule's reaction."""
     num = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
     ok = (isinstance(a, dict) and isinstance(a.get("triggers"), list) and isinstance(a.get("listener_style"), dict)
           and all(isinstance(e, dict) and isinstance(e.get("type"), str) and num(e.get("t")) and num(e.get("duration", 0.0))
                   for e in a["triggers"])
-          and all(num(v) for k, v in a["listener_style"].items() if k.endswith(("_lag", "_gain"))))
+          and all(num(a["listener_style"].get(f"{r.reaction}_{k}")) for r in RULES for k in ("lag", "gain")))
     if not ok:
         raise REACTEvalError(f"{shown(p)}: not an annotation of the synthetic dyadic corpus (expected 'triggers': a list of "
                              f"{{'type', 't'}} events and a numeric 'listener_style'); regenerate the corpus")
@@ -282,41 +283,38 @@ def plot_reaction_curves(speaker,                 # (T, 25) speaker emotion
 
 # %% ../../nbs/33_evaluation.react.ipynb #97d33d94
 RULE_SIGNALS = {"smile": ("mouthSmileLeft", "mouthSmileRight"), "brow": ("browInnerUp",), "nod": ("pitch",)}
-SMILE_LEVEL = 0.15     # ... and by at least this much within the rise time, reaching at least this
+SMILE_SLOPE = 0.03     # a smile rise: the smile grows by at least this much in one frame at its steepest
+SMILE_LEVEL = 0.15     # ... and by at least this much within twice the rise time, reaching at least this
 BROW_LEVEL = 0.2       # a brow raise: a browInnerUp peak at least this high, this prominent
 NOD_LEVEL = 0.02       # a nod: head pitch (radians, 1-s median removed) fitting the nod shape with a peak this high
 NOD_MATCH = 0.8        # ... and correlating with it at least this well
-SMILE_SLOPE = 0.03     # a smile rise: the smile grows by at least this much in one frame at its steepest
 
-def _nod_peak_delay(fps: int = REACT_FPS) -> float:
-
-    t = np.arange(0, 1.2, 0.001)
-    return float(t[np.argmax(nod_curve(t, 0.0))])
+def _smile_curve(face: np.ndarray) -> np.ndarray:   # (..., 58) -> (...,) mean of the two mouthSmile weights
+    return np.mean([face[..., EXPRESSION_NAMES.index(n)] for n in RULE_SIGNALS["smile"]], 0)
 
 def reaction_events(face: np.ndarray,     # (T, 58) one listener's face vector (`data.dyadic.face_vector` layout)
                     fps: int = REACT_FPS,
                    ) -> list:              # [{'type': 'smile'|'brow'|'nod', 't': onset s}], sorted by time
-    """Reaction onsets found in a face-vector sequence, by the shapes the corpus draws them with: a smile's half-height
-    crossing minus half its rise (`SMILE_RISE`), a brow raise's peak, a nod's pitch peak minus its peak delay."""
+    """Reaction onsets found in a face-vector sequence, by the shapes the corpus draws them with: a smile's steepest
+    rising frame minus half its rise (`SMILE_RISE`), a brow raise's peak, the start of a stretch of head pitch that
+    matches the nod's own curve (`nod_curve`, its first 0.8 s)."""
     from scipy.ndimage import median_filter
     from scipy.signal import find_peaks
     f = np.asarray(face, np.float64)
     if f.ndim != 2 or f.shape[1] != 58: raise REACTEvalError(f"a face sequence must be (T, 58) face vectors, got {f.shape}")
-    col = lambda n: f[:, EXPRESSION_NAMES.index(n)] if n in EXPRESSION_NAMES else f[:, 52 + HEAD_NAMES.index(n)]
     T, ev = len(f), []
-    smile = np.mean([col(n) for n in RULE_SIGNALS["smile"]], 0)
+    smile = _smile_curve(f)
     rise, w = np.diff(smile), max(1, int(round(SMILE_RISE * fps)))
     for j in find_peaks(rise, height=SMILE_SLOPE, distance=max(1, int(0.3 * fps)))[0]:   # steepest frame of a rise
         before, after = smile[max(0, j - w):j + 1].min(), smile[j + 1:j + 1 + 2 * w].max()
         if after >= SMILE_LEVEL and after - before >= SMILE_LEVEL:                          # a real smile, not a flicker
             ev.append({"type": "smile", "t": (j + 0.5) / fps - SMILE_RISE / 2})              # mid-rise minus half the rise
-    brow = col("browInnerUp")
+    brow = f[:, EXPRESSION_NAMES.index("browInnerUp")]
     for p in find_peaks(brow, height=BROW_LEVEL, prominence=BROW_LEVEL, distance=int(0.4 * fps))[0]:
         ev.append({"type": "brow", "t": p / fps})
-    pitch = col("pitch")
+    pitch = f[:, 52 + HEAD_NAMES.index("pitch")]
     hp = pitch - median_filter(pitch, size=int(fps) | 1, mode="nearest")                     # slow drift removed
-    tpl = nod_curve(np.arange(int(NOD_SPAN * fps)) / fps, 0.0)                              # the nod's shape from onset
-    tpl = tpl[: int(0.8 * fps)]
+    tpl = nod_curve(np.arange(int(0.8 * fps)) / fps, 0.0)                                   # the nod's shape from onset
     n = len(tpl)
     if T > n:
         win = np.lib.stride_tricks.sliding_window_view(hp, n)                                   # (T - n + 1, n)
@@ -347,9 +345,6 @@ def rule_hits(triggers: list,        # the speaker's trigger events (clip-local 
             if j is not None: used[j] = True
             out.append({"rule": rule.trigger, "t": s, "hit": j is not None, "lag": react[j] - s if j is not None else np.nan})
     return out
-
-def _smile_curve(face: np.ndarray) -> np.ndarray:
-    return np.mean([face[..., EXPRESSION_NAMES.index(n)] for n in RULE_SIGNALS["smile"]], 0)
 
 def rule_report(faces: dict,            # name -> (S, K, T, 58) or (S, T, 58) generated listeners' face vectors
                 data: REACTSplit,       # the split they answer (a synthetic dyadic corpus, with annotations)
@@ -405,16 +400,10 @@ def frc_by_dimension(pred,         # (S, K, T, 25) generated reactions
     p = np.asarray(pred, np.float64)
     if p.ndim != 4 or p.shape[0] != len(data) or p.shape[2:] != (data.n_frames, 25):
         raise REACTEvalError(f"predictions must be (S, K, T, 25) = ({len(data)}, K, {data.n_frames}, 25), got {p.shape}")
-    L = np.asarray(data.listener_emotion, np.float64)
     out = []
     for s in range(len(p)):
-        x, y = p[s], L[data.appropriate[s]]                                         # (K, T, D), (A, T, D)
-        mx, my = x.mean(1), y.mean(1)
-        cov = np.einsum("ktd,atd->kad", x - mx[:, None], y - my[:, None]) / x.shape[1]   # (K, A, D)
-        vx, vy = x.var(1), y.var(1)
-        c = 2 * cov / (vx[:, None] + vy[None] + (mx[:, None] - my[None]) ** 2 + 1e-8)   # (K, A, D) per-dim CCC
-        c = np.where((vx[:, None] > 0) & (vy[None] > 0), c, 0.0)                    # a constant dimension counts 0 (REACT)
-        out.append(c[np.arange(len(x)), c.mean(-1).argmax(1)])                      # (K, D) at the listener FRC picks
+        c = ccc_matrix(p[s], data.listener_emotion[data.appropriate[s]], per_dim=True)   # (K, A, D)
+        out.append(c[np.arange(len(c)), c.mean(-1).argmax(1)])                      # (K, D) at the listener FRC picks
     return pd.Series(np.concatenate(out).mean(0), index=list(EMOTION_COLUMNS), name="CCC")
 
 def reference_ranges(data: REACTSplit) -> dict:   # {'FRVar': (lo, hi), 'FRDiv': (lo, hi)} over the split's real listeners
@@ -422,8 +411,8 @@ def reference_ranges(data: REACTSplit) -> dict:   # {'FRVar': (lo, hi), 'FRDiv':
     FRVar of each real listener (variance over time, ddof 1, mean over dims) and FRDiv among the appropriate real
     listeners of each speaker (2 x their variance, ddof 1, mean over frames and dims); min and max over the split."""
     L = np.asarray(data.listener_emotion, np.float64)
-    var = L.var(1, ddof=1).mean(-1)                                                  # (S,)
-    div = [2 * L[a].var(0, ddof=1).mean() for a in data.appropriate if a.sum() >= 2]
+    var = [frvar(l[None, None]) for l in L]
+    div = [frdiv(L[a][None]) for a in data.appropriate if a.sum() >= 2]
     if not div: raise REACTEvalError(f"{data.root}/{data.split}: no speaker has two appropriate listeners; FRDiv has no reference")
-    return {"FRVar": (float(var.min()), float(var.max())), "FRDiv": (float(min(div)), float(max(div)))}
+    return {"FRVar": (min(var), max(var)), "FRDiv": (min(div), max(div))}
 

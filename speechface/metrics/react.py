@@ -49,6 +49,7 @@ def _check_appropriate(appropriate, n_speakers: int, n_listeners: int) -> np.nda
 # %% ../../nbs/21_metrics.react.ipynb #7a62afed
 def ccc_matrix(a, # (A, T, D) sequences (e.g. the 10 predictions for one speaker)
                b, # (B, T, D) sequences (e.g. its appropriate real listeners)
+               per_dim: bool = False, # True: every dimension's CCC, (A, B, D)
               ) -> np.ndarray: # (A, B) CCC averaged over the D dimensions
     "Lin's CCC (1989) per pair, averaged over dimensions: 2 rho sx sy / (sx^2 + sy^2 + (mx - my)^2 + 1e-8); rho := 0 if constant (REACT)."
     a, b = _f64(a), _f64(b)
@@ -63,7 +64,8 @@ def ccc_matrix(a, # (A, T, D) sequences (e.g. the 10 predictions for one speaker
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.clip(np.where(sab > 0, cov / sab, 0.0), -1, 1)     # NaN correlation of a constant dim -> 0
     den = sa[:, None] ** 2 + sb[None] ** 2 + (ma[:, None] - mb[None]) ** 2 + 1e-8
-    return (2 * rho * sab / den).mean(-1)                           # (A, B)
+    c = 2 * rho * sab / den                                         # (A, B, D)
+    return c if per_dim else c.mean(-1)                             # (A, B)
 
 def ccc(x, # (T, D) or (T,) sequence
         y, # (T, D) or (T,) sequence

@@ -16,7 +16,7 @@ from .fsq import FSQ
 
 # %% auto #0
 __all__ = ['FaceTokenizerConfig', 'BlockTransformer', 'TokenizerOutput', 'FaceTokenizer', 'TokenizerLoss', 'tokenizer_loss',
-           'balanced_scales']
+           'balanced_scales', 'floored_std']
 
 # %% ../../nbs/16_models.face_tokenizer.ipynb #76b37862
 @dataclass
@@ -88,9 +88,8 @@ class FaceTokenizer(nn.Module):
         self.encoder, self.decoder = BlockTransformer(cfg), BlockTransformer(cfg)
         self.fsq = FSQ(cfg.levels, dim=cfg.width)
         self.out = nn.ModuleDict({k: nn.Linear(cfg.width, d) for k, d in cfg.heads.items()})
-        ones = lambda n: torch.ones(n)
-        self.register_buffer("in_scale", torch.tensor(cfg.in_scale) if cfg.in_scale else ones(cfg.in_dim), persistent=False)
-        hs = torch.tensor(cfg.head_scale) if cfg.head_scale else ones(sum(cfg.heads.values()))
+        self.register_buffer("in_scale", torch.tensor(cfg.in_scale or (1.0,) * cfg.in_dim), persistent=False)
+        hs = torch.tensor(cfg.head_scale or (1.0,) * sum(cfg.heads.values()))
         for k, part in zip(cfg.heads, hs.split(list(cfg.heads.values()))):
             self.register_buffer(f"scale_{k}", part.clone(), persistent=False)
 
@@ -175,10 +174,14 @@ def balanced_scales(items: list[dict],      # tokenizer items: x (T, in_dim), ta
     training frames, floored at `floor` x the largest one (so a constant or nearly constant dimension is not blown up
     into noise). Without them the L1 loss is ruled by the widest dimensions: on the dyadic corpus head pitch (±0.07 rad
     nods) and brows (brief raises) are lost and the codebook collapses to a dozen codes."""
-    def sc(a):
-        s = np.asarray(a, np.float64).std(0)
-        return np.maximum(s, floor * s.max() if s.max() > 0 else 1.0)
-    x = sc(np.concatenate([it["x"] for it in items]))
-    h = np.concatenate([sc(np.concatenate([it["targets"][k] for it in items])) for k in heads])
+    x = floored_std(np.concatenate([it["x"] for it in items]), floor)
+    h = np.concatenate([floored_std(np.concatenate([it["targets"][k] for it in items]), floor) for k in heads])
     return tuple(float(v) for v in x), tuple(float(v) for v in h)
+
+def floored_std(a,                  # (N, D) frames
+                floor: float = 0.1, # fraction of the largest std every dimension gets at least
+               ) -> np.ndarray:     # (D,) each dimension's std over the frames, floored (all 1 when nothing moves)
+    "Per-dimension standard deviations floored at `floor` x the largest: the units of a balanced loss."
+    s = np.asarray(a, np.float64).std(0)
+    return np.maximum(s, floor * s.max()) if s.max() > 0 else np.ones_like(s)
 

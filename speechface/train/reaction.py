@@ -17,7 +17,7 @@ from ..data.audio import log_mel_spectrogram, LOG_FLOOR
 from ..data.react import REACTDataset, REACT_FPS, MODALITIES, load_appropriateness, appropriateness_path
 from ..data.check import react_clip_frames
 from ..models.whisper import WhisperFeatures
-from ..models.face_tokenizer import FaceTokenizer, FaceTokenizerConfig, balanced_scales
+from ..models.face_tokenizer import FaceTokenizer, FaceTokenizerConfig, balanced_scales, floored_std
 from ..models.reaction_fsq import ReactionTokenPredictor, ReactionTokenPredictorConfig, token_batch_loss
 from ..models.reaction_vae import ReactionVAE, ReactionVAEConfig, reaction_vae_batch_losses, join_face
 from ..metrics.react import frc
@@ -108,22 +108,17 @@ def reaction_audio_features(wave: np.ndarray | torch.Tensor,  # (N,) waveform
         mel = (mel - st[0]) / (st[1] + 1e-5)
     elif cfg.normalize: mel = (mel - mel.mean(0)) / (mel.std(0) + 1e-5)
     return mel.reshape(n_frames, m * cfg.n_mels).contiguous()                         # (T, m·n_mels): frame t = mels 2t, 2t+1
-def audio_statistics(ds: REACTDataset,            # the training split (audio as waveforms)
-                     cfg: ReactionAudioConfig,    # kind 'mel'; its n_mels and mels_per_frame
-                    ) -> tuple:                    # (mean per band..., std per band...): `ReactionAudioConfig.stats`
-    "Mean and standard deviation of every log-mel band over all speaker frames of a split (each sequence once)."
-    raw = dataclasses.replace(cfg, normalize=False, stats=None)
-    seen, s1, s2, n = set(), 0.0, 0.0, 0
-    for i in range(len(ds)):
-        it = ds[i]
-        if it["speaker"] in seen: continue
-        seen.add(it["speaker"])
-        m = reaction_audio_features(it["speaker_audio"], ds.sr, it["n_frames"], raw).double().view(-1, cfg.n_mels)
+def audio_statistics(features,                  # raw (un-normalised) mel features, (T, m·n_mels) each, one per sequence
+                     n_mels: int,               # bands per mel frame
+                    ) -> tuple:                  # (mean per band..., std per band...): `ReactionAudioConfig.stats`
+    "Mean and standard deviation of every log-mel band over all frames of the given sequences (running sums: any size)."
+    s1, s2, n = 0.0, 0.0, 0
+    for f in features:
+        m = f.double().reshape(-1, n_mels)
         s1, s2, n = s1 + m.sum(0), s2 + (m * m).sum(0), n + len(m)
-    if not n: raise ReactionAudioError(f"{ds.root}: the {ds.split} split has no speaker audio to take statistics from")
+    if not n: raise ReactionAudioError("no speaker audio to take the band statistics from: the training split is empty")
     mean = s1 / n
-    std = (s2 / n - mean ** 2).clamp(min=1e-10).sqrt()
-    return tuple(float(x) for x in torch.cat([mean, std]))
+    return tuple(float(x) for x in torch.cat([mean, (s2 / n - mean ** 2).clamp(min=1e-10).sqrt()]))
 
 
 # %% ../../nbs/46_train.reaction.ipynb #489e27ce
@@ -392,19 +387,30 @@ def reaction_datasets(cfg, modalities=("emotion", "3dmm", "audio")) -> tuple[REA
     n = cfg.dataset.get("clip_frames") or react_clip_frames(root)
     return tuple(REACTDataset(root, split, modalities, mirror=True, n_frames=n) for split in ("train", "val"))
 
-def _audio_cfg(s, train: REACTDataset | None = None) -> ReactionAudioConfig:
-    "The run's audio features; with `audio_norm=train` (mel) the training split's band statistics go into it."
-    audio = ReactionAudioConfig(s.audio, s.n_mels, s.mels_per_frame, True, s.whisper_dir)
-    if s.audio == "mel" and getattr(s, "audio_norm", "utterance") == "train" and train is not None:
-        audio = dataclasses.replace(audio, stats=audio_statistics(train, audio))
-    return audio
+def _audio_cfg(s) -> ReactionAudioConfig:
+    return ReactionAudioConfig(s.audio, s.n_mels, s.mels_per_frame, True, s.whisper_dir)
+
+def _split_items(s, tr: REACTDataset, va: REACTDataset, whisper=None) -> tuple[ReactionAudioConfig, list, list]:
+    """The run's audio settings and the `reaction_items` of both splits. With `audio_norm=train` (mel) every sequence's
+    raw log-mels are computed once, the training split's band statistics go into the settings, and both splits'
+    features are normalised by them — what `reaction_audio_features` computes with those settings."""
+    audio, cache = _audio_cfg(s), {}
+    train_stats = s.audio == "mel" and s.audio_norm == "train"
+    raw = dataclasses.replace(audio, normalize=False) if train_stats else audio
+    train, val = reaction_items(tr, raw, whisper, cache), reaction_items(va, raw, whisper, cache)
+    if not train_stats: return audio, train, val
+    seen = {id(it["speaker_audio"]): it["speaker_audio"] for it in train}               # each sequence once
+    audio = dataclasses.replace(audio, stats=audio_statistics(seen.values(), audio.n_mels))
+    st, done = torch.tensor(audio.stats, dtype=torch.float32).view(2, audio.n_mels), {}
+    def norm(f):
+        if id(f) not in done: done[id(f)] = ((f.view(len(f), -1, audio.n_mels) - st[0]) / (st[1] + 1e-5)).view_as(f)
+        return done[id(f)]
+    return audio, *([{**it, "speaker_audio": norm(it["speaker_audio"])} for it in items] for items in (train, val))
 
 def _fsq_task(cfg, s: ReactionFSQSettings, progress: bool) -> ReactionFSQTask:
     tr, va = reaction_datasets(cfg)
-    audio = _audio_cfg(s, tr)
-    whisper = audio.whisper() if audio.kind == "whisper" else None
-    cache = {}
-    train, val = reaction_items(tr, audio, whisper, cache), reaction_items(va, audio, whisper, cache)
+    whisper = _audio_cfg(s).whisper() if s.audio == "whisper" else None
+    audio, train, val = _split_items(s, tr, va, whisper)
     tok, _ = tokenizer_stage(train, val, s.tokenizer, Path(cfg.out_dir) / cfg.run / "tokenizer", seed=cfg.seed,
                              device=str(cfg.device), progress=progress)
     seed_everything(cfg.seed)
@@ -506,11 +512,9 @@ def _vae_task(cfg, s: ReactionVAESettings, progress: bool) -> ReactionVAETask:
     if progress: print(f"reaction_vae: face features = {face}"
                        + (" (the corpus has no OpenFace)" if s.face == "auto" and face == "3dmm" else ""))
     tr, va = reaction_datasets(cfg, ("emotion", "3dmm", "audio") + (("openface",) if face == "openface" else ()))
-    audio = _audio_cfg(s, tr)
-    whisper = audio.whisper() if audio.kind == "whisper" else None
-    cache = {}
-    train = vae_items(reaction_items(tr, audio, whisper, cache), face)
-    val = vae_items(reaction_items(va, audio, whisper, cache), face)
+    whisper = _audio_cfg(s).whisper() if s.audio == "whisper" else None
+    audio, train, val = _split_items(s, tr, va, whisper)
+    train, val = vae_items(train, face), vae_items(val, face)
     scale = listener_scales(train, s.scale_floor) if s.scale_floor > 0 else None
     seed_everything(cfg.seed)
     model = ReactionVAE(vae_model_config(s, face, audio.dim(whisper), scale))
@@ -522,8 +526,7 @@ def listener_scales(items: list[dict],   # `vae_items` of the training split
     """The training listeners' standard deviation per face dimension, floored: in these units every dimension of the
     reconstruction counts the same. In raw units the emotion probabilities that move only a little (sad, fear,
     disgust, anger: they fall as happiness rises) and the brief brow raises are worth nothing and come out constant."""
-    s = torch.cat([it["listener_face"] for it in items]).double().std(0)
-    return tuple(float(v) for v in torch.clamp(s, min=floor * float(s.max()) if float(s.max()) > 0 else 1.0))
+    return tuple(float(v) for v in floored_std(torch.cat([it["listener_face"] for it in items]).numpy(), floor))
 
 @torch.no_grad()
 def generate_vae_reactions(model: ReactionVAE,
