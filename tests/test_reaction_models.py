@@ -7,7 +7,7 @@ from speechface.models.reaction_vae import (FACE_DIM, ReactionShapeError, Reacti
                                             reaction_vae_batch_losses, split_face)
 from speechface.models.reaction_fsq import (ReactionTokenPredictor, ReactionTokenPredictorConfig, sample_top_k,
                                             token_batch_loss)
-from speechface.models.reaction_online import OnlineReactionManager, concat_windows
+from speechface.models.reaction_online import OnlineReactionManager
 
 torch.set_num_threads(1)
 
@@ -154,7 +154,7 @@ def test_learned_relative_bias_learns_a_lag():
 
 
 def test_relative_bias_streams_like_offline():
-    "rel_span models: the window-by-window cached generation gives the teacher-forced logits exactly (FSQ), and the VAE's too."
+    "rel_span models: the window-by-window cached generation equals the parallel pass (FSQ logits, VAE faces), and the bias matters."
     m = tiny_tok(rel_span=6, max_seq_len=32).eval()
     with torch.no_grad():
         for mod in m.modules():
@@ -166,11 +166,14 @@ def test_relative_bias_streams_like_offline():
     with torch.no_grad():
         for mod in v.modules():
             if hasattr(mod, "rel_bias"): mod.rel_bias.normal_(generator=torch.Generator().manual_seed(4))
-    spk, aud = torch.rand(1, 16, FACE_DIM), torch.randn(1, 16, 8)
-    manager = OnlineReactionManager(v, seed=7)
-    outs = manager.reset() + [manager.push(spk[:, i:i + 4], aud[:, i:i + 4]) for i in range(0, 16, 4)]
-    online, offline = concat_windows(outs, 16), manager.generate_offline(spk, aud)
-    assert torch.equal(online["face"], offline["face"])
+    spk, aud = torch.rand(1, 24, FACE_DIM), torch.randn(1, 24, 8)                 # 24 > max_seq_len 16: caches are cropped
+    streamed = v.sample(spk, aud, generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    eps = torch.stack([torch.randn(1, 4, generator=g) for _ in range(6)], 1)[:, None]   # the same draws, in order
+    with torch.no_grad(): par = v(spk, aud, streamed["face"][:, 0], eps=eps)
+    assert torch.allclose(par["face"], streamed["face"], atol=1e-5)              # streamed = parallel pass, with the bias
+    v0 = tiny_vae(rel_span=5).eval()                                              # the bias matters: zero it, output moves
+    with torch.no_grad(): assert (v0(spk, aud, streamed["face"][:, 0], eps=eps)["face"] - par["face"]).abs().max() > 1e-4
     with pytest.raises(ValueError, match="rel_span"):
         from speechface.models.reaction_vae import FrameAttention
         FrameAttention(8, 2, rel_span=-1)
