@@ -72,6 +72,7 @@ def test_resume(runs, name, ov):
     ("reaction_vae", "trainer.audio=wav2vec", "trainer.audio"),
     ("reaction_vae", "trainer.face=landmarks", "trainer.face"),
     ("reaction_vae", "trainer.crop=0", "trainer.crop=0"),
+    ("reaction_vae", "trainer.posterior=maybe", "trainer.posterior"),
     ("reaction_fsq", "trainer.tokenizer.levels=[1,5]", "trainer.tokenizer.levels=[1, 5] must be a list of integers ≥ 2"),
     ("reaction_fsq", "trainer.tokenizer.width=0", "trainer.tokenizer.width=0 (int) must be an integer ≥ 1"),
     ("reaction_fsq", "trainer.top_k=-2", "trainer.top_k=-2"),
@@ -92,3 +93,22 @@ def test_whisper_without_checkpoint_is_clear(dyadic, tmp_path):
     r = run("train", "trainer=reaction_fsq", "dataset=dyadic", f"dataset.root={dyadic}", f"out_dir={tmp_path}",
             "trainer.audio=whisper", f"trainer.whisper_dir={tmp_path / 'nowhisper'}", check=False)
     assert r.returncode == 2 and "trainer.audio=mel" in r.stderr, r.stderr
+
+
+def test_posterior_vae(dyadic, tmp_path):
+    "trainer.posterior=true trains the conditional VAE (a KL to the learned prior), and its checkpoint generates from that prior."
+    from speechface.data.react import REACTDataset
+    from speechface.train.reaction import load_reaction_model, generate_reactions
+    run("train", "dataset=dyadic", f"dataset.root={dyadic}", f"out_dir={tmp_path}", "threads=1", *TINY_VAE, "trainer.posterior=true",
+        "trainer.kl_weight=0.01", "run=cvae", "--quiet")
+    rm = load_reaction_model(tmp_path / "cvae")
+    assert rm.model.cfg.posterior and rm.model.cfg.kl_weight == 0.01
+    post = rm.model.to_posterior[0].weight
+    assert post.shape[1] == rm.model.cfg.window * rm.model.cfg.face_dim + rm.model.cfg.feature_dim
+    ds = REACTDataset(dyadic, "test", mirror=True, n_frames=251)
+    emo = generate_reactions(rm, ds, n_samples=2, seed=3)
+    assert emo.shape == (len(ds), 2, 251, 25) and np.isfinite(emo).all()
+    assert np.array_equal(emo, generate_reactions(rm, ds, n_samples=2, seed=3))
+    import pandas as pd
+    m = pd.read_csv(tmp_path / "cvae" / "metrics.csv")
+    assert len(m) == 2 and (m["kl"] > 0).all() and np.isfinite(m["kl"]).all(), m          # KL(posterior || prior) was trained

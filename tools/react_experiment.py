@@ -6,6 +6,7 @@ Stages (run from the repository root; every stage is resumable and writes under 
                                                                 # --name fsq3: runs/fsq3_s0 (a later attempt's runs)
   python tools/react_experiment.py eval --split val             # every trained run: 10 reactions per speaker, the table
   python tools/react_experiment.py tokenizers                   # can the face tokenizer represent the listeners? (val)
+  python tools/react_experiment.py temperatures --only v6 --seed 0   # one VAE run's latent spread swept (val)
   python tools/react_experiment.py eval --split test --config docs/results/react_prereg.yaml
 Training overrides come from --config (a YAML with `fsq:` and `vae:` lists of `speechface train` overrides, and an
 optional `generate:` mapping per model of generation settings: checkpoint best|last, top_k, temperature), so the
@@ -251,9 +252,40 @@ def tokenizers(out: Path, seed: int = 0):
     print(t.round(3).to_markdown())
 
 
+def temperatures(out: Path, run_name: str, seed: int, temps: list[float], n_samples: int = 10, checkpoint: str = "last"):
+    """Diagnosis on the validation split: one VAE run sampled with its latent's spread scaled (z = mu + T·sigma·eps,
+    `ReactionVAE.decode_window`): does more noise in z buy the real listeners' variability (FRVar, FRDiv), and at what
+    cost in FRC and timing? Writes docs/results/react_val_temperature_<run>_s<seed>.csv."""
+    import pandas as pd, torch
+    from speechface.data.react import REACTDataset
+    from speechface.data.check import react_clip_frames
+    from speechface.evaluation.react import react_split, react_table, rule_report
+    from speechface.train.reaction import generate_reactions
+    torch.set_num_threads(1)
+    data = corpus(out, 2)
+    d = react_split(data, "val")
+    ds = REACTDataset(data, "val", mirror=True, n_frames=react_clip_frames(data), clip_length=d.n_frames)
+    name = f"{run_name}_s{seed}"
+    rm = load_run(out / "runs" / name, checkpoint)
+    if rm.kind != "reaction_vae": raise SystemExit(f"{name} is a {rm.kind} run: the temperature sweep is for the Trans-VAE")
+    rows = []
+    for t in temps:
+        emo, faces = generate_reactions(rm, ds, n_samples=n_samples, seed=1000 + seed, faces=True, temperature=t)
+        tab = react_table({name: emo}, d, n_samples=n_samples, seed=0, baselines=("Mime",))
+        smile = rule_report({name: faces}, d, baselines=False).loc[(name, "smile → smile")]
+        r = tab.loc[name]
+        rows.append({"temperature": t, **{k: r[k] for k in ("FRC", "FRC lo", "FRC hi", "FRVar", "FRDiv", "FRSyn (skip)")},
+                     "Mime FRC": tab.loc["Mime", "FRC"], "smile hit rate": smile["hit rate"],
+                     "smile lag error (s)": smile["lag error (s)"]})
+        print(rows[-1], flush=True)
+    t = pd.DataFrame(rows).set_index("temperature")
+    t.to_csv(RESULTS / f"react_val_temperature_{name}.csv")
+    print(t.round(3).to_markdown())
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["corpus", "train", "eval", "tokenizers"])
+    p.add_argument("stage", choices=["corpus", "train", "eval", "tokenizers", "temperatures"])
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "react")
     p.add_argument("--model", choices=list(MODELS))
     p.add_argument("--seed", type=int, default=0)
@@ -265,12 +297,16 @@ def main():
     p.add_argument("--tag", default="", help="eval: name of a candidate setting (writes react_<split>_<tag>_table.csv)")
     p.add_argument("--only", default=None, help="eval: only these run names before _s<seed>, comma-separated (fsq,vae)")
     p.add_argument("--name", default=None, help="train: run name before _s<seed> (default: the model, fsq or vae)")
+    p.add_argument("--temperatures", default="0.5,1,1.5,2,3", help="temperatures: the latent spreads to sample at")
     a, extra = p.parse_known_args()
     if a.stage == "corpus": print(corpus(a.out, a.workers))
     elif a.stage == "train":
         if not a.model: p.error("train needs --model fsq|vae")
         train(a.out, a.model, a.seed, a.config, a.threads, extra, a.name)
     elif a.stage == "tokenizers": tokenizers(a.out, a.seed)
+    elif a.stage == "temperatures":
+        if not a.only or "," in a.only: p.error("temperatures needs --only RUN (one run name before _s<seed>)")
+        temperatures(a.out, a.only, a.seed, [float(t) for t in a.temperatures.split(",")], a.samples)
     else: evaluate(a.out, a.split, a.samples, a.config, a.tag, a.only)
 
 

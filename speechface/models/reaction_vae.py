@@ -18,8 +18,9 @@ from .faceformer import alibi_slopes
 __all__ = ['FACE_SLICES', 'FACE_DIM', 'AU_NAMES', 'LIP_UPPER_Y', 'LIP_LOWER_Y', 'FACE_3DMM_SLICES', 'FACE_KINDS', 'BATCH_KEYS',
            'ReactionShapeError', 'split_face', 'join_face', 'block_rule', 'causal_rule', 'crop_cache', 'FrameAttention',
            'ReactionVAEConfig', 'ReactionLayer', 'ReactionVAE', 'window_summaries', 'kl_standard_normal',
-           'smoothness_loss', 'diversity_loss', 'multisample_contrastive_loss', 'mouth_consistency_loss',
-           'reaction_vae_losses', 'reaction_vae_batch_losses', 'augment_speaker', 'random_crop']
+           'kl_gaussians', 'smoothness_loss', 'diversity_loss', 'multisample_contrastive_loss',
+           'mouth_consistency_loss', 'reaction_vae_losses', 'reaction_vae_batch_losses', 'augment_speaker',
+           'random_crop']
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #de81beb6
 FACE_SLICES = {"landmarks": slice(0, 136), "au": slice(136, 154), "pose": slice(154, 158), "gaze": slice(158, 160)}
@@ -150,6 +151,9 @@ class ReactionVAEConfig:
     rel_span: int = 0               # > 0: learned relative-position attention bias within ±rel_span frames (0: ALiBi only)
     target_scale: tuple | None = None   # per face-vector dim: squared reconstruction errors are taken in these units (ours;
                                         # the trainer sets the training listeners' stds, `balanced_scales`); None: raw units
+    posterior: bool = False         # True: a conditional VAE (ours). In training each window's latent is drawn from a
+                                    # posterior that also reads the listener's window, with KL to the speaker-only prior;
+                                    # generation draws from that prior. False: the seed's prior-only Trans-VAE
     # losses
     w_vae: float = 1.0              # reconstruction + kl_weight·KL (seed 1)
     w_emotion: float = 1.0          # weight of the emotion head's L1 inside the reconstruction (ours; emotion values lie in [-1, 1])
@@ -221,6 +225,8 @@ class ReactionVAE(nn.Module):
         self.encoder_norm = nn.LayerNorm(d)
         self.start_summary = nn.Parameter(torch.zeros(d))           # summary of a window before the first speaker window
         self.to_latent = nn.Linear(d, 2 * cfg.latent_dim)           # -> mu, logvar
+        if cfg.posterior:                                           # (listener window W·face_dim, speaker summary d) -> mu, logvar
+            self.to_posterior = nn.Sequential(nn.Linear(W * cfg.face_dim + d, d), nn.GELU(), nn.Linear(d, 2 * cfg.latent_dim))
         self.z_in, self.listener_in = nn.Linear(cfg.latent_dim, d), nn.Linear(cfg.face_dim, d)
         self.query_pos = nn.Embedding(W, d)
         self.mem_start = nn.Parameter(torch.randn(1, 1, d) * 0.02)  # always-visible start token of the speaker memory
@@ -268,6 +274,16 @@ def _latent(self: ReactionVAE, summary):
     "mu, logvar (..., Z) from window summaries (..., d)."
     return self.to_latent(summary).chunk(2, -1)
 
+def _posterior(self: ReactionVAE, listener, summary):
+    """The conditional VAE's posterior: mu, logvar (B, N, Z) of each window from the listener's own frames of that window
+    (B, T, face_dim; in `target_scale` units when set, the last window zero-padded) and its speaker summary (B, N, d)."""
+    cfg, W = self.cfg, self.cfg.window
+    B, T, Fd = listener.shape
+    N = summary.shape[1]
+    if cfg.target_scale: listener = listener / listener.new_tensor(cfg.target_scale)
+    frames = F.pad(listener, (0, 0, 0, N * W - T)).reshape(B, N, W * Fd)              # (B, N, W·face_dim)
+    return self.to_posterior(torch.cat([frames, summary], -1)).chunk(2, -1)
+
 def _decode(self: ReactionVAE, z_frames, prev, pos, mem=None, mem_pos=None, caches=None, mem_caches=None):
     "Listener decoder: z per frame (B, T, Z), listener one window earlier (B, T, 160) -> branch outputs (B, T, ·), hidden (B, T, d)."
     x = self.z_in(z_frames) + self.listener_in(prev) + self.query_pos(pos % self.cfg.window)
@@ -283,7 +299,7 @@ def _decode(self: ReactionVAE, z_frames, prev, pos, mem=None, mem_pos=None, cach
     if self.cfg.emotion_dim: out["emotion"] = self.emotion_head(h)  # (B, T, emotion_dim)
     return out, h
 
-ReactionVAE.encode, ReactionVAE.latent, ReactionVAE.decode = _encode, _latent, _decode
+ReactionVAE.encode, ReactionVAE.latent, ReactionVAE.posterior_latent, ReactionVAE.decode = _encode, _latent, _posterior, _decode
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #7aabb9e1
 def window_summaries(mem: torch.Tensor, window: int, lag: int, start: torch.Tensor) -> torch.Tensor:
@@ -304,22 +320,32 @@ def _forward(self: ReactionVAE,
              n_samples: int = 1,                         # latents drawn per window (the seed trains with 3)
              eps: torch.Tensor | None = None,            # (B, n_samples, N, Z) standard normal noise (drawn if None)
              generator: torch.Generator | None = None,   # for drawing eps
+             prior: bool = False,                        # posterior models: draw z from the speaker-only prior instead
             ) -> dict:
-    "Parallel pass: per-branch listener outputs (B, S, T, ·), mu/logvar (B, N, Z), z (B, S, N, Z), embedding (B, S, d), mask."
+    """Parallel pass: per-branch listener outputs (B, S, T, ·), mu/logvar (B, N, Z) of the distribution z was drawn from,
+    z (B, S, N, Z), embedding (B, S, d), mask; with `cfg.posterior` (and not `prior`) also prior_mu/prior_logvar (B, N, Z)."""
     cfg, W = self.cfg, self.cfg.window
     _check_speaker(cfg, speaker_face, speaker_audio)
     B, T, _ = speaker_face.shape
     mask = _check_mask(mask, B, T).to(speaker_face.device)
     N, S, pos = -(-T // W), n_samples, torch.arange(T, device=speaker_face.device)
     mem = self.encode(speaker_face, speaker_audio, pos)                             # (B, T, d)
-    mu, logvar = self.latent(window_summaries(mem, W, cfg.lag, self.start_summary))  # (B, N, Z)
+    summary = window_summaries(mem, W, cfg.lag, self.start_summary)                # (B, N, d)
+    mu, logvar = self.latent(summary)                                               # (B, N, Z) the prior
+    if listener_past is not None and listener_past.shape != speaker_face.shape:
+        raise ReactionShapeError(f"listener_past must match speaker_face {tuple(speaker_face.shape)}; got {tuple(listener_past.shape)}")
+    extra = {}
+    if cfg.posterior and not prior:
+        if listener_past is None:
+            raise ReactionShapeError("a posterior model (cfg.posterior) draws z from the listener's own windows: pass "
+                                     "listener_past, or prior=True to draw from the speaker-only prior as generation does")
+        extra = {"prior_mu": mu, "prior_logvar": logvar}
+        mu, logvar = self.posterior_latent(listener_past, summary)                   # (B, N, Z)
     if eps is None: eps = torch.randn(B, S, N, cfg.latent_dim, generator=generator, device=mu.device, dtype=mu.dtype)
     if eps.shape != (B, S, N, cfg.latent_dim):
         raise ReactionShapeError(f"eps must be (batch, n_samples, windows, latent) = {(B, S, N, cfg.latent_dim)}; got {tuple(eps.shape)}")
     z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * eps                        # (B, S, N, Z)
     if listener_past is None: listener_past = torch.zeros_like(speaker_face)
-    elif listener_past.shape != speaker_face.shape:
-        raise ReactionShapeError(f"listener_past must match speaker_face {tuple(speaker_face.shape)}; got {tuple(listener_past.shape)}")
     prev = F.pad(listener_past, (0, 0, W, 0))[:, :T]                                # (B, T, 160): frame t - W
     zf = z[:, :, pos // W].flatten(0, 1)                                            # (B·S, T, Z)
     out, h = self.decode(zf, prev.repeat_interleave(S, 0), pos, mem.repeat_interleave(S, 0), pos)
@@ -327,7 +353,7 @@ def _forward(self: ReactionVAE,
     h = h.view(B, S, T, -1)
     m = mask[:, None, :, None].to(h.dtype)
     out["embedding"] = (h * m).sum(2) / m.sum(2).clamp(min=1)                       # (B, S, d) pooled over valid frames
-    return {**out, "mu": mu, "logvar": logvar, "z": z, "mask": mask}
+    return {**out, "mu": mu, "logvar": logvar, "z": z, "mask": mask, **extra}
 
 ReactionVAE.forward = _forward
 
@@ -335,6 +361,11 @@ ReactionVAE.forward = _forward
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     "KL(N(mu, exp(logvar)) || N(0, I)) = ½ Σ_j (mu² + σ² − 1 − log σ²), summed over the last axis, averaged over the rest."
     return 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(-1).mean()
+
+def kl_gaussians(mu: torch.Tensor, logvar: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, σ²) || N(mu_p, σ_p²)) = ½ Σ_j (log σ_p² − log σ² + (σ² + (mu − mu_p)²)/σ_p² − 1), summed over the last
+    axis, averaged over the rest."""
+    return 0.5 * (logvar_p - logvar + (logvar.exp() + (mu - mu_p) ** 2) / logvar_p.exp() - 1).sum(-1).mean()
 
 def smoothness_loss(y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     "Mean squared frame-to-frame difference of y (B, S, T, D) over consecutive valid frames (mask (B, T))."
@@ -397,7 +428,8 @@ def reaction_vae_losses(out: dict,                 # `ReactionVAE.forward` outpu
                                      f"{(*mask.shape, cfg.emotion_dim)}; got {None if emotion is None else tuple(emotion.shape)}")
         rec_terms["rec_emotion"] = cfg.w_emotion * mean((out["emotion"] - emotion[:, None]).abs())
     rec = sum(rec_terms.values())
-    kl = kl_standard_normal(out["mu"], out["logvar"])
+    kl = (kl_gaussians(out["mu"], out["logvar"], out["prior_mu"], out["prior_logvar"]) if "prior_mu" in out
+          else kl_standard_normal(out["mu"], out["logvar"]))                 # posterior models: KL to the speaker-only prior
     smooth = smoothness_loss(out["face"], mask)
     div = diversity_loss(out["face"], mask, cfg.diversity_scale)
     con = multisample_contrastive_loss(out["embedding"], cfg.contrastive_temperature)
@@ -461,7 +493,9 @@ def _encode_window(self: ReactionVAE, state: dict,
     state["t_speaker"], state["closed"] = t0 + n, n < W
 
 @torch.no_grad()
-def _decode_window(self: ReactionVAE, state: dict, generator: torch.Generator | None = None) -> dict:
+def _decode_window(self: ReactionVAE, state: dict, generator: torch.Generator | None = None,
+                   temperature: float = 1.0,   # z = mu + temperature·sigma·eps (1: the model's distribution; 0: its mean)
+                  ) -> dict:
     "Decode the next listener window (W frames) with eps ~ N(0, I) from `generator`; returns the branch outputs (B, W, ·)."
     cfg, W = self.cfg, self.cfg.window
     w = state["next_window"]
@@ -471,7 +505,9 @@ def _decode_window(self: ReactionVAE, state: dict, generator: torch.Generator | 
     summary = state["summaries"][w - cfg.lag] if w >= cfg.lag else self.start_summary.expand(B, -1)
     mu, logvar = self.latent(summary)                                                 # (B, Z)
     eps = torch.randn(B, cfg.latent_dim, generator=generator, device=dev, dtype=mu.dtype)
-    z = mu + torch.exp(0.5 * logvar) * eps
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+    z = mu + temperature * torch.exp(0.5 * logvar) * eps
     pos = torch.arange(w * W, (w + 1) * W, device=dev)
     prev = state["prev"] if state["prev"] is not None else torch.zeros(B, W, cfg.face_dim, device=dev)
     out, _ = self.decode(z[:, None].expand(-1, W, -1), prev, pos, caches=state["dec"], mem_caches=state["cross"])
@@ -488,6 +524,7 @@ def _sample(self: ReactionVAE,
             speaker_audio: torch.Tensor,   # (B, T, audio_dim)
             n_samples: int = 1,            # reactions per speaker (REACT evaluates 10)
             generator: torch.Generator | None = None,  # draws eps window after window
+            temperature: float = 1.0,      # scales the latent's spread (`decode_window`)
            ) -> dict:                      # branch outputs (B, n_samples, T, ·)
     "Generate n_samples listener reactions per speaker by streaming the speaker window by window."
     _check_speaker(self.cfg, speaker_face, speaker_audio)
@@ -495,10 +532,10 @@ def _sample(self: ReactionVAE,
     W, S = self.cfg.window, n_samples
     face, audio = speaker_face.repeat_interleave(S, 0), speaker_audio.repeat_interleave(S, 0)
     state, outs = self.init_state(B * S, speaker_face.device), []
-    for _ in range(self.cfg.lag): outs.append(self.decode_window(state, generator))
+    for _ in range(self.cfg.lag): outs.append(self.decode_window(state, generator, temperature))
     for t0 in range(0, T, W):
         self.encode_window(state, face[:, t0:t0 + W], audio[:, t0:t0 + W])
-        outs.append(self.decode_window(state, generator))
+        outs.append(self.decode_window(state, generator, temperature))
     keys = [k for k in outs[-1] if k not in ("z", "mu", "logvar")]          # the branches, face (and emotion)
     return {k: torch.cat([o[k] for o in outs], 1)[:, :T].view(B, S, T, -1) for k in keys}
 

@@ -493,7 +493,8 @@ def vae_model_config(s: ReactionVAESettings, face: str, audio_dim: int,
                              emotion_dim=s.emotion_dim if face == "openface" else 0,
                              feature_dim=s.feature_dim, latent_dim=s.latent_dim, n_heads=s.n_heads,
                              n_encoder_layers=s.n_encoder_layers, n_decoder_layers=s.n_decoder_layers, ff_mult=s.ff_mult,
-                             dropout=s.dropout, window=s.window, rel_span=s.rel_span, w_emotion=s.w_emotion, kl_weight=s.kl_weight,
+                             dropout=s.dropout, window=s.window, rel_span=s.rel_span, posterior=s.posterior,
+                             w_emotion=s.w_emotion, kl_weight=s.kl_weight,
                              w_smooth=s.w_smooth, w_diversity=s.w_diversity, w_contrastive=s.w_contrastive,
                              w_consistency=s.w_consistency, crop_len=s.crop or 0, n_samples=s.n_samples,
                              batch_size=s.batch_size, lr=s.lr, epochs=s.epochs)
@@ -536,6 +537,7 @@ def generate_vae_reactions(model: ReactionVAE,
                            audio: ReactionAudioConfig = ReactionAudioConfig(),
                            items: list[dict] | None = None,   # `reaction_items(dataset, audio)` when already computed
                            faces: bool = False,               # also return face vectors (S, K, T, 58) to render
+                           temperature: float = 1.0,          # the latent's spread (`ReactionVAE.decode_window`)
                           ):                                  # emotion (S, K, T, 25) [, face vectors (S, K, T, 58)]
     """K listener reactions per speaker sample, streamed window by window; the listener's emotion of each, and with
     `faces` the 58-d face vector (the 3DMM branch, or read back from the OpenFace branches: `face_vector_from_openface`)."""
@@ -548,7 +550,7 @@ def generate_vae_reactions(model: ReactionVAE,
     out, face_out = [], []
     for s, it in enumerate(items):
         g = torch.Generator(device=dev).manual_seed(int(seed) * 1_000_003 + s)
-        r = model.sample(it["speaker_face"][None].to(dev), it["speaker_audio"][None].to(dev), n_samples, g)
+        r = model.sample(it["speaker_face"][None].to(dev), it["speaker_audio"][None].to(dev), n_samples, g, temperature)
         out.append(r["emotion"][0].cpu().numpy())                                      # (K, T, 25)
         if faces:
             if model.cfg.face == "3dmm": face_out.append(r["3dmm"][0].cpu().numpy())   # (K, T, 58)

@@ -388,6 +388,8 @@ class ReactionVAESettings(LoopSettings, ReactionAudioSettings):
     scale_floor: float = setting(0.1, "float", lo=0)             # squared errors per dim in units of the training listeners' std
                                                                  # (floored at this fraction of the largest); 0: raw units
     rel_span: int = setting(0, "int", lo=0)                      # learned relative-position attention bias, ±frames (0: ALiBi only)
+    posterior: bool = setting(False, "bool")                     # conditional VAE: training latents read the listener's window,
+                                                                 # KL (kl_weight) to the speaker-only prior that generation samples
     n_samples: int = setting(3, "int", lo=1)                     # latents per speaker in a step (seed 3)
     emotion_dim: int = setting(25, "int", lo=0)  # listener emotion head (REACT metrics read it); 0 = the seed's four branches
     w_emotion: float = setting(1.0, "float", **NONNEG)           # weight of its L1 term inside the reconstruction
