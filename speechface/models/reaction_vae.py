@@ -17,8 +17,8 @@ from .faceformer import alibi_slopes
 # %% auto #0
 __all__ = ['FACE_SLICES', 'FACE_DIM', 'AU_NAMES', 'LIP_UPPER_Y', 'LIP_LOWER_Y', 'FACE_3DMM_SLICES', 'FACE_KINDS', 'BATCH_KEYS',
            'ReactionShapeError', 'split_face', 'join_face', 'block_rule', 'causal_rule', 'crop_cache', 'FrameAttention',
-           'ReactionVAEConfig', 'ReactionLayer', 'ReactionVAE', 'window_summaries', 'kl_standard_normal',
-           'kl_gaussians', 'smoothness_loss', 'diversity_loss', 'multisample_contrastive_loss',
+           'ReactionVAEConfig', 'ReactionLayer', 'ReactionVAE', 'listener_windows', 'window_summaries',
+           'kl_standard_normal', 'kl_gaussians', 'smoothness_loss', 'diversity_loss', 'multisample_contrastive_loss',
            'mouth_consistency_loss', 'reaction_vae_losses', 'reaction_vae_batch_losses', 'augment_speaker',
            'random_crop']
 
@@ -154,6 +154,8 @@ class ReactionVAEConfig:
     posterior: bool = False         # True: a conditional VAE (ours). In training each window's latent is drawn from a
                                     # posterior that also reads the listener's window, with KL to the speaker-only prior;
                                     # generation draws from that prior. False: the seed's prior-only Trans-VAE
+    prior_past: bool = False        # True: the prior of window w also reads the listener's window w - 1 (the real one in
+                                    # training, the generated one online), so consecutive latents agree (ours)
     # losses
     w_vae: float = 1.0              # reconstruction + kl_weight·KL (seed 1)
     w_emotion: float = 1.0          # weight of the emotion head's L1 inside the reconstruction (ours; emotion values lie in [-1, 1])
@@ -224,9 +226,10 @@ class ReactionVAE(nn.Module):
                                      for _ in range(cfg.n_encoder_layers))
         self.encoder_norm = nn.LayerNorm(d)
         self.start_summary = nn.Parameter(torch.zeros(d))           # summary of a window before the first speaker window
-        self.to_latent = nn.Linear(d, 2 * cfg.latent_dim)           # -> mu, logvar
-        if cfg.posterior:                                           # (listener window W·face_dim, speaker summary d) -> mu, logvar
-            self.to_posterior = nn.Sequential(nn.Linear(W * cfg.face_dim + d, d), nn.GELU(), nn.Linear(d, 2 * cfg.latent_dim))
+        window_mlp = lambda: nn.Sequential(nn.Linear(W * cfg.face_dim + d, d), nn.GELU(), nn.Linear(d, 2 * cfg.latent_dim))
+        if cfg.prior_past: self.to_prior = window_mlp()             # (listener window w - 1, speaker summary) -> mu, logvar
+        else: self.to_latent = nn.Linear(d, 2 * cfg.latent_dim)     # speaker summary -> mu, logvar
+        if cfg.posterior: self.to_posterior = window_mlp()          # (listener window w, speaker summary) -> mu, logvar
         self.z_in, self.listener_in = nn.Linear(cfg.latent_dim, d), nn.Linear(cfg.face_dim, d)
         self.query_pos = nn.Embedding(W, d)
         self.mem_start = nn.Parameter(torch.randn(1, 1, d) * 0.02)  # always-visible start token of the speaker memory
@@ -270,18 +273,23 @@ def _encode(self: ReactionVAE, face, audio, pos, caches=None):
     for i, layer in enumerate(self.encoder): x = layer(x, pos, self.enc_rule, None if caches is None else caches[i])
     return self.encoder_norm(x)
 
-def _latent(self: ReactionVAE, summary):
-    "mu, logvar (..., Z) from window summaries (..., d)."
-    return self.to_latent(summary).chunk(2, -1)
+def listener_windows(listener: torch.Tensor, window: int, n: int, scale: tuple | None = None) -> torch.Tensor:
+    "(B, n, W·face_dim): the listener (B, T, face_dim) cut into n windows of W frames (the last zero-padded), in `scale` units."
+    B, T, Fd = listener.shape
+    if scale: listener = listener / listener.new_tensor(scale)
+    return F.pad(listener, (0, 0, 0, n * window - T)).reshape(B, n, window * Fd)
+
+def _latent(self: ReactionVAE, summary, past=None):
+    """The prior: mu, logvar (..., Z) from window summaries (..., d); with `cfg.prior_past` also from the listener's
+    previous window `past` (..., W·face_dim, `listener_windows`; None: zeros, as before the first window)."""
+    if not self.cfg.prior_past: return self.to_latent(summary).chunk(2, -1)
+    if past is None: past = summary.new_zeros(*summary.shape[:-1], self.cfg.window * self.cfg.face_dim)
+    return self.to_prior(torch.cat([past, summary], -1)).chunk(2, -1)
 
 def _posterior(self: ReactionVAE, listener, summary):
     """The conditional VAE's posterior: mu, logvar (B, N, Z) of each window from the listener's own frames of that window
-    (B, T, face_dim; in `target_scale` units when set, the last window zero-padded) and its speaker summary (B, N, d)."""
-    cfg, W = self.cfg, self.cfg.window
-    B, T, Fd = listener.shape
-    N = summary.shape[1]
-    if cfg.target_scale: listener = listener / listener.new_tensor(cfg.target_scale)
-    frames = F.pad(listener, (0, 0, 0, N * W - T)).reshape(B, N, W * Fd)              # (B, N, W·face_dim)
+    (B, T, face_dim; `listener_windows` in `target_scale` units) and its speaker summary (B, N, d)."""
+    frames = listener_windows(listener, self.cfg.window, summary.shape[1], self.cfg.target_scale)   # (B, N, W·face_dim)
     return self.to_posterior(torch.cat([frames, summary], -1)).chunk(2, -1)
 
 def _decode(self: ReactionVAE, z_frames, prev, pos, mem=None, mem_pos=None, caches=None, mem_caches=None):
@@ -331,9 +339,12 @@ def _forward(self: ReactionVAE,
     N, S, pos = -(-T // W), n_samples, torch.arange(T, device=speaker_face.device)
     mem = self.encode(speaker_face, speaker_audio, pos)                             # (B, T, d)
     summary = window_summaries(mem, W, cfg.lag, self.start_summary)                # (B, N, d)
-    mu, logvar = self.latent(summary)                                               # (B, N, Z) the prior
     if listener_past is not None and listener_past.shape != speaker_face.shape:
         raise ReactionShapeError(f"listener_past must match speaker_face {tuple(speaker_face.shape)}; got {tuple(listener_past.shape)}")
+    past = None
+    if cfg.prior_past and listener_past is not None:                                # window w's prior reads listener window w - 1
+        past = F.pad(listener_windows(listener_past, W, N, cfg.target_scale), (0, 0, 1, 0))[:, :N]
+    mu, logvar = self.latent(summary, past)                                         # (B, N, Z) the prior
     extra = {}
     if cfg.posterior and not prior:
         if listener_past is None:
@@ -503,7 +514,8 @@ def _decode_window(self: ReactionVAE, state: dict, generator: torch.Generator | 
         raise ReactionShapeError(f"listener window {w} needs speaker window {w - cfg.lag}: push it first")
     B, dev = state["B"], state["device"]
     summary = state["summaries"][w - cfg.lag] if w >= cfg.lag else self.start_summary.expand(B, -1)
-    mu, logvar = self.latent(summary)                                                 # (B, Z)
+    past = None if state["prev"] is None else listener_windows(state["prev"], W, 1, cfg.target_scale)[:, 0]
+    mu, logvar = self.latent(summary, past)                                           # (B, Z) the prior
     eps = torch.randn(B, cfg.latent_dim, generator=generator, device=dev, dtype=mu.dtype)
     if not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")

@@ -390,6 +390,8 @@ class ReactionVAESettings(LoopSettings, ReactionAudioSettings):
     rel_span: int = setting(0, "int", lo=0)                      # learned relative-position attention bias, ±frames (0: ALiBi only)
     posterior: bool = setting(False, "bool")                     # conditional VAE: training latents read the listener's window,
                                                                  # KL (kl_weight) to the speaker-only prior that generation samples
+    prior_past: bool = setting(False, "bool")                    # the prior also reads the listener's previous window
+    lag: int = setting(0, "int", lo=0)                           # listener window w reads speaker windows <= w - lag (1: strictly causal)
     n_samples: int = setting(3, "int", lo=1)                     # latents per speaker in a step (seed 3)
     emotion_dim: int = setting(25, "int", lo=0)  # listener emotion head (REACT metrics read it); 0 = the seed's four branches
     w_emotion: float = setting(1.0, "float", **NONNEG)           # weight of its L1 term inside the reconstruction
