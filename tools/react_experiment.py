@@ -9,7 +9,8 @@ Stages (run from the repository root; every stage is resumable and writes under 
   python tools/react_experiment.py temperatures --only v6 --seed 0   # one VAE run's latent spread swept (val)
   python tools/react_experiment.py eval --split test --config docs/results/react_prereg.yaml
 Training overrides come from --config (a YAML with `fsq:` and `vae:` lists of `speechface train` overrides, and an
-optional `generate:` mapping per model of generation settings: checkpoint best|last, top_k, temperature), so the
+optional `generate:` mapping per model of generation settings: checkpoint best|last, top_k, temperature, and for the
+VAE calibrate: true, its variance post-filter fitted on the training split), so the
 configuration evaluated on test is the file committed before the test run (its git history is the pre-registration).
 `eval` writes docs/results/react_<split>_table.csv (one row per method and seed plus the naive baselines; FRC/FRD
 with 95 % bootstrap intervals over speaker samples), react_<split>_rules.csv (per listener rule of the corpus: hit
@@ -145,6 +146,29 @@ def load_run(run: Path, checkpoint: str = "best"):
     return rm
 
 
+def calibrated_run(out: Path, run: Path, rm, checkpoint: str):
+    """The VAE with its variance post-filter fitted on the TRAINING split (`vae_output_calibration`, 2 reactions per
+    training speaker); saved once as <run>/calibrated_<checkpoint>.pt, a checkpoint `load_reaction_model` reads."""
+    from speechface.core import load_checkpoint, save_checkpoint
+    from speechface.data.react import REACTDataset
+    from speechface.data.check import react_clip_frames
+    from speechface.train.reaction import load_reaction_model, reaction_items, vae_items, vae_output_calibration
+    if rm.kind != "reaction_vae": raise SystemExit(f"{run.name}: calibrate is a Trans-VAE generation setting; it is a {rm.kind}")
+    path = run / f"calibrated_{checkpoint}.pt"
+    if not path.is_file():
+        data = out / "data"
+        ds = REACTDataset(data, "train", mirror=True, n_frames=react_clip_frames(data))
+        items = vae_items(reaction_items(ds, rm.audio), rm.model.cfg.face)
+        cal = vae_output_calibration(rm.model, items)
+        ck = load_checkpoint(run / "best.pt")
+        ck["config"] = {**ck["config"], **{k: list(v) for k, v in cal.items()}}
+        ck["model"] = rm.model.state_dict()
+        ck["calibration"] = {"split": "train", "checkpoint": checkpoint, "samples_per_speaker": 2}
+        save_checkpoint(path, ck)
+        print(f"{run.name}: output gains {min(cal['output_gain']):.2f}-{max(cal['output_gain']):.2f} -> {path.name}", flush=True)
+    return load_reaction_model(path)
+
+
 def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: str = "", only: str | None = None):
     import numpy as np, pandas as pd, torch
     from speechface.data.react import REACTDataset
@@ -164,7 +188,9 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: st
     preds, faces, info, lat = {}, {}, [], []
     for run in runs:
         g = dict(gen.get(run.name.rsplit("_s", 1)[0], {}))                  # e.g. {checkpoint: last} or {temperature: 0.7}
-        rm = load_run(run, g.pop("checkpoint", "best"))
+        ck, cal = g.pop("checkpoint", "best"), g.pop("calibrate", False)
+        rm = load_run(run, ck)
+        if cal: rm = calibrated_run(out, run, rm, ck)
         t0 = time.time()
         preds[run.name], faces[run.name] = generate_reactions(rm, ds, n_samples=n_samples, seed=1000 + int(run.name.rsplit("_s", 1)[1]),
                                                               faces=True, **g)

@@ -15,12 +15,12 @@ from ..core import UsageError
 from .faceformer import alibi_slopes
 
 # %% auto #0
-__all__ = ['FACE_SLICES', 'FACE_DIM', 'AU_NAMES', 'LIP_UPPER_Y', 'LIP_LOWER_Y', 'FACE_3DMM_SLICES', 'FACE_KINDS', 'BATCH_KEYS',
-           'ReactionShapeError', 'split_face', 'join_face', 'block_rule', 'causal_rule', 'crop_cache', 'FrameAttention',
-           'ReactionVAEConfig', 'ReactionLayer', 'ReactionVAE', 'listener_windows', 'window_summaries',
-           'kl_standard_normal', 'kl_gaussians', 'smoothness_loss', 'diversity_loss', 'multisample_contrastive_loss',
-           'mouth_consistency_loss', 'reaction_vae_losses', 'reaction_vae_batch_losses', 'augment_speaker',
-           'random_crop']
+__all__ = ['FACE_SLICES', 'FACE_DIM', 'AU_NAMES', 'LIP_UPPER_Y', 'LIP_LOWER_Y', 'FACE_3DMM_SLICES', 'FACE_KINDS',
+           'CALIBRATION_FIELDS', 'BATCH_KEYS', 'ReactionShapeError', 'split_face', 'join_face', 'block_rule',
+           'causal_rule', 'crop_cache', 'FrameAttention', 'ReactionVAEConfig', 'ReactionLayer', 'ReactionVAE',
+           'listener_windows', 'window_summaries', 'kl_standard_normal', 'kl_gaussians', 'smoothness_loss',
+           'diversity_loss', 'multisample_contrastive_loss', 'mouth_consistency_loss', 'reaction_vae_losses',
+           'reaction_vae_batch_losses', 'augment_speaker', 'random_crop']
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #de81beb6
 FACE_SLICES = {"landmarks": slice(0, 136), "au": slice(136, 154), "pose": slice(154, 158), "gaze": slice(158, 160)}
@@ -131,6 +131,8 @@ class FrameAttention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(x.shape))
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #97fc1391
+CALIBRATION_FIELDS = ("output_center", "output_gain", "output_lo", "output_hi")
+
 @dataclass
 class ReactionVAEConfig:
     "Hyper-parameters of the window-causal reaction Trans-VAE (seed values named; the rest are ours)."
@@ -156,6 +158,12 @@ class ReactionVAEConfig:
                                     # generation draws from that prior. False: the seed's prior-only Trans-VAE
     prior_past: bool = False        # True: the prior of window w also reads the listener's window w - 1 (the real one in
                                     # training, the generated one online), so consecutive latents agree (ours)
+    # generation only: a per-dimension variance post-filter on the emitted listener (ours; `vae_output_calibration` fits it
+    # on the training split): y' = clip(center + gain·(y − center), lo, hi), one value per output (face_dim + emotion_dim)
+    output_center: tuple | None = None
+    output_gain: tuple | None = None
+    output_lo: tuple | None = None
+    output_hi: tuple | None = None
     # losses
     w_vae: float = 1.0              # reconstruction + kl_weight·KL (seed 1)
     w_emotion: float = 1.0          # weight of the emotion head's L1 inside the reconstruction (ours; emotion values lie in [-1, 1])
@@ -187,6 +195,17 @@ class ReactionVAEConfig:
             if len(self.target_scale) != self.face_dim or not all(math.isfinite(v) and v > 0 for v in self.target_scale):
                 raise ValueError(f"target_scale must hold {self.face_dim} positive finite numbers (one per face dim), "
                                  f"got {len(self.target_scale)}")
+        cal = {k: getattr(self, k) for k in CALIBRATION_FIELDS}
+        if any(v is not None for v in cal.values()):
+            n = self.face_dim + self.emotion_dim
+            for k, v in cal.items():
+                if v is None: raise ValueError(f"{k} is missing: the output calibration needs all of {CALIBRATION_FIELDS}")
+                v = tuple(float(x) for x in v)
+                if len(v) != n or not all(math.isfinite(x) for x in v):
+                    raise ValueError(f"{k} must hold {n} finite numbers (one per output: face + emotion), got {len(v)}")
+                setattr(self, k, v)
+            if min(self.output_gain) <= 0 or any(lo > hi for lo, hi in zip(self.output_lo, self.output_hi)):
+                raise ValueError("output_gain must be > 0 and output_lo <= output_hi in every dimension")
 
     @property
     def context_windows(self) -> int: return max(1, self.max_seq_len // self.window)
@@ -307,7 +326,23 @@ def _decode(self: ReactionVAE, z_frames, prev, pos, mem=None, mem_pos=None, cach
     if self.cfg.emotion_dim: out["emotion"] = self.emotion_head(h)  # (B, T, emotion_dim)
     return out, h
 
+def _calibrate(self: ReactionVAE, out: dict) -> dict:
+    """The emitted listener after the variance post-filter of `cfg.output_gain` (unchanged without one): every output
+    (face vector, then the emotion head) becomes clip(center + gain·(y − center), lo, hi); the branches follow."""
+    cfg = self.cfg
+    if cfg.output_gain is None: return out
+    y = torch.cat([out["face"], out["emotion"]], -1) if cfg.emotion_dim else out["face"]
+    t = y.new_tensor
+    y = torch.minimum(torch.maximum(t(cfg.output_center) + t(cfg.output_gain) * (y - t(cfg.output_center)), t(cfg.output_lo)),
+                      t(cfg.output_hi))
+    face = y[..., :cfg.face_dim]
+    new = {**out, **split_face(face, cfg.slices), "face": face}
+    if "au" in cfg.slices: new["au_logits"] = torch.logit(new["au"].clamp(1e-6, 1 - 1e-6))
+    if cfg.emotion_dim: new["emotion"] = y[..., cfg.face_dim:]
+    return new
+
 ReactionVAE.encode, ReactionVAE.latent, ReactionVAE.posterior_latent, ReactionVAE.decode = _encode, _latent, _posterior, _decode
+ReactionVAE.calibrate = _calibrate
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #7aabb9e1
 def window_summaries(mem: torch.Tensor, window: int, lag: int, start: torch.Tensor) -> torch.Tensor:
@@ -524,8 +559,8 @@ def _decode_window(self: ReactionVAE, state: dict, generator: torch.Generator | 
     prev = state["prev"] if state["prev"] is not None else torch.zeros(B, W, cfg.face_dim, device=dev)
     out, _ = self.decode(z[:, None].expand(-1, W, -1), prev, pos, caches=state["dec"], mem_caches=state["cross"])
     for c in state["dec"]: crop_cache(c, (w + 1) * W - cfg.context_windows * W + 1)
-    state["prev"], state["next_window"] = out["face"], w + 1
-    return {**out, "z": z[:, None], "mu": mu[:, None], "logvar": logvar[:, None]}   # per window: (B, 1, Z)
+    state["prev"], state["next_window"] = out["face"], w + 1                        # fed back as the model made it
+    return {**self.calibrate(out), "z": z[:, None], "mu": mu[:, None], "logvar": logvar[:, None]}   # per window: (B, 1, Z)
 
 ReactionVAE.init_state, ReactionVAE.encode_window, ReactionVAE.decode_window = _init_state, _encode_window, _decode_window
 

@@ -19,7 +19,7 @@ from ..data.check import react_clip_frames
 from ..models.whisper import WhisperFeatures
 from ..models.face_tokenizer import FaceTokenizer, FaceTokenizerConfig, balanced_scales, floored_std
 from ..models.reaction_fsq import ReactionTokenPredictor, ReactionTokenPredictorConfig, token_batch_loss
-from ..models.reaction_vae import ReactionVAE, ReactionVAEConfig, reaction_vae_batch_losses, join_face
+from ..models.reaction_vae import ReactionVAE, ReactionVAEConfig, reaction_vae_batch_losses, join_face, CALIBRATION_FIELDS
 from ..metrics.react import frc
 from ..viz.dyadic import face_vector_from_openface
 from .loop import Task, run_task
@@ -34,7 +34,7 @@ __all__ = ['AUDIO_KINDS', 'MEL_RATE', 'MEL_N_FFT', 'FRAME_KEYS', 'CONFIG_MAX_INT
            'tokenizer_items', 'tokenizer_stage', 'tokenize_items', 'ReactionFSQTask', 'fsq_model_config',
            'generate_fsq_reactions', 'ReactionDataError', 'reaction_datasets', 'train_reaction', 'vae_items',
            'ReactionVAETask', 'vae_model_config', 'resolve_face', 'listener_scales', 'generate_vae_reactions',
-           'ReactionModel', 'load_reaction_model', 'generate_reactions']
+           'vae_output_calibration', 'ReactionModel', 'load_reaction_model', 'generate_reactions']
 
 # %% ../../nbs/46_train.reaction.ipynb #607be0db
 AUDIO_KINDS = REACTION_AUDIO_KINDS   # ("mel", "whisper")
@@ -197,7 +197,7 @@ def config_limits(cls: type) -> dict:
     most 64 levels, at most 2 x 4096 audio statistics (a mean and a std per mel band) or per-dimension scales."""
     kind = lambda f: str(getattr(f.type, "__name__", f.type))
     lim = lambda f: ((0, CONFIG_MAX_LAYERS if "layers" in f.name else CONFIG_MAX_INT) if kind(f) == "int"
-                     else (0, 2 * 4096) if f.name in ("stats", "in_scale", "head_scale", "target_scale") else (0, 64))
+                     else (0, 2 * 4096) if f.name in ("stats", "in_scale", "head_scale", "target_scale", *CALIBRATION_FIELDS) else (0, 64))
     return {f.name: lim(f) for f in dataclasses.fields(cls) if kind(f) in ("int", "tuple", "tuple | None")}
 
 def checked_model_config(cls: type,           # the config dataclass, e.g. `ReactionVAEConfig`
@@ -558,6 +558,38 @@ def generate_vae_reactions(model: ReactionVAE,
             else: face_out.append(np.stack([face_vector_from_openface(f) for f in join_face(r, model.cfg.slices)[0].cpu().numpy()]))
     emo = np.stack(out).astype(np.float32)
     return (emo, np.stack(face_out).astype(np.float32)) if faces else emo
+
+# %% ../../nbs/46_train.reaction.ipynb #66781925
+def vae_output_calibration(model: ReactionVAE,
+                           items: list[dict],       # `vae_items` of the TRAINING split (speaker inputs and real listeners)
+                           n_samples: int = 2,      # reactions generated per training speaker
+                           seed: int = 0,
+                           max_gain: float = 4.0,   # gains are clipped to [1/max_gain, max_gain]
+                          ) -> dict:                # the four `CALIBRATION_FIELDS`, for `dataclasses.replace(model.cfg, **...)`
+    """Fit the VAE's variance post-filter on the training split (global-variance compensation, as in statistical
+    speech synthesis): a regression model's listener is over-smoothed, so per output dimension the gain is
+    sqrt(real listeners' variance over time / the model's, uncalibrated), both averaged over training clips; the
+    centre is the real listeners' mean and lo/hi their range. Dimensions the real listeners never move keep gain 1."""
+    if not items: raise ValueError("vae_output_calibration needs the training split's items (vae_items); got none")
+    cfg = model.cfg
+    raw = dataclasses.replace(cfg, **{k: None for k in CALIBRATION_FIELDS})
+    real = [torch.cat([it["listener_face"], it["listener_emotion"]], -1) if cfg.emotion_dim else it["listener_face"] for it in items]
+    gen, dev = [], next(model.parameters()).device
+    model.eval()
+    try:
+        model.cfg = raw
+        for s, it in enumerate(items):
+            g = torch.Generator(device=dev).manual_seed(int(seed) * 1_000_003 + s)
+            r = model.sample(it["speaker_face"][None].to(dev), it["speaker_audio"][None].to(dev), n_samples, g)
+            gen.append((torch.cat([r["face"], r["emotion"]], -1) if cfg.emotion_dim else r["face"])[0].cpu())   # (K, T, D)
+    finally: model.cfg = cfg
+    var_real = torch.stack([y.double().var(0) for y in real]).mean(0)                        # (D,) over time, per clip
+    var_gen = torch.cat([y.double().var(1) for y in gen]).mean(0)
+    moves = (var_real > 1e-8) & (var_gen > 1e-12)
+    gain = torch.where(moves, (var_real / var_gen.clamp(min=1e-12)).sqrt(), torch.ones_like(var_real)).clamp(1 / max_gain, max_gain)
+    allr = torch.cat(real).double()
+    return {"output_center": tuple(allr.mean(0).tolist()), "output_gain": tuple(gain.tolist()),
+            "output_lo": tuple(allr.amin(0).tolist()), "output_hi": tuple(allr.amax(0).tolist())}
 
 # %% ../../nbs/46_train.reaction.ipynb #db145e0a
 @dataclass
