@@ -10,7 +10,7 @@ Stages (run from the repository root; every stage is resumable and writes under 
   python tools/react_experiment.py eval --split test --config docs/results/react_prereg.yaml
 Training overrides come from --config (a YAML with `fsq:` and `vae:` lists of `speechface train` overrides, and an
 optional `generate:` mapping per model of generation settings: checkpoint best|last, top_k, temperature, and for the
-VAE calibrate: true, its variance post-filter fitted on the training split), so the
+VAE calibrate: variance|quantile (true = variance), its post-filter fitted on the training split), so the
 configuration evaluated on test is the file committed before the test run (its git history is the pre-registration).
 `eval` writes docs/results/react_<split>_table.csv (one row per method and seed plus the naive baselines; FRC/FRD
 with 95 % bootstrap intervals over speaker samples), react_<split>_rules.csv (per listener rule of the corpus: hit
@@ -146,30 +146,32 @@ def load_run(run: Path, checkpoint: str = "best"):
     return rm
 
 
-def calibrated_run(out: Path, run: Path, rm, checkpoint: str):
-    """The VAE with its variance post-filter fitted on the TRAINING split (`vae_output_calibration`, 2 reactions per
-    training speaker); saved once as <run>/calibrated_<checkpoint>.pt, a checkpoint `load_reaction_model` reads."""
+def calibrated_run(out: Path, run: Path, rm, checkpoint: str, method: str = "variance"):
+    """The VAE with its post-filter (method variance | quantile) fitted on the TRAINING split (`vae_output_calibration`,
+    2 reactions per training speaker); saved once as <run>/calibrated_[quantile_]<checkpoint>.pt, a checkpoint
+    `load_reaction_model` reads."""
     from speechface.core import load_checkpoint, save_checkpoint
     from speechface.data.react import REACTDataset
     from speechface.data.check import react_clip_frames
     from speechface.train.reaction import load_reaction_model, reaction_items, vae_items, vae_output_calibration
     if rm.kind != "reaction_vae": raise SystemExit(f"{run.name}: calibrate is a Trans-VAE generation setting; it is a {rm.kind}")
-    path = run / f"calibrated_{checkpoint}.pt"
+    path = run / f"calibrated_{'' if method == 'variance' else method + '_'}{checkpoint}.pt"
     if not path.is_file():
         data = out / "data"
         ds = REACTDataset(data, "train", mirror=True, n_frames=react_clip_frames(data))
         items = vae_items(reaction_items(ds, rm.audio), rm.model.cfg.face)
-        cal = vae_output_calibration(rm.model, items)
+        cal = vae_output_calibration(rm.model, items, method=method)
         ck = load_checkpoint(run / "best.pt")
         ck["config"] = {**ck["config"], **{k: list(v) for k, v in cal.items()}}
         ck["model"] = rm.model.state_dict()
-        ck["calibration"] = {"split": "train", "checkpoint": checkpoint, "samples_per_speaker": 2}
+        ck["calibration"] = {"split": "train", "checkpoint": checkpoint, "samples_per_speaker": 2, "method": method}
         save_checkpoint(path, ck)
-        print(f"{run.name}: output gains {min(cal['output_gain']):.2f}-{max(cal['output_gain']):.2f} -> {path.name}", flush=True)
+        print(f"{run.name}: {method} post-filter fitted on the training split -> {path.name}", flush=True)
     return load_reaction_model(path)
 
 
-def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: str = "", only: str | None = None):
+def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: str = "", only: str | None = None,
+             seeds: str | None = None):
     import numpy as np, pandas as pd, torch
     from speechface.data.react import REACTDataset
     from speechface.data.check import react_clip_frames
@@ -182,7 +184,8 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: st
     ds = REACTDataset(data, split, mirror=True, n_frames=react_clip_frames(data), clip_length=d.n_frames)
     stems = None if only is None else set(only.split(","))
     runs = sorted(p for p in (out / "runs").glob("*_s*")
-                  if (p / "best.pt").is_file() and (stems is None or p.name.rsplit("_s", 1)[0] in stems))
+                  if (p / "best.pt").is_file() and (stems is None or p.name.rsplit("_s", 1)[0] in stems)
+                  and (seeds is None or p.name.rsplit("_s", 1)[1] in seeds.split(",")))
     gen = generation_settings(config)
     if not runs: raise SystemExit(f"no trained runs under {out / 'runs'}: run the train stage first")
     preds, faces, info, lat = {}, {}, [], []
@@ -190,7 +193,7 @@ def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: st
         g = dict(gen.get(run.name.rsplit("_s", 1)[0], {}))                  # e.g. {checkpoint: last} or {temperature: 0.7}
         ck, cal = g.pop("checkpoint", "best"), g.pop("calibrate", False)
         rm = load_run(run, ck)
-        if cal: rm = calibrated_run(out, run, rm, ck)
+        if cal: rm = calibrated_run(out, run, rm, ck, "variance" if cal is True else cal)
         t0 = time.time()
         preds[run.name], faces[run.name] = generate_reactions(rm, ds, n_samples=n_samples, seed=1000 + int(run.name.rsplit("_s", 1)[1]),
                                                               faces=True, **g)
@@ -322,6 +325,7 @@ def main():
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--tag", default="", help="eval: name of a candidate setting (writes react_<split>_<tag>_table.csv)")
     p.add_argument("--only", default=None, help="eval: only these run names before _s<seed>, comma-separated (fsq,vae)")
+    p.add_argument("--seeds", default=None, help="eval: only these seeds, comma-separated (default: every trained seed)")
     p.add_argument("--name", default=None, help="train: run name before _s<seed> (default: the model, fsq or vae)")
     p.add_argument("--temperatures", default="0.5,1,1.5,2,3", help="temperatures: the latent spreads to sample at")
     a, extra = p.parse_known_args()
@@ -333,7 +337,7 @@ def main():
     elif a.stage == "temperatures":
         if not a.only or "," in a.only: p.error("temperatures needs --only RUN (one run name before _s<seed>)")
         temperatures(a.out, a.only, a.seed, [float(t) for t in a.temperatures.split(",")], a.samples)
-    else: evaluate(a.out, a.split, a.samples, a.config, a.tag, a.only)
+    else: evaluate(a.out, a.split, a.samples, a.config, a.tag, a.only, a.seeds)
 
 
 if __name__ == "__main__": main()

@@ -16,11 +16,11 @@ from .faceformer import alibi_slopes
 
 # %% auto #0
 __all__ = ['FACE_SLICES', 'FACE_DIM', 'AU_NAMES', 'LIP_UPPER_Y', 'LIP_LOWER_Y', 'FACE_3DMM_SLICES', 'FACE_KINDS',
-           'CALIBRATION_FIELDS', 'BATCH_KEYS', 'ReactionShapeError', 'split_face', 'join_face', 'block_rule',
-           'causal_rule', 'crop_cache', 'FrameAttention', 'ReactionVAEConfig', 'ReactionLayer', 'ReactionVAE',
-           'listener_windows', 'window_summaries', 'kl_standard_normal', 'kl_gaussians', 'smoothness_loss',
-           'diversity_loss', 'multisample_contrastive_loss', 'mouth_consistency_loss', 'reaction_vae_losses',
-           'reaction_vae_batch_losses', 'augment_speaker', 'random_crop']
+           'CALIBRATION_FIELDS', 'QUANTILE_FIELDS', 'BATCH_KEYS', 'ReactionShapeError', 'split_face', 'join_face',
+           'block_rule', 'causal_rule', 'crop_cache', 'FrameAttention', 'ReactionVAEConfig', 'ReactionLayer',
+           'ReactionVAE', 'listener_windows', 'quantile_map', 'window_summaries', 'kl_standard_normal', 'kl_gaussians',
+           'smoothness_loss', 'diversity_loss', 'multisample_contrastive_loss', 'mouth_consistency_loss',
+           'reaction_vae_losses', 'reaction_vae_batch_losses', 'augment_speaker', 'random_crop']
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #de81beb6
 FACE_SLICES = {"landmarks": slice(0, 136), "au": slice(136, 154), "pose": slice(154, 158), "gaze": slice(158, 160)}
@@ -131,7 +131,8 @@ class FrameAttention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(x.shape))
 
 # %% ../../nbs/17_models.reaction_vae.ipynb #97fc1391
-CALIBRATION_FIELDS = ("output_center", "output_gain", "output_lo", "output_hi")
+CALIBRATION_FIELDS = ("output_center", "output_gain", "output_lo", "output_hi")   # the variance post-filter
+QUANTILE_FIELDS = ("output_map_in", "output_map_out")                           # the quantile-mapping post-filter
 
 @dataclass
 class ReactionVAEConfig:
@@ -164,6 +165,11 @@ class ReactionVAEConfig:
     output_gain: tuple | None = None
     output_lo: tuple | None = None
     output_hi: tuple | None = None
+    # or a quantile map (`vae_output_calibration(method="quantile")`): per output dim, Q knots of the model's own
+    # output distribution (map_in, non-decreasing) and of the real listeners' (map_out), flattened dim-major (D·Q);
+    # y' = the piecewise-linear map through them, clamped at the end knots
+    output_map_in: tuple | None = None
+    output_map_out: tuple | None = None
     # losses
     w_vae: float = 1.0              # reconstruction + kl_weight·KL (seed 1)
     w_emotion: float = 1.0          # weight of the emotion head's L1 inside the reconstruction (ours; emotion values lie in [-1, 1])
@@ -206,6 +212,21 @@ class ReactionVAEConfig:
                 setattr(self, k, v)
             if min(self.output_gain) <= 0 or any(lo > hi for lo, hi in zip(self.output_lo, self.output_hi)):
                 raise ValueError("output_gain must be > 0 and output_lo <= output_hi in every dimension")
+        qmap = {k: getattr(self, k) for k in QUANTILE_FIELDS}
+        if any(v is not None for v in qmap.values()):
+            n = self.face_dim + self.emotion_dim
+            if self.output_gain is not None: raise ValueError("set either the variance post-filter or the quantile map, not both")
+            for k, v in qmap.items():
+                if v is None: raise ValueError(f"{k} is missing: the quantile map needs both of {QUANTILE_FIELDS}")
+                v = tuple(float(x) for x in v)
+                if len(v) < 2 * n or len(v) % n or not all(math.isfinite(x) for x in v):
+                    raise ValueError(f"{k} must hold Q >= 2 finite knots per output ({n} outputs: face + emotion), "
+                                     f"dim-major; got {len(v)} numbers")
+                setattr(self, k, v)
+            if len(self.output_map_in) != len(self.output_map_out): raise ValueError("output_map_in and output_map_out differ in length")
+            q = len(self.output_map_in) // n
+            if any(self.output_map_in[i * q + j] > self.output_map_in[i * q + j + 1] for i in range(n) for j in range(q - 1)):
+                raise ValueError("output_map_in must be non-decreasing within each output dim (the model's quantiles)")
 
     @property
     def context_windows(self) -> int: return max(1, self.max_seq_len // self.window)
@@ -326,15 +347,27 @@ def _decode(self: ReactionVAE, z_frames, prev, pos, mem=None, mem_pos=None, cach
     if self.cfg.emotion_dim: out["emotion"] = self.emotion_head(h)  # (B, T, emotion_dim)
     return out, h
 
+def quantile_map(y: torch.Tensor, knots_in: torch.Tensor, knots_out: torch.Tensor) -> torch.Tensor:
+    "y (..., D) through each dim's piecewise-linear map knots_in (D, Q, non-decreasing) -> knots_out (D, Q), clamped at the ends."
+    D, Q = knots_in.shape
+    flat = y.reshape(-1, D).T.contiguous()                                          # (D, N)
+    i = torch.searchsorted(knots_in.contiguous(), flat).clamp(1, Q - 1)
+    x0, x1, y0, y1 = knots_in.gather(1, i - 1), knots_in.gather(1, i), knots_out.gather(1, i - 1), knots_out.gather(1, i)
+    w = ((flat - x0) / (x1 - x0).clamp(min=1e-12)).clamp(0, 1)
+    return (y0 + w * (y1 - y0)).T.reshape(y.shape)
+
 def _calibrate(self: ReactionVAE, out: dict) -> dict:
-    """The emitted listener after the variance post-filter of `cfg.output_gain` (unchanged without one): every output
-    (face vector, then the emotion head) becomes clip(center + gain·(y − center), lo, hi); the branches follow."""
+    """The emitted listener after its post-filter (unchanged without one): every output (face vector, then the emotion
+    head) becomes clip(center + gain·(y − center), lo, hi) (`cfg.output_gain`) or its quantile map (`cfg.output_map_in`);
+    the branches follow."""
     cfg = self.cfg
-    if cfg.output_gain is None: return out
+    if cfg.output_gain is None and cfg.output_map_in is None: return out
     y = torch.cat([out["face"], out["emotion"]], -1) if cfg.emotion_dim else out["face"]
     t = y.new_tensor
-    y = torch.minimum(torch.maximum(t(cfg.output_center) + t(cfg.output_gain) * (y - t(cfg.output_center)), t(cfg.output_lo)),
-                      t(cfg.output_hi))
+    if cfg.output_gain is not None:
+        y = torch.minimum(torch.maximum(t(cfg.output_center) + t(cfg.output_gain) * (y - t(cfg.output_center)), t(cfg.output_lo)),
+                          t(cfg.output_hi))
+    else: y = quantile_map(y, t(cfg.output_map_in).view(y.shape[-1], -1), t(cfg.output_map_out).view(y.shape[-1], -1))
     face = y[..., :cfg.face_dim]
     new = {**out, **split_face(face, cfg.slices), "face": face}
     if "au" in cfg.slices: new["au_logits"] = torch.logit(new["au"].clamp(1e-6, 1 - 1e-6))

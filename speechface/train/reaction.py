@@ -19,7 +19,8 @@ from ..data.check import react_clip_frames
 from ..models.whisper import WhisperFeatures
 from ..models.face_tokenizer import FaceTokenizer, FaceTokenizerConfig, balanced_scales, floored_std
 from ..models.reaction_fsq import ReactionTokenPredictor, ReactionTokenPredictorConfig, token_batch_loss
-from ..models.reaction_vae import ReactionVAE, ReactionVAEConfig, reaction_vae_batch_losses, join_face, CALIBRATION_FIELDS
+from ..models.reaction_vae import (ReactionVAE, ReactionVAEConfig, reaction_vae_batch_losses, join_face,
+                                           CALIBRATION_FIELDS, QUANTILE_FIELDS)
 from ..metrics.react import frc
 from ..viz.dyadic import face_vector_from_openface
 from .loop import Task, run_task
@@ -196,8 +197,9 @@ def config_limits(cls: type) -> dict:
     """Bounds for a reaction config read from a file: integers up to `CONFIG_MAX_INT` (layer counts `CONFIG_MAX_LAYERS`), at
     most 64 levels, at most 2 x 4096 audio statistics (a mean and a std per mel band) or per-dimension scales."""
     kind = lambda f: str(getattr(f.type, "__name__", f.type))
+    long = ("stats", "in_scale", "head_scale", "target_scale", *CALIBRATION_FIELDS, *QUANTILE_FIELDS)
     lim = lambda f: ((0, CONFIG_MAX_LAYERS if "layers" in f.name else CONFIG_MAX_INT) if kind(f) == "int"
-                     else (0, 2 * 4096) if f.name in ("stats", "in_scale", "head_scale", "target_scale", *CALIBRATION_FIELDS) else (0, 64))
+                     else (0, 2 * 4096) if f.name in long else (0, 64))
     return {f.name: lim(f) for f in dataclasses.fields(cls) if kind(f) in ("int", "tuple", "tuple | None")}
 
 def checked_model_config(cls: type,           # the config dataclass, e.g. `ReactionVAEConfig`
@@ -564,15 +566,20 @@ def vae_output_calibration(model: ReactionVAE,
                            items: list[dict],       # `vae_items` of the TRAINING split (speaker inputs and real listeners)
                            n_samples: int = 2,      # reactions generated per training speaker
                            seed: int = 0,
-                           max_gain: float = 4.0,   # gains are clipped to [1/max_gain, max_gain]
-                          ) -> dict:                # the four `CALIBRATION_FIELDS`, for `dataclasses.replace(model.cfg, **...)`
+                           max_gain: float = 4.0,   # gains are clipped to [1/max_gain, max_gain] (variance)
+                           method: str = "variance",  # "variance" (gain per dim) | "quantile" (the whole distribution)
+                           quantiles: int = 33,     # knots per dim of the quantile map
+                          ) -> dict:                # `CALIBRATION_FIELDS` or `QUANTILE_FIELDS`, for `dataclasses.replace(model.cfg, **...)`
     """Fit the VAE's variance post-filter on the training split (global-variance compensation, as in statistical
     speech synthesis): a regression model's listener is over-smoothed, so per output dimension the gain is
     sqrt(real listeners' variance over time / the model's, uncalibrated), both averaged over training clips; the
-    centre is the real listeners' mean and lo/hi their range. Dimensions the real listeners never move keep gain 1."""
+    centre is the real listeners' mean and lo/hi their range. Dimensions the real listeners never move keep gain 1.
+    `method="quantile"` maps each dim's whole distribution instead (quantile mapping): the model's own quantiles on
+    the training speakers to the real listeners', so a 0/1 action unit comes out 0/1 as often as real listeners show it."""
+    if method not in ("variance", "quantile"): raise ValueError(f"method must be 'variance' or 'quantile', got {method!r}")
     if not items: raise ValueError("vae_output_calibration needs the training split's items (vae_items); got none")
     cfg = model.cfg
-    raw = dataclasses.replace(cfg, **{k: None for k in CALIBRATION_FIELDS})
+    raw = dataclasses.replace(cfg, **{k: None for k in CALIBRATION_FIELDS + QUANTILE_FIELDS})
     real = [torch.cat([it["listener_face"], it["listener_emotion"]], -1) if cfg.emotion_dim else it["listener_face"] for it in items]
     gen, dev = [], next(model.parameters()).device
     model.eval()
@@ -583,6 +590,13 @@ def vae_output_calibration(model: ReactionVAE,
             r = model.sample(it["speaker_face"][None].to(dev), it["speaker_audio"][None].to(dev), n_samples, g)
             gen.append((torch.cat([r["face"], r["emotion"]], -1) if cfg.emotion_dim else r["face"])[0].cpu())   # (K, T, D)
     finally: model.cfg = cfg
+    if method == "quantile":
+        if quantiles < 2: raise ValueError(f"quantiles must be >= 2, got {quantiles}")
+        p = torch.linspace(0, 1, quantiles, dtype=torch.float64)
+        kin = torch.quantile(torch.cat([y.flatten(0, -2) for y in gen]).double().T, p, dim=1).T     # (D, Q)
+        kin = torch.cummax(kin + 1e-7 * torch.arange(quantiles, dtype=torch.float64), 1).values   # strictly increasing
+        kout = torch.quantile(torch.cat(real).double().T, p, dim=1).T
+        return {"output_map_in": tuple(kin.flatten().tolist()), "output_map_out": tuple(kout.flatten().tolist())}
     var_real = torch.stack([y.double().var(0) for y in real]).mean(0)                        # (D,) over time, per clip
     var_gen = torch.cat([y.double().var(1) for y in gen]).mean(0)
     moves = (var_real > 1e-8) & (var_gen > 1e-12)
