@@ -56,6 +56,15 @@ def train(out: Path, model: str, seed: int, config: Path | None, threads: int, e
     print(f"{name or model} seed {seed}: {time.time() - t0:.0f} s", flush=True)
 
 
+def split_data(data: Path, split: str):
+    "The scoring view of one split (`react_split`: emotions, appropriateness) and its mirrored REACTDataset, clips of d.n_frames."
+    from speechface.data.react import REACTDataset
+    from speechface.data.check import react_clip_frames
+    from speechface.evaluation.react import react_split
+    d = react_split(data, split)
+    return d, REACTDataset(data, split, mirror=True, n_frames=react_clip_frames(data), clip_length=d.n_frames)
+
+
 def latency(run: Path, rm, ds, sample: int = 0) -> dict:
     """Per-window latency of the online manager on one thread: one speaker sample streamed window by window (FSQ: the
     speaker window tokenised, one listener window sampled and decoded; VAE: one window encoded and decoded). With
@@ -103,14 +112,10 @@ def frame(out: Path, split: str, sample: int = 0, size: int = 224):
     import numpy as np
     from PIL import Image
     from speechface.data.dyadic import EXPRESSION_NAMES
-    from speechface.data.react import REACTDataset
-    from speechface.data.check import react_clip_frames
-    from speechface.evaluation.react import react_split
     from speechface.train.reaction import load_reaction_model, generate_reactions
     from speechface.viz.dyadic import dyadic_frames
     data = out / "data"
-    d = react_split(data, split)
-    ds = REACTDataset(data, split, mirror=True, n_frames=react_clip_frames(data), clip_length=d.n_frames)
+    d, ds = split_data(data, split)
     one = ds.view([sample])
     it = one[0]
     gen, emos = {}, {"speaker": it["speaker_emotion"].numpy(), "listener": it["listener_emotion"].numpy()}
@@ -156,6 +161,10 @@ def calibrated_run(out: Path, run: Path, rm, checkpoint: str, method: str = "var
     from speechface.train.reaction import load_reaction_model, reaction_items, vae_items, vae_output_calibration
     if rm.kind != "reaction_vae": raise SystemExit(f"{run.name}: calibrate is a Trans-VAE generation setting; it is a {rm.kind}")
     path = run / f"calibrated_{'' if method == 'variance' else method + '_'}{checkpoint}.pt"
+    source = load_checkpoint(run / f"{checkpoint}.pt").get("epoch")                 # the weights it was fitted to
+    if path.is_file() and load_checkpoint(path).get("calibration", {}).get("source_epoch") != source:
+        print(f"{run.name}: {path.name} was fitted to another epoch than {checkpoint}.pt's {source}: fitting again", flush=True)
+        path.unlink()
     if not path.is_file():
         data = out / "data"
         ds = REACTDataset(data, "train", mirror=True, n_frames=react_clip_frames(data))
@@ -164,7 +173,8 @@ def calibrated_run(out: Path, run: Path, rm, checkpoint: str, method: str = "var
         ck = load_checkpoint(run / "best.pt")
         ck["config"] = {**ck["config"], **{k: list(v) for k, v in cal.items()}}
         ck["model"] = rm.model.state_dict()
-        ck["calibration"] = {"split": "train", "checkpoint": checkpoint, "samples_per_speaker": 2, "method": method}
+        ck["calibration"] = {"split": "train", "checkpoint": checkpoint, "samples_per_speaker": 2, "method": method,
+                            "source_epoch": source}
         save_checkpoint(path, ck)
         print(f"{run.name}: {method} post-filter fitted on the training split -> {path.name}", flush=True)
     return load_reaction_model(path)
@@ -173,15 +183,12 @@ def calibrated_run(out: Path, run: Path, rm, checkpoint: str, method: str = "var
 def evaluate(out: Path, split: str, n_samples: int, config: Path | None, tag: str = "", only: str | None = None,
              seeds: str | None = None):
     import numpy as np, pandas as pd, torch
-    from speechface.data.react import REACTDataset
-    from speechface.data.check import react_clip_frames
-    from speechface.evaluation.react import react_split, react_table, rule_report, frc_by_dimension, reference_ranges
+    from speechface.evaluation.react import react_table, rule_report, frc_by_dimension, reference_ranges
     from speechface.metrics.react import gt_baseline, mime_baseline
     from speechface.train.reaction import generate_reactions
     torch.set_num_threads(1)
     data = corpus(out, 2)
-    d = react_split(data, split)
-    ds = REACTDataset(data, split, mirror=True, n_frames=react_clip_frames(data), clip_length=d.n_frames)
+    d, ds = split_data(data, split)
     stems = None if only is None else set(only.split(","))
     runs = sorted(p for p in (out / "runs").glob("*_s*")
                   if (p / "best.pt").is_file() and (stems is None or p.name.rsplit("_s", 1)[0] in stems)
@@ -286,14 +293,11 @@ def temperatures(out: Path, run_name: str, seed: int, temps: list[float], n_samp
     `ReactionVAE.decode_window`): does more noise in z buy the real listeners' variability (FRVar, FRDiv), and at what
     cost in FRC and timing? Writes docs/results/react_val_temperature_<run>_s<seed>.csv."""
     import pandas as pd, torch
-    from speechface.data.react import REACTDataset
-    from speechface.data.check import react_clip_frames
-    from speechface.evaluation.react import react_split, react_table, rule_report
+    from speechface.evaluation.react import react_table, rule_report
     from speechface.train.reaction import generate_reactions
     torch.set_num_threads(1)
     data = corpus(out, 2)
-    d = react_split(data, "val")
-    ds = REACTDataset(data, "val", mirror=True, n_frames=react_clip_frames(data), clip_length=d.n_frames)
+    d, ds = split_data(data, "val")
     name = f"{run_name}_s{seed}"
     rm = load_run(out / "runs" / name, checkpoint)
     if rm.kind != "reaction_vae": raise SystemExit(f"{name} is a {rm.kind} run: the temperature sweep is for the Trans-VAE")

@@ -363,11 +363,16 @@ def _calibrate(self: ReactionVAE, out: dict) -> dict:
     cfg = self.cfg
     if cfg.output_gain is None and cfg.output_map_in is None: return out
     y = torch.cat([out["face"], out["emotion"]], -1) if cfg.emotion_dim else out["face"]
-    t = y.new_tensor
+    fields = CALIBRATION_FIELDS if cfg.output_gain is not None else QUANTILE_FIELDS
+    src, cached = tuple(getattr(cfg, k) for k in fields), self.__dict__.get("_calibration")     # tensors made once per
+    if cached is None or cached[0] is not src[0] or cached[1] is not src[-1] or cached[2].device != y.device \
+            or cached[2].dtype != y.dtype:                                                     # config, device, dtype
+        cached = (src[0], src[-1], *(y.new_tensor(v).view(y.shape[-1], -1).squeeze(-1) for v in src))
+        self.__dict__["_calibration"] = cached                              # (the tuples held: their ids cannot be reused)
     if cfg.output_gain is not None:
-        y = torch.minimum(torch.maximum(t(cfg.output_center) + t(cfg.output_gain) * (y - t(cfg.output_center)), t(cfg.output_lo)),
-                          t(cfg.output_hi))
-    else: y = quantile_map(y, t(cfg.output_map_in).view(y.shape[-1], -1), t(cfg.output_map_out).view(y.shape[-1], -1))
+        center, gain, lo, hi = cached[2:]
+        y = torch.minimum(torch.maximum(center + gain * (y - center), lo), hi)
+    else: y = quantile_map(y, *cached[2:])
     face = y[..., :cfg.face_dim]
     new = {**out, **split_face(face, cfg.slices), "face": face}
     if "au" in cfg.slices: new["au_logits"] = torch.logit(new["au"].clamp(1e-6, 1 - 1e-6))

@@ -34,8 +34,9 @@ __all__ = ['AUDIO_KINDS', 'MEL_RATE', 'MEL_N_FFT', 'FRAME_KEYS', 'CONFIG_MAX_INT
            'collate_reaction', 'reaction_settings', 'config_limits', 'checked_model_config', 'checked_tokenizer',
            'tokenizer_items', 'tokenizer_stage', 'tokenize_items', 'ReactionFSQTask', 'fsq_model_config',
            'generate_fsq_reactions', 'ReactionDataError', 'reaction_datasets', 'train_reaction', 'vae_items',
-           'ReactionVAETask', 'vae_model_config', 'resolve_face', 'listener_scales', 'generate_vae_reactions',
-           'vae_output_calibration', 'ReactionModel', 'load_reaction_model', 'generate_reactions']
+           'ReactionVAETask', 'vae_model_config', 'resolve_face', 'listener_scales', 'vae_rollouts',
+           'generate_vae_reactions', 'vae_output_calibration', 'ReactionModel', 'load_reaction_model',
+           'generate_reactions']
 
 # %% ../../nbs/46_train.reaction.ipynb #607be0db
 AUDIO_KINDS = REACTION_AUDIO_KINDS   # ("mel", "whisper")
@@ -532,6 +533,13 @@ def listener_scales(items: list[dict],   # `vae_items` of the training split
     disgust, anger: they fall as happiness rises) and the brief brow raises are worth nothing and come out constant."""
     return tuple(float(v) for v in floored_std(torch.cat([it["listener_face"] for it in items]).numpy(), floor))
 
+def vae_rollouts(model: ReactionVAE, items: list[dict], n_samples: int, seed: int, temperature: float = 1.0):
+    "Per `vae_items` item, `model.sample`'s outputs (1, K, T, ·) streamed with its own generator (seed·1_000_003 + index)."
+    dev = next(model.parameters()).device
+    for s, it in enumerate(items):
+        g = torch.Generator(device=dev).manual_seed(int(seed) * 1_000_003 + s)
+        yield model.sample(it["speaker_face"][None].to(dev), it["speaker_audio"][None].to(dev), n_samples, g, temperature)
+
 @torch.no_grad()
 def generate_vae_reactions(model: ReactionVAE,
                            dataset: REACTDataset,             # speaker samples (mirror=True: REACT's evaluation order)
@@ -546,14 +554,11 @@ def generate_vae_reactions(model: ReactionVAE,
     `faces` the 58-d face vector (the 3DMM branch, or read back from the OpenFace branches: `face_vector_from_openface`)."""
     _check_audio_dim(audio, model.cfg.audio_dim)
     model.eval()
-    dev = next(model.parameters()).device
     if items is None and model.cfg.face == "openface" and "openface" not in dataset.modalities:
         dataset = dataset.view(modalities=(*dataset.modalities, "openface"))         # what the model was trained on
     items = vae_items(items if items is not None else reaction_items(dataset, audio), model.cfg.face)
     out, face_out = [], []
-    for s, it in enumerate(items):
-        g = torch.Generator(device=dev).manual_seed(int(seed) * 1_000_003 + s)
-        r = model.sample(it["speaker_face"][None].to(dev), it["speaker_audio"][None].to(dev), n_samples, g, temperature)
+    for r in vae_rollouts(model, items, n_samples, seed, temperature):
         out.append(r["emotion"][0].cpu().numpy())                                      # (K, T, 25)
         if faces:
             if model.cfg.face == "3dmm": face_out.append(r["3dmm"][0].cpu().numpy())   # (K, T, 58)
@@ -581,20 +586,17 @@ def vae_output_calibration(model: ReactionVAE,
     cfg = model.cfg
     raw = dataclasses.replace(cfg, **{k: None for k in CALIBRATION_FIELDS + QUANTILE_FIELDS})
     real = [torch.cat([it["listener_face"], it["listener_emotion"]], -1) if cfg.emotion_dim else it["listener_face"] for it in items]
-    gen, dev = [], next(model.parameters()).device
     model.eval()
     try:
-        model.cfg = raw
-        for s, it in enumerate(items):
-            g = torch.Generator(device=dev).manual_seed(int(seed) * 1_000_003 + s)
-            r = model.sample(it["speaker_face"][None].to(dev), it["speaker_audio"][None].to(dev), n_samples, g)
-            gen.append((torch.cat([r["face"], r["emotion"]], -1) if cfg.emotion_dim else r["face"])[0].cpu())   # (K, T, D)
+        model.cfg = raw                                                          # the model's own output, unfiltered
+        gen = [(torch.cat([r["face"], r["emotion"]], -1) if cfg.emotion_dim else r["face"])[0].cpu()   # (K, T, D)
+               for r in vae_rollouts(model, items, n_samples, seed)]
     finally: model.cfg = cfg
     if method == "quantile":
         if quantiles < 2: raise ValueError(f"quantiles must be >= 2, got {quantiles}")
         p = torch.linspace(0, 1, quantiles, dtype=torch.float64)
-        kin = torch.quantile(torch.cat([y.flatten(0, -2) for y in gen]).double().T, p, dim=1).T     # (D, Q)
-        kin = torch.cummax(kin + 1e-7 * torch.arange(quantiles, dtype=torch.float64), 1).values   # strictly increasing
+        kin = torch.quantile(torch.cat([y.flatten(0, -2) for y in gen]).double().T, p, dim=1).T     # (D, Q), non-decreasing
+        kin = kin + 1e-7 * torch.arange(quantiles, dtype=torch.float64)                # strictly increasing: ties get a width
         kout = torch.quantile(torch.cat(real).double().T, p, dim=1).T
         return {"output_map_in": tuple(kin.flatten().tolist()), "output_map_out": tuple(kout.flatten().tolist())}
     var_real = torch.stack([y.double().var(0) for y in real]).mean(0)                        # (D,) over time, per clip
