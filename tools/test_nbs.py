@@ -5,7 +5,7 @@ Writes `passed failed` counts to the file named by --counts (read by .ci/run). R
 too, but their asserts check the write-up against committed results, not the code: they are listed apart and their
 passes are not counted as tests (a failure still fails the run).
 """
-import argparse, os, subprocess, sys, time
+import argparse, os, shutil, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,9 +20,14 @@ sys.exit(0 if ok else 1)
 def _run(fn: str, skip: list, force: list):
     "Run one notebook in a fresh interpreter (isolates state, memory and multiprocessing start methods)."
     t0 = time.time()
-    env = {**os.environ, "MPLBACKEND": "Agg"}
-    r = subprocess.run([sys.executable, "-c", _CHILD, fn, " ".join(skip), " ".join(force), str(ROOT)],
-                       capture_output=True, text=True, env=env, cwd=ROOT)
+    # Each notebook gets its own temporary folder, removed when it ends: notebooks write scratch corpora, videos and
+    # checkpoints with tempfile.mkdtemp(), and a full run would otherwise leave gigabytes behind in /tmp.
+    tmp = tempfile.mkdtemp(prefix=f"nb-{Path(fn).stem}-")
+    env = {**os.environ, "MPLBACKEND": "Agg", "TMPDIR": tmp}
+    try:
+        r = subprocess.run([sys.executable, "-c", _CHILD, fn, " ".join(skip), " ".join(force), str(ROOT)],
+                           capture_output=True, text=True, env=env, cwd=ROOT)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
     if r.returncode: sys.stderr.write(f"--- {fn}\n{r.stdout[-3000:]}{r.stderr[-6000:]}\n")
     return fn, r.returncode == 0, time.time() - t0
 
@@ -43,7 +48,7 @@ def main():
     with ThreadPoolExecutor(a.workers) as ex:
         for fn, ok, dt in ex.map(_run, nbs, [skip] * len(nbs), [force] * len(nbs)):
             results.append((fn, ok, dt))
-            print(f"{'PASS' if ok else 'FAIL'}  {dt:7.1f}s  {Path(fn).relative_to(ROOT)}", flush=True)
+            print(f"{'PASS' if ok else 'FAIL'}  {dt:7.1f}s  {os.path.relpath(fn, ROOT) if Path(fn).is_relative_to(ROOT) else fn}", flush=True)
     is_report = lambda fn: Path(fn).name[:1] == "9" and "_report." in Path(fn).name
     lessons = [ok for fn, ok, _ in results if not is_report(fn)]
     reports = [ok for fn, ok, _ in results if is_report(fn)]
