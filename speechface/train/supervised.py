@@ -19,11 +19,12 @@ from ..data.augment import AugmentedDataset, augment_active
 from ..models.audio_encoder import AudioEncoderConfig
 from ..models.faceformer import FaceFormer, FaceFormerConfig
 from .loop import Task, run_task
-from .settings import AugmentSettings
+from .settings import AugmentSettings, ConfigError
+from ..core import load_checkpoint, check_state_shapes, checkpoint_entries, shown, CheckpointError
 from ..models.actor import style_conditions, predict_conditions
 
 # %% auto #0
-__all__ = ['motion_rms', 'model_config', 'masked_mse', 'validate', 'epoch_lr', 'SupervisedTask', 'train']
+__all__ = ['motion_rms', 'model_config', 'masked_mse', 'validate', 'epoch_lr', 'initial_weights', 'SupervisedTask', 'train']
 
 # %% ../../nbs/41_train.supervised.ipynb #93d2ae96
 def motion_rms(ds: FaceFormerDataset, max_items: int = 64) -> float:
@@ -81,6 +82,25 @@ def epoch_lr(lr: float, u: float, schedule: str = "constant", min_ratio: float =
         return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(max(u, 0.0), 1.0))))
     raise ValueError(f"trainer.lr_schedule={schedule!r}; choose constant or cosine")
 
+def initial_weights(path,                  # trainer.init_from: a best.pt / last.pt of `speechface train`
+                    model: FaceFormer,     # the actor this run builds from its own config
+                    train_subjects,        # this run's training speakers (the order of the style one-hot)
+                   ) -> dict:              # the file's weights, checked to fit `model`
+    """The weights a fine-tuning run starts from. Options that keep every tensor's shape may differ (a streaming
+    encoder's `mel_lookahead` shifts the same convolution kernels; `mel_causal_norm` only changes the normalisation);
+    anything that changes a shape, or another set of training speakers (the style rows would mean other people), is a
+    `ConfigError` naming the file. The optimiser starts afresh: this run's `trainer.lr` applies from its first step."""
+    ck = checkpoint_entries(load_checkpoint(path), ["model"], path)
+    heard = ck.get("train_subjects")
+    if heard is not None and list(heard) != list(train_subjects):
+        raise ConfigError(f"trainer.init_from={shown(path)}: that actor was trained on the speakers {list(heard)[:6]}, this run "
+                          f"on {list(train_subjects)[:6]}; fine-tune on the same corpus, split and dataset.holdout")
+    try: check_state_shapes(model.state_dict(), ck["model"], path)
+    except CheckpointError as e:
+        raise ConfigError(f"trainer.init_from: {e} — fine-tuning keeps the architecture (feature_dim, layers, audio encoder "
+                          f"sizes); change only options that keep the shapes") from None
+    return ck["model"]
+
 class SupervisedTask(Task):
     "FaceFormer fit to ground-truth motion: the step and validation of `speechface train` (the loop is `fit`)."
     score_name = "val_lve"
@@ -110,6 +130,7 @@ class SupervisedTask(Task):
         self.train_set = Subset(ds_tr, range(min(len(ds_tr), t.max_train_items))) if t.max_train_items else ds_tr
         self.collate = collate_faceformer
         self.model = FaceFormer(model_cfg, start_token=cfg.model.start_token)
+        if t.get("init_from"): self.model.load_state_dict(initial_weights(t.init_from, self.model, ds_tr.train_subjects))
         self.modules = {"model": self.model}
         self.optimizers = {"optimizer": torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
                                                          lr=t.lr, weight_decay=t.weight_decay)}
