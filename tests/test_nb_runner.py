@@ -27,7 +27,7 @@ def test_runner_removes_a_notebooks_temporary_files(tmp_path, monkeypatch):
 
 def test_runner_counts_a_failing_notebook(tmp_path):
     _notebook(tmp_path / "broken.ipynb", "assert 1 == 2, 'deliberate'")
-    r = subprocess.run([sys.executable, "tools/test_nbs.py", "--workers", "1", "--counts", str(tmp_path / "n"), str(tmp_path / "broken.ipynb")],
-                       cwd=ROOT, capture_output=True, text=True)
+    cmd = [sys.executable, "tools/test_nbs.py", "--workers", "1", "--counts", str(tmp_path / "n"), str(tmp_path / "broken.ipynb")]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 1 and "deliberate" in r.stderr
     assert (tmp_path / "n").read_text().split() == ["0", "1"]

@@ -48,7 +48,8 @@ def main():
     with ThreadPoolExecutor(a.workers) as ex:
         for fn, ok, dt in ex.map(_run, nbs, [skip] * len(nbs), [force] * len(nbs)):
             results.append((fn, ok, dt))
-            print(f"{'PASS' if ok else 'FAIL'}  {dt:7.1f}s  {os.path.relpath(fn, ROOT) if Path(fn).is_relative_to(ROOT) else fn}", flush=True)
+            name = os.path.relpath(fn, ROOT) if Path(fn).is_relative_to(ROOT) else fn
+            print(f"{'PASS' if ok else 'FAIL'}  {dt:7.1f}s  {name}", flush=True)
     is_report = lambda fn: Path(fn).name[:1] == "9" and "_report." in Path(fn).name
     lessons = [ok for fn, ok, _ in results if not is_report(fn)]
     reports = [ok for fn, ok, _ in results if is_report(fn)]
