@@ -11,7 +11,7 @@ Usage: python benchmarks/bench_stream.py --ckpt CKPT [CKPT ...] --data CORPUS [-
   at 1, 10 and 30 minutes (and the audio and cache the streamer holds).
 The lookahead rows are 0, 80, 160, 320 ms, the encoder's own right context (exact) and the whole stream.
 """
-import argparse, json, time
+import argparse, json, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,11 @@ def rss_mib() -> float:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True, nargs="+", help="actors of one corpus (e.g. trained offline and with the streaming options)")
-    p.add_argument("--data", required=True, help="the corpus the actor was trained on (its test split is used)")
+    p.add_argument("--data", required=True, help="the corpus the actor was trained on")
+    p.add_argument("--split", default="test", choices=("test", "val"), help="which split's utterances (val: to choose a recipe)")
+    p.add_argument("--speakers", nargs="*", default=None, help="only these speakers of the split (e.g. leave a held-out voice out)")
+    p.add_argument("--lookaheads", nargs="*", type=float, default=None,
+                   help="lookaheads (ms) to stream at; default 0 80 160 320, the encoder's own and the whole stream")
     p.add_argument("--n", type=int, default=30)
     p.add_argument("--minutes", type=float, default=30)
     p.add_argument("--chunk-ms", type=float, default=40)
@@ -53,10 +57,12 @@ def main():
     oh = torch.full((len(subj),), 1 / len(subj))                                  # the mean style
     reg = load_regions(data / "regions.pkl")
     lips, up, lo = reg["lips"], reg["inner_lip_upper"], reg["inner_lip_lower"]
-    test = meta["split"]["test"]
+    test = meta["split"][a.split]
+    keep = set(test["subjects"]) if a.speakers is None else set(test["subjects"]) & set(a.speakers)
+    if not keep: raise SystemExit(f"none of --speakers {a.speakers} is a {a.split} speaker ({test['subjects']})")
     by = {}
     for s in sorted(meta["texts"]):
-        if s.rsplit("_", 1)[0] in test["subjects"] and test["sentences"][0] <= int(s[-2:]) <= test["sentences"][1]:
+        if s.rsplit("_", 1)[0] in keep and test["sentences"][0] <= int(s[-2:]) <= test["sentences"][1]:
             by.setdefault(s.rsplit("_", 1)[0], []).append(s)
     stems = [s for i in range(max(map(len, by.values()))) for v in by.values() if i < len(v) for s in [v[i]]][:a.n]
     from speechface.data.mesh import load_templates
@@ -74,6 +80,7 @@ def main():
     for actor_name, (model, ck) in actors.items():
         exact = encoder_lookahead_ms(model)
         lookaheads = [0, 80, 160, 320, exact, None] if exact > 320 else [0, 80, exact, 160, 320, None]
+        if a.lookaheads is not None: lookaheads = a.lookaheads
         segs, lve, diff, comp = {}, {}, {}, {}
         for stem in tqdm(stems, desc="utterances"):
             speaker = stem.rsplit("_", 1)[0]
@@ -106,6 +113,11 @@ def main():
                          "compute / 40-ms chunk p50 (ms)": np.percentile(ms, 50), "p95 (ms)": np.percentile(ms, 95)})
     quality = pd.DataFrame(rows)
     print(quality.round(3).to_markdown(index=False))
+    if a.minutes <= 0:
+        head = (f"# Streaming quality ({a.split} split)\n\n`{' '.join(sys.argv)}` — {len(stems)} {a.split} utterances of "
+                f"{', '.join(sorted(by))}")
+        if a.out: Path(a.out).write_text(head + "\n\n" + quality.round(3).to_markdown(index=False) + "\n")
+        return
 
     # memory over a long stream
     pool = [load_wav(data / "wav" / f"{s}.wav") for s in stems[:10]]
@@ -131,7 +143,7 @@ def main():
     print(memory.round(1).to_markdown(index=False))
     if a.out:
         text = (f"# Streaming on this CPU (one thread)\n\n`python benchmarks/bench_stream.py --ckpt {a.ckpt} --data {a.data} "
-                f"--n {a.n} --minutes {a.minutes:g}` — {len(stems)} test utterances of {', '.join(sorted(by))}, the mean style "
+                f"--n {a.n} --minutes {a.minutes:g}` — {len(stems)} {a.split} utterances of {', '.join(sorted(by))}, the mean style "
                 f"on each speaker's own face, {a.chunk_ms:g}-ms chunks, audio level and band statistics running (nothing "
                 f"known in advance). 'encoder lookahead' is where an actor's encoder is exact; below it the encoder "
                 f"hears less than in training.\n\n" + quality.round(3).to_markdown(index=False) + "\n\nMemory while streaming "
