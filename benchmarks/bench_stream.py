@@ -24,10 +24,48 @@ def rss_mib() -> float:
     return pages * 4096 / 2**20
 
 
+def wav2vec2_compute(a):
+    "Per-chunk compute of the wav2vec2-base actor streamed with chunked attention (one thread), and its real-time factor."
+    import pandas as pd
+    from speechface.inference.stream import Streamer
+    from speechface.models.audio_encoder import speed_up_encoder
+    from speechface.models.faceformer import FaceFormerConfig
+    from speechface.models.reference_import import build_reference_model
+    cfg = FaceFormerConfig.vocaset(n_subjects=8, stochastic=False)
+    torch.manual_seed(0)
+    model = build_reference_model(cfg).eval()
+    rng = np.random.default_rng(0)
+    t = np.arange(8 * 16000) / 16000
+    wav = ((0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2) * np.sin(2 * np.pi * 180 * t) + 0.05 * rng.normal(size=len(t))).astype(np.float32)
+    tpl, oh = torch.zeros(cfg.motion_dim), torch.eye(cfg.n_subjects)[0]
+    rows = []
+    for precision in ("fp32", "bf16"):
+        speed_up_encoder(model.audio_encoder, precision)
+        for chunk_ms in (40, 200):
+            for ctx in (0.5, 1.0, 2.0):
+                c = int(16000 * chunk_ms / 1000)
+                st = Streamer(model, tpl, oh, lookahead_ms=160, context_s=ctx)
+                t0 = time.perf_counter()
+                for i in range(0, len(wav), c): st.push(wav[i:i + c])
+                wall = time.perf_counter() - t0
+                ms = 1000 * np.asarray(st.compute_s[int(1.0 * 16000 / c):])          # after the first second (window full)
+                rows.append({"precision": precision, "chunk (ms)": chunk_ms, "context (s)": ctx, "compute / chunk p50 (ms)":
+                             np.percentile(ms, 50), "p95 (ms)": np.percentile(ms, 95), "real-time factor": wall / (len(wav) / 16000)})
+                print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    text = ("# Streaming a wav2vec2-base actor on this CPU (one thread)\n\n`python benchmarks/bench_stream.py --wav2vec2` — the "
+            "VOCASET-size FaceFormer with wav2vec2-base (95 M parameters, random weights), 8 s of a tone-and-noise signal, lookahead "
+            "160 ms, chunked attention over `context` seconds of earlier frames; p50/p95 over the chunks after the first second; "
+            "real-time factor = compute ÷ audio duration (< 1 keeps up).\n\n" + table.round(3).to_markdown(index=False) + "\n")
+    print(text)
+    if a.out: Path(a.out).write_text(text)
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", required=True, nargs="+", help="actors of one corpus (e.g. trained offline and with the streaming options)")
-    p.add_argument("--data", required=True, help="the corpus the actor was trained on")
+    p.add_argument("--ckpt", nargs="+", help="actors of one corpus (e.g. trained offline and with the streaming options)")
+    p.add_argument("--data", help="the corpus the actor was trained on")
+    p.add_argument("--wav2vec2", action="store_true", help="instead: compute per chunk of a VOCASET-size wav2vec2-base actor "
+                   "(random weights: speed does not depend on them) against its context, chunk and precision")
     p.add_argument("--split", default="test", choices=("test", "val"), help="which split's utterances (val: to choose a recipe)")
     p.add_argument("--speakers", nargs="*", default=None, help="only these speakers of the split (e.g. leave a held-out voice out)")
     p.add_argument("--lookaheads", nargs="*", type=float, default=None,
@@ -38,6 +76,8 @@ def main():
     p.add_argument("--out", default=None)
     a = p.parse_args()
     torch.set_num_threads(1)
+    if a.wav2vec2: return wav2vec2_compute(a)
+    if not (a.ckpt and a.data): p.error("--ckpt and --data are needed (or --wav2vec2)")
     import pandas as pd
     from tqdm.auto import tqdm
     from speechface.core import load_checkpoint

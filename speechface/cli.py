@@ -209,12 +209,20 @@ def _animate(a) -> int:
 def _stream(a) -> int:
     import json
     from speechface.inference.stream import stream_file
+    from speechface.core import UsageError
     la = None if a.lookahead_ms in ("whole", "none") else _nonneg_float(a.lookahead_ms)
-    r = stream_file(a.audio, a.ckpt, a.out, lookahead_ms=la, chunk_ms=a.chunk_ms, realtime=a.realtime, style=a.style,
-                    template=a.template, window_frames=a.window_frames, arkit=a.arkit)
+    if (a.audio is None) == (not a.mic): raise UsageError("stream takes an audio file or --mic (one of them)")
+    if a.seconds is not None and not a.mic: raise UsageError("--seconds limits a --mic stream; a file streams to its end")
+    source = None
+    if a.mic:
+        from speechface.inference.stream import microphone_chunks
+        source = microphone_chunks(a.chunk_ms, a.seconds, a.device)
+        print("listening (Ctrl-C ends the stream)", file=sys.stderr)
+    r = stream_file(a.audio, a.ckpt, a.out, lookahead_ms=la, chunk_ms=a.chunk_ms, realtime=a.realtime or a.mic, style=a.style,
+                    template=a.template, window_frames=a.window_frames, arkit=a.arkit, context_s=a.context_s, source=source)
     msg = (f"{r['frames']} frames from {r['chunks']} chunks of {a.chunk_ms:g} ms, lookahead {a.lookahead_ms} ms: compute per chunk "
            f"p50 {r['compute_p50_ms']:.2f} ms, p95 {r['compute_p95_ms']:.2f} ms")
-    if a.realtime: msg += f"; frame latency p50 {r['latency_p50_ms']:.0f} ms, p95 {r['latency_p95_ms']:.0f} ms"
+    if a.realtime or a.mic: msg += f"; frame latency p50 {r['latency_p50_ms']:.0f} ms, p95 {r['latency_p95_ms']:.0f} ms"
     print(msg if a.out != "-" else json.dumps({"summary": r}), file=sys.stderr if a.out == "-" else sys.stdout)
     return 0
 
@@ -366,9 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--sample", action="store_true", help="sample the stochastic policy")
     n.set_defaults(func=_animate)
     st = sub.add_parser("stream", help="animate an audio file as a live stream: chunks in, frames out as soon as their "
-                                       "lookahead has arrived (mel-encoder actors)")
-    st.add_argument("audio", help="an audio file, fed chunk by chunk")
-    st.add_argument("--ckpt", required=True, help="a mel-encoder actor written by `speechface train`")
+                                       "lookahead has arrived (mel or wav2vec2 actors), or a microphone with --mic")
+    st.add_argument("audio", nargs="?", default=None, help="an audio file, fed chunk by chunk (or --mic)")
+    st.add_argument("--ckpt", required=True, help="an actor written by `speechface train` (mel or wav2vec2 audio encoder)")
+    st.add_argument("--mic", action="store_true", help="stream the microphone (needs `pip install sounddevice` and PortAudio)")
+    st.add_argument("--seconds", type=float, default=None, help="--mic: stop after this many seconds (default: Ctrl-C)")
+    st.add_argument("--device", default=None, help="--mic: the input device (index or name; `python -m sounddevice`)")
+    st.add_argument("--context-s", type=float, default=2.0, help="wav2vec2 actors: seconds of earlier audio the encoder "
+                    "attends to (chunked attention; default 2)")
     st.add_argument("--lookahead-ms", default="200", help="audio after a frame's time heard before it is emitted "
                     "(default 200; 'whole': the offline result; the encoder's own right context is 642.5 ms)")
     st.add_argument("--chunk-ms", type=float, default=40.0, help="audio per chunk (default 40)")

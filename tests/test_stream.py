@@ -105,3 +105,43 @@ def test_stream_refuses_a_fifo_as_its_jsonl(actor, speech, tmp_path):  # noqa: F
     os.mkfifo(tmp_path / "frames.jsonl")
     one_line_error(cli("stream", speech, "--ckpt", actor, "--out", tmp_path / "frames.jsonl"), "frames.jsonl",
                    "not a regular file")
+
+
+@pytest.fixture(scope="module")
+def w2v_actor(tmp_path_factory, tiny_corpus):
+    "A tiny wav2vec2 actor trained through `speechface train` (the tiny random wav2vec2: no download)."
+    from test_animate_hostile import TINY
+    from speechface.train.settings import load_config
+    from speechface.train.supervised import train
+    tmp = tmp_path_factory.mktemp("w2v")
+    (tmp / "tiny").symlink_to(tiny_corpus)
+    train(load_config([f"dataset.root={tmp / 'tiny'}", f"out_dir={tmp / 'ck'}", *TINY, "model.audio.backend=wav2vec2",
+                       "model.audio.tiny=true"]), progress=False)
+    return tmp / "ck" / "faceformer_synthetic" / "best.pt"
+
+
+def test_a_wav2vec2_actor_streams_with_chunked_attention(w2v_actor, speech):
+    "Whole stream: the offline actor; bounded lookahead: every frame, early, with the audio kept bounded by the window."
+    off, s, st, model = offline_and_stream(w2v_actor, speech, lookahead_ms=None)
+    assert model.audio_encoder.cfg.backend == "wav2vec2" and s.shape == off.shape
+    np.testing.assert_allclose(s, off, atol=1e-5 * np.abs(off).max())
+    off, s, st, _ = offline_and_stream(w2v_actor, speech, lookahead_ms=160, context_s=0.5)
+    assert s.shape == off.shape and np.isfinite(s).all()
+    assert len(st.buf) < 16000 * (0.5 + 0.16 + 0.04 + 0.1)                     # context, lookahead, a chunk, tokens spare
+    assert np.abs(s - off).max() > 0                                           # it did hear less than offline
+
+
+def test_stream_cli_wav2vec2_and_microphone_errors(w2v_actor, speech, tmp_path):
+    r = cli("stream", speech, "--ckpt", w2v_actor, "--lookahead-ms", "whole", "--out", tmp_path / "w.npy", timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r2 = animate(w2v_actor, speech, tmp_path / "offline.npy")
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    m = np.load(tmp_path / "w.npy")
+    np.testing.assert_allclose(m, np.load(tmp_path / "offline.npy"), atol=1e-5 * np.abs(m).max())
+    r = cli("stream", speech, "--ckpt", w2v_actor, "--lookahead-ms", "160", "--context-s", "1", "--out", tmp_path / "b.npy", timeout=120)
+    assert r.returncode == 0 and np.load(tmp_path / "b.npy").shape == m.shape, r.stderr[-2000:]
+    one_line_error(cli("stream", "--ckpt", w2v_actor), "an audio file or --mic")
+    one_line_error(cli("stream", speech, "--ckpt", w2v_actor, "--seconds", "3"), "--seconds limits a --mic stream")
+    r = cli("stream", "--mic", "--seconds", "0.2", "--ckpt", w2v_actor, "--out", tmp_path / "mic.npy")
+    if r.returncode != 0:                                  # no sounddevice / PortAudio / input device here: one line says which
+        one_line_error(r, "microphone" if "cannot open" in r.stderr else "--mic needs the sounddevice package")

@@ -12,13 +12,13 @@ import torch
 
 from ..core import UsageError, shown, atomic_write
 from ..data.audio import log_mel_spectrogram, load_wav
-from ..models.audio_encoder import MelAudioEncoder, tokens_per_frame
+from ..models.audio_encoder import MelAudioEncoder, Wav2Vec2AudioEncoder, conv_geometry, tokens_per_frame
 from ..models.faceformer import FaceFormer
 from ..export.arkit import ARKIT_NAMES, ArkitSolver
 from .animate import Animator, check_output
 
 # %% auto #0
-__all__ = ['SR', 'HOP', 'N_FFT', 'mel_margin', 'encoder_lookahead_ms', 'Streamer', 'stream_file']
+__all__ = ['SR', 'HOP', 'N_FFT', 'mel_margin', 'encoder_lookahead_ms', 'Streamer', 'microphone_chunks', 'stream_file']
 
 # %% ../../nbs/39_inference.stream.ipynb #36d3c7bf
 SR, HOP, N_FFT = 16_000, 160, 400   # the mel encoder's front end: 16 kHz, 10 ms hop, 25 ms Hann window (frame j centred on 160·j)
@@ -37,10 +37,11 @@ def encoder_lookahead_ms(model: FaceFormer) -> float:
 
 # %% ../../nbs/39_inference.stream.ipynb #13fd971a
 class Streamer:
-    """Audio in, frames out: a mel-encoder FaceFormer on a live stream. A frame is emitted once the audio up to the
-    last token it reads (its time, up to a token of 20 ms) plus the lookahead has arrived; the encoder runs on a window
-    of recent audio (its receptive field on the left, what has arrived on the right), the decoder steps once per frame
-    with a key/value cache of at most `window_frames` frames — memory is constant however long the stream runs."""
+    """Audio in, frames out: a FaceFormer with the mel or the wav2vec2 encoder on a live stream. A frame is emitted once
+    the audio up to the last token it reads (its time, up to a token of 20 ms) plus the lookahead has arrived; the
+    encoder runs on a window of recent audio (mel: its receptive field on the left; wav2vec2: `context_s` seconds of
+    frames on the left — chunked attention), what has arrived on the right; the decoder steps once per frame with a
+    key/value cache of at most `window_frames` frames — memory is constant however long the stream runs."""
     def __init__(self, model: FaceFormer,
                  template: torch.Tensor,            # (D,) the face
                  one_hot: torch.Tensor,             # (n_subjects,) the style
@@ -49,18 +50,26 @@ class Streamer:
                  total_samples: int | None = None,  # a file's length, when known: the offline frame count and alignment
                  audio_stats: tuple | None = None,  # (mean, std) of the stream's samples; None: running (live)
                  mel_stats: tuple | None = None,    # (mean, std) per mel band for the encoder's CMVN; None: running (live)
+                 context_s: float = 2.0,            # wav2vec2: seconds of earlier frames its transformer attends to
                 ):
-        if not isinstance(model.audio_encoder, MelAudioEncoder):
-            raise UsageError(f"streaming runs actors with the mel audio encoder; this one has "
-                             f"{model.audio_encoder.cfg.backend!r} (train with model.audio.backend=mel)")
+        enc = model.audio_encoder
+        self.kind = "mel" if isinstance(enc, MelAudioEncoder) else "wav2vec2" if isinstance(enc, Wav2Vec2AudioEncoder) else None
+        if self.kind is None:
+            raise UsageError(f"streaming runs actors with the mel or the wav2vec2 audio encoder; this one has "
+                             f"{enc.cfg.backend!r} (train with model.audio.backend=mel or wav2vec2)")
         if window_frames < 1: raise UsageError(f"window_frames must be ≥ 1, got {window_frames}")
         if lookahead_ms is not None and lookahead_ms < 0: raise UsageError(f"lookahead_ms must be ≥ 0, got {lookahead_ms}")
-        self.m, self.enc = model.eval(), model.audio_encoder
+        if not context_s > 0: raise UsageError(f"context_s must be positive, got {context_s}")
+        if self.kind == "wav2vec2" and mel_stats is not None: raise UsageError("mel_stats: a wav2vec2 actor reads no mel bands")
+        self.m, self.enc = model.eval(), enc
+        if self.kind == "wav2vec2":                                               # CNN token j reads samples [S·j, S·j + R)
+            self.S, self.R = conv_geometry(enc.model.config.conv_kernel, enc.model.config.conv_stride)
+        self.context = max(1, int(round(context_s * float(model.cfg.fps))))       # wav2vec2: frames of left context
         self.fps, self.k = float(model.cfg.fps), tokens_per_frame(model.cfg.fps)
         self.lookahead = None if lookahead_ms is None else int(round(lookahead_ms / 1000 * SR))   # samples
         self.W, self.total = int(window_frames), total_samples
         self.audio_stats, self.mel_stats = audio_stats, mel_stats
-        self.margin = mel_margin(self.enc)[0]                                     # mel frames of left context
+        self.margin = mel_margin(self.enc)[0] if self.kind == "mel" else 0        # mel frames of left context
         self.tpl = template.reshape(1, -1).float()                                # (1, D)
         self.style = model._style(one_hot.reshape(1, -1).float())                 # (1, 1, d)
         self.A, self.c = model.feedback()
@@ -70,7 +79,8 @@ class Streamer:
         self.n, self.t, self.ended = 0, 0, False                                  # samples received, frames emitted
         self._s = np.zeros(2)                                                     # running sum and sum of squares of samples
         self._ms, self._mq, self._mj = None, None, 0                              # mel-band moments over frames < _mj
-        self.causal = self.enc.cfg.mel_utterance_norm and self.enc.cfg.mel_causal_norm   # per-frame causal CMVN (exact)
+        self.causal = self.kind == "mel" and enc.cfg.mel_utterance_norm and enc.cfg.mel_causal_norm   # per-frame causal CMVN
+        self.nominal = self.kind == "mel" and enc.cfg.nominal_alignment            # trained on t·50/fps (mel's option)
         self.compute_s: list[float] = []                                          # seconds of compute per push
 
     # --- the stream's normalisation (given, or running over what has arrived) ----------------------------------
@@ -123,10 +133,56 @@ class Streamer:
         x = e.norm_out(x.transpose(1, 2))[0]                                      # (ceil(J / 2), d)
         return self.m.audio_feature_map(x[n0 - j0 // 2:n1 - j0 // 2])              # (n1 − n0, d)
 
+    # --- wav2vec2 on a window (chunked attention) -------------------------------------------------------------
+    def _first_token(self, t: int) -> int:
+        "The first CNN token frame t reads."
+        return 2 * t if self.k == 2 else int(math.floor(self._position(t)))
+
+    def _arrived(self, t: int, L: int) -> bool:
+        "Have the CNN tokens frame t reads arrived (L tokens complete)?"
+        if self.k == 2: return 2 * t + 1 <= L - 1
+        p = self._position(t)
+        return math.ceil(p) <= L - 1
+
+    def _w2v_memory(self, t0: int, t1: int) -> torch.Tensor:
+        """Aligned tokens (n, k, d) of frames t0..t1−1: wav2vec2 on a window — the CNN on the audio from the window's first
+        token to what has arrived, FaceFormer's alignment, then the transformer over the frames from `context_s` before t0
+        to the last one whose tokens have arrived (all of them at the end: then the window is the utterance and this is
+        the offline encoder)."""
+        hf, S, R = self.enc.model, self.S, self.R
+        L = self._n_tokens() if self.ended else max(0, (self.n - R) // S + 1)     # CNN tokens whose samples have arrived
+        T = self._n_frames()
+        ta, tb = max(0, t0 - self.context), t1
+        if self.ended: tb = T
+        else:
+            while (T is None or tb < T) and self._arrived(tb, L): tb += 1
+        ja = max(self._first_token(ta), -(-self.buf0 // S))                      # (never before the audio kept)
+        mean, std = self._audio_norm()
+        seg = (self.buf[S * ja - self.buf0:self.n - self.buf0] - mean) / std     # samples S·ja … n−1
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if self.enc.bf16 else torch.autocast("cpu", enabled=False)
+        with ctx:
+            feats = hf.feature_extractor(torch.from_numpy(seg).float()[None])[0].T.float()   # (J, 512): tokens ja, ja + 1, …
+            last = len(feats) - 1
+            if self.k == 2:
+                idx = torch.arange(2 * ta, 2 * tb).clamp(max=L - 1) - ja         # offline repeats the last token
+                aligned = feats[idx.clamp(max=last)]
+            else:
+                p = (torch.tensor([self._position(t) for t in range(ta, tb)], dtype=torch.float64) - ja).clamp(min=0)
+                i0 = p.floor().long().clamp(max=last)
+                i1 = (i0 + 1).clamp(max=last)
+                w = (p - p.floor()).float()[:, None]
+                aligned = feats[i0] * (1 - w) + feats[i1] * w                     # F.interpolate(align_corners=True)'s formula
+            hidden = hf.feature_projection(aligned[None])
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+            h = hf.encoder(hidden).last_hidden_state[0].float()                  # (k·(tb − ta), H)
+        h = h[self.k * (t0 - ta):self.k * (t1 - ta)]
+        return self.m.audio_feature_map(h).view(t1 - t0, self.k, -1)              # (n, k, d)
+
     # --- frames -------------------------------------------------------------------------------------------
     def _n_tokens(self) -> int:
         "Tokens of the whole stream (known at its end, or from `total_samples`)."
         n = self.total if self.total is not None else self.n
+        if self.kind == "wav2vec2": return max(0, (n - self.R) // self.S + 1)     # the CNN's valid outputs
         return (1 + n // HOP + 1) // 2                                            # ceil(J / 2), J = 1 + N // hop
 
     def _n_frames(self) -> int | None:
@@ -139,7 +195,7 @@ class Streamer:
         the stream's length is unknown), else offline's interpolation of the N tokens over the T frames."""
         T = self._n_frames()
         if self.k == 2: return 2.0 * t
-        if T is not None and not self.enc.cfg.nominal_alignment: return t * (self._n_tokens() - 1) / max(T - 1, 1)
+        if T is not None and not self.nominal: return t * (self._n_tokens() - 1) / max(T - 1, 1)
         return t * 50.0 / self.fps
 
     def _ready(self, t: int) -> bool:
@@ -149,6 +205,7 @@ class Streamer:
         if self.ended: return True
         if self.lookahead is None: return False
         last = 2 * t + 1 if self.k == 2 else math.floor(self._position(t)) + 1   # the last token the frame reads
+        if self.kind == "wav2vec2": return self.n >= self.S * last + self.R + self.lookahead   # its receptive field, then the lookahead
         return self.n >= 2 * HOP * last + self.lookahead                          # its centre (mel frame 2·n) plus the lookahead
 
     def _step(self, mem: torch.Tensor) -> torch.Tensor:
@@ -175,6 +232,9 @@ class Streamer:
         t1 = self.t
         while self._ready(t1): t1 += 1
         if t1 == self.t: return np.zeros((0, self.tpl.shape[1]), np.float32)
+        if self.kind == "wav2vec2":
+            for mem in self._w2v_memory(self.t, t1): out.append(self._step(mem))
+            return torch.stack(out).numpy().astype(np.float32)
         j_end = 1 + self.n // HOP if self.ended else max(0, (self.n - N_FFT // 2) // HOP + 1)   # mel frames whose window arrived
         if not self.causal: self._mel_moments(j_end)
         p0, p1 = self._position(self.t), self._position(t1 - 1)
@@ -195,6 +255,11 @@ class Streamer:
 
     def _keep(self):
         "Drop audio no future window needs (left context of the next frame's tokens)."
+        if self.kind == "wav2vec2":
+            need = self.S * max(0, self._first_token(max(0, self.t - self.context)) - 2)   # 2 tokens spare: the alignment
+                                                                                    # moves a little when the length becomes known
+            if self.lookahead is not None and need > self.buf0: self.buf, self.buf0 = self.buf[need - self.buf0:], need
+            return
         need = HOP * max(0, 2 * int(math.floor(self._position(self.t))) - self.margin - 2) - N_FFT
         if self.mel_stats is None or self.causal: need = min(need, HOP * self._mj - N_FFT)   # frames not yet in the moments
         if need > self.buf0:
@@ -221,8 +286,38 @@ class Streamer:
         return self._emit()
 
 # %% ../../nbs/39_inference.stream.ipynb #f449b412
-def stream_file(audio_path,                  # any audio file `read_audio` reads
-                ckpt,                        # a mel-encoder actor written by `speechface train`
+def microphone_chunks(chunk_ms: float = 40,       # samples per chunk, as the sound card delivers them
+                      seconds: float | None = None, # stop after this much audio; None: until Ctrl-C
+                      device=None,                  # a sounddevice input device (index or name); None: the default
+                     ):
+    """16 kHz mono chunks (float32) from a microphone, as they are recorded — `sounddevice` (PortAudio). It is an
+    optional dependency (`pip install sounddevice`, plus the PortAudio library: `apt install libportaudio2`); without
+    it, or without an input device, one `UsageError` says what to install or choose."""
+    try: import sounddevice as sd
+    except (ImportError, OSError) as e:   # OSError: the Python package is there, the PortAudio library is not
+        raise UsageError(f"--mic needs the sounddevice package and PortAudio ({type(e).__name__}: {e}); install them with "
+                         f"`pip install sounddevice` and `apt install libportaudio2` (or stream a file instead)") from None
+    import queue
+    if isinstance(device, str) and device.isdigit(): device = int(device)   # `--device 3`: the index sounddevice lists
+    c = max(1, int(round(SR * chunk_ms / 1000)))
+    q: queue.Queue = queue.Queue()
+    try:
+        stream = sd.InputStream(samplerate=SR, channels=1, dtype="float32", blocksize=c, device=device,
+                                callback=lambda data, frames, t, status: q.put(data[:, 0].copy()))
+    except Exception as e:   # no input device, a device that cannot record 16 kHz mono
+        raise UsageError(f"cannot open the microphone {device if device is not None else '(default)'}: {e}; "
+                         f"`python -m sounddevice` lists the devices") from None
+    def chunks():                                                             # recording starts at the first request
+        got, limit = 0, None if seconds is None else int(seconds * SR)
+        with stream:
+            while limit is None or got < limit:
+                x = q.get()
+                got += len(x)
+                yield x
+    return chunks()                                                           # (errors above come at the call, not later)
+
+def stream_file(audio_path,                  # any audio file `read_audio` reads; None with `source`
+                ckpt,                        # an actor written by `speechface train` (mel or wav2vec2 encoder)
                 out=None,                    # .npy (the motion, at the end), .jsonl (a line per frame, as produced), '-' (stdout), None
                 lookahead_ms: float | None = 200,
                 chunk_ms: float = 40,        # audio per push, as a microphone would deliver it
@@ -231,8 +326,11 @@ def stream_file(audio_path,                  # any audio file `read_audio` reads
                 window_frames: int = 900,
                 arkit: bool = False,         # add ARKit's 52 weights to each JSON line (the procedural head's actors)
                 write=print,                 # where '-' lines go
+                context_s: float = 2.0,      # wav2vec2 actors: seconds of earlier frames the encoder attends to
+                source=None,                 # instead of a file: an iterable of 16 kHz chunks as they arrive (`microphone_chunks`)
                ) -> dict:                    # frames, chunk compute p50/p95 (ms), latency p50/p95 (ms) when realtime, out
-    "Stream an audio file through `Streamer` chunk by chunk; frames go out as they are made; returns the timings."
+    """Stream an audio file (or a live `source`) through `Streamer` chunk by chunk; frames go out as they are made;
+    returns the timings. A live source's latency is measured from each chunk's arrival, a file's from the frame's time."""
     if out not in (None, "-"):
         out = Path(out)
         if out.suffix not in (".npy", ".jsonl"):
@@ -243,8 +341,8 @@ def stream_file(audio_path,                  # any audio file `read_audio` reads
             raise UsageError(f"--out {shown(out)} exists and is not a regular file; name a new .jsonl file")
     if chunk_ms <= 0: raise UsageError(f"--chunk-ms must be positive, got {chunk_ms}")
     an = Animator(ckpt, style, template, "cpu")
-    st = Streamer(an.model, an.template[0].cpu(), an.one_hot[0].cpu(), lookahead_ms, window_frames)
-    wav = load_wav(audio_path)
+    st = Streamer(an.model, an.template[0].cpu(), an.one_hot[0].cpu(), lookahead_ms, window_frames, context_s=context_s)
+    wav = load_wav(audio_path) if source is None else None
     solver = ArkitSolver(an.rest()) if arkit else None                        # set up once; solved per pushed chunk
     lines = open(out, "w") if isinstance(out, Path) and out.suffix == ".jsonl" else None
     frames, latency, t_start = [], [], time.perf_counter()
@@ -260,9 +358,16 @@ def stream_file(audio_path,                  # any audio file `read_audio` reads
             if weights is not None: rec["arkit"] = {n: round(float(v), 4) for n, v in zip(ARKIT_NAMES, weights[i])}
             (lines.write(json.dumps(rec) + "\n") if lines is not None else write(json.dumps(rec)))
     try:
-        for i in range(0, len(wav), c):
-            if realtime: time.sleep(max(0.0, t_start + (i + c) / SR - time.perf_counter()))   # the chunk has "arrived"
-            emit(st.push(wav[i:i + c]), time.perf_counter())
+        if source is None:
+            for i in range(0, len(wav), c):
+                if realtime: time.sleep(max(0.0, t_start + (i + c) / SR - time.perf_counter()))   # the chunk has "arrived"
+                emit(st.push(wav[i:i + c]), time.perf_counter())
+        else:
+            try:
+                for x in source:
+                    if realtime and st.n == 0: t_start = time.perf_counter() - len(x) / SR   # the stream's clock: its first chunk
+                    emit(st.push(x), time.perf_counter())
+            except KeyboardInterrupt: pass                                    # Ctrl-C ends a live stream: its last frames follow
         emit(st.finish(), time.perf_counter())
     finally:
         if lines is not None: lines.close()
