@@ -8,12 +8,14 @@ import argparse, os, sys, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DYADIC_PRESETS', 'BEAT2_PRESETS', 'RENAMED_SYNTH_PRESETS', 'SYNTH_MARKER', 'ARKIT_FORMATS', 'build_parser',
-           'user_errors', 'error_line', 'main']
+__all__ = ['DYADIC_PRESETS', 'BEAT2_PRESETS', 'PRECISION_HELP', 'RENAMED_SYNTH_PRESETS', 'SYNTH_MARKER', 'ARKIT_FORMATS',
+           'build_parser', 'user_errors', 'error_line', 'main']
 
 # %% ../nbs/52_cli.ipynb #93df0613
 DYADIC_PRESETS = {"dyadic": "full", "dyadic-tiny": "tiny"}   # CLI name -> `speechface.data.dyadic` preset
 BEAT2_PRESETS = {"beat2": "small", "beat2-tiny": "tiny"}     # CLI name -> `speechface.data.beat2_synth` preset
+PRECISION_HELP = ("the audio encoder's precision: auto (default: bf16 for wav2vec2/Whisper where the CPU or GPU computes it "
+                  "natively, else fp32; printed), fp32, bf16 or int8 (CPU)")
 RENAMED_SYNTH_PRESETS = {"demo": "small"}   # old name -> new name ("demo" names only `speechface demo`; same corpus)
 
 SYNTH_MARKER = ".speechface-synth.json"   # written by `synth` into its output folder: the entries it made there
@@ -194,16 +196,17 @@ def _animate(a) -> int:
     common = dict(style=a.style, template=a.template, device=a.device, sample=a.sample, templates=a.templates,
                   faces=a.faces, dataset=a.dataset, subjects=a.subjects, wav2vec2_config=a.wav2vec2_config,
                   engine=a.engine, window_s=a.window_s, max_audio_s=a.max_audio_seconds,
-                  target=a.target, landmarks=a.landmarks, arkit=a.arkit)
+                  target=a.target, landmarks=a.landmarks, arkit=a.arkit, precision=a.precision,
+                  announce=(notes := []).append)                       # the encoder's precision, said after the work
     if len(a.audio) == 1 and not Path(a.audio[0]).is_dir():
         m = animate(a.audio[0], a.ckpt, a.out, like_reference=a.like_reference, **common)
-        print(f"wrote {a.out}: {m.shape[0]} frames")
+        print(f"wrote {a.out}: {m.shape[0]} frames", *notes, sep="\n")
         return 0
     if a.like_reference: raise UsageError("--like-reference animates one file at a time (FaceFormer's demo.py handling)")
     r = animate_many(a.audio, a.ckpt, a.out, fmt=ARKIT_FORMATS.get(a.format, a.format), batch_size=a.batch_size,
                      progress=not a.quiet, **common)
     print(f"wrote {r['files']} files to {r['out_dir']}: {r['audio_s']:.1f} s of audio in {r['seconds']:.1f} s "
-          f"({r['audio_s_per_s']:.1f} s of audio per second)")
+          f"({r['audio_s_per_s']:.1f} s of audio per second)", *notes, sep="\n")
     return 0
 
 def _stream(a) -> int:
@@ -219,11 +222,14 @@ def _stream(a) -> int:
         source = microphone_chunks(a.chunk_ms, a.seconds, a.device)
         print("listening (Ctrl-C ends the stream)", file=sys.stderr)
     r = stream_file(a.audio, a.ckpt, a.out, lookahead_ms=la, chunk_ms=a.chunk_ms, realtime=a.realtime or a.mic, style=a.style,
-                    template=a.template, window_frames=a.window_frames, arkit=a.arkit, context_s=a.context_s, source=source)
+                    template=a.template, window_frames=a.window_frames, arkit=a.arkit, context_s=a.context_s, source=source,
+                    precision=a.precision, announce=(notes := []).append)
     msg = (f"{r['frames']} frames from {r['chunks']} chunks of {a.chunk_ms:g} ms, lookahead {a.lookahead_ms} ms: compute per chunk "
            f"p50 {r['compute_p50_ms']:.2f} ms, p95 {r['compute_p95_ms']:.2f} ms")
     if a.realtime or a.mic: msg += f"; frame latency p50 {r['latency_p50_ms']:.0f} ms, p95 {r['latency_p95_ms']:.0f} ms"
-    print(msg if a.out != "-" else json.dumps({"summary": r}), file=sys.stderr if a.out == "-" else sys.stdout)
+    if notes: r["audio_encoder"] = notes[0]
+    print(msg if a.out != "-" else json.dumps({"summary": r}), *(notes if a.out != "-" else []), sep="\n",
+          file=sys.stderr if a.out == "-" else sys.stdout)
     return 0
 
 def _nonneg_float(text: str) -> float:
@@ -372,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                  "frame count instead of speechface's")
     n.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     n.add_argument("--sample", action="store_true", help="sample the stochastic policy")
+    n.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"), help=PRECISION_HELP)
     n.set_defaults(func=_animate)
     st = sub.add_parser("stream", help="animate an audio file as a live stream: chunks in, frames out as soon as their "
                                        "lookahead has arrived (mel or wav2vec2 actors), or a microphone with --mic")
@@ -390,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "made) or - (JSON lines on stdout, the summary on stderr)")
     st.add_argument("--arkit", action="store_true", help="add ARKit's 52 blendshape weights to each JSON line")
     st.add_argument("--window-frames", type=int, default=900, help="decoder attention window (frames; memory stays constant)")
+    st.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"), help=PRECISION_HELP)
     st.add_argument("--style", default=None, help="speaking style: a training subject or 'mean'")
     st.add_argument("--template", default=None, help="face identity: a training subject (default: the style's)")
     st.set_defaults(func=_stream)

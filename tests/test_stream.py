@@ -132,14 +132,20 @@ def test_a_wav2vec2_actor_streams_with_chunked_attention(w2v_actor, speech):
 
 
 def test_stream_cli_wav2vec2_and_microphone_errors(w2v_actor, speech, tmp_path):
-    r = cli("stream", speech, "--ckpt", w2v_actor, "--lookahead-ms", "whole", "--out", tmp_path / "w.npy", timeout=120)
+    r = cli("stream", speech, "--ckpt", w2v_actor, "--lookahead-ms", "whole", "--precision", "fp32", "--out", tmp_path / "w.npy",
+            timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
-    r2 = animate(w2v_actor, speech, tmp_path / "offline.npy")
+    assert "audio encoder (wav2vec2): fp32 — asked for" in r.stdout, r.stdout[-2000:]
+    r2 = animate(w2v_actor, speech, tmp_path / "offline.npy", "--precision", "fp32")
     assert r2.returncode == 0, r2.stderr[-2000:]
     m = np.load(tmp_path / "w.npy")
     np.testing.assert_allclose(m, np.load(tmp_path / "offline.npy"), atol=1e-5 * np.abs(m).max())
     r = cli("stream", speech, "--ckpt", w2v_actor, "--lookahead-ms", "160", "--context-s", "1", "--out", tmp_path / "b.npy", timeout=120)
     assert r.returncode == 0 and np.load(tmp_path / "b.npy").shape == m.shape, r.stderr[-2000:]
+    from speechface.models.audio_encoder import cpu_has_bf16
+    auto = "bf16" if cpu_has_bf16() else "fp32"                  # --precision auto (the default) says what it chose, and why
+    assert f"audio encoder (wav2vec2): {auto} — " in r.stdout, r.stdout[-2000:]
+    if auto == "bf16": assert np.abs(np.load(tmp_path / "b.npy")).max() > 0
     one_line_error(cli("stream", "--ckpt", w2v_actor), "an audio file or --mic")
     one_line_error(cli("stream", speech, "--ckpt", w2v_actor, "--seconds", "3"), "--seconds limits a --mic stream")
     r = cli("stream", "--mic", "--seconds", "0.2", "--ckpt", w2v_actor, "--out", tmp_path / "mic.npy")

@@ -25,6 +25,7 @@ from ..export.retarget import load_head_mesh, load_landmarks, fit_retarget, tran
 from ..export.gltf import write_gltf
 from ..export.arkit import ARKIT_NAMES, ArkitSolver, write_live_link_csv, write_arkit_json
 from ..evaluation.evaluate import evaluate_results, write_evaluation, expected_conditions
+from ..models.audio_encoder import set_precision
 from ..models.actor import load_actor, predict_conditions, style_conditions
 
 # %% auto #0
@@ -130,7 +131,10 @@ def _actor_fields(ck: dict, ckpt, model) -> tuple[list, float]:
 class Animator:
     "A loaded actor, its style condition and its face, ready to animate audio (`animate`, `animate_many`)."
     def __init__(self, ckpt, style=None, template=None, device="auto", templates=None, dataset=None, subjects=None,
-                 wav2vec2_config=None):
+                 wav2vec2_config=None,
+                 precision: str = "fp32",   # the audio encoder's: fp32 | bf16 | int8 | auto (`set_precision`)
+                 announce=None,             # called with one line naming the precision chosen (wav2vec2 / Whisper actors)
+                ):
         self.device = get_device(device)
         ck = self.ck = load_checkpoint(ckpt)
         self.reference = is_reference_state_dict(ck)
@@ -158,6 +162,10 @@ class Animator:
                                   f"{'' if not isinstance(tpl, torch.Tensor) or torch.isfinite(tpl).all() else ' with NaN/inf'}, "
                                   f"expected {model.cfg.motion_dim} finite numbers ({model.cfg.motion_dim // 3} vertices × 3) "
                                   f"for this model; the file is damaged or belongs to another model")
+        self.precision, why = set_precision(model.audio_encoder, precision)
+        if announce is not None and model.audio_encoder.cfg.backend != "mel":
+            announce(f"audio encoder ({model.audio_encoder.cfg.backend}): {self.precision} — {why}"
+                     + (" (--precision fp32 for full precision)" if self.precision != "fp32" else ""))
         self.model, self.fps, self.ckpt = model, fps, ckpt
         self.one_hot, self.template = oh.to(self.device), tpl.reshape(1, -1).float().to(self.device)
 
@@ -303,11 +311,14 @@ def animate(audio_path: str | Path,      # any audio file
             target: str | Path | None = None,    # a head mesh of any topology to animate instead (`export.retarget`)
             landmarks: str | Path | None = None, # the target's landmark file, where its mouth cannot be found by itself
             arkit: bool = False,         # .glb/.gltf: ARKit's 52 named blendshapes as the morph targets (`export.arkit`)
+            precision: str = "fp32",     # the audio encoder's (`Animator`); the CLI's default is 'auto'
+            announce=None,               # called with the line naming it
            ) -> np.ndarray:               # (T, 3V) the motion written (on the target, if given; (T, 52) weights for .csv/.json)
     "Animate a face from speech with a trained actor or a released FaceFormer checkpoint and write it to `out`."
     out = check_output(out)                                                          # before the work
     needs_arkit = _check_options(target, landmarks, arkit, out.suffix)
-    an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config)
+    if like_reference and precision == "auto": precision = "fp32"                    # the reference's demo, number for number
+    an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config, precision, announce)
     solver = ArkitSolver(an.rest()) if needs_arkit else None                       # refuses a face that is not the procedural head
     head = TargetHead(an, target, landmarks, faces) if target is not None else None
     tri = head.faces if head is not None else an.faces(faces, out)
@@ -347,6 +358,7 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
                  progress: bool = True,
                  max_audio_s: float | None = None,  # longest audio accepted per file (None: `data.audio.MAX_AUDIO_S`)
                  target: str | Path | None = None, landmarks: str | Path | None = None, arkit: bool = False,  # as `animate`
+                 precision: str = "fp32", announce=None,                                                  # as `animate`
                 ) -> dict:                      # files, audio_s, seconds, audio seconds per second
     """Animate many audio files with one loaded actor: sorted by length, decoded `batch_size` at a time in one batched
     rollout (`FaceFormer.predict_many`: each motion equals its own `predict`), written as they finish."""
@@ -360,7 +372,7 @@ def animate_many(inputs: list,                 # audio files and/or folders of a
         raise UsageError(f"--out {shown(out_dir)} is a file; with several inputs --out is a folder")
     for f in files: check_output(out_dir / f"{f.stem}.{fmt}")                     # before the work
     needs_arkit = _check_options(target, landmarks, arkit, "." + fmt)
-    an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config)
+    an = Animator(ckpt, style, template, device, templates, dataset, subjects, wav2vec2_config, precision, announce)
     solver = ArkitSolver(an.rest()) if needs_arkit else None                       # set up once for every file
     head = TargetHead(an, target, landmarks, faces) if target is not None else None
     tri = head.faces if head is not None else an.faces(faces, Path(f"x.{fmt}"))

@@ -21,7 +21,8 @@ __all__ = ['BACKENDS', 'DEFAULT_MODELS', 'SAMPLE_RATE', 'FEAT_RATE', 'MIN_SAMPLE
            'ENCODER_PRECISIONS', 'tokens_per_frame', 'align_to_frames', 'AudioEncoderConfig', 'AudioEncoderUnavailable',
            'load_pretrained', 'AudioEncoder', 'conv_geometry', 'chunked_cnn_features', 'tiny_wav2vec2_config',
            'Wav2Vec2AudioEncoder', 'tiny_whisper_config', 'WhisperAudioEncoder', 'vtlp_warp', 'freq_mask',
-           'causal_cmvn', 'MelAudioEncoder', 'build_audio_encoder', 'audio_config_from_file', 'speed_up_encoder']
+           'causal_cmvn', 'MelAudioEncoder', 'build_audio_encoder', 'audio_config_from_file', 'speed_up_encoder',
+           'cpu_has_bf16', 'auto_precision', 'set_precision']
 
 # %% ../../nbs/10_models.audio_encoder.ipynb #5fdc7b13
 def tokens_per_frame(fps: float,            # mesh frame rate
@@ -482,3 +483,26 @@ def speed_up_encoder(enc: AudioEncoder,              # a built encoder (e.g. `mo
             hf.encoder = quantize_dynamic(body, {nn.Linear}, dtype=torch.qint8)
     if compile: hf.encoder = torch.compile(hf.encoder, dynamic=True) if hf is not None else hf
     return enc
+
+# %% ../../nbs/10_models.audio_encoder.ipynb #314edc92
+def cpu_has_bf16() -> bool:
+    "Does this CPU compute bf16 natively (x86 AVX512-BF16 or AMX-BF16, read from /proc/cpuinfo; elsewhere: no)?"
+    try: flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "").split()
+    except OSError: return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+def auto_precision(enc: AudioEncoder) -> tuple[str, str]:
+    "(precision, reason) that `precision='auto'` picks for a built encoder on its device."
+    if enc.cfg.backend == "mel": return "fp32", "the mel encoder: a few ms of convolutions, bf16 saves nothing measurable"
+    dev = next(enc.parameters()).device
+    if dev.type == "cuda":
+        return ("bf16", "this GPU computes bf16") if torch.cuda.is_bf16_supported() else ("fp32", "this GPU has no bf16")
+    if dev.type == "cpu" and cpu_has_bf16(): return "bf16", "this CPU computes bf16 natively (AVX512-BF16/AMX)"
+    return "fp32", f"no native bf16 on this {dev.type} (emulated bf16 is slower)"
+
+def set_precision(enc: AudioEncoder, precision: str = "auto") -> tuple[str, str]:
+    "Apply `precision` ('auto' or one of `ENCODER_PRECISIONS`) to an encoder in place; returns (what it runs in, why)."
+    if precision == "auto": chosen, why = auto_precision(enc)
+    else: chosen, why = precision, "asked for"
+    speed_up_encoder(enc, chosen)
+    return chosen, why
