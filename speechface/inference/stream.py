@@ -151,6 +151,8 @@ class Streamer:
         the offline encoder)."""
         hf, S, R = self.enc.model, self.S, self.R
         L = self._n_tokens() if self.ended else max(0, (self.n - R) // S + 1)     # CNN tokens whose samples have arrived
+        if L < 1: raise UsageError(f"the stream ended after {self.n} samples; a wav2vec2 actor needs at least {R} "
+                                   f"({R / SR * 1000:.0f} ms at 16 kHz) for one audio token")
         T = self._n_frames()
         ta, tb = max(0, t0 - self.context), t1
         if self.ended: tb = T
