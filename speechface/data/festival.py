@@ -18,8 +18,8 @@ from .espeak import Utterance
 
 # %% auto #0
 __all__ = ['INSTALL_COMMAND', 'FESTIVAL_VOICES', 'CORPUS_SR', 'RADIO_TO_ARTICULATION', 'RADIO_VOWELS', 'MAX_SEGS_BYTES',
-           'FestivalMissing', 'festival_available', 'require_festival', 'scheme_string', 'festival_script', 'read_segs',
-           'read_extra', 'to_utterance', 'synthesize_batch', 'synthesize_many']
+           'FestivalMissing', 'festival_available', 'festival_version', 'require_festival', 'scheme_string',
+           'festival_script', 'read_segs', 'read_extra', 'to_utterance', 'synthesize_batch', 'synthesize_many']
 
 # %% ../../nbs/04a_data.festival.ipynb #5ee2e85c
 INSTALL_COMMAND = "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
@@ -36,6 +36,13 @@ class FestivalMissing(UserError, RuntimeError):
 def festival_available() -> bool:
     "Whether a `festival` program is on PATH."
     return shutil.which("festival") is not None
+
+def festival_version() -> str | None:
+    "`festival --version`'s line (e.g. '... 2.5.0:release December 2017'), or None without Festival: part of a corpus' name."
+    if not festival_available(): return None
+    try: r = subprocess.run(["festival", "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired): return None
+    return (r.stdout or r.stderr).strip()[:200] or None
 
 def require_festival():
     "Raise `FestivalMissing` with the install command unless `festival` is on PATH."

@@ -258,8 +258,11 @@ def source_fingerprint(key: str,       # what the data are a function of besides
     return h.hexdigest()[:12]
 
 def corpus_fingerprint(preset: str, seed: int, voices=("espeak",)) -> str:
-    "12 hex digits naming what a corpus is a function of: preset, seed, voice families, generator source, eSpeak NG data version."
-    fam = "" if voice_families(voices) == ("espeak",) else "|" + "+".join(voice_families(voices))
+    """12 hex digits naming what a corpus is a function of: preset, seed, voice families, generator source, eSpeak NG data
+    version, and Festival's version when its voices are in it (another Festival build speaks differently)."""
+    fams = voice_families(voices)
+    fam = "" if fams == ("espeak",) else "|" + "+".join(fams)
+    if "festival" in fams: fam += f"|{festival.festival_version()}"
     return source_fingerprint(f"{GENERATOR_VERSION}|{preset}|{seed}{fam}", _GENERATOR_MODULES)
 
 def _manifest(root: Path) -> dict:
