@@ -167,7 +167,7 @@ class Streamer:
             last = len(feats) - 1
             if self.k == 2:
                 idx = torch.arange(2 * ta, 2 * tb).clamp(max=L - 1) - ja         # offline repeats the last token
-                aligned = feats[idx.clamp(max=last)]
+                aligned = feats[idx.clamp(min=0, max=last)]
             else:
                 p = (torch.tensor([self._position(t) for t in range(ta, tb)], dtype=torch.float64) - ja).clamp(min=0)
                 i0 = p.floor().long().clamp(max=last)
