@@ -145,9 +145,15 @@ def test_stream_cli_wav2vec2_and_microphone_errors(w2v_actor, speech, tmp_path):
     from speechface.models.audio_encoder import cpu_has_bf16
     auto = "bf16" if cpu_has_bf16() else "fp32"                  # --precision auto (the default) says what it chose, and why
     assert f"audio encoder (wav2vec2): {auto} — " in r.stdout, r.stdout[-2000:]
-    if auto == "bf16": assert np.abs(np.load(tmp_path / "b.npy")).max() > 0
+    r = cli("stream", speech, "--ckpt", w2v_actor, "--lookahead-ms", "160", "--context-s", "1", "--precision", "fp32",
+            "--out", tmp_path / "b32.npy", timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    b, b32 = np.load(tmp_path / "b.npy"), np.load(tmp_path / "b32.npy")
+    if auto == "bf16": assert 0 < np.abs(b - b32).max() < 0.1 * np.abs(b32).max()   # the chunked encoder really ran in bf16
+    else: np.testing.assert_array_equal(b, b32)
     one_line_error(cli("stream", "--ckpt", w2v_actor), "an audio file or --mic")
     one_line_error(cli("stream", speech, "--ckpt", w2v_actor, "--seconds", "3"), "--seconds limits a --mic stream")
     r = cli("stream", "--mic", "--seconds", "0.2", "--ckpt", w2v_actor, "--out", tmp_path / "mic.npy")
     if r.returncode != 0:                                  # no sounddevice / PortAudio / input device here: one line says which
         one_line_error(r, "microphone" if "cannot open" in r.stderr else "--mic needs the sounddevice package")
+    else: assert np.load(tmp_path / "mic.npy").shape[1] == m.shape[1]   # a machine with a microphone: 0.2 s of frames

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/04a_data.festival.ipynb #1d9a89fb
 from __future__ import annotations
-import os, shutil, subprocess, tempfile
+import functools, os, shutil, subprocess, tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -37,6 +37,7 @@ def festival_available() -> bool:
     "Whether a `festival` program is on PATH."
     return shutil.which("festival") is not None
 
+@functools.lru_cache(maxsize=1)                                       # one program call per process
 def festival_version() -> str | None:
     "`festival --version`'s line (e.g. '... 2.5.0:release December 2017'), or None without Festival: part of a corpus' name."
     if not festival_available(): return None

@@ -169,7 +169,7 @@ class Streamer:
                 idx = torch.arange(2 * ta, 2 * tb).clamp(max=L - 1) - ja         # offline repeats the last token
                 aligned = feats[idx.clamp(min=0, max=last)]
             else:
-                p = (torch.tensor([self._position(t) for t in range(ta, tb)], dtype=torch.float64) - ja).clamp(min=0)
+                p = (torch.arange(ta, tb, dtype=torch.float64) * self._position(1) - ja).clamp(min=0)   # `_position` is t · rate
                 i0 = p.floor().long().clamp(max=last)
                 i1 = (i0 + 1).clamp(max=last)
                 w = (p - p.floor()).float()[:, None]

@@ -168,7 +168,7 @@ class SupervisedSettings(LoopSettings):
     phone_weight: float = setting(0.0, "float", **NONNEG)       # auxiliary phone cross-entropy (needs textgrids/); 0 = off
     val_conditions: str = setting("all", "choice", choices=("all", "mean"))  # all training styles (FaceFormer) | mean style
     max_train_items: int | None = setting(None, "int", lo=1, nullable=True)  # only the first N training utterances
-    init_from: str | None = setting(None, "str", nullable=True)  # fine-tune: start from this actor's weights (best.pt / last.pt),
+    init_from: str | None = setting(None, "str", nullable=True)  # fine-tune: start from this actor's weights (a best.pt),
                                                                 # same shapes and training speakers; its optimiser state is not read
     augment: AugmentSettings = field(default_factory=AugmentSettings)  # audio randomisation of training items; off by default
 

@@ -92,7 +92,10 @@ def initial_weights(path,                  # trainer.init_from: a best.pt / last
     `ConfigError` naming the file. The optimiser starts afresh: this run's `trainer.lr` applies from its first step."""
     ck = checkpoint_entries(load_checkpoint(path), ["model"], path)
     heard = ck.get("train_subjects")
-    if heard is not None and list(heard) != list(train_subjects):
+    if heard is None:
+        raise ConfigError(f"trainer.init_from={shown(path)}: the file lists no training speakers (a last.pt keeps only the "
+                          f"weights and config); start from the run's best.pt, which records them")
+    if list(heard) != list(train_subjects):
         raise ConfigError(f"trainer.init_from={shown(path)}: that actor was trained on the speakers {list(heard)[:6]}, this run "
                           f"on {list(train_subjects)[:6]}; fine-tune on the same corpus, split and dataset.holdout")
     try: check_state_shapes(model.state_dict(), ck["model"], path)
